@@ -1,0 +1,252 @@
+"""The device health model shared by WiFi access points and CCTV cameras.
+
+Pure Python, no Kafka, Faust or gRPC. Borrowed from OpenWISP and Prometheus `for:`:
+
+- a device runs named checks; each sample of the device says which checks fail right now;
+- a check *fires* only once its condition has held for its tolerance (event time), and stops
+  firing once the condition has been clear for its recovery time (so a flapping device does
+  not storm incidents);
+- missing heartbeats past a tolerance fire the CRITICAL `heartbeat` check (offline);
+- the device's health is the worst severity of its firing checks: OK, PROBLEM or CRITICAL.
+
+Only changes of health are reported (`HealthChange`); what to do with them is the caller's.
+Times are seconds since the epoch, in event time. State round-trips through `to_dict` so a
+Faust table can hold it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+HEARTBEAT_CHECK = "heartbeat"
+
+
+class Health(IntEnum):
+    """Values equal the protobuf HealthState numbers."""
+
+    OK = 1
+    PROBLEM = 2
+    CRITICAL = 3
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A check's severity when it fires, how long its condition must hold, how long to clear."""
+
+    name: str
+    severity: Health
+    tolerance_s: float = 0.0
+    recovery_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict on one sample."""
+
+    failing: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A firing check, as shown to operators."""
+
+    check: str
+    severity: Health
+    detail: str
+    since: float
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    device_id: str
+    before: Health
+    after: Health
+    at: float
+    reasons: tuple[Reason, ...]
+
+
+@dataclass
+class _CheckState:
+    failing_since: float | None = None
+    clear_since: float | None = None
+    firing: bool = False
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fs": self.failing_since, "cs": self.clear_since, "f": self.firing, "d": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _CheckState:
+        return cls(data.get("fs"), data.get("cs"), bool(data.get("f")), str(data.get("d", "")))
+
+
+@dataclass
+class DeviceHealth:
+    """Health state of one device under a fixed set of checks."""
+
+    device_id: str
+    specs: Mapping[str, CheckSpec]
+    heartbeat_tolerance_s: float
+    health: Health = Health.OK
+    health_since: float = 0.0
+    last_seen: float | None = None
+    checks: dict[str, _CheckState] = field(default_factory=dict)
+
+    def observe(self, at: float, results: Mapping[str, CheckResult]) -> HealthChange | None:
+        """Applies one sample (a heartbeat) taken at event time `at`."""
+        if self.last_seen is None:
+            self.health_since = at
+        self.last_seen = at if self.last_seen is None else max(self.last_seen, at)
+        self._clear_heartbeat(at)
+        for name, result in results.items():
+            spec = self.specs.get(name)
+            if spec is None:
+                raise KeyError(f"unknown check {name!r} for {self.device_id}")
+            self._apply(spec, self.checks.setdefault(name, _CheckState()), at, result)
+        return self._settle(at)
+
+    def check_silence(self, now: float) -> HealthChange | None:
+        """Fires the heartbeat check when nothing was heard for longer than the tolerance."""
+        if self.last_seen is None or now - self.last_seen <= self.heartbeat_tolerance_s:
+            return None
+        state = self.checks.setdefault(HEARTBEAT_CHECK, _CheckState())
+        if not state.firing:
+            silent_for = now - self.last_seen
+            state.firing, state.failing_since, state.clear_since = True, self.last_seen, None
+            state.detail = (f"no heartbeat for {silent_for:.0f}s "
+                            f"(tolerance {self.heartbeat_tolerance_s:.0f}s)")
+        return self._settle(self.last_seen + self.heartbeat_tolerance_s)
+
+    def reasons(self) -> tuple[Reason, ...]:
+        firing = [
+            Reason(name, self._severity_of(name), state.detail, state.failing_since or 0.0)
+            for name, state in sorted(self.checks.items())
+            if state.firing
+        ]
+        return tuple(sorted(firing, key=lambda r: (-r.severity, r.check)))
+
+    def _severity_of(self, name: str) -> Health:
+        return Health.CRITICAL if name == HEARTBEAT_CHECK else self.specs[name].severity
+
+    def _clear_heartbeat(self, at: float) -> None:
+        state = self.checks.get(HEARTBEAT_CHECK)
+        if state is not None and state.firing:
+            self.checks[HEARTBEAT_CHECK] = _CheckState()
+
+    @staticmethod
+    def _apply(spec: CheckSpec, state: _CheckState, at: float, result: CheckResult) -> None:
+        if result.failing:
+            state.clear_since = None
+            if state.failing_since is None:
+                state.failing_since = at
+            state.detail = result.detail or state.detail
+            if not state.firing and at - state.failing_since >= spec.tolerance_s:
+                state.firing = True
+            return
+        if not state.firing:
+            state.failing_since = None
+            return
+        if state.clear_since is None:
+            state.clear_since = at
+        if at - state.clear_since >= spec.recovery_s:
+            state.firing, state.failing_since, state.clear_since = False, None, None
+
+    def _settle(self, at: float) -> HealthChange | None:
+        reasons = self.reasons()
+        after = max((r.severity for r in reasons), default=Health.OK)
+        if after == self.health:
+            return None
+        change = HealthChange(self.device_id, self.health, after, at, reasons)
+        self.health, self.health_since = after, at
+        return change
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.device_id,
+            "h": int(self.health),
+            "hs": self.health_since,
+            "ls": self.last_seen,
+            "c": {name: state.to_dict() for name, state in self.checks.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], specs: Mapping[str, CheckSpec],
+                  heartbeat_tolerance_s: float) -> DeviceHealth:
+        return cls(
+            device_id=str(data["id"]),
+            specs=specs,
+            heartbeat_tolerance_s=heartbeat_tolerance_s,
+            health=Health(int(data["h"])),
+            health_since=float(data["hs"]),
+            last_seen=data.get("ls"),
+            checks={name: _CheckState.from_dict(s) for name, s in dict(data.get("c", {})).items()},
+        )
+
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+
+@dataclass
+class Availability:
+    """Share of time a device was not CRITICAL, from its health changes in event time.
+
+    Keeps the change points of the last week (plus the state before the oldest one), so memory
+    per device is bounded by how often it changes, and `ratio` is exact over any window.
+    """
+
+    first_seen: float | None = None
+    # (time, was_down) change points in ascending time order.
+    changes: list[tuple[float, bool]] = field(default_factory=list)
+
+    def record(self, at: float, health: Health) -> None:
+        down = health == Health.CRITICAL
+        if self.first_seen is None:
+            self.first_seen = at
+        if self.changes and self.changes[-1][1] == down:
+            return
+        if self.changes and at < self.changes[-1][0]:
+            at = self.changes[-1][0]  # a change never goes back in time
+        self.changes.append((at, down))
+        self._trim(at)
+
+    def ratio(self, now: float, window_s: float) -> float:
+        """Up time / observed time over [now - window, now]; 1.0 before anything was seen."""
+        if self.first_seen is None:
+            return 1.0
+        start = max(now - window_s, self.first_seen)
+        if now <= start:
+            return 1.0 if not self._down_at(now) else 0.0
+        down = 0.0
+        points = [(t, d) for t, d in self.changes if t < now]
+        for index, (t, was_down) in enumerate(points):
+            end = points[index + 1][0] if index + 1 < len(points) else now
+            lo, hi = max(t, start), min(end, now)
+            if was_down and hi > lo:
+                down += hi - lo
+        return max(0.0, 1.0 - down / (now - start))
+
+    def _down_at(self, at: float) -> bool:
+        state = False
+        for t, down in self.changes:
+            if t > at:
+                break
+            state = down
+        return state
+
+    def _trim(self, now: float) -> None:
+        horizon = now - WEEK
+        while len(self.changes) > 1 and self.changes[1][0] <= horizon:
+            self.changes.pop(0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fs": self.first_seen, "c": [[t, d] for t, d in self.changes]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Availability:
+        return cls(first_seen=data.get("fs"), changes=[(float(t), bool(d)) for t, d in data.get("c", [])])

@@ -1,0 +1,187 @@
+"""Faust wiring shared by the stream services: the app, raw-bytes topics, decode-or-dead-letter.
+
+Services declare their topics with `raw_topic(app, name)` and iterate
+`decoded(stream, codec, ...)`, which yields decoded messages and routes undecodable ones to
+the dead-letter topic without stopping the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import faust
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers.aiokafka import Producer as _FaustProducer
+from faust.transport.drivers.aiokafka import Transport as _FaustTransport
+from google.protobuf.message import Message
+from opentelemetry.context import Context
+from prometheus_client import Counter, Gauge
+
+from smartcity.codec import DecodeError, ProtoCodec
+from smartcity.dlq import DeadLetter, DeadLetterPublisher, SourceRecord
+from smartcity.observability import latency_histogram
+from smartcity.settings import PlatformSettings
+from smartcity.topics import load_catalogue
+from smartcity.tracing import extract_context
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+EVENTS_CONSUMED = Counter(
+    "smartcity_events_consumed_total",
+    "Messages consumed by a stream processor, by outcome (ok or dead_letter)",
+    ["service", "topic", "outcome"],
+)
+PROCESSING_LATENCY = latency_histogram(
+    "smartcity_processing_latency_seconds",
+    "Seconds from an event's own time to the end of its processing",
+    ("service", "topic"),
+)
+CONSUMER_LAG = Gauge(
+    "smartcity_consumer_lag_messages",
+    "Messages between the last committed offset and the partition's high-water mark",
+    ["service", "topic", "partition"],
+)
+
+
+class _IdempotentProducer(_FaustProducer):  # type: ignore[misc]
+    """Faust only turns on idempotence inside transactions; the platform wants it always."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
+class IdempotentTransport(_FaustTransport):  # type: ignore[misc]
+    Producer = _IdempotentProducer
+
+
+TRANSPORTS.aliases["smartcity"] = "smartcity.streams:IdempotentTransport"
+
+
+def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
+    """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire."""
+    brokers = ";".join(f"smartcity://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    config: dict[str, Any] = {
+        "broker": brokers,
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "producer_acks": -1,
+        "web_enabled": False,
+        "topic_disable_leader": True,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "table_cleanup_interval": 30.0,
+    }
+    return faust.App(settings.group_id, **(config | overrides))
+
+
+def raw_topic(app: faust.App, name: str, prefix: str = "") -> faust.TopicT:
+    """A catalogue topic (bytes in, bytes out) with its catalogue partition count."""
+    spec = load_catalogue()[name]
+    return app.topic(
+        spec.full_name(prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions,
+    )
+
+
+def bytes_topic(app: faust.App, full_name: str) -> faust.TopicT:
+    """A topic by full name for raw bytes (dead-letter topics)."""
+    return app.topic(full_name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")
+
+
+def faust_dead_letter_publisher(app: faust.App, service: str) -> DeadLetterPublisher:
+    """Publishes dead letters through the app's producer and waits for the broker's ack."""
+
+    async def send(letter: DeadLetter) -> None:
+        fut = await bytes_topic(app, letter.topic).send(key=letter.key, value=letter.value,
+                                                       headers=letter.headers)
+        await fut
+
+    return DeadLetterPublisher(service, send)
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[M]):
+    """A decoded message with where it came from and the trace context it carried."""
+
+    key: str
+    value: M
+    record: SourceRecord
+    trace_context: Context
+
+
+def _headers_of(message: Any) -> list[tuple[str, bytes]]:
+    headers = getattr(message, "headers", None) or []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+async def decoded(stream: faust.StreamT, codec: ProtoCodec[M], publisher: DeadLetterPublisher,
+                  service: str) -> AsyncIterator[Decoded[M]]:
+    """Yields each message decoded; sends what cannot be decoded to the DLQ and carries on."""
+    async for event in stream.events():
+        message = event.message
+        record = SourceRecord(topic=message.topic, partition=message.partition,
+                              offset=message.offset, key=event.key, value=event.value,
+                              headers=_headers_of(message))
+        try:
+            value = codec.decode(event.value)
+            key = event.key.decode("utf-8") if event.key else ""
+        except (DecodeError, UnicodeDecodeError) as exc:
+            log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition,
+                        record.offset, exc)
+            await publisher.publish(record, str(exc))
+            EVENTS_CONSUMED.labels(service, record.topic, "dead_letter").inc()
+            continue
+        EVENTS_CONSUMED.labels(service, record.topic, "ok").inc()
+        yield Decoded(key=key, value=value, record=record,
+                      trace_context=extract_context(record.headers))
+
+
+def observe_latency(service: str, topic: str, event_time_s: float) -> None:
+    """Records event-time-to-now latency (skipped for events from the far past: replays)."""
+    delay = time.time() - event_time_s
+    if 0 <= delay < 3600:
+        PROCESSING_LATENCY.labels(service, topic).observe(delay)
+
+
+def sample_consumer_lag(app: faust.App, service: str) -> None:
+    """Sets the lag gauge from the consumer's view (best effort: uses Faust's consumer state)."""
+    consumer = app.consumer
+    committed: Mapping[Any, int] = getattr(consumer, "_committed_offset", {}) or {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        done = committed.get(tp)
+        lag = highwater - (done + 1 if done is not None else 0)
+        CONSUMER_LAG.labels(service, tp.topic, str(tp.partition)).set(max(lag, 0))
+
+
+def topics_of(names: Sequence[str], prefix: str) -> list[str]:
+    catalogue = load_catalogue()
+    return [catalogue[n].full_name(prefix) for n in names]
+
+
+def run_worker(app: faust.App, settings: PlatformSettings) -> None:
+    """Runs the app as a Faust worker in this process until SIGTERM/SIGINT.
+
+    Not through Faust's CLI: it would force its web server on (port 6066) and its own logging;
+    the platform serves /metrics itself and logs JSON (see smartcity.observability).
+    """
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=settings.log_level, override_logging=False,
+                    redirect_stdouts=False, quiet=True)
+    worker.execute_from_commandline()
