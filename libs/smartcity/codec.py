@@ -6,11 +6,13 @@ with a reason a human can act on; the caller sends the message to its dead-lette
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 M = TypeVar("M", bound=Message)
 
@@ -73,3 +75,16 @@ def _is_set(message: Message, name: str) -> bool:
     if field.message_type is not None and not getattr(field, "is_repeated", False):
         return message.HasField(name)
     return bool(getattr(message, name))
+
+
+def to_timestamp(seconds: float) -> Timestamp:
+    """Seconds since the epoch (domain time) to a protobuf Timestamp."""
+    stamp = Timestamp()
+    whole = math.floor(seconds)
+    stamp.seconds, stamp.nanos = whole, round((seconds - whole) * 1e9) % 1_000_000_000
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> float:
+    """A protobuf Timestamp to seconds since the epoch (0.0 when unset)."""
+    return stamp.seconds + stamp.nanos / 1e9

@@ -185,3 +185,28 @@ def run_worker(app: faust.App, settings: PlatformSettings) -> None:
     worker = Worker(app, loglevel=settings.log_level, override_logging=False,
                     redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
+
+
+def _ready(app: faust.App) -> bool:
+    """Ready once partitions are assigned and tables recovered from their changelogs."""
+    try:
+        recovered = app.tables.recovery.completed.is_set()
+    except AttributeError:
+        recovered = True
+    return bool(recovered and not app.rebalancing)
+
+
+def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.0) -> None:
+    """The whole life of a stream service: logging, tracing, /metrics and probes, the worker."""
+    from smartcity.observability import configure_logging, start_observability
+    from smartcity.tracing import setup_tracing
+
+    configure_logging(settings)
+    setup_tracing(settings)
+    start_observability(settings, ready=lambda: _ready(app))
+
+    @app.timer(lag_interval_s)
+    async def _sample_lag() -> None:
+        sample_consumer_lag(app, settings.service_name)
+
+    run_worker(app, settings)
