@@ -73,13 +73,14 @@ class ControlServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         return RequestHandler
 
 
-def send_fault(port: int, command: Command, host: str = "127.0.0.1", timeout_s: float = 5.0) -> dict[str, Any]:
+def send_fault(port: int, command: Command, host: str = "127.0.0.1",
+               timeout_s: float = 5.0) -> dict[str, Any]:
     """Client side: posts a fault command to a simulator's control endpoint."""
     request = urllib.request.Request(f"http://{host}:{port}/faults", data=json.dumps(command).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")

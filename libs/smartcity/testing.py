@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def _reachable(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
             return True
@@ -77,13 +77,15 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def consume(bootstrap: str, topic: str, *, until: Callable[[list[ConsumerRecord[Any, Any]]], bool],
-                  timeout_s: float = 30.0) -> list[ConsumerRecord[Any, Any]]:
+                  timeout_s: float = 30.0, isolation_level: str = "read_uncommitted",
+                  ) -> list[ConsumerRecord[Any, Any]]:
     """Reads `topic` from the beginning (no group) until `until(records)` holds or time runs out.
 
     Returns what was read either way; the caller asserts on it, so a timeout is a clear failure.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+                                auto_offset_reset="earliest", group_id=None,
+                                isolation_level=isolation_level)
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:
@@ -107,8 +109,8 @@ async def consume(bootstrap: str, topic: str, *, until: Callable[[list[ConsumerR
     return records
 
 
-async def consume_all(bootstrap: str, topic: str, settle_s: float = 2.0,
-                      timeout_s: float = 30.0) -> list[ConsumerRecord[Any, Any]]:
+async def consume_all(bootstrap: str, topic: str, settle_s: float = 2.0, timeout_s: float = 30.0,
+                      isolation_level: str = "read_uncommitted") -> list[ConsumerRecord[Any, Any]]:
     """Everything on a topic: reads until nothing new arrived for `settle_s`."""
     state = {"count": -1, "since": time.monotonic()}
 
@@ -117,7 +119,8 @@ async def consume_all(bootstrap: str, topic: str, settle_s: float = 2.0,
             state["count"], state["since"] = len(records), time.monotonic()
         return time.monotonic() - state["since"] >= settle_s
 
-    return await consume(bootstrap, topic, until=settled, timeout_s=timeout_s)
+    return await consume(bootstrap, topic, until=settled, timeout_s=timeout_s,
+                         isolation_level=isolation_level)
 
 
 class ServiceProcess:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 CATALOGUE_PATH = Path(__file__).with_name("topics.yaml")
 DLQ_SUFFIX = ".dlq"
@@ -98,9 +100,6 @@ def load_catalogue() -> Catalogue:
 
 async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None = None) -> list[str]:
     """Create missing catalogue topics, add partitions, align configs. Returns what changed."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
     specs = load_catalogue().all_topics()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
     await admin.start()
@@ -123,20 +122,18 @@ async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None =
             changes += [f"created {s.full_name(prefix)} ({s.partitions} partitions)" for s in missing]
         present = [s for s in specs if s.full_name(prefix) in existing]
         if present:
-            changes += await _align_existing(admin, present, prefix, NewPartitions, ConfigResource,
-                                             ConfigResourceType)
+            changes += await _align_existing(admin, present, prefix)
     finally:
         await admin.close()
     return changes
 
 
-async def _align_existing(admin: Any, specs: list[TopicSpec], prefix: str, new_partitions: Any,
-                          config_resource: Any, resource_type: Any) -> list[str]:
+async def _align_existing(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> list[str]:
     changes: list[str] = []
     described = await admin.describe_topics([s.full_name(prefix) for s in specs])
     partitions = {d["topic"]: len(d["partitions"]) for d in described}
     grow = {
-        s.full_name(prefix): new_partitions(total_count=s.partitions)
+        s.full_name(prefix): NewPartitions(total_count=s.partitions)
         for s in specs
         if partitions.get(s.full_name(prefix), s.partitions) < s.partitions
     }
@@ -147,7 +144,7 @@ async def _align_existing(admin: Any, specs: list[TopicSpec], prefix: str, new_p
         if spec.config:
             # Incremental-free alter: set exactly the catalogue's keys, the rest stay default.
             await admin.alter_configs(
-                [config_resource(resource_type.TOPIC, spec.full_name(prefix), configs=spec.config)]
+                [ConfigResource(ConfigResourceType.TOPIC, spec.full_name(prefix), configs=spec.config)]
             )
     return changes
 

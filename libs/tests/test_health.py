@@ -1,0 +1,124 @@
+"""The shared health model: tolerances, recovery, silence, severity, availability."""
+
+from __future__ import annotations
+
+import pytest
+
+from smartcity.health import (
+    DAY,
+    HEARTBEAT_CHECK,
+    HOUR,
+    Availability,
+    CheckResult,
+    CheckSpec,
+    DeviceHealth,
+    Health,
+)
+
+SPECS = {
+    "cpu": CheckSpec("cpu", Health.PROBLEM, tolerance_s=300, recovery_s=60),
+    "recording": CheckSpec("recording", Health.CRITICAL),
+}
+FAIL, PASS = CheckResult(True, "cpu 95% > 90%"), CheckResult(False)
+
+
+def device() -> DeviceHealth:
+    return DeviceHealth("ap-1", SPECS, heartbeat_tolerance_s=90)
+
+
+def test_a_check_fires_only_once_its_condition_held_for_the_tolerance() -> None:
+    d = device()
+    assert d.observe(0, {"cpu": FAIL}) is None
+    assert d.observe(299, {"cpu": FAIL}) is None
+    change = d.observe(300, {"cpu": FAIL})
+    assert change is not None and change.after == Health.PROBLEM and change.before == Health.OK
+    assert [r.check for r in change.reasons] == ["cpu"] and change.reasons[0].since == 0
+
+
+def test_an_interrupted_condition_restarts_its_tolerance() -> None:
+    d = device()
+    d.observe(0, {"cpu": FAIL})
+    d.observe(200, {"cpu": PASS})
+    assert d.observe(400, {"cpu": FAIL}) is None
+    assert d.observe(699, {"cpu": FAIL}) is None
+    assert d.observe(700, {"cpu": FAIL}) is not None
+
+
+def test_recovery_needs_the_condition_clear_for_the_recovery_time() -> None:
+    d = device()
+    d.observe(0, {"cpu": FAIL})
+    d.observe(300, {"cpu": FAIL})
+    assert d.observe(310, {"cpu": PASS}) is None  # clear, but not for 60 s yet
+    assert d.observe(320, {"cpu": FAIL}) is None  # flaps back: still PROBLEM, no new change
+    assert d.observe(330, {"cpu": PASS}) is None
+    change = d.observe(390, {"cpu": PASS})
+    assert change is not None and change.after == Health.OK and change.reasons == ()
+
+
+def test_worst_firing_check_wins() -> None:
+    d = device()
+    d.observe(0, {"cpu": FAIL})
+    d.observe(300, {"cpu": FAIL})
+    change = d.observe(301, {"cpu": FAIL, "recording": CheckResult(True, "not recording")})
+    assert change is not None and change.after == Health.CRITICAL
+    assert [r.check for r in change.reasons] == ["recording", "cpu"]
+
+
+def test_silence_past_the_tolerance_is_critical_and_a_heartbeat_recovers() -> None:
+    d = device()
+    d.observe(100, {"cpu": PASS})
+    assert d.check_silence(190) is None  # exactly at the tolerance: not yet
+    change = d.check_silence(191)
+    assert change is not None and change.after == Health.CRITICAL
+    assert change.reasons[0].check == HEARTBEAT_CHECK and change.at == 190
+    assert d.check_silence(500) is None  # already offline: no second change
+    back = d.observe(501, {"cpu": PASS})
+    assert back is not None and back.after == Health.OK
+
+
+def test_a_device_never_heard_from_is_not_declared_offline() -> None:
+    assert device().check_silence(10_000) is None
+
+
+def test_unknown_check_is_an_error() -> None:
+    with pytest.raises(KeyError, match="unknown check"):
+        device().observe(0, {"fps": FAIL})
+
+
+def test_state_round_trips_through_a_dict() -> None:
+    d = device()
+    d.observe(0, {"cpu": FAIL})
+    d.observe(300, {"cpu": FAIL})
+    copy = DeviceHealth.from_dict(d.to_dict(), SPECS, 90)
+    assert copy.health == Health.PROBLEM and copy.reasons() == d.reasons()
+    assert copy.observe(310, {"cpu": PASS}) == d.observe(310, {"cpu": PASS})
+
+
+def test_availability_is_the_share_of_time_not_critical() -> None:
+    a = Availability()
+    a.record(0, Health.OK)
+    a.record(600, Health.CRITICAL)
+    a.record(900, Health.PROBLEM)  # PROBLEM counts as available
+    assert a.ratio(HOUR, HOUR) == pytest.approx(1 - 300 / 3600)
+    assert a.ratio(1800, HOUR) == pytest.approx(1 - 300 / 1800)  # observed only since first seen
+
+
+def test_availability_windows_cut_old_downtime() -> None:
+    a = Availability()
+    a.record(0, Health.CRITICAL)
+    a.record(HOUR, Health.OK)
+    now = 3 * HOUR
+    assert a.ratio(now, HOUR) == 1.0
+    assert a.ratio(now, DAY) == pytest.approx(2 / 3)
+
+
+def test_availability_while_still_down() -> None:
+    a = Availability()
+    a.record(0, Health.OK)
+    a.record(1000, Health.CRITICAL)
+    assert a.ratio(2000, HOUR) == pytest.approx(0.5)
+    assert Availability.from_dict(a.to_dict()).ratio(2000, HOUR) == pytest.approx(0.5)
+
+
+def test_availability_before_anything_is_seen_is_full() -> None:
+    assert Availability().ratio(100, HOUR) == 1.0
