@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv on PATH, else the one pip installed (pyenv may need a rehash before its shim exists).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 
-.PHONY: help install up down kafka-up kafka-down topics protos protos-check lint test test-unit fmt
+.PHONY: help install up down status kafka-up kafka-down topics protos protos-check lint test test-unit fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,9 +12,14 @@ help: ## List the targets
 install: ## Install uv, the locked Python environment and the Kafka jars
 	@bash scripts/install.sh
 
-up: install kafka-up topics ## Bring the platform up locally (Kafka and its topics)
+up: install ## Bring the whole city up: Kafka, topics, every service, the simulators
+	@$(UV) run --frozen python deploy/local/city.py up
 
-down: kafka-down ## Stop everything `make up` started
+down: ## Stop everything `make up` started (services, simulators, Kafka)
+	@$(UV) run --frozen python deploy/local/city.py down
+
+status: ## What runs, with pids and memory
+	@$(UV) run --frozen python deploy/local/city.py status
 
 kafka-up: ## Start the local Kafka broker (KRaft) unless KAFKA_BOOTSTRAP_SERVERS points elsewhere
 	@bash deploy/local/kafka.sh up
@@ -33,7 +38,9 @@ protos-check: ## Fail when the generated code is stale
 
 lint: install protos-check ## ruff, mypy and buf lint
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy libs services tests bench
+	$(UV) run --frozen mypy libs tests deploy/local/city.py $(wildcard bench/*.py)
+	@# One run per service: their tests/ folders would otherwise clash as modules.
+	@for svc in services/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
 	$(UV) run --frozen buf lint
 
 fmt: ## Format the Python code
