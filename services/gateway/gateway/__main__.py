@@ -1,2 +1,17 @@
-def main() -> None:  # replaced by the service's real entry point
-    raise SystemExit('gateway: not implemented yet')
+"""Entry point: `python -m gateway` (or the `gateway` console script)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from gateway.config import GatewayConfig
+from gateway.server import serve
+
+
+def main() -> None:
+    sys.exit(asyncio.run(serve(GatewayConfig.from_env())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The one gRPC interceptor: authentication, readiness, rate limits, tracing, metrics, errors.
+
+Every RPC of the gateway's own services passes through it; the standard health and reflection
+services do not (probes and tools call them without a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from gateway import metrics
+from gateway.api import Api
+from gateway.auth import Principal, RateLimiter, TokenStore
+from gateway.errors import ApiError, ErrorKind
+from smartcity.tracing import extract_context
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("gateway")
+
+PRINCIPAL: ContextVar[Principal] = ContextVar("principal")
+EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def current_principal() -> Principal:
+    return PRINCIPAL.get()
+
+
+def short_method(full: str) -> str:
+    """"/smartcity.v1.DeviceService/GetAccessPoint" -> "DeviceService/GetAccessPoint"."""
+    service, _, name = full.lstrip("/").partition("/")
+    return f"{service.rsplit('.', 1)[-1]}/{name}"
+
+
+def _metadata(details: grpc.HandlerCallDetails) -> list[tuple[str, str]]:
+    pairs = []
+    for key, value in details.invocation_metadata or ():
+        if isinstance(value, bytes):
+            continue  # binary metadata carries nothing the gateway reads
+        pairs.append((key.lower(), value))
+    return pairs
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, tokens: TokenStore, limiter: RateLimiter, api: Api,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._tokens = tokens
+        self._limiter = limiter
+        self._api = api
+        self._clock = clock
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
+            return handler
+        method = short_method(details.method)
+        metadata = _metadata(details)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+    def _admit(self, method: str, metadata: Sequence[tuple[str, str]]) -> Principal:
+        """Who is calling, or why they may not: UNAUTHENTICATED, RESOURCE_EXHAUSTED, UNAVAILABLE."""
+        authorization = next((v for k, v in metadata if k == "authorization"), None)
+        principal = self._tokens.authenticate(authorization)
+        try:
+            self._limiter.check(principal, self._clock())
+        except ApiError:
+            metrics.RATE_LIMITED.labels(principal.client_id).inc()
+            raise
+        if not self._api.ready:
+            raise ApiError(ErrorKind.UNAVAILABLE, "the gateway's views are still catching up with Kafka; "
+                                                  "retry shortly")
+        return principal
+
+    def _unary(self, inner: Unary, method: str, metadata: list[tuple[str, str]]) -> Unary:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(method, metadata)
+            with call.span():
+                try:
+                    token = PRINCIPAL.set(self._admit(method, metadata))
+                    try:
+                        return await inner(request, context)
+                    finally:
+                        PRINCIPAL.reset(token)
+                except BaseException as exc:
+                    await call.fail(exc, context)
+                    raise
+                finally:
+                    call.record()
+
+        return behavior
+
+    def _streaming(self, inner: Streaming, method: str, metadata: list[tuple[str, str]]) -> Streaming:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(method, metadata)
+            with call.span():
+                try:
+                    PRINCIPAL.set(self._admit(method, metadata))
+                    metrics.WATCHERS.labels(method).inc()
+                    try:
+                        async for item in inner(request, context):
+                            yield item
+                    finally:
+                        metrics.WATCHERS.labels(method).dec()
+                except BaseException as exc:
+                    await call.fail(exc, context)
+                    raise
+                finally:
+                    call.record()
+
+        return behavior
+
+
+class _Call:
+    """Bookkeeping of one RPC: its span, its status code, its duration."""
+
+    def __init__(self, method: str, metadata: list[tuple[str, str]]) -> None:
+        self.method = method
+        self.code = "OK"
+        self._metadata = metadata
+        self._start = time.perf_counter()
+        self._span: trace.Span | None = None
+
+    def span(self) -> Any:
+        parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self._metadata])
+        # The status is set explicitly (an abort is an exception but not always an error).
+        return tracer.start_as_current_span(self.method, context=parent, kind=SpanKind.SERVER,
+                                            record_exception=False, set_status_on_exception=False)
+
+    async def fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+        """Turns an exception into the call's status; aborts the call (which raises)."""
+        if isinstance(exc, ApiError):
+            self.code = exc.kind.name
+            self._mark_error(exc.message)
+            await context.abort(grpc.StatusCode[exc.kind.name], exc.message)
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            self.code = "CANCELLED"
+        elif isinstance(exc, Exception) and not _is_abort(exc):
+            incident = uuid.uuid4().hex[:12]
+            log.exception("internal error %s in %s", incident, self.method)
+            self.code = "INTERNAL"
+            self._mark_error(f"internal error {incident}")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error {incident}; see the gateway log")
+
+    def _mark_error(self, message: str) -> None:
+        span = trace.get_current_span()
+        span.set_status(Status(StatusCode.ERROR, message))
+        span.set_attribute("rpc.grpc.status_code", self.code)
+
+    def record(self) -> None:
+        metrics.RPCS.labels(self.method, self.code).inc()
+        metrics.RPC_LATENCY.labels(self.method, self.code).observe(time.perf_counter() - self._start)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    return type(exc).__name__ in {"AbortError", "InternalError", "UsageError"}
