@@ -1,0 +1,212 @@
+"""Request statistics per category and per OPD, kept incrementally and idempotently.
+
+The book holds the latest summary of every request (newest version wins, so a redelivered or
+re-emitted version changes nothing) and, per scope, what those summaries add up to. When a
+request changes, its old contribution is taken out and the new one put in, so an update costs
+O(log n) plus a list insert, whatever the number of requests.
+
+"Today" is the calendar day at the city's UTC offset (WIB) of the `now` the stats are read at;
+counts per day are kept so the figures roll over at midnight without recomputation. Times to
+acknowledge and to resolve are over every request the book holds (median and p90, linear
+interpolation between closest ranks).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from google.protobuf.duration_pb2 import Duration
+
+from citizen_requests.domain import is_open, is_overdue
+from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.v1 import requests_pb2 as pb
+
+Scope = tuple[pb.StatsScope, str]  # (scope, key)
+
+SCOPE_PREFIX = {pb.STATS_SCOPE_CATEGORY: "category", pb.STATS_SCOPE_OPD: "opd"}
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) of sorted values, interpolating between closest ranks; None if empty."""
+    if not sorted_values:
+        return None
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile {q} is outside 0..1")
+    position = q * (len(sorted_values) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def day_of(seconds: float, utc_offset_h: float) -> int:
+    """Days since the epoch at the given UTC offset: requests of one local day share a number."""
+    return math.floor((seconds + utc_offset_h * 3600.0) / 86400.0)
+
+
+def stats_key(scope: Scope) -> str:
+    """The stats topic key of a scope: "category:<c>" or "opd:<code>"."""
+    return f"{SCOPE_PREFIX[scope[0]]}:{scope[1]}"
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one request version adds to the statistics of its scopes."""
+
+    request_id: str
+    version: int
+    category: str
+    opd: str
+    open: bool
+    overdue: bool
+    submitted_day: int
+    resolved_day: int | None
+    breach_days: tuple[int, ...]
+    time_to_acknowledge_s: float | None
+    time_to_resolve_s: float | None
+
+    @property
+    def scopes(self) -> tuple[Scope, Scope]:
+        return (pb.STATS_SCOPE_CATEGORY, self.category), (pb.STATS_SCOPE_OPD, self.opd)
+
+
+def _elapsed(request: pb.ServiceRequest, name: str) -> float | None:
+    if not request.HasField(name):
+        return None
+    return max(0.0, from_timestamp(getattr(request, name)) - from_timestamp(request.requested_time))
+
+
+def contribution_of(request: pb.ServiceRequest, utc_offset_h: float) -> Contribution:
+    sla = request.sla
+    breach_days = tuple(day_of(from_timestamp(due), utc_offset_h)
+                        for breached, due in ((sla.acknowledge_breached, sla.acknowledge_due),
+                                              (sla.resolve_breached, sla.resolve_due)) if breached)
+    resolved = request.HasField("resolved_time")
+    return Contribution(
+        request_id=request.request_id, version=request.version, category=request.category,
+        opd=request.opd_code, open=is_open(request), overdue=is_overdue(request),
+        submitted_day=day_of(from_timestamp(request.requested_time), utc_offset_h),
+        resolved_day=day_of(from_timestamp(request.resolved_time), utc_offset_h) if resolved else None,
+        breach_days=breach_days, time_to_acknowledge_s=_elapsed(request, "acknowledged_time"),
+        time_to_resolve_s=_elapsed(request, "resolved_time"),
+    )
+
+
+@dataclass
+class ScopeTotals:
+    total: int = 0
+    open: int = 0
+    overdue: int = 0
+    submitted_by_day: Counter[int] = field(default_factory=Counter)
+    resolved_by_day: Counter[int] = field(default_factory=Counter)
+    breaches_by_day: Counter[int] = field(default_factory=Counter)
+    # Sorted, for the percentiles.
+    acknowledge_s: list[float] = field(default_factory=list)
+    resolve_s: list[float] = field(default_factory=list)
+
+    def apply(self, c: Contribution, sign: int) -> None:
+        """Adds (sign 1) or takes out (sign -1) one request's contribution."""
+        self.total += sign
+        self.open += sign * c.open
+        self.overdue += sign * c.overdue
+        _count(self.submitted_by_day, c.submitted_day, sign)
+        if c.resolved_day is not None:
+            _count(self.resolved_by_day, c.resolved_day, sign)
+        for day in c.breach_days:
+            _count(self.breaches_by_day, day, sign)
+        _sorted_apply(self.acknowledge_s, c.time_to_acknowledge_s, sign)
+        _sorted_apply(self.resolve_s, c.time_to_resolve_s, sign)
+
+
+def _count(counter: Counter[int], key: int, sign: int) -> None:
+    counter[key] += sign
+    if counter[key] == 0:
+        del counter[key]
+
+
+def _sorted_apply(values: list[float], value: float | None, sign: int) -> None:
+    if value is None:
+        return
+    if sign > 0:
+        bisect.insort(values, value)
+        return
+    index = bisect.bisect_left(values, value)
+    if index < len(values) and values[index] == value:
+        values.pop(index)
+
+
+def _duration(seconds: float | None) -> Duration | None:
+    if seconds is None:
+        return None
+    duration = Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
+
+
+class StatsBook:
+    """The latest version of every request, and the totals of each category and OPD."""
+
+    def __init__(self, utc_offset_h: float = 7.0) -> None:
+        self.utc_offset_h = utc_offset_h
+        self._requests: dict[str, Contribution] = {}
+        self._scopes: dict[Scope, ScopeTotals] = {}
+        # Open and overdue per (category, opd) pair, for the gauges.
+        self.open_by_pair: Counter[tuple[str, str]] = Counter()
+        self.overdue_by_pair: Counter[tuple[str, str]] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def version_of(self, request_id: str) -> int:
+        known = self._requests.get(request_id)
+        return known.version if known else 0
+
+    def update(self, request: pb.ServiceRequest) -> set[Scope]:
+        """Takes a request version in; returns the scopes whose figures changed (none if stale)."""
+        old = self._requests.get(request.request_id)
+        if old is not None and old.version >= request.version:
+            return set()
+        new = contribution_of(request, self.utc_offset_h)
+        touched: set[Scope] = set()
+        for contribution, sign in ((old, -1), (new, 1)):
+            if contribution is None:
+                continue
+            for scope in contribution.scopes:
+                self._scopes.setdefault(scope, ScopeTotals()).apply(contribution, sign)
+                touched.add(scope)
+            pair = (contribution.category, contribution.opd)
+            self.open_by_pair[pair] += sign * contribution.open
+            self.overdue_by_pair[pair] += sign * contribution.overdue
+        self._requests[request.request_id] = new
+        return touched
+
+    def update_all(self, requests: Iterable[pb.ServiceRequest]) -> set[Scope]:
+        touched: set[Scope] = set()
+        for request in requests:
+            touched |= self.update(request)
+        return touched
+
+    def scopes(self) -> list[Scope]:
+        return sorted(self._scopes)
+
+    def stats(self, scope: Scope, now: float) -> pb.RequestStats:
+        totals = self._scopes.get(scope, ScopeTotals())
+        today = day_of(now, self.utc_offset_h)
+        stats = pb.RequestStats(
+            scope=scope[0], key=scope[1], open=totals.open, overdue=totals.overdue,
+            submitted_today=totals.submitted_by_day[today], resolved_today=totals.resolved_by_day[today],
+            sla_breaches_today=totals.breaches_by_day[today], total=totals.total,
+            updated_time=to_timestamp(now),
+        )
+        for name, values, q in (("median_time_to_acknowledge", totals.acknowledge_s, 0.5),
+                                ("p90_time_to_acknowledge", totals.acknowledge_s, 0.9),
+                                ("median_time_to_resolve", totals.resolve_s, 0.5),
+                                ("p90_time_to_resolve", totals.resolve_s, 0.9)):
+            duration = _duration(percentile(values, q))
+            if duration is not None:
+                getattr(stats, name).CopyFrom(duration)
+        return stats
