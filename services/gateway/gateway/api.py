@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +111,7 @@ class Api:
         return gateway_pb2.ListIncidentsResponse(incidents=page.items, next_page_token=page.next_page_token,
                                                  total_size=page.total_size)
 
-    async def watch_devices(self, p: Principal, req: Any) -> AsyncIterator[Any]:
+    async def watch_devices(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(DEVICES_READ, "WatchDevices")
         validation.watch_devices(req)
 
@@ -122,8 +123,10 @@ class Api:
                                      *self.views.open_incidents()]
             return [d for d in devices if accept(d)]
 
-        async for change in self._watch(p, self.device_hub, accept, snapshot if req.send_snapshot else None):
-            yield _device_response(change)
+        changes = self._watch(p, self.device_hub, accept, snapshot if req.send_snapshot else None)
+        async with aclosing(changes):
+            async for change in changes:
+                yield _device_response(change)
 
     # ---------------- overview ----------------
 
@@ -136,7 +139,7 @@ class Api:
         validation.list_site_stats(req)
         return gateway_pb2.ListSiteStatsResponse(stats=self.views.list_site_stats(req.site_id, req.window))
 
-    async def watch_city_snapshot(self, p: Principal, req: Any) -> AsyncIterator[Any]:
+    async def watch_city_snapshot(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(DEVICES_READ, "WatchCitySnapshot")
         interval = validation.snapshot_interval(req, self.limits.snapshot_interval_s,
                                                 self.limits.snapshot_min_interval_s)
@@ -221,7 +224,7 @@ class Api:
         return gateway_pb2.ListRequestStatsResponse(stats=self.views.list_request_stats(req.scope),
                                                     as_of=to_timestamp(self.clock()))
 
-    async def watch_requests(self, p: Principal, req: Any) -> AsyncIterator[Any]:
+    async def watch_requests(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(REQUESTS_READ, "WatchRequests")
         validation.watch_requests(req)
         self._check_opd_filter(p, req.opd_code, "WatchRequests")
@@ -235,11 +238,13 @@ class Api:
         def snapshot() -> list[Change]:
             return [r for r in self.views.list_requests(RequestQuery(), self.clock()) if accept(r)]
 
-        async for change in self._watch(p, self.request_hub, accept, snapshot if req.send_snapshot else None):
-            if change is None:
-                yield gateway_pb2.WatchRequestsResponse(snapshot_end=gateway_pb2.SnapshotEnd())
-            else:
-                yield gateway_pb2.WatchRequestsResponse(request=self._shown(p, change))
+        changes = self._watch(p, self.request_hub, accept, snapshot if req.send_snapshot else None)
+        async with aclosing(changes):
+            async for change in changes:
+                if change is None:
+                    yield gateway_pb2.WatchRequestsResponse(snapshot_end=gateway_pb2.SnapshotEnd())
+                else:
+                    yield gateway_pb2.WatchRequestsResponse(request=self._shown(p, change))
 
     # ---------------- helpers ----------------
 
@@ -286,7 +291,7 @@ class Api:
         return _StreamSlot(self._streams, p.client_id, self.limits.max_streams_per_client)
 
     async def _watch(self, p: Principal, hub: Hub[Change], accept: Callable[[Change], bool],
-                     snapshot: Callable[[], Iterable[Change]] | None) -> AsyncIterator[Change | None]:
+                     snapshot: Callable[[], Iterable[Change]] | None) -> AsyncGenerator[Change | None, None]:
         """Snapshot (then None as its end marker) and live changes, without gap or repeat."""
         with self._stream_slot(p), hub.subscribe(accept) as sub:
             # Subscribing and reading the snapshot happen without an await in between, so every

@@ -6,7 +6,8 @@ happen in `gateway.interceptors`; nothing here decides anything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from gateway.api import Api
@@ -41,9 +42,10 @@ class DeviceServicer(gateway_pb2_grpc.DeviceServiceServicer):  # type: ignore[mi
     async def ListIncidents(self, request: Any, context: Context) -> Any:
         return self._api.list_incidents(current_principal(), request)
 
-    async def WatchDevices(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        async for response in self._api.watch_devices(current_principal(), request):
-            yield response
+    async def WatchDevices(self, request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        async with aclosing(self._api.watch_devices(current_principal(), request)) as responses:
+            async for response in responses:
+                yield response
 
 
 class OverviewServicer(gateway_pb2_grpc.OverviewServiceServicer):  # type: ignore[misc]
@@ -56,9 +58,10 @@ class OverviewServicer(gateway_pb2_grpc.OverviewServiceServicer):  # type: ignor
     async def ListSiteStats(self, request: Any, context: Context) -> Any:
         return self._api.list_site_stats(current_principal(), request)
 
-    async def WatchCitySnapshot(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        async for response in self._api.watch_city_snapshot(current_principal(), request):
-            yield response
+    async def WatchCitySnapshot(self, request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        async with aclosing(self._api.watch_city_snapshot(current_principal(), request)) as responses:
+            async for response in responses:
+                yield response
 
 
 class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[misc]
@@ -86,6 +89,7 @@ class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[
     async def ListRequestStats(self, request: Any, context: Context) -> Any:
         return self._api.list_request_stats(current_principal(), request)
 
-    async def WatchRequests(self, request: Any, context: Context) -> AsyncIterator[Any]:
-        async for response in self._api.watch_requests(current_principal(), request):
-            yield response
+    async def WatchRequests(self, request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        async with aclosing(self._api.watch_requests(current_principal(), request)) as responses:
+            async for response in responses:
+                yield response

@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from contextvars import ContextVar
 from typing import Any
 
@@ -31,7 +32,7 @@ PRINCIPAL: ContextVar[Principal] = ContextVar("principal")
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+Streaming = Callable[[Any, grpc.aio.ServicerContext], AsyncGenerator[Any, None]]
 
 
 def current_principal() -> Principal:
@@ -113,15 +114,16 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return behavior
 
     def _streaming(self, inner: Streaming, method: str, metadata: list[tuple[str, str]]) -> Streaming:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
             call = _Call(method, metadata)
             with call.span():
                 try:
                     PRINCIPAL.set(self._admit(method, metadata))
                     metrics.WATCHERS.labels(method).inc()
                     try:
-                        async for item in inner(request, context):
-                            yield item
+                        async with aclosing(inner(request, context)) as items:
+                            async for item in items:
+                                yield item
                     finally:
                         metrics.WATCHERS.labels(method).dec()
                 except BaseException as exc:

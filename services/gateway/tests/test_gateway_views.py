@@ -1,0 +1,195 @@
+"""The in-memory read model (pure): feeding, change detection, queries, the city snapshot."""
+
+from __future__ import annotations
+
+import time
+
+from gateway.testing import (
+    CRITICAL,
+    OK,
+    PROBLEM,
+    ap,
+    camera,
+    incident,
+    reason,
+    request_stats,
+    service_request,
+    site_stats,
+)
+from gateway.views import DeviceQuery, RequestQuery, Views, is_overdue
+from smartcity import inventory
+from smartcity.v1 import common_pb2, requests_pb2
+
+RS = requests_pb2
+
+
+def test_device_changes_are_reported_only_when_health_or_reasons_change() -> None:
+    views = Views()
+    assert views.apply_access_point(ap("ap-1", clients=3)) is not None  # new device
+    assert views.apply_access_point(ap("ap-1", clients=9)) is None  # only clients changed
+    assert views.access_points["ap-1"].clients_now == 9  # ... but the view has the latest
+    assert views.apply_access_point(ap("ap-1", health=PROBLEM, reasons=(reason("cpu"),))) is not None
+    assert (
+        views.apply_access_point(ap("ap-1", health=PROBLEM, reasons=(reason("cpu"), reason("memory"))))
+        is not None
+    )
+    assert views.apply_camera(camera("cam-1")) is not None
+    assert views.apply_camera(camera("cam-1", open_incident_id="inc-1")) is not None
+    assert views.apply_camera(camera("cam-1", open_incident_id="inc-1")) is None
+
+
+def test_incidents_open_and_resolve_and_replays_do_not_reopen() -> None:
+    views = Views()
+    opened = incident("inc-1", "cam-1")
+    assert views.apply_incident(opened) is not None
+    assert views.apply_incident(opened) is None  # redelivered
+    assert [i.incident_id for i in views.open_incidents()] == ["inc-1"]
+    assert views.apply_incident(incident("inc-1", "cam-1", resolved=True)) is not None
+    assert views.apply_incident(opened) is None
+    assert views.open_incidents() == []
+
+
+def test_resolved_incidents_are_capped_oldest_first() -> None:
+    views = Views(max_resolved_incidents=2)
+    for n in range(4):
+        views.apply_incident(incident(f"inc-{n}", "cam-1", resolved=True))
+    views.apply_incident(incident("inc-open", "cam-1"))
+    assert sorted(views.incidents) == ["inc-2", "inc-3", "inc-open"]
+
+
+def test_requests_keep_the_newest_version_from_either_topic() -> None:
+    views = Views()
+    assert views.apply_request(service_request("r-1", version=2)) is not None
+    assert views.apply_request(service_request("r-1", version=1)) is None  # stale
+    assert views.requests["r-1"].version == 2
+    assert views.apply_request(service_request("r-1", version=2)) is None  # same version: no change
+    event = requests_pb2.RequestEvent(
+        event_id="e-1",
+        request_id="r-1",
+        type=RS.REQUEST_EVENT_TYPE_ACKNOWLEDGED,
+        request=service_request("r-1", version=3, status=RS.REQUEST_STATUS_ACKNOWLEDGED),
+    )
+    changed = views.apply_event(event)
+    assert changed is not None and changed.version == 3
+    assert views.apply_event(event) is None  # redelivered event: not added twice
+    assert [e.event_id for e in views.events["r-1"]] == ["e-1"]
+
+
+def test_audit_trail_is_capped_per_request() -> None:
+    views = Views(max_events_per_request=3)
+    for n in range(5):
+        views.apply_event(requests_pb2.RequestEvent(event_id=f"e-{n}", request_id="r-1"))
+    assert [e.event_id for e in views.events["r-1"]] == ["e-2", "e-3", "e-4"]
+
+
+def test_tombstones_delete_entries() -> None:
+    views = Views()
+    views.apply_request(service_request("r-1"))
+    views.apply_site_stats("mpp:day", site_stats("mpp"))
+    views.delete("requests", "r-1")
+    views.delete("site_stats", "mpp:day")
+    views.delete("requests", "never-there")
+    assert views.requests == {} and views.site_stats == {}
+
+
+def test_near_filter_keeps_devices_within_the_radius_nearest_first() -> None:
+    views = Views()
+    views.apply_access_point(ap("ap-far", lat=-7.3574, lon=109.3603))  # Owabong, ~3.5 km away
+    views.apply_access_point(ap("ap-b", lat=-7.3886, lon=109.3639))  # ~33 m
+    views.apply_access_point(ap("ap-a", lat=-7.3883, lon=109.3639))  # at the point
+    query = DeviceQuery(near=common_pb2.GeoPoint(latitude=-7.3883, longitude=109.3639), radius_m=500)
+    assert [s.ap_id for _, s in views.list_access_points(query)] == ["ap-a", "ap-b"]
+    query.radius_m = 10_000
+    assert [s.ap_id for _, s in views.list_access_points(query)] == ["ap-a", "ap-b", "ap-far"]
+    assert [s.ap_id for _, s in views.list_access_points(DeviceQuery(health=OK, site_id="alun-alun"))] == [
+        "ap-a",
+        "ap-b",
+        "ap-far",
+    ]
+    assert views.list_access_points(DeviceQuery(health=CRITICAL)) == []
+
+
+def test_request_filters() -> None:
+    now = time.time()
+    views = Views()
+    views.apply_request(service_request("r-open", opd_code="BPBD", category="emergency", ack_due=now - 1))
+    views.apply_request(service_request("r-done", status=RS.REQUEST_STATUS_CLOSED, requested=now - 100))
+    views.apply_request(service_request("r-new", requested=now + 1))
+
+    def ids(q: RequestQuery) -> list[str]:
+        return [r.request_id for r in views.list_requests(q, now)]
+
+    assert ids(RequestQuery()) == ["r-new", "r-open", "r-done"]  # newest first
+    assert ids(RequestQuery(open_only=True)) == ["r-new", "r-open"]
+    assert ids(RequestQuery(overdue_only=True)) == ["r-open"]
+    assert ids(RequestQuery(opd_code="DPMPTSP", status=RS.REQUEST_STATUS_CLOSED)) == ["r-done"]
+    assert ids(RequestQuery(category="emergency")) == ["r-open"]
+
+
+def test_overdue_needs_an_open_request_past_a_due_time_or_flagged() -> None:
+    now = 1000.0
+    assert is_overdue(service_request("r", ack_due=999), now)
+    assert not is_overdue(service_request("r", ack_due=1001), now)
+    acked = service_request("r", status=RS.REQUEST_STATUS_ACKNOWLEDGED, ack_due=999)
+    assert not is_overdue(acked, now)  # acknowledged in time or late: the ack SLA no longer applies
+    acked.sla.resolve_breached = True
+    assert is_overdue(acked, now)
+    closed = service_request("r", status=RS.REQUEST_STATUS_CLOSED, ack_due=1)
+    assert not is_overdue(closed, now)
+
+
+def test_city_snapshot_counts_everything() -> None:
+    now = time.time()
+    views = Views()
+    views.apply_access_point(ap("ap-alun-alun-01", clients=10))
+    views.apply_access_point(ap("ap-alun-alun-02", clients=5, health=PROBLEM))
+    views.apply_access_point(
+        ap("ap-mpp-01", site_id="mpp", clients=7, health=CRITICAL)
+    )  # offline: not online
+    views.apply_camera(camera("cam-alun-alun-1"))
+    views.apply_camera(camera("cam-terminal-1", site_id="terminal", health=CRITICAL))
+    views.apply_incident(incident("inc-1", "cam-terminal-1", site_id="terminal"))
+    views.apply_incident(incident("inc-0", "cam-alun-alun-1", resolved=True))
+    views.apply_request(service_request("r-1", ack_due=now - 5))
+    views.apply_request(service_request("r-2"))
+    views.apply_request(service_request("r-3", status=RS.REQUEST_STATUS_RESOLVED))
+    views.apply_request_stats("opd:DPMPTSP", request_stats(RS.STATS_SCOPE_OPD, "DPMPTSP", 2, 1))
+    views.apply_request_stats("category:permits", request_stats(RS.STATS_SCOPE_CATEGORY, "permits", 2, 1))
+    views.apply_site_stats("alun-alun:day", site_stats("alun-alun", unique_users=321))
+    views.apply_site_stats("alun-alun:hour", site_stats("alun-alun", common_pb2.STATS_WINDOW_HOUR, 12))
+
+    snap = views.city_snapshot(now)
+    assert (
+        snap.access_points_total,
+        snap.access_points_ok,
+        snap.access_points_problem,
+        snap.access_points_critical,
+    ) == (3, 1, 1, 1)
+    assert snap.people_online == 15
+    assert (snap.cameras_total, snap.cameras_ok, snap.cameras_critical, snap.open_incidents) == (2, 1, 1, 1)
+    assert (snap.requests_open, snap.requests_overdue) == (2, 1)
+    assert [s.key for s in snap.requests_by_opd] == ["DPMPTSP"]
+    assert [s.key for s in snap.requests_by_category] == ["permits"]
+    sites = {s.site_id: s for s in snap.sites}
+    assert set(sites) == {s.site_id for s in inventory.SITES}
+    alun = sites["alun-alun"]
+    assert (
+        alun.name == "Alun-Alun Purbalingga"
+        and alun.location.latitude == inventory.site("alun-alun").latitude
+    )
+    assert (alun.access_points_total, alun.access_points_up, alun.clients_now, alun.unique_users_today) == (
+        2,
+        2,
+        15,
+        321,
+    )
+    assert (sites["mpp"].access_points_total, sites["mpp"].access_points_up) == (1, 0)
+    assert (sites["terminal"].cameras_total, sites["terminal"].cameras_up) == (1, 0)
+    assert snap.as_of.seconds == int(now)
+
+
+def test_sites_outside_the_inventory_are_listed_by_id() -> None:
+    views = Views()
+    views.apply_access_point(ap("ap-x", site_id="kantor-desa"))
+    summary = {s.site_id: s for s in views.site_summaries()}["kantor-desa"]
+    assert summary.name == "kantor-desa" and summary.access_points_total == 1
