@@ -1,2 +1,37 @@
-def main() -> None:  # replaced by the service's real entry point
-    raise SystemExit('camera-health: not implemented yet')
+"""Entry point: `python -m camera_health` (console script `camera-health`).
+
+Runs the Faust worker against KAFKA_BOOTSTRAP_SERVERS with topics under SMARTCITY_TOPIC_PREFIX,
+serving /metrics, /healthz and /readyz on METRICS_PORT (default 9102). Thresholds and timers:
+see `camera_health.config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from camera_health.config import ServiceConfig
+from camera_health.streams import SERVICE, build_app, describe, ensure_ticks_topic
+from smartcity.observability import configure_logging
+from smartcity.settings import PlatformSettings
+from smartcity.streams import serve
+
+METRICS_PORT = 9102
+
+
+def main() -> None:
+    settings = PlatformSettings.from_env(SERVICE, default_metrics_port=METRICS_PORT)
+    config = ServiceConfig.from_env()
+    configure_logging(settings)
+    for line in describe(settings, config):
+        logging.getLogger("camera_health").info(line)
+    # The worker runs on this loop afterwards (Faust takes the current event loop).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_ticks_topic(settings))
+    app, _ = build_app(settings, config)
+    serve(app, settings)
+
+
+if __name__ == "__main__":
+    main()

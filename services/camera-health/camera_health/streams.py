@@ -1,0 +1,241 @@
+"""Faust wiring of camera-health: a thin adapter around `domain.CameraMonitor`.
+
+    in    camera.heartbeats.v1                       CameraHeartbeat, key camera_id
+          <app id>-ticks (internal, co-partitioned)   silence-timer ticks, key camera_id
+    out   camera.status.v1 (compacted)               CameraStatus on changes and every
+                                                      CAMERA_STATUS_INTERVAL_S
+          camera.incidents.v1                        CameraIncident opened / resolved
+          camera.heartbeats.v1.dlq                   what could not be decoded or validated
+    table cameras (changelog <app id>-cameras-changelog): the CameraState of each camera
+
+One agent reads heartbeats and ticks together, so a camera's state only ever changes in its
+partition's order, one event at a time: the timer never races the stream. The timer itself
+only reads the table and sends ticks (Faust tables can only be changed from a stream).
+
+Crash safety (at-least-once): an event's outputs are sent and acknowledged *before* its new
+state is put in the table, and Faust flushes the changelog before it commits offsets. After a
+crash an event is either reprocessed (its outputs are sent again: same incident ids, statuses
+compacted by key) or already reflected in the recovered state (its outputs went out before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import faust
+from opentelemetry import trace
+
+from camera_health import metrics
+from camera_health.clock import ReceiptClock
+from camera_health.config import ServiceConfig
+from camera_health.domain import CameraMonitor, Outcome
+from camera_health.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
+from smartcity.codec import DecodeError
+from smartcity.dlq import SourceRecord
+from smartcity.settings import PlatformSettings
+from smartcity.streams import (
+    EVENTS_CONSUMED,
+    bytes_topic,
+    create_app,
+    faust_dead_letter_publisher,
+    observe_latency,
+    raw_topic,
+)
+from smartcity.topics import load_catalogue
+from smartcity.tracing import extract_context, inject_headers
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("camera-health")
+
+SERVICE = "camera-health"
+HEARTBEATS_TOPIC = "camera.heartbeats.v1"
+STATUS_TOPIC = "camera.status.v1"
+INCIDENTS_TOPIC = "camera.incidents.v1"
+TICKS_RETENTION_MS = 3_600_000  # ticks are only useful for seconds
+
+
+def ticks_topic_name(settings: PlatformSettings) -> str:
+    return f"{settings.group_id}-ticks"
+
+
+def partitions() -> int:
+    return load_catalogue()[HEARTBEATS_TOPIC].partitions
+
+
+async def ensure_ticks_topic(settings: PlatformSettings) -> None:
+    """Creates the internal ticks topic (the broker does not auto-create topics)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=SERVICE)
+    await admin.start()
+    try:
+        name = ticks_topic_name(settings)
+        if name not in set(await admin.list_topics()):
+            topic = NewTopic(name, partitions(), 1, topic_configs={"retention.ms": str(TICKS_RETENTION_MS)})
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
+                await admin.create_topics([topic])
+    finally:
+        await admin.close()
+
+
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    headers = getattr(message, "headers", None) or []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+class CameraHealthService:
+    def __init__(self, app: faust.App, settings: PlatformSettings, config: ServiceConfig) -> None:
+        self.app, self.config = app, config
+        self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
+        self.clock = ReceiptClock()
+        prefix = settings.topic_prefix
+        self.heartbeats_name = load_catalogue()[HEARTBEATS_TOPIC].full_name(prefix)
+        self.ticks_name = ticks_topic_name(settings)
+        self.source = app.topic(self.heartbeats_name, self.ticks_name, key_type=bytes, value_type=bytes,
+                                key_serializer="raw", value_serializer="raw")
+        self.ticks = bytes_topic(app, self.ticks_name)
+        self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
+        self.incidents_out = raw_topic(app, INCIDENTS_TOPIC, prefix)
+        # Keys and values are JSON (Faust's default for untyped tables): camera_id -> state dict.
+        self.table = app.Table("cameras", partitions=partitions())
+        self.dlq = faust_dead_letter_publisher(app, SERVICE)
+        self._next_refresh = time.monotonic() + config.status_interval_s
+
+    # --- the agent -----------------------------------------------------------------------
+
+    async def process(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            if event.message.topic == self.ticks_name:
+                await self.on_tick(event.key, event.value)
+            else:
+                await self.on_heartbeat(event)
+
+    async def on_heartbeat(self, event: Any) -> None:
+        message = event.message
+        record = SourceRecord(message.topic, message.partition, message.offset, event.key, event.value,
+                              _headers(message))
+        try:
+            hb = HEARTBEATS.decode(event.value)
+            key = event.key.decode("utf-8") if event.key else ""
+            if key != hb.camera_id:
+                raise DecodeError(f"key {key!r} does not match camera_id {hb.camera_id!r}")
+        except (DecodeError, UnicodeDecodeError) as exc:
+            log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+            await self.dlq.publish(record, str(exc))
+            EVENTS_CONSUMED.labels(SERVICE, record.topic, "dead_letter").inc()
+            return
+        EVENTS_CONSUMED.labels(SERVICE, record.topic, "ok").inc()
+        with tracer.start_as_current_span("camera-health.heartbeat", context=extract_context(record.headers)):
+            sample = sample_from_heartbeat(hb)
+            state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
+            state.meta.partition = message.partition
+            outcome = self.monitor.on_heartbeat(state, sample)
+            metrics.EVENTS.labels(sample.source, outcome.verdict).inc()
+            await self._publish(outcome)
+            if outcome.changed:
+                self.table[sample.camera_id] = self.monitor.dump(state)
+        self.clock.heard(sample.camera_id)
+        observe_latency(SERVICE, record.topic, sample.at)
+
+    async def on_tick(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            camera_id = (key or b"").decode("utf-8")
+            tick = json.loads(value or b"")
+            now, refresh = float(tick["now"]), bool(tick["refresh"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a malformed tick: %s", exc)  # internal topic: nothing to keep
+            return
+        data = self.table.get(camera_id)
+        if data is None:
+            return
+        state = self.monitor.load(camera_id, data)
+        outcome = self.monitor.on_tick(state, now, refresh)
+        await self._publish(outcome)
+        if outcome.changed:
+            self.table[camera_id] = self.monitor.dump(state)
+
+    async def _publish(self, outcome: Outcome) -> None:
+        """Sends incidents then statuses, and waits until the broker has them all."""
+        pending = []
+        headers = inject_headers()
+        for incident in outcome.incidents:
+            pending.append(await self.incidents_out.send(key=incident.camera_id.encode(),
+                                                         value=encode_incident(incident), headers=headers))
+        for status in outcome.statuses:
+            pending.append(await self.status_out.send(key=status.camera_id.encode(),
+                                                      value=encode_status(status), headers=headers))
+        for future in pending:
+            await future
+        metrics.record_incidents(outcome.incidents)
+        for status in outcome.statuses:
+            metrics.record_status(status)
+
+    # --- the silence timer ---------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges."""
+        if not self._ready():
+            return
+        actives = self._active_partitions()
+        refresh = time.monotonic() >= self._next_refresh
+        if refresh:
+            self._next_refresh = time.monotonic() + self.config.status_interval_s
+        fleet = []
+        for camera_id, data in list(self.table.items()):
+            state = self.monitor.load(camera_id, data)
+            if state.meta.partition not in actives or state.health.last_seen is None:
+                continue
+            fleet.append((state.meta.site_id, state.health.health, bool(state.incidents.open_id)))
+            now = self.clock.now_for(camera_id, state.health.last_seen)
+            due = self.monitor.needs_tick(state, now)
+            if refresh or due:
+                metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
+                await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
+                                      value=json.dumps({"now": now, "refresh": refresh}).encode())
+        metrics.set_fleet(fleet)
+
+    def _active_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives()
+                if tp.topic == self.heartbeats_name}
+
+    def _ready(self) -> bool:
+        try:
+            recovered = bool(self.app.tables.recovery.completed.is_set())
+        except AttributeError:
+            recovered = True
+        return recovered and not self.app.rebalancing
+
+
+def build_app(settings: PlatformSettings, config: ServiceConfig) -> tuple[faust.App, CameraHealthService]:
+    app = create_app(settings, broker_session_timeout=config.session_timeout_s,
+                     broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
+    service = CameraHealthService(app, settings, config)
+
+    @app.agent(service.source, name="camera-health")
+    async def process(stream: faust.StreamT) -> None:
+        await service.process(stream)
+
+    @app.timer(config.silence_check_interval_s)
+    async def watch() -> None:
+        await service.watch()
+
+    return app, service
+
+
+def describe(settings: PlatformSettings, config: ServiceConfig) -> Sequence[str]:
+    """Startup lines for the log: what the worker reads and how it is tuned."""
+    t = config.thresholds.defaults
+    return [
+        f"camera-health: group {settings.group_id}, topics prefix {settings.topic_prefix!r}",
+        f"heartbeat tolerance {t.heartbeat_tolerance_s:g}s, incident hold {t.incident_resolve_hold_s:g}s, "
+        f"silence check every {config.silence_check_interval_s:g}s, "
+        f"status every {config.status_interval_s:g}s, "
+        f"{len(config.thresholds.per_camera)} camera(s) with own thresholds",
+    ]
