@@ -32,6 +32,7 @@ OnEvent = Callable[[Any], None]
 
 # Views whose records are not keyed by their entry (stream topics): tombstones mean nothing there.
 _STREAM_VIEWS = {"events", "incidents"}
+_MAX_BATCH = 500
 
 
 class Projector:
@@ -93,10 +94,13 @@ class Projector:
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            batch = await self._consumer.getmany(timeout_ms=500, max_records=_MAX_BATCH)
             for tp, records in batch.items():
                 for record in records:
-                    self._apply(tp.topic, record)
+                    if self._apply(tp.topic, record):
+                        # Let watch streams drain their queues between changes, so a burst of
+                        # changes does not overflow subscribers that keep up.
+                        await asyncio.sleep(0)
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 
@@ -115,7 +119,8 @@ class Projector:
         log.info("views caught up in %.2f s: %s", elapsed, self.sizes())
         self.caught_up.set()
 
-    def _apply(self, topic: str, record: ConsumerRecord[Any, Any]) -> None:
+    def _apply(self, topic: str, record: ConsumerRecord[Any, Any]) -> bool:
+        """Feeds one record to its view; True when a change went out to watch streams."""
         name = self._topics[topic]
         view = VIEW_TOPICS[name][1]
         key = record.key.decode("utf-8", "replace") if record.key else ""
@@ -123,7 +128,7 @@ class Projector:
             if view not in _STREAM_VIEWS:
                 self._views.delete(view, key)
             metrics.RECORDS.labels(name, "tombstone").inc()
-            return
+            return False
         try:
             message = self._codecs[topic].decode(record.value)
         except DecodeError as exc:
@@ -131,14 +136,16 @@ class Projector:
             log.warning("skipping undecodable record %s[%d]@%d: %s", topic, record.partition,
                         record.offset, exc)
             metrics.RECORDS.labels(name, "undecodable").inc()
-            return
+            return False
         metrics.RECORDS.labels(name, "ok").inc()
         change = self._dispatch(view, key, message)
         live = self.caught_up.is_set()
-        if change is not None and live:
-            self._on_change(view, change)
         if view == "events" and live:
             self._on_event(message)
+        if change is not None and live:
+            self._on_change(view, change)
+            return True
+        return False
 
     def _dispatch(self, view: str, key: str, message: Any) -> Change | None:
         views = self._views
