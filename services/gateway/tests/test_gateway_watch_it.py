@@ -48,7 +48,7 @@ async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
 
 
 async def until_snapshot_end(call: Any) -> list[Any]:
-    before = []
+    before: list[Any] = []
     while True:
         reply = await asyncio.wait_for(call.read(), timeout=20)
         assert reply is not grpc.aio.EOF, "stream ended before its snapshot end"
