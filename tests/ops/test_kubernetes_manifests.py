@@ -1,0 +1,441 @@
+"""The Kubernetes manifests: every overlay renders with kustomize and validates strictly.
+
+Built-in kinds validate against the Kubernetes OpenAPI schemas (kubernetes-validate, offline,
+strict); custom resources against the schemas in crd_schemas/ (derived from the Strimzi and
+Prometheus-operator CRDs). Then what the schemas cannot see: topics match the catalogue,
+containers are hardened, selectors and references resolve, network exposure is as designed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate
+import pytest
+import yaml
+
+from smartcity.topics import load_catalogue
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+MONITORING = REPO / "deploy" / "monitoring"
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"
+KUBERNETES_VERSION = "1.31"
+OVERLAYS = ("dev", "prod")
+NAMESPACE = "smartcity"
+SERVICES = ("wifi-telemetry", "camera-health", "citizen-requests", "gateway")
+WORKERS = SERVICES[:3]
+METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}
+CUSTOM_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
+KAFKA_CLIENT_LABEL = ("smartcity.io/kafka-client", "true")
+PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt"}
+
+Doc = dict[str, Any]
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def named(docs: list[Doc], kind: str, name: str) -> Doc:
+    matches = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
+    return matches[0]
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and matchExpressions) matches a set of labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        present = key in labels
+        if (operator == "In" and labels.get(key) not in values) \
+                or (operator == "NotIn" and labels.get(key) in values) \
+                or (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def pod_labels(deployment: Doc) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def is_custom(doc: Doc) -> bool:
+    return doc["apiVersion"].split("/")[0] in CUSTOM_GROUPS
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request, render) -> tuple[str, list[Doc]]:
+    return request.param, render(request.param)
+
+
+# ------------------------------------------------------------------------------- rendering, schemas
+
+def test_every_overlay_renders_into_the_namespace(overlay):
+    name, docs = overlay
+    kinds = {d["kind"] for d in docs}
+    expected = {"Namespace", "ConfigMap", "ServiceAccount", "Deployment", "Service",
+                "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Kafka",
+                "KafkaNodePool", "KafkaTopic", "ServiceMonitor", "PrometheusRule"}
+    assert expected <= kinds, f"{name}: missing {sorted(expected - kinds)}"
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["name"] == NAMESPACE
+        else:
+            assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']} {doc['metadata']['name']}"
+    keys = [(d["apiVersion"], d["kind"], d["metadata"]["name"]) for d in docs]
+    assert len(keys) == len(set(keys)), "duplicate resources"
+
+
+def test_builtin_resources_validate_strictly_against_kubernetes(overlay):
+    name, docs = overlay
+    builtin = [d for d in docs if not is_custom(d)]
+    assert len(builtin) > 20
+    errors = []
+    for doc in builtin:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:
+            errors.append(f"{doc['kind']} {doc['metadata']['name']}: {getattr(exc, 'message', exc)}")
+    assert not errors, f"{name}:\n" + "\n".join(errors)
+
+
+def test_strict_kubernetes_validation_rejects_unknown_fields(render):
+    service = json.loads(json.dumps(named(render("prod"), "Service", "gateway")))
+    kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
+    service["spec"]["externalTrafficPolice"] = "Local"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(service, KUBERNETES_VERSION, strict=True)
+
+
+def crd_schema(doc: Doc) -> Doc:
+    group, version = doc["apiVersion"].split("/")
+    path = CRD_SCHEMAS / f"{doc['kind'].lower()}-{group}-{version}.json"
+    assert path.is_file(), f"no schema for {doc['kind']} {doc['apiVersion']}: add {path.name} (crd_schemas/)"
+    schema: Doc = json.loads(path.read_text())
+    return schema
+
+
+def test_custom_resources_validate_against_their_crd_schemas(overlay):
+    name, docs = overlay
+    custom = [d for d in docs if is_custom(d)]
+    assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor",
+                                           "PrometheusRule"}
+    errors = []
+    for doc in custom:
+        validator = jsonschema.Draft7Validator(crd_schema(doc))
+        errors += [f"{doc['kind']} {doc['metadata']['name']}: {'/'.join(map(str, e.absolute_path))}: "
+                   f"{e.message}" for e in validator.iter_errors(doc)]
+    assert not errors, f"{name}:\n" + "\n".join(errors)
+
+
+def test_crd_schemas_reject_what_the_api_server_would():
+    """The derived schemas are strict: an unknown field or a wrong type is an error."""
+    topic = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic",
+             "metadata": {"name": "x.v1", "labels": {"strimzi.io/cluster": "smartcity"}},
+             "spec": {"partitions": 3, "replicas": 1, "config": {"retention.ms": "1"}}}
+    validator = jsonschema.Draft7Validator(crd_schema(topic))
+    assert not list(validator.iter_errors(topic))
+    assert list(validator.iter_errors(topic | {"spec": {"partitions": 3, "replica": 1}}))
+    assert list(validator.iter_errors(topic | {"spec": {"partitions": "three"}}))
+    kafka = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka", "metadata": {"name": "k"},
+             "spec": {"kafka": {"listeners": [{"name": "plain", "port": 9092, "type": "internl",
+                                               "tls": False}]}}}
+    assert list(jsonschema.Draft7Validator(crd_schema(kafka)).iter_errors(kafka))
+
+
+# ------------------------------------------------------------------------------- Kafka and topics
+
+def test_generated_topics_are_current():
+    result = subprocess.run([sys.executable, str(K8S / "generate_topics.py"), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_catalogue_topic_has_exactly_one_matching_kafkatopic(overlay):
+    name, docs = overlay
+    kafka = of_kind(docs, "Kafka")
+    assert len(kafka) == 1
+    topics = of_kind(docs, "KafkaTopic")
+    catalogue = load_catalogue().all_topics()
+    assert len(topics) == len(catalogue), "a KafkaTopic that is not in the catalogue, or one missing"
+    replicas = 3 if name == "prod" else None
+    for spec in catalogue:
+        matching = [t for t in topics if t["spec"].get("topicName", t["metadata"]["name"]) == spec.name]
+        assert len(matching) == 1, f"{spec.name}: {len(matching)} KafkaTopics"
+        topic = matching[0]
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka[0]["metadata"]["name"]
+        assert topic["spec"]["partitions"] == spec.partitions, spec.name
+        assert {k: str(v) for k, v in topic["spec"].get("config", {}).items()} == spec.config, spec.name
+        assert topic["spec"]["replicas"] == (replicas or spec.replicas), spec.name
+    assert any(t["spec"]["topicName"].endswith(".dlq") for t in topics), "dead-letter topics missing"
+
+
+def test_kafka_cluster_is_kraft_with_node_pools_that_can_hold_the_replicas(overlay):
+    name, docs = overlay
+    kafka = of_kind(docs, "Kafka")[0]
+    annotations = kafka["metadata"].get("annotations", {})
+    assert annotations.get("strimzi.io/kraft") == "enabled"
+    assert annotations.get("strimzi.io/node-pools") == "enabled"
+    pools = [p for p in of_kind(docs, "KafkaNodePool")
+             if p["metadata"]["labels"].get("strimzi.io/cluster") == kafka["metadata"]["name"]]
+    brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
+    controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
+    assert controllers % 2 == 1, "a KRaft quorum needs an odd number of controllers"
+    config = kafka["spec"]["kafka"]["config"]
+    for topic in of_kind(docs, "KafkaTopic"):
+        assert topic["spec"]["replicas"] <= brokers
+    assert int(config["min.insync.replicas"]) < max(brokers, 2) or brokers == 1
+    assert int(config["default.replication.factor"]) <= brokers
+    if name == "prod":
+        assert brokers >= 3 and int(config["min.insync.replicas"]) == 2
+
+
+def test_services_point_at_the_strimzi_bootstrap_service(overlay):
+    _, docs = overlay
+    kafka = of_kind(docs, "Kafka")[0]
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    listener = next(x for x in listeners if x["type"] == "internal" and not x["tls"])
+    platform = named(docs, "ConfigMap", "smartcity-platform")["data"]
+    expected = f"{kafka['metadata']['name']}-kafka-bootstrap.{NAMESPACE}.svc:{listener['port']}"
+    assert platform["KAFKA_BOOTSTRAP_SERVERS"] == expected
+    assert platform["METRICS_HOST"] == "0.0.0.0"
+
+
+# ------------------------------------------------------------------------------- workloads
+
+def containers_of(doc: Doc) -> list[Doc]:
+    spec = doc["spec"]["template"]["spec"]
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def test_every_container_is_hardened_with_probes_and_limits(overlay):
+    name, docs = overlay
+    deployments = of_kind(docs, "Deployment")
+    assert {d["metadata"]["name"] for d in deployments} == set(SERVICES)
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        where = f"{name}/{deployment['metadata']['name']}"
+        assert pod.get("automountServiceAccountToken") is False, where
+        pod_security = pod.get("securityContext", {})
+        assert pod_security.get("runAsNonRoot") is True, where
+        assert pod_security.get("runAsUser", 0) != 0, where
+        assert pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        for container in containers_of(deployment):
+            sc = container.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), where
+            assert sc.get("privileged", False) is False, where
+            seccomp = sc.get("seccompProfile", pod_security.get("seccompProfile", {}))
+            assert seccomp.get("type") == "RuntimeDefault", where
+            assert container.get("livenessProbe") and container.get("readinessProbe"), where
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
+
+
+def test_probes_use_grpc_health_for_the_gateway_and_http_for_the_workers(overlay):
+    _, docs = overlay
+    gateway = containers_of(named(docs, "Deployment", "gateway"))[0]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert gateway[probe]["grpc"]["port"] == 50051, probe
+    for worker in WORKERS:
+        container = containers_of(named(docs, "Deployment", worker))[0]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert container["readinessProbe"]["httpGet"]["port"] in ("metrics", ports["metrics"])
+
+
+def test_metrics_ports_agree_between_config_container_service_and_servicemonitor(overlay):
+    _, docs = overlay
+    for service in SERVICES:
+        deployment = named(docs, "Deployment", service)
+        container = containers_of(deployment)[0]
+        config = named(docs, "ConfigMap", service)["data"]
+        assert int(config["METRICS_PORT"]) == METRICS_PORTS[service]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == METRICS_PORTS[service]
+        svc = named(docs, "Service", service)
+        assert selects({"matchLabels": svc["spec"]["selector"]}, pod_labels(deployment))
+        svc_ports = {p["name"]: p for p in svc["spec"]["ports"]}
+        assert svc_ports["metrics"]["port"] == METRICS_PORTS[service]
+        monitor = named(docs, "ServiceMonitor", service)
+        assert selects(monitor["spec"]["selector"], svc["metadata"]["labels"])
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+        # The rules' `up{job=...}` expects the service name as the job.
+        assert svc["metadata"]["labels"][monitor["spec"]["jobLabel"]] == service
+
+
+def test_references_resolve(overlay):
+    """ServiceAccounts, ConfigMaps and Secrets the pods use exist (prod: Secrets are created by hand)."""
+    name, docs = overlay
+    present = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for deployment in of_kind(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        account = named(docs, "ServiceAccount", pod["serviceAccountName"])
+        assert account.get("automountServiceAccountToken") is False
+        refs = [("ConfigMap", e["configMapRef"]["name"]) for c in containers_of(deployment)
+                for e in c.get("envFrom", []) if "configMapRef" in e]
+        secrets = [e["valueFrom"]["secretKeyRef"]["name"] for c in containers_of(deployment)
+                   for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
+        secrets += [v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v]
+        assert ("ConfigMap", "smartcity-platform") in refs
+        for ref in refs:
+            assert ref in present, f"{deployment['metadata']['name']}: {ref} missing"
+        for secret in secrets:
+            if name == "prod":  # created by the platform team, as deploy/k8s/README.md says
+                assert secret in PROD_SECRETS, f"{secret}: not a documented Secret"
+            else:
+                assert ("Secret", secret) in present, f"{secret} missing in {name}"
+    if name == "prod":
+        assert not of_kind(docs, "Secret"), "no secret material in the prod overlay"
+
+
+@pytest.mark.parametrize("overlay_name", OVERLAYS)
+def test_gateway_tokens_and_wifi_salt_come_from_secrets(render, overlay_name):
+    docs = render(overlay_name)
+    wifi = containers_of(named(docs, "Deployment", "wifi-telemetry"))[0]
+    salt = next(e for e in wifi["env"] if e["name"] == "WIFI_CLIENT_HASH_SALT")
+    assert salt["valueFrom"]["secretKeyRef"]["name"].startswith("wifi-client-hash-salt")
+    gateway = named(docs, "Deployment", "gateway")
+    tokens_file = named(docs, "ConfigMap", "gateway")["data"]["GATEWAY_TOKENS_FILE"]
+    if overlay_name == "dev":
+        assert tokens_file == "", "dev uses the gateway's packaged dev tokens"
+        return
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    mounts = containers_of(gateway)[0]["volumeMounts"]
+    mount = next(m for m in mounts if tokens_file.startswith(m["mountPath"].rstrip("/") + "/"))
+    assert mount.get("readOnly") is True
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "gateway-tokens"
+    assert [i["path"] for i in secret["items"]] == [Path(tokens_file).name]
+
+
+def test_gateway_is_autoscaled_and_every_service_has_a_disruption_budget(overlay):
+    name, docs = overlay
+    gateway = named(docs, "Deployment", "gateway")
+    assert "replicas" not in gateway["spec"], "the HPA owns the gateway's replica count"
+    hpa = named(docs, "HorizontalPodAutoscaler", "gateway")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"}
+    assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    if name == "prod":
+        assert hpa["spec"]["minReplicas"] >= 2
+    for service in SERVICES:
+        budgets = [b for b in of_kind(docs, "PodDisruptionBudget")
+                   if selects(b["spec"]["selector"], pod_labels(named(docs, "Deployment", service)))]
+        assert len(budgets) == 1, service
+
+
+# ------------------------------------------------------------------------------- network policies
+
+def ingress_policies_for(docs: list[Doc], labels: dict[str, str]) -> list[Doc]:
+    return [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+
+
+def test_ingress_is_denied_by_default_and_only_the_gateway_is_open(overlay):
+    _, docs = overlay
+    deny = [p for p in of_kind(docs, "NetworkPolicy") if p["spec"]["podSelector"] == {}]
+    assert len(deny) == 1 and deny[0]["spec"]["policyTypes"] == ["Ingress"]
+    assert not deny[0]["spec"].get("ingress"), "the catch-all policy must allow nothing"
+    for service in SERVICES:
+        labels = pod_labels(named(docs, "Deployment", service))
+        open_rules = [r for p in ingress_policies_for(docs, labels) for r in p["spec"].get("ingress", [])
+                      if not r.get("from")]
+        if service == "gateway":
+            assert [[p["port"] for p in r["ports"]] for r in open_rules] == [["grpc"]]
+        else:
+            assert not open_rules, f"{service} is reachable from anywhere"
+        # Every other rule names its peers; the metrics port only for Prometheus.
+        for policy in ingress_policies_for(docs, labels):
+            for rule in policy["spec"].get("ingress", []):
+                for peer in rule.get("from", []):
+                    if "namespaceSelector" in peer:
+                        assert peer["namespaceSelector"]["matchLabels"] == {
+                            "kubernetes.io/metadata.name": "monitoring"}
+                        assert [p["port"] for p in rule["ports"]] == ["metrics"]
+
+
+def test_only_the_platforms_pods_reach_kafka(overlay):
+    _, docs = overlay
+    key, value = KAFKA_CLIENT_LABEL
+    for service in SERVICES:
+        assert pod_labels(named(docs, "Deployment", service)).get(key) == value, service
+    kafka = of_kind(docs, "Kafka")[0]
+    for listener in kafka["spec"]["kafka"]["listeners"]:
+        peers = listener.get("networkPolicyPeers")
+        assert peers == [{"podSelector": {"matchLabels": {key: value}}}], listener["name"]
+    broker_labels = {"strimzi.io/cluster": kafka["metadata"]["name"], "strimzi.io/broker-role": "true",
+                     "strimzi.io/kind": "Kafka"}
+    policies = ingress_policies_for(docs, broker_labels)
+    peers = [peer for p in policies if p["spec"]["podSelector"] != {}
+             for r in p["spec"].get("ingress", []) for peer in r.get("from", [])]
+    assert peers == [{"podSelector": {"matchLabels": {key: value}}}]
+
+
+def test_prometheus_may_scrape_every_service(overlay):
+    _, docs = overlay
+    prometheus_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    for service in SERVICES:
+        labels = pod_labels(named(docs, "Deployment", service))
+        rules = [r for p in ingress_policies_for(docs, labels) for r in p["spec"].get("ingress", [])
+                 if prometheus_peer in r.get("from", [])]
+        assert any("metrics" in [p["port"] for p in r["ports"]] for r in rules), service
+
+
+# ------------------------------------------------------------------------------- monitoring objects
+
+def test_prometheusrule_is_generated_from_the_tested_rules(overlay):
+    _, docs = overlay
+    result = subprocess.run([sys.executable, str(K8S / "generate_prometheusrule.py"), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rule = named(docs, "PrometheusRule", "smartcity-alerts")
+    assert rule["spec"]["groups"] == yaml.safe_load((MONITORING / "rules.yaml").read_text())["groups"]
+
+
+def test_dashboards_are_configmaps_for_the_grafana_sidecar(overlay):
+    _, docs = overlay
+    maps = [m for m in of_kind(docs, "ConfigMap")
+            if m["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    shipped = {}
+    for config_map in maps:
+        assert not re.search(r"-[a-z0-9]{10}$", config_map["metadata"]["name"]), "no hash suffix"
+        shipped.update(config_map["data"])
+    files = {p.name: p.read_text() for p in (MONITORING / "dashboards").glob("*.json")}
+    assert shipped == files
+
+
+# ------------------------------------------------------------------------------- images
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_is_multi_stage_pinned_locked_and_non_root(service):
+    text = (REPO / "services" / service / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert len(stages) >= 2, "multi-stage"
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
+    image = base.group(1) if base else stages[-1]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?|python@sha256:[0-9a-f]{64}",
+                        image), f"base image not pinned: {image}"
+    assert f"uv sync --frozen --no-dev --no-editable --package {service}" in text
+    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert user and user[-1].split(":")[0] not in ("0", "root"), "runs as root"
+    project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]
+    entry = re.search(r'^ENTRYPOINT \["([^"]+)"', text, flags=re.MULTILINE)
+    assert entry and entry.group(1) in project["scripts"], "ENTRYPOINT is the service's console script"
+    port = str(METRICS_PORTS[service])
+    assert f"METRICS_PORT={port}" in text and port in re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE)[0]
