@@ -1,2 +1,22 @@
-def main() -> None:  # replaced by the service's real entry point
-    raise SystemExit('wifi-telemetry: not implemented yet')
+"""Entry point: `python -m wifi_telemetry` (console script `wifi-telemetry`).
+
+Runs the Faust worker with /metrics, /healthz and /readyz on METRICS_PORT (default 9101).
+Configuration: the platform's settings (smartcity.settings) and wifi_telemetry.config.
+"""
+
+from __future__ import annotations
+
+from smartcity.settings import PlatformSettings
+from smartcity.streams import serve
+from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
+from wifi_telemetry.streams import WifiTelemetryService
+
+
+def main() -> None:
+    settings = PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT)
+    service = WifiTelemetryService(settings, WifiConfig.from_env())
+    serve(service.app, settings)
+
+
+if __name__ == "__main__":
+    main()

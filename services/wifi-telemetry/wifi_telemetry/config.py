@@ -1,0 +1,117 @@
+"""Configuration of the wifi-telemetry service, from the environment with local defaults.
+
+Every threshold, tolerance, window and cadence is here so a demo or a test can shorten it:
+
+    WIFI_HEARTBEAT_TOLERANCE_S      silence before an AP is CRITICAL (offline)      90
+    WIFI_CPU_THRESHOLD_PERCENT      CPU above this fails the cpu check              90
+    WIFI_CPU_TOLERANCE_S            ... for this long before PROBLEM                300
+    WIFI_CPU_RECOVERY_S             clear for this long before the check stops      0
+    WIFI_MEMORY_THRESHOLD_PERCENT   memory above this fails the memory check        95
+    WIFI_MEMORY_TOLERANCE_S         ... for this long before PROBLEM                300
+    WIFI_MEMORY_RECOVERY_S          clear for this long before the check stops      0
+    WIFI_REORDER_WINDOW_S           event time a seq gap may stay open (reorder)    30
+    WIFI_REORDER_MAX_PENDING        samples held per AP while waiting for a gap     32
+    WIFI_ALLOWED_LATENESS_S         how late (event time) data may still change a
+                                    closed statistics window                        600
+    WIFI_TZ_OFFSET_S                offset of local time (day windows), WIB = +7 h  25200
+    WIFI_STATUS_INTERVAL_S          steady cadence of AccessPointStatus             30
+    WIFI_STATS_INTERVAL_S           cadence of SiteWifiStats (when changed)         5
+    WIFI_TICK_INTERVAL_S            how often the silence timer looks               1
+    WIFI_SITE_PARTITIONS            partitions of the internal by-site topic        6
+    WIFI_DATA_DIR                   Faust's local data directory                    <tmp>/smartcity
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smartcity.settings import env_float, env_int, env_str
+
+SERVICE_NAME = "wifi-telemetry"
+DEFAULT_METRICS_PORT = 9101
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400
+# Tumbling windows of the site statistics: name (as in the topic key) and length in seconds.
+WINDOWS: tuple[tuple[str, int], ...] = (("minute", MINUTE), ("hour", HOUR), ("day", DAY))
+WINDOW_SIZES: dict[str, int] = dict(WINDOWS)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """The AP health checks (ARCHITECTURE.md, Health model)."""
+
+    heartbeat_tolerance_s: float = 90.0
+    cpu_threshold_percent: float = 90.0
+    cpu_tolerance_s: float = 300.0
+    cpu_recovery_s: float = 0.0
+    memory_threshold_percent: float = 95.0
+    memory_tolerance_s: float = 300.0
+    memory_recovery_s: float = 0.0
+
+    @classmethod
+    def from_env(cls) -> HealthConfig:
+        d = cls()
+        return cls(
+            heartbeat_tolerance_s=env_float("WIFI_HEARTBEAT_TOLERANCE_S", d.heartbeat_tolerance_s),
+            cpu_threshold_percent=env_float("WIFI_CPU_THRESHOLD_PERCENT", d.cpu_threshold_percent),
+            cpu_tolerance_s=env_float("WIFI_CPU_TOLERANCE_S", d.cpu_tolerance_s),
+            cpu_recovery_s=env_float("WIFI_CPU_RECOVERY_S", d.cpu_recovery_s),
+            memory_threshold_percent=env_float("WIFI_MEMORY_THRESHOLD_PERCENT", d.memory_threshold_percent),
+            memory_tolerance_s=env_float("WIFI_MEMORY_TOLERANCE_S", d.memory_tolerance_s),
+            memory_recovery_s=env_float("WIFI_MEMORY_RECOVERY_S", d.memory_recovery_s),
+        )
+
+
+@dataclass(frozen=True)
+class WifiConfig:
+    """Everything the processor needs besides the platform settings."""
+
+    health: HealthConfig = field(default_factory=HealthConfig)
+    reorder_window_s: float = 30.0
+    reorder_max_pending: int = 32
+    allowed_lateness_s: float = 600.0
+    tz_offset_s: int = 7 * HOUR
+    status_interval_s: float = 30.0
+    stats_interval_s: float = 5.0
+    tick_interval_s: float = 1.0
+    site_partitions: int = 6
+    data_dir: str = ""
+
+    @classmethod
+    def from_env(cls) -> WifiConfig:
+        d = cls()
+        config = cls(
+            health=HealthConfig.from_env(),
+            reorder_window_s=env_float("WIFI_REORDER_WINDOW_S", d.reorder_window_s),
+            reorder_max_pending=env_int("WIFI_REORDER_MAX_PENDING", d.reorder_max_pending),
+            allowed_lateness_s=env_float("WIFI_ALLOWED_LATENESS_S", d.allowed_lateness_s),
+            tz_offset_s=env_int("WIFI_TZ_OFFSET_S", d.tz_offset_s),
+            status_interval_s=env_float("WIFI_STATUS_INTERVAL_S", d.status_interval_s),
+            stats_interval_s=env_float("WIFI_STATS_INTERVAL_S", d.stats_interval_s),
+            tick_interval_s=env_float("WIFI_TICK_INTERVAL_S", d.tick_interval_s),
+            site_partitions=env_int("WIFI_SITE_PARTITIONS", d.site_partitions),
+            data_dir=env_str("WIFI_DATA_DIR", str(Path(tempfile.gettempdir()) / "smartcity")),
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        from smartcity.settings import SettingsError
+
+        positive = {
+            "WIFI_HEARTBEAT_TOLERANCE_S": self.health.heartbeat_tolerance_s,
+            "WIFI_STATUS_INTERVAL_S": self.status_interval_s,
+            "WIFI_STATS_INTERVAL_S": self.stats_interval_s,
+            "WIFI_TICK_INTERVAL_S": self.tick_interval_s,
+            "WIFI_SITE_PARTITIONS": self.site_partitions,
+            "WIFI_REORDER_MAX_PENDING": self.reorder_max_pending,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise SettingsError(f"{name} must be positive, got {value}")
+        if self.allowed_lateness_s < 0 or self.reorder_window_s < 0:
+            raise SettingsError("WIFI_ALLOWED_LATENESS_S and WIFI_REORDER_WINDOW_S must be >= 0")

@@ -1,0 +1,289 @@
+"""The Faust side of wifi-telemetry: thin adapters around `processor.py` and `views.py`.
+
+    wifi.ap-telemetry.v1 ──┐ ingest: decode, validate (bad → <topic>.dlq),  ┌─► table "state" (changelog)
+    wifi.client-sessions.v1┘ re-key by site ─► <app>-by-site ─► process ─────┘        │
+                                                                                      ▼
+                       timer: AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
+                              SiteWifiStats when changed                      ─► wifi.site-stats.v1
+
+Why re-key by site: site statistics combine the APs of a site, and a Faust table is partitioned
+like its input. With the input keyed by site, one worker owns a site, its APs and its windows,
+and every record of a site lives in one changelog partition (see processor.py for how that
+makes a crash harmless). Health changes are published as they are applied; everything else is
+published by the timer from the table, so a restarted worker republishes the same values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+from opentelemetry import trace
+
+from smartcity.settings import PlatformSettings
+from smartcity.streams import create_app, decoded, faust_dead_letter_publisher, observe_latency, raw_topic
+from smartcity.tracing import extract_context, inject_headers
+from smartcity.v1 import wifi_pb2
+from wifi_telemetry import metrics
+from wifi_telemetry.config import WINDOWS, WifiConfig
+from wifi_telemetry.edge import SESSIONS_TOPIC, TELEMETRY_TOPIC
+from wifi_telemetry.messages import (
+    SESSION_CODEC,
+    TELEMETRY_CODEC,
+    redacted_session,
+    sample_from_proto,
+    session_from_proto,
+    site_stats_proto,
+    status_proto,
+)
+from wifi_telemetry.privacy import client_hash_problem
+from wifi_telemetry.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
+from wifi_telemetry.views import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
+from wifi_telemetry.windows import SESSIONS, USERS, SiteState
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("wifi_telemetry")
+
+STATUS_TOPIC = "wifi.ap-status.v1"
+STATS_TOPIC = "wifi.site-stats.v1"
+KIND_HEADER = "wifi.kind"
+KIND_TELEMETRY = b"telemetry"
+KIND_SESSION = b"session"
+# Input still to read, per partition, below which the worker counts as caught up (then a
+# missing heartbeat really is missing, not waiting in a backlog).
+CAUGHT_UP_LAG = 100
+
+
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    raw = getattr(message, "headers", None) or []
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+@dataclass
+class _Published:
+    """What was last published, to publish changes only (memory: a restart republishes all)."""
+
+    health: dict[str, tuple[int, bool, float]] = field(default_factory=dict)
+    stats: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
+    stats_at: float = 0.0
+
+
+class WifiTelemetryService:
+    """The Faust app with its topics, table, agents and timer."""
+
+    def __init__(self, settings: PlatformSettings, config: WifiConfig) -> None:
+        self.settings, self.config = settings, config
+        datadir = Path(config.data_dir) / f"{settings.group_id}-data"
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        self.app = create_app(settings, datadir=str(datadir))
+        prefix, app = settings.topic_prefix, self.app
+        self.telemetry_in = raw_topic(app, TELEMETRY_TOPIC, prefix)
+        self.sessions_in = raw_topic(app, SESSIONS_TOPIC, prefix)
+        self.by_site = app.topic(f"{settings.group_id}-by-site", key_type=bytes, value_type=bytes,
+                                 key_serializer="raw", value_serializer="raw",
+                                 partitions=config.site_partitions, internal=True)
+        self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
+        self.stats_out = raw_topic(app, STATS_TOPIC, prefix)
+        self.table = app.Table("state", partitions=config.site_partitions,
+                               schema=faust.Schema(key_type=str, key_serializer="json",
+                                                   value_serializer="json"))
+        self.processor = SiteProcessor(config, self.table)
+        self.dlq = faust_dead_letter_publisher(app, settings.service_name)
+        self.published = _Published()
+        self._announced_ready = False
+        self._wire()
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app, service = self.app, self.settings.service_name
+
+        async def ingest_telemetry(stream: faust.StreamT) -> None:
+            async for item in decoded(stream, TELEMETRY_CODEC, self.dlq, service):
+                await self._forward(item.value.site_id, KIND_TELEMETRY, item.record.value,
+                                    item.record.headers)
+
+        async def ingest_sessions(stream: faust.StreamT) -> None:
+            async for item in decoded(stream, SESSION_CODEC, self.dlq, service):
+                problem = client_hash_problem(item.value.client_hash)
+                if problem is not None:
+                    # The DLQ gets the event with its client id blanked: it may be a raw MAC.
+                    record = dataclasses.replace(item.record, value=redacted_session(item.value))
+                    await self.dlq.publish(record, problem)
+                    metrics.EVENTS.labels("session", "rejected").inc()
+                    continue
+                await self._forward(item.value.site_id, KIND_SESSION, item.record.value, item.record.headers)
+
+        async def process(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await self._process(event)
+
+        async def tick() -> None:
+            await self._tick()
+
+        app.agent(self.telemetry_in, name="wifi-ingest-telemetry")(ingest_telemetry)
+        app.agent(self.sessions_in, name="wifi-ingest-sessions")(ingest_sessions)
+        app.agent(self.by_site, name="wifi-process")(process)
+        app.timer(self.config.tick_interval_s, name="wifi-publish")(tick)
+
+    async def _forward(self, site_id: str, kind: bytes, value: bytes | None,
+                       headers: Any) -> None:
+        """Re-keys an accepted event by its site, keeping its trace context."""
+        carried = [(k, v) for k, v in headers if k != KIND_HEADER] + [(KIND_HEADER, kind)]
+        await self.by_site.send(key=site_id.encode(), value=value, headers=carried)
+
+    # -- processing ----------------------------------------------------------------------------
+
+    async def _process(self, event: Any) -> None:
+        message = event.message
+        headers = _headers(message)
+        kind = dict(headers).get(KIND_HEADER)
+        with tracer.start_as_current_span("wifi.process", context=extract_context(headers)):
+            try:
+                if kind == KIND_TELEMETRY:
+                    await self._on_telemetry(event.value, message.partition)
+                elif kind == KIND_SESSION:
+                    self._on_session(event.value, message.partition)
+                else:
+                    log.warning("by-site message without a known %s header skipped", KIND_HEADER)
+            except Exception:  # one bad event must not stop the site's stream
+                log.exception("event at %s[%d]@%d not processed", message.topic, message.partition,
+                              message.offset)
+                metrics.EVENTS.labels(kind.decode() if kind else "unknown", "error").inc()
+
+    async def _on_telemetry(self, value: bytes, partition: int) -> None:
+        sample = sample_from_proto(wifi_pb2.ApTelemetry.FromString(value))
+        result = self.processor.on_telemetry(sample, partition)
+        metrics.EVENTS.labels("telemetry", str(result.outcome)).inc()
+        if result.reboots:
+            metrics.REBOOTS.labels(sample.site_id).inc(result.reboots)
+        if result.skipped_gaps:
+            metrics.SEQ_GAPS.labels(sample.site_id).inc(result.skipped_gaps)
+        for change in result.changes:
+            metrics.HEALTH_CHANGES.labels(sample.site_id, metrics.health_label(change.after)).inc()
+            await self._publish_status(change_view(result.state, change), time.time())
+        observe_latency(self.settings.service_name, self.telemetry_in.get_topic_name(), sample.t)
+
+    def _on_session(self, value: bytes, partition: int) -> None:
+        session = session_from_proto(wifi_pb2.ClientSession.FromString(value))
+        result = self.processor.on_session(session, partition)
+        metrics.EVENTS.labels("session", result.outcome).inc()
+        observe_latency(self.settings.service_name, self.sessions_in.get_topic_name(), session.t)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def _publish_status(self, view: ApView, now: float) -> None:
+        ap_id = view.state.ap_id
+        status = status_proto(view, now)
+        await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
+                                   headers=inject_headers())
+        self.published.health[ap_id] = (int(view.health), view.silent, now)
+        metrics.PUBLISHED.labels(STATUS_TOPIC).inc()
+
+    async def _publish_stats(self, stats: SiteStats, now: float) -> None:
+        message = site_stats_proto(stats, now)
+        await self.stats_out.send(key=stats.key.encode(), value=message.SerializeToString(deterministic=True),
+                                  headers=inject_headers())
+        metrics.PUBLISHED.labels(STATS_TOPIC).inc()
+
+    def ready(self) -> bool:
+        """Partitions assigned and the table recovered from its changelog."""
+        try:
+            recovered = self.app.tables.recovery.completed.is_set()
+        except AttributeError:
+            recovered = True
+        return bool(recovered and not self.app.rebalancing)
+
+    def caught_up(self) -> bool:
+        """Whether no input partition has a backlog (only then is silence really silence)."""
+        consumer = self.app.consumer
+        inputs = {self.telemetry_in.get_topic_name(), self.sessions_in.get_topic_name(),
+                  self.by_site.get_topic_name()}
+        read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
+        committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+        for tp in consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            last_read = read.get(tp)
+            position = max(last_read + 1 if last_read is not None else 0, committed.get(tp) or 0)
+            if highwater - position > CAUGHT_UP_LAG:
+                return False
+        return True
+
+    def _owned_partitions(self) -> set[int]:
+        topic = self.by_site.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def _records(self, prefix: str, owned: set[int]) -> list[dict[str, Any]]:
+        return [value for key, value in list(self.table.items())
+                if isinstance(key, str) and key.startswith(prefix) and value is not None
+                and value.get("p") in owned]
+
+    async def _tick(self) -> None:
+        if not self.ready():
+            return
+        if not self._announced_ready:
+            self._announced_ready = True
+            log.info("wifi-telemetry ready: partitions assigned, state recovered")
+        now = time.time()
+        owned = self._owned_partitions()
+        live = self.caught_up()
+        model = self.processor.model
+        states = [model.load(raw) for raw in self._records(AP_PREFIX, owned)]
+        views = {s.ap_id: ap_view(model, s, now if live else None) for s in states}
+        await self._publish_statuses(views, now)
+        metrics.set_site_gauges(views.values())
+        if now - self.published.stats_at >= self.config.stats_interval_s:
+            self.published.stats_at = now
+            await self._publish_site_stats(views, owned, now)
+
+    async def _publish_statuses(self, views: Mapping[str, ApView], now: float) -> None:
+        for ap_id, view in views.items():
+            last = self.published.health.get(ap_id)
+            due = (last is None or last[0] != int(view.health) or last[1] != view.silent
+                   or now - last[2] >= self.config.status_interval_s)
+            if due:
+                await self._publish_status(view, now)
+
+    async def _publish_site_stats(self, views: Mapping[str, ApView], owned: set[int], now: float) -> None:
+        for raw in self._records(SITE_PREFIX, owned):
+            site = SiteState.from_dict(raw)
+            site_views = {ap: views[ap] for ap in site.aps if ap in views}
+            for window, _ in WINDOWS:
+                for stats in self._changed_stats(site, site_views, window):
+                    await self._publish_stats(stats, now)
+
+    def _changed_stats(self, site: SiteState, views: Mapping[str, ApView], window: str) -> list[SiteStats]:
+        """Windows whose numbers changed, oldest first, and always ending with the newest one,
+        so the compacted topic keeps the current window under "<site>:<window>"."""
+        keys = site_windows(site, views, window, self.config.allowed_lateness_s)
+        current = [
+            site_stats(site, views, key, self.processor.distinct_count(site.site_id, USERS, key),
+                       self.processor.distinct_count(site.site_id, SESSIONS, key))
+            for key in keys
+        ]
+        changed = []
+        for stats in current:
+            marker = (stats.site_id, stats.window, stats.start)
+            signature = tuple(stats.__dict__.values())
+            if self.published.stats.get(marker) != signature:
+                self.published.stats[marker] = signature
+                changed.append(stats)
+        if changed and changed[-1] is not current[-1]:
+            changed.append(current[-1])
+        kept = {(s.site_id, s.window, s.start) for s in current}
+        for marker in [m for m in self.published.stats if m[0] == site.site_id and m[1] == window]:
+            if marker not in kept:
+                del self.published.stats[marker]
+        return changed
+
