@@ -6,6 +6,10 @@
     uv run python deploy/monitoring/check_metrics.py --against URL_OR_FILE [...]
         also compares the list with live /metrics pages (or saved copies of them): every
         metric of the services and libs must be exported with its type and labels
+    uv run python deploy/monitoring/check_metrics.py --import MODULE [...]
+        the same without running anything: imports the modules that define the metrics
+        (e.g. smartcity.streams smartcity.dlq wifi_telemetry.metrics camera_health.metrics
+        citizen_requests.metrics gateway.metrics) and compares names, types and declared labels
 
 Metric names are taken from PromQL by a small tokenizer: strings, label matchers, grouping
 clauses, ranges and function calls are removed and the remaining identifiers are metrics.
@@ -200,6 +204,25 @@ def compare_with_exported(listed: dict[str, dict[str, Any]], exported: dict[str,
     return problems
 
 
+def declared_metrics(modules: Iterable[str]) -> dict[str, Exported]:
+    """Metrics the given modules register in prometheus_client's default registry, with the
+    label names they declare (known even before a first sample)."""
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    for module in modules:
+        importlib.import_module(module)
+    found: dict[str, Exported] = {}
+    for collector in list(REGISTRY._collector_to_names):
+        name, kind = getattr(collector, "_name", None), getattr(collector, "_type", None)
+        if name is None or kind is None:
+            continue
+        full = f"{name}_total" if kind == "counter" else name
+        found[full] = Exported(str(kind), frozenset(getattr(collector, "_labelnames", ())), True)
+    return found
+
+
 def read_exposition(source: str) -> str:
     if source.startswith(("http://", "https://")):
         with urllib.request.urlopen(source, timeout=10) as response:
@@ -212,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", nargs="*", default=[], metavar="URL_OR_FILE",
                         help="/metrics pages (or saved copies) of the running services")
+    parser.add_argument("--import", dest="modules", nargs="*", default=[], metavar="MODULE",
+                        help="modules defining the metrics, compared without running them")
     args = parser.parse_args(argv)
     listed = load_listed()
     comparison = compare_with_list(used_series(), listed)
@@ -220,14 +245,27 @@ def main(argv: list[str] | None = None) -> int:
     for name in comparison.unused:
         print(f"listed in {LISTED_PATH.name} but used nowhere: {name}")
     problems: list[str] = []
+    if args.modules:
+        declared = declared_metrics(args.modules)
+        owners = {spec["owner"] for spec in listed.values()}
+        checked = {n: s for n, s in listed.items() if s["owner"] in owners - {"prometheus"}
+                   and (s["owner"] == "libs" or any(m.startswith(s["owner"].replace("-", "_"))
+                                                    for m in args.modules))}
+        problems += compare_with_exported(checked, declared)
+        problems += [f"{n}: declares labels {sorted(declared[n].labels)}, the list says {s['labels']}"
+                     for n, s in checked.items() if n in declared
+                     and set(s.get("labels", [])) != declared[n].labels]
+        for problem in problems:
+            print(problem)
     if args.against:
         exported: dict[str, Exported] = {}
         for source in args.against:
             for name, metric in exported_metrics(read_exposition(source)).items():
                 merge_into(exported, name, metric)
-        problems = compare_with_exported(listed, exported)
-        for problem in problems:
+        live = compare_with_exported(listed, exported)
+        for problem in live:
             print(problem)
+        problems += live
     ok = comparison.ok and not problems
     print(f"{len(listed)} metrics listed; " + ("all consistent" if ok else "problems above"))
     return 0 if ok else 1

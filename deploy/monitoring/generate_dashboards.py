@@ -239,7 +239,7 @@ def _requests_panels(b: Board) -> None:
 
 
 def _gateway_panels(b: Board) -> None:
-    calls = "smartcity_gateway_requests_total"
+    calls = "smartcity_gateway_rpcs_total"
     b.add("stat", "Up", [Query('sum(up{job="gateway"})', "instances up", instant=True)],
           width=4, height=6)
     b.add("timeseries", "Calls per second by method", [Query(
@@ -251,18 +251,29 @@ def _gateway_panels(b: Board) -> None:
         "server errors")], unit="percentunit")
     b.add("timeseries", "Unary call latency p99 by method", [Query(
         "histogram_quantile(0.99, sum by (le, method) (rate("
-        f'smartcity_gateway_request_duration_seconds_bucket{{method!~".*Watch.*"}}[{RATE}])))',
+        f'smartcity_gateway_rpc_duration_seconds_bucket{{method!~".*Watch.*"}}[{RATE}])))',
         "{{method}}")], unit="s")
     b.add("timeseries", "Unary call latency p50 / p99", [
         Query(f"histogram_quantile({q}, sum by (le) (rate("
-              f'smartcity_gateway_request_duration_seconds_bucket{{method!~".*Watch.*"}}[{RATE}])))',
+              f'smartcity_gateway_rpc_duration_seconds_bucket{{method!~".*Watch.*"}}[{RATE}])))',
               f"p{int(q * 100)}") for q in (0.5, 0.99)], unit="s")
-    sel = 'service="gateway"'
-    b.add("timeseries", "Read-view consumer lag (messages by topic)", [Query(
-        f"sum by (topic) (smartcity_consumer_lag_messages{{{sel}}})", "{{topic}}")], width=12)
-    b.add("timeseries", "Dead letters (per minute by topic)", [Query(
-        f"sum by (topic) (rate(smartcity_dead_letters_total{{{sel}}}[{RATE}])) * 60", "{{topic}}.dlq")],
-        width=12)
+    # The gateway's consumer side: its read views, fed from the compacted topics.
+    b.add("stat", "Read views ready", [Query("min(smartcity_gateway_ready)", "ready", instant=True)],
+          width=4, defaults={"thresholds": {"mode": "absolute", "steps": [
+              {"color": "red", "value": None}, {"color": "green", "value": 1}]}})
+    b.add("timeseries", "Records read into the views (per second by topic and outcome)", [Query(
+        f"sum by (topic, outcome) (rate(smartcity_gateway_records_total[{RATE}]))",
+        "{{topic}} {{outcome}}")], width=10, unit="ops")
+    b.add("timeseries", "Undecodable records skipped (per minute by topic)", [Query(
+        f'sum by (topic) (rate(smartcity_gateway_records_total{{outcome="undecodable"}}[{RATE}])) * 60',
+        "{{topic}}")], width=10)
+    b.add("timeseries", "Open watch streams", [Query(
+        "sum by (stream) (smartcity_gateway_watchers)", "{{stream}}")])
+    b.add("timeseries", "Commands per minute by action and outcome", [Query(
+        f"sum by (action, outcome) (rate(smartcity_gateway_commands_total[{RATE}])) * 60",
+        "{{action}} {{outcome}}")])
+    b.add("timeseries", "Rate-limited calls per minute by client", [Query(
+        f"sum by (client) (rate(smartcity_gateway_rate_limited_total[{RATE}])) * 60", "{{client}}")])
 
 
 def service_health(service: str) -> Json:
