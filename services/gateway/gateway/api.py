@@ -82,9 +82,11 @@ class Api:
         size = validation.list_devices(req)
         found = self.views.list_access_points(DeviceQuery.of(req.filter))
         page = paginate(found, _pair_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListAccessPointsResponse(access_points=[s for _, s in page.items],
-                                                    next_page_token=page.next_page_token,
-                                                    total_size=page.total_size)
+        return gateway_pb2.ListAccessPointsResponse(
+            access_points=[s for _, s in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
 
     def get_camera(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "GetCamera")
@@ -99,17 +101,20 @@ class Api:
         size = validation.list_devices(req)
         found = self.views.list_cameras(DeviceQuery.of(req.filter))
         page = paginate(found, _pair_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListCamerasResponse(cameras=[s for _, s in page.items],
-                                               next_page_token=page.next_page_token,
-                                               total_size=page.total_size)
+        return gateway_pb2.ListCamerasResponse(
+            cameras=[s for _, s in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
 
     def list_incidents(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "ListIncidents")
         size = validation.list_incidents(req)
         found = self.views.list_incidents(req.camera_id, req.site_id, req.open_only)
         page = paginate(found, _incident_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListIncidentsResponse(incidents=page.items, next_page_token=page.next_page_token,
-                                                 total_size=page.total_size)
+        return gateway_pb2.ListIncidentsResponse(
+            incidents=page.items, next_page_token=page.next_page_token, total_size=page.total_size
+        )
 
     async def watch_devices(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(DEVICES_READ, "WatchDevices")
@@ -119,8 +124,11 @@ class Api:
             return _device_matches(change, req.kind, req.site_id)
 
         def snapshot() -> list[Change]:
-            devices: list[Change] = [*self.views.access_points.values(), *self.views.cameras.values(),
-                                     *self.views.open_incidents()]
+            devices: list[Change] = [
+                *self.views.access_points.values(),
+                *self.views.cameras.values(),
+                *self.views.open_incidents(),
+            ]
             return [d for d in devices if accept(d)]
 
         changes = self._watch(p, self.device_hub, accept, snapshot if req.send_snapshot else None)
@@ -141,8 +149,9 @@ class Api:
 
     async def watch_city_snapshot(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(DEVICES_READ, "WatchCitySnapshot")
-        interval = validation.snapshot_interval(req, self.limits.snapshot_interval_s,
-                                                self.limits.snapshot_min_interval_s)
+        interval = validation.snapshot_interval(
+            req, self.limits.snapshot_interval_s, self.limits.snapshot_min_interval_s
+        )
         with self._stream_slot(p):
             while True:
                 yield gateway_pb2.WatchCitySnapshotResponse(snapshot=self.views.city_snapshot(self.clock()))
@@ -179,12 +188,17 @@ class Api:
         self._check_opd_filter(p, req.opd_code, "ListRequests")
         query = RequestQuery(req.opd_code, req.category, req.status, req.open_only, req.overdue_only)
         now = self.clock()
-        found = [r for r in self.views.list_requests(query, now)
-                 if can_see_request(p, r.opd_code, r.submitted_by_client)]
+        found = [
+            r
+            for r in self.views.list_requests(query, now)
+            if can_see_request(p, r.opd_code, r.submitted_by_client)
+        ]
         page = paginate(found, _request_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListRequestsResponse(requests=[self._shown(p, r) for r in page.items],
-                                                next_page_token=page.next_page_token,
-                                                total_size=page.total_size)
+        return gateway_pb2.ListRequestsResponse(
+            requests=[self._shown(p, r) for r in page.items],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
 
     async def transition_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
         p.require(REQUESTS_WRITE, "TransitionRequest")
@@ -192,13 +206,16 @@ class Api:
         current = self._visible_request(p, req.request_id)
         action = gateway_pb2.RequestAction.Name(req.action)
         if not can_transition(p, current.opd_code):
-            raise denied(f"request {req.request_id} is routed to {current.opd_code or 'no OPD'}; only that "
-                         f"OPD (or an admin) may {action.removeprefix('REQUEST_ACTION_')} it")
+            raise denied(
+                f"request {req.request_id} is routed to {current.opd_code or 'no OPD'}; only that "
+                f"OPD (or an admin) may {action.removeprefix('REQUEST_ACTION_')} it"
+            )
         command = new_command(p, req.request_id, self.clock(), req.expected_version)
         set_transition(command, req)
         event = await self.bus.execute(command, self._command_timeout(deadline_s))
-        return gateway_pb2.TransitionRequestResponse(request=self._shown(p, event.request),
-                                                     event=self._shown_event(p, event))
+        return gateway_pb2.TransitionRequestResponse(
+            request=self._shown(p, event.request), event=self._shown_event(p, event)
+        )
 
     async def comment_on_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
         p.require(REQUESTS_WRITE, "CommentOnRequest")
@@ -215,14 +232,16 @@ class Api:
         self._visible_request(p, req.request_id)
         trail = list(enumerate(self.views.events.get(req.request_id, [])))
         page = paginate(trail, _index_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListRequestEventsResponse(events=[self._shown_event(p, e) for _, e in page.items],
-                                                     next_page_token=page.next_page_token)
+        return gateway_pb2.ListRequestEventsResponse(
+            events=[self._shown_event(p, e) for _, e in page.items], next_page_token=page.next_page_token
+        )
 
     def list_request_stats(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequestStats")
         validation.list_request_stats(req)
-        return gateway_pb2.ListRequestStatsResponse(stats=self.views.list_request_stats(req.scope),
-                                                    as_of=to_timestamp(self.clock()))
+        return gateway_pb2.ListRequestStatsResponse(
+            stats=self.views.list_request_stats(req.scope), as_of=to_timestamp(self.clock())
+        )
 
     async def watch_requests(self, p: Principal, req: Any) -> AsyncGenerator[Any, None]:
         p.require(REQUESTS_READ, "WatchRequests")
@@ -230,10 +249,12 @@ class Api:
         self._check_opd_filter(p, req.opd_code, "WatchRequests")
 
         def accept(change: Change) -> bool:
-            return (isinstance(change, requests_pb2.ServiceRequest)
-                    and can_see_request(p, change.opd_code, change.submitted_by_client)
-                    and (not req.opd_code or change.opd_code == req.opd_code)
-                    and (not req.category or change.category == req.category))
+            return (
+                isinstance(change, requests_pb2.ServiceRequest)
+                and can_see_request(p, change.opd_code, change.submitted_by_client)
+                and (not req.opd_code or change.opd_code == req.opd_code)
+                and (not req.category or change.category == req.category)
+            )
 
         def snapshot() -> list[Change]:
             return [r for r in self.views.list_requests(RequestQuery(), self.clock()) if accept(r)]
@@ -253,14 +274,18 @@ class Api:
         if request is None:
             raise not_found(f"request {request_id!r}")
         if not can_see_request(p, request.opd_code, request.submitted_by_client):
-            raise denied(f"request {request_id} is routed to {request.opd_code or 'no OPD'}; client "
-                         f"{p.client_id} sees only its own OPD's requests without scope {REQUESTS_READ_ALL}")
+            raise denied(
+                f"request {request_id} is routed to {request.opd_code or 'no OPD'}; client "
+                f"{p.client_id} sees only its own OPD's requests without scope {REQUESTS_READ_ALL}"
+            )
         return request
 
     def _check_opd_filter(self, p: Principal, opd_code: str, action: str) -> None:
         if opd_code and opd_code != p.opd_code and not p.has(REQUESTS_READ_ALL):
-            raise denied(f"{action} of OPD {opd_code} needs scope {REQUESTS_READ_ALL}; "
-                         f"client {p.client_id} belongs to {p.opd_code or 'no OPD'}")
+            raise denied(
+                f"{action} of OPD {opd_code} needs scope {REQUESTS_READ_ALL}; "
+                f"client {p.client_id} belongs to {p.opd_code or 'no OPD'}"
+            )
 
     @staticmethod
     def _shown(p: Principal, request: Any) -> Any:
@@ -290,8 +315,13 @@ class Api:
     def _stream_slot(self, p: Principal) -> _StreamSlot:
         return _StreamSlot(self._streams, p.client_id, self.limits.max_streams_per_client)
 
-    async def _watch(self, p: Principal, hub: Hub[Change], accept: Callable[[Change], bool],
-                     snapshot: Callable[[], Iterable[Change]] | None) -> AsyncGenerator[Change | None, None]:
+    async def _watch(
+        self,
+        p: Principal,
+        hub: Hub[Change],
+        accept: Callable[[Change], bool],
+        snapshot: Callable[[], Iterable[Change]] | None,
+    ) -> AsyncGenerator[Change | None, None]:
         """Snapshot (then None as its end marker) and live changes, without gap or repeat."""
         with self._stream_slot(p), hub.subscribe(accept) as sub:
             # Subscribing and reading the snapshot happen without an await in between, so every
@@ -315,8 +345,10 @@ class _StreamSlot:
 
     def __enter__(self) -> _StreamSlot:
         if self._counts.get(self._client, 0) >= self._limit:
-            raise ApiError(ErrorKind.RESOURCE_EXHAUSTED,
-                           f"client {self._client} already has {self._limit} watch streams open")
+            raise ApiError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"client {self._client} already has {self._limit} watch streams open",
+            )
         self._counts[self._client] = self._counts.get(self._client, 0) + 1
         return self
 

@@ -71,8 +71,10 @@ class Principal:
     def require(self, scope: str, action: str) -> None:
         if not self.has(scope):
             have = ", ".join(sorted(self.scopes)) or "none"
-            raise ApiError(ErrorKind.PERMISSION_DENIED,
-                           f"{action} needs scope {scope}; client {self.client_id} has: {have}")
+            raise ApiError(
+                ErrorKind.PERMISSION_DENIED,
+                f"{action} needs scope {scope}; client {self.client_id} has: {have}",
+            )
 
 
 def hash_token(token: str) -> str:
@@ -108,12 +110,10 @@ class TokenStore:
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `authorization` metadata value, or UNAUTHENTICATED."""
         if not authorization:
-            raise ApiError(ErrorKind.UNAUTHENTICATED,
-                           "missing 'authorization: Bearer <token>' metadata")
+            raise ApiError(ErrorKind.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
         match = _BEARER.match(authorization)
         if match is None:
-            raise ApiError(ErrorKind.UNAUTHENTICATED,
-                           "authorization metadata must be 'Bearer <token>'")
+            raise ApiError(ErrorKind.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
         principal = self._by_hash.get(hash_token(match.group(1)))
         if principal is None:
             raise ApiError(ErrorKind.UNAUTHENTICATED, "unknown bearer token")
@@ -207,6 +207,8 @@ class RateLimiter:
             burst = principal.rate_limit_burst or max(self._burst, 1.0)
             bucket = self._buckets[principal.client_id] = TokenBucket(rate, burst)
         if not bucket.take(now):
-            raise ApiError(ErrorKind.RESOURCE_EXHAUSTED,
-                           f"rate limit of {bucket.rate:g} calls/s (burst {bucket.burst:g}) exceeded "
-                           f"by client {principal.client_id}; retry later")
+            raise ApiError(
+                ErrorKind.RESOURCE_EXHAUSTED,
+                f"rate limit of {bucket.rate:g} calls/s (burst {bucket.burst:g}) exceeded "
+                f"by client {principal.client_id}; retry later",
+            )

@@ -56,9 +56,14 @@ def new_command(principal: Principal, request_id: str, now: float, expected_vers
 
 def submit_action(req: gateway_pb2.SubmitRequestRequest, now: float) -> Any:
     action = requests_pb2.SubmitAction(
-        idempotency_key=req.idempotency_key, category=req.category, title=req.title,
-        description=req.description, address=req.address, media_url=req.media_url,
-        priority=req.priority, requested_time=to_timestamp(now),
+        idempotency_key=req.idempotency_key,
+        category=req.category,
+        title=req.title,
+        description=req.description,
+        address=req.address,
+        media_url=req.media_url,
+        priority=req.priority,
+        requested_time=to_timestamp(now),
     )
     if req.HasField("location"):
         action.location.CopyFrom(req.location)
@@ -93,9 +98,11 @@ def check_outcome(event: Any) -> Any:
     if event.type != requests_pb2.REQUEST_EVENT_TYPE_COMMAND_REJECTED:
         return event
     kind = _REJECTIONS.get(event.rejection_code, ErrorKind.FAILED_PRECONDITION)
-    code = requests_pb2.RejectionCode.Name(event.rejection_code) if (
-        event.rejection_code in requests_pb2.RejectionCode.DESCRIPTOR.values_by_number) else str(
-        event.rejection_code)
+    code = (
+        requests_pb2.RejectionCode.Name(event.rejection_code)
+        if (event.rejection_code in requests_pb2.RejectionCode.DESCRIPTOR.values_by_number)
+        else str(event.rejection_code)
+    )
     reason = event.rejection_reason or "no reason given"
     raise ApiError(kind, f"command rejected ({code}): {reason}")
 

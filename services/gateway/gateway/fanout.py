@@ -53,9 +53,11 @@ class Subscriber(Generic[T]):
         """The next change; raises ApiError(RESOURCE_EXHAUSTED) after an overflow."""
         while True:
             if self.overflowed:
-                raise ApiError(ErrorKind.RESOURCE_EXHAUSTED,
-                               f"watch stream fell more than {self._capacity} changes behind and was "
-                               "dropped; read faster or resubscribe with send_snapshot")
+                raise ApiError(
+                    ErrorKind.RESOURCE_EXHAUSTED,
+                    f"watch stream fell more than {self._capacity} changes behind and was "
+                    "dropped; read faster or resubscribe with send_snapshot",
+                )
             if self._items:
                 return self._items.popleft()
             if self.closed:

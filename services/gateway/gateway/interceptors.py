@@ -40,7 +40,7 @@ def current_principal() -> Principal:
 
 
 def short_method(full: str) -> str:
-    """"/smartcity.v1.DeviceService/GetAccessPoint" -> "DeviceService/GetAccessPoint"."""
+    """ "/smartcity.v1.DeviceService/GetAccessPoint" -> "DeviceService/GetAccessPoint"."""
     service, _, name = full.lstrip("/").partition("/")
     return f"{service.rsplit('.', 1)[-1]}/{name}"
 
@@ -55,15 +55,17 @@ def _metadata(details: grpc.HandlerCallDetails) -> list[tuple[str, str]]:
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, tokens: TokenStore, limiter: RateLimiter, api: Api,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, tokens: TokenStore, limiter: RateLimiter, api: Api, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._tokens = tokens
         self._limiter = limiter
         self._api = api
         self._clock = clock
 
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: grpc.HandlerCallDetails
+    ) -> Any:
         handler = await continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
@@ -73,12 +75,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, metadata),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(handler.unary_stream, method, metadata),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                response_serializer=handler.response_serializer,
+            )
         return handler
 
     def _admit(self, method: str, metadata: Sequence[tuple[str, str]]) -> Principal:
@@ -91,8 +95,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             metrics.RATE_LIMITED.labels(principal.client_id).inc()
             raise
         if not self._api.ready:
-            raise ApiError(ErrorKind.UNAVAILABLE, "the gateway's views are still catching up with Kafka; "
-                                                  "retry shortly")
+            raise ApiError(
+                ErrorKind.UNAVAILABLE, "the gateway's views are still catching up with Kafka; retry shortly"
+            )
         return principal
 
     def _unary(self, inner: Unary, method: str, metadata: list[tuple[str, str]]) -> Unary:
@@ -148,8 +153,13 @@ class _Call:
     def span(self) -> Any:
         parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self._metadata])
         # The status is set explicitly (an abort is an exception but not always an error).
-        return tracer.start_as_current_span(self.method, context=parent, kind=SpanKind.SERVER,
-                                            record_exception=False, set_status_on_exception=False)
+        return tracer.start_as_current_span(
+            self.method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
 
     async def fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
         """Turns an exception into the call's status; aborts the call (which raises)."""

@@ -55,8 +55,15 @@ def decode_token(token: str, filter_fp: str, field: str = "page_token") -> SortK
     return tuple(key)
 
 
-def paginate(items: Sequence[T], key: Callable[[T], SortKey], size: int, token: str, *,
-             filter_fp: str, field: str = "page_token") -> Page[T]:
+def paginate(
+    items: Sequence[T],
+    key: Callable[[T], SortKey],
+    size: int,
+    token: str,
+    *,
+    filter_fp: str,
+    field: str = "page_token",
+) -> Page[T]:
     """`items` must already be sorted by `key`; returns the page after the token's position."""
     start = 0
     if token:
@@ -66,7 +73,7 @@ def paginate(items: Sequence[T], key: Callable[[T], SortKey], size: int, token: 
             start = bisect.bisect_right(keys, after)
         except TypeError as exc:  # a token whose key has other types than this listing's keys
             raise invalid(field, "is not a page token of this listing") from exc
-    chunk = list(items[start:start + size])
+    chunk = list(items[start : start + size])
     more = start + size < len(items)
     next_token = encode_token(key(chunk[-1]), filter_fp) if chunk and more else ""
     return Page(items=chunk, next_page_token=next_token, total_size=len(items))

@@ -36,8 +36,9 @@ _MAX_BATCH = 500
 
 
 class Projector:
-    def __init__(self, settings: PlatformSettings, views: Views, on_change: OnChange,
-                 on_event: OnEvent) -> None:
+    def __init__(
+        self, settings: PlatformSettings, views: Views, on_change: OnChange, on_event: OnEvent
+    ) -> None:
         self._settings = settings
         self._views = views
         self._on_change = on_change
@@ -52,9 +53,12 @@ class Projector:
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
-        consumer = make_consumer(self._settings, group_id=None,
-                                 client_id=f"{self._settings.service_name}-views",
-                                 max_partition_fetch_bytes=4 * 1024 * 1024)
+        consumer = make_consumer(
+            self._settings,
+            group_id=None,
+            client_id=f"{self._settings.service_name}-views",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
         await consumer.start()
         self._consumer = consumer
         partitions = await self._partitions(consumer)
@@ -62,8 +66,11 @@ class Projector:
         ends = await consumer.end_offsets(partitions)
         self._behind = {tp: end for tp, end in ends.items() if end > 0}
         await consumer.seek_to_beginning(*partitions)
-        log.info("rebuilding views from %d partitions, %d records at most", len(partitions),
-                 sum(self._behind.values()))
+        log.info(
+            "rebuilding views from %d partitions, %d records at most",
+            len(partitions),
+            sum(self._behind.values()),
+        )
         self._started = time.monotonic()
         if not self._behind:
             self._mark_caught_up()
@@ -133,8 +140,9 @@ class Projector:
             message = self._codecs[topic].decode(record.value)
         except DecodeError as exc:
             # Not ours to dead-letter (the owner of the topic validates what it writes): skip it.
-            log.warning("skipping undecodable record %s[%d]@%d: %s", topic, record.partition,
-                        record.offset, exc)
+            log.warning(
+                "skipping undecodable record %s[%d]@%d: %s", topic, record.partition, record.offset, exc
+            )
             metrics.RECORDS.labels(name, "undecodable").inc()
             return False
         metrics.RECORDS.labels(name, "ok").inc()
@@ -167,10 +175,15 @@ class Projector:
 
     def sizes(self) -> dict[str, int]:
         v = self._views
-        return {"access_points": len(v.access_points), "cameras": len(v.cameras),
-                "site_stats": len(v.site_stats), "incidents": len(v.incidents),
-                "requests": len(v.requests), "request_stats": len(v.request_stats),
-                "request_events": sum(len(e) for e in v.events.values())}
+        return {
+            "access_points": len(v.access_points),
+            "cameras": len(v.cameras),
+            "site_stats": len(v.site_stats),
+            "incidents": len(v.incidents),
+            "requests": len(v.requests),
+            "request_stats": len(v.request_stats),
+            "request_events": sum(len(e) for e in v.events.values()),
+        }
 
     def _update_sizes(self) -> None:
         for view, size in self.sizes().items():

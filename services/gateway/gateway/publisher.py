@@ -26,5 +26,6 @@ class CommandPublisher:
 
     async def send(self, request_id: str, command: Any) -> None:
         """Sends and waits for the broker's ack (acks=all); the current span goes in the headers."""
-        await self._producer.send_and_wait(self._topic, key=request_id.encode(),
-                                           value=self._codec.encode(command), headers=inject_headers())
+        await self._producer.send_and_wait(
+            self._topic, key=request_id.encode(), value=self._codec.encode(command), headers=inject_headers()
+        )

@@ -40,8 +40,10 @@ from smartcity.v1 import gateway_pb2, gateway_pb2_grpc
 
 log = logging.getLogger("gateway")
 
-SERVICE_NAMES = tuple(gateway_pb2.DESCRIPTOR.services_by_name[s].full_name
-                      for s in ("DeviceService", "OverviewService", "RequestService"))
+SERVICE_NAMES = tuple(
+    gateway_pb2.DESCRIPTOR.services_by_name[s].full_name
+    for s in ("DeviceService", "OverviewService", "RequestService")
+)
 _DEVICE_VIEWS = {"access_points", "cameras", "incidents"}
 
 
@@ -50,17 +52,26 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.views = Views(max_resolved_incidents=config.max_resolved_incidents,
-                           max_events_per_request=config.max_events_per_request)
+        self.views = Views(
+            max_resolved_incidents=config.max_resolved_incidents,
+            max_events_per_request=config.max_events_per_request,
+        )
         self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.publisher = CommandPublisher(config.platform)
         self.bus = CommandBus(self.publisher.send)
-        self.api = Api(self.views, self.bus, self.device_hub, self.request_hub, ApiLimits(
-            command_timeout_s=config.command_timeout_s,
-            max_streams_per_client=config.max_streams_per_client,
-            snapshot_interval_s=config.snapshot_interval_s,
-            snapshot_min_interval_s=config.snapshot_min_interval_s))
+        self.api = Api(
+            self.views,
+            self.bus,
+            self.device_hub,
+            self.request_hub,
+            ApiLimits(
+                command_timeout_s=config.command_timeout_s,
+                max_streams_per_client=config.max_streams_per_client,
+                snapshot_interval_s=config.snapshot_interval_s,
+                snapshot_min_interval_s=config.snapshot_min_interval_s,
+            ),
+        )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
         self.health = HealthServicer()
         self.server = self._grpc_server(TokenStore.load(config.tokens_file))
@@ -84,8 +95,13 @@ class Gateway:
         gateway_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(self.api), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), server)
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
         return server
 
     def _bind(self) -> int:
@@ -93,7 +109,8 @@ class Gateway:
         if not self.config.tls:
             return int(self.server.add_insecure_port(address))
         credentials = grpc.ssl_server_credentials(
-            [(Path(self.config.tls_key_file).read_bytes(), Path(self.config.tls_cert_file).read_bytes())])
+            [(Path(self.config.tls_key_file).read_bytes(), Path(self.config.tls_cert_file).read_bytes())]
+        )
         return int(self.server.add_secure_port(address, credentials))
 
     async def _set_health(self, status: Any) -> None:
@@ -106,8 +123,11 @@ class Gateway:
         if not self.port:
             raise RuntimeError(f"cannot listen on {self.config.address}")
         await self.server.start()
-        log.info("gRPC listening on %s (%s), catching up with Kafka", self.config.address,
-                 "TLS" if self.config.tls else "plaintext")
+        log.info(
+            "gRPC listening on %s (%s), catching up with Kafka",
+            self.config.address,
+            "TLS" if self.config.tls else "plaintext",
+        )
         await wait_for_broker(self.config.platform.kafka_bootstrap)
         await self.publisher.start()
         await self.projector.start()
@@ -147,8 +167,9 @@ async def serve(config: GatewayConfig) -> int:
     configure_logging(config.platform)
     setup_tracing(config.platform)
     if config.uses_dev_tokens:
-        log.warning("GATEWAY_TOKENS_FILE not set: using the public DEVELOPMENT tokens (%s)",
-                    config.tokens_file)
+        log.warning(
+            "GATEWAY_TOKENS_FILE not set: using the public DEVELOPMENT tokens (%s)", config.tokens_file
+        )
     gateway = Gateway(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

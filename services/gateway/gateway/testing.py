@@ -381,6 +381,18 @@ def _rejected(event: Any, code: Any, reason: str) -> Any:
 
 # ---------------- the gateway as a child process ----------------
 
+
+async def eventually(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
+    """Polls `check` until it holds (True) or the time is up (False)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval_s)
+
+
 # Test tokens: token -> (client_id, opd_code, scopes, extra)
 TEST_TOKENS: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {
     "t-dpmptsp": ("dpmptsp-app", "DPMPTSP", ["devices:read", "requests:read", "requests:write"], {}),
@@ -422,13 +434,26 @@ class GatewayProcess:
     proc: ServiceProcess
     address: str
     metrics_port: int
+    # The certificate to trust when the gateway serves TLS.
+    tls_ca: bytes | None = None
 
     def channel(self, **options: Any) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(self.address, **options)
+        if self.tls_ca is None:
+            return grpc.aio.insecure_channel(self.address, **options)
+        target = self.address.replace("127.0.0.1", "localhost")
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(self.tls_ca), **options)
+
+    def signal(self, signum: int) -> None:
+        """Sends a signal without waiting (the test's event loop keeps running meanwhile)."""
+        assert self.proc._proc is not None
+        os.killpg(self.proc._proc.pid, signum)
+
+    async def wait_exit(self, timeout_s: float = 30.0) -> None:
+        assert await eventually(lambda: not self.proc.running, timeout_s), "the gateway did not exit"
 
     async def wait_serving(self, timeout_s: float = 40.0) -> None:
         deadline = time.monotonic() + timeout_s
-        async with grpc.aio.insecure_channel(self.address) as channel:
+        async with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if not self.proc.running:
@@ -472,7 +497,9 @@ def make_starter(bootstrap: str, logs: Path, started: list[ServiceProcess]) -> G
             logs / f"gateway-{len(started)}-{uuid.uuid4().hex[:6]}.log",
         ).start()
         started.append(proc)
-        return GatewayProcess(proc, f"127.0.0.1:{port}", metrics_port)
+        cert = full_env.get("GATEWAY_TLS_CERT_FILE")
+        ca = Path(cert).read_bytes() if cert else None
+        return GatewayProcess(proc, f"127.0.0.1:{port}", metrics_port, ca)
 
     return start
 

@@ -41,8 +41,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def text(field: str, value: str, max_len: int, *, required: bool = False, min_len: int = 0,
-         multiline: bool = False) -> str:
+def text(
+    field: str, value: str, max_len: int, *, required: bool = False, min_len: int = 0, multiline: bool = False
+) -> str:
     stripped = value.strip()
     if required and not stripped:
         raise invalid(field, "is required")
@@ -207,8 +208,7 @@ def transition(req: gateway_pb2.TransitionRequestRequest) -> None:
     identifier("request_id", req.request_id)
     enum("action", req.action, gateway_pb2.RequestAction.DESCRIPTOR, allow_unspecified=False)
     action = gateway_pb2.RequestAction.Name(req.action)
-    text("note", req.note, MAX_NOTE, multiline=True,
-         required=req.action in _NEEDS_REASON)
+    text("note", req.note, MAX_NOTE, multiline=True, required=req.action in _NEEDS_REASON)
     text("assignee", req.assignee, MAX_ID)
     if req.action == gateway_pb2.REQUEST_ACTION_ASSIGN and not req.assignee.strip():
         raise invalid("assignee", f"is required for {action}")

@@ -21,11 +21,13 @@ OK = common_pb2.HEALTH_STATE_OK
 PROBLEM = common_pb2.HEALTH_STATE_PROBLEM
 CRITICAL = common_pb2.HEALTH_STATE_CRITICAL
 OPENED, RESOLVED = camera_pb2.INCIDENT_PHASE_OPENED, camera_pb2.INCIDENT_PHASE_RESOLVED
-TERMINAL_STATUSES = frozenset({
-    requests_pb2.REQUEST_STATUS_RESOLVED,
-    requests_pb2.REQUEST_STATUS_CLOSED,
-    requests_pb2.REQUEST_STATUS_REJECTED,
-})
+TERMINAL_STATUSES = frozenset(
+    {
+        requests_pb2.REQUEST_STATUS_RESOLVED,
+        requests_pb2.REQUEST_STATUS_CLOSED,
+        requests_pb2.REQUEST_STATUS_REJECTED,
+    }
+)
 
 # What a watch stream receives: a device whose health changed, an incident, a request version.
 Change = Any  # AccessPointStatus | CameraStatus | CameraIncident | ServiceRequest
@@ -209,8 +211,10 @@ class Views:
 
     def list_incidents(self, camera_id: str, site_id: str, open_only: bool) -> list[Any]:
         found = [
-            i for i in self.incidents.values()
-            if (not camera_id or i.camera_id == camera_id) and (not site_id or i.site_id == site_id)
+            i
+            for i in self.incidents.values()
+            if (not camera_id or i.camera_id == camera_id)
+            and (not site_id or i.site_id == site_id)
             and (not open_only or i.phase == OPENED)
         ]
         return sorted(found, key=incident_sort_key)
@@ -219,8 +223,11 @@ class Views:
         return self.list_incidents("", "", open_only=True)
 
     def list_site_stats(self, site_id: str, window: int) -> list[Any]:
-        found = [s for s in self.site_stats.values()
-                 if (not site_id or s.site_id == site_id) and (not window or s.window == window)]
+        found = [
+            s
+            for s in self.site_stats.values()
+            if (not site_id or s.site_id == site_id) and (not window or s.window == window)
+        ]
         return sorted(found, key=lambda s: (s.site_id, s.window))
 
     # ---------------- requests ----------------
@@ -251,8 +258,11 @@ class Views:
     def site_summaries(self) -> list[Any]:
         """Every site of the inventory plus any other site devices report, by site id."""
         known = {s.site_id: s for s in inventory.SITES}
-        site_ids = set(known) | {a.site_id for a in self.access_points.values()} | {
-            c.site_id for c in self.cameras.values()}
+        site_ids = (
+            set(known)
+            | {a.site_id for a in self.access_points.values()}
+            | {c.site_id for c in self.cameras.values()}
+        )
         return [self._site_summary(sid, known.get(sid)) for sid in sorted(site_ids) if sid]
 
     def _site_summary(self, site_id: str, site: inventory.Site | None) -> Any:
@@ -269,8 +279,11 @@ class Views:
         )
         if site is not None:
             summary.location.CopyFrom(common_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude))
-        days = [s for s in self.site_stats.values()
-                if s.site_id == site_id and s.window == common_pb2.STATS_WINDOW_DAY]
+        days = [
+            s
+            for s in self.site_stats.values()
+            if s.site_id == site_id and s.window == common_pb2.STATS_WINDOW_DAY
+        ]
         if days:
             summary.unique_users_today = max(days, key=lambda s: from_timestamp(s.window_start)).unique_users
         return summary
