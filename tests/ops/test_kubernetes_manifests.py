@@ -247,6 +247,22 @@ def test_every_container_is_hardened_with_probes_and_limits(overlay):
                 assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
 
 
+def test_directories_the_services_write_are_mounted_volumes(overlay):
+    """With a read-only root filesystem, data directories must be on a volume (emptyDir)."""
+    _, docs = overlay
+    for deployment in of_kind(docs, "Deployment"):
+        container = containers_of(deployment)[0]
+        mounts = [m["mountPath"].rstrip("/") for m in container.get("volumeMounts", [])]
+        assert "/tmp" in mounts, deployment["metadata"]["name"]
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            env |= named(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+        paths = [v for k, v in env.items() if re.search(r"DATA_?DIR$", k)]
+        paths += [container["workingDir"]] if "workingDir" in container else []
+        for path in paths:
+            assert any(path == m or path.startswith(m + "/") for m in mounts), f"{path} not writable"
+
+
 def test_probes_use_grpc_health_for_the_gateway_and_http_for_the_workers(overlay):
     _, docs = overlay
     gateway = containers_of(named(docs, "Deployment", "gateway"))[0]
