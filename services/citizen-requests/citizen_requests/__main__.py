@@ -6,6 +6,8 @@ Runs the Faust worker in this process with /metrics, /healthz and /readyz on MET
 
 from __future__ import annotations
 
+import asyncio
+
 from citizen_requests.streams import SERVICE, build_worker
 from smartcity.observability import configure_logging, start_observability
 from smartcity.streams import run_worker, sample_consumer_lag
@@ -17,6 +19,10 @@ def main() -> None:
     settings = worker.settings
     configure_logging(settings)
     setup_tracing(settings)
+    # The worker runs on this loop afterwards (asyncio.run would leave none behind).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(worker.ensure_internal_topics())
     start_observability(settings, ready=worker.ready)
 
     async def sample_lag() -> None:

@@ -91,8 +91,8 @@ class RequestsWorker:
         self.events = raw_topic(app, "requests.events.v1", prefix)
         self.states = raw_topic(app, "requests.state.v1", prefix)
         self.stats = raw_topic(app, "requests.stats.v1", prefix)
-        self.ticks = _bytes_topic(app, f"{settings.group_id}-sla-ticks", partitions,
-                                  retention=86400.0, deleting=True)
+        self.ticks_name = f"{settings.group_id}-sla-ticks"
+        self.ticks = _bytes_topic(app, self.ticks_name, partitions, retention=86400.0, deleting=True)
         self.summaries_name = f"{settings.group_id}-summaries"
         self.summaries = _bytes_topic(app, self.summaries_name, 1, compacting=True)
         self.records = app.Table("requests", partitions=partitions, key_type=bytes, value_type=bytes)
@@ -119,6 +119,42 @@ class RequestsWorker:
         app.task(self._follow_summaries)
         app.on_partitions_revoked.connect(self._on_rebalance)
         app.on_partitions_assigned.connect(self._on_rebalance)
+
+    def internal_topics(self) -> dict[str, tuple[int, dict[str, str]]]:
+        """Topics only this service uses: name -> (partitions, config)."""
+        partitions = load_catalogue()[COMMANDS].partitions
+        return {
+            self.ticks_name: (partitions, {"cleanup.policy": "delete", "retention.ms": "86400000"}),
+            self.summaries_name: (1, {"cleanup.policy": "compact"}),
+        }
+
+    async def ensure_internal_topics(self, timeout_s: float = 60.0) -> None:
+        """Creates the internal topics before the worker starts and waits until they are visible.
+
+        Faust would create them itself while subscribing, but a topic that is not yet in the
+        cluster metadata when the group is formed is left out of the assignment until the next
+        metadata refresh (minutes): its agent would sit idle.
+        """
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        wanted = self.internal_topics()
+        replicas = load_catalogue()[COMMANDS].replicas
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, client_id=SERVICE)
+        await admin.start()
+        try:
+            missing = [n for n in wanted if n not in set(await admin.list_topics())]
+            if missing:
+                # Per-topic errors (another worker was quicker) come back in the response: the
+                # wait below is what counts.
+                await admin.create_topics([NewTopic(n, wanted[n][0], replicas, topic_configs=wanted[n][1])
+                                           for n in missing])
+            deadline = time.monotonic() + timeout_s
+            while not set(wanted) <= set(await admin.list_topics()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"internal topics {sorted(wanted)} did not appear")
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
 
     # ---- readiness and rebalances
 
