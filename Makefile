@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv on PATH, else the one pip installed (pyenv may need a rehash before its shim exists).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 
-.PHONY: help install up down status kafka-up kafka-down topics protos protos-check lint test test-unit fmt
+.PHONY: help install up down status ops-tools ops-check ops-generate kafka-up kafka-down topics protos protos-check lint test test-unit fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ protos-check: ## Fail when the generated code is stale
 
 lint: install protos-check ## ruff, mypy and buf lint
 	$(UV) run --frozen ruff check .
-	$(UV) run --frozen mypy libs tests deploy/local/city.py $(wildcard bench/*.py)
+	$(UV) run --frozen mypy libs tests deploy/local/city.py deploy/k8s deploy/monitoring $(wildcard bench/*.py)
 	@# One run per service: their tests/ folders would otherwise clash as modules.
 	@for svc in services/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
 	$(UV) run --frozen buf lint
@@ -49,5 +49,16 @@ fmt: ## Format the Python code
 test-unit: install ## Fast tests: domain logic only, no broker
 	$(UV) run --frozen pytest -m "not kafka and not e2e" -q
 
-test: install kafka-up topics ## All tests, against a real local Kafka broker
+ops-tools: ## Install promtool (Debian's prometheus package) and kustomize (Go module proxy)
+	@bash scripts/install_ops_tools.sh
+
+ops-check: install ops-tools ## Render and validate the manifests, promtool rules and their tests, dashboards
+	$(UV) run --frozen pytest tests/ops -q
+
+ops-generate: ## Regenerate KafkaTopics, the PrometheusRule and the dashboards from their sources
+	$(UV) run --frozen python deploy/k8s/generate_topics.py
+	$(UV) run --frozen python deploy/k8s/generate_prometheusrule.py
+	$(UV) run --frozen python deploy/monitoring/generate_dashboards.py
+
+test: install ops-tools kafka-up topics ## All tests, against a real local Kafka broker
 	$(UV) run --frozen pytest -q
