@@ -69,19 +69,16 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
-        method = short_method(details.method)
-        metadata = _metadata(details)
+        call = _Call(short_method(details.method), _metadata(details), handler.request_deserializer)
+        # Requests arrive as bytes and are parsed after authentication, so that bytes which are
+        # not a message of the method become INVALID_ARGUMENT (grpc itself would say INTERNAL).
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, metadata),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._unary(handler.unary_unary, call), response_serializer=handler.response_serializer
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(handler.unary_stream, method, metadata),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._streaming(handler.unary_stream, call), response_serializer=handler.response_serializer
             )
         return handler
 
@@ -100,14 +97,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             )
         return principal
 
-    def _unary(self, inner: Unary, method: str, metadata: list[tuple[str, str]]) -> Unary:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = _Call(method, metadata)
+    def _unary(self, inner: Unary, template: _Call) -> Unary:
+        async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            call = template.start()
             with call.span():
                 try:
-                    token = PRINCIPAL.set(self._admit(method, metadata))
+                    token = PRINCIPAL.set(self._admit(call.method, call.metadata))
                     try:
-                        return await inner(request, context)
+                        return await inner(call.parse(raw), context)
                     finally:
                         PRINCIPAL.reset(token)
                 except BaseException as exc:
@@ -118,19 +115,20 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return behavior
 
-    def _streaming(self, inner: Streaming, method: str, metadata: list[tuple[str, str]]) -> Streaming:
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
-            call = _Call(method, metadata)
+    def _streaming(self, inner: Streaming, template: _Call) -> Streaming:
+        async def behavior(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncGenerator[Any, None]:
+            call = template.start()
             with call.span():
                 try:
-                    PRINCIPAL.set(self._admit(method, metadata))
-                    metrics.WATCHERS.labels(method).inc()
+                    PRINCIPAL.set(self._admit(call.method, call.metadata))
+                    request = call.parse(raw)
+                    metrics.WATCHERS.labels(call.method).inc()
                     try:
                         async with aclosing(inner(request, context)) as items:
                             async for item in items:
                                 yield item
                     finally:
-                        metrics.WATCHERS.labels(method).dec()
+                        metrics.WATCHERS.labels(call.method).dec()
                 except BaseException as exc:
                     await call.fail(exc, context)
                     raise
@@ -143,15 +141,27 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 class _Call:
     """Bookkeeping of one RPC: its span, its status code, its duration."""
 
-    def __init__(self, method: str, metadata: list[tuple[str, str]]) -> None:
+    def __init__(self, method: str, metadata: list[tuple[str, str]], parser: Callable[[bytes], Any]) -> None:
         self.method = method
+        self.metadata = metadata
         self.code = "OK"
-        self._metadata = metadata
+        self._parser = parser
         self._start = time.perf_counter()
-        self._span: trace.Span | None = None
+
+    def start(self) -> _Call:
+        """A fresh record for one invocation (the template is built per incoming call)."""
+        return _Call(self.method, self.metadata, self._parser)
+
+    def parse(self, raw: bytes) -> Any:
+        try:
+            return self._parser(raw)
+        except Exception as exc:
+            raise ApiError(
+                ErrorKind.INVALID_ARGUMENT, f"the request is not a valid message for {self.method}: {exc}"
+            ) from None
 
     def span(self) -> Any:
-        parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self._metadata])
+        parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self.metadata])
         # The status is set explicitly (an abort is an exception but not always an error).
         return tracer.start_as_current_span(
             self.method,
