@@ -355,14 +355,24 @@ class FakeRequestsService:
             version=1,
             title=submit.title,
             description=submit.description,
-            location=submit.location,
             address=submit.address,
             media_url=submit.media_url,
-            reporter=submit.reporter,
             idempotency_key=submit.idempotency_key,
             submitted_by_client=command.client_id,
             requested_time=submit.requested_time,
             updated_time=to_timestamp(now),
+        )
+        for name in ("location", "reporter"):
+            if submit.HasField(name):
+                getattr(state, name).CopyFrom(getattr(submit, name))
+        state.history.append(
+            requests_pb2.HistoryEntry(
+                version=1,
+                type=RS.REQUEST_EVENT_TYPE_SUBMITTED,
+                status=state.status,
+                actor=command.actor,
+                time=to_timestamp(now),
+            )
         )
         event.type, event.version = RS.REQUEST_EVENT_TYPE_SUBMITTED, 1
         event.status_after = RS.REQUEST_STATUS_SUBMITTED
