@@ -39,9 +39,12 @@ ROUTING = {
     "permits": "DPMPTSP",
     "health_info": "DINKES",
     "emergency": "BPBD",
+    "fire": "DAMKAR",
     "roads": "PUPR",
     "waste": "DLH",
+    "street_lights": "DISHUB",
     "wifi_cctv": "DINKOMINFO",
+    "other": "COMMAND_CENTER",
     "blackhole": "DLH",
     "slow": "DLH",
 }
@@ -410,7 +413,7 @@ TEST_TOKENS: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {
     "t-dlh": ("dlh-app", "DLH", ["requests:read", "requests:write"], {}),
     "t-cc": (
         "command-center",
-        "",
+        "COMMAND_CENTER",
         ["devices:read", "requests:read", "requests:read:all", "requests:write"],
         {"actor_kind": "command_center"},
     ),

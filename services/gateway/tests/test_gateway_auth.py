@@ -108,7 +108,7 @@ def test_dev_tokens_file_has_the_documented_clients() -> None:
         "dev-dinkes": ("DINKES", REQUESTS_WRITE),
         "dev-bpbd": ("BPBD", REQUESTS_WRITE),
         "dev-dinkominfo": ("DINKOMINFO", DEVICES_READ),
-        "dev-command-center": ("", REQUESTS_READ_ALL),
+        "dev-command-center": ("COMMAND_CENTER", REQUESTS_READ_ALL),
         "dev-admin": ("", ADMIN),
     }
     for token, (opd, scope) in expected.items():
