@@ -18,6 +18,8 @@ Every threshold, tolerance, window and cadence is here so a demo or a test can s
     WIFI_STATS_INTERVAL_S           cadence of SiteWifiStats (when changed)         5
     WIFI_TICK_INTERVAL_S            how often the silence timer looks               1
     WIFI_SITE_PARTITIONS            partitions of the internal by-site topic        6
+    WIFI_SESSION_TIMEOUT_S          Kafka group session timeout: how soon the
+                                    partitions of a crashed worker move on          10
     WIFI_DATA_DIR                   Faust's local data directory                    <tmp>/smartcity
 """
 
@@ -79,6 +81,7 @@ class WifiConfig:
     stats_interval_s: float = 5.0
     tick_interval_s: float = 1.0
     site_partitions: int = 6
+    session_timeout_s: float = 10.0
     data_dir: str = ""
 
     @classmethod
@@ -94,6 +97,7 @@ class WifiConfig:
             stats_interval_s=env_float("WIFI_STATS_INTERVAL_S", d.stats_interval_s),
             tick_interval_s=env_float("WIFI_TICK_INTERVAL_S", d.tick_interval_s),
             site_partitions=env_int("WIFI_SITE_PARTITIONS", d.site_partitions),
+            session_timeout_s=env_float("WIFI_SESSION_TIMEOUT_S", d.session_timeout_s),
             data_dir=env_str("WIFI_DATA_DIR", str(Path(tempfile.gettempdir()) / "smartcity")),
         )
         config.validate()
@@ -109,6 +113,7 @@ class WifiConfig:
             "WIFI_TICK_INTERVAL_S": self.tick_interval_s,
             "WIFI_SITE_PARTITIONS": self.site_partitions,
             "WIFI_REORDER_MAX_PENDING": self.reorder_max_pending,
+            "WIFI_SESSION_TIMEOUT_S": self.session_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -82,7 +82,10 @@ class WifiTelemetryService:
         self.settings, self.config = settings, config
         datadir = Path(config.data_dir) / f"{settings.group_id}-data"
         datadir.parent.mkdir(parents=True, exist_ok=True)
-        self.app = create_app(settings, datadir=str(datadir))
+        # A short group session: after a crash the partitions move on within seconds, not a minute.
+        self.app = create_app(settings, datadir=str(datadir),
+                              broker_session_timeout=config.session_timeout_s,
+                              broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         prefix, app = settings.topic_prefix, self.app
         self.telemetry_in = raw_topic(app, TELEMETRY_TOPIC, prefix)
         self.sessions_in = raw_topic(app, SESSIONS_TOPIC, prefix)

@@ -1,0 +1,170 @@
+"""Edge and contract: MAC hashing, raw-MAC detection, reading → protobuf, validation, simulator."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+import pytest
+
+from smartcity.codec import DecodeError
+from smartcity.inventory import access_points
+from smartcity.v1 import common_pb2, wifi_pb2
+from wifi_telemetry.config import WifiConfig
+from wifi_telemetry.domain import AccessPointModel
+from wifi_telemetry.edge import session_from_reading, telemetry_from_reading
+from wifi_telemetry.messages import (
+    SESSION_CODEC,
+    TELEMETRY_CODEC,
+    redacted_session,
+    sample_from_proto,
+    status_proto,
+)
+from wifi_telemetry.privacy import (
+    ClientHasher,
+    client_hash_problem,
+    looks_like_mac,
+    normalize_mac,
+    redact_macs,
+)
+from wifi_telemetry.simulator import WifiCity
+from wifi_telemetry.usage import demand
+from wifi_telemetry.views import ap_view
+
+T0 = 1_764_300_000.0
+MAC = "A4:5E:60:12:34:56"
+
+
+@pytest.mark.parametrize("spelling", ["a4:5e:60:12:34:56", "A4-5E-60-12-34-56", "a45e.6012.3456",
+                                      "A45E60123456", " a4:5e:60:12:34:56 "])
+def test_every_usual_mac_spelling_is_recognised_and_hashes_the_same(spelling: str) -> None:
+    hasher = ClientHasher("salt")
+    assert looks_like_mac(spelling)
+    assert normalize_mac(spelling) == "a4:5e:60:12:34:56"
+    assert hasher.hash(spelling) == hmac.new(b"salt", b"a4:5e:60:12:34:56", hashlib.sha256).hexdigest()
+
+
+def test_the_hash_depends_on_the_secret_salt() -> None:
+    assert ClientHasher("one").hash(MAC) != ClientHasher("two").hash(MAC)
+    with pytest.raises(ValueError, match="not a MAC") as caught:
+        ClientHasher("one").hash("a4:5e:60:12:34")
+    assert "a4:5e" not in str(caught.value)
+
+
+def test_client_hash_problems_never_quote_the_value() -> None:
+    good = ClientHasher("s").hash(MAC)
+    assert client_hash_problem(good) is None
+    for bad in (MAC, "a45e60123456", "a4-5e-60-12-34-56"):
+        problem = client_hash_problem(bad)
+        assert problem is not None and "raw MAC" in problem and bad not in problem
+    assert "64 characters" in (client_hash_problem("abc") or "")
+    assert "64 characters" in (client_hash_problem(good.upper()) or "")
+
+
+def test_redact_macs_masks_macs_inside_text_but_not_hashes() -> None:
+    good = ClientHasher("s").hash(MAC)
+    text = f"bad value '{MAC}' and a45e60123456, hash {good}"
+    assert redact_macs(text) == f"bad value '<mac>' and <mac>, hash {good}"
+
+
+def reading(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "ap_id": "ap-alun-alun-01", "site_id": "alun-alun", "seq": 7, "observed_time": T0 + 0.25,
+        "uptime_seconds": 3600, "cpu_percent": 23.5, "memory_percent": 61.0, "clients": 12,
+        "rx_bytes": 1000, "tx_bytes": 2000, "firmware": "fw", "name": "AP 1", "latitude": -7.38,
+        "longitude": 109.36,
+        "radios": [{"band": "5GHz", "channel": 36, "noise_dbm": -92, "channel_utilization_ratio": 0.3,
+                    "clients": 8}],
+    }
+    return base | overrides
+
+
+def test_a_telemetry_reading_becomes_the_contract_event() -> None:
+    message = telemetry_from_reading(reading())
+    decoded = TELEMETRY_CODEC.decode(message.SerializeToString())
+    sample = sample_from_proto(decoded)
+    assert (sample.ap_id, sample.seq, sample.t) == ("ap-alun-alun-01", 7, T0 + 0.25)
+    assert (sample.clients, sample.rx) == (12, 1000)
+    assert (sample.lat, sample.lon, decoded.radios[0].band) == (-7.38, 109.36, "5GHz")
+
+
+def test_a_session_reading_leaves_the_edge_with_the_mac_hashed() -> None:
+    hasher = ClientHasher("s")
+    message = session_from_reading({"ap_id": "ap-1", "site_id": "x", "kind": "connect", "client_mac": MAC,
+                                    "event_time": T0, "session_id": "abc"}, hasher)
+    wire = message.SerializeToString()
+    assert message.client_hash == hasher.hash(MAC)
+    for spelling in (MAC, MAC.lower(), MAC.replace(":", "").lower(), MAC.replace(":", "")):
+        assert spelling.encode() not in wire
+    assert SESSION_CODEC.decode(wire).kind == wifi_pb2.SESSION_EVENT_KIND_CONNECT
+
+
+@pytest.mark.parametrize(("broken", "reason"), [
+    ({"ap_id": ""}, "ap_id"), ({"site_id": " "}, "site_id"), ({"observed_time": 0}, "observed_time"),
+    ({"cpu_percent": 140.0}, "cpu_percent"), ({"memory_percent": float("nan")}, "memory_percent"),
+])
+def test_invalid_telemetry_is_rejected_with_a_reason(broken: dict[str, object], reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        TELEMETRY_CODEC.decode(telemetry_from_reading(reading(**broken)).SerializeToString())
+
+
+def test_bytes_that_are_no_event_are_rejected() -> None:
+    with pytest.raises(DecodeError):
+        TELEMETRY_CODEC.decode(b"\xff\xff\xff garbage")
+    with pytest.raises(DecodeError, match="tombstone"):
+        SESSION_CODEC.decode(None)
+    with pytest.raises(DecodeError, match="kind"):
+        unspecified = wifi_pb2.ClientSession(ap_id="a", site_id="b", session_id="c")
+        SESSION_CODEC.decode(unspecified.SerializeToString())
+
+
+def test_a_session_with_a_raw_mac_is_redacted_for_the_dlq() -> None:
+    message = wifi_pb2.ClientSession(ap_id="a", site_id="b", session_id="c", client_hash=MAC,
+                                     kind=wifi_pb2.SESSION_EVENT_KIND_CONNECT)
+    blanked = wifi_pb2.ClientSession.FromString(redacted_session(message))
+    assert blanked.client_hash == "<redacted>" and blanked.ap_id == "a"
+
+
+def test_the_status_message_carries_health_reasons_and_availability() -> None:
+    model = AccessPointModel(WifiConfig())
+    sample = sample_from_proto(telemetry_from_reading(reading()))
+    state = model.new_state(sample)
+    model.offer(state, sample)
+    status = status_proto(ap_view(model, state, now=T0 + 1000), now=T0 + 1000)
+    assert status.health == common_pb2.HEALTH_STATE_CRITICAL and status.reasons[0].check == "heartbeat"
+    assert status.last_seq == 7 and status.clients_now == 0 and status.name == "AP 1"
+    assert 0 < status.availability.last_hour_ratio < 1
+
+
+def test_usage_is_busier_on_alun_alun_evenings_and_weekends() -> None:
+    def at(day: int, hour: int) -> float:  # November 2025: the 24th is a Monday
+        return datetime(2025, 11, day, hour - 7, 0, tzinfo=UTC).timestamp()
+    assert demand("civic", at(25, 20)) > 2 * demand("civic", at(25, 9))
+    assert demand("civic", at(29, 20)) > demand("civic", at(25, 20))       # Saturday
+    assert demand("public_service", at(25, 10)) > 5 * demand("public_service", at(29, 10))
+
+
+def test_simulated_city_reports_sessions_and_obeys_faults() -> None:
+    aps = [ap for ap in access_points() if ap.site_id == "pendopo"]
+    city = WifiCity(aps, seed=3, start=T0, load=1.0)
+    start = datetime(2025, 11, 29, 13, 0, tzinfo=UTC).timestamp()  # Saturday 20:00 WIB: busy
+    telemetry, sessions = city.step(start)
+    assert len(telemetry) == 2 and sessions and all(s["kind"] == "connect" for s in sessions)
+    assert telemetry[0]["clients"] > 0
+    city.apply_fault({"fault": "offline", "target": "ap-pendopo-01", "duration_s": 30}, now=start)
+    city.apply_fault({"fault": "cpu_high", "target": "pendopo"}, now=start)
+    telemetry, _ = city.step(start + 10)
+    assert [t["ap_id"] for t in telemetry] == ["ap-pendopo-02"] and telemetry[0]["cpu_percent"] > 95
+    assert {f["fault"] for f in city.active_faults(start + 10)} == {"offline", "cpu_high"}
+    before = next(t for t in city.step(start + 40)[0] if t["ap_id"] == "ap-pendopo-01")
+    city.apply_fault({"fault": "reboot", "target": "ap-pendopo-01"}, now=start + 41)
+    after = next(t for t in city.step(start + 50)[0] if t["ap_id"] == "ap-pendopo-01")
+    assert after["seq"] == before["seq"] + 1
+    assert after["uptime_seconds"] < before["uptime_seconds"] and after["rx_bytes"] < before["rx_bytes"]
+    city.apply_fault({"fault": "clear", "target": "all"}, now=start + 50)
+    assert city.active_faults(start + 50) == []
+    with pytest.raises(ValueError, match="unknown fault"):
+        city.apply_fault({"fault": "meteor", "target": "all"})
+    with pytest.raises(ValueError, match="unknown target"):
+        city.apply_fault({"fault": "offline", "target": "atlantis"})

@@ -1,0 +1,216 @@
+"""Site level: event-time windows, unique users, peaks, bytes, lateness, crash consistency."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wifi_telemetry.config import HealthConfig, WifiConfig
+from wifi_telemetry.domain import Sample
+from wifi_telemetry.processor import CONNECT, DISCONNECT, SessionEvent, SiteProcessor
+from wifi_telemetry.views import ap_view, site_stats, site_windows
+from wifi_telemetry.windows import SESSIONS, USERS, bucket_start, windows_of
+
+T0 = datetime(2025, 11, 28, 12, 0, tzinfo=UTC).timestamp()  # 19:00 WIB, a round hour
+
+
+def user(n: int) -> str:
+    return hashlib.sha256(f"user-{n}".encode()).hexdigest()
+
+
+def tele(ap: str, seq: int, t: float, *, site: str = "alun-alun", clients: int = 3, rx: int = 0,
+         tx: int = 0) -> Sample:
+    return Sample(ap_id=ap, site_id=site, seq=seq, t=t, uptime_s=int(50_000 + t - T0), cpu=20.0, mem=40.0,
+                  clients=clients, rx=rx, tx=tx)
+
+
+def sess(ap: str, who: int, t: float, kind: str = CONNECT, *, sid: str | None = None,
+         site: str = "alun-alun") -> SessionEvent:
+    return SessionEvent(ap_id=ap, site_id=site, kind=kind, client_hash=user(who), t=t,
+                        session_id=sid or f"s{who}-{int(t)}")
+
+
+def stats_of(proc: SiteProcessor, site_id: str, window: str) -> dict[str, Any]:
+    site = proc.load_site(site_id)
+    views = {ap: ap_view(proc.model, s) for ap in site.aps if (s := proc.load_ap(ap)) is not None}
+    key = site_windows(site, views, window, proc.config.allowed_lateness_s)[-1]
+    stats = site_stats(site, views, key, proc.distinct_count(site_id, USERS, key),
+                       proc.distinct_count(site_id, SESSIONS, key))
+    return stats.__dict__
+
+
+def test_windows_follow_local_time() -> None:
+    wib = 7 * 3600
+    midnight_wib = datetime(2025, 11, 28, 17, 0, tzinfo=UTC).timestamp()
+    assert bucket_start(midnight_wib, 86400, wib) == midnight_wib
+    assert bucket_start(midnight_wib - 1, 86400, wib) == midnight_wib - 86400
+    assert bucket_start(midnight_wib + 3599.5, 3600, wib) == midnight_wib
+    start = int(midnight_wib)
+    assert windows_of(midnight_wib + 61, wib) == [f"minute:{start + 60}", f"hour:{start}", f"day:{start}"]
+
+
+def test_unique_users_are_exact_and_sessions_count_once() -> None:
+    proc = SiteProcessor(WifiConfig(), {})
+    proc.on_telemetry(tele("ap-1", 1, T0))
+    proc.on_telemetry(tele("ap-2", 1, T0))
+    events = [sess("ap-1", 1, T0 + 5), sess("ap-2", 2, T0 + 6), sess("ap-1", 3, T0 + 7),
+              sess("ap-2", 1, T0 + 70),                                    # user 1 again, other AP
+              sess("ap-1", 1, T0 + 80, DISCONNECT, sid="s1-3605"),          # adds nothing new
+              sess("ap-1", 4, T0 + 4000)]                                   # next hour
+    outcomes = [proc.on_session(e).outcome for e in events]
+    assert outcomes == ["applied"] * 4 + ["duplicate", "applied"]
+    assert proc.on_session(events[1]).outcome == "duplicate"  # redelivered
+    hour0 = f"hour:{int(T0)}"
+    assert proc.distinct_count("alun-alun", USERS, hour0) == 3
+    assert proc.distinct_count("alun-alun", SESSIONS, hour0) == 4
+    assert proc.distinct_count("alun-alun", USERS, f"minute:{int(T0)}") == 3
+    assert proc.distinct_count("alun-alun", USERS, f"minute:{int(T0) + 60}") == 1
+    assert proc.distinct_count("alun-alun", USERS, f"day:{int(T0) - 19 * 3600}") == 4
+
+
+def test_sessions_later_than_the_allowed_lateness_are_dropped() -> None:
+    proc = SiteProcessor(WifiConfig(allowed_lateness_s=120), {})
+    proc.on_telemetry(tele("ap-1", 1, T0 + 600))
+    assert proc.on_session(sess("ap-1", 1, T0 + 450)).outcome == "applied"      # minute ended 90 s ago
+    result = proc.on_session(sess("ap-1", 2, T0 + 5))                            # its minute is closed
+    assert result.outcome == "applied" and result.late_windows == 1              # hour/day still open
+    assert proc.distinct_count("alun-alun", USERS, f"minute:{int(T0)}") == 0
+    assert proc.distinct_count("alun-alun", USERS, f"hour:{int(T0)}") == 2
+
+
+def _interleavings(a: list[Sample], b: list[Sample]) -> list[list[Sample]]:
+    """Every merge of two sequences that keeps each one's own order."""
+    slots = range(len(a) + len(b))
+    merges = []
+    for picks in itertools.combinations(slots, len(b)):
+        rest_a, rest_b = iter(a), iter(b)
+        merges.append([next(rest_b) if i in picks else next(rest_a) for i in slots])
+    return merges
+
+
+def test_peak_is_the_busiest_minute_summed_over_aps_in_any_interleaving() -> None:
+    ap1 = [tele("ap-1", 1, T0, clients=5), tele("ap-1", 2, T0 + 30, clients=4),
+           tele("ap-1", 3, T0 + 60, clients=10)]
+    ap2 = [tele("ap-2", 1, T0 + 10, clients=7), tele("ap-2", 2, T0 + 65, clients=1)]
+    orders = _interleavings(ap1, ap2)
+    assert len(orders) == 10
+    for order in orders:
+        proc = SiteProcessor(WifiConfig(), {})
+        for event in order:
+            proc.on_telemetry(event)
+        hour = stats_of(proc, "alun-alun", "hour")
+        minute = stats_of(proc, "alun-alun", "minute")
+        assert hour["peak_clients"] == 12  # minute 0: 5 + 7; minute 1: 10 + 1
+        assert minute["peak_clients"] == 11 and minute["clients_now"] == 11
+
+
+def test_bytes_of_a_window_survive_the_aps_forgetting_it() -> None:
+    proc = SiteProcessor(WifiConfig(allowed_lateness_s=0), {})
+    for seq in range(1, 12):  # 11 heartbeats, 10 s apart, 1000 bytes each after the first
+        for ap in ("ap-1", "ap-2"):
+            proc.on_telemetry(tele(ap, seq, T0 + 10 * seq, rx=1000 * seq, tx=2000 * seq))
+    ap1 = proc.load_ap("ap-1")
+    assert ap1 is not None and f"minute:{int(T0)}" not in ap1.buckets  # retired into the site
+    site = proc.load_site("alun-alun")
+    assert site.closed[f"minute:{int(T0)}"] == {"ap-1": [4000, 8000], "ap-2": [4000, 8000]}
+    hour = stats_of(proc, "alun-alun", "hour")
+    assert (hour["rx_bytes"], hour["tx_bytes"]) == (2 * 10 * 1000, 2 * 10 * 2000)
+    views = {ap: ap_view(proc.model, s) for ap in site.aps if (s := proc.load_ap(ap)) is not None}
+    minute0 = site_stats(site, views, f"minute:{int(T0)}", 0, 0)
+    assert (minute0.rx_bytes, minute0.tx_bytes) == (8000, 16000)
+
+
+def test_availability_of_a_window_counts_the_silence() -> None:
+    proc = SiteProcessor(WifiConfig(health=HealthConfig(heartbeat_tolerance_s=60)), {})
+    # Gaps of 280 s and 290 s with a 60 s tolerance: down 80..300 and 370..600.
+    for seq, t in enumerate([0, 10, 20, 300, 310, 600], start=1):
+        proc.on_telemetry(tele("ap-1", seq, T0 + t))
+    proc.on_telemetry(tele("ap-2", 1, T0))
+    proc.on_telemetry(tele("ap-2", 2, T0 + 600))  # one long gap: down 540 of 600 s
+    hour = stats_of(proc, "alun-alun", "hour")
+    up = (600 - 220 - 230) + (600 - 540)
+    assert abs(hour["availability_ratio"] - up / 1200) < 1e-9
+    assert (hour["access_points_total"], hour["access_points_up"]) == (2, 2)
+
+
+class RecordingStore(dict[str, Any]):
+    """A dict that logs every write, tagged with the event being processed (the changelog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[int, str, Any]] = []
+        self.event = -1
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.log.append((self.event, key, json.loads(json.dumps(value))))
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.log.append((self.event, key, None))
+
+
+def normalized(store: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(dict(store), sort_keys=True))
+
+
+def _events(seed: int) -> list[Sample | SessionEvent]:
+    rng = random.Random(seed)
+    counters: dict[str, int] = {}
+    seqs: dict[str, int] = {}
+    out: list[Sample | SessionEvent] = []
+    for step in range(40):
+        t = T0 + 15 * step
+        for ap, site in (("ap-a1", "a"), ("ap-a2", "a"), ("ap-b1", "b")):
+            if rng.random() < 0.1:
+                continue  # a lost heartbeat: a seq gap
+            seqs[ap] = seqs.get(ap, 0) + 1 + (rng.random() < 0.1)
+            counters[ap] = counters.get(ap, 0) + rng.randint(0, 5000)
+            out.append(tele(ap, seqs[ap], t + rng.uniform(0, 5), site=site, clients=rng.randint(0, 9),
+                            rx=counters[ap], tx=3 * counters[ap]))
+            if rng.random() < 0.5:
+                out.append(sess(ap, rng.randint(1, 12), t + rng.uniform(0, 9),
+                                rng.choice([CONNECT, DISCONNECT]), site=site))
+    rng.shuffle(out)  # disorder across APs; the duplicates below come from redelivery
+    return out + rng.sample(out, 15)
+
+
+def _run(store: dict[str, Any], events: list[Sample | SessionEvent], start: int = 0) -> None:
+    proc = SiteProcessor(WifiConfig(allowed_lateness_s=60, reorder_window_s=20), store)
+    for index in range(start, len(events)):
+        if isinstance(store, RecordingStore):
+            store.event = index
+        event = events[index]
+        if isinstance(event, Sample):
+            proc.on_telemetry(event, 2)
+        else:
+            proc.on_session(event, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 1000), crash=st.floats(0, 1), survived=st.floats(0, 1))
+def test_a_crash_at_any_point_then_replay_gives_the_same_state(seed: int, crash: float,
+                                                               survived: float) -> None:
+    events = _events(seed)
+    full = RecordingStore()
+    _run(full, events)
+    # Events before `committed` were committed: all their writes are in the changelog. Of the
+    # later ones' writes, some prefix made it before the kill (one partition: writes in order).
+    committed = int(crash * len(events))
+    first_lost = next((i for i, (event, _, _) in enumerate(full.log) if event >= committed), len(full.log))
+    cut = first_lost + int(survived * (len(full.log) - first_lost))
+    recovered: dict[str, Any] = {}
+    for _, key, value in full.log[:cut]:
+        if value is None:
+            recovered.pop(key, None)
+        else:
+            recovered[key] = value
+    _run(recovered, events, start=committed)  # redelivery of everything not committed
+    assert normalized(recovered) == normalized(full)
