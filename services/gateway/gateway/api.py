@@ -44,6 +44,9 @@ class ApiLimits:
     max_streams_per_client: int = 20
     snapshot_interval_s: float = 2.0
     snapshot_min_interval_s: float = 1.0
+    # A computed city snapshot is reused while the views are unchanged, for at most this long
+    # (only the clock-driven parts, as_of and overdue counts, can be older than the views).
+    snapshot_cache_s: float = 1.0
 
 
 def _filter_fp(request: Any) -> str:
@@ -66,6 +69,7 @@ class Api:
     ready: bool = False
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _streams: dict[str, int] = field(default_factory=dict)
+    _snapshot_cache: tuple[int, float, Any] | None = None
 
     # ---------------- devices ----------------
 
@@ -140,7 +144,7 @@ class Api:
 
     def get_city_snapshot(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "GetCitySnapshot")
-        return gateway_pb2.GetCitySnapshotResponse(snapshot=self.views.city_snapshot(self.clock()))
+        return gateway_pb2.GetCitySnapshotResponse(snapshot=self._city_snapshot())
 
     def list_site_stats(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "ListSiteStats")
@@ -154,7 +158,7 @@ class Api:
         )
         with self._stream_slot(p):
             while True:
-                yield gateway_pb2.WatchCitySnapshotResponse(snapshot=self.views.city_snapshot(self.clock()))
+                yield gateway_pb2.WatchCitySnapshotResponse(snapshot=self._city_snapshot())
                 try:
                     await asyncio.wait_for(self.stopping.wait(), timeout=interval)
                 except TimeoutError:
@@ -268,6 +272,19 @@ class Api:
                     yield gateway_pb2.WatchRequestsResponse(request=self._shown(p, change))
 
     # ---------------- helpers ----------------
+
+    def _city_snapshot(self) -> Any:
+        now = self.clock()
+        cached = self._snapshot_cache
+        if (
+            cached
+            and cached[0] == self.views.generation
+            and 0 <= now - cached[1] < self.limits.snapshot_cache_s
+        ):
+            return cached[2]
+        snapshot = self.views.city_snapshot(now)
+        self._snapshot_cache = (self.views.generation, now, snapshot)
+        return snapshot
 
     def _visible_request(self, p: Principal, request_id: str) -> Any:
         request = self.views.requests.get(request_id)

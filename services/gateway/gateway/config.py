@@ -13,6 +13,7 @@
     GATEWAY_MAX_STREAMS_PER_CLIENT  concurrent watch streams per client (20)
     GATEWAY_SNAPSHOT_INTERVAL_S     default WatchCitySnapshot interval (2)
     GATEWAY_SNAPSHOT_MIN_INTERVAL_S shortest allowed WatchCitySnapshot interval (1)
+    GATEWAY_SNAPSHOT_CACHE_S        reuse a computed snapshot while the views are unchanged, up to (1)
     GATEWAY_MAX_RESOLVED_INCIDENTS  resolved incidents kept in memory (10000)
     GATEWAY_MAX_EVENTS_PER_REQUEST  audit events kept in memory per request (1000)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
@@ -48,6 +49,7 @@ class GatewayConfig:
     max_streams_per_client: int = 20
     snapshot_interval_s: float = 2.0
     snapshot_min_interval_s: float = 1.0
+    snapshot_cache_s: float = 1.0
     max_resolved_incidents: int = 10000
     max_events_per_request: int = 1000
     shutdown_grace_s: float = 10.0
@@ -77,6 +79,7 @@ class GatewayConfig:
             max_streams_per_client=env_int("GATEWAY_MAX_STREAMS_PER_CLIENT", 20),
             snapshot_interval_s=env_float("GATEWAY_SNAPSHOT_INTERVAL_S", 2.0),
             snapshot_min_interval_s=env_float("GATEWAY_SNAPSHOT_MIN_INTERVAL_S", 1.0),
+            snapshot_cache_s=env_float("GATEWAY_SNAPSHOT_CACHE_S", 1.0),
             max_resolved_incidents=env_int("GATEWAY_MAX_RESOLVED_INCIDENTS", 10000),
             max_events_per_request=env_int("GATEWAY_MAX_EVENTS_PER_REQUEST", 1000),
             shutdown_grace_s=env_float("GATEWAY_SHUTDOWN_GRACE_S", 10.0),

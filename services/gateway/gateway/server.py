@@ -70,6 +70,7 @@ class Gateway:
                 max_streams_per_client=config.max_streams_per_client,
                 snapshot_interval_s=config.snapshot_interval_s,
                 snapshot_min_interval_s=config.snapshot_min_interval_s,
+                snapshot_cache_s=config.snapshot_cache_s,
             ),
         )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)

@@ -124,6 +124,8 @@ class Views:
 
     max_resolved_incidents: int = 10000
     max_events_per_request: int = 1000
+    # Bumped by every change: lets readers cache what they computed from the views.
+    generation: int = 0
     access_points: dict[str, Any] = field(default_factory=dict)
     cameras: dict[str, Any] = field(default_factory=dict)
     site_stats: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +133,8 @@ class Views:
     # Resolved incidents in the order they were resolved: the oldest go first when over the cap.
     _resolved: OrderedDict[str, None] = field(default_factory=OrderedDict)
     requests: dict[str, Any] = field(default_factory=dict)
+    # The open ones among `requests` (a city keeps every closed request; snapshots need the open).
+    open_requests: dict[str, Any] = field(default_factory=dict)
     request_stats: dict[str, Any] = field(default_factory=dict)
     events: dict[str, list[Any]] = field(default_factory=dict)
     _event_ids: set[str] = field(default_factory=set)
@@ -138,6 +142,7 @@ class Views:
     # ---------------- feeding ----------------
 
     def apply_access_point(self, status: Any) -> Change | None:
+        self.generation += 1
         before = self.access_points.get(status.ap_id)
         self.access_points[status.ap_id] = status
         if before is None or health_signature(before) != health_signature(status):
@@ -145,6 +150,7 @@ class Views:
         return None
 
     def apply_camera(self, status: Any) -> Change | None:
+        self.generation += 1
         before = self.cameras.get(status.camera_id)
         self.cameras[status.camera_id] = status
         if before is None or health_signature(before) != health_signature(status):
@@ -153,9 +159,11 @@ class Views:
 
     def apply_site_stats(self, key: str, stats: Any) -> None:
         """Keyed by the record key ("<site_id>:<window>"), so tombstones find their entry."""
+        self.generation += 1
         self.site_stats[key or f"{stats.site_id}:{stats.window}"] = stats
 
     def apply_incident(self, incident: Any) -> Change | None:
+        self.generation += 1
         known = self.incidents.get(incident.incident_id)
         if known is not None and known.phase == RESOLVED and incident.phase != RESOLVED:
             return None  # a redelivered "opened" after its resolution
@@ -174,10 +182,16 @@ class Views:
         known = self.requests.get(request.request_id)
         if known is not None and known.version > request.version:
             return None
+        self.generation += 1
         self.requests[request.request_id] = request
+        if is_open(request):
+            self.open_requests[request.request_id] = request
+        else:
+            self.open_requests.pop(request.request_id, None)
         return request if known is None or known.version < request.version else None
 
     def apply_request_stats(self, key: str, stats: Any) -> None:
+        self.generation += 1
         self.request_stats[key or f"{stats.scope}:{stats.key}"] = stats
 
     def apply_event(self, event: Any) -> Change | None:
@@ -197,8 +211,11 @@ class Views:
 
     def delete(self, view: str, key: str) -> None:
         """A tombstone on a compacted topic."""
+        self.generation += 1
         table: dict[str, Any] = getattr(self, view)
         table.pop(key, None)
+        if view == "requests":
+            self.open_requests.pop(key, None)
 
     # ---------------- devices ----------------
 
@@ -247,9 +264,8 @@ class Views:
         _count_health(snap, "cameras", self.cameras.values())
         snap.people_online = sum(a.clients_now for a in self.access_points.values() if a.health != CRITICAL)
         snap.open_incidents = len(self.open_incidents())
-        open_requests = [r for r in self.requests.values() if is_open(r)]
-        snap.requests_open = len(open_requests)
-        snap.requests_overdue = sum(1 for r in open_requests if is_overdue(r, now))
+        snap.requests_open = len(self.open_requests)
+        snap.requests_overdue = sum(1 for r in self.open_requests.values() if is_overdue(r, now))
         snap.requests_by_category.extend(self.list_request_stats(requests_pb2.STATS_SCOPE_CATEGORY))
         snap.requests_by_opd.extend(self.list_request_stats(requests_pb2.STATS_SCOPE_OPD))
         snap.sites.extend(self.site_summaries())

@@ -308,3 +308,17 @@ async def _error(awaitable: Any) -> ApiError:
     with pytest.raises(ApiError) as err:
         await awaitable
     return err.value
+
+
+def test_city_snapshot_is_reused_only_while_the_views_are_unchanged() -> None:
+    api, _ = make_api()
+    now = [1000.0]
+    api.clock = lambda: now[0]
+    first = api.get_city_snapshot(CENTER, gateway_pb2.GetCitySnapshotRequest()).snapshot
+    now[0] += 0.5
+    assert api.get_city_snapshot(CENTER, gateway_pb2.GetCitySnapshotRequest()).snapshot.as_of == first.as_of
+    api.views.apply_access_point(ap("ap-1"))  # a change: computed afresh
+    changed = api.get_city_snapshot(CENTER, gateway_pb2.GetCitySnapshotRequest()).snapshot
+    assert changed.access_points_total == 1 and changed.as_of.nanos == 500_000_000
+    now[0] += 1.0  # older than the cache allows: computed afresh (overdue counts move with time)
+    assert api.get_city_snapshot(CENTER, gateway_pb2.GetCitySnapshotRequest()).snapshot.as_of.seconds == 1001

@@ -193,3 +193,16 @@ def test_sites_outside_the_inventory_are_listed_by_id() -> None:
     views.apply_access_point(ap("ap-x", site_id="kantor-desa"))
     summary = {s.site_id: s for s in views.site_summaries()}["kantor-desa"]
     assert summary.name == "kantor-desa" and summary.access_points_total == 1
+
+
+def test_open_requests_are_indexed_and_every_change_bumps_the_generation() -> None:
+    views = Views()
+    start = views.generation
+    views.apply_request(service_request("r-1"))
+    views.apply_request(service_request("r-2"))
+    assert set(views.open_requests) == {"r-1", "r-2"}
+    views.apply_request(service_request("r-1", version=2, status=RS.REQUEST_STATUS_CLOSED))
+    views.delete("requests", "r-2")
+    assert views.open_requests == {} and views.generation == start + 4
+    views.apply_request(service_request("r-1", version=1))  # stale: nothing changes
+    assert views.generation == start + 4
