@@ -144,7 +144,7 @@ class Api:
 
     def get_city_snapshot(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "GetCitySnapshot")
-        return gateway_pb2.GetCitySnapshotResponse(snapshot=self._city_snapshot())
+        return gateway_pb2.GetCitySnapshotResponse(snapshot=self._city_snapshot(self.limits.snapshot_cache_s))
 
     def list_site_stats(self, p: Principal, req: Any) -> Any:
         p.require(DEVICES_READ, "ListSiteStats")
@@ -158,7 +158,9 @@ class Api:
         )
         with self._stream_slot(p):
             while True:
-                yield gateway_pb2.WatchCitySnapshotResponse(snapshot=self._city_snapshot())
+                # Each tick is fresh: a cached snapshot may serve it only if younger than half a tick.
+                snapshot = self._city_snapshot(min(self.limits.snapshot_cache_s, interval / 2))
+                yield gateway_pb2.WatchCitySnapshotResponse(snapshot=snapshot)
                 try:
                     await asyncio.wait_for(self.stopping.wait(), timeout=interval)
                 except TimeoutError:
@@ -273,14 +275,11 @@ class Api:
 
     # ---------------- helpers ----------------
 
-    def _city_snapshot(self) -> Any:
+    def _city_snapshot(self, max_age_s: float) -> Any:
+        """The snapshot of the views, reused while they are unchanged and it is younger than max_age_s."""
         now = self.clock()
         cached = self._snapshot_cache
-        if (
-            cached
-            and cached[0] == self.views.generation
-            and 0 <= now - cached[1] < self.limits.snapshot_cache_s
-        ):
+        if cached and cached[0] == self.views.generation and 0 <= now - cached[1] < max_age_s:
             return cached[2]
         snapshot = self.views.city_snapshot(now)
         self._snapshot_cache = (self.views.generation, now, snapshot)

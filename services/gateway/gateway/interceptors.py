@@ -39,12 +39,6 @@ def current_principal() -> Principal:
     return PRINCIPAL.get()
 
 
-def short_method(full: str) -> str:
-    """ "/smartcity.v1.DeviceService/GetAccessPoint" -> "DeviceService/GetAccessPoint"."""
-    service, _, name = full.lstrip("/").partition("/")
-    return f"{service.rsplit('.', 1)[-1]}/{name}"
-
-
 def _metadata(details: grpc.HandlerCallDetails) -> list[tuple[str, str]]:
     pairs = []
     for key, value in details.invocation_metadata or ():
@@ -69,7 +63,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
-        call = _Call(short_method(details.method), _metadata(details), handler.request_deserializer)
+        # Metrics carry the full method name ("/smartcity.v1.DeviceService/GetAccessPoint").
+        call = _Call(details.method, _metadata(details), handler.request_deserializer)
         # Requests arrive as bytes and are parsed after authentication, so that bytes which are
         # not a message of the method become INVALID_ARGUMENT (grpc itself would say INTERNAL).
         if handler.unary_unary is not None:
@@ -164,7 +159,7 @@ class _Call:
         parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self.metadata])
         # The status is set explicitly (an abort is an exception but not always an error).
         return tracer.start_as_current_span(
-            self.method,
+            self.method.lstrip("/"),
             context=parent,
             kind=SpanKind.SERVER,
             record_exception=False,

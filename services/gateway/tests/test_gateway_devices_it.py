@@ -351,10 +351,15 @@ async def test_metrics_count_calls_by_method_and_code(gw: GatewayProcess, stubs:
     )
     url = f"http://127.0.0.1:{gw.metrics_port}/metrics"
     body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
-    assert 'smartcity_gateway_rpcs_total{code="OK",method="DeviceService/GetAccessPoint"}' in body
-    assert 'smartcity_gateway_rpcs_total{code="NOT_FOUND",method="DeviceService/GetAccessPoint"}' in body
     assert (
-        'smartcity_gateway_rpc_duration_seconds_bucket{code="OK",le="0.005",method="DeviceService/GetAccessPoint"}'
+        'smartcity_gateway_rpcs_total{code="OK",method="/smartcity.v1.DeviceService/GetAccessPoint"}' in body
+    )
+    assert (
+        'smartcity_gateway_rpcs_total{code="NOT_FOUND",method="/smartcity.v1.DeviceService/GetAccessPoint"}'
+        in body
+    )
+    assert (
+        'smartcity_gateway_rpc_duration_seconds_bucket{code="OK",le="0.005",method="/smartcity.v1.DeviceService/GetAccessPoint"}'
         in body
     )
     assert "smartcity_gateway_ready 1.0" in body
