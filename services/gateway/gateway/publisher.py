@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.errors import KafkaError
+
+from gateway.errors import ApiError, ErrorKind
 from smartcity.codec import ProtoCodec
 from smartcity.kafka import make_producer
 from smartcity.settings import PlatformSettings
@@ -26,6 +29,16 @@ class CommandPublisher:
 
     async def send(self, request_id: str, command: Any) -> None:
         """Sends and waits for the broker's ack (acks=all); the current span goes in the headers."""
-        await self._producer.send_and_wait(
-            self._topic, key=request_id.encode(), value=self._codec.encode(command), headers=inject_headers()
-        )
+        try:
+            await self._producer.send_and_wait(
+                self._topic,
+                key=request_id.encode(),
+                value=self._codec.encode(command),
+                headers=inject_headers(),
+            )
+        except KafkaError as exc:
+            raise ApiError(
+                ErrorKind.UNAVAILABLE,
+                f"the command could not be handed to Kafka ({type(exc).__name__}); retry (a submit with the "
+                "same idempotency key)",
+            ) from exc

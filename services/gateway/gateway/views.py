@@ -201,7 +201,7 @@ class Views:
         if event.event_id:
             self._event_ids.add(event.event_id)
         trail = self.events.setdefault(event.request_id, [])
-        trail.append(event)
+        trail.append(_without_history(event))
         if len(trail) > self.max_events_per_request:
             dropped = trail.pop(0)
             self._event_ids.discard(dropped.event_id)
@@ -303,6 +303,17 @@ class Views:
         if days:
             summary.unique_users_today = max(days, key=lambda s: from_timestamp(s.window_start)).unique_users
         return summary
+
+
+def _without_history(event: Any) -> Any:
+    """The event as the audit trail keeps it: its request without the history (which the trail
+    itself is), so memory grows with the number of events, not with its square."""
+    if not event.HasField("request") or not event.request.history:
+        return event
+    kept = requests_pb2.RequestEvent()
+    kept.CopyFrom(event)
+    kept.request.ClearField("history")
+    return kept
 
 
 def _sorted_devices(table: dict[str, Any], query: DeviceQuery) -> list[tuple[Any, Any]]:

@@ -206,3 +206,16 @@ def test_open_requests_are_indexed_and_every_change_bumps_the_generation() -> No
     assert views.open_requests == {} and views.generation == start + 4
     views.apply_request(service_request("r-1", version=1))  # stale: nothing changes
     assert views.generation == start + 4
+
+
+def test_the_audit_trail_keeps_events_without_the_requests_history() -> None:
+    views = Views()
+    request = service_request("r-1", version=2)
+    request.history.add(version=1)
+    request.history.add(version=2)
+    event = requests_pb2.RequestEvent(event_id="e-2", request_id="r-1", version=2, request=request)
+    views.apply_event(event)
+    kept = views.events["r-1"][0]
+    assert kept.version == 2 and kept.request.title == request.title and not kept.request.history
+    assert len(views.requests["r-1"].history) == 2  # the request view keeps its history
+    assert len(event.request.history) == 2  # the caller's message is untouched
