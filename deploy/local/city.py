@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = ROOT / ".local" / "run"
 LOG_DIR = ROOT / ".local" / "logs"
 SUPERVISOR_PID = RUN_DIR / "supervisor.pid"
+# Present when `up` started the broker itself: `down` then stops it too, and leaves alone a
+# broker that was already running (`make kafka-up`, a test session, an existing cluster).
+KAFKA_OWNED = RUN_DIR / "kafka.started-by-city"
 GATEWAY_ADDRESS = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:50051")
 
 
@@ -165,8 +168,23 @@ class Supervisor:
 # ---------------------------------------------------------------- up / down / status
 
 
-def _kafka(command: str) -> None:
-    subprocess.run(["bash", str(ROOT / "deploy/local/kafka.sh"), command], check=True)
+def _kafka(command: str) -> bool:
+    """Runs a kafka.sh subcommand; returns whether it succeeded."""
+    result = subprocess.run(["bash", str(ROOT / "deploy/local/kafka.sh"), command], check=False)
+    return result.returncode == 0
+
+
+def _kafka_up() -> None:
+    already = _kafka_quiet_status()
+    if not _kafka("up"):
+        raise SystemExit("Kafka did not come up: see .local/logs/kafka.log")
+    if not already and _kafka_quiet_status():
+        KAFKA_OWNED.touch()
+
+
+def _kafka_quiet_status() -> bool:
+    """Whether a broker that kafka.sh started is running (not an external one)."""
+    return _read_pid(ROOT / ".local/kafka/kafka.pid") is not None
 
 
 def _ensure_topics() -> None:
@@ -225,7 +243,7 @@ def up(timeout_s: float) -> None:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     say("starting Kafka")
-    _kafka("up")
+    _kafka_up()
     _ensure_topics()
     if _read_pid(SUPERVISOR_PID) is not None:
         say("the city is already running (make down to stop it)")
@@ -273,8 +291,12 @@ def down() -> None:
             os.killpg(pid, signal.SIGKILL)
     _kill_leftovers()
     SUPERVISOR_PID.unlink(missing_ok=True)
-    say("stopping Kafka")
-    _kafka("down")
+    if KAFKA_OWNED.exists():
+        say("stopping Kafka")
+        _kafka("down")
+        KAFKA_OWNED.unlink(missing_ok=True)
+    else:
+        say("Kafka was running before 'make up': left running (make kafka-down stops it)")
 
 
 def _kill_leftovers() -> None:
