@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,8 +103,10 @@ class Outputs:
 
 
 def service_env(**overrides: str) -> dict[str, str]:
-    base = {"METRICS_PORT": "0", "WIFI_TICK_INTERVAL_S": "0.2", "WIFI_STATUS_INTERVAL_S": "1",
-            "WIFI_STATS_INTERVAL_S": "0.5", "WIFI_SITE_PARTITIONS": "3", "WIFI_SESSION_TIMEOUT_S": "6"}
+    """Short cadences for tests; the Faust data directory out of the repository."""
+    base = {"WIFI_DATA_DIR": tempfile.gettempdir() + "/smartcity-tests", "METRICS_PORT": "0",
+            "WIFI_TICK_INTERVAL_S": "0.2", "WIFI_STATUS_INTERVAL_S": "1", "WIFI_STATS_INTERVAL_S": "0.5",
+            "WIFI_SITE_PARTITIONS": "3", "WIFI_SESSION_TIMEOUT_S": "6"}
     return base | overrides
 
 

@@ -171,12 +171,12 @@ class SiteProcessor:
     def _prune(self, site: SiteState, now: float | None) -> bool:
         if now is None:
             return False
-        before = site.to_dict()
-        for key in site.prune(now, self.config.allowed_lateness_s):
+        changed, gone = site.prune(now, self.config.allowed_lateness_s)
+        for key in gone:
             for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
                 if shard in self.store:
                     del self.store[shard]
-        return site.to_dict() != before
+        return changed
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -94,9 +94,13 @@ class WifiTelemetryService:
                                  partitions=config.site_partitions, internal=True)
         self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
         self.stats_out = raw_topic(app, STATS_TOPIC, prefix)
+        # Every heartbeat rewrites its AP's record: short segments let the broker compact the
+        # changelog, so a restart (in-memory store: it reads the changelog) stays quick.
         self.table = app.Table("state", partitions=config.site_partitions,
                                schema=faust.Schema(key_type=str, key_serializer="json",
-                                                   value_serializer="json"))
+                                                   value_serializer="json"),
+                               extra_topic_configs={"segment.ms": "600000",
+                                                    "min.cleanable.dirty.ratio": "0.2"})
         self.processor = SiteProcessor(config, self.table)
         self.dlq = faust_dead_letter_publisher(app, settings.service_name)
         self.published = _Published()

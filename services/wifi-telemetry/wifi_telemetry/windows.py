@@ -127,13 +127,16 @@ class SiteState:
         self.distinct = sorted([*self.distinct, key])
         return True
 
-    def prune(self, now: float, lateness_s: float) -> list[str]:
-        """Forgets windows past keeping; returns the distinct windows whose shards must go."""
-        self.peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
-        self.closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
+    def prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
+        """Forgets windows past keeping: (anything forgotten, distinct windows whose shards must go)."""
+        peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
+        closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
         gone = [k for k in self.distinct if not kept_for(k, now, lateness_s)]
-        self.distinct = [k for k in self.distinct if k not in gone]
-        return gone
+        changed = bool(gone) or len(peaks) != len(self.peaks) or len(closed) != len(self.closed)
+        if changed:
+            self.peaks, self.closed = peaks, closed
+            self.distinct = [k for k in self.distinct if k not in gone]
+        return changed, gone
 
     def windows(self) -> set[str]:
         return set(self.peaks) | set(self.closed) | set(self.distinct)

@@ -1,0 +1,174 @@
+"""Throughput of one wifi-telemetry worker: N telemetry + session events, how fast are they done?
+
+    uv run python bench/bench_wifi_telemetry.py [--events 50000]
+
+Produces N events of the simulated city (all 21 APs, heartbeats 10 s apart in event time, client
+sessions, a reboot and a CPU fault) to a fresh topic prefix, starts ONE worker from its entry
+point (`python -m wifi_telemetry`), and waits until the worker's consumer group has committed
+every input offset, both the raw topics and its internal by-site topic (each event passes both
+stages). Prints events/s. Stops by itself (timeout), stops the worker and deletes the topics of
+its prefix. Needs the local broker (`make kafka-up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from smartcity.inventory import access_points
+from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.topics import ensure_topics, load_catalogue
+from smartcity.v1 import wifi_pb2
+from wifi_telemetry.scenario import Fault, simulated_events
+
+ROOT = Path(__file__).resolve().parents[1]
+INPUTS = ("wifi.ap-telemetry.v1", "wifi.client-sessions.v1")
+Events = list[wifi_pb2.ApTelemetry | wifi_pb2.ClientSession]
+
+
+def make_events(count: int) -> Events:
+    steps = count // 21 + 1  # about one heartbeat per AP per step, plus sessions
+    events = simulated_events(access_points(), start=time.time() - steps * 10, steps=steps, interval_s=10,
+                              seed=42, faults=[Fault(steps // 3, {"fault": "reboot", "target": "owabong"}),
+                                               Fault(steps // 2, {"fault": "cpu_high", "target": "rsud"})])
+    return events[:count]
+
+
+async def produce(bootstrap: str, prefix: str, events: Events) -> None:
+    catalogue = load_catalogue()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=10, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        pending = []
+        for event in events:
+            name = INPUTS[0] if isinstance(event, wifi_pb2.ApTelemetry) else INPUTS[1]
+            pending.append(await producer.send(catalogue[name].full_name(prefix), event.SerializeToString(),
+                                               key=event.ap_id.encode()))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str,
+                   topics: list[str]) -> tuple[int, int]:
+    """(committed, end) offsets summed over every partition of the group's input topics."""
+    committed = await admin.list_consumer_group_offsets(group)
+    partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+    ends = await consumer.end_offsets(partitions) if partitions else {}
+    done = sum(meta.offset for tp, meta in committed.items() if tp.topic in topics and meta.offset > 0)
+    return done, sum(ends.values())
+
+
+async def wait_until_processed(bootstrap: str, prefix: str, count: int, worker: subprocess.Popen[bytes],
+                               timeout_s: float) -> tuple[float, float]:
+    """Seconds from the worker's start to its first commit and to having committed everything."""
+    catalogue = load_catalogue()
+    group = f"{prefix}wifi-telemetry"
+    by_site = f"{group}-by-site"
+    topics = [catalogue[name].full_name(prefix) for name in INPUTS]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    started = time.monotonic()
+    first: float | None = None
+    try:
+        while time.monotonic() - started < timeout_s:
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}")
+            await consumer._client.force_metadata_update()
+            raw_done, raw_end = await progress(admin, consumer, group, topics)
+            site_done, site_end = await progress(admin, consumer, group, [by_site])
+            if first is None and raw_done > 0:
+                first = time.monotonic() - started
+            if raw_end >= count and raw_done >= raw_end and site_end >= raw_end and site_done >= site_end:
+                return first or 0.0, time.monotonic() - started
+            await asyncio.sleep(0.25)
+        raise SystemExit(f"not done after {timeout_s:.0f}s: raw {raw_done}/{raw_end}, "
+                         f"by-site {site_done}/{site_end}")
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def start_worker(bootstrap: str, prefix: str, data_dir: str, log_path: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+                        "METRICS_PORT": "0", "LOG_FORMAT": "text", "WIFI_DATA_DIR": data_dir,
+                        "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "wifi_telemetry"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
+    args = parser.parse_args()
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    data_dir = tempfile.mkdtemp(prefix="wifi-bench-")
+    log_path = Path(data_dir) / "worker.log"
+    events = make_events(args.events)
+    sessions = sum(1 for e in events if isinstance(e, wifi_pb2.ClientSession))
+    print(f"prefix {prefix}: {len(events)} events ({len(events) - sessions} telemetry, {sessions} sessions)")
+    await ensure_topics(args.bootstrap, prefix)
+    produced = time.monotonic()
+    await produce(args.bootstrap, prefix, events)
+    print(f"produced in {time.monotonic() - produced:.1f}s")
+
+    worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
+    try:
+        first, total = await wait_until_processed(args.bootstrap, prefix, len(events), worker, args.timeout)
+    finally:
+        stop_worker(worker)
+        await delete_topics(args.bootstrap, prefix)
+    steady = total - first
+    print(f"worker start to first commit: {first:.1f}s (startup, rebalance, topic creation)")
+    print(f"worker start to all committed: {total:.1f}s -> {len(events) / total:,.0f} events/s end to end")
+    if steady > 0:
+        print(f"first commit to all committed: {steady:.1f}s -> "
+              f"{len(events) / steady:,.0f} events/s processing")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
