@@ -7,11 +7,16 @@ The last test runs `make down` and checks that nothing is left behind.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +42,7 @@ CITY_ENV = {
     "CAMERA_HEARTBEAT_TOLERANCE_S": "5",
     "CAMERA_STATUS_INTERVAL_S": "5",
     "CAMERA_SILENCE_CHECK_INTERVAL_S": "1",
+    "CAMERA_INCIDENT_RESOLVE_HOLD_S": "5",
     "LOG_LEVEL": "INFO",
 }
 CRITICAL = common_pb2.HEALTH_STATE_CRITICAL
@@ -290,6 +296,119 @@ def test_the_terminal_view_renders_the_live_city(channel: grpc.Channel) -> None:
     frame = result.stdout
     assert str(snapshot.access_points_total) in frame and str(snapshot.cameras_total) in frame
     assert "cam-alun-alun" in frame and "PUPR" in frame
+
+
+SCRAPE_JOBS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}
+PROMETHEUS = "127.0.0.1:19090"
+
+
+def _prom_query(expr: str) -> dict[str, Any]:
+    url = f"http://{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        result: dict[str, Any] = json.loads(reply.read())
+    return result
+
+
+def _dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL) of every panel target, Grafana variables filled in."""
+    queries = []
+    for path in sorted((ROOT / "deploy/monitoring/dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"].replace("$__rate_interval", "1m").replace("$opd", ".*")
+                queries.append((path.stem, panel.get("title", "?"), expr))
+    return queries
+
+
+async def _send_malformed_to_every_input(bootstrap: str) -> None:
+    """One undecodable message per consumed topic, so dead-letter series exist to be shown."""
+    from aiokafka import AIOKafkaProducer
+
+    from smartcity.topics import load_catalogue
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for spec in load_catalogue().topics:
+            if spec.has_dlq:
+                topic = spec.full_name(CITY_ENV["SMARTCITY_TOPIC_PREFIX"])
+                await producer.send_and_wait(topic, b"\xff not protobuf", key=b"e2e-malformed")
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(city: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is not installed: run 'make ops-tools' (Debian's prometheus package)")
+    workdir = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ROOT / "deploy/monitoring/rules.yaml")],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for job, port in SCRAPE_JOBS.items()
+        ],
+    }
+    (workdir / "prometheus.yml").write_text(json.dumps(config))
+    log = (workdir / "prometheus.log").open("w")
+    server = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address={PROMETHEUS}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield PROMETHEUS
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_every_dashboard_panel_shows_data_from_a_real_prometheus(
+    prometheus: str, kafka_bootstrap: str
+) -> None:
+    asyncio.run(_send_malformed_to_every_input(kafka_bootstrap))
+
+    def all_up() -> bool:
+        try:
+            series = _prom_query("up == 1")["data"]["result"]
+        except OSError:
+            return False
+        return {s["metric"]["job"] for s in series} == set(SCRAPE_JOBS)
+
+    eventually(all_up, 60, "Prometheus to scrape every service")
+    time.sleep(15)  # a few scrapes, so rate() over the panels' window has points
+    empty = []
+    for dashboard, title, expr in _dashboard_queries():
+        reply = _prom_query(expr)
+        assert reply["status"] == "success", (dashboard, title, expr, reply)
+        if not reply["data"]["result"]:
+            empty.append(f"{dashboard} / {title}: {expr}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+    with urllib.request.urlopen(f"http://{prometheus}/api/v1/rules", timeout=10) as reply:
+        groups = json.loads(reply.read())["data"]["groups"]
+    broken = [r["name"] for g in groups for r in g["rules"] if r.get("health") != "ok"]
+    assert groups and not broken, f"rules that do not evaluate: {broken}"
+
+
+def test_every_metric_the_dashboards_and_rules_use_is_exported(city: str) -> None:
+    urls = [f"http://127.0.0.1:{port}/metrics" for port in SCRAPE_JOBS.values()]
+    result = subprocess.run(
+        [sys.executable, "deploy/monitoring/check_metrics.py", "--against", *urls],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _live_pids() -> list[int]:
