@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
+import logging
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
 from smartcity.codec import DecodeError
 from smartcity.inventory import access_points
+from smartcity.settings import PlatformSettings
 from smartcity.v1 import common_pb2, wifi_pb2
+from wifi_telemetry.collector import forward
 from wifi_telemetry.config import WifiConfig
 from wifi_telemetry.domain import AccessPointModel
-from wifi_telemetry.edge import session_from_reading, telemetry_from_reading
+from wifi_telemetry.edge import EdgeCollector, session_from_reading, telemetry_from_reading
 from wifi_telemetry.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
@@ -21,6 +27,7 @@ from wifi_telemetry.messages import (
     sample_from_proto,
     status_proto,
 )
+from wifi_telemetry.metrics import set_site_gauges
 from wifi_telemetry.privacy import (
     ClientHasher,
     client_hash_problem,
@@ -168,3 +175,57 @@ def test_simulated_city_reports_sessions_and_obeys_faults() -> None:
         city.apply_fault({"fault": "meteor", "target": "all"})
     with pytest.raises(ValueError, match="unknown target"):
         city.apply_fault({"fault": "offline", "target": "atlantis"})
+
+
+class FakeProducer:
+    """Stands in for the aiokafka producer: records what would be sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        self.sent.append((topic, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_the_collector_cli_sends_good_lines_and_reports_bad_ones_without_the_mac(
+        caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer()
+    collector = EdgeCollector(PlatformSettings("wifi-collector", topic_prefix="p."), ClientHasher("s"),
+                              producer=producer)  # type: ignore[arg-type]
+    joined = {"type": "session", "ap_id": "ap-1", "site_id": "x", "kind": "connect", "client_mac": MAC}
+    lines = [
+        json.dumps({"type": "telemetry", **reading()}),
+        json.dumps(joined | {"event_time": T0, "session_id": "s1"}),
+        json.dumps(joined),
+        json.dumps({"type": "telemetry", **reading(seq=MAC)}),
+        "{not json",
+        "",
+    ]
+    with caplog.at_level(logging.WARNING):
+        sent, rejected = await forward(lines, collector)
+    assert (sent, rejected) == (2, 3)
+    assert [t for t, _, _ in producer.sent] == ["p.wifi.ap-telemetry.v1", "p.wifi.client-sessions.v1"]
+    assert [key for _, key, _ in producer.sent] == [b"ap-alun-alun-01", b"ap-1"]
+    assert MAC.encode() not in producer.sent[1][2]
+    assert "missing field 'event_time'" in caplog.text and "line 5" in caplog.text
+    assert MAC not in caplog.text and MAC.lower() not in caplog.text
+
+
+def test_site_gauges_count_every_state_per_site() -> None:
+    model = AccessPointModel(WifiConfig())
+    views = []
+    for ap_id, clients, t in (("ap-a", 3, T0), ("ap-b", 4, T0 - 500)):
+        sample = sample_from_proto(telemetry_from_reading(reading(ap_id=ap_id, clients=clients,
+                                                                  observed_time=t)))
+        state = model.new_state(sample)
+        model.offer(state, sample)
+        views.append(ap_view(model, state, now=T0 + 1))
+    set_site_gauges(views)
+    value = REGISTRY.get_sample_value
+    assert value("smartcity_wifi_access_points", {"site": "alun-alun", "health": "ok"}) == 1
+    assert value("smartcity_wifi_access_points", {"site": "alun-alun", "health": "critical"}) == 1
+    assert value("smartcity_wifi_access_points", {"site": "alun-alun", "health": "problem"}) == 0
+    assert value("smartcity_wifi_clients_online", {"site": "alun-alun"}) == 3
