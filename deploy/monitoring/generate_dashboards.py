@@ -165,7 +165,9 @@ def command_center() -> Json:
         Query("sum by (site, health) (smartcity_camera_cameras)", "", instant=True)],
         width=8, height=10, options={"showHeader": True})
     b.add("table", "Firing alerts", [
-        Query('sum by (alertname, severity) (ALERTS{alertstate="firing"})', "", instant=True)],
+        # "or on() vector(0)": one row of 0 when nothing fires, instead of an empty panel.
+        Query('sum by (alertname, severity) (ALERTS{alertstate="firing"}) or on() vector(0)', "",
+              instant=True)],
         width=8, height=10, options={"showHeader": True})
 
     b.add("timeseries", "Open camera incidents per site",
@@ -247,7 +249,8 @@ def _gateway_panels(b: Board) -> None:
     b.add("timeseries", "Calls per second by status code", [Query(
         f"sum by (code) (rate({calls}[{RATE}]))", "{{code}}")], width=10, height=6, unit="reqps")
     b.add("timeseries", "Server error ratio", [Query(
-        f'sum(rate({calls}{{code=~"{SERVER_ERROR_CODES}"}}[{RATE}])) / sum(rate({calls}[{RATE}]))',
+        f'(sum(rate({calls}{{code=~"{SERVER_ERROR_CODES}"}}[{RATE}])) or on() vector(0))'
+        f" / sum(rate({calls}[{RATE}]))",
         "server errors")], unit="percentunit")
     b.add("timeseries", "Unary call latency p99 by method", [Query(
         "histogram_quantile(0.99, sum by (le, method) (rate("

@@ -283,6 +283,19 @@ def test_the_terminal_view_renders_the_live_city(channel: grpc.Channel) -> None:
     snapshot = overview.GetCitySnapshot(
         gateway_pb2.GetCitySnapshotRequest(), metadata=metadata("dev-command-center")
     ).snapshot
+    requests = gateway_pb2_grpc.RequestServiceStub(channel)
+    requests.SubmitRequest(
+        gateway_pb2.SubmitRequestRequest(
+            idempotency_key=f"e2e-top-{uuid.uuid4().hex}",
+            category="waste",
+            title="Sampah menumpuk",
+            description="Sampah menumpuk di dekat Pasar Segamas",
+            address="Pasar Segamas, Purbalingga",
+            location=common_pb2.GeoPoint(latitude=-7.3867, longitude=109.3655),
+        ),
+        metadata=metadata("dev-citizen-portal"),
+        timeout=15,
+    )
     result = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "top", "--once"],
         cwd=ROOT,
@@ -295,7 +308,8 @@ def test_the_terminal_view_renders_the_live_city(channel: grpc.Channel) -> None:
     assert result.returncode == 0, result.stderr
     frame = result.stdout
     assert str(snapshot.access_points_total) in frame and str(snapshot.cameras_total) in frame
-    assert "cam-alun-alun" in frame and "PUPR" in frame
+    # The open request just submitted is routed to DLH and counted in its row.
+    assert "DLH" in frame and "ACCESS POINTS" in frame and "CAMERAS" in frame
 
 
 SCRAPE_JOBS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}

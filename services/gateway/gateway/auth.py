@@ -90,6 +90,9 @@ class TokenStore:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def client_ids(self) -> list[str]:
+        return sorted({principal.client_id for principal in self._by_hash.values()})
+
     @classmethod
     def load(cls, path: Path) -> TokenStore:
         try:

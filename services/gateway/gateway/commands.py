@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway import metrics
 from gateway.auth import Principal
 from gateway.errors import ApiError, ErrorKind
 from smartcity.codec import to_timestamp
@@ -134,6 +135,7 @@ class CommandBus:
                 await self._send(command.request_id, command)
                 event = await future
         except TimeoutError:
+            metrics.COMMANDS.labels(_action_of(command), "timeout").inc()
             raise ApiError(
                 ErrorKind.DEADLINE_EXCEEDED,
                 f"no outcome for command {command.command_id} on request {command.request_id} within "
@@ -142,4 +144,18 @@ class CommandBus:
             ) from None
         finally:
             self._waiting.pop(command.correlation_id, None)
+        metrics.COMMANDS.labels(_action_of(command), outcome_label(event)).inc()
         return check_outcome(event)
+
+
+def _action_of(command: Any) -> str:
+    return str(command.WhichOneof("action") or "none")
+
+
+def outcome_label(event: Any) -> str:
+    """The `outcome` label of smartcity_gateway_commands_total for an outcome event."""
+    if event.type == requests_pb2.REQUEST_EVENT_TYPE_COMMAND_REJECTED:
+        return "rejected"
+    if event.type == requests_pb2.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED:
+        return "deduplicated"
+    return "applied"

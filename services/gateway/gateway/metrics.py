@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from smartcity.v1 import requests_pb2
 
 RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -28,3 +32,22 @@ COMMANDS = Counter(
     "smartcity_gateway_commands_total", "Commands sent, by action and outcome", ["action", "outcome"]
 )
 COMMANDS_WAITING = Gauge("smartcity_gateway_commands_waiting", "Commands waiting for their outcome")
+
+
+_ACTIONS = requests_pb2.RequestCommand.DESCRIPTOR.oneofs_by_name["action"]
+COMMAND_ACTIONS = tuple(field.name for field in _ACTIONS.fields)
+COMMAND_OUTCOMES = ("applied", "deduplicated", "rejected", "timeout")
+RECORD_OUTCOMES = ("ok", "tombstone", "undecodable")
+
+
+def initialise(clients: Iterable[str], topics: Iterable[str]) -> None:
+    """Creates every known label set at zero, so dashboards show 0 rather than no data and
+    increase() sees the first event (Prometheus practice for counters with known labels)."""
+    for client in clients:
+        RATE_LIMITED.labels(client)
+    for topic in topics:
+        for outcome in RECORD_OUTCOMES:
+            RECORDS.labels(topic, outcome)
+    for action in COMMAND_ACTIONS:
+        for outcome in COMMAND_OUTCOMES:
+            COMMANDS.labels(action, outcome)

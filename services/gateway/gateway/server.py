@@ -32,7 +32,7 @@ from gateway.handlers import DeviceServicer, OverviewServicer, RequestServicer
 from gateway.interceptors import GatewayInterceptor
 from gateway.projector import Projector
 from gateway.publisher import CommandPublisher
-from gateway.views import Change, Views
+from gateway.views import VIEW_TOPICS, Change, Views
 from smartcity.kafka import wait_for_broker
 from smartcity.observability import configure_logging, start_observability
 from smartcity.tracing import setup_tracing
@@ -75,7 +75,9 @@ class Gateway:
         )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
         self.health = HealthServicer()
-        self.server = self._grpc_server(TokenStore.load(config.tokens_file))
+        tokens = TokenStore.load(config.tokens_file)
+        metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
+        self.server = self._grpc_server(tokens)
         self.port = 0
 
     def _route_change(self, view: str, change: Change) -> None:
