@@ -203,7 +203,15 @@ def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.
 
     configure_logging(settings)
     setup_tracing(settings)
-    start_observability(settings, ready=lambda: _ready(app))
+    # Readiness is judged on the event loop and only read by the probe thread: touching Faust's
+    # lazily created services (app.tables, its recovery) from the HTTP thread first can bind
+    # them to that thread's event loop, and the worker then hangs at startup.
+    readiness = {"ready": False}
+    start_observability(settings, ready=lambda: readiness["ready"])
+
+    @app.timer(min(1.0, lag_interval_s))
+    async def _judge_readiness() -> None:
+        readiness["ready"] = _ready(app)
 
     @app.timer(lag_interval_s)
     async def _sample_lag() -> None:
