@@ -1,0 +1,144 @@
+"""Benchmark: heartbeats per second through one camera-health worker.
+
+    uv run python bench/bench_camera_health.py [--heartbeats 20000] [--cameras 200]
+
+Writes N heartbeats (C cameras, mostly healthy, some failing so states change and incidents
+open) to camera.heartbeats.v1 under a fresh topic prefix, then starts one worker from its real
+entry point (`python -m camera_health`) and times it from its first processed heartbeat to its
+last (read from its own /metrics: `smartcity_camera_events_processed_total`). Prints the
+figures, stops the worker and deletes the prefix's topics. Stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from smartcity.codec import to_timestamp
+from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.testing import free_port
+from smartcity.topics import ensure_topics
+from smartcity.v1 import camera_pb2
+
+ROOT = Path(__file__).resolve().parents[1]
+PROCESSED = re.compile(r"^smartcity_camera_events_processed_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+def heartbeats(n: int, cameras: int, seed: int = 7) -> list[camera_pb2.CameraHeartbeat]:
+    rng = random.Random(seed)
+    start = time.time() - n // cameras * 10 - 60
+    out = []
+    for i in range(n):
+        cam, seq = i % cameras, i // cameras + 1
+        failing = cam % 10 == 0 and (seq // 20) % 2 == 1  # a tenth of the cameras flap now and then
+        out.append(camera_pb2.CameraHeartbeat(
+            camera_id=f"cam-bench-{cam}", site_id=f"site-{cam % 11}", seq=seq,
+            observed_time=to_timestamp(start + seq * 10),
+            fps=12.0 if failing else 25.0 * rng.uniform(0.96, 1),
+            configured_fps=25.0, bitrate_kbps=4000, configured_bitrate_kbps=4096,
+            packet_loss_percent=rng.uniform(0, 0.8), storage_free_percent=60.0,
+            recording=not (failing and seq % 3 == 0), source="agent"))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, beats: list[camera_pb2.CameraHeartbeat]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for hb in beats:
+            await producer.send(topic, hb.SerializeToString(), key=hb.camera_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+def processed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
+            body = reply.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(v) for v in PROCESSED.findall(body))
+
+
+def measure(port: int, n: int, worker: subprocess.Popen[bytes],
+            timeout_s: float) -> tuple[float, float, float]:
+    """(first count seen > 0, its time, time when all n were processed)."""
+    deadline = time.monotonic() + timeout_s
+    first_count, first_at = 0.0, 0.0
+    while time.monotonic() < deadline and worker.poll() is None:
+        count = processed(port)
+        if count > 0 and not first_at:
+            first_count, first_at = count, time.perf_counter()
+        if count >= n:
+            return first_count, first_at, time.perf_counter()
+        time.sleep(0.1)
+    raise SystemExit(f"worker processed {processed(port):.0f} of {n} heartbeats before giving up")
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--heartbeats", type=int, default=20_000)
+    parser.add_argument("--cameras", type=int, default=200)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    topic = f"{prefix}camera.heartbeats.v1"
+    asyncio.run(ensure_topics(args.bootstrap, prefix))
+    beats = heartbeats(args.heartbeats, args.cameras)
+    produce_s = asyncio.run(produce(args.bootstrap, topic, beats))
+    port = free_port()
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+                        "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
+                        "CAMERA_HEALTH_SESSION_TIMEOUT_S": "6"}
+    worker = subprocess.Popen([sys.executable, "-m", "camera_health"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        first_count, first_at, done_at = measure(port, args.heartbeats, worker, args.timeout)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+        asyncio.run(delete_topics(args.bootstrap, prefix))
+    rate = (args.heartbeats - first_count) / max(done_at - first_at, 1e-9)
+    print(f"camera-health bench: {args.heartbeats} heartbeats, {args.cameras} cameras, prefix {prefix}")
+    print(f"  produced in {produce_s:.2f}s ({args.heartbeats / produce_s:,.0f}/s, acks=all, idempotent)")
+    timed = args.heartbeats - first_count
+    print(f"  one worker processed {timed:.0f} heartbeats in {done_at - first_at:.2f}s: "
+          f"{rate:,.0f} heartbeats/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
