@@ -26,6 +26,7 @@ from camera_health.messages import (
     status_message,
 )
 from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.simcontrol import send_fault
 from smartcity.testing import ServiceProcess, consume, consume_all, free_port
 from smartcity.v1 import camera_pb2
 
@@ -289,3 +290,33 @@ async def test_malformed_heartbeats_go_to_the_dlq_and_good_ones_still_flow(
     metrics = await scrape_until(port, 'smartcity_camera_cameras{health="ok",site="alun-alun"} 1.0')
     assert 'smartcity_camera_cameras{health="ok",site="alun-alun"} 1.0' in metrics  # set by the timer
     assert 'smartcity_dead_letters_total{service="camera-health",topic="' + topic + '"} 3.0' in metrics
+
+
+# --- fed by the simulator --------------------------------------------------------------------------
+
+async def test_the_simulator_feeds_the_service_and_faults_become_incidents(
+        kafka_bootstrap: str, topic_prefix: str, run_service: Any) -> None:
+    control = free_port()
+    run_service("camera_health.simulator", topic_prefix, SIM_HEARTBEAT_INTERVAL_S="0.5",
+                SIM_CAMERA_COUNT="2", SIM_CONTROL_PORT=str(control))
+    proc, port = start_service(run_service, topic_prefix, CAMERA_HEARTBEAT_TOLERANCE_S="2.5",
+                               CAMERA_INCIDENT_RESOLVE_HOLD_S="0", CAMERA_TAMPER_RECOVERY_S="0")
+    await wait_ready(proc, port)
+    status_topic, incident_topic = topic_prefix + STATUS_TOPIC, topic_prefix + INCIDENTS_TOPIC
+    both = {"cam-alun-alun-1", "cam-alun-alun-2"}
+    first = await consume(kafka_bootstrap, status_topic, until=lambda r: set(last_statuses(r)) == both)
+    assert {s.health for s in last_statuses(first).values()} == {1}
+
+    await asyncio.to_thread(send_fault, control, {"fault": "tamper", "target": "cam-alun-alun-1"})
+    await asyncio.to_thread(send_fault, control, {"fault": "offline", "target": "cam-alun-alun-2"})
+    opened = incidents_of(await consume(kafka_bootstrap, incident_topic, until=lambda r: len(r) >= 2))
+    assert {(i.camera_id, i.phase, i.cause) for i in opened} == {
+        ("cam-alun-alun-1", OPENED, "tamper"), ("cam-alun-alun-2", OPENED, "heartbeat")}
+
+    await asyncio.to_thread(send_fault, control, {"fault": "clear", "target": "alun-alun"})
+    done = incidents_of(await consume(kafka_bootstrap, incident_topic, until=lambda r: len(r) >= 4))
+    assert {(i.camera_id, i.phase) for i in done[2:]} == {("cam-alun-alun-1", RESOLVED),
+                                                          ("cam-alun-alun-2", RESOLVED)}
+    healthy = await consume(kafka_bootstrap, status_topic, timeout_s=15,
+                            until=lambda r: {s.health for s in last_statuses(r).values()} == {1})
+    assert {s.health for s in last_statuses(healthy).values()} == {1}
