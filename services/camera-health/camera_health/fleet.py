@@ -115,6 +115,15 @@ class Fleet:
             for fault in [f for f in cam.faults.values() if f.until is not None and f.until <= now]:
                 self._clear(cam, fault.name)
 
+    def stream_up(self, camera_id: str) -> bool | None:
+        """Whether the camera's RTSP stream answers (None: no such camera)."""
+        with self._lock:
+            self._expire()
+            cam = self.cameras.get(camera_id)
+            if cam is None:
+                return None
+            return not (cam.has("offline") or cam.has("stream_down"))
+
     # --- heartbeats ----------------------------------------------------------------------
 
     def heartbeats(self, observed_at: float, elapsed_s: float) -> list[camera_pb2.CameraHeartbeat]:

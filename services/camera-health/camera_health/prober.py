@@ -15,6 +15,9 @@ unreachable" (see `checks.py`); the prober counts its own seq (source "probe").
 sends the results to camera.heartbeats.v1:
 
     CAMERA_PROBE_TARGETS            JSON {"<camera_id>": "rtsp://host:port/path", ...}
+    CAMERA_PROBE_BASE_URL           instead: probe <base>/<camera_id> for every camera of the
+                                    inventory, e.g. rtsp://127.0.0.1:9554 (the simulator's
+                                    SIM_RTSP_PORT)
     CAMERA_PROBE_INTERVAL_S         default 30
     CAMERA_PROBE_CONNECT_TIMEOUT_S  default 2
     CAMERA_PROBE_READ_TIMEOUT_S     default 3
@@ -162,7 +165,11 @@ def probe_heartbeat(camera_id: str, site_id: str, seq: int, observed_at: float,
 
 # --- the runner -------------------------------------------------------------------------------
 
-def _targets(raw: str) -> dict[str, str]:
+def _targets(raw: str, base_url: str = "") -> dict[str, str]:
+    if not raw and base_url:
+        from smartcity.inventory import cameras
+
+        raw = json.dumps({c.camera_id: f"{base_url.rstrip('/')}/{c.camera_id}" for c in cameras()})
     targets = json.loads(raw or "{}")
     if not isinstance(targets, dict) or not all(isinstance(v, str) for v in targets.values()):
         raise ValueError('CAMERA_PROBE_TARGETS must be a JSON object {"<camera_id>": "rtsp://..."}')
@@ -205,7 +212,8 @@ def main() -> None:
     from smartcity.settings import PlatformSettings, env_float, env_str
 
     configure_logging(PlatformSettings.from_env("camera-prober"))
-    asyncio.run(run_prober(_targets(env_str("CAMERA_PROBE_TARGETS", "{}")),
+    targets = _targets(env_str("CAMERA_PROBE_TARGETS", ""), env_str("CAMERA_PROBE_BASE_URL", ""))
+    asyncio.run(run_prober(targets,
                            env_float("CAMERA_PROBE_INTERVAL_S", 30.0),
                            env_float("CAMERA_PROBE_CONNECT_TIMEOUT_S", 2.0),
                            env_float("CAMERA_PROBE_READ_TIMEOUT_S", 3.0)))

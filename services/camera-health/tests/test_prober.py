@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from camera_health.fleet import Fleet
 from camera_health.messages import HEARTBEATS, sample_from_heartbeat
-from camera_health.prober import ProbeResult, probe_heartbeat, probe_rtsp, rtsp_target
+from camera_health.prober import ProbeResult, _targets, probe_heartbeat, probe_rtsp, rtsp_target
+from camera_health.rtsp_server import start_rtsp_server
 from smartcity.codec import from_timestamp
+from smartcity.inventory import cameras
 from smartcity.testing import free_port
 
 SDP = (b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
@@ -152,3 +155,31 @@ def test_a_probe_result_becomes_a_valid_probe_heartbeat() -> None:
     sample = sample_from_heartbeat(decoded)
     assert (sample.source, sample.reachable, sample.seq, sample.probe_latency_ms) == ("probe", False, 7, 12.5)
     assert from_timestamp(decoded.observed_time) == 1_800_000_000.25
+
+
+async def test_the_prober_sees_the_simulated_cameras_streams_go_down_and_up() -> None:
+    from smartcity.inventory import cameras
+
+    fleet = Fleet(cameras())
+    server = await start_rtsp_server("127.0.0.1", 0, fleet.stream_up)
+    base = f"rtsp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        assert (await probe_rtsp(f"{base}/cam-terminal-1")).reachable
+        fleet.command({"fault": "stream_down", "target": "terminal"})
+        down = await probe_rtsp(f"{base}/cam-terminal-1")
+        assert not down.reachable and down.status == 503
+        assert (await probe_rtsp(f"{base}/cam-nowhere")).status == 404
+        fleet.command({"fault": "clear", "target": "terminal"})
+        assert (await probe_rtsp(f"{base}/cam-terminal-1")).reachable
+    finally:
+        server.close()
+
+
+def test_probe_targets_from_json_or_from_a_base_url_for_every_camera() -> None:
+    assert _targets('{"cam-1": "rtsp://10.0.0.9/s1"}') == {"cam-1": "rtsp://10.0.0.9/s1"}
+    every = _targets("", "rtsp://127.0.0.1:9554/")
+    assert list(every) == [c.camera_id for c in cameras()]
+    assert every["cam-alun-alun-1"] == "rtsp://127.0.0.1:9554/cam-alun-alun-1"
+    for bad in ('{"cam-1": "http://x/"}', '["rtsp://x/"]'):
+        with pytest.raises(ValueError):
+            _targets(bad)
