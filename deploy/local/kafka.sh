@@ -359,6 +359,11 @@ cmd_up() {
 
   log "starting Kafka $KAFKA_VERSION on $LOCAL_BOOTSTRAP (log: ${LOG_FILE#"$ROOT"/})"
   printf '\n===== %s kafka.sh up (Kafka %s) =====\n' "$(date -Is)" "$KAFKA_VERSION" >>"$LOG_FILE"
+  # Every partition keeps a few files open: a long test session creates thousands of them.
+  # Raise the soft limit (and the hard one where we may) instead of dying with "Too many open
+  # files" mid-run.
+  ulimit -Hn 262144 2>/dev/null || true
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   local launcher=()
   command -v setsid >/dev/null 2>&1 && launcher=(setsid)
   # The inner shell records its own pid and then execs java, so the pid file

@@ -23,6 +23,7 @@ from typing import IO, Any
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -59,11 +60,27 @@ def kafka_bootstrap() -> str:
 
 
 @pytest_asyncio.fixture
-async def topic_prefix(kafka_bootstrap: str) -> str:
-    """A fresh prefix with every catalogue topic created under it."""
+async def topic_prefix(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A fresh prefix with every catalogue topic created under it; deleted after the test.
+
+    Deleting keeps a long test session from piling thousands of partitions on one broker.
+    """
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, prefix)
-    return prefix
+    yield prefix
+    await delete_topics(kafka_bootstrap, prefix)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Deletes every topic under `prefix` (catalogue and Faust internal ones alike)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
 
 
 @pytest_asyncio.fixture
@@ -169,8 +186,12 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def run_service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Starts `python -m <module>` with the test's broker, prefix and extra env; stops them after."""
+def run_service(kafka_bootstrap: str, topic_prefix: str,
+                tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Starts `python -m <module>` with the test's broker, prefix and extra env; stops them after.
+
+    Depends on `topic_prefix` so that its processes stop before the prefix's topics go.
+    """
     started: list[ServiceProcess] = []
 
     def start(module: str, prefix: str, *args: str, **env: str) -> ServiceProcess:
