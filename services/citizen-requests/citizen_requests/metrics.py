@@ -6,6 +6,7 @@ never anything about the reporter. Processing latency and dead letters are the l
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge
 
@@ -23,6 +24,15 @@ TRANSITIONS = Counter("smartcity_requests_transitions_total",
 REJECTIONS = Counter("smartcity_requests_rejections_total", "Commands rejected, by rejection code", ["code"])
 COMMANDS = Counter("smartcity_requests_commands_total",
                    "Commands processed, by outcome (applied, rejected, deduplicated, replayed)", ["outcome"])
+
+
+def initialise(routes: Mapping[str, str]) -> None:
+    """Creates the SLA-breach series of every routed category at zero (category -> OPD), so
+    increase() sees the first breach and dashboards show 0 rather than no data."""
+    kinds = [sla_kind_name(k).lower() for k in pb.SlaKind.values() if k != pb.SLA_KIND_UNSPECIFIED]
+    for category, opd in routes.items():
+        for kind in kinds:
+            SLA_BREACHES.labels(category, opd, kind)
 
 
 def record_outcome(processed: Processed, request: pb.ServiceRequest | None) -> None:

@@ -80,6 +80,7 @@ class RequestsWorker:
 
     def __init__(self, settings: PlatformSettings, knobs: ServiceSettings, config: RequestsConfig) -> None:
         self.settings, self.knobs, self.config = settings, knobs, config
+        metrics.initialise({name: category.opd for name, category in config.categories.items()})
         # Faust wants a data directory even for in-memory tables: keep it out of the working tree.
         datadir = Path(env_str("REQUESTS_DATADIR", str(Path(tempfile.gettempdir()) / "smartcity-faust")))
         datadir.mkdir(parents=True, exist_ok=True)
