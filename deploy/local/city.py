@@ -38,6 +38,8 @@ class Process:
     name: str
     module: str
     env: dict[str, str] = field(default_factory=dict)
+    # Settings for a lively demo, unless the caller's environment sets them.
+    defaults: dict[str, str] = field(default_factory=dict)
     # Port of /metrics and /readyz, when the process has one.
     metrics_port: int | None = None
     # Port of the simulator's fault-control endpoint, when it has one.
@@ -57,7 +59,8 @@ PROCESSES: tuple[Process, ...] = (
     Process("wifi-simulator", "wifi_telemetry.simulator", control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
     Process("camera-simulator", "camera_health.simulator",
             control_port=_port("CAMERA_SIM_CONTROL_PORT", 9112)),
-    Process("citizens-simulator", "citizen_requests.simulator",
+    # ~200 requests a day is realistic but shows little in a demo: 30x is one every ~15 s.
+    Process("citizens-simulator", "citizen_requests.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
             control_port=_port("CITIZENS_SIM_CONTROL_PORT", 9113)),
 )
 
@@ -90,7 +93,7 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _child_env(process: Process) -> dict[str, str]:
-    env = dict(os.environ) | {"PYTHONUNBUFFERED": "1"} | process.env
+    env = process.defaults | dict(os.environ) | {"PYTHONUNBUFFERED": "1"} | process.env
     if process.metrics_port is not None:
         env["METRICS_PORT"] = str(process.metrics_port)
     if process.control_port is not None:
