@@ -29,7 +29,7 @@ COMMANDS = Counter("smartcity_requests_commands_total",
 def initialise(routes: Mapping[str, str]) -> None:
     """Creates the SLA-breach series of every routed category at zero (category -> OPD), so
     increase() sees the first breach and dashboards show 0 rather than no data."""
-    kinds = [sla_kind_name(k).lower() for k in pb.SlaKind.values() if k != pb.SLA_KIND_UNSPECIFIED]
+    kinds = [sla_kind_name(k).lower() for k in (pb.SLA_KIND_ACKNOWLEDGE, pb.SLA_KIND_RESOLVE)]
     for category, opd in routes.items():
         for kind in kinds:
             SLA_BREACHES.labels(category, opd, kind)

@@ -108,6 +108,7 @@ class RequestsWorker:
         self.deadlines: dict[str, float] = {}
         self.deadlines_stale = True
         self.book: StatsBook | None = None
+        self._ready = False
         self._wire()
 
     def _wire(self) -> None:
@@ -117,6 +118,7 @@ class RequestsWorker:
         app.agent(self.summaries, name=f"{SERVICE}.stats")(self._stats_agent)
         app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
         app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
+        app.timer(0.5)(self._judge_readiness)
         app.task(self._follow_summaries)
         app.on_partitions_revoked.connect(self._on_rebalance)
         app.on_partitions_assigned.connect(self._on_rebalance)
@@ -160,6 +162,16 @@ class RequestsWorker:
     # ---- readiness and rebalances
 
     def ready(self) -> bool:
+        """For the /readyz probe thread: only reads what the event loop judged."""
+        return self._ready
+
+    async def _judge_readiness(self) -> None:
+        # On the event loop on purpose: the first access to Faust's lazily created services
+        # (the table manager's recovery) from the probe thread binds them to a loop that never
+        # runs, and the worker hangs at startup.
+        self._ready = self._ready_now()
+
+    def _ready_now(self) -> bool:
         """Tables recovered, not rebalancing, and the open-request index caught up."""
         try:
             recovered = bool(self.app.tables.recovery.completed.is_set())
@@ -237,7 +249,7 @@ class RequestsWorker:
     # ---- SLA timer
 
     async def _check_slas(self) -> None:
-        if not self.ready():
+        if not self._ready_now():
             return
         if self.deadlines_stale:
             self._rebuild_deadlines()
@@ -305,7 +317,7 @@ class RequestsWorker:
 
     async def _refresh_stats(self) -> None:
         """Republishes every figure: "today" rolls over at midnight even when nothing happens."""
-        if not self.ready() or not self._owns_stats():
+        if not self._ready_now() or not self._owns_stats():
             return
         if self.book is None:
             await self._book()  # publishes everything itself

@@ -1,0 +1,158 @@
+"""Benchmark of citizen-requests: N commands through one worker started from its entry point.
+
+    uv run python bench/bench_citizen_requests.py [--commands 6000] [--keep]
+
+Writes N commands (each request: submit, acknowledge, assign, start, resolve, close; requests
+interleaved) to `requests.commands.v1` under a fresh topic prefix, then starts one worker
+(`python -m citizen_requests`) and reads `requests.events.v1` until every command has its
+outcome. Prints commands/s over the processing span (first to last outcome, broker timestamps)
+and end to end (worker start to last outcome, startup and recovery included). Stops by itself
+and deletes its topics unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from citizen_requests.commands import STAFF, action_command, actor, submit_command
+from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.topics import ensure_topics
+from smartcity.v1 import requests_pb2 as pb
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("acknowledge", {"note": "diterima"}), ("assign", {"assignee": "tim-1"}), ("start", {}),
+    ("resolve", {"note": "selesai"}), ("close", {}))
+CATEGORIES = ("permits", "roads", "waste", "health_info", "street_lights", "wifi_cctv")
+
+
+def build_commands(total: int) -> list[pb.RequestCommand]:
+    """Requests of 6 commands each, interleaved in waves of 50 like a busy hour."""
+    per_request = 1 + len(STEPS)
+    now = time.time()
+    lifecycles: list[list[pb.RequestCommand]] = []
+    for i in range(max(1, total // per_request)):
+        category = CATEGORIES[i % len(CATEGORIES)]
+        sub = submit_command(client_id="bench", idempotency_key=f"b{i}", category=category,
+                             description="Laporan uji beban", issued_at=now + i * 0.01,
+                             latitude=-7.39 + (i % 100) * 0.003, longitude=109.36 + (i // 100) * 0.003)
+        by = actor(STAFF, "bench-staff", "PUPR")
+        steps = [action_command(sub.request_id, action, issued_at=now + i * 0.01 + k + 1, by=by,
+                                client_id="bench", **fields) for k, (action, fields) in enumerate(STEPS)]
+        lifecycles.append([sub, *steps])
+    commands: list[pb.RequestCommand] = []
+    for wave in range(0, len(lifecycles), 50):
+        group = lifecycles[wave:wave + 50]
+        commands += [cmds[j] for j in range(per_request) for cmds in group]
+    return commands
+
+
+async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for command in commands:
+            await producer.send(topic, key=command.request_id.encode(), value=command.SerializeToString())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:
+    """Reads the events topic until `expected` outcomes: (count, first ts ms, last ts ms)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    count, first, last = 0, 0, 0
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        while not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout_s
+        while count < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    count += 1
+                    first = record.timestamp if not first else min(first, record.timestamp)
+                    last = max(last, record.timestamp)
+    finally:
+        await consumer.stop()
+    return count, first, last
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]) -> float:
+    await ensure_topics(bootstrap, prefix)
+    return await produce(bootstrap, prefix + "requests.commands.v1", commands)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=6000)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark's topics")
+    args = parser.parse_args()
+
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    commands = build_commands(args.commands)
+    produce_s = asyncio.run(prepare(args.bootstrap, prefix, commands))
+    print(f"produced {len(commands)} commands in {produce_s:.2f}s under prefix {prefix}")
+
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+                        "METRICS_PORT": "0", "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
+    started = time.time()
+    worker = subprocess.Popen([sys.executable, "-m", "citizen_requests"], env=env, cwd=ROOT,
+                              start_new_session=True)
+    try:
+        count, first_ms, last_ms = asyncio.run(count_outcomes(
+            args.bootstrap, prefix + "requests.events.v1", len(commands), args.timeout))
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    if not args.keep:
+        asyncio.run(delete_topics(args.bootstrap, prefix))
+    if count < len(commands):
+        print(f"only {count} of {len(commands)} outcomes within {args.timeout:.0f}s", file=sys.stderr)
+        return 1
+    span_s = max((last_ms - first_ms) / 1000.0, 1e-3)
+    print(f"processing: {len(commands)} commands in {span_s:.2f}s = {len(commands) / span_s:.0f} commands/s "
+          f"(first to last outcome)")
+    total_s = last_ms / 1000.0 - started
+    print(f"end to end: {total_s:.2f}s from worker start = {len(commands) / total_s:.0f} commands/s "
+          f"(startup and recovery included)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
