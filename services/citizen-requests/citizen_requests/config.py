@@ -198,6 +198,7 @@ class ServiceSettings:
     REQUESTS_OUTCOME_MEMORY           command outcomes remembered per request, so a redelivered
                                       command re-emits its outcome instead of applying again (64)
     REQUESTS_HISTORY_LIMIT            history entries kept on a request, newest (default 200)
+    REQUESTS_STATS_FLUSH_S            how long changed stats wait to be published together (0.5)
     REQUESTS_STATS_REFRESH_S          how often every stats record is republished (default 30)
     REQUESTS_UTC_OFFSET_H             the city's UTC offset for "today" and Open311 times (7, WIB)
     REQUESTS_INDEX_CATCHUP_TIMEOUT_S  how long a starting worker waits to read the open requests
@@ -210,6 +211,7 @@ class ServiceSettings:
     sla_allowed_lateness_s: float = 30.0
     outcome_memory: int = 64
     history_limit: int = 200
+    stats_flush_s: float = 0.5
     stats_refresh_s: float = 30.0
     utc_offset_h: float = 7.0
     index_catchup_timeout_s: float = 30.0
@@ -223,6 +225,7 @@ class ServiceSettings:
                                              cls.sla_allowed_lateness_s),
             outcome_memory=env_int("REQUESTS_OUTCOME_MEMORY", cls.outcome_memory),
             history_limit=env_int("REQUESTS_HISTORY_LIMIT", cls.history_limit),
+            stats_flush_s=env_float("REQUESTS_STATS_FLUSH_S", cls.stats_flush_s),
             stats_refresh_s=env_float("REQUESTS_STATS_REFRESH_S", cls.stats_refresh_s),
             utc_offset_h=env_float("REQUESTS_UTC_OFFSET_H", cls.utc_offset_h),
             index_catchup_timeout_s=env_float("REQUESTS_INDEX_CATCHUP_TIMEOUT_S",

@@ -108,6 +108,7 @@ class RequestsWorker:
         self.deadlines: dict[str, float] = {}
         self.deadlines_stale = True
         self.book: StatsBook | None = None
+        self._dirty: set[tuple[pb.StatsScope, str]] = set()
         self._ready = False
         self._wire()
 
@@ -118,6 +119,7 @@ class RequestsWorker:
         app.agent(self.summaries, name=f"{SERVICE}.stats")(self._stats_agent)
         app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
         app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
+        app.timer(self.knobs.stats_flush_s)(self._flush_stats)
         app.timer(0.5)(self._judge_readiness)
         app.task(self._follow_summaries)
         app.on_partitions_revoked.connect(self._on_rebalance)
@@ -183,6 +185,7 @@ class RequestsWorker:
         # Partitions moved: what this worker derived from its tables must be derived again.
         self.deadlines_stale = True
         self.book = None
+        self._dirty = set()
         metrics.clear_open_gauges()
 
     def _owns_stats(self) -> bool:
@@ -296,7 +299,9 @@ class RequestsWorker:
             if book.version_of(summary.request_id) >= summary.version:
                 continue  # redelivered or re-emitted: already counted
             self.summary_table[event.key] = event.value
-            await self._publish_stats(book, book.update(summary))
+            # Published by `_flush_stats` a moment later: a burst of changes to one category
+            # becomes one stats record instead of one per command.
+            self._dirty |= book.update(summary)
 
     async def _book(self) -> StatsBook:
         """The stats book, rebuilt from the summary table after a start or a rebalance."""
@@ -314,6 +319,12 @@ class RequestsWorker:
             stats = book.stats(scope, now).SerializeToString(deterministic=True)
             await self.stats.send(key=stats_key(scope).encode(), value=stats)
         metrics.set_open_gauges(book.open_by_pair, book.overdue_by_pair)
+
+    async def _flush_stats(self) -> None:
+        if self.book is None or not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        await self._publish_stats(self.book, dirty)
 
     async def _refresh_stats(self) -> None:
         """Republishes every figure: "today" rolls over at midnight even when nothing happens."""
