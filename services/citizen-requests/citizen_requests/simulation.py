@@ -70,6 +70,13 @@ DESCRIPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What many people report at once after a flood (a burst of emergency reports).
+FLOOD_DESCRIPTIONS = ("Banjir setinggi lutut, air masuk ke rumah warga.",
+                      "Air sungai meluap, jalan tergenang dan tidak bisa dilewati.",
+                      "Banjir di permukiman, warga butuh evakuasi lansia dan anak-anak.",
+                      "Genangan air makin tinggi, arus deras di jalan kampung.")
+
+
 def rate_per_second(category: str, hour: int, multiplier: float) -> float:
     """Expected submits per second of a category in a given hour of day."""
     profile = PROFILE.get(category, OFFICE_HOURS)
@@ -109,13 +116,13 @@ def _near(rng: random.Random, site: Site, radius_m: float) -> tuple[float, float
 
 
 def make_report(rng: random.Random, category: str, site: Site | None = None,
-                radius_m: float = 400.0) -> Report:
+                radius_m: float = 400.0, descriptions: tuple[str, ...] | None = None) -> Report:
     site = site or rng.choice(SITES)
     lat, lon = _near(rng, site, radius_m)
     name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
     return Report(
         category=category, title=f"{category.replace('_', ' ').title()} di sekitar {site.name}",
-        description=rng.choice(DESCRIPTIONS.get(category, DESCRIPTIONS["other"])),
+        description=rng.choice(descriptions or DESCRIPTIONS.get(category, DESCRIPTIONS["other"])),
         latitude=lat, longitude=lon,
         address=f"{rng.choice(STREETS)} No. {rng.randint(1, 200)}, dekat {site.name}, Purbalingga",
         reporter_name=name, reporter_phone=f"08{rng.randint(1_000_000_000, 9_999_999_999)}",

@@ -45,6 +45,7 @@ from citizen_requests.commands import STAFF, action_command, actor, submit_comma
 from citizen_requests.config import RequestsConfig, load_config
 from citizen_requests.simulation import (
     DAILY_VOLUME,
+    FLOOD_DESCRIPTIONS,
     Report,
     StaffStep,
     make_report,
@@ -114,8 +115,9 @@ class CitizensSimulator:
             raise ValueError("a burst needs a known category and 1..1000 reports")
         spread = float(command.get("spread_s", 10.0))
         radius = float(command.get("radius_m", 80.0))
+        texts = FLOOD_DESCRIPTIONS if category == "emergency" else None
         for _ in range(count):
-            report = make_report(self.rng, category, area, radius)
+            report = make_report(self.rng, category, area, radius, texts)
             self._bursts.append((now + self.rng.uniform(0, spread), report))
         return {"ok": True, "scheduled": count, "area": area.site_id}
 

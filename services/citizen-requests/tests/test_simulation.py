@@ -87,6 +87,7 @@ def test_an_emergency_burst_is_reported_close_together_and_flagged(config: Reque
     commands = sim.tick(T0 + 10**10, 1)  # far in the future: every burst report is due
     submits = [c for c in commands if c.WhichOneof("action") == "submit"]
     assert len(submits) == 20 and {c.submit.category for c in submits} == {"emergency"}
+    assert all("anjir" in c.submit.description or "air" in c.submit.description.lower() for c in submits)
     ledger = Ledger(config)
     states = [ledger.command(c).state for c in submits]
     flagged = [s for s in states if s is not None and s.possible_duplicate_of]
