@@ -294,6 +294,42 @@ async def test_state_and_stats_after_a_sigkill_mid_stream_equal_the_direct_compu
     assert got == want_stats, second.log_tail()
 
 
+async def test_two_workers_share_the_requests_and_the_stats_still_add_up(
+        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
+        run_service: StartService) -> None:
+    """Requests spread over both workers' partitions; one of them owns the statistics."""
+    now = time.time()
+    categories = ["permits", "roads", "waste", "health_info", "wifi_cctv", "emergency"]
+    steps = [["acknowledge", "assign", "start", "resolve"], ["acknowledge"], ["reject"], []]
+    commands: list[pb.RequestCommand] = []
+    for i in range(24):
+        sub = report(f"w{i}", categories[i % len(categories)], now + i, i)
+        commands += [sub, *lifecycle(sub, now + i, steps[i % len(steps)])]
+    ledger = Ledger(load_config())
+    for command in commands:
+        ledger.command(command)
+    expected = ledger.requests()
+    workers = [start_worker(run_service, topic_prefix) for _ in range(2)]
+    for worker in workers:
+        await wait_ready(worker)
+    await send(producer, topic_prefix, *commands)
+
+    def settled(states: list[pb.ServiceRequest]) -> bool:
+        versions = {s.request_id: s.version for s in states}
+        return all(versions.get(rid) == req.version for rid, req in expected.items())
+
+    await read_until(kafka_bootstrap, topic_prefix + STATE, pb.ServiceRequest, settled)
+    states = latest_by_key(await consume_all(kafka_bootstrap, topic_prefix + STATE), pb.ServiceRequest)
+    assert states == expected
+    want_stats = expected_stats(expected.values())
+    stats = await read_until(kafka_bootstrap, topic_prefix + STATS, pb.RequestStats,
+                             lambda s: {f"{'category' if x.scope == 1 else 'opd'}:{x.key}": without_time(x)
+                                        for x in s} == want_stats)
+    got = {f"{'category' if x.scope == 1 else 'opd'}:{x.key}": without_time(x) for x in stats}
+    assert got == want_stats, "\n".join(w.log_tail(10) for w in workers)
+    assert all(w.running for w in workers)
+
+
 async def test_malformed_commands_go_to_the_dlq_and_good_ones_still_flow(
         kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
         run_service: StartService) -> None:
