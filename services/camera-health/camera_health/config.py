@@ -33,8 +33,9 @@ class Thresholds:
     # Agent reports recording=false -> CRITICAL.
     recording_tolerance_s: float = 0.0
     recording_recovery_s: float = 0.0
-    # RTSP prober could not get a DESCRIBE answer -> CRITICAL "stream unreachable".
-    stream_tolerance_s: float = 0.0
+    # RTSP prober could not get a DESCRIBE answer -> CRITICAL "stream unreachable". Not at the
+    # first failed probe: a network blip must not open an incident (probes run every ~30 s).
+    stream_tolerance_s: float = 60.0
     stream_recovery_s: float = 0.0
     # fps below this share of the configured fps -> PROBLEM.
     fps_min_ratio: float = 0.8

@@ -90,15 +90,20 @@ def test_worst_check_wins_and_is_the_incident_cause() -> None:
 
 
 def test_unreachable_probe_makes_the_camera_critical_stream_unreachable() -> None:
-    m = monitor(incident_resolve_hold_s=0)
+    m = monitor(incident_resolve_hold_s=0, stream_tolerance_s=60)
     probe = [Sample(CAM, 1, 0, source=PROBE, reachable=True),
              Sample(CAM, 2, 10, source=PROBE, reachable=False),
-             Sample(CAM, 3, 20, source=PROBE, reachable=True)]
-    result = replay(m, [beat(1, 0), probe[0], probe[1]])
+             Sample(CAM, 3, 40, source=PROBE, reachable=False),
+             Sample(CAM, 4, 70, source=PROBE, reachable=False),
+             Sample(CAM, 5, 100, source=PROBE, reachable=True)]
+    result = replay(m, [beat(1, 0), *probe[:3]])
     state = result.states[CAM]
+    assert health_of(state) == Health.OK  # unreachable for 30 s: within the tolerance
+    m.on_heartbeat(state, probe[3])  # unreachable for 60 s
     assert health_of(state) == Health.CRITICAL
     assert state.health.reasons()[0].check == "stream"
-    m.on_heartbeat(state, probe[2])
+    assert "unreachable" in state.health.reasons()[0].detail
+    m.on_heartbeat(state, probe[4])
     assert health_of(state) == Health.OK
 
 
