@@ -25,12 +25,11 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from smartcity.codec import to_timestamp
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.testing import free_port
-from smartcity.topics import ensure_topics
+from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import camera_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,17 +94,6 @@ def measure(port: int, n: int, worker: subprocess.Popen[bytes],
             return first_count, first_at, time.perf_counter()
         time.sleep(0.1)
     raise SystemExit(f"worker processed {processed(port):.0f} of {n} heartbeats before giving up")
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 def main() -> int:

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from citizen_requests.commands import STAFF, action_command, actor, submit_command
 from smartcity.settings import LOCAL_BOOTSTRAP
-from smartcity.topics import ensure_topics
+from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import requests_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,17 +96,6 @@ async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: f
     finally:
         await consumer.stop()
     return count, first, last
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]) -> float:

@@ -30,7 +30,7 @@ from aiokafka.structs import TopicPartition
 
 from smartcity.inventory import access_points
 from smartcity.settings import LOCAL_BOOTSTRAP
-from smartcity.topics import ensure_topics, load_catalogue
+from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.scenario import Fault, simulated_events
 
@@ -102,17 +102,6 @@ async def wait_until_processed(bootstrap: str, prefix: str, count: int, worker: 
                          f"by-site {site_done}/{site_end}")
     finally:
         await consumer.stop()
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
         await admin.close()
 
 

@@ -23,11 +23,10 @@ from typing import IO, Any
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from smartcity.settings import LOCAL_BOOTSTRAP
-from smartcity.topics import ensure_topics
+from smartcity.topics import delete_topics, ensure_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 Headers = list[tuple[str, bytes]]
@@ -69,18 +68,6 @@ async def topic_prefix(kafka_bootstrap: str) -> AsyncIterator[str]:
     await ensure_topics(kafka_bootstrap, prefix)
     yield prefix
     await delete_topics(kafka_bootstrap, prefix)
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    """Deletes every topic under `prefix` (catalogue and Faust internal ones alike)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 @pytest_asyncio.fixture

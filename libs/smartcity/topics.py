@@ -128,6 +128,21 @@ async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None =
     return changes
 
 
+async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Deletes every topic under `prefix` (catalogue and Faust internal ones alike)."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic of the cluster: give a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+    return doomed
+
+
 async def _align_existing(admin: AIOKafkaAdminClient, specs: list[TopicSpec], prefix: str) -> list[str]:
     changes: list[str] = []
     described = await admin.describe_topics([s.full_name(prefix) for s in specs])
