@@ -7,9 +7,10 @@ the dead-letter topic without stopping the agent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,6 +19,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers.aiokafka import Producer as _FaustProducer
 from faust.transport.drivers.aiokafka import Transport as _FaustTransport
 from google.protobuf.message import Message
+from mode.utils.times import want_seconds
 from opentelemetry.context import Context
 from prometheus_client import Counter, Gauge
 
@@ -25,7 +27,7 @@ from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.dlq import DeadLetter, DeadLetterPublisher, SourceRecord
 from smartcity.observability import latency_histogram
 from smartcity.settings import PlatformSettings
-from smartcity.topics import load_catalogue
+from smartcity.topics import InternalTopic, ensure_internal_topics, load_catalogue
 from smartcity.tracing import extract_context
 
 log = logging.getLogger(__name__)
@@ -174,21 +176,31 @@ def topics_of(names: Sequence[str], prefix: str) -> list[str]:
     return [catalogue[n].full_name(prefix) for n in names]
 
 
-def run_worker(app: faust.App, settings: PlatformSettings) -> None:
-    """Runs the app as a Faust worker in this process until SIGTERM/SIGINT.
+def run_worker(app: faust.App, settings: PlatformSettings,
+               extra_internal_topics: Iterable[faust.TopicT] = ()) -> None:
+    """Creates the app's internal topics, then runs it as a Faust worker until SIGTERM/SIGINT.
 
     Not through Faust's CLI: it would force its web server on (port 6066) and its own logging;
     the platform serves /metrics itself and logs JSON (see smartcity.observability).
     """
     from faust.worker import Worker
 
+    # Faust runs the worker on the thread's current event loop: prepare the topics on that same
+    # loop (asyncio.run would close it and leave the worker without one).
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    created = loop.run_until_complete(
+        ensure_internal_topics(settings.kafka_bootstrap, internal_topics_of(app, extra_internal_topics)))
+    for line in created:
+        log.info("internal topic %s", line)
     worker = Worker(app, loglevel=settings.log_level, override_logging=False,
                     redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
 
 
-def _ready(app: faust.App) -> bool:
-    """Ready once partitions are assigned and tables recovered from their changelogs."""
+def assigned_and_recovered(app: faust.App) -> bool:
+    """Partitions assigned and tables recovered from their changelogs: the base of readiness.
+
+    Call it on the event loop only (see `serve`)."""
     try:
         recovered = app.tables.recovery.completed.is_set()
     except AttributeError:
@@ -196,8 +208,41 @@ def _ready(app: faust.App) -> bool:
     return bool(recovered and not app.rebalancing)
 
 
-def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.0) -> None:
-    """The whole life of a stream service: logging, tracing, /metrics and probes, the worker."""
+def internal_topics_of(app: faust.App, extra: Iterable[faust.TopicT] = ()) -> list[InternalTopic]:
+    """The topics the app owns: every table's changelog, internal agent sources, and `extra`.
+
+    `extra` is for topics an agent reads among catalogue topics (a timer's ticks merged into
+    its source stream), which Faust cannot tell apart as internal.
+    """
+    topics = [table.changelog_topic for table in app.tables.values()]
+    topics += [agent.channel for agent in app.agents.values()
+               if isinstance(agent.channel, faust.TopicT) and agent.channel.internal]
+    found: dict[str, InternalTopic] = {}
+    for topic in [*topics, *extra]:
+        for name in topic.topics:
+            found[name] = InternalTopic(
+                name=name,
+                partitions=topic.partitions or app.conf.topic_partitions,
+                config=_faust_topic_config(topic),
+                replicas=topic.replicas or app.conf.topic_replication_factor,
+            )
+    return list(found.values())
+
+
+def _faust_topic_config(topic: faust.TopicT) -> dict[str, str]:
+    """The broker config Faust itself would create the topic with."""
+    policies = [name for name, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
+    config = {"cleanup.policy": ",".join(policies)} if policies else {}
+    if topic.retention:
+        config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+    return config | {k: str(v) for k, v in (topic.config or {}).items()}
+
+
+def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.0, *,
+          extra_internal_topics: Iterable[faust.TopicT] = (),
+          ready: Callable[[], bool] | None = None) -> None:
+    """The whole life of a stream service: logging, tracing, /metrics and probes, the worker
+    (internal topics first). `ready` replaces the default readiness (assigned and recovered)."""
     from smartcity.observability import configure_logging, start_observability
     from smartcity.tracing import setup_tracing
 
@@ -211,10 +256,10 @@ def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.
 
     @app.timer(min(1.0, lag_interval_s))
     async def _judge_readiness() -> None:
-        readiness["ready"] = _ready(app)
+        readiness["ready"] = ready() if ready is not None else assigned_and_recovered(app)
 
     @app.timer(lag_interval_s)
     async def _sample_lag() -> None:
         sample_consumer_lag(app, settings.service_name)
 
-    run_worker(app, settings)
+    run_worker(app, settings, extra_internal_topics)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
 
 CATALOGUE_PATH = Path(__file__).with_name("topics.yaml")
 DLQ_SUFFIX = ".dlq"
@@ -123,9 +127,84 @@ async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None =
         present = [s for s in specs if s.full_name(prefix) in existing]
         if present:
             changes += await _align_existing(admin, present, prefix)
+        await wait_until_visible(admin, {s.full_name(prefix): s.partitions for s in specs})
     finally:
         await admin.close()
     return changes
+
+
+@dataclass(frozen=True)
+class InternalTopic:
+    """A topic a service owns and the catalogue does not list: a Faust table's changelog, a
+    repartition topic, a timer's ticks. Its partition count is part of the service's design
+    (co-partitioning with its source), so an existing topic with another count is an error."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 1
+
+
+async def ensure_internal_topics(bootstrap: str, topics: Sequence[InternalTopic],
+                                 timeout_s: float = 60.0) -> list[str]:
+    """Creates the missing ones and waits until the cluster metadata shows every one.
+
+    Why before the worker starts: a topic Faust creates while its consumer joins the group can
+    be missing from the metadata the assignment is computed from (a young broker is slow to
+    propagate it). The table's changelog then counts 0 partitions and its agent crashes on
+    every event until the next rebalance, which never comes in a steady group.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica was quicker
+                await admin.create_topics([NewTopic(t.name, t.partitions, t.replicas,
+                                                    topic_configs=dict(t.config)) for t in missing])
+        await wait_until_visible(admin, {t.name: t.partitions for t in topics}, timeout_s, exact=True)
+    finally:
+        await admin.close()
+    return [f"created {t.name} ({t.partitions} partitions)" for t in missing]
+
+
+async def wait_until_visible(admin: AIOKafkaAdminClient, wanted: Mapping[str, int],
+                             timeout_s: float = 60.0, exact: bool = False) -> None:
+    """Waits until every topic of `wanted` (name -> partitions) has a leader per partition.
+
+    With `exact`, a topic with another partition count raises TopicLayoutError at once;
+    without, a topic may have more (the catalogue only ever raises counts). TimeoutError when
+    the broker does not show them all within `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = await _not_yet_visible(admin, wanted, exact)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not visible after {timeout_s:.0f}s: {', '.join(sorted(pending))}")
+        await asyncio.sleep(0.2)
+
+
+class TopicLayoutError(RuntimeError):
+    """A topic exists with a partition count other than the one the platform needs."""
+
+
+async def _not_yet_visible(admin: AIOKafkaAdminClient, wanted: Mapping[str, int], exact: bool) -> set[str]:
+    pending = set(wanted)
+    for described in await admin.describe_topics(sorted(wanted)):
+        name, partitions = described["topic"], described.get("partitions") or []
+        if described.get("error_code") or not partitions:
+            continue
+        if exact and len(partitions) != wanted[name]:
+            raise TopicLayoutError(
+                f"topic {name} has {len(partitions)} partitions, the service needs {wanted[name]} "
+                "to stay co-partitioned with its source: restore the configured partition count "
+                "or migrate the topic")
+        if len(partitions) >= wanted[name] and all(p.get("leader", -1) >= 0 for p in partitions):
+            pending.discard(name)
+    return pending
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> list[str]:

@@ -4,10 +4,12 @@ the platform relies on (idempotent acks=all producer, consumer groups, topic con
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import TopicPartition
 from google.protobuf import symbol_database
@@ -17,7 +19,14 @@ from smartcity.codec import ProtoCodec, to_timestamp
 from smartcity.kafka import make_consumer, make_producer
 from smartcity.settings import PlatformSettings
 from smartcity.testing import consume, consume_all
-from smartcity.topics import ensure_topics, load_catalogue
+from smartcity.topics import (
+    InternalTopic,
+    TopicLayoutError,
+    delete_topics,
+    ensure_internal_topics,
+    ensure_topics,
+    load_catalogue,
+)
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2  # noqa: F401  (registers types)
 
 pytestmark = pytest.mark.kafka
@@ -102,24 +111,66 @@ async def test_idempotent_producer_and_consumer_group_commit(kafka_bootstrap: st
         await again.stop()
 
 
-async def test_topics_are_created_with_catalogue_configs_idempotently(kafka_bootstrap: str) -> None:
-    prefix = f"c{uuid.uuid4().hex[:8]}."
-    first = await ensure_topics(kafka_bootstrap, prefix)
-    assert len(first) == len(load_catalogue().all_topics())
-    assert await ensure_topics(kafka_bootstrap, prefix) == []  # second run changes nothing
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+async def _topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        spec = load_catalogue()["requests.events.v1"]
-        described = await admin.describe_topics([spec.full_name(prefix)])
-        assert len(described[0]["partitions"]) == spec.partitions
-        configs = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, spec.full_name(prefix))])
-        entries = {e[0]: e[1] for e in configs[0].resources[0][4]}
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        return {e[0]: e[1] for e in configs[0].resources[0][4]}
+    finally:
+        await admin.close()
+
+
+async def test_topics_are_created_with_catalogue_configs_idempotently(kafka_bootstrap: str) -> None:
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    try:
+        first = await ensure_topics(kafka_bootstrap, prefix)
+        assert len(first) == len(load_catalogue().all_topics())
+        assert await ensure_topics(kafka_bootstrap, prefix) == []  # second run changes nothing
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            spec = load_catalogue()["requests.events.v1"]
+            described = await admin.describe_topics([spec.full_name(prefix)])
+            assert len(described[0]["partitions"]) == spec.partitions
+        finally:
+            await admin.close()
+        entries = await _topic_configs(kafka_bootstrap, spec.full_name(prefix))
         for key, value in spec.config.items():
             assert entries[key] == value, key
     finally:
-        await admin.close()
+        await delete_topics(kafka_bootstrap, prefix)
+
+
+async def test_internal_topics_exist_and_are_visible_before_a_worker_joins(kafka_bootstrap: str,
+                                                                          topic_prefix: str) -> None:
+    ticks = InternalTopic(f"{topic_prefix}svc-ticks", 6, {"cleanup.policy": "delete", "retention.ms": "3600000"})
+    changelog = InternalTopic(f"{topic_prefix}svc-state-changelog", 3, {"cleanup.policy": "compact"})
+
+    created = await ensure_internal_topics(kafka_bootstrap, [ticks, changelog])
+
+    assert created == [f"created {ticks.name} (6 partitions)", f"created {changelog.name} (3 partitions)"]
+    # What a worker starting now sees in its very first metadata: both, complete.
+    client = AIOKafkaClient(bootstrap_servers=kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        metadata = await client.fetch_all_metadata()
+        assert metadata.partitions_for_topic(ticks.name) == set(range(6))
+        assert metadata.partitions_for_topic(changelog.name) == set(range(3))
+    finally:
+        await client.close()
+    assert (await _topic_configs(kafka_bootstrap, changelog.name))["cleanup.policy"] == "compact"
+    assert (await _topic_configs(kafka_bootstrap, ticks.name))["retention.ms"] == "3600000"
+    assert await ensure_internal_topics(kafka_bootstrap, [ticks, changelog]) == []
+
+
+async def test_an_internal_topic_with_another_partition_count_is_refused_at_once(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    changelog = InternalTopic(f"{topic_prefix}svc-state-changelog", 6, {"cleanup.policy": "compact"})
+    await ensure_internal_topics(kafka_bootstrap, [changelog])
+
+    with pytest.raises(TopicLayoutError, match=r"has 6 partitions, the service needs 4"):
+        await ensure_internal_topics(kafka_bootstrap, [replace(changelog, partitions=4)], timeout_s=30)
 
 
 async def test_read_committed_consumer_sees_a_committed_transaction(kafka_bootstrap: str,

@@ -7,11 +7,10 @@ see `camera_health.config`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from camera_health.config import ServiceConfig
-from camera_health.streams import SERVICE, build_app, describe, ensure_ticks_topic
+from camera_health.streams import SERVICE, build_app, describe
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings
 from smartcity.streams import serve
@@ -25,12 +24,8 @@ def main() -> None:
     configure_logging(settings)
     for line in describe(settings, config):
         logging.getLogger("camera_health").info(line)
-    # The worker runs on this loop afterwards (Faust takes the current event loop).
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_ticks_topic(settings))
-    app, _ = build_app(settings, config)
-    serve(app, settings)
+    app, service = build_app(settings, config)
+    serve(app, settings, extra_internal_topics=[service.ticks])
 
 
 if __name__ == "__main__":

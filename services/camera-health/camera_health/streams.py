@@ -20,7 +20,6 @@ compacted by key) or already reflected in the recovered state (its outputs went 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -41,7 +40,7 @@ from smartcity.dlq import SourceRecord
 from smartcity.settings import PlatformSettings
 from smartcity.streams import (
     EVENTS_CONSUMED,
-    bytes_topic,
+    assigned_and_recovered,
     create_app,
     faust_dead_letter_publisher,
     observe_latency,
@@ -57,7 +56,7 @@ SERVICE = "camera-health"
 HEARTBEATS_TOPIC = "camera.heartbeats.v1"
 STATUS_TOPIC = "camera.status.v1"
 INCIDENTS_TOPIC = "camera.incidents.v1"
-TICKS_RETENTION_MS = 3_600_000  # ticks are only useful for seconds
+TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 
 
 def ticks_topic_name(settings: PlatformSettings) -> str:
@@ -66,23 +65,6 @@ def ticks_topic_name(settings: PlatformSettings) -> str:
 
 def partitions() -> int:
     return load_catalogue()[HEARTBEATS_TOPIC].partitions
-
-
-async def ensure_ticks_topic(settings: PlatformSettings) -> None:
-    """Creates the internal ticks topic (the broker does not auto-create topics)."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=SERVICE)
-    await admin.start()
-    try:
-        name = ticks_topic_name(settings)
-        if name not in set(await admin.list_topics()):
-            topic = NewTopic(name, partitions(), 1, topic_configs={"retention.ms": str(TICKS_RETENTION_MS)})
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was faster
-                await admin.create_topics([topic])
-    finally:
-        await admin.close()
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:
@@ -101,7 +83,10 @@ class CameraHealthService:
         self.ticks_name = ticks_topic_name(settings)
         self.source = app.topic(self.heartbeats_name, self.ticks_name, key_type=bytes, value_type=bytes,
                                 key_serializer="raw", value_serializer="raw")
-        self.ticks = bytes_topic(app, self.ticks_name)
+        # Internal, co-partitioned with the heartbeats: `serve` creates it before the worker starts.
+        self.ticks = app.topic(self.ticks_name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                               value_serializer="raw", partitions=partitions(), internal=True,
+                               deleting=True, retention=TICKS_RETENTION_S)
         self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
         self.incidents_out = raw_topic(app, INCIDENTS_TOPIC, prefix)
         # Keys and values are JSON (Faust's default for untyped tables): camera_id -> state dict.
@@ -182,7 +167,7 @@ class CameraHealthService:
 
     async def watch(self) -> None:
         """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges."""
-        if not self._ready():
+        if not assigned_and_recovered(self.app):
             return
         actives = self._active_partitions()
         refresh = time.monotonic() >= self._next_refresh
@@ -205,13 +190,6 @@ class CameraHealthService:
     def _active_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives()
                 if tp.topic == self.heartbeats_name}
-
-    def _ready(self) -> bool:
-        try:
-            recovered = bool(self.app.tables.recovery.completed.is_set())
-        except AttributeError:
-            recovered = True
-        return recovered and not self.app.rebalancing
 
 
 def build_app(settings: PlatformSettings, config: ServiceConfig) -> tuple[faust.App, CameraHealthService]:

@@ -6,30 +6,15 @@ Runs the Faust worker in this process with /metrics, /healthz and /readyz on MET
 
 from __future__ import annotations
 
-import asyncio
-
-from citizen_requests.streams import SERVICE, build_worker
-from smartcity.observability import configure_logging, start_observability
-from smartcity.streams import run_worker, sample_consumer_lag
-from smartcity.tracing import setup_tracing
+from citizen_requests.streams import build_worker
+from smartcity.streams import serve
 
 
 def main() -> None:
     worker = build_worker()
-    settings = worker.settings
-    configure_logging(settings)
-    setup_tracing(settings)
-    # The worker runs on this loop afterwards (asyncio.run would leave none behind).
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(worker.ensure_internal_topics())
-    start_observability(settings, ready=worker.ready)
-
-    async def sample_lag() -> None:
-        sample_consumer_lag(worker.app, SERVICE)
-
-    worker.app.timer(5.0)(sample_lag)
-    run_worker(worker.app, settings)
+    # The ticks and summaries topics are agent sources Faust knows as internal: serve creates
+    # them (and the tables' changelogs) before the worker joins its group.
+    serve(worker.app, worker.settings, ready=worker.ready_now)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from smartcity.codec import ProtoCodec, from_timestamp
 from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings, env_str
 from smartcity.streams import (
+    assigned_and_recovered,
     create_app,
     decoded,
     faust_dead_letter_publisher,
@@ -109,7 +110,6 @@ class RequestsWorker:
         self.deadlines_stale = True
         self.book: StatsBook | None = None
         self._dirty: set[tuple[pb.StatsScope, str]] = set()
-        self._ready = False
         self._wire()
 
     def _wire(self) -> None:
@@ -120,66 +120,17 @@ class RequestsWorker:
         app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
         app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
         app.timer(self.knobs.stats_flush_s)(self._flush_stats)
-        app.timer(0.5)(self._judge_readiness)
         app.task(self._follow_summaries)
         app.on_partitions_revoked.connect(self._on_rebalance)
         app.on_partitions_assigned.connect(self._on_rebalance)
 
-    def internal_topics(self) -> dict[str, tuple[int, dict[str, str]]]:
-        """Topics only this service uses: name -> (partitions, config)."""
-        partitions = load_catalogue()[COMMANDS].partitions
-        return {
-            self.ticks_name: (partitions, {"cleanup.policy": "delete", "retention.ms": "86400000"}),
-            self.summaries_name: (1, {"cleanup.policy": "compact"}),
-        }
-
-    async def ensure_internal_topics(self, timeout_s: float = 60.0) -> None:
-        """Creates the internal topics before the worker starts and waits until they are visible.
-
-        Faust would create them itself while subscribing, but a topic that is not yet in the
-        cluster metadata when the group is formed is left out of the assignment until the next
-        metadata refresh (minutes): its agent would sit idle.
-        """
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        wanted = self.internal_topics()
-        replicas = load_catalogue()[COMMANDS].replicas
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, client_id=SERVICE)
-        await admin.start()
-        try:
-            missing = [n for n in wanted if n not in set(await admin.list_topics())]
-            if missing:
-                # Per-topic errors (another worker was quicker) come back in the response: the
-                # wait below is what counts.
-                await admin.create_topics([NewTopic(n, wanted[n][0], replicas, topic_configs=wanted[n][1])
-                                           for n in missing])
-            deadline = time.monotonic() + timeout_s
-            while not set(wanted) <= set(await admin.list_topics()):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"internal topics {sorted(wanted)} did not appear")
-                await asyncio.sleep(0.2)
-        finally:
-            await admin.close()
-
     # ---- readiness and rebalances
 
-    def ready(self) -> bool:
-        """For the /readyz probe thread: only reads what the event loop judged."""
-        return self._ready
+    def ready_now(self) -> bool:
+        """Tables recovered, not rebalancing, and the open-request index caught up.
 
-    async def _judge_readiness(self) -> None:
-        # On the event loop on purpose: the first access to Faust's lazily created services
-        # (the table manager's recovery) from the probe thread binds them to a loop that never
-        # runs, and the worker hangs at startup.
-        self._ready = self._ready_now()
-
-    def _ready_now(self) -> bool:
-        """Tables recovered, not rebalancing, and the open-request index caught up."""
-        try:
-            recovered = bool(self.app.tables.recovery.completed.is_set())
-        except AttributeError:
-            recovered = True
-        return recovered and not self.app.rebalancing and self.index_ready.is_set()
+        Judged on the event loop (smartcity.streams.serve polls it there for /readyz)."""
+        return assigned_and_recovered(self.app) and self.index_ready.is_set()
 
     async def _on_rebalance(self, sender: Any, tps: Any, **kwargs: Any) -> None:
         # Partitions moved: what this worker derived from its tables must be derived again.
@@ -252,7 +203,7 @@ class RequestsWorker:
     # ---- SLA timer
 
     async def _check_slas(self) -> None:
-        if not self._ready_now():
+        if not self.ready_now():
             return
         if self.deadlines_stale:
             self._rebuild_deadlines()
@@ -328,7 +279,7 @@ class RequestsWorker:
 
     async def _refresh_stats(self) -> None:
         """Republishes every figure: "today" rolls over at midnight even when nothing happens."""
-        if not self._ready_now() or not self._owns_stats():
+        if not self.ready_now() or not self._owns_stats():
             return
         if self.book is None:
             await self._book()  # publishes everything itself
