@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.client import AIOKafkaClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 from google.protobuf import symbol_database
 from google.protobuf.message import Message
@@ -144,7 +144,8 @@ async def test_topics_are_created_with_catalogue_configs_idempotently(kafka_boot
 
 async def test_internal_topics_exist_and_are_visible_before_a_worker_joins(kafka_bootstrap: str,
                                                                           topic_prefix: str) -> None:
-    ticks = InternalTopic(f"{topic_prefix}svc-ticks", 6, {"cleanup.policy": "delete", "retention.ms": "3600000"})
+    ticks = InternalTopic(f"{topic_prefix}svc-ticks", 6,
+                          {"cleanup.policy": "delete", "retention.ms": "3600000"})
     changelog = InternalTopic(f"{topic_prefix}svc-state-changelog", 3, {"cleanup.policy": "compact"})
 
     created = await ensure_internal_topics(kafka_bootstrap, [ticks, changelog])
