@@ -210,6 +210,9 @@ def _pipeline_panels(b: Board, service: str) -> None:
     b.add("timeseries", "Dead letters (per minute by topic)", [Query(
         f"sum by (topic) (rate(smartcity_dead_letters_total{{{sel}}}[{RATE}])) * 60", "{{topic}}.dlq")],
         width=8)
+    b.add("timeseries", "Agent crashes (last 10 min, by agent)", [Query(
+        f"sum by (agent) (increase(smartcity_agent_crashes_total{{{sel}}}[10m]))", "{{agent}}")],
+        width=8, defaults={"thresholds": _thresholds(1)})
 
 
 def _wifi_panels(b: Board) -> None:

@@ -49,6 +49,11 @@ CONSUMER_LAG = Gauge(
     "Messages between the last committed offset and the partition's high-water mark",
     ["service", "topic", "partition"],
 )
+AGENT_CRASHES = Counter(
+    "smartcity_agent_crashes_total",
+    "Crashes of a stream agent (Faust restarts it): always a bug or a broken topic layout",
+    ["service", "agent"],
+)
 
 
 class _IdempotentProducer(_FaustProducer):  # type: ignore[misc]
@@ -238,6 +243,47 @@ def _faust_topic_config(topic: faust.TopicT) -> dict[str, str]:
     return config | {k: str(v) for k, v in (topic.config or {}).items()}
 
 
+class AgentCrashes:
+    """The crashes of a worker's agents: counted, logged, and judged for liveness.
+
+    Faust restarts a crashed agent, which then crashes again on the same cause (a table whose
+    changelog layout does not match, a bug on a kind of event) while the process looks alive.
+    A worker whose agents crashed `limit` times within `window_s` is not live any more: the
+    orchestrator restarts it, which also redoes its partition assignment.
+    """
+
+    def __init__(self, service: str, limit: int = 3, window_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.service, self.limit, self.window_s, self._clock = service, limit, window_s, clock
+        self._times: list[float] = []
+
+    def watch(self, app: faust.App) -> None:
+        """Hooks every agent of `app` (declared by now); their counters start at 0."""
+        for agent in app.agents.values():
+            AGENT_CRASHES.labels(self.service, agent.name)
+            # Faust's per-agent error hook, which app.agent fills with the app's own handler
+            # (it tells the consumer): ours counts first, then calls it.
+            agent._on_error = self._chain(agent._on_error)
+
+    def record(self, agent_name: str, exc: BaseException) -> None:
+        AGENT_CRASHES.labels(self.service, agent_name).inc()
+        now = self._clock()
+        self._times = [t for t in self._times if now - t < self.window_s] + [now]
+        log.error("agent %s crashed (%d in the last %.0fs): %r", agent_name, len(self._times),
+                  self.window_s, exc)
+
+    def crash_looping(self) -> bool:
+        now = self._clock()
+        return sum(1 for t in self._times if now - t < self.window_s) >= self.limit
+
+    def _chain(self, previous: Any) -> Callable[[Any, BaseException], Any]:
+        async def on_error(agent: Any, exc: BaseException) -> None:
+            self.record(agent.name, exc)
+            if previous is not None:
+                await previous(agent, exc)
+        return on_error
+
+
 def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.0, *,
           extra_internal_topics: Iterable[faust.TopicT] = (),
           ready: Callable[[], bool] | None = None) -> None:
@@ -252,11 +298,15 @@ def serve(app: faust.App, settings: PlatformSettings, lag_interval_s: float = 5.
     # lazily created services (app.tables, its recovery) from the HTTP thread first can bind
     # them to that thread's event loop, and the worker then hangs at startup.
     readiness = {"ready": False}
-    start_observability(settings, ready=lambda: readiness["ready"])
+    crashes = AgentCrashes(settings.service_name)
+    crashes.watch(app)
+    start_observability(settings, live=lambda: not crashes.crash_looping(),
+                        ready=lambda: readiness["ready"])
 
     @app.timer(min(1.0, lag_interval_s))
     async def _judge_readiness() -> None:
-        readiness["ready"] = ready() if ready is not None else assigned_and_recovered(app)
+        base = ready() if ready is not None else assigned_and_recovered(app)
+        readiness["ready"] = base and not crashes.crash_looping()
 
     @app.timer(lag_interval_s)
     async def _sample_lag() -> None:
