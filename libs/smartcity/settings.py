@@ -63,6 +63,8 @@ class PlatformSettings:
     LOG_LEVEL                 DEBUG, INFO, WARNING, ERROR (default INFO)
     LOG_FORMAT                json or text (default json)
     OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector; traces are only exported when set
+    TOPIC_REPLICATION_FACTOR  replicas of the topics a service creates itself (table changelogs,
+                              timer ticks); default 1 for the single local broker, 3 in prod
     """
 
     service_name: str
@@ -73,6 +75,7 @@ class PlatformSettings:
     log_level: str = "INFO"
     log_format: str = "json"
     otlp_endpoint: str = ""
+    topic_replication_factor: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +89,7 @@ class PlatformSettings:
             log_level=env_str("LOG_LEVEL", "INFO").upper(),
             log_format=env_str("LOG_FORMAT", "json").lower(),
             otlp_endpoint=env_str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            topic_replication_factor=env_int("TOPIC_REPLICATION_FACTOR", 1),
         )
 
     @property

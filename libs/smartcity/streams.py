@@ -84,6 +84,8 @@ def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
         "broker_commit_interval": 1.0,
         "consumer_auto_offset_reset": "earliest",
         "table_cleanup_interval": 30.0,
+        # Changelogs are the tables' only durable copy: as many replicas as the cluster wants.
+        "topic_replication_factor": settings.topic_replication_factor,
     }
     return faust.App(settings.group_id, **(config | overrides))
 

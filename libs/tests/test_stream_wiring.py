@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faust
+import pytest
 from prometheus_client import REGISTRY
 
 from smartcity.settings import PlatformSettings
@@ -39,6 +40,14 @@ def test_changelogs_internal_sources_and_extras_with_faust_s_own_configs() -> No
     assert changelog.config == {"cleanup.policy": "compact", "segment.ms": "600000"}
     assert found["p.svc-by-site"].partitions == 3 and found["p.svc-by-site"].config == {}
     assert found["p.svc-ticks"].config == {"cleanup.policy": "delete", "retention.ms": "3600000"}
+
+
+def test_internal_topics_get_the_platform_s_replication_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPIC_REPLICATION_FACTOR", "3")
+    app = create_app(PlatformSettings.from_env("svc"))
+    app.Table("state", partitions=6)
+    (changelog,) = internal_topics_of(app)
+    assert changelog.replicas == 3
 
 
 def test_a_table_without_partitions_gets_the_app_default_as_faust_would() -> None:
