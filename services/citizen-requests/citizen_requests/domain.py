@@ -200,7 +200,8 @@ def _breach(request: pb.ServiceRequest, kind: pb.SlaKind, history_limit: int) ->
     request.version += 1
     _touch(request, due)
     event = pb.RequestEvent(
-        event_id=event_id(request.request_id, "sla", str(kind)), request_id=request.request_id,
+        # The due time tells a reopened request's second resolve breach from its first.
+        event_id=event_id(request.request_id, "sla", str(kind), f"{due:.3f}"), request_id=request.request_id,
         type=pb.REQUEST_EVENT_TYPE_SLA_BREACHED, version=request.version, actor=SERVICE_ACTOR,
         note=f"{sla_kind_name(kind).lower()} SLA breached", event_time=to_timestamp(due),
         status_before=request.status, status_after=request.status,
@@ -250,13 +251,13 @@ def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand
         if command.expected_version and command.expected_version != current.version:
             raise Rejection(pb.REJECTION_CODE_VERSION_CONFLICT,
                             f"request is at version {current.version}, not {command.expected_version}")
-        return _transition(current, command, action, history_limit)
+        return _transition(current, command, action, config, history_limit)
     except Rejection as rejection:
         return Outcome([_rejected(current, command, rejection)], current, changed=False)
 
 
 def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: str,
-                history_limit: int) -> Outcome:
+                config: RequestsConfig, history_limit: int) -> Outcome:
     transition = TRANSITIONS[action]
     if current.status not in transition.allowed_from:
         allowed = ", ".join(sorted(status_name(s) for s in transition.allowed_from))
@@ -271,7 +272,7 @@ def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: 
     before = request.status
     if transition.to is not None:
         request.status = transition.to
-    _apply_effects(request, command, action, at)
+    _apply_effects(request, command, action, at, config)
     _touch(request, at)
     event = pb.RequestEvent(
         event_id=event_id(command.command_id, action), request_id=request.request_id,
@@ -307,7 +308,8 @@ def _note_of(command: pb.RequestCommand, action: str) -> str:
     return note
 
 
-def _apply_effects(request: pb.ServiceRequest, command: pb.RequestCommand, action: str, at: float) -> None:
+def _apply_effects(request: pb.ServiceRequest, command: pb.RequestCommand, action: str, at: float,
+                   config: RequestsConfig) -> None:
     stamp = to_timestamp(at)
     if action == "acknowledge":
         request.acknowledged_time.CopyFrom(stamp)
@@ -318,8 +320,13 @@ def _apply_effects(request: pb.ServiceRequest, command: pb.RequestCommand, actio
     elif action == "close":
         request.closed_time.CopyFrom(stamp)
     elif action == "reopen":
-        # Time to resolve counts to the final resolution, not the first one.
+        # Time to resolve counts to the final resolution, not the first one. The problem is back:
+        # the OPD gets a whole resolve window from the reopen (a breach before it stays in the
+        # history), instead of a due time that may have passed while the request was resolved.
         request.ClearField("resolved_time")
+        rule = config.sla_for(request.category, request.priority)
+        request.sla.resolve_due.CopyFrom(to_timestamp(at + rule.resolve_s))
+        request.sla.resolve_breached = False
     elif action == "comment":
         request.comment_count += 1
 

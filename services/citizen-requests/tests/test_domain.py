@@ -278,15 +278,38 @@ def test_the_timer_flags_each_sla_once_and_only_while_it_runs(config: RequestsCo
     assert overdue_kinds(rejected, T0 + 10**8) == []  # a rejected request has no SLA running
 
 
-def test_a_reopened_request_can_breach_its_resolve_sla(config: RequestsConfig) -> None:
+def test_a_reopen_restarts_the_resolve_sla_from_the_reopen(config: RequestsConfig) -> None:
     resolved = at_status(config, "RESOLVED")
     resolve_due = from_timestamp(resolved.sla.resolve_due)
+    window = config.sla_for(resolved.category, resolved.priority).resolve_s
     assert flag_overdue(resolved, resolve_due + 1).events == []  # resolved: not running
-    reopened = handle_command(resolved, command(resolved, "reopen", resolve_due + 10), config)
+    reopened_at = resolve_due + 10
+    reopened = handle_command(resolved, command(resolved, "reopen", reopened_at), config)
     assert [e.type for e in reopened.events] == [pb.REQUEST_EVENT_TYPE_REOPENED]
-    assert reopened.request is not None and reopened.request.status == pb.REQUEST_STATUS_IN_PROGRESS
-    late = flag_overdue(reopened.request, resolve_due + 20)
+    request = reopened.request
+    assert request is not None and request.status == pb.REQUEST_STATUS_IN_PROGRESS
+    # Not breached for the time it spent resolved: a whole window from the reopen.
+    assert from_timestamp(request.sla.resolve_due) == reopened_at + window
+    assert flag_overdue(request, resolve_due + 20).events == [] and not is_overdue(request)
+    late = flag_overdue(request, reopened_at + window + 1)
     assert [e.sla_breach.kind for e in late.events] == [pb.SLA_KIND_RESOLVE]
+    assert from_timestamp(late.events[0].sla_breach.due_time) == reopened_at + window
+
+
+def test_a_request_breached_before_its_reopen_can_breach_again_with_a_new_event(
+        config: RequestsConfig) -> None:
+    in_progress = at_status(config, "IN_PROGRESS")
+    first_due = from_timestamp(in_progress.sla.resolve_due)
+    breached = flag_overdue(in_progress, first_due + 1)
+    request = breached.request
+    assert request is not None and is_overdue(request)
+    resolved = handle_command(request, command(request, "resolve", first_due + 60), config).request
+    assert resolved is not None
+    reopened = handle_command(resolved, command(resolved, "reopen", first_due + 120), config).request
+    assert reopened is not None and not is_overdue(reopened)
+    second = flag_overdue(reopened, from_timestamp(reopened.sla.resolve_due) + 1)
+    assert [e.sla_breach.kind for e in second.events] == [pb.SLA_KIND_RESOLVE]
+    assert second.events[0].event_id != breached.events[0].event_id  # consumers keep both
 
 
 def test_a_submit_that_arrives_after_its_due_time_is_breached_at_once(config: RequestsConfig) -> None:
