@@ -68,9 +68,9 @@ def paginate(
     start = 0
     if token:
         after = decode_token(token, filter_fp, field)
-        keys = [key(item) for item in items]
         try:
-            start = bisect.bisect_right(keys, after)
+            # Keys of the log(n) probed items only, not of the whole listing.
+            start = bisect.bisect_right(items, after, key=key)
         except TypeError as exc:  # a token whose key has other types than this listing's keys
             raise invalid(field, "is not a page token of this listing") from exc
     chunk = list(items[start : start + size])

@@ -8,9 +8,10 @@ Queries return protobuf messages; filtering, ordering and snapshot math live her
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartcity import inventory
@@ -114,6 +115,45 @@ def request_sort_key(request: Any) -> tuple[float, str]:
     return -from_timestamp(request.requested_time), request.request_id
 
 
+class RequestOrder:
+    """Request ids in listing order (newest first), for the whole city and per OPD.
+
+    Kept as requests arrive, so a listing walks an already sorted index (of the OPD asked for,
+    when it asks for one) instead of filtering and sorting every request on each call.
+    """
+
+    def __init__(self) -> None:
+        self._all: list[tuple[float, str]] = []
+        self._by_opd: dict[str, list[tuple[float, str]]] = {}
+        self._placed: dict[str, tuple[tuple[float, str], str]] = {}  # id -> (sort key, opd)
+
+    def place(self, request: Any) -> None:
+        key, opd = request_sort_key(request), request.opd_code
+        known = self._placed.get(request.request_id)
+        if known == (key, opd):
+            return  # the usual case: a new version of a request already placed
+        if known is not None:
+            self.remove(request.request_id)
+        bisect.insort(self._all, key)
+        bisect.insort(self._by_opd.setdefault(opd, []), key)
+        self._placed[request.request_id] = (key, opd)
+
+    def remove(self, request_id: str) -> None:
+        known = self._placed.pop(request_id, None)
+        if known is None:
+            return
+        key, opd = known
+        for keys in (self._all, self._by_opd[opd]):
+            index = bisect.bisect_left(keys, key)
+            if index < len(keys) and keys[index] == key:
+                keys.pop(index)
+
+    def ids(self, opd_code: str = "") -> Iterator[str]:
+        """Request ids in listing order: every request, or those routed to `opd_code`."""
+        keys = self._by_opd.get(opd_code, []) if opd_code else self._all
+        return (request_id for _, request_id in keys)
+
+
 def incident_sort_key(incident: Any) -> tuple[float, str]:
     return -from_timestamp(incident.opened_time), incident.incident_id
 
@@ -138,6 +178,7 @@ class Views:
     request_stats: dict[str, Any] = field(default_factory=dict)
     events: dict[str, list[Any]] = field(default_factory=dict)
     _event_ids: set[str] = field(default_factory=set)
+    _request_order: RequestOrder = field(default_factory=RequestOrder)
 
     # ---------------- feeding ----------------
 
@@ -184,6 +225,7 @@ class Views:
             return None
         self.generation += 1
         self.requests[request.request_id] = request
+        self._request_order.place(request)
         if is_open(request):
             self.open_requests[request.request_id] = request
         else:
@@ -216,6 +258,7 @@ class Views:
         table.pop(key, None)
         if view == "requests":
             self.open_requests.pop(key, None)
+            self._request_order.remove(key)
 
     # ---------------- devices ----------------
 
@@ -250,7 +293,11 @@ class Views:
     # ---------------- requests ----------------
 
     def list_requests(self, query: RequestQuery, now: float) -> list[Any]:
-        return sorted((r for r in self.requests.values() if query.matches(r, now)), key=request_sort_key)
+        """Matching requests, newest first (walks the OPD's own index when the query names one)."""
+        candidates = [self.requests[rid] for rid in self._request_order.ids(query.opd_code)]
+        if replace(query, opd_code="") == RequestQuery():
+            return candidates  # the index already is the answer
+        return [r for r in candidates if query.matches(r, now)]
 
     def list_request_stats(self, scope: int) -> list[Any]:
         found = [s for s in self.request_stats.values() if not scope or s.scope == scope]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 from gateway.testing import (
@@ -16,7 +17,7 @@ from gateway.testing import (
     service_request,
     site_stats,
 )
-from gateway.views import DeviceQuery, RequestQuery, Views, is_overdue
+from gateway.views import DeviceQuery, RequestQuery, Views, is_overdue, request_sort_key
 from smartcity import inventory
 from smartcity.v1 import common_pb2, requests_pb2
 
@@ -219,3 +220,32 @@ def test_the_audit_trail_keeps_events_without_the_requests_history() -> None:
     assert kept.version == 2 and kept.request.title == request.title and not kept.request.history
     assert len(views.requests["r-1"].history) == 2  # the request view keeps its history
     assert len(event.request.history) == 2  # the caller's message is untouched
+
+
+def test_request_listings_stay_in_order_through_arrivals_updates_reroutes_and_tombstones() -> None:
+    """The kept index against the plain definition: every matching request, newest first."""
+    rng = random.Random(7)
+    views = Views()
+    opds = ["PUPR", "DLH", "BPBD"]
+    for _ in range(600):
+        request_id = f"req-{rng.randrange(150):03d}"
+        if rng.random() < 0.1:
+            views.delete("requests", request_id)
+            continue
+        known = views.requests.get(request_id)
+        request = requests_pb2.ServiceRequest(
+            request_id=request_id, version=(known.version + 1) if known else 1,
+            opd_code=rng.choice(opds), category="roads",
+            status=rng.choice([requests_pb2.REQUEST_STATUS_SUBMITTED, requests_pb2.REQUEST_STATUS_CLOSED]))
+        # Same second for some, so ties are broken by id; arrival order is random.
+        request.requested_time.FromSeconds(1_790_000_000 + rng.randrange(100))
+        views.apply_request(request)
+    assert len(views.requests) > 50
+
+    def expected(opd: str) -> list[str]:
+        found = [r for r in views.requests.values() if not opd or r.opd_code == opd]
+        return [r.request_id for r in sorted(found, key=request_sort_key)]
+
+    for opd in ["", *opds, "NOBODY"]:
+        listed = [r.request_id for r in views.list_requests(RequestQuery(opd_code=opd), time.time())]
+        assert listed == expected(opd), opd
