@@ -41,7 +41,8 @@ def mean_ms(views: Views, query: RequestQuery, rounds: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
