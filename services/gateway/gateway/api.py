@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,9 @@ class ApiLimits:
     # A computed city snapshot is reused while the views are unchanged, for at most this long
     # (only the clock-driven parts, as_of and overdue counts, can be older than the views).
     snapshot_cache_s: float = 1.0
+    # A request id this replica has not seen yet may have just been submitted through another
+    # one: read the request topics up to now, at most this long, before answering NOT_FOUND.
+    catch_up_s: float = 3.0
 
 
 def _filter_fp(request: Any) -> str:
@@ -66,6 +69,9 @@ class Api:
     request_hub: Hub[Change]
     limits: ApiLimits = field(default_factory=ApiLimits)
     clock: Callable[[], float] = time.time
+    # Reads the request topics up to their current end, for at most the given seconds (the
+    # projector's read_up_to_now); None: the views are all there is.
+    catch_up: Callable[[float], Awaitable[None]] | None = None
     ready: bool = False
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _streams: dict[str, int] = field(default_factory=dict)
@@ -182,10 +188,10 @@ class Api:
         dedup = event.type == requests_pb2.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED
         return gateway_pb2.SubmitRequestResponse(request=self._shown(p, request), deduplicated=dedup)
 
-    def get_request(self, p: Principal, req: Any) -> Any:
+    async def get_request(self, p: Principal, req: Any, deadline_s: float | None = None) -> Any:
         p.require(REQUESTS_READ, "GetRequest")
         validation.get_request(req)
-        request = self._visible_request(p, req.request_id)
+        request = await self._request_seen_by_now(p, req.request_id, deadline_s)
         return gateway_pb2.GetRequestResponse(request=self._shown(p, request))
 
     def list_requests(self, p: Principal, req: Any) -> Any:
@@ -209,7 +215,7 @@ class Api:
     async def transition_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
         p.require(REQUESTS_WRITE, "TransitionRequest")
         validation.transition(req)
-        current = self._visible_request(p, req.request_id)
+        current = await self._request_seen_by_now(p, req.request_id, deadline_s)
         action = gateway_pb2.RequestAction.Name(req.action)
         if not can_transition(p, current.opd_code):
             raise denied(
@@ -226,7 +232,7 @@ class Api:
     async def comment_on_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
         p.require(REQUESTS_WRITE, "CommentOnRequest")
         validation.comment(req)
-        self._visible_request(p, req.request_id)
+        await self._request_seen_by_now(p, req.request_id, deadline_s)
         command = new_command(p, req.request_id, self.clock())
         command.comment.text = req.text
         event = await self.bus.execute(command, self._command_timeout(deadline_s))
@@ -284,6 +290,16 @@ class Api:
         snapshot = self.views.city_snapshot(now)
         self._snapshot_cache = (self.views.generation, now, snapshot)
         return snapshot
+
+    async def _request_seen_by_now(self, p: Principal, request_id: str, deadline_s: float | None) -> Any:
+        """`_visible_request`, after reading the request topics up to now if the id is unknown.
+
+        Read-your-writes across replicas: a client that submitted through one gateway replica
+        and calls another right away gets its request, not NOT_FOUND. Known ids cost nothing."""
+        if request_id not in self.views.requests and self.catch_up is not None:
+            budget = self.limits.catch_up_s if deadline_s is None else min(self.limits.catch_up_s, deadline_s)
+            await self.catch_up(max(0.0, budget))
+        return self._visible_request(p, request_id)
 
     def _visible_request(self, p: Principal, request_id: str) -> Any:
         request = self.views.requests.get(request_id)

@@ -72,7 +72,7 @@ class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[
         return await self._api.submit_request(current_principal(), request, deadline_of(context))
 
     async def GetRequest(self, request: Any, context: Context) -> Any:
-        return self._api.get_request(current_principal(), request)
+        return await self._api.get_request(current_principal(), request, deadline_of(context))
 
     async def ListRequests(self, request: Any, context: Context) -> Any:
         return self._api.list_requests(current_principal(), request)

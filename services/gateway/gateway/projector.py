@@ -49,6 +49,7 @@ class Projector:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._behind: dict[TopicPartition, int] = {}
+        self._applying = False
         self.caught_up = asyncio.Event()
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
@@ -102,14 +103,37 @@ class Projector:
         assert self._consumer is not None
         while True:
             batch = await self._consumer.getmany(timeout_ms=500, max_records=_MAX_BATCH)
+            self._applying = True
             for tp, records in batch.items():
                 for record in records:
                     if self._apply(tp.topic, record):
                         # Let watch streams drain their queues between changes, so a burst of
                         # changes does not overflow subscribers that keep up.
                         await asyncio.sleep(0)
+            self._applying = False
             if not self.caught_up.is_set():
                 await self._check_caught_up()
+
+    async def read_up_to_now(self, timeout_s: float, views: tuple[str, ...] = ("requests",)) -> bool:
+        """Waits until the given views hold every record their topics had when called.
+
+        For read-your-writes across replicas (a request submitted through another gateway a
+        moment ago). True when read up to then; False when `timeout_s` ran out first.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        wanted = [tp for tp in consumer.assignment() if VIEW_TOPICS[self._topics[tp.topic]][1] in views]
+        ends = await consumer.end_offsets(wanted)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # The consumer's position counts a fetched batch as read before it is applied: only
+            # trust it between batches.
+            if not self._applying and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
 
     async def _check_caught_up(self) -> None:
         assert self._consumer is not None

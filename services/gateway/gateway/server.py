@@ -74,11 +74,15 @@ class Gateway:
             ),
         )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
+        self.api.catch_up = self._read_requests_up_to_now
         self.health = HealthServicer()
         tokens = TokenStore.load(config.tokens_file)
         metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
         self.server = self._grpc_server(tokens)
         self.port = 0
+
+    async def _read_requests_up_to_now(self, timeout_s: float) -> None:
+        await self.projector.read_up_to_now(timeout_s)
 
     def _route_change(self, view: str, change: Change) -> None:
         (self.device_hub if view in _DEVICE_VIEWS else self.request_hub).publish(change)

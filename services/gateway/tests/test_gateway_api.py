@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -56,9 +57,20 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
     return api, fake
 
 
+def settled(value: Any) -> Any:
+    """The value of a call, awaited on a loop of its own when the call is a coroutine."""
+    if inspect.iscoroutine(value):
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(value)
+        finally:
+            loop.close()
+    return value
+
+
 def error_of(call: Callable[[], object]) -> ApiError:
     with pytest.raises(ApiError) as err:
-        call()
+        settled(call())
     return err.value
 
 
@@ -142,7 +154,7 @@ def test_opd_sees_its_requests_with_reporter_others_without() -> None:
     seed_requests(api)
 
     def get(p: Principal, rid: str) -> Any:
-        return api.get_request(p, gateway_pb2.GetRequestRequest(request_id=rid)).request
+        return settled(api.get_request(p, gateway_pb2.GetRequestRequest(request_id=rid))).request
 
     assert get(DPMPTSP, "r-dpm").reporter.phone
     assert get(BPBD, "r-bpbd").reporter.phone
@@ -322,3 +334,22 @@ def test_city_snapshot_is_reused_only_while_the_views_are_unchanged() -> None:
     assert changed.access_points_total == 1 and changed.as_of.nanos == 500_000_000
     now[0] += 1.0  # older than the cache allows: computed afresh (overdue counts move with time)
     assert api.get_city_snapshot(CENTER, gateway_pb2.GetCitySnapshotRequest()).snapshot.as_of.seconds == 1001
+
+
+async def test_an_unknown_request_is_looked_for_up_to_now_before_not_found() -> None:
+    """Another replica took the submit a moment ago: this one reads on before it says NOT_FOUND."""
+    api, _ = make_api()
+    budgets: list[float] = []
+
+    async def catch_up(timeout_s: float) -> None:
+        budgets.append(timeout_s)
+        seed_requests(api)  # what reading the topics up to now brings in
+
+    api.catch_up = catch_up
+    reply = await api.get_request(DPMPTSP, gateway_pb2.GetRequestRequest(request_id="r-dpm"), 1.5)
+    assert reply.request.request_id == "r-dpm" and budgets == [1.5]  # within the caller's deadline
+    await api.get_request(DPMPTSP, gateway_pb2.GetRequestRequest(request_id="r-dpm"), None)
+    assert budgets == [1.5]  # a known request costs no read
+    err = await _error(api.comment_on_request(
+        DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None))
+    assert err.kind is ErrorKind.NOT_FOUND and budgets == [1.5, api.limits.catch_up_s]
