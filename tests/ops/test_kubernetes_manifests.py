@@ -3,12 +3,14 @@
 Built-in kinds validate against the Kubernetes OpenAPI schemas (kubernetes-validate, offline,
 strict); custom resources against the schemas in crd_schemas/ (derived from the Strimzi and
 Prometheus-operator CRDs). Then what the schemas cannot see: topics match the catalogue,
-containers are hardened, selectors and references resolve, network exposure is as designed.
+containers are hardened, selectors and references resolve, network exposure is as designed,
+the images come from one Dockerfile with the right ports.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -438,20 +440,110 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar(overlay):
 
 # ------------------------------------------------------------------------------- images
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_is_multi_stage_pinned_locked_and_non_root(service):
-    text = (REPO / "services" / service / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+BUILD_IMAGES = REPO / "scripts" / "build_images.sh"
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines()
+                                             if not line.lstrip().startswith("#")))
+    return [(m.group(1).upper(), m.group(2).strip())
+            for m in re.finditer(r"^\s*([A-Za-z]+)\s+(.*)$", joined, flags=re.MULTILINE)]
+
+
+def image_builds() -> dict[str, dict[str, str]]:
+    """The `docker build` commands `make images` runs, per service: -f, build args, tag, context."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG")}
+    result = subprocess.run(["bash", str(BUILD_IMAGES), "--print"], capture_output=True, text=True,
+                            timeout=30, check=False, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    builds: dict[str, dict[str, str]] = {}
+    for line in result.stdout.splitlines():
+        argv = line.split()
+        assert argv[:2] == ["docker", "build"], line
+        options = {"context": argv[-1]}
+        args: dict[str, str] = {}
+        for flag, value in zip(argv[2:-1:2], argv[3:-1:2], strict=True):
+            if flag == "--build-arg":
+                key, _, val = value.partition("=")
+                args[key] = val
+            else:
+                options[flag] = value
+        builds[args["SERVICE"]] = options | {f"ARG {k}": v for k, v in args.items()}
+    return builds
+
+
+def test_one_dockerfile_is_multi_stage_pinned_locked_and_non_root():
+    assert not sorted(REPO.glob("services/*/Dockerfile")), "per-service copies: use deploy/docker/Dockerfile"
+    text = DOCKERFILE.read_text()
+    steps = dockerfile_instructions(text)
+    stages = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(stages) >= 2, "multi-stage"
+    assert "ghcr.io/astral-sh/uv:0.13.9" in stages, "uv pinned"
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
     image = base.group(1) if base else stages[-1]
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?|python@sha256:[0-9a-f]{64}",
                         image), f"base image not pinned: {image}"
-    assert f"uv sync --frozen --no-dev --no-editable --package {service}" in text
-    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert stages[-1] in (image, "${PYTHON_IMAGE}"), "runtime stage on the pinned Python image"
+    runs = [args for op, args in steps if op == "RUN"]
+    assert any('uv sync --frozen --no-dev --no-editable --package "${SERVICE}"' in r for r in runs)
+    assert any("install -d -o 10001 -g 10001 /var/lib/smartcity" in r for r in runs)
+    user = [args for op, args in steps if op == "USER"]
     assert user and user[-1].split(":")[0] not in ("0", "root"), "runs as root"
+    assert user[-1] == "10001:10001"
+    env = " ".join(args for op, args in steps if op == "ENV")
+    assert "METRICS_PORT=${METRICS_PORT}" in env and "SMARTCITY_SERVICE=${SERVICE}" in env
+    expose = [args for op, args in steps if op == "EXPOSE"]
+    assert expose == ["${METRICS_PORT} ${EXTRA_PORTS}"]
+    for op, args in steps:  # what the build copies from the context exists
+        if op == "COPY" and not args.startswith("--from"):
+            for source in args.split()[:-1]:
+                assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_entrypoint_execs_the_service_console_script_as_the_same_process(tmp_path):
+    """The shell of the ENTRYPOINT `exec`s: the console script keeps its PID (PID 1 in the
+    container, so SIGTERM reaches Python) and gets the arguments."""
+    steps = dockerfile_instructions(DOCKERFILE.read_text())
+    entrypoint = [args for op, args in steps if op == "ENTRYPOINT"]
+    assert len(entrypoint) == 1
+    argv = json.loads(entrypoint[0])  # exec form: a JSON array, no shell around it
+    assert argv[:2] == ["/bin/sh", "-c"] and "exec " in argv[2]
+    script = tmp_path / "fake-service"
+    script.write_text('#!/bin/sh\necho "$$ $*"\n')
+    script.chmod(0o755)
+    process = subprocess.Popen([*argv, "--flag", "value"], stdout=subprocess.PIPE, text=True,
+                               env={"SMARTCITY_SERVICE": str(script), "PATH": "/usr/bin:/bin"})
+    out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert out.split() == [str(process.pid), "--flag", "value"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_is_built_from_the_one_dockerfile(render, service):
+    build = image_builds()[service]
+    assert build["-f"] == str(DOCKERFILE.relative_to(REPO)) and build["context"] == "."
+    assert build["-t"].rsplit(":", 1)[0] == f"smartcity/{service}"
     project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]
-    entry = re.search(r'^ENTRYPOINT \["([^"]+)"', text, flags=re.MULTILINE)
-    assert entry and entry.group(1) in project["scripts"], "ENTRYPOINT is the service's console script"
-    port = str(METRICS_PORTS[service])
-    assert f"METRICS_PORT={port}" in text and port in re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE)[0]
+    assert project["name"] == service, "uv sync --package takes the project name"
+    assert service in project["scripts"], "the entrypoint runs the console script named SERVICE"
+    assert build["ARG METRICS_PORT"] == str(METRICS_PORTS[service])
+    exposed = {build["ARG METRICS_PORT"], *build.get("ARG EXTRA_PORTS", "").split()}
+    for overlay_name in OVERLAYS:
+        container = containers_of(named(render(overlay_name), "Deployment", service))[0]
+        assert container["image"].rsplit(":", 1)[0] == f"smartcity/{service}"
+        assert exposed == {str(p["containerPort"]) for p in container["ports"]}, "EXPOSE = container ports"
+
+
+def test_make_images_fails_clearly_without_docker():
+    result = subprocess.run(["make", "-s", "images"], capture_output=True, text=True, timeout=60,
+                            check=False, cwd=REPO, env={"PATH": "/usr/bin:/bin",
+                                                        "DOCKER": "/nonexistent/docker"})
+    assert result.returncode != 0
+    assert "/nonexistent/docker' is not installed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    printed = subprocess.run(["make", "-s", "images", "PRINT=1"], capture_output=True, text=True,
+                             timeout=60, check=False, cwd=REPO,
+                             env={"PATH": "/usr/bin:/bin", "DOCKER": "/nonexistent/docker"})
+    assert printed.returncode == 0 and len(printed.stdout.splitlines()) == len(SERVICES)
