@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv on PATH, else the one pip installed (pyenv may need a rehash before its shim exists).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 
-.PHONY: help install up down status ops-tools ops-check ops-generate kafka-up kafka-down topics protos protos-check lint test test-unit fmt
+.PHONY: help install up down status ops-tools ops-check ops-generate images kafka-up kafka-down topics protos protos-check lint test test-unit fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ ops-generate: ## Regenerate KafkaTopics, the PrometheusRule and the dashboards f
 	$(UV) run --frozen python deploy/k8s/generate_topics.py
 	$(UV) run --frozen python deploy/k8s/generate_prometheusrule.py
 	$(UV) run --frozen python deploy/monitoring/generate_dashboards.py
+
+images: ## Build the four service images (deploy/docker/Dockerfile); PRINT=1 only prints the commands
+	@bash scripts/build_images.sh $(if $(PRINT),--print)
 
 test: install ops-tools kafka-up topics ## All tests, against a real local Kafka broker
 	$(UV) run --frozen pytest -q

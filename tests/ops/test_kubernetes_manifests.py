@@ -3,12 +3,14 @@
 Built-in kinds validate against the Kubernetes OpenAPI schemas (kubernetes-validate, offline,
 strict); custom resources against the schemas in crd_schemas/ (derived from the Strimzi and
 Prometheus-operator CRDs). Then what the schemas cannot see: topics match the catalogue,
-containers are hardened, selectors and references resolve, network exposure is as designed.
+containers are hardened, selectors and references resolve, network exposure (ingress and the
+services' egress) is as designed, the images come from one Dockerfile with the right ports.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -413,6 +415,248 @@ def test_prometheus_may_scrape_every_service(overlay):
         assert any("metrics" in [p["port"] for p in r["ports"]] for r in rules), service
 
 
+# ------------------------------------------------------------------------------- egress
+
+DNS_NAMESPACE = {"kubernetes.io/metadata.name": "kube-system"}
+DNS_POD = {"k8s-app": "kube-dns"}
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+
+
+def policy_types(policy: Doc) -> list[str]:
+    """policyTypes, with the API server's default when it is left out."""
+    spec = policy["spec"]
+    return list(spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else [])))
+
+
+def egress_policies_for(docs: list[Doc], labels: dict[str, str]) -> list[Doc]:
+    return [p for p in of_kind(docs, "NetworkPolicy")
+            if "Egress" in policy_types(p) and selects(p["spec"]["podSelector"], labels)]
+
+
+def namespace_labels(name: str) -> dict[str, str]:
+    return {"kubernetes.io/metadata.name": name}
+
+
+def peer_matches(peer: Doc, namespace: str, labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy peer (of a policy in NAMESPACE) selects a pod of `namespace`."""
+    if "ipBlock" in peer:
+        return True  # a CIDR can hold any pod or address: treat it as reaching everything
+    if "namespaceSelector" in peer:
+        in_namespace = selects(peer["namespaceSelector"], namespace_labels(namespace))
+    else:
+        in_namespace = namespace == NAMESPACE
+    return in_namespace and selects(peer.get("podSelector", {}), labels)
+
+
+def port_matches(rule_port: Doc, port: int, protocol: str) -> bool:
+    if rule_port.get("protocol", "TCP") != protocol:
+        return False
+    if "port" not in rule_port:
+        return True
+    low = rule_port["port"]
+    if isinstance(low, str):
+        return False  # a named port: none of the destinations here name theirs so
+    high = int(rule_port.get("endPort") or low)
+    return bool(low <= port <= high)
+
+
+def egress_allowed(docs: list[Doc], labels: dict[str, str], namespace: str, peer_labels: dict[str, str],
+                   port: int, *, protocol: str = "TCP") -> bool:
+    """Whether the egress policies let a pod with `labels` open a connection to that pod and port."""
+    policies = egress_policies_for(docs, labels)
+    if not policies:
+        return True  # not isolated for egress
+    return any((not rule.get("to") or any(peer_matches(peer, namespace, peer_labels) for peer in rule["to"]))
+               and (not rule.get("ports") or any(port_matches(p, port, protocol) for p in rule["ports"]))
+               for policy in policies for rule in policy["spec"].get("egress", []))
+
+
+def strimzi_pods(docs: list[Doc]) -> dict[str, dict[str, str]]:
+    """The labels Strimzi puts on its pods (node pools, entity operator), with the Kafka and node
+    pool resources' own labels, which Strimzi copies onto them."""
+    kafka = of_kind(docs, "Kafka")[0]
+    cluster = kafka["metadata"]["name"]
+    common = dict(kafka["metadata"].get("labels", {})) | {
+        "strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka", "app.kubernetes.io/instance": cluster,
+        "app.kubernetes.io/managed-by": "strimzi-cluster-operator"}
+    pods = {}
+    for pool in of_kind(docs, "KafkaNodePool"):
+        roles = pool["spec"]["roles"]
+        pods[f"kafka pool {pool['metadata']['name']}"] = dict(pool["metadata"].get("labels", {})) | common | {
+            "strimzi.io/name": f"{cluster}-kafka", "strimzi.io/component-type": "kafka",
+            "app.kubernetes.io/name": "kafka", "strimzi.io/pool-name": pool["metadata"]["name"],
+            "strimzi.io/broker-role": str("broker" in roles).lower(),
+            "strimzi.io/controller-role": str("controller" in roles).lower()}
+    pods["entity operator"] = common | {
+        "strimzi.io/name": f"{cluster}-entity-operator", "strimzi.io/component-type": "entity-operator",
+        "app.kubernetes.io/name": "entity-operator"}
+    return pods
+
+
+def kafka_client_port(docs: list[Doc]) -> int:
+    listeners = of_kind(docs, "Kafka")[0]["spec"]["kafka"]["listeners"]
+    port: int = next(x for x in listeners if x["type"] == "internal" and not x["tls"])["port"]
+    return port
+
+
+def otlp_port(docs: list[Doc]) -> int | None:
+    """The collector port the services export traces to, None when tracing is not configured."""
+    endpoint = named(docs, "ConfigMap", "smartcity-platform")["data"].get(OTLP_ENDPOINT, "")
+    for service in SERVICES:
+        endpoint = named(docs, "ConfigMap", service)["data"].get(OTLP_ENDPOINT, endpoint)
+    if not endpoint:
+        return None
+    match = re.match(r"(https?)://[^/:]+(?::(\d+))?", endpoint)
+    assert match, f"{OTLP_ENDPOINT}={endpoint}: not a URL"
+    return int(match.group(2) or (443 if match.group(1) == "https" else 80))
+
+
+def egress_problems(docs: list[Doc]) -> list[str]:
+    """What is wrong with the egress of the namespace: [] when every service pod is isolated by a
+    default deny and reaches DNS (UDP and TCP 53) and the Kafka brokers' client port, and nothing
+    else (a trace collector only when one is configured), and no Strimzi pod is egress-isolated."""
+    problems = []
+    kafka_port = kafka_client_port(docs)
+    trace_port = otlp_port(docs)
+    pods = strimzi_pods(docs)
+    brokers = {n: labels for n, labels in pods.items() if labels.get("strimzi.io/broker-role") == "true"}
+    assert brokers, "no broker pool"
+    for service in SERVICES:
+        labels = pod_labels(named(docs, "Deployment", service))
+        policies = egress_policies_for(docs, labels)
+        if not any(not p["spec"].get("egress") for p in policies):
+            problems.append(f"{service}: no default-deny egress policy selects it")
+        for protocol in ("UDP", "TCP"):
+            if not egress_allowed(docs, labels, "kube-system", DNS_POD, 53, protocol=protocol):
+                problems.append(f"{service}: cannot reach DNS (kube-dns) over {protocol} 53")
+        for name, broker in brokers.items():
+            if not egress_allowed(docs, labels, NAMESPACE, broker, kafka_port):
+                problems.append(f"{service}: cannot reach Kafka {kafka_port} ({name})")
+        if trace_port is not None and not any(
+                rule.get("to") and any(port_matches(p, trace_port, "TCP") for p in rule.get("ports", []))
+                for policy in policies for rule in policy["spec"].get("egress", [])):
+            problems.append(f"{service}: {OTLP_ENDPOINT} is set but no egress reaches port {trace_port}")
+        # Nothing else: every rule names its peers and ports, and each is DNS, Kafka or (if set) OTLP.
+        for policy in policies:
+            for rule in policy["spec"].get("egress", []):
+                where = f"{service}: {policy['metadata']['name']}"
+                if not rule.get("to") or not rule.get("ports"):
+                    problems.append(f"{where}: a rule without `to` or `ports` opens every peer or port")
+                    continue
+                ports = {(p.get("port"), p.get("protocol", "TCP"), p.get("endPort")) for p in rule["ports"]}
+                for peer in rule["to"]:
+                    dns = peer == {"namespaceSelector": {"matchLabels": DNS_NAMESPACE},
+                                   "podSelector": {"matchLabels": DNS_POD}}
+                    kafka = set(peer) == {"podSelector"} and all(
+                        peer_matches(peer, NAMESPACE, b) for b in brokers.values()) and not any(
+                        peer_matches(peer, NAMESPACE, p) for n, p in pods.items() if n not in brokers)
+                    if dns and ports <= {(53, "UDP", None), (53, "TCP", None)}:
+                        continue
+                    if kafka and ports == {(kafka_port, "TCP", None)}:
+                        continue
+                    if trace_port is not None and "ipBlock" not in peer \
+                            and ports == {(trace_port, "TCP", None)}:
+                        continue
+                    problems.append(f"{where}: egress to {peer} on {sorted(map(str, ports))} is not "
+                                    "DNS, Kafka or a configured trace collector")
+    # Strimzi's pods talk to each other and to the Kubernetes API: no egress policy of ours may
+    # isolate them.
+    for name, labels in pods.items():
+        for policy in egress_policies_for(docs, labels):
+            problems.append(f"Strimzi {name}: selected by egress policy {policy['metadata']['name']}")
+    return problems
+
+
+def test_service_pods_reach_only_dns_and_kafka_and_strimzi_keeps_its_egress(overlay):
+    name, docs = overlay
+    assert otlp_port(docs) is None, "tracing configured: the OTLP egress must be checked too"
+    assert egress_problems(docs) == [], name
+    # Spot checks of what the analysis concludes.
+    gateway = pod_labels(named(docs, "Deployment", "gateway"))
+    camera = pod_labels(named(docs, "Deployment", "camera-health"))
+    assert not egress_allowed(docs, gateway, NAMESPACE, camera, 9102)
+    assert not egress_allowed(docs, gateway, "default", {"component": "apiserver"}, 443)
+    assert not egress_allowed(docs, gateway, "kube-system", {"k8s-app": "metrics-server"}, 53, protocol="UDP")
+    broker = next(v for v in strimzi_pods(docs).values() if v.get("strimzi.io/broker-role") == "true")
+    assert not egress_allowed(docs, gateway, NAMESPACE, broker, 9091), "replication listener"
+    assert egress_allowed(docs, gateway, NAMESPACE, broker, 9092)
+
+
+def without(docs: list[Doc], kind: str, name: str) -> list[Doc]:
+    return [d for d in docs if (d["kind"], d["metadata"]["name"]) != (kind, name)]
+
+
+def edited(docs: list[Doc], name: str, edit: Any) -> list[Doc]:
+    """A deep copy of the documents with the NetworkPolicy `name` changed by edit(spec)."""
+    copy: list[Doc] = json.loads(json.dumps(docs))
+    edit(named(copy, "NetworkPolicy", name)["spec"])
+    return copy
+
+
+def set_platform(docs: list[Doc], key: str, value: str) -> list[Doc]:
+    copy: list[Doc] = json.loads(json.dumps(docs))
+    named(copy, "ConfigMap", "smartcity-platform")["data"][key] = value
+    return copy
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [
+    (lambda d: without(d, "NetworkPolicy", "default-deny-egress"), "no default-deny egress"),
+    (lambda d: without(d, "NetworkPolicy", "allow-dns-egress"), "cannot reach DNS"),
+    (lambda d: edited(d, "allow-dns-egress", lambda s: s["egress"][0]["ports"].pop()), "over TCP 53"),
+    (lambda d: edited(d, "allow-dns-egress", lambda s: s["egress"][0]["to"][0].pop("namespaceSelector")),
+     "cannot reach DNS"),
+    (lambda d: without(d, "NetworkPolicy", "allow-kafka-egress"), "cannot reach Kafka"),
+    (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"][0]["ports"][0].update(port=9093)),
+     "cannot reach Kafka"),
+    (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"][0]["to"][0]["podSelector"].update(
+        matchLabels={"strimzi.io/cluster": "smartcity"})), "is not DNS, Kafka"),
+    (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"].append({})), "without `to` or `ports`"),
+    (lambda d: edited(d, "allow-dns-egress", lambda s: s["egress"].append(
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}]})), "is not DNS, Kafka"),
+    (lambda d: edited(d, "default-deny-egress", lambda s: s.update(podSelector={})), "Strimzi"),
+    (lambda d: set_platform(d, OTLP_ENDPOINT, "http://otel-collector.observability.svc:4318"),
+     "no egress reaches port 4318"),
+])
+def test_egress_analysis_catches_a_broken_policy(render, mutation, expected):
+    problems = egress_problems(mutation(render("prod")))
+    assert any(expected in p for p in problems), problems
+
+
+def readme_yaml_block(first_line: str) -> Doc:
+    """The ```yaml block of deploy/k8s/README.md that starts with `first_line`."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (K8S / "README.md").read_text(), flags=re.DOTALL)
+    matching = [b for b in blocks if b.startswith(first_line)]
+    assert len(matching) == 1, f"README.md: no yaml block starting with {first_line!r}"
+    block: Doc = yaml.safe_load(matching[0])
+    return block
+
+
+def test_the_documented_tracing_setup_renders_and_opens_only_the_collector(tmp_path, kustomize):
+    """deploy/k8s/README.md's recipe for an OTLP collector, applied on top of prod."""
+    kustomization = readme_yaml_block("# overlays/<env>/kustomization.yaml")
+    policy = readme_yaml_block("# overlays/<env>/otlp-egress.yaml")
+    (tmp_path / "otlp-egress.yaml").write_text(yaml.safe_dump(policy))
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "overlays" / "prod", tmp_path), *kustomization["resources"]],
+        "patches": kustomization["patches"]}))
+    result = subprocess.run([kustomize, "build", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kubernetes_validate.validate(named(docs, "NetworkPolicy", "allow-otlp-egress"), KUBERNETES_VERSION,
+                                 strict=True)
+    assert otlp_port(docs) == 4318
+    assert egress_problems(docs) == []
+    gateway = pod_labels(named(docs, "Deployment", "gateway"))
+    collector = {"app.kubernetes.io/name": "opentelemetry-collector"}
+    assert egress_allowed(docs, gateway, "observability", collector, 4318)
+    assert not egress_allowed(docs, gateway, "observability", collector, 4317)
+    # Without the endpoint, the same policy is an egress nobody needs: rejected.
+    without_endpoint = set_platform(docs, OTLP_ENDPOINT, "")
+    assert any("allow-otlp-egress" in p for p in egress_problems(without_endpoint))
+
+
 # ------------------------------------------------------------------------------- monitoring objects
 
 def test_prometheusrule_is_generated_from_the_tested_rules(overlay):
@@ -438,20 +682,110 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar(overlay):
 
 # ------------------------------------------------------------------------------- images
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_is_multi_stage_pinned_locked_and_non_root(service):
-    text = (REPO / "services" / service / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+BUILD_IMAGES = REPO / "scripts" / "build_images.sh"
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines()
+                                             if not line.lstrip().startswith("#")))
+    return [(m.group(1).upper(), m.group(2).strip())
+            for m in re.finditer(r"^\s*([A-Za-z]+)\s+(.*)$", joined, flags=re.MULTILINE)]
+
+
+def image_builds() -> dict[str, dict[str, str]]:
+    """The `docker build` commands `make images` runs, per service: -f, build args, tag, context."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG")}
+    result = subprocess.run(["bash", str(BUILD_IMAGES), "--print"], capture_output=True, text=True,
+                            timeout=30, check=False, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr
+    builds: dict[str, dict[str, str]] = {}
+    for line in result.stdout.splitlines():
+        argv = line.split()
+        assert argv[:2] == ["docker", "build"], line
+        options = {"context": argv[-1]}
+        args: dict[str, str] = {}
+        for flag, value in zip(argv[2:-1:2], argv[3:-1:2], strict=True):
+            if flag == "--build-arg":
+                key, _, val = value.partition("=")
+                args[key] = val
+            else:
+                options[flag] = value
+        builds[args["SERVICE"]] = options | {f"ARG {k}": v for k, v in args.items()}
+    return builds
+
+
+def test_one_dockerfile_is_multi_stage_pinned_locked_and_non_root():
+    assert not sorted(REPO.glob("services/*/Dockerfile")), "per-service copies: use deploy/docker/Dockerfile"
+    text = DOCKERFILE.read_text()
+    steps = dockerfile_instructions(text)
+    stages = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(stages) >= 2, "multi-stage"
+    assert "ghcr.io/astral-sh/uv:0.13.9" in stages, "uv pinned"
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
     image = base.group(1) if base else stages[-1]
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?|python@sha256:[0-9a-f]{64}",
                         image), f"base image not pinned: {image}"
-    assert f"uv sync --frozen --no-dev --no-editable --package {service}" in text
-    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert stages[-1] in (image, "${PYTHON_IMAGE}"), "runtime stage on the pinned Python image"
+    runs = [args for op, args in steps if op == "RUN"]
+    assert any('uv sync --frozen --no-dev --no-editable --package "${SERVICE}"' in r for r in runs)
+    assert any("install -d -o 10001 -g 10001 /var/lib/smartcity" in r for r in runs)
+    user = [args for op, args in steps if op == "USER"]
     assert user and user[-1].split(":")[0] not in ("0", "root"), "runs as root"
+    assert user[-1] == "10001:10001"
+    env = " ".join(args for op, args in steps if op == "ENV")
+    assert "METRICS_PORT=${METRICS_PORT}" in env and "SMARTCITY_SERVICE=${SERVICE}" in env
+    expose = [args for op, args in steps if op == "EXPOSE"]
+    assert expose == ["${METRICS_PORT} ${EXTRA_PORTS}"]
+    for op, args in steps:  # what the build copies from the context exists
+        if op == "COPY" and not args.startswith("--from"):
+            for source in args.split()[:-1]:
+                assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+
+
+def test_entrypoint_execs_the_service_console_script_as_the_same_process(tmp_path):
+    """The shell of the ENTRYPOINT `exec`s: the console script keeps its PID (PID 1 in the
+    container, so SIGTERM reaches Python) and gets the arguments."""
+    steps = dockerfile_instructions(DOCKERFILE.read_text())
+    entrypoint = [args for op, args in steps if op == "ENTRYPOINT"]
+    assert len(entrypoint) == 1
+    argv = json.loads(entrypoint[0])  # exec form: a JSON array, no shell around it
+    assert argv[:2] == ["/bin/sh", "-c"] and "exec " in argv[2]
+    script = tmp_path / "fake-service"
+    script.write_text('#!/bin/sh\necho "$$ $*"\n')
+    script.chmod(0o755)
+    process = subprocess.Popen([*argv, "--flag", "value"], stdout=subprocess.PIPE, text=True,
+                               env={"SMARTCITY_SERVICE": str(script), "PATH": "/usr/bin:/bin"})
+    out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert out.split() == [str(process.pid), "--flag", "value"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_image_is_built_from_the_one_dockerfile(render, service):
+    build = image_builds()[service]
+    assert build["-f"] == str(DOCKERFILE.relative_to(REPO)) and build["context"] == "."
+    assert build["-t"].rsplit(":", 1)[0] == f"smartcity/{service}"
     project = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())["project"]
-    entry = re.search(r'^ENTRYPOINT \["([^"]+)"', text, flags=re.MULTILINE)
-    assert entry and entry.group(1) in project["scripts"], "ENTRYPOINT is the service's console script"
-    port = str(METRICS_PORTS[service])
-    assert f"METRICS_PORT={port}" in text and port in re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE)[0]
+    assert project["name"] == service, "uv sync --package takes the project name"
+    assert service in project["scripts"], "the entrypoint runs the console script named SERVICE"
+    assert build["ARG METRICS_PORT"] == str(METRICS_PORTS[service])
+    exposed = {build["ARG METRICS_PORT"], *build.get("ARG EXTRA_PORTS", "").split()}
+    for overlay_name in OVERLAYS:
+        container = containers_of(named(render(overlay_name), "Deployment", service))[0]
+        assert container["image"].rsplit(":", 1)[0] == f"smartcity/{service}"
+        assert exposed == {str(p["containerPort"]) for p in container["ports"]}, "EXPOSE = container ports"
+
+
+def test_make_images_fails_clearly_without_docker():
+    result = subprocess.run(["make", "-s", "images"], capture_output=True, text=True, timeout=60,
+                            check=False, cwd=REPO, env={"PATH": "/usr/bin:/bin",
+                                                        "DOCKER": "/nonexistent/docker"})
+    assert result.returncode != 0
+    assert "/nonexistent/docker' is not installed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    printed = subprocess.run(["make", "-s", "images", "PRINT=1"], capture_output=True, text=True,
+                             timeout=60, check=False, cwd=REPO,
+                             env={"PATH": "/usr/bin:/bin", "DOCKER": "/nonexistent/docker"})
+    assert printed.returncode == 0 and len(printed.stdout.splitlines()) == len(SERVICES)
