@@ -789,3 +789,13 @@ def test_make_images_fails_clearly_without_docker():
                              timeout=60, check=False, cwd=REPO,
                              env={"PATH": "/usr/bin:/bin", "DOCKER": "/nonexistent/docker"})
     assert printed.returncode == 0 and len(printed.stdout.splitlines()) == len(SERVICES)
+
+
+def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_image_copies():
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    for local in (".venv", ".local", ".git", "deploy/local/jars"):
+        assert local in ignored, local
+    copied = [p for step in dockerfile_instructions(DOCKERFILE.read_text()) if step[0] == "COPY"
+              and "--from" not in step[1] for p in step[1].split()[:-1]]
+    assert copied and not any(p in ignored or p.split("/")[0] in ignored for p in copied), copied
