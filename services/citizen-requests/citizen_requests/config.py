@@ -200,6 +200,9 @@ class ServiceSettings:
     REQUESTS_HISTORY_LIMIT            history entries kept on a request, newest (default 200)
     REQUESTS_STATS_FLUSH_S            how long changed stats wait to be published together (0.5)
     REQUESTS_STATS_REFRESH_S          how often every stats record is republished (default 30)
+    REQUESTS_STATS_WINDOW_DAYS        rolling window of the statistics (default 90): a finished
+                                      request whose last change is older leaves `total` and the
+                                      medians/p90 (and the summaries topic); open ones never leave
     REQUESTS_UTC_OFFSET_H             the city's UTC offset for "today" and Open311 times (7, WIB)
     REQUESTS_INDEX_CATCHUP_TIMEOUT_S  how long a starting worker waits to read the open requests
                                       (for duplicate flagging) before processing commands (30)
@@ -213,6 +216,7 @@ class ServiceSettings:
     history_limit: int = 200
     stats_flush_s: float = 0.5
     stats_refresh_s: float = 30.0
+    stats_window_days: float = 90.0
     utc_offset_h: float = 7.0
     index_catchup_timeout_s: float = 30.0
     broker_session_timeout_s: float = 30.0
@@ -227,6 +231,7 @@ class ServiceSettings:
             history_limit=env_int("REQUESTS_HISTORY_LIMIT", cls.history_limit),
             stats_flush_s=env_float("REQUESTS_STATS_FLUSH_S", cls.stats_flush_s),
             stats_refresh_s=env_float("REQUESTS_STATS_REFRESH_S", cls.stats_refresh_s),
+            stats_window_days=env_float("REQUESTS_STATS_WINDOW_DAYS", cls.stats_window_days),
             utc_offset_h=env_float("REQUESTS_UTC_OFFSET_H", cls.utc_offset_h),
             index_catchup_timeout_s=env_float("REQUESTS_INDEX_CATCHUP_TIMEOUT_S",
                                               cls.index_catchup_timeout_s),
@@ -235,4 +240,6 @@ class ServiceSettings:
         )
         if settings.outcome_memory < 1 or settings.history_limit < 1:
             raise SettingsError("REQUESTS_OUTCOME_MEMORY and REQUESTS_HISTORY_LIMIT must be >= 1")
+        if not settings.stats_window_days > 0:  # also refuses nan
+            raise SettingsError(f"REQUESTS_STATS_WINDOW_DAYS must be > 0, not {settings.stats_window_days}")
         return settings

@@ -17,6 +17,13 @@ dedicated single-partition internal topic, so exactly one worker of the group ow
 and computes every category and OPD figure, with one worker or several; its table is
 changelog-backed and versions are compared, so redelivery after a crash counts nothing twice.
 
+The statistics roll over a window (REQUESTS_STATS_WINDOW_DAYS): the flush timer evicts finished
+requests whose last change is older (see stats.py) and writes a tombstone for each onto the
+summaries topic, so compaction shrinks it and a restart does not read them again. The stats
+agent reads its own tombstones back: it then drops the key from its table (its changelog
+shrinks too), or, if a newer version of the request arrived meanwhile (a reopen the tombstone
+overtook on the topic), writes that version again after the tombstone so compaction keeps it.
+
 Duplicate flagging needs the open requests of every partition: each worker also reads the
 summary topic from the beginning (no consumer group) into an in-memory index, besides adding
 its own writes at once, and starts processing commands once it has caught up.
@@ -48,7 +55,7 @@ from citizen_requests.records import (
     process_tick,
     summary_of,
 )
-from citizen_requests.stats import StatsBook, stats_key
+from citizen_requests.stats import Scope, StatsBook, stats_key
 from smartcity.codec import ProtoCodec, from_timestamp
 from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings, env_str
@@ -66,6 +73,9 @@ from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
 COMMANDS = "requests.commands.v1"
+# At most this many requests leave the statistics window per flush (the rest at the next ones),
+# so the first pass over a long history does not hold the event loop.
+EVICTIONS_PER_FLUSH = 10_000
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(SERVICE)
@@ -241,6 +251,9 @@ class RequestsWorker:
 
     async def _stats_agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
+            if event.value is None:
+                await self._on_tombstone(await self._book(), event.key)
+                continue
             try:
                 summary = pb.ServiceRequest.FromString(event.value)
             except Exception:  # protobuf raises its own DecodeError; only this service writes here
@@ -249,20 +262,48 @@ class RequestsWorker:
             book = await self._book()
             if book.version_of(summary.request_id) >= summary.version:
                 continue  # redelivered or re-emitted: already counted
+            if book.expired(summary):
+                # An old version of a request that left the window (re-emitted by a replayed
+                # command, or redelivered): it stays out, and off the topic too.
+                await self.summaries.send(key=event.key, value=None)
+                continue
             self.summary_table[event.key] = event.value
             # Published by `_flush_stats` a moment later: a burst of changes to one category
             # becomes one stats record instead of one per command.
             self._dirty |= book.update(summary)
 
+    async def _on_tombstone(self, book: StatsBook, key: bytes) -> None:
+        """One of our tombstones, read back (value None: nothing to decode, nothing to dead-letter)."""
+        request_id = key.decode(errors="replace")
+        raw = self.summary_table.get(key)
+        if request_id in book and raw is not None:
+            # A newer version reached the topic before the tombstone and came back into the
+            # window (a reopen): compaction would keep the tombstone, so write it again after.
+            await self.summaries.send(key=key, value=raw)
+        elif raw is not None:
+            del self.summary_table[key]  # evicted: off the table and its changelog too
+
     async def _book(self) -> StatsBook:
         """The stats book, rebuilt from the summary table after a start or a rebalance."""
         if self.book is None:
-            book = StatsBook(self.knobs.utc_offset_h)
+            book = StatsBook(self.knobs.utc_offset_h, self.knobs.stats_window_days)
             book.update_all(pb.ServiceRequest.FromString(raw) for raw in list(self.summary_table.values()))
             self.book = book
             log.info("request statistics rebuilt from %d requests", len(book))
+            # At once: this also sets the horizon before any further version is read.
+            await self._evict(book, limit=None)
             await self._publish_stats(book, set(book.scopes()))
         return self.book
+
+    async def _evict(self, book: StatsBook, limit: int | None = EVICTIONS_PER_FLUSH) -> set[Scope]:
+        """Takes the finished requests older than the window out of the book and off the topic."""
+        eviction = book.evict(time.time(), limit)
+        for request_id in eviction.request_ids:
+            await self.summaries.send(key=request_id.encode(), value=None)
+        if eviction.request_ids:
+            log.info("statistics window: %d finished requests left, %d requests in the book",
+                     len(eviction.request_ids), len(book))
+        return eviction.scopes
 
     async def _publish_stats(self, book: StatsBook, scopes: set[tuple[pb.StatsScope, str]]) -> None:
         now = time.time()
@@ -272,10 +313,14 @@ class RequestsWorker:
         metrics.set_open_gauges(book.open_by_pair, book.overdue_by_pair)
 
     async def _flush_stats(self) -> None:
-        if self.book is None or not self._dirty:
+        book = self.book
+        if book is None:
+            return
+        self._dirty |= await self._evict(book)
+        if not self._dirty or self.book is not book:  # a rebalance dropped the book meanwhile
             return
         dirty, self._dirty = self._dirty, set()
-        await self._publish_stats(self.book, dirty)
+        await self._publish_stats(book, dirty)
 
     async def _refresh_stats(self) -> None:
         """Republishes every figure: "today" rolls over at midnight even when nothing happens."""

@@ -387,3 +387,60 @@ async def test_the_timer_flags_an_sla_breach_once_and_the_stats_show_it(
     assert [e.type for e in events] == [pb.REQUEST_EVENT_TYPE_SUBMITTED, pb.REQUEST_EVENT_TYPE_SLA_BREACHED,
                                         pb.REQUEST_EVENT_TYPE_ACKNOWLEDGED]
     assert events[0].actor.kind == CITIZEN
+
+
+async def test_a_request_that_leaves_the_stats_window_is_tombstoned_and_a_reopen_brings_it_back(
+        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
+        run_service: StartService) -> None:
+    """Resolved 100 days ago, beyond the 90-day window: the stats owner evicts it and writes a
+    tombstone on the summaries topic (and the table's changelog); a reopen written after the
+    tombstone is the key's last record, so compaction keeps it, and the stats count it again."""
+    summaries = f"{topic_prefix}citizen-requests-summaries"
+    now = time.time()
+    old = now - 100 * 86400
+    gone = report("gone", "roads", old, 0)
+    worker = start_worker(run_service, topic_prefix, REQUESTS_STATS_WINDOW_DAYS="90")
+    steps = ["acknowledge", "assign", "start", "resolve"]
+    await send(producer, topic_prefix, gone, *lifecycle(gone, old, steps))
+    key = gone.request_id.encode()
+
+    def tombstoned(records: list[Any]) -> bool:
+        return any(r.key == key and r.value is None for r in records)
+
+    records = await consume(kafka_bootstrap, summaries, until=tombstoned, timeout_s=45)
+    assert tombstoned(records), worker.log_tail()
+    last = [r for r in records if r.key == key][-2]
+    assert pb.ServiceRequest.FromString(last.value).status == pb.REQUEST_STATUS_RESOLVED
+    changelog = await consume(kafka_bootstrap, f"{topic_prefix}citizen-requests-summaries-changelog",
+                              until=tombstoned, timeout_s=30)
+    assert tombstoned(changelog), "the summary table still holds the evicted request"
+
+    # Only the fresh request counts now (submitted today, open); the old one is out of total.
+    fresh = report("fresh", "roads", time.time(), 1)
+    await send(producer, topic_prefix, fresh)
+
+    def pupr(want: tuple[int, ...]) -> Callable[[list[pb.RequestStats]], bool]:
+        return lambda s: [(x.total, x.open, x.submitted_today) for x in s if x.key == "PUPR"][-1:] == [want]
+
+    stats = await read_until(kafka_bootstrap, topic_prefix + STATS, pb.RequestStats, pupr((1, 1, 1)))
+    assert pupr((1, 1, 1))(stats), worker.log_tail()
+
+    reopen = action_command(gone.request_id, "reopen", issued_at=time.time(), by=staff("PUPR"),
+                            client_id="sim-pupr", reason="jalan berlubang lagi")
+    await send(producer, topic_prefix, reopen)
+
+    def reopened(records: list[Any]) -> bool:
+        mine = [r for r in records if r.key == key]
+        return bool(mine) and mine[-1].value is not None and \
+            pb.ServiceRequest.FromString(mine[-1].value).status == pb.REQUEST_STATUS_IN_PROGRESS
+
+    records = await consume(kafka_bootstrap, summaries, until=reopened, timeout_s=45)
+    assert reopened(records), worker.log_tail()
+    mine = [r for r in records if r.key == key]
+    assert [r.value is None for r in mine].index(True) < len(mine) - 1  # written after the tombstone
+    stats = await read_until(kafka_bootstrap, topic_prefix + STATS, pb.RequestStats, pupr((2, 2, 1)))
+    assert pupr((2, 2, 1))(stats), worker.log_tail()
+    assert worker.running
+    log_text = worker.log_path.read_text(errors="replace")
+    assert "undecodable" not in log_text and "Traceback" not in log_text, worker.log_tail()
+    worker.stop()
