@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
+from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
 
 from smartcity.codec import to_timestamp
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -56,17 +56,8 @@ def heartbeats(n: int, cameras: int, seed: int = 7) -> list[camera_pb2.CameraHea
 
 
 async def produce(bootstrap: str, topic: str, beats: list[camera_pb2.CameraHeartbeat]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5)
-    await producer.start()
-    started = time.perf_counter()
-    try:
-        for hb in beats:
-            await producer.send(topic, hb.SerializeToString(), key=hb.camera_id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return time.perf_counter() - started
+    return await produce_all(bootstrap, ((topic, hb.camera_id.encode(), hb.SerializeToString())
+                                         for hb in beats))
 
 
 def processed(port: int) -> float:

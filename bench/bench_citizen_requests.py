@@ -23,8 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
 
 from citizen_requests.commands import STAFF, action_command, actor, submit_command
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -60,17 +61,8 @@ def build_commands(total: int) -> list[pb.RequestCommand]:
 
 
 async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5)
-    await producer.start()
-    started = time.monotonic()
-    try:
-        for command in commands:
-            await producer.send(topic, key=command.request_id.encode(), value=command.SerializeToString())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return time.monotonic() - started
+    return await produce_all(bootstrap, ((topic, c.request_id.encode(), c.SerializeToString())
+                                         for c in commands))
 
 
 async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:

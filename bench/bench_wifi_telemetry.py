@@ -24,9 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
 
 from smartcity.inventory import access_points
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -49,18 +50,12 @@ def make_events(count: int) -> Events:
 
 async def produce(bootstrap: str, prefix: str, events: Events) -> None:
     catalogue = load_catalogue()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=10, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        pending = []
-        for event in events:
-            name = INPUTS[0] if isinstance(event, wifi_pb2.ApTelemetry) else INPUTS[1]
-            pending.append(await producer.send(catalogue[name].full_name(prefix), event.SerializeToString(),
-                                               key=event.ap_id.encode()))
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+
+    def record(event: wifi_pb2.ApTelemetry | wifi_pb2.ClientSession) -> tuple[str, bytes, bytes]:
+        name = INPUTS[0] if isinstance(event, wifi_pb2.ApTelemetry) else INPUTS[1]
+        return catalogue[name].full_name(prefix), event.ap_id.encode(), event.SerializeToString()
+
+    await produce_all(bootstrap, map(record, events), linger_ms=10, max_batch_size=256 * 1024)
 
 
 async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str,
