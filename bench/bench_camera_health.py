@@ -27,10 +27,14 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from smartcity.codec import to_timestamp
-from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.kafka import client_security
+from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity
 from smartcity.testing import free_port
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import camera_pb2
+
+# The broker's security from KAFKA_SECURITY_* like the services (plaintext when unset).
+SECURITY = client_security(KafkaSecurity.from_env())
 
 ROOT = Path(__file__).resolve().parents[1]
 # Heartbeats taken in (stale ones are re-reads after the worker's start-up rewind, not input).
@@ -56,7 +60,7 @@ def heartbeats(n: int, cameras: int, seed: int = 7) -> list[camera_pb2.CameraHea
 
 
 async def produce(bootstrap: str, topic: str, beats: list[camera_pb2.CameraHeartbeat]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SECURITY, acks="all", enable_idempotence=True,
                                 linger_ms=5)
     await producer.start()
     started = time.perf_counter()
@@ -106,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = f"{prefix}camera.heartbeats.v1"
-    asyncio.run(ensure_topics(args.bootstrap, prefix))
+    asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
     beats = heartbeats(args.heartbeats, args.cameras)
     produce_s = asyncio.run(produce(args.bootstrap, topic, beats))
     port = free_port()
@@ -123,7 +127,7 @@ def main() -> int:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
-        asyncio.run(delete_topics(args.bootstrap, prefix))
+        asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))
     rate = (args.heartbeats - first_count) / max(done_at - first_at, 1e-9)
     print(f"camera-health bench: {args.heartbeats} heartbeats, {args.cameras} cameras, prefix {prefix}")
     print(f"  produced in {produce_s:.2f}s ({args.heartbeats / produce_s:,.0f}/s, acks=all, idempotent)")

@@ -27,9 +27,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from citizen_requests.commands import STAFF, action_command, actor, submit_command
-from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.kafka import client_security
+from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import requests_pb2 as pb
+
+# The broker's security from KAFKA_SECURITY_* like the services (plaintext when unset).
+SECURITY = client_security(KafkaSecurity.from_env())
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -60,7 +64,7 @@ def build_commands(total: int) -> list[pb.RequestCommand]:
 
 
 async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand]) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SECURITY, acks="all", enable_idempotence=True,
                                 linger_ms=5)
     await producer.start()
     started = time.monotonic()
@@ -75,7 +79,8 @@ async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand])
 
 async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:
     """Reads the events topic until `expected` outcomes: (count, first ts ms, last ts ms)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, enable_auto_commit=False,
+                                group_id=None)
     await consumer.start()
     count, first, last = 0, 0, 0
     try:
@@ -99,7 +104,7 @@ async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: f
 
 
 async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]) -> float:
-    await ensure_topics(bootstrap, prefix)
+    await ensure_topics(bootstrap, prefix, security=SECURITY)
     return await produce(bootstrap, prefix + "requests.commands.v1", commands)
 
 
@@ -129,7 +134,7 @@ def main() -> int:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     if not args.keep:
-        asyncio.run(delete_topics(args.bootstrap, prefix))
+        asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))
     if count < len(commands):
         print(f"only {count} of {len(commands)} outcomes within {args.timeout:.0f}s", file=sys.stderr)
         return 1

@@ -44,17 +44,21 @@ from gateway.testing import (
     write_tokens,
 )
 from smartcity import inventory
-from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.kafka import client_security
+from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.topics import ensure_topics
 from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+# The broker's security from KAFKA_SECURITY_* like the services (plaintext when unset).
+SECURITY = client_security(KafkaSecurity.from_env())
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP)
 OPDS = ["DPMPTSP", "DINKES", "BPBD", "PUPR", "DLH", "DINKOMINFO"]
 
 
 async def seed(prefix: str, requests: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SECURITY, acks="all", linger_ms=5)
     await producer.start()
     try:
         for n, info in enumerate(inventory.access_points()):
@@ -187,7 +191,7 @@ def list_requests_call(channel: grpc.aio.Channel) -> Call:
 async def main(calls: int, concurrency: int, requests: int) -> None:
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-gateway-"))
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    await ensure_topics(BOOTSTRAP, prefix)
+    await ensure_topics(BOOTSTRAP, prefix, security=SECURITY)
     await seed(prefix, requests)
     started: list[ServiceProcess] = []
     gateway: GatewayProcess = make_starter(BOOTSTRAP, workdir, started)(

@@ -29,10 +29,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from smartcity.inventory import access_points
-from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.kafka import client_security
+from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.scenario import Fault, simulated_events
+
+# The broker's security from KAFKA_SECURITY_* like the services (plaintext when unset).
+SECURITY = client_security(KafkaSecurity.from_env())
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ("wifi.ap-telemetry.v1", "wifi.client-sessions.v1")
@@ -49,7 +53,7 @@ def make_events(count: int) -> Events:
 
 async def produce(bootstrap: str, prefix: str, events: Events) -> None:
     catalogue = load_catalogue()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SECURITY, acks="all", enable_idempotence=True,
                                 linger_ms=10, max_batch_size=256 * 1024)
     await producer.start()
     try:
@@ -80,8 +84,8 @@ async def wait_until_processed(bootstrap: str, prefix: str, count: int, worker: 
     group = f"{prefix}wifi-telemetry"
     by_site = f"{group}-by-site"
     topics = [catalogue[name].full_name(prefix) for name in INPUTS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None)
     await admin.start()
     await consumer.start()
     started = time.monotonic()
@@ -138,7 +142,7 @@ async def main() -> int:
     events = make_events(args.events)
     sessions = sum(1 for e in events if isinstance(e, wifi_pb2.ClientSession))
     print(f"prefix {prefix}: {len(events)} events ({len(events) - sessions} telemetry, {sessions} sessions)")
-    await ensure_topics(args.bootstrap, prefix)
+    await ensure_topics(args.bootstrap, prefix, security=SECURITY)
     produced = time.monotonic()
     await produce(args.bootstrap, prefix, events)
     print(f"produced in {time.monotonic() - produced:.1f}s")
@@ -148,7 +152,7 @@ async def main() -> int:
         first, total = await wait_until_processed(args.bootstrap, prefix, len(events), worker, args.timeout)
     finally:
         stop_worker(worker)
-        await delete_topics(args.bootstrap, prefix)
+        await delete_topics(args.bootstrap, prefix, security=SECURITY)
     steady = total - first
     print(f"worker start to first commit: {first:.1f}s (startup, rebalance, topic creation)")
     print(f"worker start to all committed: {total:.1f}s -> {len(events) / total:,.0f} events/s end to end")
