@@ -501,7 +501,8 @@ def client_listener(docs: list[Doc]) -> Doc:
     tls = protocol in {"SSL", "SASL_SSL"}
     matching = [x for x in listeners if x["type"] == "internal" and x["tls"] == tls]
     assert len(matching) == 1, f"one internal listener with tls={tls} for {protocol}: {listeners}"
-    return matching[0]
+    listener: Doc = matching[0]
+    return listener
 
 
 def kafka_client_port(docs: list[Doc]) -> int:
