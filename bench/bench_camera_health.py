@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
+from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
 from smartcity.codec import to_timestamp
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -97,7 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topic = f"{prefix}camera.heartbeats.v1"
-    asyncio.run(ensure_topics(args.bootstrap, prefix))
+    asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
     beats = heartbeats(args.heartbeats, args.cameras)
     produce_s = asyncio.run(produce(args.bootstrap, topic, beats))
     port = free_port()
@@ -114,7 +114,7 @@ def main() -> int:
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
-        asyncio.run(delete_topics(args.bootstrap, prefix))
+        asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))
     rate = (args.heartbeats - first_count) / max(done_at - first_at, 1e-9)
     print(f"camera-health bench: {args.heartbeats} heartbeats, {args.cameras} cameras, prefix {prefix}")
     print(f"  produced in {produce_s:.2f}s ({args.heartbeats / produce_s:,.0f}/s, acks=all, idempotent)")

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
+from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
 from citizen_requests.commands import STAFF, action_command, actor, submit_command
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -67,7 +67,8 @@ async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand])
 
 async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:
     """Reads the events topic until `expected` outcomes: (count, first ts ms, last ts ms)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, enable_auto_commit=False,
+                                group_id=None)
     await consumer.start()
     count, first, last = 0, 0, 0
     try:
@@ -91,7 +92,7 @@ async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: f
 
 
 async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]) -> float:
-    await ensure_topics(bootstrap, prefix)
+    await ensure_topics(bootstrap, prefix, security=SECURITY)
     return await produce(bootstrap, prefix + "requests.commands.v1", commands)
 
 
@@ -121,7 +122,7 @@ def main() -> int:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     if not args.keep:
-        asyncio.run(delete_topics(args.bootstrap, prefix))
+        asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))
     if count < len(commands):
         print(f"only {count} of {len(commands)} outcomes within {args.timeout:.0f}s", file=sys.stderr)
         return 1

@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 from aiokafka import AIOKafkaProducer
+from benchkit import SECURITY  # a sibling module (bench/ is on sys.path)
 
 from gateway.testing import (
     CRITICAL,
@@ -54,7 +55,7 @@ OPDS = ["DPMPTSP", "DINKES", "BPBD", "PUPR", "DLH", "DINKOMINFO"]
 
 
 async def seed(prefix: str, requests: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **SECURITY, acks="all", linger_ms=5)
     await producer.start()
     try:
         for n, info in enumerate(inventory.access_points()):
@@ -187,7 +188,7 @@ def list_requests_call(channel: grpc.aio.Channel) -> Call:
 async def main(calls: int, concurrency: int, requests: int) -> None:
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-gateway-"))
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    await ensure_topics(BOOTSTRAP, prefix)
+    await ensure_topics(BOOTSTRAP, prefix, security=SECURITY)
     await seed(prefix, requests)
     started: list[ServiceProcess] = []
     gateway: GatewayProcess = make_starter(BOOTSTRAP, workdir, started)(

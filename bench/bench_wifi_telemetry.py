@@ -27,7 +27,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from benchkit import produce_all  # a sibling script module (bench/ is on sys.path)
+from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
 from smartcity.inventory import access_points
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -75,8 +75,8 @@ async def wait_until_processed(bootstrap: str, prefix: str, count: int, worker: 
     group = f"{prefix}wifi-telemetry"
     by_site = f"{group}-by-site"
     topics = [catalogue[name].full_name(prefix) for name in INPUTS]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None)
     await admin.start()
     await consumer.start()
     started = time.monotonic()
@@ -133,7 +133,7 @@ async def main() -> int:
     events = make_events(args.events)
     sessions = sum(1 for e in events if isinstance(e, wifi_pb2.ClientSession))
     print(f"prefix {prefix}: {len(events)} events ({len(events) - sessions} telemetry, {sessions} sessions)")
-    await ensure_topics(args.bootstrap, prefix)
+    await ensure_topics(args.bootstrap, prefix, security=SECURITY)
     produced = time.monotonic()
     await produce(args.bootstrap, prefix, events)
     print(f"produced in {time.monotonic() - produced:.1f}s")
@@ -143,7 +143,7 @@ async def main() -> int:
         first, total = await wait_until_processed(args.bootstrap, prefix, len(events), worker, args.timeout)
     finally:
         stop_worker(worker)
-        await delete_topics(args.bootstrap, prefix)
+        await delete_topics(args.bootstrap, prefix, security=SECURITY)
     steady = total - first
     print(f"worker start to first commit: {first:.1f}s (startup, rebalance, topic creation)")
     print(f"worker start to all committed: {total:.1f}s -> {len(events) / total:,.0f} events/s end to end")

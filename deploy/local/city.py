@@ -191,12 +191,14 @@ def _kafka_quiet_status() -> bool:
 
 
 def _ensure_topics() -> None:
-    from smartcity.settings import LOCAL_BOOTSTRAP
+    from smartcity.kafka import client_security
+    from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity
     from smartcity.topics import ensure_topics
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP)
     prefix = os.environ.get("SMARTCITY_TOPIC_PREFIX", "")
-    changes = asyncio.run(ensure_topics(bootstrap, prefix))
+    security = client_security(KafkaSecurity.from_env())
+    changes = asyncio.run(ensure_topics(bootstrap, prefix, security=security))
     say(f"topics ready on {bootstrap} ({len(changes)} created or changed)")
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 class SettingsError(ValueError):
@@ -51,6 +54,76 @@ def env_bool(name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
+def _env_file(name: str) -> str:
+    """A path from the environment that must name an existing file ("" when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if raw and not Path(raw).is_file():
+        raise SettingsError(f"{name}={raw!r}: no such file")
+    return raw
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to Kafka and encrypt the connection (see PlatformSettings).
+
+    The password never appears in repr() (nor in logs that print settings)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in {"SASL_PLAINTEXT", "SASL_SSL"}
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in {"SSL", "SASL_SSL"}
+
+    def __post_init__(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={self.protocol!r} is not one of "
+                                f"{', '.join(SECURITY_PROTOCOLS)}")
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise SettingsError(f"KAFKA_SASL_MECHANISM={self.sasl_mechanism!r} is not one of "
+                                f"{', '.join(SASL_MECHANISMS)}")
+        if self.uses_sasl and not self.sasl_username:
+            raise SettingsError("KAFKA_SASL_USERNAME is required with "
+                                f"KAFKA_SECURITY_PROTOCOL={self.protocol}")
+        if self.uses_sasl and not self.sasl_password:
+            raise SettingsError("KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE) is required with "
+                                f"KAFKA_SECURITY_PROTOCOL={self.protocol}")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise SettingsError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        if (self.ssl_cafile or self.ssl_certfile) and not self.uses_ssl:
+            raise SettingsError(f"KAFKA_SSL_CAFILE/KAFKA_SSL_CERTFILE are set but KAFKA_SECURITY_PROTOCOL="
+                                f"{self.protocol} does not use TLS (SSL or SASL_SSL)")
+
+    @classmethod
+    def from_env(cls) -> KafkaSecurity:
+        protocol = env_str("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper() or "PLAINTEXT"
+        password = os.environ.get("KAFKA_SASL_PASSWORD", "")
+        password_file = _env_file("KAFKA_SASL_PASSWORD_FILE")
+        if password and password_file:
+            raise SettingsError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
+        if password_file:
+            # A mounted Secret: the whole file is the password, a trailing newline is not.
+            password = Path(password_file).read_text().rstrip("\r\n")
+        return cls(
+            protocol=protocol,
+            sasl_mechanism=env_str("KAFKA_SASL_MECHANISM", "").strip().upper() or "SCRAM-SHA-512",
+            sasl_username=env_str("KAFKA_SASL_USERNAME", "").strip(),
+            sasl_password=password,
+            ssl_cafile=_env_file("KAFKA_SSL_CAFILE"),
+            ssl_certfile=_env_file("KAFKA_SSL_CERTFILE"),
+            ssl_keyfile=_env_file("KAFKA_SSL_KEYFILE"),
+        )
+
+
 @dataclass(frozen=True)
 class PlatformSettings:
     """What every process of the platform needs.
@@ -65,6 +138,20 @@ class PlatformSettings:
     OTEL_EXPORTER_OTLP_ENDPOINT  OTLP/HTTP collector; traces are only exported when set
     TOPIC_REPLICATION_FACTOR  replicas of the topics a service creates itself (table changelogs,
                               timer ticks); default 1 for the single local broker, 3 in prod
+
+    Kafka security (every client: producers, consumers, admin, the Faust app; see
+    smartcity.kafka.client_security). Unset = PLAINTEXT without authentication, as before.
+    KAFKA_SECURITY_PROTOCOL   PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
+    KAFKA_SASL_MECHANISM      SCRAM-SHA-512 (default), SCRAM-SHA-256 or PLAIN
+    KAFKA_SASL_USERNAME       required with SASL_*
+    KAFKA_SASL_PASSWORD       required with SASL_* unless KAFKA_SASL_PASSWORD_FILE names a file
+                              holding it (a mounted Secret); never logged, not in repr()
+    KAFKA_SSL_CAFILE          PEM CA bundle the brokers' certificates are checked against
+                              (default the system's); SSL and SASL_SSL only
+    KAFKA_SSL_CERTFILE        client certificate (PEM) for mutual TLS, with KAFKA_SSL_KEYFILE
+    KAFKA_SSL_KEYFILE         its private key (PEM, unencrypted)
+    Misconfigurations (unknown protocol or mechanism, SASL without credentials, a file that
+    does not exist) raise SettingsError naming the variable.
     """
 
     service_name: str
@@ -76,6 +163,7 @@ class PlatformSettings:
     log_format: str = "json"
     otlp_endpoint: str = ""
     topic_replication_factor: int = 1
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -90,6 +178,7 @@ class PlatformSettings:
             log_format=env_str("LOG_FORMAT", "json").lower(),
             otlp_endpoint=env_str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             topic_replication_factor=env_int("TOPIC_REPLICATION_FACTOR", 1),
+            kafka_security=KafkaSecurity.from_env(),
         )
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import faust
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers.aiokafka import Producer as _FaustProducer
 from faust.transport.drivers.aiokafka import Transport as _FaustTransport
@@ -25,6 +26,7 @@ from prometheus_client import Counter, Gauge
 
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.dlq import DeadLetter, DeadLetterPublisher, SourceRecord
+from smartcity.kafka import client_security, wait_for_broker
 from smartcity.observability import latency_histogram
 from smartcity.settings import PlatformSettings
 from smartcity.topics import InternalTopic, ensure_internal_topics, load_catalogue
@@ -70,11 +72,29 @@ class IdempotentTransport(_FaustTransport):  # type: ignore[misc]
 TRANSPORTS.aliases["smartcity"] = "smartcity.streams:IdempotentTransport"
 
 
+def faust_credentials(settings: PlatformSettings) -> Credentials | None:
+    """Faust's `broker_credentials` for the settings, built from smartcity.kafka.client_security
+    (the same SSL context and SASL arguments every other client gets). None for PLAINTEXT."""
+    security = client_security(settings)
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return SSLCredentials(security["ssl_context"])
+    # SASL_SSL when an ssl_context is given, SASL_PLAINTEXT otherwise (SASLCredentials).
+    return SASLCredentials(username=security["sasl_plain_username"],
+                           password=security["sasl_plain_password"],
+                           mechanism=security["sasl_mechanism"],
+                           ssl_context=security.get("ssl_context"))
+
+
 def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
-    """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire."""
+    """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire,
+    connecting with the settings' Kafka security (TLS, SASL) like every other client."""
     brokers = ";".join(f"smartcity://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     config: dict[str, Any] = {
         "broker": brokers,
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         "key_serializer": "raw",
         "value_serializer": "raw",
@@ -195,8 +215,11 @@ def run_worker(app: faust.App, settings: PlatformSettings,
     # Faust runs the worker on the thread's current event loop: prepare the topics on that same
     # loop (asyncio.run would close it and leave the worker without one).
     loop = asyncio.get_event_loop_policy().get_event_loop()
+    # Refused credentials stop the worker here with a clear error instead of a retry loop.
+    loop.run_until_complete(wait_for_broker(settings))
     created = loop.run_until_complete(
-        ensure_internal_topics(settings.kafka_bootstrap, internal_topics_of(app, extra_internal_topics)))
+        ensure_internal_topics(settings.kafka_bootstrap, internal_topics_of(app, extra_internal_topics),
+                               security=client_security(settings)))
     for line in created:
         log.info("internal topic %s", line)
     worker = Worker(app, loglevel=settings.log_level, override_logging=False,

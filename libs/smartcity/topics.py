@@ -102,10 +102,19 @@ def load_catalogue() -> Catalogue:
     return Catalogue(specs)
 
 
-async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None = None) -> list[str]:
-    """Create missing catalogue topics, add partitions, align configs. Returns what changed."""
+def admin_client(bootstrap: str, security: Mapping[str, Any] | None = None) -> AIOKafkaAdminClient:
+    """An admin client (not yet started); `security` is smartcity.kafka.client_security(...)."""
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics",
+                               **dict(security or {}))
+
+
+async def ensure_topics(bootstrap: str, prefix: str = "", replicas: int | None = None, *,
+                        security: Mapping[str, Any] | None = None) -> list[str]:
+    """Create missing catalogue topics, add partitions, align configs. Returns what changed.
+
+    `security`: the client arguments of smartcity.kafka.client_security (none = plaintext)."""
     specs = load_catalogue().all_topics()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
+    admin = admin_client(bootstrap, security)
     await admin.start()
     changes: list[str] = []
     try:
@@ -146,7 +155,8 @@ class InternalTopic:
 
 
 async def ensure_internal_topics(bootstrap: str, topics: Sequence[InternalTopic],
-                                 timeout_s: float = 60.0) -> list[str]:
+                                 timeout_s: float = 60.0, *,
+                                 security: Mapping[str, Any] | None = None) -> list[str]:
     """Creates the missing ones and waits until the cluster metadata shows every one.
 
     Why before the worker starts: a topic Faust creates while its consumer joins the group can
@@ -154,7 +164,7 @@ async def ensure_internal_topics(bootstrap: str, topics: Sequence[InternalTopic]
     propagate it). The table's changelog then counts 0 partitions and its agent crashes on
     every event until the next rebalance, which never comes in a steady group.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
+    admin = admin_client(bootstrap, security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -207,11 +217,12 @@ async def _not_yet_visible(admin: AIOKafkaAdminClient, wanted: Mapping[str, int]
     return pending
 
 
-async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
+async def delete_topics(bootstrap: str, prefix: str, *,
+                        security: Mapping[str, Any] | None = None) -> list[str]:
     """Deletes every topic under `prefix` (catalogue and Faust internal ones alike)."""
     if not prefix:
         raise ValueError("refusing to delete every topic of the cluster: give a prefix")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="smartcity-topics")
+    admin = admin_client(bootstrap, security)
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
@@ -244,7 +255,9 @@ async def _align_existing(admin: AIOKafkaAdminClient, specs: list[TopicSpec], pr
 
 
 def main(argv: list[str] | None = None) -> int:
-    from smartcity.settings import LOCAL_BOOTSTRAP, env_str
+    """The CLI; the broker's security comes from the KAFKA_SECURITY_* environment like services'."""
+    from smartcity.kafka import client_security
+    from smartcity.settings import LOCAL_BOOTSTRAP, KafkaSecurity, env_str
 
     parser = argparse.ArgumentParser(prog="python -m smartcity.topics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         for spec in load_catalogue().all_topics():
             print(f"{spec.full_name(args.prefix):40} {spec.kind:10} {spec.partitions:>3}  {spec.value}")
         return 0
-    changes = asyncio.run(ensure_topics(args.bootstrap, args.prefix))
+    security = client_security(KafkaSecurity.from_env())
+    changes = asyncio.run(ensure_topics(args.bootstrap, args.prefix, security=security))
     for change in changes:
         print(change)
     print(f"{len(load_catalogue().all_topics())} catalogue topics present on {args.bootstrap}")

@@ -132,8 +132,9 @@ def crd_schema(doc: Doc) -> Doc:
 def test_custom_resources_validate_against_their_crd_schemas(overlay):
     name, docs = overlay
     custom = [d for d in docs if is_custom(d)]
+    users = {"KafkaUser"} if name == "prod" else set()
     assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor",
-                                           "PrometheusRule"}
+                                           "PrometheusRule"} | users
     errors = []
     for doc in custom:
         validator = jsonschema.Draft7Validator(crd_schema(doc))
@@ -207,8 +208,7 @@ def test_kafka_cluster_is_kraft_with_node_pools_that_can_hold_the_replicas(overl
 def test_services_point_at_the_strimzi_bootstrap_service(overlay):
     _, docs = overlay
     kafka = of_kind(docs, "Kafka")[0]
-    listeners = kafka["spec"]["kafka"]["listeners"]
-    listener = next(x for x in listeners if x["type"] == "internal" and not x["tls"])
+    listener = client_listener(docs)
     platform = named(docs, "ConfigMap", "smartcity-platform")["data"]
     expected = f"{kafka['metadata']['name']}-kafka-bootstrap.{NAMESPACE}.svc:{listener['port']}"
     assert platform["KAFKA_BOOTSTRAP_SERVERS"] == expected
@@ -315,8 +315,8 @@ def test_references_resolve(overlay):
         for ref in refs:
             assert ref in present, f"{deployment['metadata']['name']}: {ref} missing"
         for secret in secrets:
-            if name == "prod":  # created by the platform team, as deploy/k8s/README.md says
-                assert secret in PROD_SECRETS, f"{secret}: not a documented Secret"
+            if name == "prod":  # created by the platform team, as deploy/k8s/README.md says, or by Strimzi
+                assert secret in PROD_SECRETS | strimzi_secrets(docs), f"{secret}: not a documented Secret"
             else:
                 assert ("Secret", secret) in present, f"{secret} missing in {name}"
     if name == "prod":
@@ -493,9 +493,20 @@ def strimzi_pods(docs: list[Doc]) -> dict[str, dict[str, str]]:
     return pods
 
 
-def kafka_client_port(docs: list[Doc]) -> int:
+def client_listener(docs: list[Doc]) -> Doc:
+    """The Kafka listener the services use: plain in dev, TLS + SCRAM in prod."""
     listeners = of_kind(docs, "Kafka")[0]["spec"]["kafka"]["listeners"]
-    port: int = next(x for x in listeners if x["type"] == "internal" and not x["tls"])["port"]
+    protocol = named(docs, "ConfigMap", "smartcity-platform")["data"].get("KAFKA_SECURITY_PROTOCOL",
+                                                                         "PLAINTEXT")
+    tls = protocol in {"SSL", "SASL_SSL"}
+    matching = [x for x in listeners if x["type"] == "internal" and x["tls"] == tls]
+    assert len(matching) == 1, f"one internal listener with tls={tls} for {protocol}: {listeners}"
+    listener: Doc = matching[0]
+    return listener
+
+
+def kafka_client_port(docs: list[Doc]) -> int:
+    port: int = client_listener(docs)["port"]
     return port
 
 
@@ -579,7 +590,9 @@ def test_service_pods_reach_only_dns_and_kafka_and_strimzi_keeps_its_egress(over
     assert not egress_allowed(docs, gateway, "kube-system", {"k8s-app": "metrics-server"}, 53, protocol="UDP")
     broker = next(v for v in strimzi_pods(docs).values() if v.get("strimzi.io/broker-role") == "true")
     assert not egress_allowed(docs, gateway, NAMESPACE, broker, 9091), "replication listener"
-    assert egress_allowed(docs, gateway, NAMESPACE, broker, 9092)
+    assert egress_allowed(docs, gateway, NAMESPACE, broker, kafka_client_port(docs))
+    if name == "prod":
+        assert not egress_allowed(docs, gateway, NAMESPACE, broker, 9092), "the plain listener is gone"
 
 
 def without(docs: list[Doc], kind: str, name: str) -> list[Doc]:
@@ -606,7 +619,7 @@ def set_platform(docs: list[Doc], key: str, value: str) -> list[Doc]:
     (lambda d: edited(d, "allow-dns-egress", lambda s: s["egress"][0]["to"][0].pop("namespaceSelector")),
      "cannot reach DNS"),
     (lambda d: without(d, "NetworkPolicy", "allow-kafka-egress"), "cannot reach Kafka"),
-    (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"][0]["ports"][0].update(port=9093)),
+    (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"][0]["ports"][0].update(port=9092)),
      "cannot reach Kafka"),
     (lambda d: edited(d, "allow-kafka-egress", lambda s: s["egress"][0]["to"][0]["podSelector"].update(
         matchLabels={"strimzi.io/cluster": "smartcity"})), "is not DNS, Kafka"),
@@ -799,3 +812,125 @@ def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_imag
     copied = [p for step in dockerfile_instructions(DOCKERFILE.read_text()) if step[0] == "COPY"
               and "--from" not in step[1] for p in step[1].split()[:-1]]
     assert copied and not any(p in ignored or p.split("/")[0] in ignored for p in copied), copied
+
+
+# ------------------------------------------------------------------------------- Kafka authentication (prod)
+
+# What each service reads and writes (catalogue names; the services' READMEs, their streams.py,
+# the gateway's views.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
+# twin of each input that has one, and owns its Faust group and internal topics (<app id>-...).
+SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
+    "wifi-telemetry": ({"wifi.ap-telemetry.v1", "wifi.client-sessions.v1"},
+                       {"wifi.ap-status.v1", "wifi.site-stats.v1"}),
+    "camera-health": ({"camera.heartbeats.v1"}, {"camera.status.v1", "camera.incidents.v1"}),
+    "citizen-requests": ({"requests.commands.v1"},
+                         {"requests.events.v1", "requests.state.v1", "requests.stats.v1"}),
+    "gateway": ({"wifi.ap-status.v1", "wifi.site-stats.v1", "camera.status.v1", "camera.incidents.v1",
+                 "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
+                {"requests.commands.v1"}),
+}
+DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
+                    "camera-health": ["camera_health/streams.py"],
+                    "citizen-requests": ["citizen_requests/streams.py"],
+                    "gateway": ["gateway/views.py", "gateway/publisher.py"]}
+USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"
+
+
+def strimzi_secrets(docs: list[Doc]) -> set[str]:
+    """Secrets Strimzi makes: one per KafkaUser (its name) and the cluster CA certificate."""
+    cluster = of_kind(docs, "Kafka")[0]["metadata"]["name"]
+    return {u["metadata"]["name"] for u in of_kind(docs, "KafkaUser")} | {f"{cluster}-cluster-ca-cert"}
+
+
+def acl_grants(user: Doc) -> dict[tuple[str, str, str], set[str]]:
+    """(resource type, name, pattern type) -> operations, for the allow ACLs of a KafkaUser."""
+    grants: dict[tuple[str, str, str], set[str]] = {}
+    for acl in user["spec"]["authorization"]["acls"]:
+        assert acl.get("type", "allow") == "allow" and "host" not in acl, acl
+        resource = acl["resource"]
+        key = (resource["type"], resource.get("name", ""), resource.get("patternType", "literal"))
+        grants.setdefault(key, set()).update(acl.get("operations", [acl.get("operation")]))
+    return grants
+
+
+def test_prod_kafka_accepts_only_tls_with_scram_and_authorizes(render):
+    docs = render("prod")
+    kafka = of_kind(docs, "Kafka")[0]["spec"]
+    assert kafka["kafka"]["listeners"] == [{
+        "name": "tls", "port": 9093, "type": "internal", "tls": True,
+        "authentication": {"type": "scram-sha-512"},
+        "networkPolicyPeers": [{"podSelector": {"matchLabels": dict([KAFKA_CLIENT_LABEL])}}]}]
+    assert kafka["kafka"]["authorization"] == {"type": "simple"}
+    assert "userOperator" in kafka["entityOperator"], "KafkaUsers need the User Operator"
+    platform = named(docs, "ConfigMap", "smartcity-platform")["data"]
+    assert platform["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert platform["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    # dev stays plaintext like the local broker.
+    assert "KAFKA_SECURITY_PROTOCOL" not in named(render("dev"), "ConfigMap", "smartcity-platform")["data"]
+    assert not of_kind(render("dev"), "KafkaUser")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_prod_service_logs_in_as_its_own_user(render, service):
+    docs = render("prod")
+    platform = named(docs, "ConfigMap", "smartcity-platform")["data"]
+    env = platform | named(docs, "ConfigMap", service)["data"]
+    assert env["KAFKA_SASL_USERNAME"] == service
+    user = named(docs, "KafkaUser", service)
+    assert user["metadata"]["labels"]["strimzi.io/cluster"] == of_kind(docs, "Kafka")[0]["metadata"]["name"]
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    deployment = named(docs, "Deployment", service)
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in containers_of(deployment)[0]["volumeMounts"]}
+    for variable, mount_path, secret, key in (
+            ("KAFKA_SASL_PASSWORD_FILE", USER_MOUNT, service, "password"),
+            ("KAFKA_SSL_CAFILE", CA_MOUNT, "smartcity-cluster-ca-cert", "ca.crt")):
+        path = Path(env[variable])
+        assert str(path.parent) == mount_path, variable
+        mount = mounts[mount_path]
+        assert mount.get("readOnly") is True
+        source = volumes[mount["name"]]["secret"]
+        assert source["secretName"] == secret
+        assert source["items"] == [{"key": key, "path": path.name}]
+    assert "KAFKA_SASL_PASSWORD" not in env, "the password is a mounted file, never a ConfigMap value"
+
+
+def test_each_prod_user_may_use_exactly_its_services_topics(render):
+    docs = render("prod")
+    catalogue = load_catalogue()
+    assert {u["metadata"]["name"] for u in of_kind(docs, "KafkaUser")} == set(SERVICES)
+    for service in SERVICES:
+        reads, writes = SERVICE_TOPICS[service]
+        assert reads | writes <= {s.name for s in catalogue.topics}, service
+        is_worker = service in WORKERS
+        dead_letters = {catalogue[t].dlq_name() for t in reads if catalogue[t].has_dlq and is_worker}
+        expected: dict[tuple[str, str, str], set[str]] = {}
+        for topic in reads:
+            expected[("topic", topic, "literal")] = {"Read", "Describe"}
+        for topic in writes | dead_letters:
+            expected.setdefault(("topic", topic, "literal"), {"Describe"}).update({"Write", "Describe"})
+        if is_worker:  # Faust: its group (the app id) and its internal topics (<app id>-...)
+            expected[("topic", f"{service}-", "prefix")] = {"Read", "Write", "Create", "Describe"}
+            expected[("group", service, "literal")] = {"Read"}
+        assert acl_grants(named(docs, "KafkaUser", service)) == expected, service
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_topic_table_covers_what_the_service_code_names(service):
+    """A catalogue topic named in the service's deployed code but missing in SERVICE_TOPICS would
+    be denied in prod."""
+    reads, writes = SERVICE_TOPICS[service]
+    names = {s.name for s in load_catalogue().topics}
+    for module in DEPLOYED_MODULES[service]:
+        text = (REPO / "services" / service / module).read_text()
+        used = {n for n in names if f'"{n}"' in text}
+        assert used <= reads | writes, f"{module}: {sorted(used - reads - writes)}"
+
+
+def test_strimzi_kafkauser_schema_is_strict(render):
+    user = json.loads(json.dumps(named(render("prod"), "KafkaUser", "gateway")))
+    validator = jsonschema.Draft7Validator(crd_schema(user))
+    assert not list(validator.iter_errors(user))
+    user["spec"]["authentication"]["type"] = "scram-sha-256"
+    assert list(validator.iter_errors(user))

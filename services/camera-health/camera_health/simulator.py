@@ -65,7 +65,7 @@ async def run(settings: PlatformSettings, fleet: Fleet, control: ControlServer, 
     if options.rtsp_port:
         await start_rtsp_server(options.host, options.rtsp_port, fleet.stream_up)
         log.info("RTSP of the simulated cameras on rtsp://%s:%d/<camera_id>", options.host, options.rtsp_port)
-    await wait_for_broker(settings.kafka_bootstrap)
+    await wait_for_broker(settings)
     producer = make_producer(settings)
     await producer.start()
     try:

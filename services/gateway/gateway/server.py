@@ -135,7 +135,7 @@ class Gateway:
             self.config.address,
             "TLS" if self.config.tls else "plaintext",
         )
-        await wait_for_broker(self.config.platform.kafka_bootstrap)
+        await wait_for_broker(self.config.platform)
         await self.publisher.start()
         await self.projector.start()
 

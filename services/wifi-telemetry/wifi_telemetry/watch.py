@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from smartcity.codec import from_timestamp
+from smartcity.kafka import client_security
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import common_pb2, wifi_pb2
@@ -57,7 +58,8 @@ async def watch(settings: PlatformSettings, from_start: bool, exit_idle_s: float
     status_topic = catalogue[STATUS_TOPIC].full_name(settings.topic_prefix)
     stats_topic = catalogue[STATS_TOPIC].full_name(settings.topic_prefix)
     consumer = AIOKafkaConsumer(status_topic, stats_topic, bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=None, auto_offset_reset="earliest" if from_start else "latest")
+                                **client_security(settings), group_id=None,
+                                auto_offset_reset="earliest" if from_start else "latest")
     await consumer.start()
     try:
         idle_since = time.monotonic()
