@@ -2,6 +2,7 @@
 # Installs the tools the operations checks (tests/ops) need. Idempotent and quick when they
 # are already there:
 #   promtool   from Debian's `prometheus` package (the Debian service is never started)
+#   openssl    from Debian, when missing (certificates of the secured-broker test)
 #   kustomize  pinned v5, into the git-ignored .local/bin/ (tests look there first)
 #
 # Order tried for kustomize: a Debian package `kustomize` when apt serves one; then
@@ -103,6 +104,19 @@ EOF
   die "could not install kustomize (no Debian package, go install failed, no kubectl)"
 }
 
+# The secured-broker test (tests/foundation/test_secured_broker.py) makes its CA and broker
+# certificate with the openssl command line.
+install_openssl() {
+  if command -v openssl >/dev/null 2>&1; then
+    say "openssl present: $(openssl version)"
+    return
+  fi
+  [ -n "$(apt_candidate openssl)" ] || apt_update_once
+  say "installing Debian's openssl"
+  as_root "${APT_GET[@]}" install --no-install-recommends openssl >/dev/null || die "apt-get install openssl failed"
+}
+
 install_promtool
 install_kustomize
-say "ops tools ready: promtool=$(command -v promtool) kustomize=$BIN_DIR/kustomize"
+install_openssl
+say "ops tools ready: promtool=$(command -v promtool) kustomize=$BIN_DIR/kustomize openssl=$(command -v openssl)"
