@@ -2,10 +2,17 @@
 
 It decodes `ApTelemetry` through the shared codec (bad bytes go to the DLQ), keeps a count per
 AP in a table (changelog-backed, so it survives a restart), and writes each new count, with the
-trace context continued, to `<prefix>roundtrip.counts` as "ap_id=count".
+trace context continued, to `<prefix>roundtrip.counts` as "ap_id=count". Counting is not
+idempotent on purpose: a record processed twice shows as a count too many.
+
+Test knobs: ROUNDTRIP_SCHEME (a transport of tests/foundation/slow_seek.py) and
+ROUNDTRIP_EVENT_DELAY_S (a pause per event, a slow agent).
 """
 
 from __future__ import annotations
+
+import asyncio
+import os
 
 from opentelemetry import trace
 
@@ -25,7 +32,16 @@ from smartcity.v1 import wifi_pb2
 
 settings = PlatformSettings.from_env("roundtrip")
 setup_tracing(settings)
-app = create_app(settings)
+# Test knobs: a transport scheme (tests/foundation/slow_seek.py) and a pause per event.
+SCHEME = os.environ.get("ROUNDTRIP_SCHEME", "")
+EVENT_DELAY_S = float(os.environ.get("ROUNDTRIP_EVENT_DELAY_S", "0"))
+if SCHEME:
+    import tests.foundation.slow_seek  # noqa: F401  (registers the schemes)
+
+    app = create_app(settings, broker=";".join(f"{SCHEME}://{b.strip()}"
+                                               for b in settings.kafka_bootstrap.split(",")))
+else:
+    app = create_app(settings)
 telemetry = raw_topic(app, "wifi.ap-telemetry.v1", settings.topic_prefix)
 counts_out = bytes_topic(app, f"{settings.topic_prefix}roundtrip.counts")
 counts = app.Table("counts", default=int, partitions=6)
@@ -43,6 +59,8 @@ async def declare_output() -> None:
 @app.agent(telemetry)
 async def count(stream):  # type: ignore[no-untyped-def]
     async for item in decoded(stream, codec, dlq, settings.service_name):
+        if EVENT_DELAY_S:
+            await asyncio.sleep(EVENT_DELAY_S)
         with tracer.start_as_current_span("count", context=item.trace_context):
             counts[item.key] += 1
             await counts_out.send(key=item.key.encode(),

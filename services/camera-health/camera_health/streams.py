@@ -34,7 +34,6 @@ from camera_health.clock import ReceiptClock
 from camera_health.config import ServiceConfig
 from camera_health.domain import CameraMonitor, Outcome
 from camera_health.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
-from camera_health.transport import broker_url
 from smartcity.codec import DecodeError
 from smartcity.dlq import SourceRecord
 from smartcity.settings import PlatformSettings
@@ -193,8 +192,7 @@ class CameraHealthService:
 
 
 def build_app(settings: PlatformSettings, config: ServiceConfig) -> tuple[faust.App, CameraHealthService]:
-    app = create_app(settings, broker=broker_url(settings.kafka_bootstrap),
-                     broker_session_timeout=config.session_timeout_s,
+    app = create_app(settings, broker_session_timeout=config.session_timeout_s,
                      broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
     service = CameraHealthService(app, settings, config)
 
