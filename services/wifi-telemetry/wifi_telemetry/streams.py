@@ -27,7 +27,14 @@ import faust
 from opentelemetry import trace
 
 from smartcity.settings import PlatformSettings
-from smartcity.streams import create_app, decoded, faust_dead_letter_publisher, observe_latency, raw_topic
+from smartcity.streams import (
+    assigned_and_recovered,
+    create_app,
+    decoded,
+    faust_dead_letter_publisher,
+    observe_latency,
+    raw_topic,
+)
 from smartcity.tracing import extract_context, inject_headers
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry import metrics
@@ -200,14 +207,6 @@ class WifiTelemetryService:
                                   headers=inject_headers())
         metrics.PUBLISHED.labels(STATS_TOPIC).inc()
 
-    def ready(self) -> bool:
-        """Partitions assigned and the table recovered from its changelog."""
-        try:
-            recovered = self.app.tables.recovery.completed.is_set()
-        except AttributeError:
-            recovered = True
-        return bool(recovered and not self.app.rebalancing)
-
     def caught_up(self) -> bool:
         """Whether no input partition has a backlog (only then is silence really silence)."""
         consumer = self.app.consumer
@@ -237,7 +236,7 @@ class WifiTelemetryService:
                 and value.get("p") in owned]
 
     async def _tick(self) -> None:
-        if not self.ready():
+        if not assigned_and_recovered(self.app):
             return
         if not self._announced_ready:
             self._announced_ready = True
