@@ -8,13 +8,14 @@ Helpers (token file, process handle, stubs) live in gateway.testing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from gateway.testing import make_starter, write_tokens
+from gateway.testing import FakeRequestsService, GatewayProcess, Stubs, make_starter, write_tokens
 from smartcity.testing import ServiceProcess
 from smartcity.topics import ensure_topics
 
@@ -53,3 +54,18 @@ def module_starter(kafka_bootstrap: str, module_logs: Path) -> Any:
     yield make_starter(kafka_bootstrap, module_logs, started)
     for proc in started:
         proc.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def fake(kafka_bootstrap: str, module_prefix: str) -> AsyncIterator[FakeRequestsService]:
+    """A stand-in citizen-requests service on the module's topics (modules that need it ask)."""
+    service = await FakeRequestsService(kafka_bootstrap, module_prefix).start()
+    yield service
+    await service.stop()
+
+
+@pytest_asyncio.fixture
+async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
+    """Stubs of every service on a channel to the module's gateway (each module defines `gw`)."""
+    async with gw.channel() as channel:
+        yield Stubs(channel)

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,13 +17,6 @@ from gateway.testing import CRITICAL, FakeRequestsService, GatewayProcess, ap, i
 from smartcity import inventory
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest_asyncio.fixture(scope="module")
-async def fake(kafka_bootstrap: str, module_prefix: str) -> AsyncIterator[FakeRequestsService]:
-    service = await FakeRequestsService(kafka_bootstrap, module_prefix).start()
-    yield service
-    await service.stop()
 
 
 @pytest_asyncio.fixture(scope="module")

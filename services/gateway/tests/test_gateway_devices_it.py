@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -121,12 +120,6 @@ async def gw(
     )
     await process.wait_serving()
     return process
-
-
-@pytest_asyncio.fixture
-async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
-    async with gw.channel() as channel:
-        yield Stubs(channel)
 
 
 async def test_get_access_point_and_camera(stubs: Stubs) -> None:

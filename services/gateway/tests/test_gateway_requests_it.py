@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -27,13 +26,6 @@ from smartcity.v1 import common_pb2, gateway_pb2, requests_pb2
 pytestmark = pytest.mark.kafka
 RS = requests_pb2
 A = gateway_pb2
-
-
-@pytest_asyncio.fixture(scope="module")
-async def fake(kafka_bootstrap: str, module_prefix: str) -> AsyncIterator[FakeRequestsService]:
-    service = await FakeRequestsService(kafka_bootstrap, module_prefix).start()
-    yield service
-    await service.stop()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -68,12 +60,6 @@ async def gw(
     )
     await process.wait_serving()
     return process
-
-
-@pytest_asyncio.fixture
-async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
-    async with gw.channel() as channel:
-        yield Stubs(channel)
 
 
 def new_submit(category: str = "permits", **fields: Any) -> Any:

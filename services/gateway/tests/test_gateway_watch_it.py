@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -39,12 +38,6 @@ async def gw(module_prefix: str, module_starter: Any, tokens_file: Any) -> Gatew
     )
     await process.wait_serving()
     return process
-
-
-@pytest_asyncio.fixture
-async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
-    async with gw.channel() as channel:
-        yield Stubs(channel)
 
 
 async def until_snapshot_end(call: Any) -> list[Any]:

@@ -61,12 +61,6 @@ async def gw(
         worker.stop()
 
 
-@pytest_asyncio.fixture
-async def stubs(gw: GatewayProcess) -> AsyncIterator[Stubs]:
-    async with gw.channel() as channel:
-        yield Stubs(channel)
-
-
 def new_submit(category: str, key: str = "") -> Any:
     return A.SubmitRequestRequest(
         idempotency_key=key or f"key-{uuid.uuid4().hex}",
