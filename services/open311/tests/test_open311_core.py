@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -343,7 +344,7 @@ def test_a_wrong_query_is_a_400(params: dict[str, str], says: str) -> None:
 
 
 def service_request(
-    status: int = pb.REQUEST_STATUS_SUBMITTED, requested: float = NOW - 3600
+    status: Any = pb.REQUEST_STATUS_SUBMITTED, requested: float = NOW - 3600
 ) -> pb.ServiceRequest:
     request = pb.ServiceRequest(
         request_id="req-0123456789abcdef0123",

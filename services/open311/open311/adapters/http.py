@@ -208,13 +208,13 @@ class Open311Api:
         try:
             if request.method == "OPTIONS":
                 return web.Response(status=204)
-            if request.path not in UNPROBED_PATHS:
-                self._charge(caller_of("", self.client_address(request)), "address")
             size, limit = request.content_length, self.max_body_bytes
             if size is not None and size > limit:
                 raise Open311Error(
                     PAYLOAD_TOO_LARGE, f"the request body ({size} bytes) is larger than {limit}"
                 )
+            if request.path not in UNPROBED_PATHS:
+                self._charge(caller_of("", self.client_address(request)), "address")
             return await handler(request)
         except Open311Error as exc:
             return _error(exc, request)
