@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import ClientSession
 
 from smartcity.testing import ServiceProcess, free_port
 
@@ -104,3 +107,37 @@ def facade_starter(logs: Path, started: list[ServiceProcess]) -> FacadeStarter:
         return Facade(proc, f"http://127.0.0.1:{port}", metrics_port)
 
     return start
+
+
+# ---------------- an HTTP client of the facade ----------------
+
+
+async def get(http: ClientSession, url: str, **params: str) -> tuple[int, Any, dict[str, str]]:
+    async with http.get(url, params=params) as reply:
+        return reply.status, await _body(reply), dict(reply.headers)
+
+
+async def post(http: ClientSession, url: str, form: dict[str, str], **headers: str) -> tuple[int, Any]:
+    async with http.post(url, data=form, headers=headers) as reply:
+        return reply.status, await _body(reply)
+
+
+async def _body(reply: Any) -> Any:
+    raw = await reply.read()
+    if reply.content_type == "application/json":
+        return json.loads(raw)
+    if reply.content_type == "text/xml":
+        return ET.fromstring(raw)
+    return raw.decode()
+
+
+def assert_error(status: int, body: Any, expected: int, says: str = "") -> None:
+    """The spec's error body, JSON or XML, with the HTTP status as its code."""
+    assert status == expected, body
+    if isinstance(body, ET.Element):
+        assert body.tag == "errors" and body[0].tag == "error", ET.tostring(body)
+        code, description = int(body[0].findtext("code") or 0), body[0].findtext("description") or ""
+    else:
+        assert isinstance(body, list) and len(body) == 1 and set(body[0]) == {"code", "description"}, body
+        code, description = body[0]["code"], body[0]["description"]
+    assert code == expected and says in description, description

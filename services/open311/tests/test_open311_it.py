@@ -18,7 +18,7 @@ import pytest_asyncio
 from aiohttp import ClientSession
 
 from gateway.testing import GatewayProcess, Stubs, auth
-from open311.testing import Facade, FacadeStarter
+from open311.testing import Facade, FacadeStarter, assert_error, get, post
 from smartcity.v1 import gateway_pb2
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -69,37 +69,6 @@ def road_form(**extra: str) -> dict[str, str]:
         "media_url": "https://img.example/lubang.jpg",
         **extra,
     }
-
-
-async def get(http: ClientSession, url: str, **params: str) -> tuple[int, Any, dict[str, str]]:
-    async with http.get(url, params=params) as reply:
-        return reply.status, await _body(reply), dict(reply.headers)
-
-
-async def post(http: ClientSession, url: str, form: dict[str, str], **headers: str) -> tuple[int, Any]:
-    async with http.post(url, data=form, headers=headers) as reply:
-        return reply.status, await _body(reply)
-
-
-async def _body(reply: Any) -> Any:
-    raw = await reply.read()
-    if reply.content_type == "application/json":
-        return json.loads(raw)
-    if reply.content_type == "text/xml":
-        return ET.fromstring(raw)
-    return raw.decode()
-
-
-def assert_error(status: int, body: Any, expected: int, says: str = "") -> None:
-    """The spec's error body, JSON or XML, with the HTTP status as its code."""
-    assert status == expected, body
-    if isinstance(body, ET.Element):
-        assert body.tag == "errors" and body[0].tag == "error", ET.tostring(body)
-        code, description = int(body[0].findtext("code") or 0), body[0].findtext("description") or ""
-    else:
-        assert isinstance(body, list) and len(body) == 1 and set(body[0]) == {"code", "description"}, body
-        code, description = body[0]["code"], body[0]["description"]
-    assert code == expected and says in description, description
 
 
 async def submit(http: ClientSession, facade: Facade, **extra: str) -> str:
@@ -369,3 +338,63 @@ async def test_openapi_health_and_metrics(http: ClientSession, facade: Facade) -
         and "smartcity_open311_ready 1.0" in text
     )
     assert (await get(http, f"{metrics_url}/readyz"))[0] == 200
+
+
+# ---------------------------------------------------------------- a citizen app with a PyPI client
+
+
+def citizen_app(root: str) -> dict[str, Any]:
+    """What a citizen's app does with `georeport` (PyPI), an Open311 client nobody here wrote.
+
+    georeport reads only; the app posts the report with `requests`, the HTTP library georeport
+    itself uses, as a GeoReport form."""
+    import requests
+    from georeport import GeoReport
+
+    seen: dict[str, Any] = {}
+    for fmt in ("json", "xml"):
+        client = GeoReport(root, jurisdiction="purbalinggakab.go.id", api_key="t-app", output_format=fmt)
+        services = client.get_service_list()
+        definition = client.get_service_definition("roads")
+        reply = requests.post(
+            f"{root}/requests.json",
+            timeout=30,
+            data={
+                "api_key": client.api_key,
+                "jurisdiction_id": client.jurisdiction,
+                "service_code": "roads",
+                "lat": "-7.4246",
+                "long": "109.2306",
+                "attribute[damage]": "crack",
+                "description": f"Retak memanjang di Jl. Letjend S. Parman ({fmt} {uuid.uuid4().hex[:6]})",
+                "email": "budi@example.id",
+                "first_name": "Budi",
+            },
+        )
+        reply.raise_for_status()
+        request_id = reply.json()[0]["service_request_id"]
+        seen[fmt] = {
+            "services": services,
+            "definition": definition,
+            "request_id": request_id,
+            "one": client.get_service_request(request_id),
+            "listed": client.get_service_requests(service_code="roads", status="open"),
+        }
+    return seen
+
+
+async def test_a_citizen_app_with_an_open311_client_library(facade: Facade) -> None:
+    seen = await asyncio.to_thread(citizen_app, facade.url)
+    as_json, as_xml = seen["json"], seen["xml"]
+    assert {s["service_code"] for s in as_json["services"]} == {s["service_code"] for s in as_xml["services"]}
+    assert as_json["definition"]["attributes"][0]["code"] == "damage"
+    assert as_xml["definition"]["attributes"]["attribute"]["code"] == "damage"  # xmltodict: one item, no list
+    one = as_json["one"]
+    assert one["service_request_id"] == as_json["request_id"] and one["status"] == "open"
+    assert one["agency_responsible"] == AGENCY_PUPR and one["description"].endswith("Jenis kerusakan: Retak")
+    xml_one = as_xml["one"]
+    assert xml_one["service_request_id"] == as_xml["request_id"] and xml_one["lat"] == "-7.4246"
+    listed_ids = [r["service_request_id"] for r in as_json["listed"]]
+    assert as_json["request_id"] in listed_ids
+    assert as_xml["request_id"] in [r["service_request_id"] for r in as_xml["listed"]]
+    assert "budi@" not in json.dumps(seen), "no contact data reaches other citizens"
