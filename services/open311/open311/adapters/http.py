@@ -184,8 +184,11 @@ class Open311Api:
             raise
 
     def client_address(self, request: web.Request) -> str:
-        if self.trust_forwarded_for and request.headers.get("X-Forwarded-For"):
-            return request.headers["X-Forwarded-For"].split(",")[0].strip()
+        """The caller's address: the one the trusted proxy appended last to X-Forwarded-For (the
+        entries before it are whatever the client sent, so they cannot pick their own bucket)."""
+        forwarded = request.headers.get("X-Forwarded-For", "") if self.trust_forwarded_for else ""
+        if forwarded.strip():
+            return forwarded.rsplit(",", 1)[-1].strip()
         return request.remote or "unknown"
 
     # ---------------- middleware: CORS, limits, errors, metrics, traces ----------------
