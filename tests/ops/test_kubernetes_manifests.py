@@ -614,8 +614,8 @@ def test_open311_reaches_only_dns_and_the_gateways_grpc_port(overlay):
     for name, broker in strimzi_pods(docs).items():
         for port in (9091, 9092, 9093):
             assert not egress_allowed(docs, facade, NAMESPACE, broker, port), f"{name} {port}"
-    assert not egress_allowed(docs, facade, NAMESPACE, pod_labels(named(docs, "Deployment", "citizen-requests")),
-                              9103)
+    worker = pod_labels(named(docs, "Deployment", "citizen-requests"))
+    assert not egress_allowed(docs, facade, NAMESPACE, worker, 9103)
     assert not egress_allowed(docs, facade, "default", {"component": "apiserver"}, 443)
     for rule in (r for p in policies for r in p["spec"].get("egress", [])):
         assert rule.get("to") and rule.get("ports"), "every egress rule names its peers and ports"
