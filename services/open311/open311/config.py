@@ -19,6 +19,8 @@
     OPEN311_CORS_ORIGINS            origins allowed to call from a browser, comma separated (*)
     OPEN311_MAX_RESULTS             most requests one GET /requests answers (1000, GeoReport's)
     OPEN311_MAX_SCAN_PAGES          gateway pages (of 1000) one GET /requests or /tokens reads (20)
+    OPEN311_LIST_CACHE_S            a rendered public listing is served again for this long (1;
+                                    0 = off); a POST through the same replica clears it
     OPEN311_UTC_OFFSET_H            the offset of the times it answers (7, WIB)
     OPEN311_SHUTDOWN_GRACE_S        time in-flight requests get after SIGTERM (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9105; 0 = off)
@@ -59,6 +61,7 @@ class Open311Config:
     cors_origins: tuple[str, ...] = ("*",)
     max_results: int = 1000
     max_scan_pages: int = 20
+    list_cache_s: float = 1.0
     utc_offset_h: float = 7.0
     shutdown_grace_s: float = 10.0
 
@@ -101,6 +104,7 @@ class Open311Config:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_results=env_int("OPEN311_MAX_RESULTS", d.max_results),
             max_scan_pages=env_int("OPEN311_MAX_SCAN_PAGES", d.max_scan_pages),
+            list_cache_s=env_float("OPEN311_LIST_CACHE_S", d.list_cache_s),
             utc_offset_h=env_float("OPEN311_UTC_OFFSET_H", d.utc_offset_h),
             shutdown_grace_s=env_float("OPEN311_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
         )
@@ -126,6 +130,8 @@ class Open311Config:
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"{name} must be > 0, got {value}")
+        if self.list_cache_s < 0:
+            raise SettingsError(f"OPEN311_LIST_CACHE_S must be >= 0, got {self.list_cache_s}")
         if self.rate_limit_burst < 1:
             raise SettingsError(f"OPEN311_RATE_LIMIT_BURST must be >= 1, got {self.rate_limit_burst}")
         if not self.cors_origins:

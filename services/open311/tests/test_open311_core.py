@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from citizen_requests.config import load_config
+from open311.core.cache import ListingCache
 from open311.core.catalogue import Catalogue, CatalogueError
 from open311.core.documents import discovery, render
 from open311.core.errors import Open311Error
@@ -511,3 +512,19 @@ def test_each_caller_has_its_own_bucket_and_the_map_stays_bounded() -> None:
         "secret-key", ""
     )
     assert caller_of("", "10.0.0.1") == "addr:10.0.0.1"
+
+
+def test_the_listing_cache_expires_is_bounded_and_clears() -> None:
+    cache = ListingCache(ttl_s=1.0, max_entries=2)
+    cache.put("a", b"A", 10.0)
+    assert cache.get("a", 10.5) == b"A"
+    assert cache.get("a", 11.0) is None and len(cache) == 0, "expired at the ttl"
+    for key in ("a", "b", "c"):
+        cache.put(key, key.encode(), 20.0)
+    assert len(cache) == 2 and cache.get("a", 20.0) is None, "the oldest entry went"
+    assert cache.get("b", 19.0) is None, "a clock that went back does not serve the future"
+    cache.clear()
+    assert cache.get("c", 20.0) is None
+    off = ListingCache(ttl_s=0)
+    off.put("a", b"A", 0.0)
+    assert off.get("a", 0.0) is None

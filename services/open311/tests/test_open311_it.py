@@ -216,6 +216,16 @@ async def test_search_by_ids_service_status_and_dates(
     assert requested == sorted(requested, reverse=True), "newest first"
 
 
+async def test_a_listing_shows_the_callers_new_request_at_once(http: ClientSession, facade: Facade) -> None:
+    """Listings are cached for a second, but a POST through the facade clears that cache."""
+    before = await get(http, f"{facade.url}/requests.json", service_code="roads")
+    again = await get(http, f"{facade.url}/requests.json", service_code="roads")
+    assert before[1] == again[1]
+    created = await submit(http, facade)
+    after = await get(http, f"{facade.url}/requests.json", service_code="roads")
+    assert after[1][0]["service_request_id"] == created, "newest first, and not the cached listing"
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind
 
 from open311.adapters import metrics
 from open311.adapters.gateway import GatewayClient
+from open311.core.cache import ListingCache
 from open311.core.catalogue import Catalogue
 from open311.core.documents import CONTENT_TYPES, FORMATS, discovery, render
 from open311.core.errors import NOT_FOUND, PAYLOAD_TOO_LARGE, Open311Error, bad_request, not_found
@@ -66,6 +67,7 @@ class Open311Api:
     utc_offset_h: float = 7.0
     trust_forwarded_for: bool = False
     max_body_bytes: int = 65536
+    listings: ListingCache = field(default_factory=lambda: ListingCache(1.0))
     clock: Callable[[], float] = time.time
     ready: bool = False
     _openapi: bytes = field(default=b"", init=False)
@@ -102,17 +104,24 @@ class Open311Api:
             metrics.SUBMITS.labels("token").inc()
             return _answer([pending(new.idempotency_key)], "service_requests", fmt)
         metrics.SUBMITS.labels("deduplicated" if outcome.deduplicated else "created").inc()
+        self.listings.clear()  # the caller's next listing (through this replica) shows its request
         document = created(outcome.request, self.catalogue, self.utc_offset_h)
         return _answer([document], "service_requests", fmt)
 
     async def get_requests(self, request: web.Request) -> web.Response:
-        fmt = _format(request)
-        query = parse_query(
-            _joined(request.query), self.catalogue, self.clock(), self.max_results, self.utc_offset_h
-        )
-        found = await (self._by_ids(query) if query.ids else self._search(query))
-        views = [to_open311(r, self.catalogue, self.utc_offset_h) for r in found]
-        return _answer(views, "service_requests", fmt)
+        fmt, params, now = _format(request), _joined(request.query), self.clock()
+        query = parse_query(params, self.catalogue, now, self.max_results, self.utc_offset_h)
+        if query.ids:
+            return _answer(self._views(await self._by_ids(query)), "service_requests", fmt)
+        key = (fmt, tuple(sorted(params.items())))
+        body = self.listings.get(key, now)
+        if body is None:
+            body = render(self._views(await self._search(query)), "service_requests", fmt)
+            self.listings.put(key, body, now)
+        return _raw(body, fmt)
+
+    def _views(self, found: list[Any]) -> list[dict[str, Any]]:
+        return [to_open311(r, self.catalogue, self.utc_offset_h) for r in found]
 
     async def get_request(self, request: web.Request) -> web.Response:
         fmt = _format(request)
@@ -276,7 +285,11 @@ def _format_of_path(request: web.Request) -> str:
 
 
 def _answer(document: Any, root: str, fmt: str, status: int = 200) -> web.Response:
-    response = web.Response(status=status, body=render(document, root, fmt))
+    return _raw(render(document, root, fmt), fmt, status)
+
+
+def _raw(body: bytes, fmt: str, status: int = 200) -> web.Response:
+    response = web.Response(status=status, body=body)
     response.headers["Content-Type"] = CONTENT_TYPES[fmt]
     return response
 

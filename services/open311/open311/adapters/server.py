@@ -22,6 +22,7 @@ from open311.adapters import metrics
 from open311.adapters.gateway import GatewayClient
 from open311.adapters.http import Open311Api, build_app
 from open311.config import DEV_GATEWAY_TOKEN, Open311Config
+from open311.core.cache import ListingCache
 from open311.core.catalogue import Catalogue
 from open311.core.ratelimit import RateLimiter
 from smartcity.observability import configure_logging, start_observability
@@ -50,6 +51,7 @@ def make_api(config: Open311Config) -> Open311Api:
         utc_offset_h=config.utc_offset_h,
         trust_forwarded_for=config.trust_forwarded_for,
         max_body_bytes=config.max_body_bytes,
+        listings=ListingCache(config.list_cache_s),
     )
 
 

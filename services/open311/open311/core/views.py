@@ -11,11 +11,11 @@ even if a gateway answer carried one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from open311.core.catalogue import Catalogue
-from smartcity.codec import from_timestamp
 from smartcity.v1 import requests_pb2 as pb
 
 WIB_OFFSET_H = 7.0
@@ -33,25 +33,38 @@ def open311_status(status: int) -> str:
     return "open" if status in OPEN_STATUSES else "closed"
 
 
+@lru_cache(maxsize=8)
+def _zone(utc_offset_h: float) -> timezone:
+    return timezone(timedelta(hours=utc_offset_h))
+
+
 def w3c_datetime(seconds: float, utc_offset_h: float = WIB_OFFSET_H) -> str:
-    zone = timezone(timedelta(hours=utc_offset_h))
-    return datetime.fromtimestamp(seconds, UTC).astimezone(zone).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(int(seconds), _zone(utc_offset_h)).isoformat()
 
 
 def _stamp(value: Any, utc_offset_h: float) -> str | None:
-    seconds = from_timestamp(value)
+    """A Timestamp as a W3C date-time to the second (None when unset)."""
+    seconds = value.seconds
     return w3c_datetime(seconds, utc_offset_h) if seconds > 0 else None
 
 
 def service_notice(request: Any, catalogue: Catalogue, utc_offset_h: float = WIB_OFFSET_H) -> str:
     """What happens next, in the citizen's words: the SLA milestone still ahead, or a breach."""
+    sla = request.sla
+    return _notice(
+        request,
+        catalogue.agency_name(request.opd_code),
+        _stamp(sla.acknowledge_due, utc_offset_h),
+        _stamp(sla.resolve_due, utc_offset_h),
+    )
+
+
+def _notice(request: Any, agency: str, ack_due: str | None, resolve_due: str | None) -> str:
     if request.status not in OPEN_STATUSES:
         return ""
-    agency = catalogue.agency_name(request.opd_code)
     sla = request.sla
     if sla.acknowledge_breached or sla.resolve_breached:
         return f"{agency}: batas waktu layanan terlewati; ruang kendali memantau laporan ini"
-    ack_due, resolve_due = _stamp(sla.acknowledge_due, utc_offset_h), _stamp(sla.resolve_due, utc_offset_h)
     if request.status == pb.REQUEST_STATUS_SUBMITTED and ack_due:
         return f"{agency} menanggapi paling lambat {ack_due}"
     if resolve_due:
@@ -62,24 +75,27 @@ def service_notice(request: Any, catalogue: Catalogue, utc_offset_h: float = WIB
 def to_open311(request: Any, catalogue: Catalogue, utc_offset_h: float = WIB_OFFSET_H) -> dict[str, Any]:
     """A ServiceRequest as a GeoReport v2 service request (a JSON-ready dict, public)."""
     service = catalogue.service(request.service_code)
+    agency = catalogue.agency_name(request.opd_code)
+    sla, location, history = request.sla, request.location, request.history
+    resolve_due = _stamp(sla.resolve_due, utc_offset_h)
     located = request.HasField("location")
     return {
         "service_request_id": request.request_id,
-        "status": open311_status(request.status),
-        "status_notes": request.history[-1].note if request.history else "",
+        "status": "open" if request.status in OPEN_STATUSES else "closed",
+        "status_notes": history[-1].note if history else "",
         "service_name": service.name if service else request.service_code,
         "service_code": request.service_code,
         "description": request.description,
-        "agency_responsible": catalogue.agency_name(request.opd_code),
-        "service_notice": service_notice(request, catalogue, utc_offset_h),
+        "agency_responsible": agency,
+        "service_notice": _notice(request, agency, _stamp(sla.acknowledge_due, utc_offset_h), resolve_due),
         "requested_datetime": _stamp(request.requested_time, utc_offset_h),
         "updated_datetime": _stamp(request.updated_time, utc_offset_h),
-        "expected_datetime": _stamp(request.sla.resolve_due, utc_offset_h),
+        "expected_datetime": resolve_due,
         "address": request.address,
         "address_id": None,
         "zipcode": None,
-        "lat": request.location.latitude if located else None,
-        "long": request.location.longitude if located else None,
+        "lat": location.latitude if located else None,
+        "long": location.longitude if located else None,
         "media_url": request.media_url or None,
     }
 
