@@ -528,3 +528,14 @@ def test_the_listing_cache_expires_is_bounded_and_clears() -> None:
     off = ListingCache(ttl_s=0)
     off.put("a", b"A", 0.0)
     assert off.get("a", 0.0) is None
+
+
+def test_the_facades_dev_token_reads_every_request_but_no_contact_data_and_cannot_write() -> None:
+    from gateway.auth import REQUESTS_READ_ALL, REQUESTS_WRITE, TokenStore, sees_reporter
+    from gateway.config import DEV_TOKENS_FILE
+    from open311.config import DEV_GATEWAY_TOKEN
+
+    reader = TokenStore.load(DEV_TOKENS_FILE).authenticate(f"Bearer {DEV_GATEWAY_TOKEN}")
+    assert reader.client_id == "open311-public" and reader.has(REQUESTS_READ_ALL)
+    assert not reader.has(REQUESTS_WRITE) and reader.opd_code == ""
+    assert not any(sees_reporter(reader, opd) for opd in ("PUPR", "DLH", "BPBD", "COMMAND_CENTER", ""))
