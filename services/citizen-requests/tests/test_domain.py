@@ -12,12 +12,12 @@ from citizen_requests.config import RequestsConfig, load_config
 from citizen_requests.domain import (
     flag_overdue,
     handle_command,
-    is_overdue,
     next_due,
     overdue_kinds,
     validate_envelope,
 )
 from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.request_rules import is_overdue
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
