@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from citizen_requests.config import RequestsConfig
-from citizen_requests.duplicates import Candidate, find_possible_duplicates
+from citizen_requests.core.duplicates import Candidate, find_possible_duplicates
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.core.sla import overdue_kinds
 from smartcity.codec import from_timestamp, to_timestamp
 from smartcity.request_rules import (
     DESCRIPTION_REQUIRED,
@@ -31,12 +32,9 @@ from smartcity.request_rules import (
     MAX_NOTE,
     MAX_TITLE,
     REASON_REQUIRED,
-    SLA_KINDS,
     TITLE_REQUIRED,
     TRANSITIONS,
-    sla_breached,
     sla_due,
-    sla_running,
 )
 from smartcity.v1 import requests_pb2 as pb
 
@@ -56,7 +54,7 @@ class Rejection(Exception):
 
 
 @dataclass
-class Outcome:
+class LifecycleOutcome:
     """What a command or a timer tick did: the events, in order, and the request afterwards."""
 
     events: list[pb.RequestEvent]
@@ -97,26 +95,6 @@ def validate_envelope(command: pb.RequestCommand) -> None:
         missing.append("action")
     if missing:
         raise ValueError("missing required field(s): " + ", ".join(missing))
-
-
-# ---- SLAs
-
-def pending_slas(request: pb.ServiceRequest) -> list[tuple[pb.SlaKind, float]]:
-    """(kind, due) of the SLAs still running and not yet flagged, earliest due first."""
-    pending = [(kind, sla_due(request, kind)) for kind in SLA_KINDS
-               if sla_running(request, kind) and not sla_breached(request, kind)]
-    return sorted(pending, key=lambda item: item[1])
-
-
-def overdue_kinds(request: pb.ServiceRequest, as_of: float) -> list[pb.SlaKind]:
-    """The running, unflagged SLAs whose due time lies before `as_of` (exactly at it is in time)."""
-    return [kind for kind, due in pending_slas(request) if due < as_of]
-
-
-def next_due(request: pb.ServiceRequest) -> float | None:
-    """When the next breach of this request could happen (None: no SLA left to breach)."""
-    pending = pending_slas(request)
-    return pending[0][1] if pending else None
 
 
 # ---- building blocks
@@ -184,7 +162,7 @@ def _rejected(current: pb.ServiceRequest | None, command: pb.RequestCommand,
 
 def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
                    candidates: Iterable[Candidate] = (),
-                   history_limit: int = DEFAULT_HISTORY_LIMIT) -> Outcome:
+                   history_limit: int = DEFAULT_HISTORY_LIMIT) -> LifecycleOutcome:
     """Applies one command to the request it names (None: no such request yet).
 
     `candidates` are open requests the new one may duplicate (only read for a submit).
@@ -202,11 +180,11 @@ def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand
                             f"request is at version {current.version}, not {command.expected_version}")
         return _transition(current, command, action, config, history_limit)
     except Rejection as rejection:
-        return Outcome([_rejected(current, command, rejection)], current, changed=False)
+        return LifecycleOutcome([_rejected(current, command, rejection)], current, changed=False)
 
 
 def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: str,
-                config: RequestsConfig, history_limit: int) -> Outcome:
+                config: RequestsConfig, history_limit: int) -> LifecycleOutcome:
     transition = TRANSITIONS[action]
     if current.status not in transition.allowed_from:
         allowed = ", ".join(sorted(status_name(s) for s in transition.allowed_from))
@@ -233,7 +211,7 @@ def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: 
     event.request.CopyFrom(request)
     for earlier in events:  # breaches flagged on the way belong to this command's outcome
         earlier.correlation_id, earlier.command_id = command.correlation_id, command.command_id
-    return Outcome([*events, event], request, changed=True)
+    return LifecycleOutcome([*events, event], request, changed=True)
 
 
 def _note_of(command: pb.RequestCommand, action: str) -> str:
@@ -314,11 +292,11 @@ def _validate_submit(submit: pb.SubmitAction, config: RequestsConfig) -> None:
 
 
 def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
-            candidates: Iterable[Candidate], history_limit: int) -> Outcome:
+            candidates: Iterable[Candidate], history_limit: int) -> LifecycleOutcome:
     submit = command.submit
     if current is not None:
         if submit.idempotency_key and submit.idempotency_key == current.idempotency_key:
-            return Outcome([_deduplicated(current, command)], current, changed=False)
+            return LifecycleOutcome([_deduplicated(current, command)], current, changed=False)
         raise Rejection(pb.REJECTION_CODE_ALREADY_EXISTS,
                         f"request {command.request_id} already exists with another idempotency key")
     _validate_submit(submit, config)
@@ -340,7 +318,7 @@ def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, confi
     breaches = _flag_breaches(request, from_timestamp(command.issued_time), history_limit)
     for breach in breaches:
         breach.correlation_id, breach.command_id = command.correlation_id, command.command_id
-    return Outcome([event, *breaches], request, changed=True)
+    return LifecycleOutcome([event, *breaches], request, changed=True)
 
 
 def _new_request(command: pb.RequestCommand, config: RequestsConfig) -> pb.ServiceRequest:
@@ -377,12 +355,12 @@ def _deduplicated(current: pb.ServiceRequest, command: pb.RequestCommand) -> pb.
 # ---- the timer
 
 def flag_overdue(current: pb.ServiceRequest | None, as_of: float,
-                 history_limit: int = DEFAULT_HISTORY_LIMIT) -> Outcome:
+                 history_limit: int = DEFAULT_HISTORY_LIMIT) -> LifecycleOutcome:
     """Flags every running SLA of the request whose due time lies before `as_of`."""
     if current is None:
-        return Outcome([], None, changed=False)
+        return LifecycleOutcome([], None, changed=False)
     request = _snapshot(current)
     events = _flag_breaches(request, as_of, history_limit)
     if not events:
-        return Outcome([], current, changed=False)
-    return Outcome(events, request, changed=True)
+        return LifecycleOutcome([], current, changed=False)
+    return LifecycleOutcome(events, request, changed=True)
