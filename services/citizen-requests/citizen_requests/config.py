@@ -10,6 +10,7 @@ and the tests can shorten them.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,8 @@ class ServiceSettings:
                                       (for duplicate flagging) before processing commands (30)
     REQUESTS_BROKER_SESSION_TIMEOUT_S consumer session timeout: how fast a dead worker's partitions
                                       move to another one (default 30)
+    REQUESTS_DATADIR                  Faust's data directory, even for in-memory tables (default
+                                      smartcity-faust under the system temp directory)
     """
 
     sla_check_interval_s: float = 5.0
@@ -174,6 +177,8 @@ class ServiceSettings:
     utc_offset_h: float = 7.0
     index_catchup_timeout_s: float = 30.0
     broker_session_timeout_s: float = 30.0
+    # Kept out of the working tree.
+    datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -191,6 +196,7 @@ class ServiceSettings:
                                               cls.index_catchup_timeout_s),
             broker_session_timeout_s=env_float("REQUESTS_BROKER_SESSION_TIMEOUT_S",
                                                cls.broker_session_timeout_s),
+            datadir=env_str("REQUESTS_DATADIR", cls.datadir),
         )
         if settings.outcome_memory < 1 or settings.history_limit < 1:
             raise SettingsError("REQUESTS_OUTCOME_MEMORY and REQUESTS_HISTORY_LIMIT must be >= 1")

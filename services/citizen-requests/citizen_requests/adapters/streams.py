@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ from citizen_requests.core.sla import next_due
 from citizen_requests.core.stats import Scope, StatsBook, stats_key
 from smartcity.codec import ProtoCodec, from_timestamp
 from smartcity.kafka import make_consumer
-from smartcity.settings import PlatformSettings, env_str
+from smartcity.settings import PlatformSettings
 from smartcity.streams import (
     assigned_and_recovered,
     create_app,
@@ -88,7 +87,7 @@ class RequestsWorker:
         self.settings, self.knobs, self.config = settings, knobs, config
         metrics.initialise({name: category.opd for name, category in config.categories.items()})
         # Faust wants a data directory even for in-memory tables: keep it out of the working tree.
-        datadir = Path(env_str("REQUESTS_DATADIR", str(Path(tempfile.gettempdir()) / "smartcity-faust")))
+        datadir = Path(knobs.datadir)
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = create_app(settings, datadir=str(datadir / settings.group_id),
                               broker_session_timeout=knobs.broker_session_timeout_s)
