@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from gateway.api import Api, ApiLimits
-from gateway.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
-from gateway.commands import CommandBus
-from gateway.errors import ApiError, ErrorKind
-from gateway.fanout import Hub
-from gateway.testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
-from gateway.views import Views
+from gateway.core.api import Api, ApiLimits
+from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
+from gateway.core.command_bus import CommandBus
+from gateway.core.errors import ApiError, ErrorKind
+from gateway.core.fanout import Hub
+from gateway.core.views import Views
+from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.auth import Principal
-from gateway.commands import CommandBus, check_outcome, new_command, set_transition, submit_action
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.auth import Principal
+from gateway.core.command_bus import CommandBus, check_outcome, new_command, set_transition, submit_action
+from gateway.core.errors import ApiError, ErrorKind
 from smartcity.v1 import common_pb2, gateway_pb2, requests_pb2
 
 CALLER = Principal("dpmptsp-app", "DPMPTSP", frozenset({"requests:write"}))

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health_pb2
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     FakeRequestsService,
     GatewayProcess,
