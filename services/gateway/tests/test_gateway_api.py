@@ -35,13 +35,12 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
     views = Views()
 
     async def send(request_id: str, command: Any) -> None:
-        event, state = fake.decide(command, 1000.0)
-        if state is not None:
-            fake.requests[state.request_id] = state
+        events, _ = fake.decide(command)
 
         def deliver() -> None:
-            views.apply_event(event)
-            bus.on_event(event)
+            for event in events:
+                views.apply_event(event)
+                bus.on_event(event)
 
         asyncio.get_running_loop().call_later(send_delay, deliver)
 
@@ -195,6 +194,7 @@ async def test_submit_then_transitions_then_comment() -> None:
         category="permits",
         title="Izin",
         description="Mohon",
+        address="Jl. Jend. Sudirman",  # citizen-requests needs a location or an address
         reporter=RS.Reporter(phone="0812345"),
     )
     first = await api.submit_request(PORTAL, submit, None)

@@ -99,6 +99,8 @@ async def test_request_workflow(gw: GatewayProcess) -> None:
         "Pohon tumbang",
         "--description",
         "Menutup jalan",
+        "--street",  # citizen-requests needs a location or an address
+        "Jl. Jend. Sudirman",
         "--phone",
         "+62 811 1",
         "--idempotency-key",

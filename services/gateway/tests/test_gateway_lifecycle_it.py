@@ -38,7 +38,11 @@ A = gateway_pb2
 
 def submit(category: str, key: str = "") -> Any:
     return A.SubmitRequestRequest(
-        idempotency_key=key or f"key-{uuid.uuid4().hex}", category=category, title="t", description="d"
+        idempotency_key=key or f"key-{uuid.uuid4().hex}",
+        category=category,
+        title="t",
+        description="d",
+        address="Jl. Jend. Sudirman",  # citizen-requests needs a location or an address
     )
 
 
