@@ -122,6 +122,10 @@ class CommandBus:
         return len(self._waiting)
 
     def on_event(self, event: Any) -> None:
+        # A breach citizen-requests flags on the way (a late command) carries the command's
+        # correlation id too, before the command's own event: it is not the outcome.
+        if event.type == requests_pb2.REQUEST_EVENT_TYPE_SLA_BREACHED:
+            return
         future = self._waiting.get(event.correlation_id) if event.correlation_id else None
         if future is not None and not future.done():
             future.set_result(event)
