@@ -20,6 +20,7 @@ from gateway_testing.messages import (
     request_stats,
     service_request,
     site_stats,
+    submit_request,
     topic,
 )
 from gateway_testing.process import (
@@ -56,6 +57,7 @@ __all__ = [
     "rpc_error",
     "service_request",
     "site_stats",
+    "submit_request",
     "topic",
     "write_tokens",
 ]

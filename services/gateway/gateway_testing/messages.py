@@ -4,13 +4,14 @@ requests, and `produce` to put one on a topic of the catalogue."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from smartcity.codec import to_timestamp
 from smartcity.topics import load_catalogue
-from smartcity.v1 import camera_pb2, common_pb2, requests_pb2, wifi_pb2
+from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, requests_pb2, wifi_pb2
 
 OK = common_pb2.HEALTH_STATE_OK
 PROBLEM = common_pb2.HEALTH_STATE_PROBLEM
@@ -143,6 +144,23 @@ def service_request(
     if ack_due:
         msg.sla.acknowledge_due.CopyFrom(to_timestamp(ack_due))
     return msg
+
+
+def submit_request(category: str = "permits", **fields: Any) -> Any:
+    """A SubmitRequestRequest both the gateway and citizen-requests accept (a new idempotency
+    key each time, a location and an address, a reporter); `fields` replace any of it."""
+    req = gateway_pb2.SubmitRequestRequest(
+        idempotency_key=f"key-{uuid.uuid4().hex}",
+        category=category,
+        title="Izin usaha mikro",
+        description="Mohon bantuan pengurusan izin",
+        address="Jl. Jend. Sudirman 1",
+        location=common_pb2.GeoPoint(latitude=-7.3883, longitude=109.3639),
+        reporter=requests_pb2.Reporter(name="Siti", phone="+62 812 1111", email="siti@example.id"),
+    )
+    for name, value in fields.items():
+        setattr(req, name, value)
+    return req
 
 
 async def produce(producer: AIOKafkaProducer, prefix: str, name: str, key: str, message: Any) -> None:
