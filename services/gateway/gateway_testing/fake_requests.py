@@ -20,7 +20,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from citizen_requests.config import DEFAULT_CONFIG_PATH, RequestsConfig, parse_config
+from citizen_requests.config import DEFAULT_CONFIG_PATH, parse_config
 from citizen_requests.records import Ledger
 from gateway_testing.messages import topic
 from smartcity.topics import load_catalogue
@@ -30,19 +30,19 @@ from smartcity.v1 import requests_pb2
 BLACKHOLE, SLOW = "blackhole", "slow"
 
 
-def fake_config() -> RequestsConfig:
-    """The packaged routing and SLAs of citizen-requests, plus the two test categories."""
+def fake_ledger() -> Ledger:
+    """A ledger with the packaged routing and SLAs of citizen-requests, plus the test categories."""
     with DEFAULT_CONFIG_PATH.open() as handle:
         raw = yaml.safe_load(handle)
     waste = raw["categories"]["waste"]
     raw["categories"].update({BLACKHOLE: dict(waste), SLOW: dict(waste)})
-    return parse_config(raw)
+    return Ledger(parse_config(raw))
 
 
 class FakeRequestsService:
     def __init__(self, bootstrap: str, prefix: str, slow_s: float = 2.0) -> None:
         self._bootstrap, self._prefix, self.slow_s = bootstrap, prefix, slow_s
-        self.ledger = Ledger(fake_config())
+        self.ledger = fake_ledger()
         self.commands: list[tuple[Any, list[tuple[str, bytes]]]] = []
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
