@@ -38,8 +38,8 @@ from aiohttp import ClientSession, TCPConnector
 from aiokafka import AIOKafkaProducer
 from benchkit import SECURITY  # a sibling module (bench/ is on sys.path)
 
-from gateway.testing import GatewayProcess, auth, make_starter, produce, service_request
-from open311.testing import facade_starter, http_ok, write_tokens
+from gateway_testing import GatewayProcess, auth, make_starter, produce, service_request
+from open311_testing import facade_starter, http_ok, write_tokens
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.topics import delete_topics, ensure_topics

@@ -1,5 +1,5 @@
 """Fixtures of the Open311 tests: the real platform (broker, citizen-requests, gateway) and the
-facade, each from its real entry point as a child process (helpers in open311.testing).
+facade, each from its real entry point as a child process (helpers in open311_testing).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientSession
 
-from gateway.testing import GatewayProcess, make_starter
-from open311.testing import FacadeStarter, facade_starter, http_ok, write_tokens
+from gateway_testing import GatewayProcess, make_starter
+from open311_testing import FacadeStarter, facade_starter, http_ok, write_tokens
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.topics import ensure_topics
 

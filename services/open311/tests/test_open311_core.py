@@ -531,8 +531,8 @@ def test_the_listing_cache_expires_is_bounded_and_clears() -> None:
 
 
 def test_the_facades_dev_token_reads_every_request_but_no_contact_data_and_cannot_write() -> None:
-    from gateway.auth import REQUESTS_READ_ALL, REQUESTS_WRITE, TokenStore, sees_reporter
     from gateway.config import DEV_TOKENS_FILE
+    from gateway.core.auth import REQUESTS_READ_ALL, REQUESTS_WRITE, TokenStore, sees_reporter
     from open311.config import DEV_GATEWAY_TOKEN
 
     reader = TokenStore.load(DEV_TOKENS_FILE).authenticate(f"Bearer {DEV_GATEWAY_TOKEN}")

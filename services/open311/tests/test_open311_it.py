@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import ClientSession
 
-from gateway.testing import GatewayProcess, Stubs, auth
-from open311.testing import Facade, FacadeStarter, assert_error, get, post
+from gateway_testing import GatewayProcess, Stubs, auth
+from open311_testing import Facade, FacadeStarter, assert_error, get, post
 from smartcity.v1 import gateway_pb2
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]

@@ -1,7 +1,7 @@
 """A POST whose outcome comes after its deadline answers a token; GET /tokens resolves it later.
 
 The real citizen-requests answers too fast to miss a deadline on purpose, so this module puts
-the gateway's stand-in requests service (gateway.testing.FakeRequestsService, real Kafka) behind
+the gateway's stand-in requests service (gateway_testing.FakeRequestsService, real Kafka) behind
 the real gateway: it answers the category "slow" after `SLOW_S`. Also: a facade whose gateway
 is unreachable is not ready and answers 503 in the spec's error format.
 """
@@ -18,9 +18,9 @@ import pytest_asyncio
 import yaml
 from aiohttp import ClientSession
 
-from gateway.testing import FakeRequestsService, GatewayProcess
+from gateway_testing import FakeRequestsService, GatewayProcess
 from open311.core.catalogue import DEFAULT_SERVICES_FILE
-from open311.testing import Facade, FacadeStarter, assert_error, get, http_ok, post
+from open311_testing import Facade, FacadeStarter, assert_error, get, http_ok, post
 from smartcity.testing import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]

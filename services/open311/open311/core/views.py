@@ -1,9 +1,10 @@
 """The GeoReport v2 view of a platform request: the fields of GET /requests and POST answers.
 
-GeoReport knows two statuses: open (submitted, acknowledged, assigned, in progress) and closed
-(resolved, closed, rejected). Times are W3C date-times with the city's UTC offset (WIB,
-+07:00). expected_datetime is the SLA's resolve due time; service_notice says which SLA
-milestone comes next. agency_responsible is the routed OPD's name.
+GeoReport knows two statuses: open (the platform's one meaning, smartcity.request_rules:
+submitted, acknowledged, assigned, in progress) and closed (resolved, closed, rejected). Times
+are W3C date-times with the city's UTC offset (WIB, +07:00). expected_datetime is the SLA's
+resolve due time; service_notice says which SLA milestone comes next. agency_responsible is the
+routed OPD's name.
 
 Reporter contact data never appears here: these views are public. The reporter is dropped
 even if a gateway answer carried one.
@@ -16,17 +17,10 @@ from functools import lru_cache
 from typing import Any
 
 from open311.core.catalogue import Catalogue
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2 as pb
 
 WIB_OFFSET_H = 7.0
-OPEN_STATUSES = frozenset(
-    {
-        pb.REQUEST_STATUS_SUBMITTED,
-        pb.REQUEST_STATUS_ACKNOWLEDGED,
-        pb.REQUEST_STATUS_ASSIGNED,
-        pb.REQUEST_STATUS_IN_PROGRESS,
-    }
-)
 
 
 def open311_status(status: int) -> str:
