@@ -28,7 +28,8 @@ AGENCY_PUPR = "Dinas Pekerjaan Umum dan Penataan Ruang Kabupaten Purbalingga"
 
 @pytest_asyncio.fixture(scope="module")
 async def facade(citizen_requests: None, gw: GatewayProcess, start_facade: FacadeStarter) -> Facade:
-    started = start_facade(gw.address)
+    # Every test calls from 127.0.0.1 with one api_key: the limits are the strict facade's subject.
+    started = start_facade(gw.address, OPEN311_RATE_LIMIT_RPS="1000", OPEN311_RATE_LIMIT_BURST="2000")
     await started.wait_ready()
     return started
 
