@@ -18,7 +18,8 @@
                                     ingress that sets it) (false)
     OPEN311_CORS_ORIGINS            origins allowed to call from a browser, comma separated (*)
     OPEN311_MAX_RESULTS             most requests one GET /requests answers (1000, GeoReport's)
-    OPEN311_MAX_SCAN_PAGES          gateway pages (of 1000) one GET /requests or /tokens reads (20)
+    OPEN311_MAX_SCAN_PAGES          gateway pages (of 1000) one GET /requests reads at most (20);
+                                    each page after the first costs the caller one more request
     OPEN311_LIST_CACHE_S            a rendered public listing is served again for this long (1;
                                     0 = off); a POST through the same replica clears it
     OPEN311_UTC_OFFSET_H            the offset of the times it answers (7, WIB)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ CORS_MAX_AGE_S = "600"
 # Concurrent GetRequest calls of one GET /requests?service_request_id=a,b,c...
 ID_LOOKUP_CONCURRENCY = 16
 UNPROBED_PATHS = frozenset({"/healthz", "/readyz"})
+TOKEN_SCAN_PAGES = 2
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Open311Api:
         key = (fmt, tuple(sorted(params.items())))
         body = self.listings.get(key, now)
         if body is None:
-            body = render(self._views(await self._search(query)), "service_requests", fmt)
+            body = render(self._views(await self._search(query, request)), "service_requests", fmt)
             self.listings.put(key, body, now)
         return _raw(body, fmt)
 
@@ -139,7 +140,9 @@ class Open311Api:
         token = request.match_info["token"]
         if not is_token(token):
             raise not_found(f"token {token!r} is not a token of this endpoint")
-        async for page in self.gateway.pages(max_pages=self.max_scan_pages):
+        # A token is issued for a submit of the last seconds: it is on the first pages, newest first.
+        pages = self.gateway.pages(max_pages=TOKEN_SCAN_PAGES)
+        async for page in self._charged(pages, request):
             for found in page:
                 if found.idempotency_key == token:
                     return _answer([token_answer(found.request_id, token)], "service_requests", fmt)
@@ -158,11 +161,11 @@ class Open311Api:
         results = await asyncio.gather(*(one(i) for i in query.ids))
         return [r for r in results if r is not None]
 
-    async def _search(self, query: RequestsQuery) -> list[Any]:
+    async def _search(self, query: RequestsQuery, request: web.Request) -> list[Any]:
         """Newest first through the gateway's pages, until the limit or the window's start."""
         found: list[Any] = []
         pages = self.gateway.pages(query.gateway_category, query.gateway_open_only, self.max_scan_pages)
-        async for page in pages:
+        async for page in self._charged(pages, request):
             for candidate in page:
                 if query.older_than_window(candidate):
                     return found
@@ -171,6 +174,18 @@ class Open311Api:
                     if len(found) >= query.limit:
                         return found
         return found
+
+    async def _charged(
+        self, pages: AsyncIterator[list[Any]], request: web.Request
+    ) -> AsyncIterator[list[Any]]:
+        """The pages, each one after the first charged to the caller's rate-limit bucket: a query
+        that makes the gateway read many pages costs its caller as many requests."""
+        first = True
+        async for page in pages:
+            if not first:
+                self._charge(caller_of("", self.client_address(request)), "address")
+            first = False
+            yield page
 
     # ---------------- the rest ----------------
 
