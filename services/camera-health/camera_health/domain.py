@@ -24,7 +24,6 @@ from camera_health.checks import check_specs, evaluate
 from camera_health.config import ThresholdBook
 from camera_health.incidents import IncidentTracker
 from camera_health.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
-from camera_health.ordering import STALE, SourceCursor
 from smartcity.health import (
     DAY,
     HEARTBEAT_CHECK,
@@ -36,6 +35,7 @@ from smartcity.health import (
     Health,
     HealthChange,
 )
+from smartcity.ordering import Arrival, SeqCursor
 
 TICK = "tick"
 
@@ -64,15 +64,16 @@ class CameraState:
     health: DeviceHealth
     availability: Availability
     incidents: IncidentTracker
-    cursors: dict[str, SourceCursor] = field(default_factory=dict)
+    cursors: dict[str, SeqCursor[Sample]] = field(default_factory=dict)
     meta: CameraMeta = field(default_factory=CameraMeta)
 
 
 @dataclass
-class Outcome:
-    """What one heartbeat or tick did: the ordering verdict and what to publish."""
+class MonitorEffects:
+    """What one heartbeat or tick did: how it arrived (an `Arrival`, or "tick") and what to
+    publish."""
 
-    verdict: str
+    arrival: str
     statuses: list[StatusView] = field(default_factory=list)
     incidents: list[IncidentEvent] = field(default_factory=list)
     changed: bool = False  # the state must be saved
@@ -105,7 +106,7 @@ class CameraMonitor:
             DeviceHealth.from_dict(data["h"], self._specs_of(camera_id), tolerance),
             Availability.from_dict(data["a"]),
             IncidentTracker.from_dict(camera_id, data.get("i")),
-            {src: SourceCursor.from_dict(c) for src, c in dict(data.get("c", {})).items()},
+            {src: SeqCursor.from_dict(c, Sample.from_dict) for src, c in dict(data.get("c", {})).items()},
             CameraMeta(**data.get("m", {})),
         )
 
@@ -113,14 +114,14 @@ class CameraMonitor:
     def dump(state: CameraState) -> dict[str, Any]:
         return {"h": state.health.to_dict(), "a": state.availability.to_dict(),
                 "i": state.incidents.to_dict(), "m": asdict(state.meta),
-                "c": {src: cursor.to_dict() for src, cursor in state.cursors.items()}}
+                "c": {src: cursor.to_dict(Sample.to_dict) for src, cursor in state.cursors.items()}}
 
     # --- inputs --------------------------------------------------------------------------
 
-    def on_heartbeat(self, state: CameraState, sample: Sample) -> Outcome:
-        cursor = state.cursors.setdefault(sample.source, SourceCursor())
-        verdict, ready = cursor.accept(sample, self.reorder_window_s, self.reorder_max_pending)
-        outcome = Outcome(verdict, changed=verdict != STALE)
+    def on_heartbeat(self, state: CameraState, sample: Sample) -> MonitorEffects:
+        cursor = state.cursors.setdefault(sample.source, SeqCursor())
+        arrival, ready = cursor.accept(sample, self.reorder_window_s, self.reorder_max_pending)
+        outcome = MonitorEffects(arrival, changed=arrival != Arrival.DUPLICATE)
         for item in ready:  # one status per applied sample that changed something, as in order
             before, first = self._signature(state), state.health.last_seen is None
             self._apply(state, item, outcome.incidents)
@@ -128,7 +129,7 @@ class CameraMonitor:
                 outcome.statuses.append(self.status(state, state.health.last_seen or item.at))
         return outcome
 
-    def on_tick(self, state: CameraState, now: float, refresh: bool) -> Outcome:
+    def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
         """The silence timer: gives up overdue seq gaps, detects silence, refreshes the status."""
         before = self._signature(state)
         ready = [s for c in state.cursors.values() for s in c.release_until(now, self.reorder_window_s)]
@@ -137,7 +138,7 @@ class CameraMonitor:
             self._apply(state, item, incidents)
         self._check_silence(state, now, incidents)
         changed = bool(ready) or self._signature(state) != before
-        outcome = Outcome(TICK, incidents=incidents, changed=changed)
+        outcome = MonitorEffects(TICK, incidents=incidents, changed=changed)
         if state.health.last_seen is not None and (refresh or changed):
             outcome.statuses.append(self.status(state, max(now, state.health.last_seen)))
         return outcome

@@ -20,7 +20,7 @@ AVAILABILITY = Gauge("smartcity_camera_availability_ratio",
                      ["camera", "site", "window"])
 EVENTS = Counter("smartcity_camera_events_processed_total",
                  "Camera heartbeats processed, by source and ordering verdict "
-                 "(applied, buffered, stale = duplicate or too late, restarted)",
+                 "(applied, buffered, duplicate = already seen or too late, restarted)",
                  ["source", "outcome"])
 INCIDENTS = Counter("smartcity_camera_incidents_total", "Incident events published, by phase and cause",
                     ["site", "phase", "cause"])

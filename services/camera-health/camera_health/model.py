@@ -40,6 +40,10 @@ class Sample:
     reachable: bool = True
     probe_latency_ms: float = 0.0
 
+    @property
+    def event_time(self) -> float:
+        return self.at
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -32,7 +32,7 @@ from opentelemetry import trace
 from camera_health import metrics
 from camera_health.clock import ReceiptClock
 from camera_health.config import ServiceConfig
-from camera_health.domain import CameraMonitor, Outcome
+from camera_health.domain import CameraMonitor, MonitorEffects
 from camera_health.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
 from smartcity.codec import DecodeError
 from smartcity.dlq import SourceRecord
@@ -122,7 +122,7 @@ class CameraHealthService:
             state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
             state.meta.partition = message.partition
             outcome = self.monitor.on_heartbeat(state, sample)
-            metrics.EVENTS.labels(sample.source, outcome.verdict).inc()
+            metrics.EVENTS.labels(sample.source, outcome.arrival).inc()
             await self._publish(outcome)
             if outcome.changed:
                 self.table[sample.camera_id] = self.monitor.dump(state)
@@ -146,7 +146,7 @@ class CameraHealthService:
         if outcome.changed:
             self.table[camera_id] = self.monitor.dump(state)
 
-    async def _publish(self, outcome: Outcome) -> None:
+    async def _publish(self, outcome: MonitorEffects) -> None:
         """Sends incidents then statuses, and waits until the broker has them all."""
         pending = []
         headers = inject_headers()

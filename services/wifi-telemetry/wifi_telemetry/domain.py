@@ -1,6 +1,6 @@
 """The state of one access point, driven by its heartbeats (pure Python, no Kafka or Faust).
 
-Ordering and idempotence (per AP):
+Ordering and idempotence (per AP, with the shared reorder buffer `smartcity.ordering`):
 
 - heartbeats are applied strictly in `seq` order. A sample whose seq was already applied (or is
   already waiting) is a duplicate and changes nothing;
@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from smartcity.health import Availability, CheckResult, CheckSpec, DeviceHealth, Health, HealthChange
+from smartcity.ordering import Arrival, SeqCursor, gaps_skipped
 from wifi_telemetry.config import WINDOWS, HealthConfig, WifiConfig
 from wifi_telemetry.windows import bucket_key, bucket_start, open_for
 
@@ -58,6 +58,10 @@ class Sample:
     lon: float = 0.0
     firmware: str = ""
 
+    @property
+    def event_time(self) -> float:
+        return self.t
+
     def to_list(self) -> list[Any]:
         return [self.ap_id, self.site_id, self.seq, self.t, self.uptime_s, self.cpu, self.mem,
                 self.clients, self.rx, self.tx, self.name, self.lat, self.lon, self.firmware]
@@ -67,12 +71,6 @@ class Sample:
         return cls(str(data[0]), str(data[1]), int(data[2]), float(data[3]), int(data[4]),
                    float(data[5]), float(data[6]), int(data[7]), int(data[8]), int(data[9]),
                    str(data[10]), float(data[11]), float(data[12]), str(data[13]))
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"      # applied now (possibly with waiting samples released after it)
-    BUFFERED = "buffered"    # waits for a gap in seq to fill
-    DUPLICATE = "duplicate"  # seq already applied, already waiting, or its gap was given up
 
 
 @dataclass
@@ -87,8 +85,9 @@ class AccessPointState:
     lat: float = 0.0
     lon: float = 0.0
     firmware: str = ""
-    last_seq: int | None = None
-    pending: dict[int, Sample] = field(default_factory=dict)
+    # The seq reorder buffer (smartcity.ordering), without restart detection: an AP's seq
+    # is persistent across reboots (see edge/readings.py).
+    order: SeqCursor[Sample] = field(default_factory=SeqCursor)
     uptime_s: int = 0
     rx_counter: int = 0
     tx_counter: int = 0
@@ -106,6 +105,14 @@ class AccessPointState:
     @property
     def last_seen(self) -> float | None:
         return self.health.last_seen
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.order.last_seq
+
+    @property
+    def pending(self) -> dict[int, Sample]:
+        return self.order.pending
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,8 +135,8 @@ class AccessPointState:
             availability=Availability.from_dict(data.get("av", {})),
             name=str(data.get("name", "")), lat=float(data.get("lat", 0.0)),
             lon=float(data.get("lon", 0.0)), firmware=str(data.get("fw", "")),
-            last_seq=None if data.get("seq") is None else int(data["seq"]),
-            pending={s.seq: s for s in pending},
+            order=SeqCursor(None if data.get("seq") is None else int(data["seq"]), None,
+                            {s.seq: s for s in pending}),
             uptime_s=int(data.get("up", 0)), rx_counter=int(data.get("rxc", 0)),
             tx_counter=int(data.get("txc", 0)), rx_bps=float(data.get("rxr", 0.0)),
             tx_bps=float(data.get("txr", 0.0)), clients=int(data.get("cl", 0)),
@@ -143,7 +150,7 @@ class AccessPointState:
 
 @dataclass
 class OfferResult:
-    outcome: Outcome
+    outcome: Arrival
     applied: list[Sample] = field(default_factory=list)
     changes: list[HealthChange] = field(default_factory=list)
     # Window buckets that fell out of the AP's retention (the site keeps their totals).
@@ -178,32 +185,13 @@ class AccessPointModel:
 
     def offer(self, state: AccessPointState, sample: Sample) -> OfferResult:
         """Takes one arriving heartbeat: ignores duplicates, buffers, applies in seq order."""
-        if sample.seq in state.pending:
-            return OfferResult(Outcome.DUPLICATE)
-        if state.last_seq is not None and sample.seq <= state.last_seq:
-            # Applied already, or its gap was given up: either way it leaves the state alone.
-            return OfferResult(Outcome.DUPLICATE)
-        state.pending[sample.seq] = sample
-        result = OfferResult(Outcome.BUFFERED)
-        self._release(state, result)
-        if result.applied:
-            result.outcome = Outcome.APPLIED
+        previous_seq = state.order.last_seq
+        arrival, ready = state.order.accept(sample, self.config.reorder_window_s,
+                                            self.config.reorder_max_pending, restarts=False)
+        result = OfferResult(arrival, skipped_gaps=gaps_skipped(previous_seq, ready))
+        for item in ready:
+            self._apply(state, item, result)
         return result
-
-    def _release(self, state: AccessPointState, result: OfferResult) -> None:
-        while state.pending:
-            head = min(state.pending)
-            contiguous = state.last_seq is None or head == state.last_seq + 1
-            if not contiguous and not self._give_up_gap(state, head):
-                return
-            if not contiguous:
-                result.skipped_gaps += 1
-            self._apply(state, state.pending.pop(head), result)
-
-    def _give_up_gap(self, state: AccessPointState, head: int) -> bool:
-        newest = max(s.t for s in state.pending.values())
-        waited = newest - state.pending[head].t
-        return waited >= self.config.reorder_window_s or len(state.pending) > self.config.reorder_max_pending
 
     # -- applying one sample in order -----------------------------------------------------
 
@@ -212,7 +200,6 @@ class AccessPointModel:
         self._update_identity(state, sample)
         self._update_health(state, sample, result)
         drx, dtx = self._update_traffic(state, sample, previous_t, result)
-        state.last_seq = sample.seq
         state.clients, state.cpu, state.mem = sample.clients, sample.cpu, sample.mem
         state.uptime_s = sample.uptime_s
         if state.first_seen is None:

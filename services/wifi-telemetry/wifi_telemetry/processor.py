@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from smartcity.health import HealthChange
+from smartcity.ordering import Arrival
 from wifi_telemetry.config import WifiConfig
-from wifi_telemetry.domain import AccessPointModel, AccessPointState, Outcome, Sample
+from wifi_telemetry.domain import AccessPointModel, AccessPointState, Sample
 from wifi_telemetry.windows import (
     SESSIONS,
     USERS,
@@ -88,7 +89,7 @@ class SessionEvent:
 
 @dataclass
 class TelemetryResult:
-    outcome: Outcome
+    outcome: Arrival
     state: AccessPointState
     changes: list[HealthChange] = field(default_factory=list)
     reboots: int = 0
@@ -135,9 +136,9 @@ class SiteProcessor:
         state.partition = partition
         offer = self.model.offer(state, sample)
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps)
-        if offer.outcome is Outcome.DUPLICATE:
+        if offer.outcome is Arrival.DUPLICATE:
             return result
-        if offer.outcome is Outcome.APPLIED:
+        if offer.outcome is Arrival.APPLIED:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
         self.store[ap_key(state.ap_id)] = state.to_dict()
         return result
