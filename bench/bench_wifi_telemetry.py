@@ -33,7 +33,7 @@ from smartcity.inventory import access_points
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry.scenario import Fault, simulated_events
+from wifi_telemetry.sim.scenario import Fault, simulated_events
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ("wifi.ap-telemetry.v1", "wifi.client-sessions.v1")

@@ -829,8 +829,8 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
                  "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
                 {"requests.commands.v1"}),
 }
-DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
-                    "camera-health": ["camera_health/streams.py"],
+DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/adapters/streams.py"],
+                    "camera-health": ["camera_health/adapters/streams.py"],
                     "citizen-requests": ["citizen_requests/streams.py"],
                     "gateway": ["gateway/views.py", "gateway/publisher.py"]}
 USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from camera_health.adapters.streams import SERVICE, build_app, describe
 from camera_health.config import ServiceConfig
-from camera_health.streams import SERVICE, build_app, describe
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings
 from smartcity.streams import serve

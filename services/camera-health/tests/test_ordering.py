@@ -3,7 +3,7 @@ within the window, gaps, restarts."""
 
 from __future__ import annotations
 
-from camera_health.model import Sample
+from camera_health.core.model import Sample
 from smartcity.ordering import Arrival, SeqCursor
 
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from smartcity.health import Health
 from smartcity.ordering import Arrival
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.domain import AccessPointModel, AccessPointState, Sample
-from wifi_telemetry.views import ap_view
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.published import ap_view
 
 T0 = 1_764_300_000.0  # 2025-11-28T03:20:00Z, a round minute
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from smartcity.settings import PlatformSettings
 from smartcity.streams import serve
+from wifi_telemetry.adapters.streams import WifiTelemetryService
 from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
-from wifi_telemetry.streams import WifiTelemetryService
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """Simulated public WiFi of Purbalingga: the APs of `smartcity.inventory`, in real time.
 
-    python -m wifi_telemetry.simulator
+    python -m wifi_telemetry.sim.simulator
 
 Every heartbeat each AP reports uptime, CPU, memory, clients, monotonic rx/tx counters and its
 radios; clients connect and disconnect (sessions with byte totals) following daily usage curves
-(`usage.py`), and many come back (a pool of phones per site), so unique users are fewer than
-sessions. Everything goes through the edge code path (`edge.py`): raw MACs are hashed there.
+(`sim/usage.py`), and many come back (a pool of phones per site), so unique users are fewer than
+sessions. Everything goes through the edge code path (`edge/readings.py`): raw MACs are hashed there.
 
 Faults through `POST http://127.0.0.1:$SIM_CONTROL_PORT/faults` (default 9111); `target` is
 an ap_id, a site_id or "all":
@@ -42,10 +42,10 @@ from smartcity.inventory import AccessPointInfo, access_points, site
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
-from wifi_telemetry.edge import EdgeCollector
-from wifi_telemetry.usage import demand
+from wifi_telemetry.edge.readings import EdgeCollector
+from wifi_telemetry.sim.usage import demand
 
-log = logging.getLogger("wifi_telemetry.simulator")
+log = logging.getLogger("wifi_telemetry.sim.simulator")
 
 FAULTS = ("offline", "reboot", "cpu_high", "memory_high", "clear")
 Reading = dict[str, Any]

@@ -6,7 +6,7 @@ import math
 
 from google.protobuf.duration_pb2 import Duration
 
-from camera_health.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
+from camera_health.core.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
 from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
 from smartcity.v1 import camera_pb2, common_pb2

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
 from wifi_telemetry.config import WifiConfig
-from wifi_telemetry.domain import AccessPointModel, AccessPointState, Sample
-from wifi_telemetry.windows import (
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.windows import (
     SESSIONS,
     USERS,
     SiteState,

@@ -10,7 +10,7 @@ Limits are exclusive: a value exactly at a threshold passes.
 from __future__ import annotations
 
 from camera_health.config import Thresholds
-from camera_health.model import PROBE, Sample
+from camera_health.core.model import PROBE, Sample
 from smartcity.health import CheckResult, CheckSpec, Health
 
 RECORDING = "recording"

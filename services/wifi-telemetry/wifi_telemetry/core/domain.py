@@ -14,7 +14,7 @@ Ordering and idempotence (per AP, with the shared reorder buffer `smartcity.orde
 Health uses the shared model (`smartcity.health`): cpu and memory checks with threshold and
 tolerance; a silence longer than the heartbeat tolerance seen *in the data* (a heartbeat
 arriving after a gap) records the CRITICAL interval, so replays give the same availability. The
-live "has gone quiet" view is computed when publishing (see `views.py`), not stored.
+live "has gone quiet" view is computed when publishing (see `core/published.py`), not stored.
 
 Traffic comes from the monotonic rx/tx counters: the difference between consecutive samples.
 After a reboot (uptime went down) that happened since the previous sample (uptime no longer than
@@ -33,7 +33,7 @@ from typing import Any
 from smartcity.health import Availability, CheckResult, CheckSpec, DeviceHealth, Health, HealthChange
 from smartcity.ordering import Arrival, SeqCursor, gaps_skipped
 from wifi_telemetry.config import WINDOWS, HealthConfig, WifiConfig
-from wifi_telemetry.windows import bucket_key, bucket_start, open_for
+from wifi_telemetry.core.windows import bucket_key, bucket_start, open_for
 
 CPU_CHECK = "cpu"
 MEMORY_CHECK = "memory"

@@ -1,7 +1,7 @@
 """Prints what the service publishes, one line per message (for demos and debugging).
 
-    python -m wifi_telemetry.watch              # follow wifi.ap-status.v1 and wifi.site-stats.v1
-    python -m wifi_telemetry.watch --from-start --exit-idle 3
+    python -m wifi_telemetry.adapters.watch              # follow wifi.ap-status.v1 and wifi.site-stats.v1
+    python -m wifi_telemetry.adapters.watch --from-start --exit-idle 3
 
 Uses KAFKA_BOOTSTRAP_SERVERS and SMARTCITY_TOPIC_PREFIX.
 """
@@ -74,7 +74,7 @@ async def watch(settings: PlatformSettings, from_start: bool, exit_idle_s: float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m wifi_telemetry.watch", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m wifi_telemetry.adapters.watch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from-start", action="store_true", help="read the topics from the beginning")
     parser.add_argument("--exit-idle", type=float, default=None, help="stop after this many idle seconds")

@@ -29,11 +29,11 @@ from typing import Any
 import faust
 from opentelemetry import trace
 
-from camera_health import metrics
-from camera_health.clock import ReceiptClock
+from camera_health.adapters import metrics
+from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
 from camera_health.config import ServiceConfig
-from camera_health.domain import CameraMonitor, MonitorEffects
-from camera_health.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
+from camera_health.core.clock import ReceiptClock
+from camera_health.core.domain import CameraMonitor, MonitorEffects
 from smartcity.codec import DecodeError
 from smartcity.dlq import SourceRecord
 from smartcity.settings import PlatformSettings

@@ -1,6 +1,6 @@
 """Value types of the camera domain: a heartbeat sample in, status views and incident events out.
 
-Plain Python (no protobuf): `messages.py` converts to and from the wire types.
+Plain Python (no protobuf): `adapters/messages.py` converts to and from the wire types.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from smartcity.kafka import make_producer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import common_pb2, wifi_pb2
-from wifi_telemetry.privacy import ClientHasher
+from wifi_telemetry.core.privacy import ClientHasher
 
 TELEMETRY_TOPIC = "wifi.ap-telemetry.v1"
 SESSIONS_TOPIC = "wifi.client-sessions.v1"

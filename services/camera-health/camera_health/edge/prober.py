@@ -9,9 +9,9 @@ description (`m=` line) in its SDP, or 401: the stream server is up and asks for
 which is a configuration matter, not an outage.
 
 In health, a probe heartbeat feeds the `stream` check only: unreachable -> CRITICAL "stream
-unreachable" (see `checks.py`); the prober counts its own seq (source "probe").
+unreachable" (see `core/checks.py`); the prober counts its own seq (source "probe").
 
-`python -m camera_health.prober` probes CAMERA_PROBE_TARGETS every CAMERA_PROBE_INTERVAL_S and
+`python -m camera_health.edge.prober` probes CAMERA_PROBE_TARGETS every CAMERA_PROBE_INTERVAL_S and
 sends the results to camera.heartbeats.v1:
 
     CAMERA_PROBE_TARGETS            JSON {"<camera_id>": "rtsp://host:port/path", ...}
@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from smartcity.codec import to_timestamp
 from smartcity.v1 import camera_pb2
 
-log = logging.getLogger("camera_health.prober")
+log = logging.getLogger("camera_health.edge.prober")
 
 DEFAULT_RTSP_PORT = 554
 MAX_BODY_BYTES = 64 * 1024

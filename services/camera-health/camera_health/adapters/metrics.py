@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge
 
-from camera_health.model import IncidentEvent, StatusView
+from camera_health.core.model import IncidentEvent, StatusView
 from smartcity.health import Health
 
 CAMERAS = Gauge("smartcity_camera_cameras", "Cameras by health state per site", ["site", "health"])

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from camera_health.model import OPENED, RESOLVED, IncidentEvent, incident_id_for
+from camera_health.core.model import OPENED, RESOLVED, IncidentEvent, incident_id_for
 from smartcity.health import Health, HealthChange, Reason
 
 

@@ -1,4 +1,4 @@
-"""The Faust side of wifi-telemetry: thin adapters around `processor.py` and `views.py`.
+"""The Faust side of wifi-telemetry: thin adapters around `core/processor.py` and `core/published.py`.
 
     wifi.ap-telemetry.v1 ──┐ ingest: decode, validate (bad → <topic>.dlq),  ┌─► table "state" (changelog)
     wifi.client-sessions.v1┘ re-key by site ─► <app>-by-site ─► process ─────┘        │
@@ -37,10 +37,8 @@ from smartcity.streams import (
 )
 from smartcity.tracing import extract_context, inject_headers
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import metrics
-from wifi_telemetry.config import WINDOWS, WifiConfig
-from wifi_telemetry.edge import SESSIONS_TOPIC, TELEMETRY_TOPIC
-from wifi_telemetry.messages import (
+from wifi_telemetry.adapters import metrics
+from wifi_telemetry.adapters.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
     redacted_session,
@@ -49,10 +47,12 @@ from wifi_telemetry.messages import (
     site_stats_proto,
     status_proto,
 )
-from wifi_telemetry.privacy import client_hash_problem
-from wifi_telemetry.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
-from wifi_telemetry.views import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
-from wifi_telemetry.windows import SESSIONS, USERS, SiteState
+from wifi_telemetry.config import WINDOWS, WifiConfig
+from wifi_telemetry.core.privacy import client_hash_problem
+from wifi_telemetry.core.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
+from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
+from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
+from wifi_telemetry.edge.readings import SESSIONS_TOPIC, TELEMETRY_TOPIC
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("wifi_telemetry")

@@ -1,9 +1,9 @@
 """Collector CLI: JSON readings on stdin → hashed, contract events on Kafka.
 
-    some-poller | python -m wifi_telemetry.collector
+    some-poller | python -m wifi_telemetry.edge.collector
 
 One JSON object per line, `{"type": "telemetry", ...}` or `{"type": "session", ...}`, the rest
-being a reading as documented in `wifi_telemetry.edge`. Uses KAFKA_BOOTSTRAP_SERVERS,
+being a reading as documented in `wifi_telemetry.edge.readings`. Uses KAFKA_BOOTSTRAP_SERVERS,
 SMARTCITY_TOPIC_PREFIX and WIFI_CLIENT_HASH_SALT. A line that cannot be used is reported on
 stderr by line number and reason only (it may hold a raw MAC), and the collector carries on;
 the exit status is 1 when any line was rejected.
@@ -20,10 +20,10 @@ from typing import Any
 
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings
-from wifi_telemetry.edge import EdgeCollector
-from wifi_telemetry.privacy import redact_macs
+from wifi_telemetry.core.privacy import redact_macs
+from wifi_telemetry.edge.readings import EdgeCollector
 
-log = logging.getLogger("wifi_telemetry.collector")
+log = logging.getLogger("wifi_telemetry.edge.collector")
 
 
 async def forward(lines: Iterable[str], collector: EdgeCollector) -> tuple[int, int]:

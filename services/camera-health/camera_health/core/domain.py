@@ -11,7 +11,7 @@ Silence is judged two ways, both stamped in event time at `last_seen + tolerance
 - in the camera's own stream: a heartbeat arriving more than the tolerance after the previous
   one means the camera was silent in between (deterministic: replays give the same result);
 - by the silence timer (`on_tick`) for a camera that is silent *now*, with "now" given by the
-  caller (the service maps its wall clock onto the camera's event time, see `clock.py`).
+  caller (the service maps its wall clock onto the camera's event time, see `core/clock.py`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from camera_health.checks import check_specs, evaluate
 from camera_health.config import ThresholdBook
-from camera_health.incidents import IncidentTracker
-from camera_health.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
+from camera_health.core.checks import check_specs, evaluate
+from camera_health.core.incidents import IncidentTracker
+from camera_health.core.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
 from smartcity.health import (
     DAY,
     HEARTBEAT_CHECK,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from prometheus_client import Counter, Gauge
 
 from smartcity.health import Health
-from wifi_telemetry.views import ApView
+from wifi_telemetry.core.published import ApView
 
 ACCESS_POINTS = Gauge("smartcity_wifi_access_points", "Access points by health state per site",
                       ["site", "health"])

@@ -6,9 +6,9 @@ import math
 
 from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
 from smartcity.v1 import common_pb2, wifi_pb2
-from wifi_telemetry.domain import Sample
-from wifi_telemetry.processor import CONNECT, DISCONNECT, SessionEvent
-from wifi_telemetry.views import ApView, SiteStats
+from wifi_telemetry.core.domain import Sample
+from wifi_telemetry.core.processor import CONNECT, DISCONNECT, SessionEvent
+from wifi_telemetry.core.published import ApView, SiteStats
 
 # Event times before this are a device with an unset clock, not data (2020-01-01T00:00:00Z).
 EARLIEST_EVENT_TIME = 1_577_836_800

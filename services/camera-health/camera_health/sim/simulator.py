@@ -1,9 +1,9 @@
-"""The camera simulator: `python -m camera_health.simulator`.
+"""The camera simulator: `python -m camera_health.sim.simulator`.
 
 Sends a CameraHeartbeat per camera of `smartcity.inventory.cameras()` (Alun-Alun's four first,
 then the junction, terminal, market and tourist-site cameras) to camera.heartbeats.v1 every
 SIM_HEARTBEAT_INTERVAL_S, and takes faults on POST http://SIM_CONTROL_HOST:SIM_CONTROL_PORT/faults
-(see `camera_health.fleet` for the commands). Runs until SIGTERM/SIGINT, or SIM_DURATION_S.
+(see `camera_health.sim.fleet` for the commands). Runs until SIGTERM/SIGINT, or SIM_DURATION_S.
 
     SIM_HEARTBEAT_INTERVAL_S  seconds between heartbeats (default 10; tests and demos ~1)
     SIM_CONTROL_PORT          control endpoint port (default 9112; 0 picks a free one)
@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaProducer
 
-from camera_health.fleet import Fleet
-from camera_health.rtsp_server import start_rtsp_server
+from camera_health.sim.fleet import Fleet
+from camera_health.sim.rtsp_server import start_rtsp_server
 from smartcity.inventory import cameras
 from smartcity.kafka import make_producer, wait_for_broker
 from smartcity.observability import configure_logging
@@ -37,7 +37,7 @@ from smartcity.settings import PlatformSettings, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
 from smartcity.topics import load_catalogue
 
-log = logging.getLogger("camera_health.simulator")
+log = logging.getLogger("camera_health.sim.simulator")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The simulated CCTV cameras of the city and the faults scenarios inject into them.
 
-Plain Python (no Kafka): `simulator.py` sends what `Fleet.heartbeats` returns and serves
+Plain Python (no Kafka): `sim/simulator.py` sends what `Fleet.heartbeats` returns and serves
 `Fleet.command` / `Fleet.active` on the control endpoint (`smartcity.simcontrol`).
 
 Faults (`{"fault": ..., "target": camera_id | site_id | "all", "duration_s": optional}`):
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from camera_health.messages import TAMPER_FLAGS
+from camera_health.adapters.messages import TAMPER_FLAGS
 from smartcity.codec import to_timestamp
 from smartcity.inventory import CameraInfo
 from smartcity.v1 import camera_pb2, common_pb2

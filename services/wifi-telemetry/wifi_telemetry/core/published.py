@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from smartcity.health import DAY, HOUR, WEEK, Availability, DeviceHealth, Health, HealthChange, Reason
 from wifi_telemetry.config import WINDOW_SIZES
-from wifi_telemetry.domain import AccessPointModel, AccessPointState
-from wifi_telemetry.windows import SiteState, kept_for, split_bucket_key
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState
+from wifi_telemetry.core.windows import SiteState, kept_for, split_bucket_key
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from typing import Any
 from smartcity.codec import from_timestamp
 from smartcity.inventory import AccessPointInfo
 from smartcity.v1 import wifi_pb2
+from wifi_telemetry.adapters.messages import sample_from_proto, session_from_proto
 from wifi_telemetry.config import WINDOWS, WifiConfig
-from wifi_telemetry.edge import session_from_reading, telemetry_from_reading
-from wifi_telemetry.messages import sample_from_proto, session_from_proto
-from wifi_telemetry.privacy import DEV_SALT, ClientHasher
-from wifi_telemetry.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
-from wifi_telemetry.simulator import WifiCity
-from wifi_telemetry.views import ApView, SiteStats, ap_view, site_stats, site_windows
-from wifi_telemetry.windows import SESSIONS, USERS, SiteState
+from wifi_telemetry.core.privacy import DEV_SALT, ClientHasher
+from wifi_telemetry.core.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
+from wifi_telemetry.core.published import ApView, SiteStats, ap_view, site_stats, site_windows
+from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
+from wifi_telemetry.edge.readings import session_from_reading, telemetry_from_reading
+from wifi_telemetry.sim.simulator import WifiCity
 
 Event = wifi_pb2.ApTelemetry | wifi_pb2.ClientSession
 
