@@ -83,6 +83,12 @@ class StreamService:
     def internal_topic_name(self, suffix: str) -> str:
         return f"{self.settings.group_id}-{suffix}"
 
+    def merged_channel(self, *full_names: str) -> faust.TopicT:
+        """One channel over several topics (raw bytes), for an agent that must see their events
+        in one order per partition (a stream and the ticks of its timer)."""
+        return self.app.topic(*full_names, key_type=bytes, value_type=bytes, key_serializer="raw",
+                              value_serializer="raw")
+
     def agent(self, channel: faust.ChannelT, handler: Agent, name: str) -> None:
         self.app.agent(channel, name=name)(handler)
 

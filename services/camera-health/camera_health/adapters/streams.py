@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -34,63 +34,55 @@ from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, MonitorEffects
-from smartcity.codec import DecodeError
-from smartcity.dlq import SourceRecord
+from smartcity import topic_names
 from smartcity.settings import PlatformSettings
-from smartcity.streams import (
-    EVENTS_CONSUMED,
-    assigned_and_recovered,
-    create_app,
-    faust_dead_letter_publisher,
-    observe_latency,
-    raw_topic,
-)
+from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.topics import load_catalogue
-from smartcity.tracing import extract_context, inject_headers
+from smartcity.tracing import inject_headers
+from smartcity.v1 import camera_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
-HEARTBEATS_TOPIC = "camera.heartbeats.v1"
-STATUS_TOPIC = "camera.status.v1"
-INCIDENTS_TOPIC = "camera.incidents.v1"
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 
 
-def ticks_topic_name(settings: PlatformSettings) -> str:
-    return f"{settings.group_id}-ticks"
-
-
 def partitions() -> int:
-    return load_catalogue()[HEARTBEATS_TOPIC].partitions
+    return load_catalogue()[topic_names.CAMERA_HEARTBEATS].partitions
 
 
-def _headers(message: Any) -> list[tuple[str, bytes]]:
-    headers = getattr(message, "headers", None) or []
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+def key_matches_camera(key: str, heartbeat: camera_pb2.CameraHeartbeat) -> str | None:
+    """A heartbeat keyed by another camera would land in the wrong partition's state."""
+    if key != heartbeat.camera_id:
+        return f"key {key!r} does not match camera_id {heartbeat.camera_id!r}"
+    return None
 
 
-class CameraHealthService:
-    def __init__(self, app: faust.App, settings: PlatformSettings, config: ServiceConfig) -> None:
-        self.app, self.config = app, config
+class CameraHealthService(StreamService):
+    """The app, its topics, the cameras table, one agent (heartbeats + ticks) and the timer."""
+
+    def __init__(self, settings: PlatformSettings, config: ServiceConfig) -> None:
+        super().__init__(settings, broker_session_timeout=config.session_timeout_s,
+                         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
+        self.config = config
         self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
         self.clock = ReceiptClock()
-        prefix = settings.topic_prefix
-        self.heartbeats_name = load_catalogue()[HEARTBEATS_TOPIC].full_name(prefix)
-        self.ticks_name = ticks_topic_name(settings)
-        self.source = app.topic(self.heartbeats_name, self.ticks_name, key_type=bytes, value_type=bytes,
-                                key_serializer="raw", value_serializer="raw")
-        # Internal, co-partitioned with the heartbeats: `serve` creates it before the worker starts.
-        self.ticks = app.topic(self.ticks_name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                               value_serializer="raw", partitions=partitions(), internal=True,
-                               deleting=True, retention=TICKS_RETENTION_S)
-        self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
-        self.incidents_out = raw_topic(app, INCIDENTS_TOPIC, prefix)
-        # Keys and values are JSON (Faust's default for untyped tables): camera_id -> state dict.
-        self.table = app.Table("cameras", partitions=partitions())
-        self.dlq = faust_dead_letter_publisher(app, SERVICE)
+        # Topics. The ticks are internal and co-partitioned with the heartbeats; one agent reads
+        # both through one channel (so `serve` must create the ticks topic first: merged).
+        self.heartbeats_in = self.catalogue_topic(topic_names.CAMERA_HEARTBEATS)
+        self.ticks = self.internal_topic("ticks", partitions(), merged=True, deleting=True,
+                                         retention=TICKS_RETENTION_S)
+        self.heartbeats_name = self.heartbeats_in.get_topic_name()
+        self.ticks_name = self.ticks.get_topic_name()
+        self.source = self.merged_channel(self.heartbeats_name, self.ticks_name)
+        self.status_out = self.catalogue_topic(topic_names.CAMERA_STATUS)
+        self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
+        # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state.
+        self.table = self.app.Table("cameras", partitions=partitions())
+        # Agents and timers.
+        self.agent(self.source, self.process, "camera-health")
+        self.timer(config.silence_check_interval_s, self.watch, "camera-health-watch")
         self._next_refresh = time.monotonic() + config.status_interval_s
 
     # --- the agent -----------------------------------------------------------------------
@@ -103,31 +95,20 @@ class CameraHealthService:
                 await self.on_heartbeat(event)
 
     async def on_heartbeat(self, event: Any) -> None:
-        message = event.message
-        record = SourceRecord(message.topic, message.partition, message.offset, event.key, event.value,
-                              _headers(message))
-        try:
-            hb = HEARTBEATS.decode(event.value)
-            key = event.key.decode("utf-8") if event.key else ""
-            if key != hb.camera_id:
-                raise DecodeError(f"key {key!r} does not match camera_id {hb.camera_id!r}")
-        except (DecodeError, UnicodeDecodeError) as exc:
-            log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
-            await self.dlq.publish(record, str(exc))
-            EVENTS_CONSUMED.labels(SERVICE, record.topic, "dead_letter").inc()
+        item = await self.decode(event, HEARTBEATS, key_matches_camera)
+        if item is None:
             return
-        EVENTS_CONSUMED.labels(SERVICE, record.topic, "ok").inc()
-        with tracer.start_as_current_span("camera-health.heartbeat", context=extract_context(record.headers)):
-            sample = sample_from_heartbeat(hb)
+        with tracer.start_as_current_span("camera-health.heartbeat", context=item.trace_context):
+            sample = sample_from_heartbeat(item.value)
             state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
-            state.meta.partition = message.partition
+            state.meta.partition = item.record.partition
             outcome = self.monitor.on_heartbeat(state, sample)
             metrics.EVENTS.labels(sample.source, outcome.arrival).inc()
             await self._publish(outcome)
             if outcome.changed:
                 self.table[sample.camera_id] = self.monitor.dump(state)
         self.clock.heard(sample.camera_id)
-        observe_latency(SERVICE, record.topic, sample.at)
+        self.observe_latency(item.record.topic, sample.at)
 
     async def on_tick(self, key: bytes | None, value: bytes | None) -> None:
         try:
@@ -189,22 +170,6 @@ class CameraHealthService:
     def _active_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives()
                 if tp.topic == self.heartbeats_name}
-
-
-def build_app(settings: PlatformSettings, config: ServiceConfig) -> tuple[faust.App, CameraHealthService]:
-    app = create_app(settings, broker_session_timeout=config.session_timeout_s,
-                     broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
-    service = CameraHealthService(app, settings, config)
-
-    @app.agent(service.source, name="camera-health")
-    async def process(stream: faust.StreamT) -> None:
-        await service.process(stream)
-
-    @app.timer(config.silence_check_interval_s)
-    async def watch() -> None:
-        await service.watch()
-
-    return app, service
 
 
 def describe(settings: PlatformSettings, config: ServiceConfig) -> Sequence[str]:

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from smartcity import topic_names
 from smartcity.codec import to_timestamp
 from smartcity.v1 import camera_pb2
 
@@ -185,7 +186,7 @@ async def run_prober(targets: dict[str, str], interval_s: float, connect_s: floa
     from smartcity.topics import load_catalogue
 
     settings = PlatformSettings.from_env("camera-prober")
-    topic = load_catalogue()["camera.heartbeats.v1"].full_name(settings.topic_prefix)
+    topic = load_catalogue()[topic_names.CAMERA_HEARTBEATS].full_name(settings.topic_prefix)
     sites = {c.camera_id: c.site_id for c in cameras()}
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer
 
 from camera_health.sim.fleet import Fleet
 from camera_health.sim.rtsp_server import start_rtsp_server
+from smartcity import topic_names
 from smartcity.inventory import cameras
 from smartcity.kafka import make_producer, wait_for_broker
 from smartcity.observability import configure_logging
@@ -77,7 +78,7 @@ async def run(settings: PlatformSettings, fleet: Fleet, control: ControlServer, 
 
 async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: AIOKafkaProducer,
                            stop: asyncio.Event, options: SimOptions) -> None:
-    topic = load_catalogue()["camera.heartbeats.v1"].full_name(settings.topic_prefix)
+    topic = load_catalogue()[topic_names.CAMERA_HEARTBEATS].full_name(settings.topic_prefix)
     started = last = time.monotonic()
     log.info("camera simulator ready: %d cameras -> %s every %gs, control http://%s:%d/faults",
              len(fleet.cameras), topic, options.interval_s, options.host, options.control_port)

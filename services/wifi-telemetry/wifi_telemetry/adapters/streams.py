@@ -26,15 +26,10 @@ from typing import Any
 import faust
 from opentelemetry import trace
 
+from smartcity import topic_names
+from smartcity.headers import header_value, headers_of
 from smartcity.settings import PlatformSettings
-from smartcity.streams import (
-    assigned_and_recovered,
-    create_app,
-    decoded,
-    faust_dead_letter_publisher,
-    observe_latency,
-    raw_topic,
-)
+from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.tracing import extract_context, inject_headers
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
@@ -52,25 +47,16 @@ from wifi_telemetry.core.privacy import client_hash_problem
 from wifi_telemetry.core.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
 from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
-from wifi_telemetry.edge.readings import SESSIONS_TOPIC, TELEMETRY_TOPIC
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("wifi_telemetry")
 
-STATUS_TOPIC = "wifi.ap-status.v1"
-STATS_TOPIC = "wifi.site-stats.v1"
 KIND_HEADER = "wifi.kind"
 KIND_TELEMETRY = b"telemetry"
 KIND_SESSION = b"session"
 # Input still to read, per partition, below which the worker counts as caught up (then a
 # missing heartbeat really is missing, not waiting in a backlog).
 CAUGHT_UP_LAG = 100
-
-
-def _headers(message: Any) -> list[tuple[str, bytes]]:
-    raw = getattr(message, "headers", None) or []
-    items = raw.items() if isinstance(raw, Mapping) else raw
-    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
 @dataclass
@@ -82,70 +68,63 @@ class _Published:
     stats_at: float = 0.0
 
 
-class WifiTelemetryService:
-    """The Faust app with its topics, table, agents and timer."""
+class WifiTelemetryService(StreamService):
+    """The app, its topics, the state table, three agents and the publishing timer."""
 
     def __init__(self, settings: PlatformSettings, config: WifiConfig) -> None:
-        self.settings, self.config = settings, config
         datadir = Path(config.data_dir) / f"{settings.group_id}-data"
         datadir.parent.mkdir(parents=True, exist_ok=True)
         # A short group session: after a crash the partitions move on within seconds, not a minute.
-        self.app = create_app(settings, datadir=str(datadir),
-                              broker_session_timeout=config.session_timeout_s,
-                              broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
-        prefix, app = settings.topic_prefix, self.app
-        self.telemetry_in = raw_topic(app, TELEMETRY_TOPIC, prefix)
-        self.sessions_in = raw_topic(app, SESSIONS_TOPIC, prefix)
-        self.by_site = app.topic(f"{settings.group_id}-by-site", key_type=bytes, value_type=bytes,
-                                 key_serializer="raw", value_serializer="raw",
-                                 partitions=config.site_partitions, internal=True)
-        self.status_out = raw_topic(app, STATUS_TOPIC, prefix)
-        self.stats_out = raw_topic(app, STATS_TOPIC, prefix)
-        # Every heartbeat rewrites its AP's record: short segments let the broker compact the
-        # changelog, so a restart (in-memory store: it reads the changelog) stays quick.
-        self.table = app.Table("state", partitions=config.site_partitions,
-                               schema=faust.Schema(key_type=str, key_serializer="json",
-                                                   value_serializer="json"),
-                               extra_topic_configs={"segment.ms": "600000",
-                                                    "min.cleanable.dirty.ratio": "0.2"})
+        super().__init__(settings, datadir=str(datadir),
+                         broker_session_timeout=config.session_timeout_s,
+                         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
+        self.config = config
+        # Topics.
+        self.telemetry_in = self.catalogue_topic(topic_names.WIFI_AP_TELEMETRY)
+        self.sessions_in = self.catalogue_topic(topic_names.WIFI_CLIENT_SESSIONS)
+        self.by_site = self.internal_topic("by-site", config.site_partitions)
+        self.status_out = self.catalogue_topic(topic_names.WIFI_AP_STATUS)
+        self.stats_out = self.catalogue_topic(topic_names.WIFI_SITE_STATS)
+        # Tables. Every heartbeat rewrites its AP's record: short segments let the broker
+        # compact the changelog, so a restart (in-memory store: it reads the changelog) stays quick.
+        self.table = self.app.Table("state", partitions=config.site_partitions,
+                                    schema=faust.Schema(key_type=str, key_serializer="json",
+                                                        value_serializer="json"),
+                                    extra_topic_configs={"segment.ms": "600000",
+                                                         "min.cleanable.dirty.ratio": "0.2"})
         self.processor = SiteProcessor(config, self.table)
-        self.dlq = faust_dead_letter_publisher(app, settings.service_name)
         self.published = _Published()
         self._announced_ready = False
-        self._wire()
+        # Agents and timers.
+        self.agent(self.telemetry_in, self.ingest_telemetry, "wifi-ingest-telemetry")
+        self.agent(self.sessions_in, self.ingest_sessions, "wifi-ingest-sessions")
+        self.agent(self.by_site, self.process, "wifi-process")
+        self.timer(config.tick_interval_s, self.publish_tick, "wifi-publish")
 
-    # -- wiring --------------------------------------------------------------------------------
+    # -- agents --------------------------------------------------------------------------------
 
-    def _wire(self) -> None:
-        app, service = self.app, self.settings.service_name
+    async def ingest_telemetry(self, stream: faust.StreamT) -> None:
+        async for item in self.decoded(stream, TELEMETRY_CODEC):
+            await self._forward(item.value.site_id, KIND_TELEMETRY, item.record.value,
+                                item.record.headers)
 
-        async def ingest_telemetry(stream: faust.StreamT) -> None:
-            async for item in decoded(stream, TELEMETRY_CODEC, self.dlq, service):
-                await self._forward(item.value.site_id, KIND_TELEMETRY, item.record.value,
-                                    item.record.headers)
+    async def ingest_sessions(self, stream: faust.StreamT) -> None:
+        async for item in self.decoded(stream, SESSION_CODEC):
+            problem = client_hash_problem(item.value.client_hash)
+            if problem is not None:
+                # The DLQ gets the event with its client id blanked: it may be a raw MAC.
+                record = dataclasses.replace(item.record, value=redacted_session(item.value))
+                await self.dlq.publish(record, problem)
+                metrics.EVENTS.labels("session", "rejected").inc()
+                continue
+            await self._forward(item.value.site_id, KIND_SESSION, item.record.value, item.record.headers)
 
-        async def ingest_sessions(stream: faust.StreamT) -> None:
-            async for item in decoded(stream, SESSION_CODEC, self.dlq, service):
-                problem = client_hash_problem(item.value.client_hash)
-                if problem is not None:
-                    # The DLQ gets the event with its client id blanked: it may be a raw MAC.
-                    record = dataclasses.replace(item.record, value=redacted_session(item.value))
-                    await self.dlq.publish(record, problem)
-                    metrics.EVENTS.labels("session", "rejected").inc()
-                    continue
-                await self._forward(item.value.site_id, KIND_SESSION, item.record.value, item.record.headers)
+    async def process(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await self._process(event)
 
-        async def process(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                await self._process(event)
-
-        async def tick() -> None:
-            await self._tick()
-
-        app.agent(self.telemetry_in, name="wifi-ingest-telemetry")(ingest_telemetry)
-        app.agent(self.sessions_in, name="wifi-ingest-sessions")(ingest_sessions)
-        app.agent(self.by_site, name="wifi-process")(process)
-        app.timer(self.config.tick_interval_s, name="wifi-publish")(tick)
+    async def publish_tick(self) -> None:
+        await self._tick()
 
     async def _forward(self, site_id: str, kind: bytes, value: bytes | None,
                        headers: Any) -> None:
@@ -157,8 +136,8 @@ class WifiTelemetryService:
 
     async def _process(self, event: Any) -> None:
         message = event.message
-        headers = _headers(message)
-        kind = dict(headers).get(KIND_HEADER)
+        headers = headers_of(message)
+        kind = header_value(headers, KIND_HEADER)
         with tracer.start_as_current_span("wifi.process", context=extract_context(headers)):
             try:
                 if kind == KIND_TELEMETRY:
@@ -183,13 +162,13 @@ class WifiTelemetryService:
         for change in result.changes:
             metrics.HEALTH_CHANGES.labels(sample.site_id, metrics.health_label(change.after)).inc()
             await self._publish_status(change_view(result.state, change), time.time())
-        observe_latency(self.settings.service_name, self.telemetry_in.get_topic_name(), sample.t)
+        self.observe_latency(self.telemetry_in.get_topic_name(), sample.t)
 
     def _on_session(self, value: bytes, partition: int) -> None:
         session = session_from_proto(wifi_pb2.ClientSession.FromString(value))
         result = self.processor.on_session(session, partition)
         metrics.EVENTS.labels("session", result.outcome).inc()
-        observe_latency(self.settings.service_name, self.sessions_in.get_topic_name(), session.t)
+        self.observe_latency(self.sessions_in.get_topic_name(), session.t)
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -199,13 +178,13 @@ class WifiTelemetryService:
         await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
                                    headers=inject_headers())
         self.published.health[ap_id] = (int(view.health), view.silent, now)
-        metrics.PUBLISHED.labels(STATUS_TOPIC).inc()
+        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
         message = site_stats_proto(stats, now)
         await self.stats_out.send(key=stats.key.encode(), value=message.SerializeToString(deterministic=True),
                                   headers=inject_headers())
-        metrics.PUBLISHED.labels(STATS_TOPIC).inc()
+        metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc()
 
     def caught_up(self) -> bool:
         """Whether no input partition has a backlog (only then is silence really silence)."""

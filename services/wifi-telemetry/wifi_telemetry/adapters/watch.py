@@ -16,14 +16,12 @@ import time
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
+from smartcity import topic_names
 from smartcity.codec import from_timestamp
 from smartcity.kafka import client_security
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import common_pb2, wifi_pb2
-
-STATUS_TOPIC = "wifi.ap-status.v1"
-STATS_TOPIC = "wifi.site-stats.v1"
 
 
 def _clock(seconds: float) -> str:
@@ -55,8 +53,8 @@ def describe(record: ConsumerRecord[bytes, bytes], status_topic: str) -> str:
 
 async def watch(settings: PlatformSettings, from_start: bool, exit_idle_s: float | None) -> None:
     catalogue = load_catalogue()
-    status_topic = catalogue[STATUS_TOPIC].full_name(settings.topic_prefix)
-    stats_topic = catalogue[STATS_TOPIC].full_name(settings.topic_prefix)
+    status_topic = catalogue[topic_names.WIFI_AP_STATUS].full_name(settings.topic_prefix)
+    stats_topic = catalogue[topic_names.WIFI_SITE_STATS].full_name(settings.topic_prefix)
     consumer = AIOKafkaConsumer(status_topic, stats_topic, bootstrap_servers=settings.kafka_bootstrap,
                                 **client_security(settings), group_id=None,
                                 auto_offset_reset="earliest" if from_start else "latest")

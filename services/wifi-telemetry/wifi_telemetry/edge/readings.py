@@ -35,15 +35,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from smartcity import topic_names
 from smartcity.codec import to_timestamp
 from smartcity.kafka import make_producer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import common_pb2, wifi_pb2
 from wifi_telemetry.core.privacy import ClientHasher
-
-TELEMETRY_TOPIC = "wifi.ap-telemetry.v1"
-SESSIONS_TOPIC = "wifi.client-sessions.v1"
 
 _SESSION_KINDS = {"connect": wifi_pb2.SESSION_EVENT_KIND_CONNECT,
                   "disconnect": wifi_pb2.SESSION_EVENT_KIND_DISCONNECT}
@@ -95,8 +93,8 @@ class EdgeCollector:
                  producer: AIOKafkaProducer | None = None) -> None:
         catalogue = load_catalogue()
         self.hasher = hasher or ClientHasher.from_env()
-        self.telemetry_topic = catalogue[TELEMETRY_TOPIC].full_name(settings.topic_prefix)
-        self.sessions_topic = catalogue[SESSIONS_TOPIC].full_name(settings.topic_prefix)
+        self.telemetry_topic = catalogue[topic_names.WIFI_AP_TELEMETRY].full_name(settings.topic_prefix)
+        self.sessions_topic = catalogue[topic_names.WIFI_CLIENT_SESSIONS].full_name(settings.topic_prefix)
         self._producer = producer or make_producer(settings)
         self._pending: list[asyncio.Future[Any]] = []
 
