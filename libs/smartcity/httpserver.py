@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ThreadedHttpServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def start(self) -> ThreadedHttpServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 

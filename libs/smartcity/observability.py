@@ -85,10 +85,6 @@ class ObservabilityServer(ThreadedHttpServer):
         self._ready = ready or (lambda: True)
         super().__init__(host, port, self._answer, "observability")
 
-    def start(self) -> ObservabilityServer:
-        super().start()
-        return self
-
     def _answer(self, request: Request) -> Reply:
         if request.method != "GET":
             return Reply(405, b"GET only\n")

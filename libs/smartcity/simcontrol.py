@@ -27,10 +27,6 @@ class ControlServer(ThreadedHttpServer):
         self._lister = lister or (lambda: [])
         super().__init__(host, port, self._answer, "sim-control")
 
-    def start(self) -> ControlServer:
-        super().start()
-        return self
-
     def _answer(self, request: Request) -> Reply:
         if request.path != "/faults":
             hint = "POST" if request.method == "POST" else "GET or POST"
