@@ -178,6 +178,15 @@ def test_a_gap_is_given_up_after_the_reorder_window_and_its_straggler_dropped() 
     assert m.offer(state, sample(2)).outcome == Arrival.DUPLICATE
 
 
+def test_an_arrival_that_releases_older_samples_but_still_waits_counts_as_applied() -> None:
+    # The site is updated for APPLIED only: releasing older samples moved the AP's state.
+    m = AccessPointModel(WifiConfig(reorder_window_s=30))
+    state, _ = run(m, [sample(1), sample(3)])  # 3 waits for 2
+    result = m.offer(state, sample(8, t=T0 + 10 * (3 - 1) + 30))  # 30 s after 3: gap 2 given up
+    assert result.outcome == Arrival.APPLIED and [s.seq for s in result.applied] == [3]
+    assert sorted(state.pending) == [8] and result.skipped_gaps == 1
+
+
 def test_the_reorder_buffer_is_bounded() -> None:
     m = AccessPointModel(WifiConfig(reorder_window_s=10_000, reorder_max_pending=3))
     state, outcomes = run(m, [sample(1), sample(3), sample(4), sample(5), sample(6)])

@@ -188,6 +188,10 @@ class AccessPointModel:
         previous_seq = state.order.last_seq
         arrival, ready = state.order.accept(sample, self.config.reorder_window_s,
                                             self.config.reorder_max_pending, restarts=False)
+        # For the AP, APPLIED means "its state moved": also when the arrival, still waiting
+        # itself, released older waiting samples (the site must then be updated too).
+        if ready and arrival is Arrival.BUFFERED:
+            arrival = Arrival.APPLIED
         result = OfferResult(arrival, skipped_gaps=gaps_skipped(previous_seq, ready))
         for item in ready:
             self._apply(state, item, result)
