@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
+
+from smartcity.settings import env_str
 
 SALT_ENV = "WIFI_CLIENT_HASH_SALT"
 # Only for local runs and tests: anyone can read it here, so hashes made with it protect nothing.
@@ -72,7 +73,7 @@ class ClientHasher:
 
     @classmethod
     def from_env(cls) -> ClientHasher:
-        salt = os.environ.get(SALT_ENV, "")
+        salt = env_str(SALT_ENV, "")
         if not salt:
             log.warning("%s is not set: using the development salt (not for production)", SALT_ENV)
             salt = DEV_SALT
