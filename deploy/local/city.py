@@ -61,8 +61,9 @@ PROCESSES: tuple[Process, ...] = (
                                        "OPEN311_GATEWAY_ADDRESS": GATEWAY_ADDRESS,
                                        "OPEN311_PUBLIC_URL": f"http://{OPEN311_ADDRESS}"},
             metrics_port=_port("OPEN311_METRICS_PORT", 9105)),
-    Process("wifi-simulator", "wifi_telemetry.simulator", control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
-    Process("camera-simulator", "camera_health.simulator",
+    Process("wifi-simulator", "wifi_telemetry.sim.simulator",
+            control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
+    Process("camera-simulator", "camera_health.sim.simulator",
             control_port=_port("CAMERA_SIM_CONTROL_PORT", 9112)),
     # ~200 requests a day is realistic but shows little in a demo: 30x is one every ~15 s.
     Process("citizens-simulator", "citizen_requests.sim.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
