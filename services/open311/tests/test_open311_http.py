@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ def api(burst: float, trust_forwarded_for: bool = False) -> Open311Api:
     )
 
 
-async def pages(n: int) -> AsyncIterator[list[Any]]:
+async def pages(n: int) -> AsyncGenerator[list[Any], None]:
     for number in range(n):
         yield [number]
 

@@ -10,7 +10,7 @@ the HTTP request rides along in the call's metadata.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,7 @@ class GatewayClient:
 
     async def pages(
         self, category: str = "", open_only: bool = False, max_pages: int = 20
-    ) -> AsyncIterator[list[Any]]:
+    ) -> AsyncGenerator[list[Any], None]:
         """Pages of the public listing, newest first, at most `max_pages` of 1,000."""
         token = ""
         for _ in range(max_pages):

@@ -21,7 +21,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,10 +143,11 @@ class Open311Api:
             raise not_found(f"token {token!r} is not a token of this endpoint")
         # A token is issued for a submit of the last seconds: it is on the first pages, newest first.
         pages = self.gateway.pages(max_pages=TOKEN_SCAN_PAGES)
-        async for page in self._charged(pages, request):
-            for found in page:
-                if found.idempotency_key == token:
-                    return _answer([token_answer(found.request_id, token)], "service_requests", fmt)
+        async with aclosing(self._charged(pages, request)) as charged:
+            async for page in charged:
+                for found in page:
+                    if found.idempotency_key == token:
+                        return _answer([token_answer(found.request_id, token)], "service_requests", fmt)
         raise not_found(
             f"token {token}: no service request for it yet; it may still be on its way, "
             "ask again shortly, or POST the same form again"
@@ -165,27 +167,29 @@ class Open311Api:
         """Newest first through the gateway's pages, until the limit or the window's start."""
         found: list[Any] = []
         pages = self.gateway.pages(query.gateway_category, query.gateway_open_only, self.max_scan_pages)
-        async for page in self._charged(pages, request):
-            for candidate in page:
-                if query.older_than_window(candidate):
-                    return found
-                if query.matches(candidate):
-                    found.append(candidate)
-                    if len(found) >= query.limit:
+        async with aclosing(self._charged(pages, request)) as charged:
+            async for page in charged:
+                for candidate in page:
+                    if query.older_than_window(candidate):
                         return found
+                    if query.matches(candidate):
+                        found.append(candidate)
+                        if len(found) >= query.limit:
+                            return found
         return found
 
     async def _charged(
-        self, pages: AsyncIterator[list[Any]], request: web.Request
-    ) -> AsyncIterator[list[Any]]:
+        self, pages: AsyncGenerator[list[Any], None], request: web.Request
+    ) -> AsyncGenerator[list[Any], None]:
         """The pages, each one after the first charged to the caller's rate-limit bucket: a query
         that makes the gateway read many pages costs its caller as many requests."""
         first = True
-        async for page in pages:
-            if not first:
-                self._charge(caller_of("", self.client_address(request)), "address")
-            first = False
-            yield page
+        async with aclosing(pages):
+            async for page in pages:
+                if not first:
+                    self._charge(caller_of("", self.client_address(request)), "address")
+                first = False
+                yield page
 
     # ---------------- the rest ----------------
 
