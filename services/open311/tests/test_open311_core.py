@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from citizen_requests.config import load_config
 from open311.core.cache import ListingCache
@@ -493,6 +495,10 @@ def test_the_openapi_document_names_every_route_and_service() -> None:
     codes = document["components"]["schemas"]["Services"]["items"]["properties"]["service_code"]["enum"]
     assert set(codes) == set(CATALOGUE.services)
     yaml.safe_dump(document)  # plain data all the way down
+    validate(document)  # openapi-spec-validator: a valid OpenAPI 3.1 document
+    broken = document | {"paths": {"/requests.{format}": {"get": {"responses": "none"}}}}
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)
 
 
 # ---------------------------------------------------------------- rate limits

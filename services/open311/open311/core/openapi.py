@@ -58,6 +58,11 @@ def _get(summary: str, schema_ref: str, *parameters: dict[str, Any]) -> dict[str
     }
 
 
+def _read(summary: str, schema_ref: str, *parameters: dict[str, Any]) -> dict[str, Any]:
+    """A path whose only operation is that GET."""
+    return {"get": _get(summary, schema_ref, *parameters)}
+
+
 def openapi_document(catalogue: Catalogue, base_url: str) -> dict[str, Any]:
     codes = sorted(catalogue.services)
     request_fields = {
@@ -96,9 +101,9 @@ def openapi_document(catalogue: Catalogue, base_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": base_url.rstrip("/")}],
         "paths": {
-            "/discovery.{format}": _get("Service discovery", "#/components/schemas/Discovery"),
-            "/services.{format}": _get("The services (request types)", "#/components/schemas/Services"),
-            "/services/{service_code}.{format}": _get(
+            "/discovery.{format}": _read("Service discovery", "#/components/schemas/Discovery"),
+            "/services.{format}": _read("The services (request types)", "#/components/schemas/Services"),
+            "/services/{service_code}.{format}": _read(
                 "A service definition (its attributes)",
                 "#/components/schemas/ServiceDefinition",
                 _path("service_code", f"one of {', '.join(codes)}"),
@@ -139,12 +144,12 @@ def openapi_document(catalogue: Catalogue, base_url: str) -> dict[str, Any]:
                     },
                 },
             },
-            "/requests/{service_request_id}.{format}": _get(
+            "/requests/{service_request_id}.{format}": _read(
                 "One service request",
                 "#/components/schemas/ServiceRequests",
                 _path("service_request_id", "as POST answered it"),
             ),
-            "/tokens/{token}.{format}": _get(
+            "/tokens/{token}.{format}": _read(
                 "The service_request_id of a token a POST answered",
                 "#/components/schemas/Tokens",
                 _path("token", "as POST answered it"),
