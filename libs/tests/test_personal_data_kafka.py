@@ -60,7 +60,8 @@ async def test_keys_survive_restarts_rotate_and_die_by_tombstone(kafka_bootstrap
     try:
         assert rotated.store.open(sealed, "req-1") == SITI
         await rotated.ensure_key("subj-c")
-        assert rotated.store.record("subj-c").kek_id == "k2"
+        made = rotated.store.record("subj-c")
+        assert made is not None and made.kek_id == "k2"
         assert await rotated.rewrap_old_keys() == 2
         assert await rotated.destroy("subj-b") is True
         assert await rotated.destroy("subj-b") is False  # nothing left to destroy
