@@ -18,6 +18,7 @@ from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject
 from smartcity.personal_data.local import add_kek, write_local_secrets
 from smartcity.personal_data.retention import ContactUse, expired_subjects
 from smartcity.personal_data.subjects import SubjectHasher, contact_identity, normalise_phone
+from smartcity.personal_data.vault import ContactVault, requests_of_subject
 from smartcity.settings import SettingsError
 from smartcity.v1 import requests_pb2 as pb
 
@@ -302,3 +303,74 @@ def test_clear_reporters_reaches_nested_requests() -> None:
     assert not event.request.HasField("reporter") and event.request.requested_time.seconds == 1
     payload = dead_letter_payload("requests.state.v1", event.request.SerializeToString())
     assert payload.treatment == "redacted"
+
+
+# ---------------- the vault (the gateway's use of all of it) ----------------
+
+class MemoryKeys:
+    """The key topic's two writes, applied in memory (the Kafka side has its own test)."""
+
+    def __init__(self, ring: Keyring) -> None:
+        self.store = DataKeyStore(ring)
+        self.published: list[tuple[str, bool]] = []
+
+    async def ensure_key(self, subject_id: str) -> None:
+        if subject_id not in self.store:
+            self.store.apply(subject_id, self.store.new_key(subject_id))
+            self.published.append((subject_id, True))
+
+    async def destroy(self, subject_id: str) -> bool:
+        had = subject_id in self.store
+        self.store.apply(subject_id, None)
+        self.published.append((subject_id, False))
+        return had
+
+
+def request_with(sealed: pb.EncryptedContact | None, request_id: str,
+                 status: pb.RequestStatus = pb.REQUEST_STATUS_SUBMITTED,
+                 updated: float = 0.0) -> pb.ServiceRequest:
+    request = pb.ServiceRequest(request_id=request_id, category="roads", status=status)
+    request.updated_time.CopyFrom(to_timestamp(updated))
+    if sealed is not None:
+        request.encrypted_reporter.CopyFrom(sealed)
+    return request
+
+
+async def test_the_vault_shows_the_contact_to_the_routed_opd_only_until_erased() -> None:
+    vault = ContactVault(MemoryKeys(keyring("k1")), SubjectHasher(SALT))
+    sealed = await vault.seal(SITI, "req-1")
+    again = await vault.seal(pb.Reporter(phone="0812 3456 7890"), "req-2")
+    assert sealed is not None and again is not None and sealed.subject_id == again.subject_id
+    assert await vault.seal(pb.Reporter(), "req-3") is None
+    first, second = request_with(sealed, "req-1"), request_with(again, "req-2")
+    opd = vault.for_caller(first, sees_contact=True)
+    assert opd.revealed and opd.request.reporter == SITI
+    assert opd.request.contact_data == pb.CONTACT_DATA_STATE_AVAILABLE
+    assert not opd.request.HasField("encrypted_reporter") and first.HasField("encrypted_reporter")
+    other = vault.for_caller(first, sees_contact=False)
+    assert not other.revealed and not other.request.HasField("reporter")
+    assert other.request.contact_data == pb.CONTACT_DATA_STATE_AVAILABLE
+    moved = request_with(sealed, "req-2")  # another request's envelope: opens nowhere
+    assert vault.for_caller(moved, sees_contact=True).request.contact_data == pb.CONTACT_DATA_STATE_ERASED
+    nothing = vault.for_caller(request_with(None, "req-4"), sees_contact=True)
+    assert nothing.request.contact_data == pb.CONTACT_DATA_STATE_NONE
+    everyone = [first, second, request_with(None, "req-4")]
+    assert requests_of_subject(everyone, sealed.subject_id) == ["req-1", "req-2"]
+    assert await vault.erase(sealed.subject_id) is True and await vault.erase(sealed.subject_id) is False
+    for request in (first, second):
+        after = vault.for_caller(request, sees_contact=True)
+        assert not after.revealed and not after.request.HasField("reporter")
+        assert after.request.contact_data == pb.CONTACT_DATA_STATE_ERASED
+        assert after.request.category == "roads"  # the request itself stays
+
+
+async def test_the_vault_expires_long_finished_contacts() -> None:
+    keys = MemoryKeys(keyring("k1"))
+    vault = ContactVault(keys, SubjectHasher(SALT))
+    done = await vault.seal(SITI, "req-1")
+    live = await vault.seal(pb.Reporter(email="budi@example.id"), "req-2")
+    assert done is not None and live is not None
+    requests = [request_with(done, "req-1", pb.REQUEST_STATUS_CLOSED, updated=10.0),
+                request_with(live, "req-2", pb.REQUEST_STATUS_IN_PROGRESS, updated=10.0)]
+    expired = vault.expired(requests, now=10.0 + 31 * DAY, retention_s=30 * DAY, orphan_grace_s=1e12)
+    assert [(e.subject_id, e.request_ids) for e in expired] == [(done.subject_id, ("req-1",))]
