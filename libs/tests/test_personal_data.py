@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from smartcity.personal_data import audit, envelope
 from smartcity.personal_data.config import PersonalDataSettings
 from smartcity.personal_data.dead_letters import clear_reporters, dead_letter_payload
 from smartcity.personal_data.keyring import Keyring, KeyringError, load_keyring, new_kek_text
-from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject
+from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, record_key
 from smartcity.personal_data.local import add_kek, write_local_secrets
 from smartcity.personal_data.retention import ContactUse, expired_subjects
 from smartcity.personal_data.subjects import SubjectHasher, contact_identity, normalise_phone
@@ -153,9 +154,13 @@ def test_data_keys_unwrap_with_their_kek_only() -> None:
 
 # ---------------- the key store ----------------
 
+def put(store: DataKeyStore, record: Any) -> None:
+    store.apply(record_key(record.subject_id, record.data_key_id), record)
+
+
 def store_with_key(ring: Keyring, subject: str = "subj-1") -> DataKeyStore:
     store = DataKeyStore(ring)
-    store.apply(subject, store.new_key(subject))
+    put(store, store.new_key(subject))
     return store
 
 
@@ -166,15 +171,34 @@ def test_erasing_a_subject_makes_every_contact_unreadable_for_good() -> None:
     second = store.seal(SITI, "subj-1", "req-2")
     assert store.open(first, "req-1") == SITI and store.open(second, "req-2") == SITI
     record = store.record("subj-1")
-    store.apply("subj-1", None)  # the tombstone
+    assert record is not None
+    store.apply(record_key("subj-1", record.data_key_id), None)  # the tombstone
     assert store.open(first, "req-1") is None and not store.readable(second)
     # A new contact of the same subject gets a new key, with a new id: the old contacts stay
     # unreadable (they name the destroyed key).
-    store.apply("subj-1", store.new_key("subj-1"))
+    put(store, store.new_key("subj-1"))
     assert store.open(first, "req-1") is None
-    assert record is not None and record.data_key_id != store.record("subj-1").data_key_id  # type: ignore[union-attr]
+    assert record.data_key_id != store.record("subj-1").data_key_id  # type: ignore[union-attr]
     with pytest.raises(KeyError):
         DataKeyStore(ring).seal(SITI, "subj-9", "req-9")
+
+
+def test_two_keys_of_one_subject_both_open_and_both_die_with_an_erasure() -> None:
+    # Two gateway replicas gave a new subject a key at the same moment: both stay valid.
+    ring = keyring("k1")
+    store = DataKeyStore(ring)
+    first, second = store.new_key("subj-1", now=2.0), store.new_key("subj-1", now=1.0)
+    put(store, first)
+    sealed_first = store.seal(SITI, "subj-1", "req-1")
+    put(store, second)
+    sealed_second = store.seal(SITI, "subj-1", "req-2")
+    assert sealed_second.data_key_id == second.data_key_id  # the oldest wins, on every replica
+    assert store.open(sealed_first, "req-1") == SITI and store.open(sealed_second, "req-2") == SITI
+    assert len(store.keys_of("subj-1")) == 2 and store.created_at("subj-1") == 2.0
+    for key in store.keys_of("subj-1"):
+        store.apply(key, None)
+    assert "subj-1" not in store and store.open(sealed_first, "req-1") is None
+    assert store.open(sealed_second, "req-2") is None and store.keys_of("subj-1") == []
 
 
 def test_data_written_under_an_old_kek_reads_after_a_new_one_is_active() -> None:
@@ -184,15 +208,15 @@ def test_data_written_under_an_old_kek_reads_after_a_new_one_is_active() -> None
     record = old.record("subj-1")
     rotated = Keyring(keys={**old_ring.keys, "k2": base64.b64decode(new_kek_text())}, active_id="k2")
     fresh = DataKeyStore(rotated)  # a restarted gateway with the new keyring
-    fresh.apply("subj-1", record)
+    put(fresh, record)
     fresh.verify()
     assert fresh.open(sealed, "req-1") == SITI
     assert fresh.new_key("subj-2").kek_id == "k2"
     # Rewrapping moves the old data key under the new KEK; then the old KEK can go.
-    assert [r.subject_id for r in fresh.under_old_keks()] == ["subj-1"]
-    fresh.apply("subj-1", fresh.rewrapped(record))
+    assert [r.subject_id for _, r in fresh.under_old_keks()] == ["subj-1"]
+    put(fresh, fresh.rewrapped(record))
     retired = DataKeyStore(Keyring(keys={"k2": rotated.keys["k2"]}, active_id="k2"))
-    retired.apply("subj-1", fresh.record("subj-1"))
+    put(retired, fresh.record("subj-1"))
     retired.apply(kek_check_subject("k1"), envelope.wrap_data_key(old_ring, kek_check_subject("k1"),
                                                                   "dk-c", envelope.new_data_key()))
     retired.verify()  # a kek-check of a retired KEK is fine
@@ -206,12 +230,12 @@ def test_a_wrong_or_missing_kek_fails_verification_clearly() -> None:
     assert store.kek_check_to_publish() is None and store.kek_check_record() is not None
     record, check = store.record("subj-1"), store.kek_check_record()
     wrong = DataKeyStore(keyring("k1"))
-    wrong.apply("subj-1", record)
+    put(wrong, record)
     wrong.apply(kek_check_subject("k1"), check)
     with pytest.raises(KeyringError, match="'k1' in the keyring is not the key"):
         wrong.verify()
     missing = DataKeyStore(keyring("k2"))
-    missing.apply("subj-1", record)
+    put(missing, record)
     with pytest.raises(KeyringError, match="KEK 'k1' is missing from the keyring, and 1 data key"):
         missing.verify()
     empty_topic = DataKeyStore(keyring("k1"))
@@ -316,12 +340,13 @@ class MemoryKeys:
 
     async def ensure_key(self, subject_id: str) -> None:
         if subject_id not in self.store:
-            self.store.apply(subject_id, self.store.new_key(subject_id))
+            put(self.store, self.store.new_key(subject_id))
             self.published.append((subject_id, True))
 
     async def destroy(self, subject_id: str) -> bool:
         had = subject_id in self.store
-        self.store.apply(subject_id, None)
+        for key in self.store.keys_of(subject_id):
+            self.store.apply(key, None)
         self.published.append((subject_id, False))
         return had
 

@@ -4,9 +4,11 @@ Plain Python (no Kafka): fed the records of requests.data-keys.v1 by keytopic.Da
 which also publishes what `new_key` makes and the tombstones of erasures. A data key is
 unwrapped (KEK → plain key) on first use and the plain key kept in memory only.
 
-A subject holds one data key at a time. An erasure removes it; a later contact of the same
-subject gets a new data key with a new id, so contacts sealed before the erasure never open
-again, whatever happens after.
+The topic's key is "<subject id>/<data key id>": one record per data key, so two gateway
+replicas that both give a new subject a key at the same moment each keep theirs (both stay
+valid; every replica then seals with the subject's oldest). Erasing a subject tombstones every
+data key it has; a later contact of the same subject gets a new key with a new id, so contacts
+sealed before the erasure never open again, whatever happens after.
 """
 
 from __future__ import annotations
@@ -26,45 +28,68 @@ def kek_check_subject(kek_id: str) -> str:
     return KEK_CHECK_PREFIX + kek_id
 
 
+def record_key(subject_id: str, data_key_id: str) -> str:
+    """The topic key of a data key record."""
+    return f"{subject_id}/{data_key_id}"
+
+
 class DataKeyStore:
-    """Wrapped data keys by subject id, plain keys cached by data key id."""
+    """Wrapped data keys by subject id and data key id, plain keys cached by data key id."""
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
-        self._records: dict[str, Any] = {}
+        self._subjects: dict[str, dict[str, Any]] = {}
         self._checks: dict[str, Any] = {}
         self._plain: dict[str, bytes] = {}
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._subjects)
 
     def __contains__(self, subject_id: object) -> bool:
-        return subject_id in self._records
+        return subject_id in self._subjects
 
-    def apply(self, subject_id: str, record: Any | None) -> None:
-        """One record of the key topic (None: a tombstone, the data key destroyed)."""
-        if subject_id.startswith(KEK_CHECK_PREFIX):
-            kek_id = subject_id.removeprefix(KEK_CHECK_PREFIX)
+    def apply(self, key: str, record: Any | None) -> None:
+        """One record of the key topic by its topic key (None: a tombstone, the key destroyed)."""
+        if key.startswith(KEK_CHECK_PREFIX):
+            kek_id = key.removeprefix(KEK_CHECK_PREFIX)
             if record is None:
                 self._checks.pop(kek_id, None)
             else:
                 self._checks[kek_id] = record
             return
-        old = self._records.pop(subject_id, None)
-        if old is not None and (record is None or record.data_key_id != old.data_key_id):
-            self._plain.pop(old.data_key_id, None)
-        if record is not None:
-            self._records[subject_id] = record
+        subject_id, _, data_key_id = key.partition("/")
+        keys = self._subjects.setdefault(subject_id, {})
+        if record is None:
+            keys.pop(data_key_id, None)
+            self._plain.pop(data_key_id, None)
+        else:
+            keys[data_key_id] = record
+        if not keys:
+            del self._subjects[subject_id]
 
     def record(self, subject_id: str) -> Any | None:
-        return self._records.get(subject_id)
+        """The data key a subject's contacts are sealed with: its oldest (replicas agree)."""
+        keys = self._subjects.get(subject_id)
+        if not keys:
+            return None
+        return min(keys.values(), key=lambda r: (from_timestamp(r.created_time), r.data_key_id))
+
+    def keys_of(self, subject_id: str) -> list[str]:
+        """The topic keys of every data key of a subject."""
+        return [record_key(subject_id, k) for k in sorted(self._subjects.get(subject_id, {}))]
 
     def records(self) -> Iterator[tuple[str, Any]]:
-        yield from list(self._records.items())
+        for subject_id, keys in list(self._subjects.items()):
+            for data_key_id, record in list(keys.items()):
+                yield record_key(subject_id, data_key_id), record
 
     def created_at(self, subject_id: str) -> float | None:
-        record = self._records.get(subject_id)
-        return None if record is None else from_timestamp(record.created_time)
+        """When the subject's newest data key was made (None: it has none)."""
+        keys = self._subjects.get(subject_id)
+        return max(from_timestamp(r.created_time) for r in keys.values()) if keys else None
+
+    def subjects(self) -> list[str]:
+        return sorted(self._subjects)
 
     def new_key(self, subject_id: str, now: float | None = None) -> Any:
         """A fresh data key for a subject, wrapped by the active KEK: the record to publish."""
@@ -81,25 +106,28 @@ class DataKeyStore:
         return key
 
     def seal(self, reporter: Any, subject_id: str, request_id: str) -> Any:
-        """The EncryptedContact of a Reporter under the subject's current data key."""
-        record = self._records.get(subject_id)
+        """The EncryptedContact of a Reporter under the subject's data key."""
+        record = self.record(subject_id)
         if record is None:
             raise KeyError(f"subject {subject_id} has no data key (publish one first)")
         return envelope.seal_contact(reporter, subject_id, record.data_key_id, self._key(record), request_id)
 
+    def _record_of(self, sealed: Any) -> Any | None:
+        return self._subjects.get(sealed.subject_id, {}).get(sealed.data_key_id)
+
     def readable(self, sealed: Any) -> bool:
         """Whether the data key of an EncryptedContact still exists."""
-        record = self._records.get(sealed.subject_id)
-        return record is not None and record.data_key_id == sealed.data_key_id
+        return self._record_of(sealed) is not None
 
     def open(self, sealed: Any, request_id: str) -> Any | None:
         """The Reporter of an EncryptedContact, None when its data key is destroyed.
 
         Raises ContactUnreadable when the key exists but the contact does not open with it
         (tampered, or moved to another request)."""
-        if not self.readable(sealed):
+        record = self._record_of(sealed)
+        if record is None:
             return None
-        return envelope.open_contact(sealed, self._key(self._records[sealed.subject_id]), request_id)
+        return envelope.open_contact(sealed, self._key(record), request_id)
 
     # ---- the keyring against the data
 
@@ -143,9 +171,9 @@ class DataKeyStore:
         if problems:
             raise KeyringError("the keyring does not fit the data keys on the topic: " + "; ".join(problems))
 
-    def under_old_keks(self) -> list[Any]:
+    def under_old_keks(self) -> list[tuple[str, Any]]:
         """Data keys wrapped by a KEK other than the active one (to rewrap, then retire it)."""
-        return [r for _, r in self.records() if r.kek_id != self.keyring.active_id]
+        return [(k, r) for k, r in self.records() if r.kek_id != self.keyring.active_id]
 
     def rewrapped(self, record: Any) -> Any:
         return envelope.rewrap_data_key(self.keyring, record)

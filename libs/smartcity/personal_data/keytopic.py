@@ -1,4 +1,5 @@
-"""The data-key store on Kafka: requests.data-keys.v1 (compacted, key subject_id), read at start.
+"""The data-key store on Kafka: requests.data-keys.v1 (compacted, key "<subject id>/<data key
+id>"), read at start.
 
     start:  read the topic to its end ──► DataKeyStore ──► verify the keyring (wrong or missing
             KEK: KeyringError, the process stops) ──► publish the active KEK's kek-check if new
@@ -21,7 +22,7 @@ from aiokafka.structs import TopicPartition
 
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer, make_producer
-from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject
+from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, record_key
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import requests_pb2
@@ -100,14 +101,14 @@ class DataKeyTopic:
                 self._apply(record)
 
     def _apply(self, record: Any) -> None:
-        subject = record.key.decode("utf-8", "replace") if record.key else ""
-        if not subject or record.offset < self._written.get(subject, -1):
+        key = record.key.decode("utf-8", "replace") if record.key else ""
+        if not key or record.offset < self._written.get(key, -1):
             return
         if record.value is None:
-            self.store.apply(subject, None)
+            self.store.apply(key, None)
             return
         try:
-            self.store.apply(subject, CODEC.decode(record.value))
+            self.store.apply(key, CODEC.decode(record.value))
         except DecodeError as exc:
             # Only the gateway writes this topic; a record it cannot read is skipped, not fatal.
             log.warning("skipping undecodable data key record at offset %d: %s", record.offset, exc)
@@ -124,11 +125,11 @@ class DataKeyTopic:
         log.error("data key follower failed: %r", exc)
         self.failed.set_result(exc)
 
-    async def _publish(self, subject_id: str, record: Any | None) -> None:
+    async def _publish(self, key: str, record: Any | None) -> None:
         value = None if record is None else CODEC.encode(record)
-        meta = await self._producer.send_and_wait(self.topic, key=subject_id.encode(), value=value)
-        self._written[subject_id] = int(meta.offset)
-        self.store.apply(subject_id, record)
+        meta = await self._producer.send_and_wait(self.topic, key=key.encode(), value=value)
+        self._written[key] = int(meta.offset)
+        self.store.apply(key, record)
 
     # ---- what callers do
 
@@ -138,13 +139,15 @@ class DataKeyTopic:
             return
         async with self._creating:
             if subject_id not in self.store:
-                await self._publish(subject_id, self.store.new_key(subject_id))
+                record = self.store.new_key(subject_id)
+                await self._publish(record_key(subject_id, record.data_key_id), record)
 
     async def destroy(self, subject_id: str) -> bool:
-        """Destroys the subject's data key (a tombstone); False when it had none left."""
-        had_key = subject_id in self.store
-        await self._publish(subject_id, None)
-        return had_key
+        """Destroys every data key of the subject (tombstones); False when it had none left."""
+        keys = self.store.keys_of(subject_id)
+        for key in keys:
+            await self._publish(key, None)
+        return bool(keys)
 
     async def touch(self) -> None:
         """Rewrites the active KEK's kek-check: a write that lets the active segment roll on
@@ -157,10 +160,9 @@ class DataKeyTopic:
         """Rewraps every data key made under an older KEK with the active one (then the old KEK
         can leave the keyring). Returns how many."""
         count = 0
-        for record in self.store.under_old_keks():
-            if record.subject_id in self.store:
-                await self._publish(record.subject_id, self.store.rewrapped(record))
-                count += 1
+        for key, record in self.store.under_old_keks():
+            await self._publish(key, self.store.rewrapped(record))
+            count += 1
         return count
 
     async def run_touch(self, every_s: float) -> None:

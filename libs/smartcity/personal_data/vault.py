@@ -107,7 +107,7 @@ class ContactVault:
                        from_timestamp(r.updated_time))
             for r in requests if r.HasField("encrypted_reporter")
         ]
-        created = {s: from_timestamp(rec.created_time) for s, rec in self.store.records()}
+        created = {s: self.store.created_at(s) or 0.0 for s in self.store.subjects()}
         return expired_subjects(uses, created, now, retention_s, orphan_grace_s)
 
 
