@@ -4,6 +4,7 @@ dead letters. Plain unit tests (the Kafka side is tested end to end with the gat
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, re
 from smartcity.personal_data.local import add_kek, write_local_secrets
 from smartcity.personal_data.retention import ContactUse, expired_subjects
 from smartcity.personal_data.subjects import SubjectHasher, contact_identity, normalise_phone
+from smartcity.personal_data.sweeper import RetentionSweeper
 from smartcity.personal_data.vault import ContactVault, requests_of_subject
 from smartcity.settings import SettingsError
 from smartcity.v1 import requests_pb2 as pb
@@ -338,10 +340,16 @@ class MemoryKeys:
         self.store = DataKeyStore(ring)
         self.published: list[tuple[str, bool]] = []
 
-    async def ensure_key(self, subject_id: str) -> None:
-        if subject_id not in self.store:
-            put(self.store, self.store.new_key(subject_id))
-            self.published.append((subject_id, True))
+    async def ensure_key(self, subject_id: str) -> bool:
+        if subject_id in self.store:
+            return False
+        put(self.store, self.store.new_key(subject_id))
+        self.published.append((subject_id, True))
+        return True
+
+    async def destroy_key(self, subject_id: str, data_key_id: str) -> None:
+        self.store.apply(record_key(subject_id, data_key_id), None)
+        self.published.append((subject_id, False))
 
     async def destroy(self, subject_id: str) -> bool:
         had = subject_id in self.store
@@ -363,9 +371,11 @@ def request_with(sealed: pb.EncryptedContact | None, request_id: str,
 
 async def test_the_vault_shows_the_contact_to_the_routed_opd_only_until_erased() -> None:
     vault = ContactVault(MemoryKeys(keyring("k1")), SubjectHasher(SALT))
-    sealed = await vault.seal(SITI, "req-1")
-    again = await vault.seal(pb.Reporter(phone="0812 3456 7890"), "req-2")
-    assert sealed is not None and again is not None and sealed.subject_id == again.subject_id
+    made = await vault.seal(SITI, "req-1")
+    reused = await vault.seal(pb.Reporter(phone="0812 3456 7890"), "req-2")
+    assert made is not None and reused is not None and made.new_key and not reused.new_key
+    sealed, again = made.contact, reused.contact
+    assert sealed.subject_id == again.subject_id
     assert await vault.seal(pb.Reporter(), "req-3") is None
     first, second = request_with(sealed, "req-1"), request_with(again, "req-2")
     opd = vault.for_caller(first, sees_contact=True)
@@ -395,7 +405,51 @@ async def test_the_vault_expires_long_finished_contacts() -> None:
     done = await vault.seal(SITI, "req-1")
     live = await vault.seal(pb.Reporter(email="budi@example.id"), "req-2")
     assert done is not None and live is not None
-    requests = [request_with(done, "req-1", pb.REQUEST_STATUS_CLOSED, updated=10.0),
-                request_with(live, "req-2", pb.REQUEST_STATUS_IN_PROGRESS, updated=10.0)]
+    requests = [request_with(done.contact, "req-1", pb.REQUEST_STATUS_CLOSED, updated=10.0),
+                request_with(live.contact, "req-2", pb.REQUEST_STATUS_IN_PROGRESS, updated=10.0)]
     expired = vault.expired(requests, now=10.0 + 31 * DAY, retention_s=30 * DAY, orphan_grace_s=1e12)
-    assert [(e.subject_id, e.request_ids) for e in expired] == [(done.subject_id, ("req-1",))]
+    assert [(e.subject_id, e.request_ids) for e in expired] == [(done.contact.subject_id, ("req-1",))]
+
+
+async def test_a_rejected_submit_keeps_no_contact_data_unless_its_key_is_in_use() -> None:
+    keys = MemoryKeys(keyring("k1"))
+    vault = ContactVault(keys, SubjectHasher(SALT))
+    rejected = await vault.seal(SITI, "req-1")
+    assert rejected is not None and await vault.discard(rejected, requests=[]) is True
+    assert not vault.store.readable(rejected.contact)
+    first = await vault.seal(SITI, "req-2")
+    assert first is not None and first.new_key  # a new key after the discard
+    in_use = [request_with(first.contact, "req-2")]
+    assert await vault.discard(first, in_use) is False and vault.store.readable(first.contact)
+    reused = await vault.seal(SITI, "req-3")
+    assert reused is not None and await vault.discard(reused, []) is False  # not its key to destroy
+    assert vault.store.readable(first.contact)
+
+
+async def test_the_sweep_erases_what_expired_and_audits_it() -> None:
+    keys = MemoryKeys(keyring("k1"))
+    vault = ContactVault(keys, SubjectHasher(SALT))
+    done = await vault.seal(SITI, "req-1")
+    orphan = await vault.seal(pb.Reporter(email="budi@example.id"), "req-9")  # its submit never landed
+    assert done is not None and orphan is not None
+    start = time.time()  # the keys were made now
+    views = [request_with(done.contact, "req-1", pb.REQUEST_STATUS_CLOSED, updated=start)]
+    trail: list[Any] = []
+
+    async def record(events: Any) -> None:
+        trail.extend(events)
+
+    settings = PersonalDataSettings(Path("k"), "", Path("s"), retention_days=1, orphan_grace_s=60)
+    clock = [start + 30]
+    sweeper = RetentionSweeper(vault, record, lambda: views, settings, actor="gateway",
+                               clock=lambda: clock[0])
+    assert await sweeper.sweep() == [] and not trail
+    clock[0] = start + DAY + 1
+    expired = await sweeper.sweep()
+    destroyed = sorted(e.subject_id for e in expired)
+    assert destroyed == sorted([done.contact.subject_id, orphan.contact.subject_id])
+    assert not vault.store.readable(done.contact) and not vault.store.readable(orphan.contact)
+    assert sorted((e.action, e.request_id) for e in trail) == [
+        (pb.AUDIT_ACTION_CONTACT_EXPIRED, "req-1"), (pb.AUDIT_ACTION_CONTACT_DISCARDED, "")]
+    assert all(e.client_id == "gateway" and e.method == "retention" for e in trail)
+    assert await sweeper.sweep() == []  # nothing left

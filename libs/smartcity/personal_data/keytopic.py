@@ -133,14 +133,20 @@ class DataKeyTopic:
 
     # ---- what callers do
 
-    async def ensure_key(self, subject_id: str) -> None:
-        """Makes sure the subject has a data key, publishing a new one if it has none."""
+    async def ensure_key(self, subject_id: str) -> bool:
+        """Makes sure the subject has a data key, publishing a new one if it has none (True)."""
         if subject_id in self.store:
-            return
+            return False
         async with self._creating:
-            if subject_id not in self.store:
-                record = self.store.new_key(subject_id)
-                await self._publish(record_key(subject_id, record.data_key_id), record)
+            if subject_id in self.store:
+                return False
+            record = self.store.new_key(subject_id)
+            await self._publish(record_key(subject_id, record.data_key_id), record)
+            return True
+
+    async def destroy_key(self, subject_id: str, data_key_id: str) -> None:
+        """Destroys one data key of a subject (the one a rejected submit made)."""
+        await self._publish(record_key(subject_id, data_key_id), None)
 
     async def destroy(self, subject_id: str) -> bool:
         """Destroys every data key of the subject (tombstones); False when it had none left."""

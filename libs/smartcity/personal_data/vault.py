@@ -30,9 +30,19 @@ NONE = requests_pb2.CONTACT_DATA_STATE_NONE
 class KeyPublisher(Protocol):
     store: DataKeyStore
 
-    async def ensure_key(self, subject_id: str) -> None: ...
+    async def ensure_key(self, subject_id: str) -> bool: ...
 
     async def destroy(self, subject_id: str) -> bool: ...
+
+    async def destroy_key(self, subject_id: str, data_key_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A submitted contact, encrypted; `new_key`: its data key was made for this submit."""
+
+    contact: Any
+    new_key: bool
 
 
 @dataclass(frozen=True)
@@ -59,14 +69,26 @@ class ContactVault:
     def subject_of(self, reporter: Any) -> str | None:
         return self.hasher.subject_id(reporter)
 
-    async def seal(self, reporter: Any, request_id: str) -> Any | None:
+    async def seal(self, reporter: Any, request_id: str) -> Sealed | None:
         """The EncryptedContact of a submitted Reporter (None when it holds nothing); the
         subject's data key is published first if it is new."""
         subject_id = self.hasher.subject_id(reporter)
         if subject_id is None:
             return None
-        await self.keys.ensure_key(subject_id)
-        return self.store.seal(reporter, subject_id, request_id)
+        created = await self.keys.ensure_key(subject_id)
+        return Sealed(self.store.seal(reporter, subject_id, request_id), created)
+
+    async def discard(self, sealed: Sealed, requests: Iterable[Any]) -> bool:
+        """After a rejected submit: destroys the data key made for it unless a request carries
+        it meanwhile (another submit of the same contact). True when destroyed."""
+        contact = sealed.contact
+        if not sealed.new_key or any(
+            r.HasField("encrypted_reporter") and r.encrypted_reporter.data_key_id == contact.data_key_id
+            for r in requests
+        ):
+            return False
+        await self.keys.destroy_key(contact.subject_id, contact.data_key_id)
+        return True
 
     def state_of(self, request: Any) -> int:
         if request.HasField("encrypted_reporter"):
