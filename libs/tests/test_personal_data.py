@@ -24,6 +24,7 @@ from smartcity.personal_data.sweeper import RetentionSweeper
 from smartcity.personal_data.vault import ContactVault, requests_of_subject
 from smartcity.settings import SettingsError
 from smartcity.v1 import requests_pb2 as pb
+from smartcity.v1 import wifi_pb2
 
 SITI = pb.Reporter(name="Siti Rahayu", phone="+62 812-3456-7890", email="Siti@Example.ID")
 SALT = b"a-salt-of-enough-length"
@@ -313,12 +314,22 @@ def test_a_dead_letter_of_a_requests_topic_keeps_no_plaintext_contact() -> None:
     assert dict(withheld.headers)["dlq.source.offset"] == b"8"
 
 
-def test_a_dead_letter_of_wifi_sessions_never_holds_the_bytes() -> None:
-    raw = b"\n\x04ap-1\x12\x11aa:bb:cc:dd:ee:ff"
-    letter = dead_letter_for(SourceRecord("x.wifi.client-sessions.v1", 1, 2, b"ap-1", raw), "raw MAC", "wifi")
+def test_a_dead_letter_of_wifi_sessions_never_holds_a_raw_mac() -> None:
+    raw = b"\n\x04ap-1\x12\x11aa:bb:cc:dd:ee:ff\xff"  # does not parse: withheld
+    letter = dead_letter_for(SourceRecord("x.wifi.client-sessions.v1", 1, 2, b"ap-1", raw), "bad", "wifi")
     assert letter.value is None and dict(letter.headers)["dlq.payload"] == b"withheld"
     telemetry = dead_letter_for(SourceRecord("x.wifi.ap-telemetry.v1", 1, 2, b"ap-1", raw), "bad", "wifi")
     assert telemetry.value == raw and "dlq.payload" not in dict(telemetry.headers)
+    hashed = "ab" * 32
+    for mac in ("AA:BB:CC:DD:EE:FF", "aa-bb-cc-dd-ee-ff", "aabb.ccdd.eeff", "AABBCCDDEEFF"):
+        session = wifi_pb2.ClientSession(ap_id="ap-1", session_id=f"s {mac}", client_hash=mac)
+        kept = dead_letter_payload("p.wifi.client-sessions.v1", session.SerializeToString())
+        assert kept.treatment == "redacted" and kept.value is not None and mac.encode() not in kept.value
+        parsed = wifi_pb2.ClientSession.FromString(kept.value)
+        assert (parsed.ap_id, parsed.session_id, parsed.client_hash) == ("ap-1", "<redacted>", "<redacted>")
+    fine = wifi_pb2.ClientSession(ap_id="ap-1", session_id="s-1", client_hash=hashed)
+    payload = dead_letter_payload("wifi.client-sessions.v1", fine.SerializeToString())
+    assert wifi_pb2.ClientSession.FromString(payload.value or b"") == fine  # a real hash is no MAC
 
 
 def test_clear_reporters_reaches_nested_requests() -> None:
