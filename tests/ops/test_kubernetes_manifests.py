@@ -831,7 +831,7 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
 }
 DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
                     "camera-health": ["camera_health/streams.py"],
-                    "citizen-requests": ["citizen_requests/streams.py"],
+                    "citizen-requests": ["citizen_requests/adapters/streams.py"],
                     "gateway": ["gateway/views.py", "gateway/publisher.py"]}
 USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"
 

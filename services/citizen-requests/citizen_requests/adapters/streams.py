@@ -18,7 +18,7 @@ and computes every category and OPD figure, with one worker or several; its tabl
 changelog-backed and versions are compared, so redelivery after a crash counts nothing twice.
 
 The statistics roll over a window (REQUESTS_STATS_WINDOW_DAYS): the flush timer evicts finished
-requests whose last change is older (see stats.py) and writes a tombstone for each onto the
+requests whose last change is older (see core/stats.py) and writes a tombstone for each onto the
 summaries topic, so compaction shrinks it and a restart does not read them again. The stats
 agent reads its own tombstones back: it then drops the key from its table (its changelog
 shrinks too), or, if a newer version of the request arrived meanwhile (a reopen the tombstone
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,23 +41,18 @@ import faust
 from aiokafka.structs import TopicPartition
 from opentelemetry import trace
 
-from citizen_requests import metrics
-from citizen_requests.config import RequestsConfig, ServiceSettings
-from citizen_requests.domain import next_due, validate_envelope
-from citizen_requests.duplicates import OpenRequestIndex
-from citizen_requests.records import (
-    Processed,
-    RequestRecord,
-    decode_record,
-    encode_record,
-    process_command,
-    process_tick,
-    summary_of,
-)
-from citizen_requests.stats import Scope, StatsBook, stats_key
+from citizen_requests.adapters import metrics
+from citizen_requests.config import ServiceSettings, load_config
+from citizen_requests.core.duplicates import OpenRequestIndex
+from citizen_requests.core.ledger import Processed, process_command, process_tick, summary_of
+from citizen_requests.core.lifecycle import validate_envelope
+from citizen_requests.core.records import RequestRecord, decode_record, encode_record
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.core.sla import next_due
+from citizen_requests.core.stats import Scope, StatsBook, stats_key
 from smartcity.codec import ProtoCodec, from_timestamp
 from smartcity.kafka import make_consumer
-from smartcity.settings import PlatformSettings, env_str
+from smartcity.settings import PlatformSettings
 from smartcity.streams import (
     assigned_and_recovered,
     create_app,
@@ -93,7 +87,7 @@ class RequestsWorker:
         self.settings, self.knobs, self.config = settings, knobs, config
         metrics.initialise({name: category.opd for name, category in config.categories.items()})
         # Faust wants a data directory even for in-memory tables: keep it out of the working tree.
-        datadir = Path(env_str("REQUESTS_DATADIR", str(Path(tempfile.gettempdir()) / "smartcity-faust")))
+        datadir = Path(knobs.datadir)
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = create_app(settings, datadir=str(datadir / settings.group_id),
                               broker_session_timeout=knobs.broker_session_timeout_s)
@@ -382,8 +376,6 @@ class RequestsWorker:
 
 def build_worker() -> RequestsWorker:
     """The worker as configured by the environment (see config.py and smartcity.settings)."""
-    from citizen_requests.config import load_config
-
     settings = PlatformSettings.from_env(SERVICE, default_metrics_port=9103)
     return RequestsWorker(settings, ServiceSettings.from_env(), load_config())
 

@@ -1,5 +1,8 @@
 """The citizen request lifecycle: commands in, events and the new request out. No Kafka here.
 
+The transition table, the text limits and what open and overdue mean are the shared request
+rules (`smartcity.request_rules`, which the gateway uses too):
+
     SUBMITTED -> ACKNOWLEDGED -> ASSIGNED -> IN_PROGRESS -> RESOLVED -> CLOSED
     REJECTED from SUBMITTED or ACKNOWLEDGED; RESOLVED -> IN_PROGRESS on reopen;
     comments on any state but CLOSED and REJECTED.
@@ -19,55 +22,26 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from citizen_requests.config import RequestsConfig
-from citizen_requests.duplicates import Candidate, find_possible_duplicates
+from citizen_requests.core.duplicates import Candidate, find_possible_duplicates
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.core.sla import overdue_kinds
 from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.request_rules import (
+    DESCRIPTION_REQUIRED,
+    MAX_DESCRIPTION,
+    MAX_NOTE,
+    MAX_TITLE,
+    REASON_REQUIRED,
+    TITLE_REQUIRED,
+    TRANSITIONS,
+    sla_due,
+)
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE_ACTOR = pb.Actor(kind=pb.ACTOR_KIND_SYSTEM, id="citizen-requests")
 DEFAULT_HISTORY_LIMIT = 200
 
-# Not yet resolved: the resolve SLA is running.
-UNRESOLVED = frozenset({pb.REQUEST_STATUS_SUBMITTED, pb.REQUEST_STATUS_ACKNOWLEDGED,
-                        pb.REQUEST_STATUS_ASSIGNED, pb.REQUEST_STATUS_IN_PROGRESS})
-# Nothing more can happen to these (not even a comment).
-TERMINAL = frozenset({pb.REQUEST_STATUS_CLOSED, pb.REQUEST_STATUS_REJECTED})
-NON_TERMINAL = frozenset(UNRESOLVED | {pb.REQUEST_STATUS_RESOLVED})
-
-MAX_DESCRIPTION = 4000
-MAX_TITLE = 200
-MAX_NOTE = 2000
-
 _EVENT_NAMESPACE = uuid.UUID("0b7f3c52-2d7e-5c1a-8d40-6b5f0e3a9c11")
-
-
-@dataclass(frozen=True)
-class Transition:
-    allowed_from: frozenset[pb.RequestStatus]
-    # None keeps the status (comments).
-    to: pb.RequestStatus | None
-    event_type: pb.RequestEventType
-
-
-TRANSITIONS: dict[str, Transition] = {
-    "acknowledge": Transition(frozenset({pb.REQUEST_STATUS_SUBMITTED}), pb.REQUEST_STATUS_ACKNOWLEDGED,
-                              pb.REQUEST_EVENT_TYPE_ACKNOWLEDGED),
-    "assign": Transition(frozenset({pb.REQUEST_STATUS_ACKNOWLEDGED}), pb.REQUEST_STATUS_ASSIGNED,
-                         pb.REQUEST_EVENT_TYPE_ASSIGNED),
-    "start": Transition(frozenset({pb.REQUEST_STATUS_ASSIGNED}), pb.REQUEST_STATUS_IN_PROGRESS,
-                        pb.REQUEST_EVENT_TYPE_STARTED),
-    "resolve": Transition(frozenset({pb.REQUEST_STATUS_IN_PROGRESS}), pb.REQUEST_STATUS_RESOLVED,
-                          pb.REQUEST_EVENT_TYPE_RESOLVED),
-    "close": Transition(frozenset({pb.REQUEST_STATUS_RESOLVED}), pb.REQUEST_STATUS_CLOSED,
-                        pb.REQUEST_EVENT_TYPE_CLOSED),
-    "reject": Transition(frozenset({pb.REQUEST_STATUS_SUBMITTED, pb.REQUEST_STATUS_ACKNOWLEDGED}),
-                         pb.REQUEST_STATUS_REJECTED, pb.REQUEST_EVENT_TYPE_REJECTED),
-    "reopen": Transition(frozenset({pb.REQUEST_STATUS_RESOLVED}), pb.REQUEST_STATUS_IN_PROGRESS,
-                         pb.REQUEST_EVENT_TYPE_REOPENED),
-    "comment": Transition(NON_TERMINAL, None, pb.REQUEST_EVENT_TYPE_COMMENTED),
-}
-
-ACTIONS = ("submit", *TRANSITIONS)
 
 
 class Rejection(Exception):
@@ -80,7 +54,7 @@ class Rejection(Exception):
 
 
 @dataclass
-class Outcome:
+class LifecycleOutcome:
     """What a command or a timer tick did: the events, in order, and the request afterwards."""
 
     events: list[pb.RequestEvent]
@@ -123,53 +97,6 @@ def validate_envelope(command: pb.RequestCommand) -> None:
         raise ValueError("missing required field(s): " + ", ".join(missing))
 
 
-# ---- SLAs
-
-def _due(request: pb.ServiceRequest, kind: pb.SlaKind) -> float:
-    sla = request.sla
-    return from_timestamp(sla.acknowledge_due if kind == pb.SLA_KIND_ACKNOWLEDGE else sla.resolve_due)
-
-
-def _breached(request: pb.ServiceRequest, kind: pb.SlaKind) -> bool:
-    sla = request.sla
-    return sla.acknowledge_breached if kind == pb.SLA_KIND_ACKNOWLEDGE else sla.resolve_breached
-
-
-def _running(request: pb.ServiceRequest, kind: pb.SlaKind) -> bool:
-    """Whether the SLA still waits for its milestone (acknowledgement or resolution)."""
-    if kind == pb.SLA_KIND_ACKNOWLEDGE:
-        return request.status == pb.REQUEST_STATUS_SUBMITTED
-    return request.status in UNRESOLVED
-
-
-def pending_slas(request: pb.ServiceRequest) -> list[tuple[pb.SlaKind, float]]:
-    """(kind, due) of the SLAs still running and not yet flagged, earliest due first."""
-    pending = [(kind, _due(request, kind)) for kind in (pb.SLA_KIND_ACKNOWLEDGE, pb.SLA_KIND_RESOLVE)
-               if _running(request, kind) and not _breached(request, kind)]
-    return sorted(pending, key=lambda item: item[1])
-
-
-def overdue_kinds(request: pb.ServiceRequest, as_of: float) -> list[pb.SlaKind]:
-    """The running, unflagged SLAs whose due time lies before `as_of` (exactly at it is in time)."""
-    return [kind for kind, due in pending_slas(request) if due < as_of]
-
-
-def next_due(request: pb.ServiceRequest) -> float | None:
-    """When the next breach of this request could happen (None: no SLA left to breach)."""
-    pending = pending_slas(request)
-    return pending[0][1] if pending else None
-
-
-def is_open(request: pb.ServiceRequest) -> bool:
-    return request.status in UNRESOLVED
-
-
-def is_overdue(request: pb.ServiceRequest) -> bool:
-    """Open with a flagged breach whose milestone is still missing."""
-    return any(_running(request, kind) and _breached(request, kind)
-               for kind in (pb.SLA_KIND_ACKNOWLEDGE, pb.SLA_KIND_RESOLVE))
-
-
 # ---- building blocks
 
 def _append_history(request: pb.ServiceRequest, event: pb.RequestEvent, limit: int) -> None:
@@ -192,7 +119,7 @@ def _snapshot(request: pb.ServiceRequest) -> pb.ServiceRequest:
 
 def _breach(request: pb.ServiceRequest, kind: pb.SlaKind, history_limit: int) -> pb.RequestEvent:
     """Flags one SLA breach on `request` (mutated) and returns its event."""
-    due = _due(request, kind)
+    due = sla_due(request, kind)
     if kind == pb.SLA_KIND_ACKNOWLEDGE:
         request.sla.acknowledge_breached = True
     else:
@@ -235,7 +162,7 @@ def _rejected(current: pb.ServiceRequest | None, command: pb.RequestCommand,
 
 def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
                    candidates: Iterable[Candidate] = (),
-                   history_limit: int = DEFAULT_HISTORY_LIMIT) -> Outcome:
+                   history_limit: int = DEFAULT_HISTORY_LIMIT) -> LifecycleOutcome:
     """Applies one command to the request it names (None: no such request yet).
 
     `candidates` are open requests the new one may duplicate (only read for a submit).
@@ -253,11 +180,11 @@ def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand
                             f"request is at version {current.version}, not {command.expected_version}")
         return _transition(current, command, action, config, history_limit)
     except Rejection as rejection:
-        return Outcome([_rejected(current, command, rejection)], current, changed=False)
+        return LifecycleOutcome([_rejected(current, command, rejection)], current, changed=False)
 
 
 def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: str,
-                config: RequestsConfig, history_limit: int) -> Outcome:
+                config: RequestsConfig, history_limit: int) -> LifecycleOutcome:
     transition = TRANSITIONS[action]
     if current.status not in transition.allowed_from:
         allowed = ", ".join(sorted(status_name(s) for s in transition.allowed_from))
@@ -284,7 +211,7 @@ def _transition(current: pb.ServiceRequest, command: pb.RequestCommand, action: 
     event.request.CopyFrom(request)
     for earlier in events:  # breaches flagged on the way belong to this command's outcome
         earlier.correlation_id, earlier.command_id = command.correlation_id, command.command_id
-    return Outcome([*events, event], request, changed=True)
+    return LifecycleOutcome([*events, event], request, changed=True)
 
 
 def _note_of(command: pb.RequestCommand, action: str) -> str:
@@ -297,7 +224,7 @@ def _note_of(command: pb.RequestCommand, action: str) -> str:
         if not text:
             raise Rejection(pb.REJECTION_CODE_INVALID_COMMAND, "a comment needs text")
         return text[:MAX_NOTE]
-    if action in ("reject", "reopen"):
+    if action in REASON_REQUIRED:
         reason = str(payload.reason).strip()
         if not reason:
             raise Rejection(pb.REJECTION_CODE_INVALID_COMMAND, f"{action} needs a reason")
@@ -331,6 +258,15 @@ def _apply_effects(request: pb.ServiceRequest, command: pb.RequestCommand, actio
         request.comment_count += 1
 
 
+def _text_problem(name: str, value: str, max_len: int, required: bool) -> str | None:
+    """What is wrong with one text of a submit, by the shared request rules (None: nothing)."""
+    if required and not value.strip():
+        return f"{name} is empty"
+    if len(value) > max_len:
+        return f"{name} longer than {max_len} characters"
+    return None
+
+
 def _validate_submit(submit: pb.SubmitAction, config: RequestsConfig) -> None:
     problems: list[str] = []
     if not submit.idempotency_key:
@@ -338,12 +274,12 @@ def _validate_submit(submit: pb.SubmitAction, config: RequestsConfig) -> None:
     if config.category(submit.category) is None:
         known = ", ".join(sorted(config.categories))
         problems.append(f"unknown category {submit.category!r} (known: {known})")
-    if not submit.description.strip():
-        problems.append("description is empty")
-    elif len(submit.description) > MAX_DESCRIPTION:
-        problems.append(f"description longer than {MAX_DESCRIPTION} characters")
-    if len(submit.title) > MAX_TITLE:
-        problems.append(f"title longer than {MAX_TITLE} characters")
+    for name, value, max_len, required in (("description", submit.description, MAX_DESCRIPTION,
+                                            DESCRIPTION_REQUIRED),
+                                           ("title", submit.title, MAX_TITLE, TITLE_REQUIRED)):
+        problem = _text_problem(name, value, max_len, required)
+        if problem:
+            problems.append(problem)
     if not submit.HasField("location") and not submit.address.strip():
         problems.append("a location or an address is required")
     if submit.HasField("location") and not (-90 <= submit.location.latitude <= 90
@@ -356,11 +292,11 @@ def _validate_submit(submit: pb.SubmitAction, config: RequestsConfig) -> None:
 
 
 def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
-            candidates: Iterable[Candidate], history_limit: int) -> Outcome:
+            candidates: Iterable[Candidate], history_limit: int) -> LifecycleOutcome:
     submit = command.submit
     if current is not None:
         if submit.idempotency_key and submit.idempotency_key == current.idempotency_key:
-            return Outcome([_deduplicated(current, command)], current, changed=False)
+            return LifecycleOutcome([_deduplicated(current, command)], current, changed=False)
         raise Rejection(pb.REJECTION_CODE_ALREADY_EXISTS,
                         f"request {command.request_id} already exists with another idempotency key")
     _validate_submit(submit, config)
@@ -382,7 +318,7 @@ def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, confi
     breaches = _flag_breaches(request, from_timestamp(command.issued_time), history_limit)
     for breach in breaches:
         breach.correlation_id, breach.command_id = command.correlation_id, command.command_id
-    return Outcome([event, *breaches], request, changed=True)
+    return LifecycleOutcome([event, *breaches], request, changed=True)
 
 
 def _new_request(command: pb.RequestCommand, config: RequestsConfig) -> pb.ServiceRequest:
@@ -419,12 +355,12 @@ def _deduplicated(current: pb.ServiceRequest, command: pb.RequestCommand) -> pb.
 # ---- the timer
 
 def flag_overdue(current: pb.ServiceRequest | None, as_of: float,
-                 history_limit: int = DEFAULT_HISTORY_LIMIT) -> Outcome:
+                 history_limit: int = DEFAULT_HISTORY_LIMIT) -> LifecycleOutcome:
     """Flags every running SLA of the request whose due time lies before `as_of`."""
     if current is None:
-        return Outcome([], None, changed=False)
+        return LifecycleOutcome([], None, changed=False)
     request = _snapshot(current)
     events = _flag_breaches(request, as_of, history_limit)
     if not events:
-        return Outcome([], current, changed=False)
-    return Outcome(events, request, changed=True)
+        return LifecycleOutcome([], current, changed=False)
+    return LifecycleOutcome(events, request, changed=True)

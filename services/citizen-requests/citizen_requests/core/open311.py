@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from citizen_requests.domain import UNRESOLVED
 from smartcity.codec import from_timestamp
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2 as pb
 
 WIB_OFFSET_H = 7.0
@@ -36,7 +36,7 @@ def iso_datetime(seconds: float, utc_offset_h: float = WIB_OFFSET_H) -> str:
 
 
 def open311_status(status: int) -> str:
-    return "open" if status in UNRESOLVED else "closed"
+    return "open" if status in OPEN_STATUSES else "closed"
 
 
 def _time_or_none(request: pb.ServiceRequest, name: str, utc_offset_h: float) -> str | None:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge
 
-from citizen_requests.domain import event_type_name, rejection_code_name, sla_kind_name
-from citizen_requests.records import Processed
+from citizen_requests.core.ledger import Processed
+from citizen_requests.core.lifecycle import event_type_name, rejection_code_name, sla_kind_name
 from smartcity.v1 import requests_pb2 as pb
 
 OPEN = Gauge("smartcity_requests_open", "Open (not yet resolved) requests", ["category", "opd"])

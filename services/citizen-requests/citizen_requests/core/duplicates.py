@@ -13,13 +13,11 @@ from dataclasses import dataclass
 
 from smartcity.codec import from_timestamp
 from smartcity.inventory import distance_m
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2 as pb
 
 # A flood brings dozens of reports: the first few ids are what an operator can use.
 MAX_DUPLICATES = 5
-
-_OPEN = frozenset({pb.REQUEST_STATUS_SUBMITTED, pb.REQUEST_STATUS_ACKNOWLEDGED,
-                   pb.REQUEST_STATUS_ASSIGNED, pb.REQUEST_STATUS_IN_PROGRESS})
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class Candidate:
 
 def candidate_of(request: pb.ServiceRequest) -> Candidate | None:
     """The request as a duplicate candidate: only open requests with a location qualify."""
-    if request.status not in _OPEN or not request.HasField("location"):
+    if request.status not in OPEN_STATUSES or not request.HasField("location"):
         return None
     return Candidate(request.request_id, request.category, request.location.latitude,
                      request.location.longitude, from_timestamp(request.requested_time), request.version)

@@ -1,10 +1,10 @@
 """The citizens and OPD staff of Purbalingga, writing RequestCommands to requests.commands.v1.
 
-    python -m citizen_requests.simulator
+    python -m citizen_requests.sim.simulator
 
 It plays both the citizens' channel (client "sim-citizens") and each OPD's system
 ("sim-<opd>"): citizens report at realistic rates per category and hour of day, and the routed
-OPD's staff move each request through its lifecycle (see simulation.py), some late.
+OPD's staff move each request through its lifecycle (see behaviour.py), some late.
 
 Environment (besides KAFKA_BOOTSTRAP_SERVERS and SMARTCITY_TOPIC_PREFIX):
     SIM_RATE_MULTIPLIER   arrival rate x this (default 1: ~200 requests a day; 50 for a lively demo)
@@ -41,9 +41,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
-from citizen_requests.config import RequestsConfig, load_config
-from citizen_requests.simulation import (
+from citizen_requests.config import load_config
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.sim.behaviour import (
     DAILY_VOLUME,
     FLOOD_DESCRIPTIONS,
     Report,
@@ -53,6 +53,7 @@ from citizen_requests.simulation import (
     poisson,
     rate_per_second,
 )
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.inventory import site
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging

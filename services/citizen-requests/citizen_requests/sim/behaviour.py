@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from citizen_requests.config import RequestsConfig, SlaRule
+from citizen_requests.core.routing import RequestsConfig, SlaRule
 from smartcity.inventory import SITES, Site
 
 # Requests per day at rate multiplier 1 (a regency of ~1 million people, early adoption).

@@ -7,17 +7,13 @@ from typing import Any
 
 import pytest
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
-from citizen_requests.config import RequestsConfig, load_config
-from citizen_requests.domain import (
-    flag_overdue,
-    handle_command,
-    is_overdue,
-    next_due,
-    overdue_kinds,
-    validate_envelope,
-)
+from citizen_requests.config import load_config
+from citizen_requests.core.lifecycle import flag_overdue, handle_command, validate_envelope
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.core.sla import next_due, overdue_kinds
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.request_rules import is_overdue
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z

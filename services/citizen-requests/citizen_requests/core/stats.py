@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
 
-from citizen_requests.domain import is_open, is_overdue
 from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.request_rules import is_open, is_overdue
 from smartcity.v1 import requests_pb2 as pb
 
 Scope = tuple[pb.StatsScope, str]  # (scope, key)
