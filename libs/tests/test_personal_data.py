@@ -17,7 +17,7 @@ from smartcity.personal_data.config import PersonalDataSettings
 from smartcity.personal_data.dead_letters import clear_reporters, dead_letter_payload
 from smartcity.personal_data.keyring import Keyring, KeyringError, load_keyring, new_kek_text
 from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, record_key
-from smartcity.personal_data.local import add_kek, write_local_secrets
+from smartcity.personal_data.local import InMemoryKeys, add_kek, write_local_secrets
 from smartcity.personal_data.retention import ContactUse, expired_subjects
 from smartcity.personal_data.subjects import SubjectHasher, contact_identity, normalise_phone
 from smartcity.personal_data.sweeper import RetentionSweeper
@@ -344,32 +344,6 @@ def test_clear_reporters_reaches_nested_requests() -> None:
 
 # ---------------- the vault (the gateway's use of all of it) ----------------
 
-class MemoryKeys:
-    """The key topic's two writes, applied in memory (the Kafka side has its own test)."""
-
-    def __init__(self, ring: Keyring) -> None:
-        self.store = DataKeyStore(ring)
-        self.published: list[tuple[str, bool]] = []
-
-    async def ensure_key(self, subject_id: str) -> bool:
-        if subject_id in self.store:
-            return False
-        put(self.store, self.store.new_key(subject_id))
-        self.published.append((subject_id, True))
-        return True
-
-    async def destroy_key(self, subject_id: str, data_key_id: str) -> None:
-        self.store.apply(record_key(subject_id, data_key_id), None)
-        self.published.append((subject_id, False))
-
-    async def destroy(self, subject_id: str) -> bool:
-        had = subject_id in self.store
-        for key in self.store.keys_of(subject_id):
-            self.store.apply(key, None)
-        self.published.append((subject_id, False))
-        return had
-
-
 def request_with(sealed: pb.EncryptedContact | None, request_id: str,
                  status: pb.RequestStatus = pb.REQUEST_STATUS_SUBMITTED,
                  updated: float = 0.0) -> pb.ServiceRequest:
@@ -381,7 +355,7 @@ def request_with(sealed: pb.EncryptedContact | None, request_id: str,
 
 
 async def test_the_vault_shows_the_contact_to_the_routed_opd_only_until_erased() -> None:
-    vault = ContactVault(MemoryKeys(keyring("k1")), SubjectHasher(SALT))
+    vault = ContactVault(InMemoryKeys(keyring("k1")), SubjectHasher(SALT))
     made = await vault.seal(SITI, "req-1")
     reused = await vault.seal(pb.Reporter(phone="0812 3456 7890"), "req-2")
     assert made is not None and reused is not None and made.new_key and not reused.new_key
@@ -411,7 +385,7 @@ async def test_the_vault_shows_the_contact_to_the_routed_opd_only_until_erased()
 
 
 async def test_the_vault_expires_long_finished_contacts() -> None:
-    keys = MemoryKeys(keyring("k1"))
+    keys = InMemoryKeys(keyring("k1"))
     vault = ContactVault(keys, SubjectHasher(SALT))
     done = await vault.seal(SITI, "req-1")
     live = await vault.seal(pb.Reporter(email="budi@example.id"), "req-2")
@@ -423,7 +397,7 @@ async def test_the_vault_expires_long_finished_contacts() -> None:
 
 
 async def test_a_rejected_submit_keeps_no_contact_data_unless_its_key_is_in_use() -> None:
-    keys = MemoryKeys(keyring("k1"))
+    keys = InMemoryKeys(keyring("k1"))
     vault = ContactVault(keys, SubjectHasher(SALT))
     rejected = await vault.seal(SITI, "req-1")
     assert rejected is not None and await vault.discard(rejected, requests=[]) is True
@@ -438,7 +412,7 @@ async def test_a_rejected_submit_keeps_no_contact_data_unless_its_key_is_in_use(
 
 
 async def test_the_sweep_erases_what_expired_and_audits_it() -> None:
-    keys = MemoryKeys(keyring("k1"))
+    keys = InMemoryKeys(keyring("k1"))
     vault = ContactVault(keys, SubjectHasher(SALT))
     done = await vault.seal(SITI, "req-1")
     orphan = await vault.seal(pb.Reporter(email="budi@example.id"), "req-9")  # its submit never landed

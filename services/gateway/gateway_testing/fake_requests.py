@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from citizen_requests.config import DEFAULT_CONFIG_PATH, parse_config
-from citizen_requests.records import Ledger
+from citizen_requests.core.ledger import Ledger
 from gateway_testing.messages import topic
 from smartcity.topics import load_catalogue
 from smartcity.v1 import requests_pb2
