@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ async def test_contact_data_is_encrypted_shown_to_the_routed_opd_only_and_erased
         wrapped = [RS.DataKeyRecord.FromString(v).wrapped_key for k, v in (await live_keys(city)).items()
                    if k.startswith(subject.encode())]
         assert len(wrapped) == 1
+        assert wrapped[0] in city.broker.segment_bytes(city.topic("requests.data-keys.v1"))  # on disk now
         await _erase(city, stubs, rid, second)
 
     # The wrapped key leaves the broker's disks (tiny segments here: seconds, not the hour).
@@ -218,7 +219,7 @@ async def test_contact_data_is_encrypted_shown_to_the_routed_opd_only_and_erased
         rebuilt = await get(Stubs(channel), rid, "t-dpmptsp")
         assert rebuilt.contact_data == RS.CONTACT_DATA_STATE_ERASED and not rebuilt.HasField("reporter")
         assert rebuilt.status == RS.REQUEST_STATUS_ACKNOWLEDGED
-    await _scan_everything(city)
+    await _scan_everything(city, must_see=[rid.encode(), second.encode()])
 
 
 async def _submit_and_read(city: City, stubs: Stubs) -> tuple[str, str]:
@@ -319,26 +320,36 @@ async def test_finished_requests_lose_their_contact_after_the_retention_period(c
         trail = await audit_events(city, lambda evs: any(e.action == RS.AUDIT_ACTION_CONTACT_EXPIRED
                                                          and e.request_id == rid for e in evs))
         assert any(e.action == RS.AUDIT_ACTION_CONTACT_EXPIRED and e.request_id == rid for e in trail)
-    await _scan_everything(city)
+    await _scan_everything(city, must_see=[rid.encode()])
 
 
-async def _scan_everything(city: City) -> None:
-    """Every topic's raw bytes, every file of the broker, every log, every /metrics page."""
+async def _scan_everything(city: City, must_see: Sequence[bytes] = ()) -> None:
+    """Every topic's raw bytes, every file of the broker, every log, every /metrics page; what
+    `must_see` names must be found on the topics and on disk (the scan reads the right bytes)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=city.broker.bootstrap)
     await admin.start()
     try:
         topics = sorted(await admin.list_topics())
     finally:
         await admin.close()
-    assert city.topic("requests.events.v1") in topics and any("citizen" in t or "-" in t for t in topics)
+    assert city.topic("requests.events.v1") in topics
+    assert any(t.startswith(city.prefix + "citizen-requests") for t in topics), topics  # the changelogs
+    on_topics = bytearray()
     for topic in topics:
         for record in await consume_all(city.broker.bootstrap, topic, settle_s=0.3):
             raw = (record.key or b"") + (record.value or b"") + b"".join(v for _, v in record.headers or [])
             assert_no_plaintext(f"topic {topic}", raw)
+            on_topics += raw
+    on_disk = bytearray()
     for path in sorted(city.broker.data_dir.rglob("*")):
         if path.is_file():
-            assert_no_plaintext(f"broker file {path.name}", path.read_bytes())
-    for log in sorted(city.logs.glob("*.log")):
+            data = path.read_bytes()
+            assert_no_plaintext(f"broker file {path.name}", data)
+            on_disk += data
+    assert all(needle in on_topics and needle in on_disk for needle in must_see)
+    logs = sorted(city.logs.glob("*.log"))
+    assert len(logs) >= 2
+    for log in logs:
         assert_no_plaintext(f"log {log.name}", log.read_bytes())
     assert_no_plaintext("gateway /metrics", await asyncio.to_thread(_metrics, city.gw.metrics_port))
     worker_metrics = await asyncio.to_thread(_metrics, city.worker_metrics_port)
