@@ -1,7 +1,7 @@
 """A stand-in citizen-requests service for the gateway's tests: the real request ledger on Kafka.
 
 `FakeRequestsService` reads requests.commands.v1 for real and answers on requests.state.v1 and
-requests.events.v1 with what citizen-requests' own ledger (`citizen_requests.records.Ledger`:
+requests.events.v1 with what citizen-requests' own ledger (`citizen_requests.core.ledger.Ledger`:
 its lifecycle, transition table, SLAs, submit rules, idempotency) makes of each command, so the
 gateway is tested against the service's rules rather than a copy of them. What it leaves out is
 Faust: no tables, no timer (no SLA breach is flagged by the clock), one process.
