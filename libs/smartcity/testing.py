@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -37,6 +38,15 @@ def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ready(port: int) -> bool:
+    """Whether a service's /readyz on 127.0.0.1:port answers 200 (blocking: use a thread)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -217,6 +227,25 @@ JARS_DIR = REPO_ROOT / "deploy/local/jars"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
+def _broker_java(workdir: Path) -> list[str]:
+    """The JVM command line of a test broker (small heap, its log4j.properties in workdir)."""
+    java_home = os.environ.get("JAVA_HOME")
+    return [os.path.join(java_home, "bin", "java") if java_home else "java",
+            "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j.configuration=file:{workdir / 'log4j.properties'}", "-cp", f"{JARS_DIR}/*"]
+
+
+def _stop_broker(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM to the broker's process group, SIGKILL if it lingers."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 class SecuredKafka:
     """A second, throw-away Kafka 3.9 broker (KRaft, combined roles) with authentication on.
 
@@ -263,11 +292,7 @@ class SecuredKafka:
             subprocess.run(["bash", str(REPO_ROOT / "deploy/local/kafka.sh"), "fetch"], check=True)
         self._make_certificates()
         props = self._write_configs()
-        java_home = os.environ.get("JAVA_HOME")
-        java = [os.path.join(java_home, "bin", "java") if java_home else "java",
-                "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-                "-cp", f"{JARS_DIR}/*"]
+        java = _broker_java(self.workdir)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with self.log_path.open("ab") as log:
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
@@ -286,13 +311,7 @@ class SecuredKafka:
         return self
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(timeout=10)
+        _stop_broker(self._proc)
 
     def _make_certificates(self) -> None:
         """A CA and a broker certificate for 127.0.0.1 it signs (EC keys: quick to make)."""
@@ -405,10 +424,7 @@ class ThrowawayKafka:
             "log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
             "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
             "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
-        java_home = os.environ.get("JAVA_HOME")
-        java = [os.path.join(java_home, "bin", "java") if java_home else "java",
-                "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}", "-cp", f"{JARS_DIR}/*"]
+        java = _broker_java(self.workdir)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with self.log_path.open("ab") as log:
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
@@ -425,13 +441,7 @@ class ThrowawayKafka:
         return self
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(timeout=10)
+        _stop_broker(self._proc)
 
     def segment_bytes(self, topic: str) -> bytes:
         """Everything on disk for a topic's partitions (segments, indexes, cleaner leftovers)."""

@@ -10,11 +10,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from smartcity import topic_names
 from smartcity.codec import to_timestamp
 from smartcity.ids import new_id
 from smartcity.v1 import requests_pb2
 
-AUDIT_TOPIC = "requests.audit.v1"
+AUDIT_TOPIC = topic_names.REQUESTS_AUDIT
 
 
 def contact_read(client_id: str, opd_code: str, request_id: str, method: str,

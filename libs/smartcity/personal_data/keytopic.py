@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer, make_producer
 from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, record_key
@@ -29,7 +30,7 @@ from smartcity.v1 import requests_pb2
 
 log = logging.getLogger(__name__)
 
-DATA_KEYS_TOPIC = "requests.data-keys.v1"
+DATA_KEYS_TOPIC = topic_names.REQUESTS_DATA_KEYS
 CODEC = ProtoCodec(requests_pb2.DataKeyRecord)
 
 

@@ -32,7 +32,7 @@ from smartcity.personal_data.keytopic import DataKeyTopic
 from smartcity.personal_data.local import add_kek, write_local_secrets
 from smartcity.personal_data.subjects import SubjectHasher
 from smartcity.settings import PlatformSettings
-from smartcity.testing import ServiceProcess, ThrowawayKafka, consume_all, free_port
+from smartcity.testing import ServiceProcess, ThrowawayKafka, consume_all, free_port, ready
 from smartcity.topics import ensure_topics, load_catalogue
 from smartcity.v1 import gateway_pb2, requests_pb2
 
@@ -92,14 +92,6 @@ class City:
                             self.secrets["PERSONAL_DATA_ACTIVE_KEK"], variable="K", active_variable="A")
 
 
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
-
-
 def _metrics(port: int) -> bytes:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         return bytes(reply.read())
@@ -149,7 +141,7 @@ async def city(broker: ThrowawayKafka, tmp_path_factory: pytest.TempPathFactory)
         state.gateway = state.start_gateway()
         await state.gateway.wait_serving(60)
         deadline = time.monotonic() + 90
-        while not await asyncio.to_thread(_ready, port):
+        while not await asyncio.to_thread(ready, port):
             assert worker.running and time.monotonic() < deadline, worker.log_tail()
             await asyncio.sleep(0.5)
         yield state
