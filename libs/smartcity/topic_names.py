@@ -18,7 +18,10 @@ REQUESTS_COMMANDS = "requests.commands.v1"
 REQUESTS_EVENTS = "requests.events.v1"
 REQUESTS_STATE = "requests.state.v1"
 REQUESTS_STATS = "requests.stats.v1"
+# Personal data (docs/personal-data.md): the reporters' wrapped data keys, the audit trail.
+REQUESTS_DATA_KEYS = "requests.data-keys.v1"
+REQUESTS_AUDIT = "requests.audit.v1"
 
 ALL = (WIFI_AP_TELEMETRY, WIFI_CLIENT_SESSIONS, WIFI_AP_STATUS, WIFI_SITE_STATS, CAMERA_HEARTBEATS,
        CAMERA_STATUS, CAMERA_INCIDENTS, REQUESTS_COMMANDS, REQUESTS_EVENTS, REQUESTS_STATE,
-       REQUESTS_STATS)
+       REQUESTS_STATS, REQUESTS_DATA_KEYS, REQUESTS_AUDIT)

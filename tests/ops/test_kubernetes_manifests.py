@@ -42,7 +42,7 @@ METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-request
                  "open311": 9105}
 CUSTOM_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
 KAFKA_CLIENT_LABEL = ("smartcity.io/kafka-client", "true")
-PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "open311-gateway-token"}
+PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "gateway-personal-data", "open311-gateway-token"}
 
 Doc = dict[str, Any]
 
@@ -854,8 +854,8 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
     "citizen-requests": ({"requests.commands.v1"},
                          {"requests.events.v1", "requests.state.v1", "requests.stats.v1"}),
     "gateway": ({"wifi.ap-status.v1", "wifi.site-stats.v1", "camera.status.v1", "camera.incidents.v1",
-                 "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
-                {"requests.commands.v1"}),
+                 "requests.state.v1", "requests.stats.v1", "requests.events.v1", "requests.data-keys.v1"},
+                {"requests.commands.v1", "requests.data-keys.v1", "requests.audit.v1"}),
 }
 DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/adapters/streams.py"],
                     "camera-health": ["camera_health/adapters/streams.py"],
