@@ -79,8 +79,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _admit(self, method: str, metadata: Sequence[tuple[str, str]]) -> Principal:
         """Who is calling, or why they may not: UNAUTHENTICATED, RESOURCE_EXHAUSTED, UNAVAILABLE."""
-        authorization = next((v for k, v in metadata if k == "authorization"), None)
-        principal = self._tokens.authenticate(authorization)
+        principal = self._tokens.authenticate_metadata(metadata)
         try:
             self._limiter.check(principal, self._clock())
         except ApiError:
