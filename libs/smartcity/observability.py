@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,7 +24,12 @@ def latency_histogram(name: str, documentation: str, labels: tuple[str, ...] = (
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the active trace id when there is one."""
+    """One JSON object per line, with the active trace id when there is one.
+
+    `ts` is UTC (ISO 8601 with `Z`) whatever TZ the process runs under: the Formatter's default
+    converter is localtime, which labelled Jakarta's local time as UTC."""
+
+    converter = time.gmtime
 
     def __init__(self, service: str) -> None:
         super().__init__()
