@@ -203,6 +203,12 @@ async def test_submit_then_transitions_then_comment() -> None:
     assert not first.request.HasField("reporter")  # the portal is not the routed OPD
     again = await api.submit_request(PORTAL, submit, None)
     assert again.deduplicated and again.request.request_id == request_id
+    changed = gateway_pb2.SubmitRequestRequest()
+    changed.CopyFrom(submit)
+    changed.description = "Mohon (lain)"
+    err = await _error(api.submit_request(PORTAL, changed, None))
+    assert err.kind is ErrorKind.ALREADY_EXISTS and "idempotency key 'idem-0001'" in err.message
+    assert "description" in err.message
     ack = gateway_pb2.TransitionRequestRequest(
         request_id=request_id, action=gateway_pb2.REQUEST_ACTION_ACKNOWLEDGE
     )
