@@ -234,6 +234,7 @@ async def test_submit_then_transitions_then_comment() -> None:
     assert [e.type for e in events] == [
         RS.REQUEST_EVENT_TYPE_SUBMITTED,
         RS.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED,
+        RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,  # the same key with another description
         RS.REQUEST_EVENT_TYPE_ACKNOWLEDGED,
         RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,
         RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,
