@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.core.api import Api, ApiLimits
+from gateway.core.api import Api
 from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
-from gateway.core.command_bus import CommandBus
 from gateway.core.errors import ApiError, ErrorKind
-from gateway.core.fanout import Hub
-from gateway.core.views import Views
-from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
+from gateway_testing import CRITICAL, ap, camera, incident, service_request
+from gateway_testing.in_memory import make_api
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2
@@ -28,32 +26,6 @@ CENTER = Principal(
 PORTAL = Principal("citizen-portal", "", frozenset({REQUESTS_READ, REQUESTS_WRITE}), "citizen")
 ADMIN_P = Principal("admin", "", frozenset({ADMIN}), "system")
 NOBODY = Principal("nobody", "", frozenset())
-
-
-def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
-    fake = FakeRequestsService("unused", "unused")
-    views = Views()
-
-    async def send(request_id: str, command: Any) -> None:
-        events, _ = fake.decide(command)
-
-        def deliver() -> None:
-            for event in events:
-                views.apply_event(event)
-                bus.on_event(event)
-
-        asyncio.get_running_loop().call_later(send_delay, deliver)
-
-    bus = CommandBus(send)
-    api = Api(
-        views,
-        bus,
-        Hub(capacity=10),
-        Hub(capacity=10),
-        ApiLimits(command_timeout_s=1.0, max_streams_per_client=2),
-    )
-    api.ready = True
-    return api, fake
 
 
 def settled(value: Any) -> Any:

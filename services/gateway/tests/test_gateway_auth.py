@@ -113,7 +113,9 @@ def test_only_exactly_bearer_space_token_is_accepted(header: str, says: str) -> 
 
 def test_two_authorization_headers_are_refused() -> None:
     with pytest.raises(ApiError) as err:
-        store().authenticate_metadata([("authorization", "Bearer secret-1"), ("authorization", "Bearer secret-2")])
+        store().authenticate_metadata(
+            [("authorization", "Bearer secret-1"), ("authorization", "Bearer secret-2")]
+        )
     assert err.value.kind is ErrorKind.UNAUTHENTICATED and "2 authorization headers" in err.value.message
     one = store().authenticate_metadata([("x-other", "a"), ("authorization", "Bearer secret-1")])
     assert one.client_id == "dpmptsp-app"

@@ -356,7 +356,8 @@ def submit_differences(current: pb.ServiceRequest, submit: pb.SubmitAction,
     an unspecified one); the requested time is the retry's own and never compared. Payment APIs
     do the same: one key, one body; a different body under a known key is the caller's bug, and
     answering with the original request would hide it."""
-    differing = [name for name in ("category", "media_url") if getattr(submit, name) != getattr(current, name)]
+    differing = [name for name in ("category", "media_url")
+                 if getattr(submit, name) != getattr(current, name)]
     differing += [name for name in ("title", "description", "address")
                   if getattr(submit, name).strip() != getattr(current, name)]
     if submit.HasField("location") != current.HasField("location") or submit.location != current.location:

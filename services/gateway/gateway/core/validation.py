@@ -139,7 +139,8 @@ def device_filter(field: str, flt: Any) -> None:
     if radius > MAX_RADIUS_METERS:
         raise invalid(
             f"{field}.radius_meters",
-            f"must be at most {MAX_RADIUS_METERS:g} m (the whole regency from any point in it), got {radius:g}",
+            f"must be at most {MAX_RADIUS_METERS:g} m (the whole regency from any point in it), "
+            f"got {radius:g}",
         )
     if radius > 0 and not flt.HasField("near"):
         raise invalid(f"{field}.near", "is required when radius_meters > 0")
