@@ -13,7 +13,7 @@ from gateway.core.views import Views
 from gateway_testing.fake_requests import FakeRequestsService
 
 
-def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
+def make_api(send_delay: float = 0.0, max_streams_per_client: int = 2) -> tuple[Api, FakeRequestsService]:
     """A ready Api whose commands are answered `send_delay` seconds after they are sent."""
     fake = FakeRequestsService("unused", "unused")
     views = Views()
@@ -34,7 +34,7 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
         bus,
         Hub(capacity=10),
         Hub(capacity=10),
-        ApiLimits(command_timeout_s=1.0, max_streams_per_client=2),
+        ApiLimits(command_timeout_s=1.0, max_streams_per_client=max_streams_per_client),
     )
     api.ready = True
     return api, fake
