@@ -362,7 +362,7 @@ def test_a_submit_with_a_known_key_returns_the_original_request(config: Requests
 def test_a_known_key_with_a_different_body_is_refused_naming_the_key(
         config: RequestsConfig, change: dict[str, object], field: str) -> None:
     request = at_status(config, "ACKNOWLEDGED")
-    retry = new_submit(at=T0 + 90, **change)
+    retry = new_submit(at=T0 + 90, **change)  # type: ignore[arg-type]
     assert retry.request_id == request.request_id
     outcome = handle_command(request, retry, config)
     [event] = outcome.events
