@@ -27,11 +27,12 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import ssl
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +52,14 @@ from smartcity_cli import render, top
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 COMPLETION_SHELLS = ("bash", "zsh")
+# A watch stream that ends with UNAVAILABLE (the gateway closed an old connection so watchers
+# spread over new replicas, or a replica shut down) is opened again, at most this many times in
+# a row without a message in between.
+MAX_RESUBSCRIBE = 5
+# gRPC's words for "nothing answered at that address" (the gateway's own UNAVAILABLE says why).
+_UNREACHABLE = re.compile(
+    r"failed to connect|connection refused|dns|handshake|socket closed|unreachable|resolve", re.IGNORECASE
+)
 
 # Command-line words for the contract's enums (values typed Any: protobuf enums are ints on the wire).
 HEALTHS: dict[str, Any] = {"ok": 1, "problem": 2, "critical": 3}
@@ -72,6 +81,9 @@ PRIORITIES: dict[str, Any] = {
 }
 
 
+RESUBSCRIBED = object()  # marks a new subscription in `Client.follow`'s messages
+
+
 @dataclass
 class Client:
     """A connection to the gateway and how to print what it says."""
@@ -88,6 +100,29 @@ class Client:
 
     def stream(self, method: Callable[..., Any], request: Any) -> Any:
         return method(request, metadata=self.metadata)
+
+    async def follow(self, method: Callable[..., Any], request: Any) -> AsyncGenerator[Any, None]:
+        """The messages of a watch stream, subscribing again when it ends with UNAVAILABLE.
+
+        Between two subscriptions it yields RESUBSCRIBED: what follows starts over (with the
+        snapshot again when the request asks for one)."""
+        failures = 0
+        while True:
+            call = self.stream(method, request)
+            try:
+                async for reply in _replies(call):
+                    failures = 0
+                    yield reply
+                return
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNAVAILABLE or failures >= MAX_RESUBSCRIBE:
+                    raise
+                failures += 1
+                print(f"stream ended ({err.details()}); re-subscribing…", file=sys.stderr, flush=True)
+            finally:
+                call.cancel()
+            await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+            yield RESUBSCRIBED
 
     def show(self, message: Any, text: str) -> None:
         print(render.to_json(message) if self.as_json else text)
@@ -266,7 +301,7 @@ async def cmd_stats(c: Client, args: argparse.Namespace) -> None:
 
 async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
     if args.what == "devices":
-        call = c.stream(
+        replies = c.follow(
             c.devices.WatchDevices,
             gateway_pb2.WatchDevicesRequest(
                 send_snapshot=args.snapshot, kind=KINDS.get(args.kind or "", 0), site_id=args.site or ""
@@ -274,7 +309,7 @@ async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
         )
         line: Callable[[Any], str] = render.device_change
     elif args.what == "requests":
-        call = c.stream(
+        replies = c.follow(
             c.requests.WatchRequests,
             gateway_pb2.WatchRequestsRequest(
                 send_snapshot=args.snapshot, opd_code=args.opd or "", category=args.category or ""
@@ -284,26 +319,35 @@ async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
     else:
         interval = Duration()
         interval.FromNanoseconds(int(args.interval * 1e9))
-        call = c.stream(c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval))
+        replies = c.follow(
+            c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval)
+        )
 
         def line(reply: Any) -> str:
             return render.snapshot(reply.snapshot) + "\n"
 
     # On stderr: stdout stays the changes alone, for pipes and --json.
     print(f"watching {args.what} on {args.address}… (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    await _follow(call, line, args, c.as_json)
+    async with aclosing(replies):
+        await _follow(replies, line, args, c.as_json)
 
 
-async def _follow(call: Any, line: Callable[[Any], str], args: argparse.Namespace, as_json: bool) -> None:
+async def _follow(
+    replies: AsyncGenerator[Any, None], line: Callable[[Any], str], args: argparse.Namespace, as_json: bool
+) -> None:
     """Prints each message of a stream; stops after --count live changes (those after the snapshot)
     or --duration seconds (0 = no limit)."""
     count, duration = args.count, args.duration
-    live = not (args.snapshot and args.what != "snapshot")
+    with_snapshot = args.snapshot and args.what != "snapshot"
+    live = not with_snapshot
     shown = 0
 
     async def consume() -> None:
         nonlocal shown, live
-        async for reply in _replies(call):
+        async for reply in replies:
+            if reply is RESUBSCRIBED:
+                live = not with_snapshot  # the snapshot comes again before live changes
+                continue
             text = (
                 json.dumps(MessageToDict(reply, preserving_proto_field_name=True)) if as_json else line(reply)
             )
@@ -315,14 +359,11 @@ async def _follow(call: Any, line: Callable[[Any], str], args: argparse.Namespac
             if count and shown >= count:
                 return
 
-    try:
-        if duration:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(consume(), timeout=duration)
-        else:
-            await consume()
-    finally:
-        call.cancel()
+    if duration:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(consume(), timeout=duration)
+    else:
+        await consume()
 
 
 def _is_snapshot_end(reply: Any) -> bool:
@@ -345,19 +386,25 @@ async def cmd_top(c: Client, args: argparse.Namespace) -> None:
     interval.FromNanoseconds(int(max(args.refresh, 1.0) * 1e9))
 
     async def devices() -> None:
-        call = c.stream(c.devices.WatchDevices, gateway_pb2.WatchDevicesRequest(send_snapshot=True))
-        async for reply in _replies(call):
-            state.apply_device(reply)
-            if _is_snapshot_end(reply):
-                ready["devices"].set()
+        replies = c.follow(c.devices.WatchDevices, gateway_pb2.WatchDevicesRequest(send_snapshot=True))
+        async with aclosing(replies):
+            async for reply in replies:
+                if reply is RESUBSCRIBED:
+                    state.incidents.clear()  # the new snapshot lists the ones still open
+                    continue
+                state.apply_device(reply)
+                if _is_snapshot_end(reply):
+                    ready["devices"].set()
 
     async def requests() -> None:
-        call = c.stream(c.requests.WatchRequests, gateway_pb2.WatchRequestsRequest(send_snapshot=True))
+        replies = c.follow(c.requests.WatchRequests, gateway_pb2.WatchRequestsRequest(send_snapshot=True))
         try:
-            async for reply in _replies(call):
-                state.apply_request(reply)
-                if _is_snapshot_end(reply):
-                    ready["requests"].set()
+            async with aclosing(replies):
+                async for reply in replies:
+                    if reply is not RESUBSCRIBED:
+                        state.apply_request(reply)
+                    if reply is not RESUBSCRIBED and _is_snapshot_end(reply):
+                        ready["requests"].set()
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.PERMISSION_DENIED:
                 raise
@@ -365,10 +412,13 @@ async def cmd_top(c: Client, args: argparse.Namespace) -> None:
             ready["requests"].set()
 
     async def snapshots() -> None:
-        call = c.stream(c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval))
-        async for reply in _replies(call):
-            state.snapshot = reply.snapshot
-            ready["snapshot"].set()
+        request = gateway_pb2.WatchCitySnapshotRequest(interval=interval)
+        replies = c.follow(c.overview.WatchCitySnapshot, request)
+        async with aclosing(replies):
+            async for reply in replies:
+                if reply is not RESUBSCRIBED:
+                    state.snapshot = reply.snapshot
+                    ready["snapshot"].set()
 
     tasks = [asyncio.create_task(f()) for f in (devices, requests, snapshots)]
     first_frame = asyncio.create_task(_all_set(list(ready.values())))
@@ -648,9 +698,9 @@ def describe_error(err: grpc.aio.AioRpcError, address: str) -> str:
     looked for when it could not be reached."""
     lines = [f"error: {err.code().name}: {err.details()}"]
     lines += [f"  {field}: {problem}" for field, problem in field_violations(err)]
-    # The gateway's own UNAVAILABLE answers (catching up, shutting down) name the gateway;
-    # gRPC's (nothing listens, DNS, TLS handshake) and its bare deadline do not.
-    unreachable = err.code() is grpc.StatusCode.UNAVAILABLE and "the gateway" not in (err.details() or "")
+    # gRPC's own words when nothing answered (nothing listens, DNS, TLS handshake), or its bare
+    # deadline; not the gateway's UNAVAILABLE answers (catching up, shutting down, connection age).
+    unreachable = err.code() is grpc.StatusCode.UNAVAILABLE and bool(_UNREACHABLE.search(err.details() or ""))
     no_answer = err.code() is grpc.StatusCode.DEADLINE_EXCEEDED and err.details() == "Deadline Exceeded"
     if unreachable or no_answer:
         lines.append(

@@ -48,7 +48,12 @@ class Served:
 
 @pytest_asyncio.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    config = GatewayConfig(platform=PlatformSettings.from_env("gateway", 0))
+    async for item in _serve(tmp_path):
+        yield item
+
+
+async def _serve(tmp_path: Path, **settings: float) -> AsyncIterator[Served]:
+    config = GatewayConfig(platform=PlatformSettings.from_env("gateway", 0), **settings)
     api, _ = make_api(max_streams_per_client=10)  # top opens three streams
     api.views.apply_access_point(ap("ap-alun-alun-01", health=3))
     tokens = TokenStore.load(write_tokens(tmp_path / "tokens.yaml"))
@@ -107,3 +112,15 @@ async def test_top_once_piped_has_no_escape_codes_and_fits_columns(served: Serve
     assert not re.search("\x1b", out)
     assert "ACCESS POINTS not OK (1 of 1)" in out and "ap-alun-alun-01" in out
     assert max(len(line) for line in out.splitlines()) <= 60
+
+
+async def test_watch_re_subscribes_when_the_gateway_closes_an_old_connection(tmp_path: Path) -> None:
+    """max_connection_age ends every stream now and then (so watchers spread over new replicas):
+    the CLI re-subscribes instead of failing."""
+    async for served in _serve(tmp_path, max_connection_age_s=1.0, max_connection_age_grace_s=0.5):
+        code, out, err = await smartcity(
+            "--address", served.plain, "watch", "snapshot", "--interval", "1", "--duration", "6"
+        )
+        assert code == 0, err
+        assert "re-subscribing" in err
+        assert out.count("city snapshot") >= 4  # snapshots kept coming across the reconnections
