@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -52,7 +53,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         yield item
 
 
-async def _serve(tmp_path: Path, **settings: float) -> AsyncIterator[Served]:
+async def _serve(tmp_path: Path, **settings: Any) -> AsyncIterator[Served]:
     config = GatewayConfig(platform=PlatformSettings.from_env("gateway", 0), **settings)
     api, _ = make_api(max_streams_per_client=10)  # top opens three streams
     api.views.apply_access_point(ap("ap-alun-alun-01", health=3))
