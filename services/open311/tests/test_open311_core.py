@@ -189,6 +189,8 @@ def test_multivaluelist_answers_are_all_kept() -> None:
     ("form", "status", "says"),
     [
         ([("service_code", "roads")], 403, "api_key is required"),
+        ([("api_key", "kunci rahasia"), ("service_code", "roads")], 403, "invalid api_key"),
+        ([("api_key", "kunci-é"), ("service_code", "roads")], 403, "invalid api_key"),
         ([("api_key", "k"), ("address_string", "x")], 400, "service_code is required"),
         (
             [("api_key", "k"), ("service_code", "parking"), ("address_string", "x")],

@@ -165,11 +165,14 @@ async def test_a_retried_post_is_the_same_request(http: ClientSession, facade: F
     first, second = await asyncio.gather(*(post(http, f"{facade.url}/requests.json", form) for _ in range(2)))
     assert first[0] == second[0] == 200
     assert first[1][0]["service_request_id"] == second[1][0]["service_request_id"]
-    key = f"retry-{uuid.uuid4().hex}"
-    one = await post(http, f"{facade.url}/requests.json", road_form(), **{"Idempotency-Key": key})
-    two = await post(http, f"{facade.url}/requests.json", road_form(), **{"Idempotency-Key": key})
+    key, keyed_form = f"retry-{uuid.uuid4().hex}", road_form()
+    one = await post(http, f"{facade.url}/requests.json", keyed_form, **{"Idempotency-Key": key})
+    two = await post(http, f"{facade.url}/requests.json", keyed_form, **{"Idempotency-Key": key})
     assert one[1][0]["service_request_id"] == two[1][0]["service_request_id"], "the client's key decides"
     assert one[1][0]["service_request_id"] != first[1][0]["service_request_id"]
+    # The same key with another report is the client's bug: refused, not answered with the first.
+    status, body = await post(http, f"{facade.url}/requests.xml", road_form(), **{"Idempotency-Key": key})
+    assert_error(status, body, 409, "idempotency key")
 
 
 async def test_search_by_ids_service_status_and_dates(

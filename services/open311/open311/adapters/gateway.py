@@ -21,6 +21,7 @@ from open311.adapters import metrics
 from open311.core.errors import (
     BAD_GATEWAY,
     BAD_REQUEST,
+    CONFLICT,
     FORBIDDEN,
     GATEWAY_TIMEOUT,
     NOT_FOUND,
@@ -39,7 +40,8 @@ MAX_RECEIVE_BYTES = 32 * 1024 * 1024
 _STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: BAD_REQUEST,
     grpc.StatusCode.FAILED_PRECONDITION: BAD_REQUEST,
-    grpc.StatusCode.ALREADY_EXISTS: BAD_REQUEST,
+    # A known idempotency key with another body (a retry must repeat its request).
+    grpc.StatusCode.ALREADY_EXISTS: CONFLICT,
     grpc.StatusCode.UNAUTHENTICATED: FORBIDDEN,
     grpc.StatusCode.PERMISSION_DENIED: FORBIDDEN,
     grpc.StatusCode.NOT_FOUND: NOT_FOUND,

@@ -17,6 +17,7 @@ _ERROR_CODES = {
     "400": "A parameter is missing or wrong (the description says which)",
     "403": "api_key missing, unknown or without the right to create requests",
     "404": "No such service_code, service_request_id or token",
+    "409": "The Idempotency-Key was used for another request (a retry must repeat its form)",
     "413": "The request body is larger than the endpoint accepts",
     "429": "Too many requests from this api_key or address; see Retry-After",
     "503": "The platform is not ready (starting, or the gateway is unreachable)",

@@ -35,6 +35,8 @@ Pairs = Sequence[tuple[str, str]]
 TOKEN_PREFIX = "o311-"
 _TOKEN = re.compile(r"^o311-[0-9a-f]{40}$")
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
+# What a bearer token can be (RFC 6750 b64token, generously): never sent on when it is not.
+_API_KEY = re.compile(r"^[\x21-\x7e]{1,512}$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 SCALAR_FIELDS = (
     "api_key",
@@ -88,6 +90,8 @@ def parse_submission(pairs: Pairs, catalogue: Catalogue, client_key: str = "") -
     api_key = fields.get("api_key", "")
     if not api_key:
         raise forbidden("api_key is required to create a service request")
+    if not _API_KEY.match(api_key):
+        raise forbidden("invalid api_key: it is printable ASCII without spaces, at most 512 characters")
     check_jurisdiction(fields.get("jurisdiction_id", ""), catalogue)
     service = _service(fields.get("service_code", ""), catalogue)
     lat, long = _location(fields)
