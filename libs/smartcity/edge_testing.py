@@ -186,8 +186,7 @@ class SnmpAgent:
         state.mkdir(exist_ok=True)
         env = os.environ | {"SNMP_PERSISTENT_DIR": str(state), "MIBS": ""}
         with self.log_path.open("ab") as log:
-            argv = [binary, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "snmpd.pid"),
-                    f"udp:127.0.0.1:{self.port}"]
+            argv = [binary, "-f", "-Lo", "-C", "-c", str(conf), "-p", str(self.workdir / "snmpd.pid")]
             self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                           start_new_session=True)
         deadline = time.monotonic() + timeout_s
