@@ -221,8 +221,8 @@ class RtspServer:
     """
 
     def __init__(self, workdir: Path, mounts: Mapping[str, str], *, user: str = "", password: str = "",
-                 auth: str = "basic") -> None:
-        self.workdir = workdir
+                 auth: str = "basic", size: str = "320x240", fps: int = 10) -> None:
+        self.workdir, self.size, self.fps = workdir, size, fps
         self.port = free_port()
         self.mounts, self.user, self.password, self.auth = dict(mounts), user, password, auth
         self.log_path = workdir / f"rtsp-{self.port}.log"
@@ -235,6 +235,7 @@ class RtspServer:
         argv: Sequence[str] = ["/usr/bin/python3", str(GST_RTSP_SCRIPT), "--port", str(self.port),
                                *[f"--mount={path}={pattern}" for path, pattern in self.mounts.items()]]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+        env |= {"RTSP_TEST_SIZE": self.size, "RTSP_TEST_FPS": str(self.fps)}
         if self.user:
             env |= {"RTSP_TEST_USER": self.user, "RTSP_TEST_PASSWORD": self.password,
                     "RTSP_TEST_AUTH": self.auth}

@@ -5,7 +5,8 @@ introspection is not in the project's virtualenv), e.g.:
 
     /usr/bin/python3 libs/smartcity/gst_rtsp_server.py --port 8554 --mount cam-1=normal
 
-Each mount streams H.264 (x264enc) over RTP from videotestsrc, 320x240 at 10 fps:
+Each mount streams H.264 (x264enc) over RTP from videotestsrc, 320x240 at 10 fps (RTSP_TEST_SIZE,
+e.g. 1280x720, and RTSP_TEST_FPS change that):
   normal   a detailed moving picture (SMPTE bars scrolling): healthy
   black    a black picture (too dark, covered)
   bright   a white picture (too bright, covered)
@@ -36,7 +37,10 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 STARTED = time.monotonic()
 MOVED_AFTER_S = float(os.environ.get("RTSP_TEST_MOVED_AFTER_S", "8"))
 HANG_AFTER_S = 3
-CAPS = "video/x-raw,width=320,height=240,framerate=10/1"
+# The picture size and rate of every mount (benchmarks stream camera-like sizes).
+WIDTH, HEIGHT = (int(v) for v in os.environ.get("RTSP_TEST_SIZE", "320x240").split("x"))
+FPS = int(os.environ.get("RTSP_TEST_FPS", "10"))
+CAPS = f"video/x-raw,width={WIDTH},height={HEIGHT},framerate={FPS}/1"
 ENCODE = ("videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 bitrate=400 "
           "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1")
 
@@ -46,7 +50,7 @@ def _scene(tail: str = "") -> str:
     return (f"compositor name=mix background=black ! {CAPS} {tail} ! {ENCODE} "
             f"videotestsrc is-live=true pattern=smpte name=scene ! {CAPS} ! mix. "
             "videotestsrc is-live=true pattern=ball motion=sweep "
-            "! video/x-raw,width=64,height=48,framerate=10/1 ! mix.")
+            f"! video/x-raw,width={WIDTH // 5},height={HEIGHT // 5},framerate={FPS}/1 ! mix.")
 
 
 def _still(pattern: str) -> str:

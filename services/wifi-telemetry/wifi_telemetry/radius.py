@@ -302,7 +302,8 @@ class AccountingServer(asyncio.DatagramProtocol):
             return "unusable"
         if self.events.get(event.event_id, received_at):
             return "duplicate_event"
-        await asyncio.wait_for(self._send_acked(event), self.config.produce_timeout_s)
+        async with asyncio.timeout(self.config.produce_timeout_s):  # no extra task per request
+            await self._send_acked(event)
         self.events.put(event.event_id, True, time.time())
         EVENTS.labels(wifi_pb2.SessionEventKind.Name(event.kind)).inc()
         return "accepted"
