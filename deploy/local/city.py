@@ -56,11 +56,12 @@ PROCESSES: tuple[Process, ...] = (
     Process("citizen-requests", "citizen_requests", metrics_port=_port("REQUESTS_METRICS_PORT", 9103)),
     Process("gateway", "gateway", env={"GATEWAY_ADDRESS": GATEWAY_ADDRESS},
             metrics_port=_port("GATEWAY_METRICS_PORT", 9104)),
-    Process("wifi-simulator", "wifi_telemetry.simulator", control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
-    Process("camera-simulator", "camera_health.simulator",
+    Process("wifi-simulator", "wifi_telemetry.sim.simulator",
+            control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
+    Process("camera-simulator", "camera_health.sim.simulator",
             control_port=_port("CAMERA_SIM_CONTROL_PORT", 9112)),
     # ~200 requests a day is realistic but shows little in a demo: 30x is one every ~15 s.
-    Process("citizens-simulator", "citizen_requests.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
+    Process("citizens-simulator", "citizen_requests.sim.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
             control_port=_port("CITIZENS_SIM_CONTROL_PORT", 9113)),
 )
 

@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from smartcity import topic_names
 from smartcity.topics import load_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -817,7 +818,7 @@ def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_imag
 # ------------------------------------------------------------------------------- Kafka authentication (prod)
 
 # What each service reads and writes (catalogue names; the services' READMEs, their streams.py,
-# the gateway's views.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
+# the gateway's projector.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
 # twin of each input that has one, and owns its Faust group and internal topics (<app id>-...).
 SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
     "wifi-telemetry": ({"wifi.ap-telemetry.v1", "wifi.client-sessions.v1"},
@@ -829,10 +830,10 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
                  "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
                 {"requests.commands.v1"}),
 }
-DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
-                    "camera-health": ["camera_health/streams.py"],
-                    "citizen-requests": ["citizen_requests/streams.py"],
-                    "gateway": ["gateway/views.py", "gateway/publisher.py"]}
+DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/adapters/streams.py"],
+                    "camera-health": ["camera_health/adapters/streams.py"],
+                    "citizen-requests": ["citizen_requests/adapters/streams.py"],
+                    "gateway": ["gateway/adapters/projector.py", "gateway/adapters/publisher.py"]}
 USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"
 
 
@@ -922,9 +923,11 @@ def test_the_topic_table_covers_what_the_service_code_names(service):
     be denied in prod."""
     reads, writes = SERVICE_TOPICS[service]
     names = {s.name for s in load_catalogue().topics}
+    # Code names a topic by its literal or by its constant in smartcity.topic_names.
+    constants = {v: k for k, v in vars(topic_names).items() if k.isupper() and isinstance(v, str)}
     for module in DEPLOYED_MODULES[service]:
         text = (REPO / "services" / service / module).read_text()
-        used = {n for n in names if f'"{n}"' in text}
+        used = {n for n in names if f'"{n}"' in text or f"topic_names.{constants.get(n)}" in text}
         assert used <= reads | writes, f"{module}: {sorted(used - reads - writes)}"
 
 
