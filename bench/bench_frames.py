@@ -3,7 +3,7 @@
     uv run python bench/bench_frames.py [--size 1280x720] [--fps 25] [--samples 6]
 
 Starts GStreamer's gst-rtsp-server streaming a live H.264 camera-like picture (normal pattern,
-SIZE at FPS), then runs the frame prober's sampling (`camera_health.frames.sample_stream` and
+SIZE at FPS), then runs the frame prober's sampling (`camera_health.edge.frames.sample_stream` and
 the picture checks of `heartbeat`) S times with the default settings (2 s of video per sample,
 one analysed frame every 0.5 s, one decoder thread) and reads the CPU time the sampling thread
 used (decode + analysis). Figures:
@@ -27,8 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from camera_health import image_checks as ic
-from camera_health.frames import Camera, CameraState, FramesConfig, StreamSample, heartbeat, sample_stream
+from camera_health.core import image_checks as ic
+from camera_health.edge.frames import (
+    Camera,
+    CameraState,
+    FramesConfig,
+    StreamSample,
+    heartbeat,
+    sample_stream,
+)
 from smartcity.edge_testing import RtspServer
 
 

@@ -2,7 +2,7 @@
 
     uv run python bench/bench_radius.py [--requests 20000] [--window 256] [--sessions 2000]
 
-Starts the collector from its real entry point (`python -m wifi_telemetry.radius`) under a fresh
+Starts the collector from its real entry point (`python -m wifi_telemetry.edge.radius`) under a fresh
 topic prefix, then sends N signed Accounting-Requests (Start, Interim-Update, Stop of S
 sessions, one NAS) over UDP keeping at most W unanswered, and times first send to last
 Accounting-Response: each response means the event was acknowledged by every in-sync replica.
@@ -35,7 +35,7 @@ from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.testing import free_port
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import radius_protocol as rp
+from wifi_telemetry.edge import radius_protocol as rp
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = b"bench-secret"
@@ -127,7 +127,7 @@ def start_collector(prefix: str, port: int, metrics_port: int, workdir: Path) ->
                         "WIFI_RADIUS_NAS_FILE": str(workdir / "nas.yaml"),
                         "METRICS_PORT": str(metrics_port),
                         "LOG_LEVEL": "WARNING", "WIFI_CLIENT_HASH_SALT": "bench-salt"}
-    proc = subprocess.Popen([sys.executable, "-m", "wifi_telemetry.radius"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "wifi_telemetry.edge.radius"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

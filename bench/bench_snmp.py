@@ -3,7 +3,7 @@
     uv run python bench/bench_snmp.py [--agents 4] [--aps 200] [--rounds 3] [--concurrency 50]
 
 Starts A Debian `snmpd` agents on loopback and P AP targets spread over them, then runs
-R rounds of the poller (`wifi_telemetry.snmp.PollLoop`, a real acks=all producer under a fresh
+R rounds of the poller (`wifi_telemetry.edge.snmp.PollLoop`, a real acks=all producer under a fresh
 topic prefix) and times them: one poll is a full AP reading (GET of the scalars and bulk walks
 of the IF-MIB, HOST-RESOURCES and vendor columns) and its heartbeat acknowledged by Kafka.
 Ceiling, same run and agents: single-varbind GETs per second (one round trip each) with the same
@@ -38,7 +38,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 from smartcity.edge_testing import SnmpAgent
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.topics import delete_topics, ensure_topics
-from wifi_telemetry.snmp import POLLS, VENDORS_FILE, PollLoop, SnmpConfig, load_targets, load_vendors
+from wifi_telemetry.edge.snmp import POLLS, VENDORS_FILE, PollLoop, SnmpConfig, load_targets, load_vendors
 
 
 async def raw_gets(agents: list[SnmpAgent], n: int, concurrency: int) -> float:

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from camera_health import image_checks as ic
-from camera_health.frames import Camera, CameraState, FramesConfig, heartbeat, load_cameras, sample_stream
+from camera_health.core import image_checks as ic
+from camera_health.edge.frames import (
+    Camera,
+    CameraState,
+    FramesConfig,
+    heartbeat,
+    load_cameras,
+    sample_stream,
+)
 from smartcity.edge_testing import RtspServer
 from smartcity.v1 import camera_pb2
 

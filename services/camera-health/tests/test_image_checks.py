@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from camera_health import image_checks as ic
+from camera_health.core import image_checks as ic
 
 T = ic.PictureThresholds()
 

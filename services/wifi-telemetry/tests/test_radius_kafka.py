@@ -16,8 +16,8 @@ from smartcity.edge_testing import ThrowawayKafka, free_udp_port, http_text, rad
 from smartcity.testing import ServiceProcess, consume, free_port
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import radius_protocol as rp
-from wifi_telemetry.privacy import ClientHasher
+from wifi_telemetry.core.privacy import ClientHasher
+from wifi_telemetry.edge import radius_protocol as rp
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(shutil.which("radclient") is None,
@@ -57,7 +57,7 @@ class Collector:
 def start_collector(run_service: Callable[..., ServiceProcess], tmp_path: Path) -> Callable[..., Collector]:
     def start(prefix: str, **env: str) -> Collector:
         port, metrics_port = free_udp_port(), free_port()
-        proc = run_service("wifi_telemetry.radius", prefix, WIFI_RADIUS_PORT=str(port),
+        proc = run_service("wifi_telemetry.edge.radius", prefix, WIFI_RADIUS_PORT=str(port),
                            WIFI_RADIUS_NAS_FILE=str(nas_file(tmp_path)), WIFI_CLIENT_HASH_SALT=SALT,
                            METRICS_PORT=str(metrics_port), WIFI_RADIUS_PRODUCE_TIMEOUT_S="3", **env)
         assert wait_http_ok(f"http://127.0.0.1:{metrics_port}/readyz", 60), proc.log_tail()

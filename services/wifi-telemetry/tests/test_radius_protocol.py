@@ -11,9 +11,9 @@ import pytest
 from smartcity.codec import from_timestamp
 from smartcity.settings import SettingsError
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import radius_protocol as rp
-from wifi_telemetry.privacy import ClientHasher
-from wifi_telemetry.radius import NasTable, TtlCache, session_event
+from wifi_telemetry.core.privacy import ClientHasher
+from wifi_telemetry.edge import radius_protocol as rp
+from wifi_telemetry.edge.radius import NasTable, TtlCache, session_event
 
 SECRET = b"s3cret-nas"
 MAC = "A4-5E-60-12-34-56"

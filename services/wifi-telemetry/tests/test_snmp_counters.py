@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from smartcity.settings import SettingsError
-from wifi_telemetry import snmp_counters as sc
-from wifi_telemetry.snmp import VENDORS_FILE, load_targets, load_vendors
+from wifi_telemetry.core import snmp_counters as sc
+from wifi_telemetry.edge.snmp import VENDORS_FILE, load_targets, load_vendors
 
 
 def test_counters_add_up_between_polls() -> None:

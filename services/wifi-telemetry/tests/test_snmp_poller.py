@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from smartcity.edge_testing import SnmpAgent, free_udp_port
 from smartcity.testing import consume
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry.snmp import POLLS, VENDORS_FILE, PollLoop, SnmpConfig, load_targets, load_vendors
+from wifi_telemetry.edge.snmp import POLLS, VENDORS_FILE, PollLoop, SnmpConfig, load_targets, load_vendors
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(shutil.which("snmpd") is None and not Path("/usr/sbin/snmpd").exists(),

@@ -4,7 +4,7 @@
       GET  sysUpTime.0, sysDescr.0 (+ the vendor's client count when it is one value)
       WALK ifType, ifHCInOctets, ifHCOutOctets, hrProcessorLoad, hrStorageTable (+ the vendor's
            per-radio client column)
-      → snmp_counters (rx/tx since boot across wraps and reboots, cpu, memory, clients)
+      → core/snmp_counters (rx/tx since boot across wraps and reboots, cpu, memory, clients)
       → ApTelemetry (seq: the clock in ms, strictly increasing per AP) → wifi.ap-telemetry.v1
 
 SNMP v2c with a community per AP. An AP that does not answer within WIFI_SNMP_TIMEOUT_S after
@@ -13,7 +13,7 @@ produces no heartbeat: the service's silence rule decides it is down, never a ma
 Values an agent lacks (no hrProcessorLoad, no RAM row, no client OID) are sent as 0 and
 counted in `wifi_snmp_missing_values_total`.
 
-`python -m wifi_telemetry.snmp` (settings in `SnmpConfig`, APs in `load_targets`).
+`python -m wifi_telemetry.edge.snmp` (settings in `SnmpConfig`, APs in `load_targets`).
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from smartcity.observability import configure_logging, latency_histogram, start_
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 from smartcity.topics import load_catalogue
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import snmp_counters as sc
+from wifi_telemetry.core import snmp_counters as sc
 
-log = logging.getLogger("wifi_telemetry.snmp")
+log = logging.getLogger("wifi_telemetry.edge.snmp")
 
 SERVICE_NAME = "wifi-snmp"
 TELEMETRY_TOPIC = "wifi.ap-telemetry.v1"

@@ -4,7 +4,7 @@
     in a worker thread: decoding is CPU work):
       open rtsp:// (PyAV/FFmpeg, Basic or Digest auth, open and read timeouts)
       decode CAMERA_FRAMES_SAMPLE_S seconds of video: measured fps, bitrate, decode errors
-      analyse one frame every CAMERA_FRAMES_ANALYSE_EVERY_S (image_checks: dark, bright,
+      analyse one frame every CAMERA_FRAMES_ANALYSE_EVERY_S (core/image_checks: dark, bright,
       covered, blurry, frozen, scene change against the learned reference view)
       → CameraHeartbeat (source "probe", seq = the clock in ms) → camera.heartbeats.v1
 
@@ -14,7 +14,7 @@ the service's `stream` check turns into CRITICAL. Credentials come from a file p
 (`user:password`, e.g. a mounted Secret); they are put into the URL handed to FFmpeg only and
 never logged: every message names the camera and the URL without them.
 
-`python -m camera_health.frames` (settings in `FramesConfig`, cameras in `load_cameras`).
+`python -m camera_health.edge.frames` (settings in `FramesConfig`, cameras in `load_cameras`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from camera_health import image_checks as ic
+from camera_health.core import image_checks as ic
 from smartcity.codec import to_timestamp
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, start_observability
@@ -46,7 +46,7 @@ from smartcity.settings import PlatformSettings, SettingsError, env_float, env_i
 from smartcity.topics import load_catalogue
 from smartcity.v1 import camera_pb2
 
-log = logging.getLogger("camera_health.frames")
+log = logging.getLogger("camera_health.edge.frames")
 
 SERVICE_NAME = "camera-frames"
 HEARTBEATS_TOPIC = "camera.heartbeats.v1"
@@ -145,7 +145,7 @@ def load_cameras(path: str | Path) -> list[Camera]:
         credentials_file: /etc/cameras/alun-alun-01    # one line: user:password
         thresholds: {blur_min_sharpness: 25}           # per camera, over the defaults
     ```
-    Threshold names are those of image_checks.PictureThresholds.
+    Threshold names are those of core/image_checks.PictureThresholds.
     """
     base = Path(path)
     try:

@@ -10,14 +10,14 @@ Retransmissions are idempotent: the same (NAS, Identifier, Request Authenticator
 first copy is in flight is ignored, and once acknowledged is answered from the cache; the
 event id (NAS, Acct-Session-Id, status, Acct-Session-Time) is stable, so a copy re-signed under
 a new Identifier is answered without producing again. Calling-Station-Id (the client MAC) is
-keyed-hashed (wifi_telemetry.privacy) before anything leaves the process; logs never carry it.
+keyed-hashed (wifi_telemetry.core.privacy) before anything leaves the process; logs never carry it.
 
 Bounded: datagrams over 4096 bytes are dropped, at most WIFI_RADIUS_MAX_IN_FLIGHT requests
 wait for Kafka at once (the rest are dropped unanswered: the NAS retries), each produce waits
 WIFI_RADIUS_PRODUCE_TIMEOUT_S, the dedup cache holds WIFI_RADIUS_DEDUP_SIZE entries for
 WIFI_RADIUS_DEDUP_TTL_S.
 
-`python -m wifi_telemetry.radius` (settings in `RadiusConfig`; NAS table in `NasTable`).
+`python -m wifi_telemetry.edge.radius` (settings in `RadiusConfig`; NAS table in `NasTable`).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from smartcity.observability import configure_logging, latency_histogram, start_
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 from smartcity.topics import load_catalogue
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry import radius_protocol as rp
-from wifi_telemetry.privacy import ClientHasher
+from wifi_telemetry.core.privacy import ClientHasher
+from wifi_telemetry.edge import radius_protocol as rp
 
-log = logging.getLogger("wifi_telemetry.radius")
+log = logging.getLogger("wifi_telemetry.edge.radius")
 
 SERVICE_NAME = "wifi-radius"
 SESSIONS_TOPIC = "wifi.client-sessions.v1"
@@ -74,7 +74,7 @@ class RadiusConfig:
     WIFI_RADIUS_PRODUCE_TIMEOUT_S   longest wait for the broker's ack (default 10)
     WIFI_RADIUS_DEDUP_SIZE          remembered requests and events (default 50000)
     WIFI_RADIUS_DEDUP_TTL_S         how long they are remembered (default 600)
-    WIFI_CLIENT_HASH_SALT           the salt of the client hash (wifi_telemetry.privacy)
+    WIFI_CLIENT_HASH_SALT           the salt of the client hash (wifi_telemetry.core.privacy)
     """
 
     host: str = "127.0.0.1"
