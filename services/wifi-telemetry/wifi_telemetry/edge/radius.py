@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -51,6 +52,7 @@ log = logging.getLogger("wifi_telemetry.edge.radius")
 SERVICE_NAME = "wifi-radius"
 SESSIONS_TOPIC = "wifi.client-sessions.v1"
 DEFAULT_METRICS_PORT = 9121
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 PACKETS = Counter("wifi_radius_packets_total", "Accounting datagrams by outcome", ["outcome"])
 EVENTS = Counter("wifi_radius_events_total", "ClientSession events acknowledged by Kafka", ["kind"])
@@ -346,6 +348,9 @@ async def serve(settings: PlatformSettings, config: RadiusConfig, table: NasTabl
     server = AccountingServer(config, table, hasher, producer, topic)
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
         lambda: server, local_addr=(config.host, config.port))
+    # A burst of NAS retransmissions after an outage must queue in the kernel, not be dropped.
+    with contextlib.suppress(OSError):
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
     observability = start_observability(settings, live=lambda: True, ready=lambda: server.producer_ready)
     log.info("RADIUS accounting on udp://%s:%d for %d NAS key(s) -> %s", config.host, config.port,
              len(table.nas), topic)
