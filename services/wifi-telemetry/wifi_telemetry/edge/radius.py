@@ -350,7 +350,8 @@ async def serve(settings: PlatformSettings, config: RadiusConfig, table: NasTabl
         lambda: server, local_addr=(config.host, config.port))
     # A burst of NAS retransmissions after an outage must queue in the kernel, not be dropped.
     with contextlib.suppress(OSError):
-        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        udp = transport.get_extra_info("socket")
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
     observability = start_observability(settings, live=lambda: True, ready=lambda: server.producer_ready)
     log.info("RADIUS accounting on udp://%s:%d for %d NAS key(s) -> %s", config.host, config.port,
              len(table.nas), topic)
