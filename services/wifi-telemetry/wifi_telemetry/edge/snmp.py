@@ -68,7 +68,9 @@ HR_STORAGE_TYPE = "1.3.6.1.2.1.25.2.3.1.2"
 HR_STORAGE_UNITS = "1.3.6.1.2.1.25.2.3.1.4"
 HR_STORAGE_SIZE = "1.3.6.1.2.1.25.2.3.1.5"
 HR_STORAGE_USED = "1.3.6.1.2.1.25.2.3.1.6"
-BULK_REPETITIONS = 24
+# Rows per column per GETBULK: an AP has a few interfaces and ~10 storage rows; every varbind
+# costs decoding time in pysnmp, so a small first answer and a continuation for long columns.
+BULK_REPETITIONS = 12
 MAX_BULK_REQUESTS = 64
 _COLUMNS = (IF_TYPE, IF_HC_IN_OCTETS, IF_HC_OUT_OCTETS, HR_PROCESSOR_LOAD, HR_STORAGE_TYPE,
             HR_STORAGE_UNITS, HR_STORAGE_SIZE, HR_STORAGE_USED)
