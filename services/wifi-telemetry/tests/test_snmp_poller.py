@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from smartcity.edge_testing import SnmpAgent, free_udp_port
@@ -29,16 +28,6 @@ def agent(tmp_path: Path) -> Iterator[SnmpAgent]:
         yield snmpd
     finally:
         snmpd.stop()
-
-
-@pytest_asyncio.fixture
-async def kafka_producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 def walk_sum(agent: SnmpAgent, column: str) -> int:
@@ -65,13 +54,13 @@ def targets_file(tmp_path: Path, agent: SnmpAgent) -> Path:
 
 
 async def test_live_counters_clients_and_silence_when_the_agent_stops(
-        kafka_bootstrap: str, topic_prefix: str, agent: SnmpAgent, kafka_producer: AIOKafkaProducer,
+        kafka_bootstrap: str, topic_prefix: str, agent: SnmpAgent, producer: AIOKafkaProducer,
         tmp_path: Path) -> None:
     config = SnmpConfig(targets_file=str(targets_file(tmp_path, agent)), interval_s=1, timeout_s=0.5,
                         retries=1)
     targets = load_targets(config.targets_file, load_vendors(VENDORS_FILE))
     topic = f"{topic_prefix}wifi.ap-telemetry.v1"
-    loop = PollLoop(config, targets, kafka_producer, topic)
+    loop = PollLoop(config, targets, producer, topic)
     unreachable_before = POLLS.labels("unreachable")._value.get()
     try:
         agent.clients_file.write_text("17\n")

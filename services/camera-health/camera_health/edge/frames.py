@@ -20,10 +20,8 @@ never logged: every message names the camera and the URL without them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -40,6 +38,7 @@ from prometheus_client import Counter
 
 from camera_health.core import image_checks as ic
 from smartcity.codec import to_timestamp
+from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, start_observability
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
@@ -343,12 +342,7 @@ class FrameProber:
         self.rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            await self.round()
-            with contextlib.suppress(TimeoutError):
-                rest = self.config.interval_s - (time.monotonic() - started)
-                await asyncio.wait_for(stop.wait(), max(0.0, rest))
+        await every(self.config.interval_s, stop, self.round)
 
     async def round(self) -> list[camera_pb2.CameraHeartbeat]:
         beats = await asyncio.gather(*(self._sample_and_send(c) for c in self.cameras))
@@ -396,13 +390,7 @@ def main() -> None:
     cameras = load_cameras(config.targets_file)
     logging.getLogger("libav").setLevel(logging.ERROR)  # FFmpeg's own lines may quote the URL
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve(settings, config, cameras, stop)
-
-    asyncio.run(run())
+    run_until_signalled(lambda stop: serve(settings, config, cameras, stop))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import time
 from collections import OrderedDict
@@ -39,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
 
 from smartcity.codec import to_timestamp
+from smartcity.edge_runtime import run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
@@ -373,13 +373,7 @@ def main() -> None:
     config = RadiusConfig.from_env()
     table, hasher = NasTable.load(config.nas_file), ClientHasher.from_env()
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve(settings, config, table, hasher, stop)
-
-    asyncio.run(run())
+    run_until_signalled(lambda stop: serve(settings, config, table, hasher, stop))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ counted in `wifi_snmp_missing_values_total`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 
 from smartcity.codec import to_timestamp
+from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
@@ -336,12 +335,7 @@ class PollLoop:
         self.rounds = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            await self.round()
-            with contextlib.suppress(TimeoutError):
-                rest = self.config.interval_s - (time.monotonic() - started)
-                await asyncio.wait_for(stop.wait(), max(0.0, rest))
+        await every(self.config.interval_s, stop, self.round)
 
     async def round(self) -> int:
         """One poll of every target; the number of heartbeats Kafka acknowledged."""
@@ -401,13 +395,7 @@ def main() -> None:
     config = SnmpConfig.from_env()
     targets = load_targets(config.targets_file, load_vendors(config.vendors_file))
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve(settings, config, targets, stop)
-
-    asyncio.run(run())
+    run_until_signalled(lambda stop: serve(settings, config, targets, stop))
 
 
 if __name__ == "__main__":
