@@ -148,8 +148,11 @@ def radclient(port: int, secret: str, attributes: Mapping[str, str | int], *, at
     `timeout_s` apart; returncode 0 when it got its response."""
     if shutil.which("radclient") is None:
         raise RuntimeError("radclient is missing: run scripts/install_edge_tools.sh")
-    line = ", ".join(f'{name} = "{value}"' if isinstance(value, str) else f"{name} = {value}"
-                     for name, value in attributes.items())
+    def pair(name: str, value: str | int) -> str:  # strings quoted, numbers and 0x octets bare
+        bare = not isinstance(value, str) or value.startswith("0x")
+        return f"{name} = {value}" if bare else f'{name} = "{value}"'
+
+    line = ", ".join(pair(name, value) for name, value in attributes.items())
     argv = ["radclient", "-x", "-r", str(max(1, attempts)), "-t", f"{timeout_s:g}", "-c", str(count),
             f"127.0.0.1:{port}", "acct", secret]
     return subprocess.run(argv, input=line + "\n", capture_output=True, text=True, check=False,

@@ -123,6 +123,20 @@ async def test_wrong_secret_unknown_nas_and_garbage_are_dropped_and_counted(
     assert "a4-5e-60" not in log and "a4:5e:60" not in log
 
 
+async def test_a_message_authenticator_from_radclient_is_verified(
+        kafka_bootstrap: str, topic_prefix: str, start_collector: Callable[..., Collector]) -> None:
+    collector = start_collector(topic_prefix)
+    # radclient fills in the RFC 2869 Message-Authenticator (HMAC-MD5) when asked for one.
+    request = accounting("Start", session="ma-1", **{"Message-Authenticator": "0x00"})
+    signed = await asyncio.to_thread(radclient, collector.port, SECRET, request)
+    assert signed.returncode == 0, signed.stdout
+    assert "Message-Authenticator" in signed.stdout
+    records = await consume(kafka_bootstrap, f"{topic_prefix}wifi.client-sessions.v1",
+                            until=lambda rs: len(rs) >= 1, timeout_s=15)
+    assert [e.session_id for e in sessions(records)] == ["ma-1"]
+    assert collector.metric("bad_message_authenticator") == 0
+
+
 async def test_a_retransmission_is_answered_without_a_second_event(
         kafka_bootstrap: str, topic_prefix: str, start_collector: Callable[..., Collector]) -> None:
     collector = start_collector(topic_prefix)

@@ -130,15 +130,14 @@ def verify_accounting_request(packet: Packet, secret: bytes) -> None:
 
 
 def _verify_message_authenticator(packet: Packet, value: bytes, secret: bytes) -> None:
-    """RFC 2869 §5.14 / RFC 3579 §3.2: HMAC-MD5 over the packet with this attribute zeroed.
-
-    In an Accounting-Request it is computed with the Request Authenticator as sent (RFC 5080
-    §2.2.2 leaves both readings in use; the one taken here is FreeRADIUS' and radclient's).
-    """
+    """RFC 2869 §5.14 / RFC 3579 §3.2: HMAC-MD5 keyed with the secret over the packet with this
+    attribute's value zeroed; in an Accounting-Request the Request Authenticator counts as 16
+    zero octets too (it is computed afterwards, over the Message-Authenticator): what FreeRADIUS
+    and its radclient send."""
     if len(value) != 16:
         raise RadiusError("bad_attribute", "Message-Authenticator is not 16 octets")
     zeroed = _with_zeroed_message_authenticator(packet.raw)
-    expected = hmac.new(secret, zeroed, hashlib.md5).digest()
+    expected = hmac.new(secret, zeroed[:4] + bytes(16) + zeroed[20:], hashlib.md5).digest()
     if not hmac.compare_digest(expected, value):
         raise RadiusError("bad_message_authenticator", "Message-Authenticator does not match")
 
