@@ -137,6 +137,24 @@ async def test_a_message_authenticator_from_radclient_is_verified(
     assert collector.metric("bad_message_authenticator") == 0
 
 
+async def test_an_authentic_request_without_a_session_is_dead_lettered_without_the_mac(
+        kafka_bootstrap: str, topic_prefix: str, start_collector: Callable[..., Collector]) -> None:
+    collector = start_collector(topic_prefix)
+    request = accounting("Start")
+    del request["Acct-Session-Id"]
+    answered = await asyncio.to_thread(radclient, collector.port, SECRET, request)
+    assert answered.returncode == 0, answered.stdout  # kept, so the NAS may stop resending it
+    letters = await consume(kafka_bootstrap, f"{topic_prefix}wifi.client-sessions.v1.dlq",
+                            until=lambda rs: len(rs) >= 1, timeout_s=15)
+    assert len(letters) == 1
+    letter = letters[0]
+    assert b"Acct-Session-Id" in dict(letter.headers)["dlq.error"]
+    kept = rp.parse_packet(letter.value)
+    assert kept.text(rp.CALLING_STATION_ID) == ClientHasher(SALT).hash(MAC)
+    assert b"a4-5e-60" not in letter.value.lower()
+    assert collector.metric("unusable") == 1
+
+
 async def test_a_retransmission_is_answered_without_a_second_event(
         kafka_bootstrap: str, topic_prefix: str, start_collector: Callable[..., Collector]) -> None:
     collector = start_collector(topic_prefix)

@@ -11,6 +11,8 @@ first copy is in flight is ignored, and once acknowledged is answered from the c
 event id (NAS, Acct-Session-Id, status, Acct-Session-Time) is stable, so a copy re-signed under
 a new Identifier is answered without producing again. Calling-Station-Id (the client MAC) is
 keyed-hashed (wifi_telemetry.core.privacy) before anything leaves the process; logs never carry it.
+An authentic request that carries no session (no Acct-Session-Id, an AP no table maps) goes to
+`wifi.client-sessions.v1.dlq`, its personal attributes pseudonymised, before it is answered.
 
 Bounded: datagrams over 4096 bytes are dropped, at most WIFI_RADIUS_MAX_IN_FLIGHT requests
 wait for Kafka at once (the rest are dropped unanswered: the NAS retries), each produce waits
@@ -38,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
 
 from smartcity.codec import to_timestamp
+from smartcity.dlq import DeadLetterPublisher, SourceRecord, aiokafka_sender
 from smartcity.edge_runtime import run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
@@ -232,6 +235,7 @@ class AccountingServer(asyncio.DatagramProtocol):
         self.requests = TtlCache(config.dedup_size, config.dedup_ttl_s)  # request → response|None
         self.events = TtlCache(config.dedup_size, config.dedup_ttl_s)  # event id → True once acked
         self.transport: asyncio.DatagramTransport | None = None
+        self.dead_letters = DeadLetterPublisher(SERVICE_NAME, aiokafka_sender(producer))
         self.producer_ready = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -299,8 +303,10 @@ class AccountingServer(asyncio.DatagramProtocol):
             placement = self.table.placement(nas, record)
             event = session_event(record, placement, self.hasher, nas.key, received_at)
         except ValueError as exc:
-            # Authentic but unusable: answered all the same, or the NAS would resend it forever.
+            # Authentic but unusable: kept as a dead letter (personal attributes pseudonymised),
+            # then answered, or the NAS would resend it forever.
             log.warning("accounting from NAS %s unusable: %s", nas.key, exc)
+            await self._dead_letter(packet, nas, str(exc))
             return "unusable"
         if self.events.get(event.event_id, received_at):
             return "duplicate_event"
@@ -309,6 +315,19 @@ class AccountingServer(asyncio.DatagramProtocol):
         self.events.put(event.event_id, True, time.time())
         EVENTS.labels(wifi_pb2.SessionEventKind.Name(event.kind)).inc()
         return "accepted"
+
+    async def _dead_letter(self, packet: rp.Packet, nas: Nas, reason: str) -> None:
+        record = SourceRecord(topic=self.topic, partition=-1, offset=-1, key=nas.key.encode(),
+                              value=rp.redacted(packet, self._pseudonym),
+                              headers=(("radius.nas", nas.key.encode()),))
+        async with asyncio.timeout(self.config.produce_timeout_s):
+            await self.dead_letters.publish(record, f"RADIUS Accounting-Request unusable: {reason}")
+
+    def _pseudonym(self, value: bytes) -> bytes:
+        try:
+            return self.hasher.hash(value.decode("utf-8", "replace")).encode()
+        except ValueError:  # not a MAC (a user name...): nothing of it is kept
+            return b"<redacted>"
 
     async def _send_acked(self, event: wifi_pb2.ClientSession) -> None:
         value = event.SerializeToString(deterministic=True)

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_PACKET_BYTES = 4096  # RFC 2865 §3: the largest packet a server has to accept
@@ -110,6 +111,21 @@ def parse_packet(data: bytes) -> Packet:
         attributes.append((kind, data[offset + 2:offset + size]))
         offset += size
     return Packet(code, identifier, data[4:20], tuple(attributes), data[:length])
+
+
+# What names a person: a dead letter carries these values pseudonymised, never raw.
+PERSONAL_ATTRIBUTES = (USER_NAME, CALLING_STATION_ID)
+
+
+def redacted(packet: Packet, pseudonym: Callable[[bytes], bytes]) -> bytes:
+    """The packet re-encoded with its personal attributes replaced by `pseudonym(value)` (its
+    authenticator no longer matches: a dead letter to read, not a request to replay)."""
+    body = b""
+    for kind, value in packet.attributes:
+        out = pseudonym(value)[:253] if kind in PERSONAL_ATTRIBUTES else value
+        body += struct.pack("!BB", kind, len(out) + 2) + out
+    head = struct.pack("!BBH", packet.code, packet.identifier, HEADER_BYTES + len(body))
+    return head + packet.authenticator + body
 
 
 def accounting_request_authenticator(packet_bytes: bytes, secret: bytes) -> bytes:
