@@ -709,7 +709,9 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 def image_builds() -> dict[str, dict[str, str]]:
     """The `docker build` commands `make images` runs, per service: -f, build args, tag, context."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG", "PYTHON_IMAGE", "UV_IMAGE")}
+    env["CONTAINER_ENGINE"] = "docker"
     result = subprocess.run(["bash", str(BUILD_IMAGES), "--print"], capture_output=True, text=True,
                             timeout=30, check=False, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr
@@ -735,7 +737,9 @@ def test_one_dockerfile_is_multi_stage_pinned_locked_and_non_root():
     steps = dockerfile_instructions(text)
     stages = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(stages) >= 2, "multi-stage"
-    assert "ghcr.io/astral-sh/uv:0.13.9" in stages, "uv pinned"
+    uv_image = re.search(r"^ARG UV_IMAGE=(\S+)", text, flags=re.MULTILINE)
+    assert uv_image and uv_image.group(1) == "ghcr.io/astral-sh/uv:0.13.9", "uv pinned"
+    assert "${UV_IMAGE}" in stages
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
     image = base.group(1) if base else stages[-1]
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?|python@sha256:[0-9a-f]{64}",
