@@ -35,7 +35,12 @@ build_from_dir() {  # build_from_dir DIR TAG: builds DIR/Containerfile with DIR 
   esac
 }
 
-image_present() { "$ENGINE" image inspect "$1" >/dev/null 2>&1; }
+image_present() {  # whether the engine's local storage holds the image
+  case "$(basename "$ENGINE")" in
+    buildah) "$ENGINE" inspect --type image "$1" >/dev/null 2>&1 ;;
+    *) "$ENGINE" image inspect "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 python_image() {
   local python_version

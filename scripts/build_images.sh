@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the four service images from the one Dockerfile, deploy/docker/Dockerfile, with the
 # repository root as the build context. `make images` runs this; `make images PRINT=1` (or
-# `--print`) only prints the build commands.
+# `--print`) only prints the build commands; `--print-engine` the engine it would use;
+# `--only SERVICE` (repeatable) builds only those.
 #
 #   IMAGE_REPO        image name prefix (default smartcity: smartcity/<service>, as in deploy/k8s)
 #   IMAGE_TAG         tag (default 0.1.0, the prod overlay's; the dev overlay uses `dev`)
@@ -42,12 +43,14 @@ say() { printf '[images] %s\n' "$*"; }
 die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
 
 print_only=0
+print_engine=0
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --print) print_only=1 ;;
+    --print-engine) print_engine=1 ;;
     --only) shift; only+=("${1:?--only needs a service name}") ;;
-    *) die "unknown argument $1 (usage: $0 [--print] [--only SERVICE]...)" ;;
+    *) die "unknown argument $1 (usage: $0 [--print | --print-engine] [--only SERVICE]...)" ;;
   esac
   shift
 done
@@ -68,6 +71,7 @@ choose_engine() {
 
 ENGINE="$(choose_engine)"
 ENGINE_NAME="$(basename "$ENGINE")"
+if [ "$print_engine" -eq 1 ]; then echo "$ENGINE"; exit 0; fi
 
 build_command() {  # the build command of one image row, as words on one line
   local service="$1" metrics_port="$2" extra_ports="$3"
@@ -110,7 +114,12 @@ else
     || die "'$ENGINE' cannot reach a container engine (is the daemon running?); CONTAINER_ENGINE=buildah builds without one"
 fi
 
-image_present() { "$ENGINE" image inspect "$1" >/dev/null 2>&1; }
+image_present() {  # whether the engine's local storage holds the image
+  case "$(basename "$ENGINE")" in
+    buildah) "$ENGINE" inspect --type image "$1" >/dev/null 2>&1 ;;
+    *) "$ENGINE" image inspect "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 pull() {  # pulls an image from its registry; fails quickly when no registry is reachable
   case "$ENGINE_NAME" in
@@ -149,5 +158,10 @@ for cmd in "${commands[@]}"; do
   built=$((built + 1))
   say "built in $(( $(date +%s) - started ))s"
 done
+if [ "$ENGINE_NAME" = buildah ]; then
+  # buildah 1.28 leaves the working container of a stage without instructions (the uv stage).
+  "$ENGINE" containers --format '{{.ContainerName}}' 2>/dev/null | grep '^smartcity-uv-working-container' \
+    | xargs -r "$ENGINE" rm >/dev/null 2>&1 || true
+fi
 say "built $built images: $IMAGE_REPO/<service>:$IMAGE_TAG with $ENGINE_NAME"
 "$ENGINE" images 2>/dev/null | grep -E "^(REPOSITORY|.*$IMAGE_REPO/)" || true

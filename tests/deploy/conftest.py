@@ -1,0 +1,141 @@
+"""Fixtures of the deployment checks: the service images run as containers.
+
+`run_image` starts an image `make images` built (scripts/build_images.sh: buildah, docker or
+podman, whichever it chose) on the host network, with the given environment, and stops it
+after the test. A missing engine or image FAILS the test with the command that builds it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_REPO = os.environ.get("IMAGE_REPO", "smartcity")
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "0.1.0")
+# Set in each container's environment, to find its processes from the host.
+CONTAINER_MARKER = "SMARTCITY_TEST_CONTAINER"
+BUILD_HINT = "build it with `make images` (or `make ops-live`)"
+
+
+def engine() -> str:
+    """The container engine scripts/build_images.sh uses (CONTAINER_ENGINE, else its choice)."""
+    done = subprocess.run(["bash", "scripts/build_images.sh", "--print-engine"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout.strip()
+
+
+def engine_env(name: str) -> dict[str, str]:
+    """The environment the engine runs with: the project's container config for buildah/podman."""
+    if Path(name).name not in ("buildah", "podman"):
+        return dict(os.environ)
+    done = subprocess.run(["bash", "-c", "source scripts/container_env.sh && env -0"], cwd=REPO,
+                          capture_output=True, timeout=30, check=True)
+    pairs = (item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
+    return dict(pairs)
+
+
+@dataclass
+class Container:
+    """One image running as a container: its engine process, and the service inside."""
+
+    service: str
+    image: str
+    engine: str
+    env: dict[str, str]
+    log_path: Path
+    name: str
+    _proc: subprocess.Popen[bytes] | None = None
+    _cleanup: list[list[str]] = field(default_factory=list)
+
+    def start(self, service_env: dict[str, str]) -> Container:
+        exe = Path(self.engine).name
+        service_env = service_env | {CONTAINER_MARKER: self.name}
+        env_args = [arg for key, value in service_env.items() for arg in ("--env", f"{key}={value}")]
+        if exe == "buildah":
+            policy = ["--signature-policy", self.env["CONTAINERS_POLICY"]]
+            subprocess.run([self.engine, "from", "--pull-never", *policy, "--name", self.name, self.image],
+                           env=self.env, check=True, capture_output=True, timeout=300)
+            self._cleanup.append([self.engine, "rm", self.name])
+            # buildah run does not apply the ENTRYPOINT: run the same command it holds; the
+            # image's USER, ENV and WORKDIR apply.
+            argv = [self.engine, "run", "--network", "host", *env_args, self.name, "--",
+                    "/bin/sh", "-c", 'exec "$SMARTCITY_SERVICE"']
+        else:
+            argv = [self.engine, "run", "--rm", "--network", "host", "--name", self.name, *env_args, self.image]
+            self._cleanup.append([self.engine, "rm", "-f", self.name])
+        log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def service_pids(self) -> list[int]:
+        """The processes of this container: they carry its name in their environment."""
+        marker = f"{CONTAINER_MARKER}={self.name}".encode()
+        pids = []
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = (proc_dir / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in environ:
+                pids.append(int(proc_dir.name))
+        return pids
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        # SIGTERM to the service itself (PID 1 of the container), as the kubelet sends it.
+        for pid in self.service_pids():
+            os.kill(pid, signal.SIGTERM)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                for pid in self.service_pids():
+                    os.kill(pid, signal.SIGKILL)
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(timeout=10)
+        for argv in self._cleanup:
+            subprocess.run(argv, env=self.env, capture_output=True, timeout=120, check=False)
+
+
+RunImage = Callable[..., Container]
+
+
+@pytest.fixture
+def run_image(tmp_path: Path) -> Iterator[RunImage]:
+    """run_image(service, **env) -> a started Container of smartcity/<service>:<tag>."""
+    name = engine()
+    env = engine_env(name)
+    started: list[Container] = []
+
+    def start(service: str, **service_env: str) -> Container:
+        image = f"{IMAGE_REPO}/{service}:{IMAGE_TAG}"
+        if Path(name).name in ("buildah", "podman") and "/" in image and "." not in image.split("/")[0]:
+            image = f"localhost/{image}"
+        inspect = ["inspect", "--type", "image"] if Path(name).name == "buildah" else ["image", "inspect"]
+        present = subprocess.run([name, *inspect, image], env=env, capture_output=True, timeout=60, check=False)
+        if present.returncode != 0:
+            pytest.fail(f"image {image} not built ({name}): {BUILD_HINT}", pytrace=False)
+        container = Container(service, image, name, env, tmp_path / f"{service}.log",
+                              f"smartcity-test-{service}-{os.getpid()}-{int(time.time() * 1000) % 100000}")
+        started.append(container.start(service_env))
+        return container
+
+    yield start
+    for container in started:
+        container.stop()

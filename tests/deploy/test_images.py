@@ -1,0 +1,104 @@
+"""The service images run: the gateway and a stream service from their images, against the
+local Kafka (host network), as their non-root user, ready and serving.
+
+Marker `images` (`make ops-live` builds the two images and runs these): the images are the
+ones `make images` builds from deploy/docker/Dockerfile, not the working tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from smartcity.testing import free_port
+
+pytestmark = [pytest.mark.images, pytest.mark.kafka]
+
+IMAGE_UID = 10001  # the Dockerfile's USER
+START_TIMEOUT_S = 120.0
+
+
+def uid_of(pid: int) -> int:
+    """The real uid of a process (the first number of the Uid: line of /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+async def until_ready(container, check, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert container.running, f"{container.service} exited:\n{container.log_tail()}"
+        if await check():
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{container.service}: not {what} within {START_TIMEOUT_S:.0f}s:\n{container.log_tail()}")
+
+
+def assert_runs_as_the_image_user(container) -> None:
+    pids = container.service_pids()
+    assert pids, f"no {container.service} process inside a container"
+    assert {uid_of(pid) for pid in pids} == {IMAGE_UID}
+
+
+def assert_metrics_served(container, port: int, prefix: str) -> None:
+    status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200, body
+    assert f"# TYPE {prefix}" in body, f"no {prefix}* metric:\n{body[:2000]}"
+
+
+async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootstrap, topic_prefix):
+    grpc_port, metrics_port = free_port(), free_port()
+    gateway = run_image("gateway", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, SMARTCITY_TOPIC_PREFIX=topic_prefix,
+                        GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}", METRICS_HOST="127.0.0.1",
+                        METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        async def serving() -> bool:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        await until_ready(gateway, serving, "SERVING")
+    assert_runs_as_the_image_user(gateway)
+    assert_metrics_served(gateway, metrics_port, "smartcity_gateway_")
+    gateway.stop()
+    assert not gateway.running
+
+
+async def test_a_stream_service_image_gets_ready_and_serves_metrics_as_its_user(
+        run_image, kafka_bootstrap, topic_prefix):
+    metrics_port = free_port()
+    worker = run_image("wifi-telemetry", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                       SMARTCITY_TOPIC_PREFIX=topic_prefix, METRICS_HOST="127.0.0.1",
+                       METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
+
+    async def ready() -> bool:
+        try:
+            return http_get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 200
+        except OSError:
+            return False
+
+    await until_ready(worker, ready, "ready (/readyz 200)")
+    assert_runs_as_the_image_user(worker)
+    assert_metrics_served(worker, metrics_port, "smartcity_")
