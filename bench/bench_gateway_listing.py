@@ -2,7 +2,7 @@
 
     uv run python bench/bench_gateway_listing.py [--requests 10000 50000 200000] [--rounds 5]
 
-Fills the gateway's read model (gateway.views.Views) with that many requests spread over six
+Fills the gateway's read model (gateway.core.views.Views) with that many requests spread over six
 OPDs, half of them closed, then times what ListRequests does per call before paging: the city's
 listing (an admin, no filter), one OPD's listing, and one OPD's open requests. Prints the mean
 milliseconds per call. Single-threaded, deterministic input (seeded).
@@ -11,10 +11,11 @@ milliseconds per call. Single-threaded, deterministic input (seeded).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 
-from gateway.views import RequestQuery, Views
+from gateway.core.views import RequestQuery, Views
 from smartcity.v1 import requests_pb2 as pb
 
 OPDS = ["PUPR", "DLH", "DINKES", "BPBD", "DPMPTSP", "DINKOMINFO"]
@@ -47,11 +48,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(f"{'requests':>9}  {'city':>9}  {'one OPD':>9}  {'OPD open':>9}   (ms per call)")
+    rows = {}
     for n in args.requests:
         views = city_of(n)
         figures = [mean_ms(views, q, args.rounds) for q in (
             RequestQuery(), RequestQuery(opd_code="PUPR"), RequestQuery(opd_code="PUPR", open_only=True))]
         print(f"{n:>9}  " + "  ".join(f"{f:>9.1f}" for f in figures))
+        rows[n] = dict(zip(("city_ms", "opd_ms", "opd_open_ms"), (round(f, 2) for f in figures), strict=True))
+    print(json.dumps({"rounds": args.rounds, "requests": rows}))
 
 
 if __name__ == "__main__":

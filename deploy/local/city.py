@@ -60,7 +60,7 @@ PROCESSES: tuple[Process, ...] = (
     Process("camera-simulator", "camera_health.simulator",
             control_port=_port("CAMERA_SIM_CONTROL_PORT", 9112)),
     # ~200 requests a day is realistic but shows little in a demo: 30x is one every ~15 s.
-    Process("citizens-simulator", "citizen_requests.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
+    Process("citizens-simulator", "citizen_requests.sim.simulator", defaults={"SIM_RATE_MULTIPLIER": "30"},
             control_port=_port("CITIZENS_SIM_CONTROL_PORT", 9113)),
 )
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
 from citizen_requests.config import ConfigError, ServiceSettings, load_config, parse_duration
-from citizen_requests.open311 import to_open311
-from citizen_requests.records import Ledger
+from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.open311 import to_open311
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z = 07:00 WIB

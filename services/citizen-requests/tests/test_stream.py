@@ -16,10 +16,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 
-from citizen_requests.commands import CITIZEN, STAFF, action_command, actor, submit_command
 from citizen_requests.config import load_config
-from citizen_requests.records import Ledger
-from citizen_requests.stats import StatsBook
+from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.stats import StatsBook
+from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import from_timestamp
 from smartcity.testing import ServiceProcess, consume, consume_all, free_port
 from smartcity.v1 import requests_pb2 as pb

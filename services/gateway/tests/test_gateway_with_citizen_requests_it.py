@@ -7,7 +7,6 @@ import os
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.testing import GatewayProcess, Stubs, auth, rpc_error
+from gateway_testing import GatewayProcess, Stubs, auth, rpc_error, submit_request
 from smartcity.ids import request_id_for
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.v1 import gateway_pb2, requests_pb2
@@ -61,19 +60,8 @@ async def gw(
         worker.stop()
 
 
-def new_submit(category: str, key: str = "") -> Any:
-    return A.SubmitRequestRequest(
-        idempotency_key=key or f"key-{uuid.uuid4().hex}",
-        category=category,
-        title="Pohon tumbang",
-        description="Pohon tumbang menutup Jl. Jend. Sudirman",
-        address="Jl. Jend. Sudirman",
-        reporter=RS.Reporter(name="Siti", phone="+62 812 1111"),
-    )
-
-
 async def test_submit_retries_and_lifecycle_through_the_real_service(stubs: Stubs) -> None:
-    req = new_submit("permits")
+    req = submit_request("permits")
     replies = await asyncio.gather(
         *(stubs.requests.SubmitRequest(req, metadata=auth("t-portal"), timeout=30) for _ in range(3))
     )
@@ -115,7 +103,7 @@ async def test_submit_retries_and_lifecycle_through_the_real_service(stubs: Stub
 
 async def test_unknown_category_and_missing_request(stubs: Stubs) -> None:
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit("parking"), metadata=auth("t-portal"), timeout=30)
+        stubs.requests.SubmitRequest(submit_request("parking"), metadata=auth("t-portal"), timeout=30)
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "parking" in (err.details() or "")
     err = await rpc_error(
@@ -131,7 +119,7 @@ async def test_unknown_category_and_missing_request(stubs: Stubs) -> None:
 async def test_watchers_and_stats_follow_the_real_service(stubs: Stubs) -> None:
     watch = stubs.requests.WatchRequests(A.WatchRequestsRequest(), metadata=auth("t-bpbd"))
     submitted = await stubs.requests.SubmitRequest(
-        new_submit("emergency"), metadata=auth("t-portal"), timeout=30
+        submit_request("emergency"), metadata=auth("t-portal"), timeout=30
     )
     rid = submitted.request.request_id
     assert submitted.request.opd_code == "BPBD" and submitted.request.priority == RS.PRIORITY_EMERGENCY

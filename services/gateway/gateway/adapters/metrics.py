@@ -1,0 +1,58 @@
+"""Prometheus metrics of the gateway (prefix smartcity_gateway_)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from smartcity.v1 import requests_pb2
+
+RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RPCS = Counter("smartcity_gateway_rpcs_total", "RPCs served, by method and status code", ["method", "code"])
+RPC_LATENCY = Histogram(
+    "smartcity_gateway_rpc_duration_seconds",
+    "Time to serve an RPC (unary) or lifetime of a stream, by method and code",
+    ["method", "code"],
+    buckets=RPC_BUCKETS,
+)
+RATE_LIMITED = Counter("smartcity_gateway_rate_limited_total", "Calls refused by the rate limit", ["client"])
+READY = Gauge("smartcity_gateway_ready", "1 once the views caught up with their topics")
+VIEW_SIZE = Gauge("smartcity_gateway_view_entities", "Entities held in each in-memory view", ["view"])
+RECORDS = Counter(
+    "smartcity_gateway_records_total", "Records read into the views, by outcome", ["topic", "outcome"]
+)
+CATCHUP_SECONDS = Gauge("smartcity_gateway_catchup_seconds", "Time the views took to catch up at start")
+WATCHERS = Gauge("smartcity_gateway_watchers", "Open watch subscribers", ["stream"])
+WATCHERS_DROPPED = Counter(
+    "smartcity_gateway_watchers_dropped_total", "Watch subscribers dropped for falling behind", ["stream"]
+)
+COMMANDS = Counter(
+    "smartcity_gateway_commands_total", "Commands sent, by action and outcome", ["action", "outcome"]
+)
+COMMANDS_WAITING = Gauge("smartcity_gateway_commands_waiting", "Commands waiting for their outcome")
+
+
+_ACTIONS = requests_pb2.RequestCommand.DESCRIPTOR.oneofs_by_name["action"]
+COMMAND_ACTIONS = tuple(field.name for field in _ACTIONS.fields)
+COMMAND_OUTCOMES = ("applied", "deduplicated", "rejected", "timeout")
+RECORD_OUTCOMES = ("ok", "tombstone", "undecodable")
+
+
+def count_command(action: str, outcome: str) -> None:
+    """The command bus's `on_outcome`: one more command of this action with this outcome."""
+    COMMANDS.labels(action, outcome).inc()
+
+
+def initialise(clients: Iterable[str], topics: Iterable[str]) -> None:
+    """Creates every known label set at zero, so dashboards show 0 rather than no data and
+    increase() sees the first event (Prometheus practice for counters with known labels)."""
+    for client in clients:
+        RATE_LIMITED.labels(client)
+    for topic in topics:
+        for outcome in RECORD_OUTCOMES:
+            RECORDS.labels(topic, outcome)
+    for action in COMMAND_ACTIONS:
+        for outcome in COMMAND_OUTCOMES:
+            COMMANDS.labels(action, outcome)

@@ -1,0 +1,44 @@
+"""Publishes RequestCommands to requests.commands.v1 (key request_id), with trace context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from gateway.core.errors import ApiError, ErrorKind
+from smartcity.codec import ProtoCodec
+from smartcity.kafka import make_producer
+from smartcity.settings import PlatformSettings
+from smartcity.topics import load_catalogue
+from smartcity.tracing import inject_headers
+from smartcity.v1 import requests_pb2
+
+
+class CommandPublisher:
+    def __init__(self, settings: PlatformSettings) -> None:
+        self._topic = load_catalogue()["requests.commands.v1"].full_name(settings.topic_prefix)
+        self._producer = make_producer(settings)
+        self._codec = ProtoCodec(requests_pb2.RequestCommand)
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, request_id: str, command: Any) -> None:
+        """Sends and waits for the broker's ack (acks=all); the current span goes in the headers."""
+        try:
+            await self._producer.send_and_wait(
+                self._topic,
+                key=request_id.encode(),
+                value=self._codec.encode(command),
+                headers=inject_headers(),
+            )
+        except KafkaError as exc:
+            raise ApiError(
+                ErrorKind.UNAVAILABLE,
+                f"the command could not be handed to Kafka ({type(exc).__name__}); retry (a submit with the "
+                "same idempotency key)",
+            ) from exc

@@ -1,0 +1,207 @@
+"""Wiring of the gateway process: views, projector, commands, gRPC server, health, shutdown.
+
+Life of the process:
+1. the gRPC server starts at once and answers health checks NOT_SERVING (and every API call
+   UNAVAILABLE) while the projector rebuilds the views from Kafka;
+2. once caught up: health SERVING, "gateway ready on <address>" in the log, /readyz 200;
+3. SIGTERM/SIGINT: health NOT_SERVING, watch streams end with UNAVAILABLE, no new calls are
+   accepted, in-flight calls get GATEWAY_SHUTDOWN_GRACE_S to finish (commands still receive
+   their outcomes meanwhile), then Kafka clients close and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from gateway.adapters import metrics
+from gateway.adapters.interceptors import GatewayInterceptor
+from gateway.adapters.projector import VIEW_TOPICS, Projector
+from gateway.adapters.publisher import CommandPublisher
+from gateway.adapters.servicers import DeviceServicer, OverviewServicer, RequestServicer
+from gateway.config import GatewayConfig
+from gateway.core.api import Api
+from gateway.core.auth import RateLimiter, TokenStore
+from gateway.core.command_bus import CommandBus
+from gateway.core.fanout import Hub
+from gateway.core.views import Change, Views
+from smartcity.kafka import wait_for_broker
+from smartcity.observability import configure_logging, start_observability
+from smartcity.tracing import setup_tracing
+from smartcity.v1 import gateway_pb2, gateway_pb2_grpc
+
+log = logging.getLogger("gateway")
+
+SERVICE_NAMES = tuple(
+    gateway_pb2.DESCRIPTOR.services_by_name[s].full_name
+    for s in ("DeviceService", "OverviewService", "RequestService")
+)
+_DEVICE_VIEWS = {"access_points", "cameras", "incidents"}
+
+
+class Gateway:
+    """One gateway process's parts, started and stopped in order."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.views = Views(
+            max_resolved_incidents=config.max_resolved_incidents,
+            max_events_per_request=config.max_events_per_request,
+        )
+        self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
+        self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
+        self.publisher = CommandPublisher(config.platform)
+        self.bus = CommandBus(self.publisher.send, metrics.count_command)
+        self.api = Api(
+            self.views,
+            self.bus,
+            self.device_hub,
+            self.request_hub,
+            config.api_limits(),
+        )
+        self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
+        self.api.catch_up = self._read_requests_up_to_now
+        self.health = HealthServicer()
+        tokens = TokenStore.load(config.tokens_file)
+        metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
+        self.server = self._grpc_server(tokens)
+        self.port = 0
+
+    async def _read_requests_up_to_now(self, timeout_s: float) -> None:
+        await self.projector.read_up_to_now(timeout_s)
+
+    def _route_change(self, view: str, change: Change) -> None:
+        (self.device_hub if view in _DEVICE_VIEWS else self.request_hub).publish(change)
+
+    def _grpc_server(self, tokens: TokenStore) -> grpc.aio.Server:
+        limiter = RateLimiter(self.config.rate_limit_rps, self.config.rate_limit_burst)
+        server = grpc.aio.server(
+            interceptors=[GatewayInterceptor(tokens, limiter, self.api)],
+            options=[
+                ("grpc.max_receive_message_length", self.config.max_receive_bytes),
+                ("grpc.max_send_message_length", self.config.max_send_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        gateway_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.api), server)
+        gateway_pb2_grpc.add_OverviewServiceServicer_to_server(OverviewServicer(self.api), server)
+        gateway_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(self.api), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        return server
+
+    def _bind(self) -> int:
+        address = self.config.address
+        if not self.config.tls:
+            return int(self.server.add_insecure_port(address))
+        credentials = grpc.ssl_server_credentials(
+            [(Path(self.config.tls_key_file).read_bytes(), Path(self.config.tls_cert_file).read_bytes())]
+        )
+        return int(self.server.add_secure_port(address, credentials))
+
+    async def _set_health(self, status: Any) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def start(self) -> None:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self._bind()
+        if not self.port:
+            raise RuntimeError(f"cannot listen on {self.config.address}")
+        await self.server.start()
+        log.info(
+            "gRPC listening on %s (%s), catching up with Kafka",
+            self.config.address,
+            "TLS" if self.config.tls else "plaintext",
+        )
+        await wait_for_broker(self.config.platform)
+        await self.publisher.start()
+        await self.projector.start()
+
+    async def become_ready(self) -> None:
+        await self.projector.caught_up.wait()
+        self.api.ready = True
+        metrics.READY.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        host = self.config.address.rpartition(":")[0]
+        log.info("gateway ready on %s:%d", host, self.port)
+
+    async def stop(self) -> None:
+        log.info("shutting down: finishing in-flight calls within %.1f s", self.config.shutdown_grace_s)
+        metrics.READY.set(0)
+        await self.health.enter_graceful_shutdown()
+        self.api.stopping.set()
+        self.device_hub.close_all()
+        self.request_hub.close_all()
+        await self.server.stop(self.config.shutdown_grace_s)
+        await self.projector.stop()
+        await self.publisher.stop()
+        log.info("gateway stopped")
+
+    async def refresh_gauges(self, every_s: float = 5.0) -> None:
+        while True:
+            for view, size in self.projector.sizes().items():
+                metrics.VIEW_SIZE.labels(view).set(size)
+            metrics.COMMANDS_WAITING.set(self.bus.waiting)
+            metrics.WATCHERS_DROPPED.labels("devices")._value.set(self.device_hub.dropped)
+            metrics.WATCHERS_DROPPED.labels("requests")._value.set(self.request_hub.dropped)
+            await asyncio.sleep(every_s)
+
+
+async def serve(config: GatewayConfig) -> int:
+    """Runs the gateway until SIGTERM/SIGINT (exit 0) or a fatal projector error (exit 1)."""
+    configure_logging(config.platform)
+    setup_tracing(config.platform)
+    if config.uses_dev_tokens:
+        log.warning(
+            "GATEWAY_TOKENS_FILE not set: using the public DEVELOPMENT tokens (%s)", config.tokens_file
+        )
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    observability = start_observability(config.platform, ready=lambda: gateway.api.ready)
+    gauges = asyncio.create_task(gateway.refresh_gauges())
+    exit_code = 0
+    try:
+        starting: asyncio.Future[Any] = asyncio.create_task(_start(gateway))
+        stopping: asyncio.Future[Any] = asyncio.create_task(stop.wait())
+        failed: asyncio.Future[Any] = gateway.projector.failed
+        done, _ = await asyncio.wait({starting, stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done and starting.exception() is None:
+            done, _ = await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if failed in done or (starting.done() and starting.exception() is not None):
+            exit_code = 1
+        starting.cancel()
+        stopping.cancel()
+    finally:
+        gauges.cancel()
+        await gateway.stop()
+        if observability is not None:
+            observability.stop()
+    return exit_code
+
+
+async def _start(gateway: Gateway) -> None:
+    try:
+        await gateway.start()
+        await gateway.become_ready()
+    except Exception:
+        log.exception("gateway failed to start")
+        raise
