@@ -170,15 +170,26 @@ def producer_span(topic: str, key: bytes | str | None = None,
 @contextmanager
 def consumer_span(topic: str, key: bytes | str | None, headers: HeadersIn, *,
                   partition: int | None = None, offset: int | None = None,
-                  group: str | None = None) -> Iterator[Span]:
+                  group: str | None = None, only_traced: bool = False) -> Iterator[Span]:
     """A CONSUMER span `process <topic>` around processing one message, child of the span
-    that produced it (a new trace when the message carries no context)."""
+    that produced it (a new trace when the message carries no context; no span at all then
+    with `only_traced`, for readers of whole topics such as the gateway's projector)."""
+    if only_traced and not has_trace_context(headers):
+        yield trace.INVALID_SPAN
+        return
     with _tracer.start_as_current_span(
         f"process {topic}", context=extract_context(headers), kind=SpanKind.CONSUMER,
         attributes=messaging_attributes("process", topic, key, partition=partition, offset=offset,
                                         group=group),
     ) as span:
         yield span
+
+
+def message_span(message: Any, *, group: str | None = None, only_traced: bool = False) -> Any:
+    """`consumer_span` of a consumed message: an aiokafka ConsumerRecord or a Faust Message
+    (anything with topic, key, headers, partition and offset)."""
+    return consumer_span(message.topic, message.key, message.headers, partition=message.partition,
+                         offset=message.offset, group=group, only_traced=only_traced)
 
 
 def rpc_attributes(full_method: str) -> dict[str, Any]:

@@ -69,7 +69,8 @@ class Container:
             argv = [self.engine, "run", "--network", "host", *env_args, self.name, "--",
                     "/bin/sh", "-c", 'exec "$SMARTCITY_SERVICE"']
         else:
-            argv = [self.engine, "run", "--rm", "--network", "host", "--name", self.name, *env_args, self.image]
+            argv = [self.engine, "run", "--rm", "--network", "host", "--name", self.name, *env_args,
+                    self.image]
             self._cleanup.append([self.engine, "rm", "-f", self.name])
         log = self.log_path.open("ab")
         self._proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -125,10 +126,12 @@ def run_image(tmp_path: Path) -> Iterator[RunImage]:
 
     def start(service: str, **service_env: str) -> Container:
         image = f"{IMAGE_REPO}/{service}:{IMAGE_TAG}"
-        if Path(name).name in ("buildah", "podman") and "/" in image and "." not in image.split("/")[0]:
-            image = f"localhost/{image}"
+        registry = image.split("/", maxsplit=1)[0]
+        if Path(name).name in ("buildah", "podman") and "/" in image and "." not in registry:
+            image = f"localhost/{image}"  # where they keep local images of unqualified names
         inspect = ["inspect", "--type", "image"] if Path(name).name == "buildah" else ["image", "inspect"]
-        present = subprocess.run([name, *inspect, image], env=env, capture_output=True, timeout=60, check=False)
+        present = subprocess.run([name, *inspect, image], env=env, capture_output=True, timeout=60,
+                                 check=False)
         if present.returncode != 0:
             pytest.fail(f"image {image} not built ({name}): {BUILD_HINT}", pytrace=False)
         container = Container(service, image, name, env, tmp_path / f"{service}.log",

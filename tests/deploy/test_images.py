@@ -48,7 +48,8 @@ async def until_ready(container, check, what: str) -> None:
         if await check():
             return
         await asyncio.sleep(0.5)
-    raise AssertionError(f"{container.service}: not {what} within {START_TIMEOUT_S:.0f}s:\n{container.log_tail()}")
+    raise AssertionError(f"{container.service}: not {what} within {START_TIMEOUT_S:.0f}s:\n"
+                         f"{container.log_tail()}")
 
 
 def assert_runs_as_the_image_user(container) -> None:
@@ -65,9 +66,9 @@ def assert_metrics_served(container, port: int, prefix: str) -> None:
 
 async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootstrap, topic_prefix):
     grpc_port, metrics_port = free_port(), free_port()
-    gateway = run_image("gateway", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, SMARTCITY_TOPIC_PREFIX=topic_prefix,
-                        GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}", METRICS_HOST="127.0.0.1",
-                        METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
+    gateway = run_image("gateway", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                        SMARTCITY_TOPIC_PREFIX=topic_prefix, GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}",
+                        METRICS_HOST="127.0.0.1", METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
-from opentelemetry import trace
 
 from camera_health import metrics
 from camera_health.clock import ReceiptClock
@@ -46,10 +45,9 @@ from smartcity.streams import (
     raw_topic,
 )
 from smartcity.topics import load_catalogue
-from smartcity.tracing import extract_context, inject_headers
+from smartcity.tracing import message_span, producer_span
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
 HEARTBEATS_TOPIC = "camera.heartbeats.v1"
@@ -117,7 +115,7 @@ class CameraHealthService:
             EVENTS_CONSUMED.labels(SERVICE, record.topic, "dead_letter").inc()
             return
         EVENTS_CONSUMED.labels(SERVICE, record.topic, "ok").inc()
-        with tracer.start_as_current_span("camera-health.heartbeat", context=extract_context(record.headers)):
+        with message_span(record, group=self.app.conf.id):
             sample = sample_from_heartbeat(hb)
             state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
             state.meta.partition = message.partition
@@ -149,13 +147,14 @@ class CameraHealthService:
     async def _publish(self, outcome: Outcome) -> None:
         """Sends incidents then statuses, and waits until the broker has them all."""
         pending = []
-        headers = inject_headers()
         for incident in outcome.incidents:
-            pending.append(await self.incidents_out.send(key=incident.camera_id.encode(),
-                                                         value=encode_incident(incident), headers=headers))
+            with producer_span(self.incidents_out.get_topic_name(), incident.camera_id) as headers:
+                pending.append(await self.incidents_out.send(
+                    key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
         for status in outcome.statuses:
-            pending.append(await self.status_out.send(key=status.camera_id.encode(),
-                                                      value=encode_status(status), headers=headers))
+            with producer_span(self.status_out.get_topic_name(), status.camera_id) as headers:
+                pending.append(await self.status_out.send(key=status.camera_id.encode(),
+                                                          value=encode_status(status), headers=headers))
         for future in pending:
             await future
         metrics.record_incidents(outcome.incidents)
