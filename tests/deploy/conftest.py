@@ -55,10 +55,12 @@ class Container:
     _proc: subprocess.Popen[bytes] | None = None
     _cleanup: list[list[str]] = field(default_factory=list)
 
-    def start(self, service_env: dict[str, str]) -> Container:
+    def start(self, service_env: dict[str, str], volumes: dict[Path, str] | None = None) -> Container:
         exe = Path(self.engine).name
         service_env = service_env | {CONTAINER_MARKER: self.name}
         env_args = [arg for key, value in service_env.items() for arg in ("--env", f"{key}={value}")]
+        env_args += [arg for host, inside in (volumes or {}).items()
+                     for arg in ("--volume", f"{host}:{inside}:ro")]
         if exe == "buildah":
             policy = ["--signature-policy", self.env["CONTAINERS_POLICY"]]
             subprocess.run([self.engine, "from", "--pull-never", *policy, "--name", self.name, self.image],
@@ -119,12 +121,13 @@ RunImage = Callable[..., Container]
 
 @pytest.fixture
 def run_image(tmp_path: Path) -> Iterator[RunImage]:
-    """run_image(service, **env) -> a started Container of smartcity/<service>:<tag>."""
+    """run_image(service, volumes={host: container path}, **env) -> a started Container of
+    smartcity/<service>:<tag> (volumes mounted read-only)."""
     name = engine()
     env = engine_env(name)
     started: list[Container] = []
 
-    def start(service: str, **service_env: str) -> Container:
+    def start(service: str, volumes: dict[Path, str] | None = None, **service_env: str) -> Container:
         image = f"{IMAGE_REPO}/{service}:{IMAGE_TAG}"
         registry = image.split("/", maxsplit=1)[0]
         if Path(name).name in ("buildah", "podman") and "/" in image and "." not in registry:
@@ -136,7 +139,7 @@ def run_image(tmp_path: Path) -> Iterator[RunImage]:
             pytest.fail(f"image {image} not built ({name}): {BUILD_HINT}", pytrace=False)
         container = Container(service, image, name, env, tmp_path / f"{service}.log",
                               f"smartcity-test-{service}-{os.getpid()}-{int(time.time() * 1000) % 100000}")
-        started.append(container.start(service_env))
+        started.append(container.start(service_env, volumes))
         return container
 
     yield start

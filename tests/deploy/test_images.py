@@ -8,6 +8,7 @@ ones `make images` builds from deploy/docker/Dockerfile, not the working tree.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from smartcity.personal_data.local import write_local_secrets
 from smartcity.testing import free_port
 
 pytestmark = [pytest.mark.images, pytest.mark.kafka]
@@ -64,9 +66,22 @@ def assert_metrics_served(container, port: int, prefix: str) -> None:
     assert f"# TYPE {prefix}" in body, f"no {prefix}* metric:\n{body[:2000]}"
 
 
-async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootstrap, topic_prefix):
+def personal_data_secrets(folder: Path, inside: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Fresh personal-data secrets (the gateway refuses to start without them), readable by the
+    image's user: the environment naming them inside the container, and the mount."""
+    host_env = write_local_secrets(folder)
+    for path in [folder, *folder.rglob("*")]:
+        os.chown(path, IMAGE_UID, IMAGE_UID)
+    env = {name: value.replace(str(folder), inside) if value.startswith(str(folder)) else value
+           for name, value in host_env.items()}
+    return env, {str(folder): inside}
+
+
+async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootstrap, topic_prefix, tmp_path):
     grpc_port, metrics_port = free_port(), free_port()
-    gateway = run_image("gateway", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+    secrets_env, mounts = personal_data_secrets(tmp_path / "personal-data", "/run/secrets/personal-data")
+    gateway = run_image("gateway", volumes={Path(k): v for k, v in mounts.items()}, **secrets_env,
+                        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                         SMARTCITY_TOPIC_PREFIX=topic_prefix, GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}",
                         METRICS_HOST="127.0.0.1", METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
 

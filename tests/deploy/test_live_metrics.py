@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smartcity.codec import to_timestamp
+from smartcity.personal_data.local import write_local_secrets
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.v1 import camera_pb2, gateway_pb2, gateway_pb2_grpc
 
@@ -56,9 +58,11 @@ async def until(proc: ServiceProcess, check: Any, what: str) -> None:
     raise AssertionError(f"{what} not ready within {READY_TIMEOUT_S:.0f}s:\n{proc.log_tail()}")
 
 
-async def test_the_gateways_live_metrics_pass_promtool(run_service: Any, topic_prefix: str) -> None:
+async def test_the_gateways_live_metrics_pass_promtool(run_service: Any, topic_prefix: str,
+                                                       tmp_path: Path) -> None:
     address, metrics_port = f"127.0.0.1:{free_port()}", free_port()
-    gateway = run_service("gateway", topic_prefix, GATEWAY_ADDRESS=address, METRICS_PORT=str(metrics_port))
+    gateway = run_service("gateway", topic_prefix, GATEWAY_ADDRESS=address, METRICS_PORT=str(metrics_port),
+                          **write_local_secrets(tmp_path / "personal-data"))
 
     async with grpc.aio.insecure_channel(address) as channel:
         async def serving() -> bool:

@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, format_trace_id
 
 from smartcity.codec import to_timestamp
+from smartcity.personal_data.local import write_local_secrets
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.tracing import inject_headers, messaging_attributes
 from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
@@ -212,14 +213,14 @@ def submit_request() -> gateway_pb2.SubmitRequestRequest:
 # ------------------------------------------------------------------------ the tests
 
 async def test_a_submitted_request_is_one_trace_from_the_gateway_through_citizen_requests_and_back(
-        jaeger: Jaeger, run_service: Any, topic_prefix: str) -> None:
+        jaeger: Jaeger, run_service: Any, topic_prefix: str, tmp_path: Path) -> None:
     otel = jaeger.service_env()
     worker_port = free_port()
     worker = run_service("citizen_requests", topic_prefix, METRICS_PORT=str(worker_port),
                          REQUESTS_BROKER_SESSION_TIMEOUT_S="6", **otel)
     address = f"127.0.0.1:{free_port()}"
     gateway = run_service("gateway", topic_prefix, GATEWAY_ADDRESS=address, METRICS_PORT=str(free_port()),
-                          **otel)
+                          **otel, **write_local_secrets(tmp_path / "personal-data"))
     await wait_ready(worker, http_ready(worker_port), "citizen-requests")
     await wait_ready(gateway, grpc_serving(address), "gateway")
 
