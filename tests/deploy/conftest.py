@@ -1,4 +1,5 @@
-"""Fixtures of the deployment checks: the service images run as containers.
+"""Fixtures of the deployment checks: the service images run as containers, and waiting for a
+service (process or container) to be ready.
 
 `run_image` starts an image `make images` built (scripts/build_images.sh: buildah, docker or
 podman, whichever it chose) on the host network, with the given environment, and stops it
@@ -7,15 +8,21 @@ after the test. A missing engine or image FAILS the test with the command that b
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from smartcity.testing import ready
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_REPO = os.environ.get("IMAGE_REPO", "smartcity")
@@ -145,3 +152,62 @@ def run_image(tmp_path: Path) -> Iterator[RunImage]:
     yield start
     for container in started:
         container.stop()
+
+
+# ------------------------------------------------------------------------ waiting for readiness
+
+class Runs(Protocol):
+    """A started service: a ServiceProcess or a Container."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def log_tail(self, lines: int = 40) -> str: ...
+
+
+Check = Callable[[], Awaitable[bool]]
+READY_TIMEOUT_S = 120.0
+
+
+async def wait_until(service: Runs, check: Check, what: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Polls `check` until it holds; fails with the service's log when it exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert service.running, f"{what}: exited:\n{service.log_tail()}"
+        if await check():
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f}s:\n{service.log_tail()}")
+
+
+def http_ready(port: int) -> Check:
+    """/readyz of a service's metrics port answers 200."""
+    return lambda: asyncio.to_thread(ready, port)
+
+
+def grpc_serving(address: str) -> Check:
+    """The standard gRPC health service answers SERVING."""
+    async def probe() -> bool:
+        async with grpc.aio.insecure_channel(address) as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                        timeout=1)
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    return probe
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The waiting helpers, as one fixture: wait_until, http_ready, grpc_serving."""
+
+    wait_until: Callable[..., Awaitable[None]] = wait_until
+    http_ready: Callable[[int], Check] = http_ready
+    grpc_serving: Callable[[str], Check] = grpc_serving
+
+
+@pytest.fixture
+def readiness() -> Readiness:
+    return Readiness()

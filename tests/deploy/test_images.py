@@ -7,16 +7,12 @@ ones `make images` builds from deploy/docker/Dockerfile, not the working tree.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smartcity.personal_data.local import write_local_secrets
 from smartcity.testing import free_port
@@ -24,7 +20,6 @@ from smartcity.testing import free_port
 pytestmark = [pytest.mark.images, pytest.mark.kafka]
 
 IMAGE_UID = 10001  # the Dockerfile's USER
-START_TIMEOUT_S = 120.0
 
 
 def uid_of(pid: int) -> int:
@@ -41,17 +36,6 @@ def http_get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
-
-
-async def until_ready(container, check, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert container.running, f"{container.service} exited:\n{container.log_tail()}"
-        if await check():
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{container.service}: not {what} within {START_TIMEOUT_S:.0f}s:\n"
-                         f"{container.log_tail()}")
 
 
 def assert_runs_as_the_image_user(container) -> None:
@@ -77,7 +61,8 @@ def personal_data_secrets(folder: Path, inside: str) -> tuple[dict[str, str], di
     return env, {str(folder): inside}
 
 
-async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootstrap, topic_prefix, tmp_path):
+async def test_the_gateway_image_serves_grpc_as_its_user(run_image, readiness, kafka_bootstrap, topic_prefix,
+                                                          tmp_path):
     grpc_port, metrics_port = free_port(), free_port()
     secrets_env, mounts = personal_data_secrets(tmp_path / "personal-data", "/run/secrets/personal-data")
     gateway = run_image("gateway", volumes={Path(k): v for k, v in mounts.items()}, **secrets_env,
@@ -85,17 +70,7 @@ async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootst
                         SMARTCITY_TOPIC_PREFIX=topic_prefix, GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}",
                         METRICS_HOST="127.0.0.1", METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
 
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-
-        async def serving() -> bool:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-        await until_ready(gateway, serving, "SERVING")
+    await readiness.wait_until(gateway, readiness.grpc_serving(f"127.0.0.1:{grpc_port}"), "gateway SERVING")
     assert_runs_as_the_image_user(gateway)
     assert_metrics_served(gateway, metrics_port, "smartcity_gateway_")
     gateway.stop()
@@ -103,18 +78,12 @@ async def test_the_gateway_image_serves_grpc_as_its_user(run_image, kafka_bootst
 
 
 async def test_a_stream_service_image_gets_ready_and_serves_metrics_as_its_user(
-        run_image, kafka_bootstrap, topic_prefix):
+        run_image, readiness, kafka_bootstrap, topic_prefix):
     metrics_port = free_port()
     worker = run_image("wifi-telemetry", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                        SMARTCITY_TOPIC_PREFIX=topic_prefix, METRICS_HOST="127.0.0.1",
                        METRICS_PORT=str(metrics_port), LOG_FORMAT="text")
 
-    async def ready() -> bool:
-        try:
-            return http_get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 200
-        except OSError:
-            return False
-
-    await until_ready(worker, ready, "ready (/readyz 200)")
+    await readiness.wait_until(worker, readiness.http_ready(metrics_port), "wifi-telemetry ready")
     assert_runs_as_the_image_user(worker)
     assert_metrics_served(worker, metrics_port, "smartcity_")

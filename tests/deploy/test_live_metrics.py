@@ -16,16 +16,14 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from smartcity.codec import to_timestamp
 from smartcity.personal_data.local import write_local_secrets
-from smartcity.testing import ServiceProcess, free_port
+from smartcity.testing import free_port
 from smartcity.v1 import camera_pb2, gateway_pb2, gateway_pb2_grpc
 
 pytestmark = pytest.mark.kafka
 
-READY_TIMEOUT_S = 90.0
 
 
 def promtool() -> str:
@@ -48,32 +46,14 @@ def assert_promtool_clean(text: str, who: str) -> None:
     assert checked.returncode == 0 and not problems, f"promtool check metrics on {who}:\n{problems}"
 
 
-async def until(proc: ServiceProcess, check: Any, what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.running, f"{what} exited:\n{proc.log_tail()}"
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what} not ready within {READY_TIMEOUT_S:.0f}s:\n{proc.log_tail()}")
-
-
-async def test_the_gateways_live_metrics_pass_promtool(run_service: Any, topic_prefix: str,
+async def test_the_gateways_live_metrics_pass_promtool(run_service: Any, readiness: Any, topic_prefix: str,
                                                        tmp_path: Path) -> None:
     address, metrics_port = f"127.0.0.1:{free_port()}", free_port()
     gateway = run_service("gateway", topic_prefix, GATEWAY_ADDRESS=address, METRICS_PORT=str(metrics_port),
                           **write_local_secrets(tmp_path / "personal-data"))
 
+    await readiness.wait_until(gateway, readiness.grpc_serving(address), "gateway SERVING")
     async with grpc.aio.insecure_channel(address) as channel:
-        async def serving() -> bool:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                        timeout=1)
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-        await until(gateway, serving, "gateway")
         # Traffic, so the per-method series (and an error code) exist.
         stub = gateway_pb2_grpc.OverviewServiceStub(channel)
         await stub.GetCitySnapshot(gateway_pb2.GetCitySnapshotRequest(),
@@ -83,23 +63,14 @@ async def test_the_gateways_live_metrics_pass_promtool(run_service: Any, topic_p
     assert_promtool_clean(await asyncio.to_thread(scrape, metrics_port), "the gateway")
 
 
-async def test_a_stream_workers_live_metrics_pass_promtool(run_service: Any, topic_prefix: str,
+async def test_a_stream_workers_live_metrics_pass_promtool(run_service: Any, readiness: Any,
+                                                           topic_prefix: str,
                                                            producer: AIOKafkaProducer) -> None:
     port = free_port()
     worker = run_service("camera_health", topic_prefix, METRICS_PORT=str(port),
                          CAMERA_HEALTH_SESSION_TIMEOUT_S="6")
 
-    async def ready() -> bool:
-        def probe() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
-                    return bool(reply.status == 200)
-            except OSError:
-                return False
-
-        return await asyncio.to_thread(probe)
-
-    await until(worker, ready, "camera-health")
+    await readiness.wait_until(worker, readiness.http_ready(port), "camera-health ready")
     topic = f"{topic_prefix}camera.heartbeats.v1"
     beat = camera_pb2.CameraHeartbeat(camera_id="cam-metrics-1", site_id="alun-alun", seq=1,
                                       observed_time=to_timestamp(time.time()), fps=25.0, configured_fps=25.0,
@@ -111,5 +82,5 @@ async def test_a_stream_workers_live_metrics_pass_promtool(run_service: Any, top
         text = await asyncio.to_thread(scrape, port)
         return 'outcome="dead_letter"' in text and 'outcome="ok"' in text
 
-    await until(worker, processed, "camera-health processing both messages")
+    await readiness.wait_until(worker, processed, "camera-health processing both messages")
     assert_promtool_clean(await asyncio.to_thread(scrape, port), "camera-health")

@@ -30,7 +30,6 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -39,7 +38,7 @@ from opentelemetry.trace import SpanKind, format_trace_id
 
 from smartcity.codec import to_timestamp
 from smartcity.personal_data.local import write_local_secrets
-from smartcity.testing import ServiceProcess, free_port
+from smartcity.testing import free_port
 from smartcity.tracing import inject_headers, messaging_attributes
 from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
 
@@ -48,7 +47,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 DEV_PORTAL_TOKEN = "dev-citizen-portal"  # a documented dev token (services/gateway dev_tokens.yaml)
 SUBMIT = "smartcity.v1.RequestService/SubmitRequest"
-READY_TIMEOUT_S = 90.0
 TRACE_TIMEOUT_S = 40.0
 Span = dict[str, Any]
 
@@ -167,40 +165,6 @@ async def wait_for_trace(jaeger: Jaeger, find_trace: Callable[[], dict[str, Any]
 
 # ------------------------------------------------------------------------ the services
 
-async def wait_ready(proc: ServiceProcess, check: Callable[[], Any], what: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.running, f"{what} exited:\n{proc.log_tail()}"
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what} not ready within {READY_TIMEOUT_S:.0f}s:\n{proc.log_tail()}")
-
-
-def http_ready(port: int) -> Callable[[], Any]:
-    def probe() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
-                return bool(reply.status == 200)
-        except OSError:
-            return False
-
-    return lambda: asyncio.to_thread(probe)
-
-
-def grpc_serving(address: str) -> Callable[[], Any]:
-    async def probe() -> bool:
-        async with grpc.aio.insecure_channel(address) as channel:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                                        timeout=1)
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-    return probe
-
-
 def submit_request() -> gateway_pb2.SubmitRequestRequest:
     return gateway_pb2.SubmitRequestRequest(
         idempotency_key=f"trace-{time.time_ns()}", category="permits", title="Izin usaha mikro",
@@ -213,7 +177,7 @@ def submit_request() -> gateway_pb2.SubmitRequestRequest:
 # ------------------------------------------------------------------------ the tests
 
 async def test_a_submitted_request_is_one_trace_from_the_gateway_through_citizen_requests_and_back(
-        jaeger: Jaeger, run_service: Any, topic_prefix: str, tmp_path: Path) -> None:
+        jaeger: Jaeger, run_service: Any, readiness: Any, topic_prefix: str, tmp_path: Path) -> None:
     otel = jaeger.service_env()
     worker_port = free_port()
     worker = run_service("citizen_requests", topic_prefix, METRICS_PORT=str(worker_port),
@@ -221,8 +185,8 @@ async def test_a_submitted_request_is_one_trace_from_the_gateway_through_citizen
     address = f"127.0.0.1:{free_port()}"
     gateway = run_service("gateway", topic_prefix, GATEWAY_ADDRESS=address, METRICS_PORT=str(free_port()),
                           **otel, **write_local_secrets(tmp_path / "personal-data"))
-    await wait_ready(worker, http_ready(worker_port), "citizen-requests")
-    await wait_ready(gateway, grpc_serving(address), "gateway")
+    await readiness.wait_until(worker, readiness.http_ready(worker_port), "citizen-requests ready")
+    await readiness.wait_until(gateway, readiness.grpc_serving(address), "gateway SERVING")
 
     async with grpc.aio.insecure_channel(address) as channel:
         reply = await gateway_pb2_grpc.RequestServiceStub(channel).SubmitRequest(
@@ -270,12 +234,13 @@ async def test_a_submitted_request_is_one_trace_from_the_gateway_through_citizen
 
 
 async def test_a_camera_heartbeat_is_one_trace_through_camera_health_to_the_status_topic(
-        jaeger: Jaeger, run_service: Any, topic_prefix: str, producer: AIOKafkaProducer) -> None:
+        jaeger: Jaeger, run_service: Any, readiness: Any, topic_prefix: str,
+        producer: AIOKafkaProducer) -> None:
     port = free_port()
     service = run_service("camera_health", topic_prefix, METRICS_PORT=str(port),
                           CAMERA_HEALTH_SESSION_TIMEOUT_S="6", CAMERA_STATUS_INTERVAL_S="3600",
                           **jaeger.service_env())
-    await wait_ready(service, http_ready(port), "camera-health")
+    await readiness.wait_until(service, readiness.http_ready(port), "camera-health ready")
 
     # The test is the camera's agent: a traced producer, exporting to the same Jaeger.
     provider = TracerProvider(resource=Resource.create({"service.name": "camera-agent-test"}))

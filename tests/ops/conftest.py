@@ -81,12 +81,7 @@ def live_apiserver() -> Iterator[Any]:
     built, naming the command that builds them."""
     live = _load_module(K8S / "live_apiserver.py")
     try:
-        server = live.LiveApiServer().start()
+        live.binaries()
     except live.MissingBinary as missing:
         pytest.fail(str(missing), pytrace=False)
-    try:
-        server.install_crds()
-        yield server
-    finally:
-        server.stop()
-        server.remove_workdir()
+    yield from live.running_server()
