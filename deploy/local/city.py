@@ -73,6 +73,14 @@ PROCESSES: tuple[Process, ...] = (
 )
 
 
+# Opt-in trace backend: SMARTCITY_TRACING=jaeger runs Jaeger (scripts/install_jaeger.sh builds
+# it) beside the services and points their OTLP exporters at it; UI and query API on
+# http://127.0.0.1:16686 (deploy/monitoring/jaeger_local.py).
+if os.environ.get("SMARTCITY_TRACING", "").lower() == "jaeger":
+    PROCESSES = (Process("jaeger", "deploy.monitoring.jaeger_local"), *PROCESSES)
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+
+
 def say(message: str) -> None:
     print(f"[city] {message}", flush=True)
 

@@ -9,6 +9,7 @@ services' egress) is as designed, the images come from one Dockerfile with the r
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -88,6 +89,24 @@ def overlay(request, render) -> tuple[str, list[Doc]]:
 
 
 # ------------------------------------------------------------------------------- rendering, schemas
+
+def test_every_object_and_pod_carries_the_recommended_labels(overlay):
+    """app.kubernetes.io/part-of, managed-by, instance and version on every object and pod
+    template; the version is the overlay's image tag; selectors carry none of them (immutable)."""
+    name, docs = overlay
+    tags = {c["image"].rsplit(":", 1)[1] for d in of_kind(docs, "Deployment") for c in containers_of(d)}
+    assert len(tags) == 1, f"{name}: the services run different tags {sorted(tags)}"
+    wanted = {"app.kubernetes.io/part-of": "smartcity", "app.kubernetes.io/managed-by": "kustomize",
+              "app.kubernetes.io/instance": f"smartcity-{name}", "app.kubernetes.io/version": tags.pop()}
+    for doc in docs:
+        labels = doc["metadata"].get("labels", {})
+        assert labels.items() >= wanted.items(), f"{doc['kind']} {doc['metadata']['name']}: {labels}"
+    for doc in of_kind(docs, "Deployment"):
+        pod_labels = doc["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels.items() >= wanted.items(), doc["metadata"]["name"]
+        selector = doc["spec"]["selector"]["matchLabels"]
+        assert not set(selector) & set(wanted), f"{doc['metadata']['name']}: selector {selector}"
+
 
 def test_every_overlay_renders_into_the_namespace(overlay):
     name, docs = overlay
@@ -700,13 +719,42 @@ def test_the_documented_tracing_setup_renders_and_opens_only_the_collector(tmp_p
 
 # ------------------------------------------------------------------------------- monitoring objects
 
+def load_script(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(f"ops_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_prometheusrule_is_generated_from_the_tested_rules(overlay):
+    """The same groups as rules.yaml, the runbook links made absolute under the base URL."""
     _, docs = overlay
+    env = {k: v for k, v in os.environ.items() if k != "SMARTCITY_RUNBOOK_BASE_URL"}
     result = subprocess.run([sys.executable, str(K8S / "generate_prometheusrule.py"), "--check"],
-                            capture_output=True, text=True, timeout=60, check=False)
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+    base = load_script(K8S / "generate_prometheusrule.py").DEFAULT_RUNBOOK_BASE_URL
+    groups = yaml.safe_load((MONITORING / "rules.yaml").read_text())["groups"]
+    for group in groups:
+        for alert in group["rules"]:
+            if "runbook_url" in alert.get("annotations", {}):
+                alert["annotations"]["runbook_url"] = f"{base}/{alert['annotations']['runbook_url']}"
     rule = named(docs, "PrometheusRule", "smartcity-alerts")
-    assert rule["spec"]["groups"] == yaml.safe_load((MONITORING / "rules.yaml").read_text())["groups"]
+    assert rule["spec"]["groups"] == groups
+
+
+def test_runbook_links_follow_the_configured_base_url(monkeypatch):
+    generator = load_script(K8S / "generate_prometheusrule.py")
+    monkeypatch.setenv("SMARTCITY_RUNBOOK_BASE_URL", "https://wiki.ops.example/smartcity/")
+    urls = [a["annotations"]["runbook_url"] for g in generator.prometheus_rule()["spec"]["groups"]
+            for a in g["rules"] if "alert" in a]
+    assert urls and all(re.fullmatch(r"https://wiki\.ops\.example/smartcity/runbooks\.md#[\w-]+", u)
+                        for u in urls), urls
+    assert generator.prometheus_rule("http://other.example")["spec"]["groups"] != \
+        generator.prometheus_rule()["spec"]["groups"]
+    with pytest.raises(ValueError, match="must be absolute"):
+        generator.prometheus_rule("runbooks.internal/smartcity")
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(overlay):
@@ -737,7 +785,9 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
 
 def image_builds() -> dict[str, dict[str, str]]:
     """The `docker build` commands `make images` runs, per service: -f, build args, tag, context."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DOCKER", "IMAGE_REPO", "IMAGE_TAG", "PYTHON_IMAGE", "UV_IMAGE")}
+    env["CONTAINER_ENGINE"] = "docker"
     result = subprocess.run(["bash", str(BUILD_IMAGES), "--print"], capture_output=True, text=True,
                             timeout=30, check=False, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr
@@ -763,7 +813,9 @@ def test_one_dockerfile_is_multi_stage_pinned_locked_and_non_root():
     steps = dockerfile_instructions(text)
     stages = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(stages) >= 2, "multi-stage"
-    assert "ghcr.io/astral-sh/uv:0.13.9" in stages, "uv pinned"
+    uv_image = re.search(r"^ARG UV_IMAGE=(\S+)", text, flags=re.MULTILINE)
+    assert uv_image and uv_image.group(1) == "ghcr.io/astral-sh/uv:0.13.9", "uv pinned"
+    assert "${UV_IMAGE}" in stages
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.MULTILINE)
     image = base.group(1) if base else stages[-1]
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?|python@sha256:[0-9a-f]{64}",

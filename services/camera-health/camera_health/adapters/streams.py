@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from opentelemetry import trace
 
 from camera_health.adapters import metrics
 from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
@@ -38,11 +37,10 @@ from smartcity import topic_names
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers
+from smartcity.tracing import message_span, producer_span
 from smartcity.v1 import camera_pb2
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
@@ -98,7 +96,7 @@ class CameraHealthService(StreamService):
         item = await self.decode(event, HEARTBEATS, key_matches_camera)
         if item is None:
             return
-        with tracer.start_as_current_span("camera-health.heartbeat", context=item.trace_context):
+        with message_span(item.record, group=self.app.conf.id):
             sample = sample_from_heartbeat(item.value)
             state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
             state.meta.partition = item.record.partition
@@ -130,13 +128,14 @@ class CameraHealthService(StreamService):
     async def _publish(self, outcome: MonitorEffects) -> None:
         """Sends incidents then statuses, and waits until the broker has them all."""
         pending = []
-        headers = inject_headers()
         for incident in outcome.incidents:
-            pending.append(await self.incidents_out.send(key=incident.camera_id.encode(),
-                                                         value=encode_incident(incident), headers=headers))
+            with producer_span(self.incidents_out.get_topic_name(), incident.camera_id) as headers:
+                pending.append(await self.incidents_out.send(
+                    key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
         for status in outcome.statuses:
-            pending.append(await self.status_out.send(key=status.camera_id.encode(),
-                                                      value=encode_status(status), headers=headers))
+            with producer_span(self.status_out.get_topic_name(), status.camera_id) as headers:
+                pending.append(await self.status_out.send(key=status.camera_id.encode(),
+                                                          value=encode_status(status), headers=headers))
         for future in pending:
             await future
         metrics.record_incidents(outcome.incidents)

@@ -39,7 +39,6 @@ from typing import Any
 
 import faust
 from aiokafka.structs import TopicPartition
-from opentelemetry import trace
 
 from citizen_requests.adapters import metrics
 from citizen_requests.config import ServiceSettings, load_config
@@ -62,7 +61,7 @@ from smartcity.streams import (
     raw_topic,
 )
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers
+from smartcity.tracing import message_span, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -72,7 +71,6 @@ COMMANDS = "requests.commands.v1"
 EVICTIONS_PER_FLUSH = 10_000
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(SERVICE)
 
 
 def _bytes_topic(app: faust.App, name: str, partitions: int, **options: Any) -> faust.TopicT:
@@ -157,7 +155,7 @@ class RequestsWorker:
                 await self.dlq.publish(item.record, f"message key {item.key!r} is not the command's "
                                                     f"request_id {command.request_id!r}")
                 continue
-            with tracer.start_as_current_span("request.command", context=item.trace_context):
+            with message_span(item.record, group=self.app.conf.id):
                 async with self.lock:
                     processed = self._apply_command(command)
                     await self._emit(command.request_id, processed)
@@ -190,17 +188,18 @@ class RequestsWorker:
 
     async def _emit(self, request_id: str, processed: Processed) -> None:
         key = request_id.encode()
-        headers = inject_headers()
         for event in processed.events:
             value = event.SerializeToString(deterministic=True)
-            await self.events.send(key=key, value=value, headers=headers)
+            with producer_span(self.events.get_topic_name(), key) as headers:
+                await self.events.send(key=key, value=value, headers=headers)
             if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and not processed.replayed:
                 log.info("SLA breached", extra={"fields": {
                     "request_id": request_id, "category": event.request.category,
                     "opd": event.request.opd_code, "kind": pb.SlaKind.Name(event.sla_breach.kind)}})
         if processed.state is not None:
-            await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
-                                   headers=headers)
+            with producer_span(self.states.get_topic_name(), key) as headers:
+                await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
+                                       headers=headers)
             summary = summary_of(processed.state).SerializeToString(deterministic=True)
             await self.summaries.send(key=key, value=summary)
 

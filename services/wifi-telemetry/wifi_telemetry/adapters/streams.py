@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from opentelemetry import trace
 
 from smartcity import topic_names
 from smartcity.headers import header_value, headers_of
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
-from smartcity.tracing import extract_context, inject_headers
+from smartcity.tracing import message_span, producer_span
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
@@ -49,7 +48,6 @@ from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_vie
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("wifi_telemetry")
 
 KIND_HEADER = "wifi.kind"
 KIND_TELEMETRY = b"telemetry"
@@ -138,7 +136,7 @@ class WifiTelemetryService(StreamService):
         message = event.message
         headers = headers_of(message)
         kind = header_value(headers, KIND_HEADER)
-        with tracer.start_as_current_span("wifi.process", context=extract_context(headers)):
+        with message_span(message, group=self.app.conf.id):
             try:
                 if kind == KIND_TELEMETRY:
                     await self._on_telemetry(event.value, message.partition)
@@ -175,15 +173,17 @@ class WifiTelemetryService(StreamService):
     async def _publish_status(self, view: ApView, now: float) -> None:
         ap_id = view.state.ap_id
         status = status_proto(view, now)
-        await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
-                                   headers=inject_headers())
+        with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
+            await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
+                                       headers=headers)
         self.published.health[ap_id] = (int(view.health), view.silent, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
         message = site_stats_proto(stats, now)
-        await self.stats_out.send(key=stats.key.encode(), value=message.SerializeToString(deterministic=True),
-                                  headers=inject_headers())
+        with producer_span(self.stats_out.get_topic_name(), stats.key) as headers:
+            await self.stats_out.send(key=stats.key.encode(),
+                                      value=message.SerializeToString(deterministic=True), headers=headers)
         metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc()
 
     def caught_up(self) -> bool:
