@@ -1,0 +1,163 @@
+"""Rules of the gateway's request history (the on-disk read model): pure, no I/O.
+
+The projector reads the request topics in batches. For each batch it asks the history store
+what it already knows of the requests named in it (their version and the counting key), and
+these rules decide:
+
+- which version of each request the store keeps (the newest; a tombstone deletes),
+- which versions a watch stream hears (every version newer than any seen before, in arrival
+  order: the same as the in-memory view answered one record at a time),
+- how the per-(OPD, category, status, submitter) counts move, which give ListRequests its
+  `total_size` without counting rows,
+- what an audit-trail event looks like on disk: without its request's history (the trail itself
+  is the history) and without the reporter's contact fields, which live once per request in a
+  column of their own so that they can be dropped or re-read apart from everything else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartcity.codec import from_timestamp
+from smartcity.v1 import requests_pb2
+
+# What ListRequests' counts are kept by: (opd_code, category, status, submitted_by_client).
+CountKey = tuple[str, str, int, str]
+# One record of the request topics, in arrival order: (request_id, the request, or None for a
+# tombstone on the state topic).
+Arrival = tuple[str, Any]
+
+
+def count_key(request: Any) -> CountKey:
+    return request.opd_code, request.category, int(request.status), request.submitted_by_client
+
+
+def listing_time(request: Any) -> float:
+    """The first part of the listing order (newest first): minus the requested time."""
+    return -from_timestamp(request.requested_time)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the store holds of a request before a batch."""
+
+    version: int
+    count_key: CountKey
+
+
+@dataclass
+class RequestBatch:
+    """What one batch of request records does."""
+
+    # request_id -> the version to keep (None: delete the request).
+    winners: dict[str, Any] = field(default_factory=dict)
+    # Versions a watch stream hears, in arrival order.
+    changes: list[Any] = field(default_factory=list)
+    count_deltas: Counter[CountKey] = field(default_factory=Counter)
+
+
+def plan_requests(arrivals: Iterable[Arrival], known: Mapping[str, Known]) -> RequestBatch:
+    """Newest version per request wins; an older one arriving later (the state topic lagging
+    the event topic, a redelivery) changes nothing. Equal versions replace (the last word)."""
+    batch = RequestBatch()
+    seen: dict[str, int | None] = {}  # request_id -> version so far (None: absent)
+    for request_id, request in arrivals:
+        before = seen[request_id] if request_id in seen else _known_version(known, request_id)
+        if request is None:
+            batch.winners[request_id] = None
+            seen[request_id] = None
+            continue
+        if before is not None and before > request.version:
+            continue
+        if before is None or before < request.version:
+            batch.changes.append(request)
+        batch.winners[request_id] = request
+        seen[request_id] = request.version
+    for request_id, winner in batch.winners.items():
+        old = known.get(request_id)
+        if old is not None:
+            batch.count_deltas[old.count_key] -= 1
+        if winner is not None:
+            batch.count_deltas[count_key(winner)] += 1
+    return batch
+
+
+def _known_version(known: Mapping[str, Known], request_id: str) -> int | None:
+    old = known.get(request_id)
+    return None if old is None else old.version
+
+
+class RequestCounts:
+    """How many requests the store holds per (OPD, category, status, submitter).
+
+    A few hundred keys at most, whatever the history: totals are sums over them."""
+
+    def __init__(self, counts: Mapping[CountKey, int] | None = None) -> None:
+        self._counts: dict[CountKey, int] = {k: n for k, n in (counts or {}).items() if n}
+
+    def apply(self, deltas: Mapping[CountKey, int]) -> None:
+        for key, delta in deltas.items():
+            n = self._counts.get(key, 0) + delta
+            if n:
+                self._counts[key] = n
+            else:
+                self._counts.pop(key, None)
+
+    def total(
+        self,
+        *,
+        opd_code: str = "",
+        category: str = "",
+        status: int = 0,
+        visible: Callable[[str, str], bool] | None = None,
+    ) -> int:
+        """Requests matching the filter (empty = any) that `visible(opd_code, submitted_by)` lets through."""
+        found = 0
+        for (opd, cat, st, client), n in self._counts.items():
+            if (opd_code and opd != opd_code) or (category and cat != category) or (status and st != status):
+                continue
+            if visible is None or visible(opd, client):
+                found += n
+        return found
+
+    def as_dict(self) -> dict[CountKey, int]:
+        return dict(self._counts)
+
+
+# ---------------- the audit trail on disk ----------------
+
+
+def event_key(event: Any, partition: int, offset: int) -> str:
+    """What makes an event the same event when it is delivered twice."""
+    return event.event_id or f"@{partition}:{offset}"
+
+
+def stored_event(event: Any) -> bytes:
+    """The event as the trail keeps it: its request without history and without contact fields."""
+    if not event.HasField("request"):
+        return bytes(event.SerializeToString())
+    kept = requests_pb2.RequestEvent()
+    kept.CopyFrom(event)
+    kept.request.ClearField("history")
+    kept.request.ClearField("reporter")
+    return bytes(kept.SerializeToString())
+
+
+def stored_request(request: Any) -> tuple[bytes, bytes | None]:
+    """(the request without its contact fields, the contact fields as the topic carried them)."""
+    if not request.HasField("reporter"):
+        return bytes(request.SerializeToString()), None
+    kept = requests_pb2.ServiceRequest()
+    kept.CopyFrom(request)
+    kept.ClearField("reporter")
+    return bytes(kept.SerializeToString()), bytes(request.reporter.SerializeToString())
+
+
+def with_contact(message: Any, contact: bytes | None) -> Any:
+    """Puts the contact fields back into a stored request (or an event's request)."""
+    if contact is not None:
+        message.reporter.MergeFromString(contact)
+    return message
