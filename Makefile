@@ -39,8 +39,8 @@ protos-check: ## Fail when the generated code is stale
 lint: install protos-check ## ruff, mypy and buf lint
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy libs tests deploy/local/city.py deploy/k8s deploy/monitoring $(wildcard bench/*.py)
-	@# One run per service: their tests/ folders would otherwise clash as modules.
-	@for svc in services/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
+	@# One run per service (and client): their tests/ folders would otherwise clash as modules.
+	@for svc in services/*/ clients/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
 	$(UV) run --frozen buf lint
 
 fmt: ## Format the Python code

@@ -30,7 +30,7 @@ import grpc
 from aiokafka import AIOKafkaProducer
 from benchkit import SECURITY  # a sibling module (bench/ is on sys.path)
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     OK,
     GatewayProcess,

@@ -2,7 +2,7 @@
 
     uv run python bench/bench_gateway_listing.py [--requests 10000 50000 200000] [--rounds 5]
 
-Fills the gateway's read model (gateway.views.Views) with that many requests spread over six
+Fills the gateway's read model (gateway.core.views.Views) with that many requests spread over six
 OPDs, half of them closed, then times what ListRequests does per call before paging: the city's
 listing (an admin, no filter), one OPD's listing, and one OPD's open requests. Prints the mean
 milliseconds per call. Single-threaded, deterministic input (seeded).
@@ -14,7 +14,7 @@ import argparse
 import random
 import time
 
-from gateway.views import RequestQuery, Views
+from gateway.core.views import RequestQuery, Views
 from smartcity.v1 import requests_pb2 as pb
 
 OPDS = ["PUPR", "DLH", "DINKES", "BPBD", "DPMPTSP", "DINKOMINFO"]

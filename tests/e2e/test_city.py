@@ -297,7 +297,7 @@ def test_the_terminal_view_renders_the_live_city(channel: grpc.Channel) -> None:
         timeout=15,
     )
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "top", "--once"],
+        [sys.executable, "-m", "smartcity_cli", "top", "--once"],
         cwd=ROOT,
         env=os.environ | {"SMARTCITY_GATEWAY": GATEWAY, "SMARTCITY_TOKEN": "dev-command-center"},
         capture_output=True,

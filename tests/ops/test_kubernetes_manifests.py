@@ -817,7 +817,7 @@ def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_imag
 # ------------------------------------------------------------------------------- Kafka authentication (prod)
 
 # What each service reads and writes (catalogue names; the services' READMEs, their streams.py,
-# the gateway's views.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
+# the gateway's projector.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
 # twin of each input that has one, and owns its Faust group and internal topics (<app id>-...).
 SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
     "wifi-telemetry": ({"wifi.ap-telemetry.v1", "wifi.client-sessions.v1"},
@@ -832,7 +832,7 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
 DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
                     "camera-health": ["camera_health/streams.py"],
                     "citizen-requests": ["citizen_requests/streams.py"],
-                    "gateway": ["gateway/views.py", "gateway/publisher.py"]}
+                    "gateway": ["gateway/adapters/projector.py", "gateway/adapters/publisher.py"]}
 USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"
 
 

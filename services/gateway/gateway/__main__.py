@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from gateway.adapters.server import serve
 from gateway.config import GatewayConfig
-from gateway.server import serve
 
 
 def main() -> None:

@@ -23,9 +23,12 @@ plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
+from gateway.core.api import ApiLimits
+from gateway.core.views import Views
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 
 SERVICE_NAME = "gateway"
@@ -35,6 +38,9 @@ DEV_TOKENS_FILE = Path(__file__).with_name("dev_tokens.yaml")
 
 @dataclass(frozen=True)
 class GatewayConfig:
+    """The gateway's settings. Each default is written once: here, or (for the knobs the core
+    reads) in `ApiLimits` and `Views`, which the core's unit tests build without a config."""
+
     platform: PlatformSettings
     address: str = "127.0.0.1:50051"
     tokens_file: Path = DEV_TOKENS_FILE
@@ -44,14 +50,14 @@ class GatewayConfig:
     max_send_bytes: int = 16 * 1024 * 1024
     rate_limit_rps: float = 100.0
     rate_limit_burst: float = 200.0
-    command_timeout_s: float = 10.0
+    command_timeout_s: float = ApiLimits.command_timeout_s
     watch_queue_size: int = 1000
-    max_streams_per_client: int = 20
-    snapshot_interval_s: float = 2.0
-    snapshot_min_interval_s: float = 1.0
-    snapshot_cache_s: float = 1.0
-    max_resolved_incidents: int = 10000
-    max_events_per_request: int = 1000
+    max_streams_per_client: int = ApiLimits.max_streams_per_client
+    snapshot_interval_s: float = ApiLimits.snapshot_interval_s
+    snapshot_min_interval_s: float = ApiLimits.snapshot_min_interval_s
+    snapshot_cache_s: float = ApiLimits.snapshot_cache_s
+    max_resolved_incidents: int = Views.max_resolved_incidents
+    max_events_per_request: int = Views.max_events_per_request
     shutdown_grace_s: float = 10.0
 
     @property
@@ -62,27 +68,19 @@ class GatewayConfig:
     def tls(self) -> bool:
         return bool(self.tls_cert_file and self.tls_key_file)
 
+    def api_limits(self) -> ApiLimits:
+        """The limits the API enforces, from these settings (the others keep ApiLimits' defaults)."""
+        mine = {f.name for f in fields(self)}
+        return ApiLimits(**{f.name: getattr(self, f.name) for f in fields(ApiLimits) if f.name in mine})
+
     @classmethod
     def from_env(cls) -> GatewayConfig:
+        defaults = {f.name: f.default for f in fields(cls)}
         config = cls(
             platform=PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT),
-            address=env_str("GATEWAY_ADDRESS", "127.0.0.1:50051"),
+            # Unset or empty: the development tokens.
             tokens_file=Path(env_str("GATEWAY_TOKENS_FILE", "") or DEV_TOKENS_FILE),
-            tls_cert_file=env_str("GATEWAY_TLS_CERT_FILE", ""),
-            tls_key_file=env_str("GATEWAY_TLS_KEY_FILE", ""),
-            max_receive_bytes=env_int("GATEWAY_MAX_RECEIVE_BYTES", 65536),
-            max_send_bytes=env_int("GATEWAY_MAX_SEND_BYTES", 16 * 1024 * 1024),
-            rate_limit_rps=env_float("GATEWAY_RATE_LIMIT_RPS", 100.0),
-            rate_limit_burst=env_float("GATEWAY_RATE_LIMIT_BURST", 200.0),
-            command_timeout_s=env_float("GATEWAY_COMMAND_TIMEOUT_S", 10.0),
-            watch_queue_size=env_int("GATEWAY_WATCH_QUEUE_SIZE", 1000),
-            max_streams_per_client=env_int("GATEWAY_MAX_STREAMS_PER_CLIENT", 20),
-            snapshot_interval_s=env_float("GATEWAY_SNAPSHOT_INTERVAL_S", 2.0),
-            snapshot_min_interval_s=env_float("GATEWAY_SNAPSHOT_MIN_INTERVAL_S", 1.0),
-            snapshot_cache_s=env_float("GATEWAY_SNAPSHOT_CACHE_S", 1.0),
-            max_resolved_incidents=env_int("GATEWAY_MAX_RESOLVED_INCIDENTS", 10000),
-            max_events_per_request=env_int("GATEWAY_MAX_EVENTS_PER_REQUEST", 1000),
-            shutdown_grace_s=env_float("GATEWAY_SHUTDOWN_GRACE_S", 10.0),
+            **{name: _read(variable, defaults[name]) for name, variable in ENV_VARIABLES.items()},
         )
         config.check()
         return config
@@ -90,17 +88,48 @@ class GatewayConfig:
     def check(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise SettingsError("set both GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE, or neither")
-        positive = {
-            "GATEWAY_MAX_RECEIVE_BYTES": self.max_receive_bytes,
-            "GATEWAY_RATE_LIMIT_RPS": self.rate_limit_rps,
-            "GATEWAY_RATE_LIMIT_BURST": self.rate_limit_burst,
-            "GATEWAY_COMMAND_TIMEOUT_S": self.command_timeout_s,
-            "GATEWAY_WATCH_QUEUE_SIZE": self.watch_queue_size,
-            "GATEWAY_MAX_STREAMS_PER_CLIENT": self.max_streams_per_client,
-            "GATEWAY_SNAPSHOT_MIN_INTERVAL_S": self.snapshot_min_interval_s,
-        }
-        for name, value in positive.items():
+        positive = (
+            "max_receive_bytes",
+            "rate_limit_rps",
+            "rate_limit_burst",
+            "command_timeout_s",
+            "watch_queue_size",
+            "max_streams_per_client",
+            "snapshot_min_interval_s",
+        )
+        for name in positive:
+            value = getattr(self, name)
             if value <= 0:
-                raise SettingsError(f"{name} must be > 0, got {value}")
+                raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
         if self.snapshot_interval_s < self.snapshot_min_interval_s:
             raise SettingsError("GATEWAY_SNAPSHOT_INTERVAL_S is below GATEWAY_SNAPSHOT_MIN_INTERVAL_S")
+
+
+# Each setting's variable, written once (GATEWAY_TOKENS_FILE is read apart: empty means the
+# development tokens); the parser follows the type of the field's default.
+ENV_VARIABLES = {
+    "address": "GATEWAY_ADDRESS",
+    "tls_cert_file": "GATEWAY_TLS_CERT_FILE",
+    "tls_key_file": "GATEWAY_TLS_KEY_FILE",
+    "max_receive_bytes": "GATEWAY_MAX_RECEIVE_BYTES",
+    "max_send_bytes": "GATEWAY_MAX_SEND_BYTES",
+    "rate_limit_rps": "GATEWAY_RATE_LIMIT_RPS",
+    "rate_limit_burst": "GATEWAY_RATE_LIMIT_BURST",
+    "command_timeout_s": "GATEWAY_COMMAND_TIMEOUT_S",
+    "watch_queue_size": "GATEWAY_WATCH_QUEUE_SIZE",
+    "max_streams_per_client": "GATEWAY_MAX_STREAMS_PER_CLIENT",
+    "snapshot_interval_s": "GATEWAY_SNAPSHOT_INTERVAL_S",
+    "snapshot_min_interval_s": "GATEWAY_SNAPSHOT_MIN_INTERVAL_S",
+    "snapshot_cache_s": "GATEWAY_SNAPSHOT_CACHE_S",
+    "max_resolved_incidents": "GATEWAY_MAX_RESOLVED_INCIDENTS",
+    "max_events_per_request": "GATEWAY_MAX_EVENTS_PER_REQUEST",
+    "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
+}
+
+
+def _read(variable: str, default: Any) -> Any:
+    if isinstance(default, float):
+        return env_float(variable, default)
+    if isinstance(default, int):
+        return env_int(variable, default)
+    return env_str(variable, default)

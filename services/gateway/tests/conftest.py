@@ -2,7 +2,7 @@
 
 The gateway always runs from its real entry point (`python -m gateway`) against the real
 broker under the test's topic prefix; tests talk to it over gRPC and to the views via Kafka.
-Helpers (token file, process handle, stubs) live in gateway.testing.
+Helpers (token file, process handle, stubs) live in gateway_testing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from gateway.testing import FakeRequestsService, GatewayProcess, Stubs, make_starter, write_tokens
+from gateway_testing import FakeRequestsService, GatewayProcess, Stubs, make_starter, write_tokens
 from smartcity.testing import ServiceProcess
 from smartcity.topics import ensure_topics
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from gateway.api import Api, ApiLimits
-from gateway.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
-from gateway.commands import CommandBus
-from gateway.errors import ApiError, ErrorKind
-from gateway.fanout import Hub
-from gateway.testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
-from gateway.views import Views
+from gateway.core.api import Api, ApiLimits
+from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
+from gateway.core.command_bus import CommandBus
+from gateway.core.errors import ApiError, ErrorKind
+from gateway.core.fanout import Hub
+from gateway.core.views import Views
+from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2
@@ -35,13 +35,12 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
     views = Views()
 
     async def send(request_id: str, command: Any) -> None:
-        event, state = fake.decide(command, 1000.0)
-        if state is not None:
-            fake.requests[state.request_id] = state
+        events, _ = fake.decide(command)
 
         def deliver() -> None:
-            views.apply_event(event)
-            bus.on_event(event)
+            for event in events:
+                views.apply_event(event)
+                bus.on_event(event)
 
         asyncio.get_running_loop().call_later(send_delay, deliver)
 
@@ -195,6 +194,7 @@ async def test_submit_then_transitions_then_comment() -> None:
         category="permits",
         title="Izin",
         description="Mohon",
+        address="Jl. Jend. Sudirman",  # citizen-requests needs a location or an address
         reporter=RS.Reporter(phone="0812345"),
     )
     first = await api.submit_request(PORTAL, submit, None)

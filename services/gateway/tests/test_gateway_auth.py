@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from gateway.auth import (
+from gateway.config import DEV_TOKENS_FILE
+from gateway.core.auth import (
     ADMIN,
     DEVICES_READ,
     REQUESTS_READ,
@@ -22,8 +23,7 @@ from gateway.auth import (
     hash_token,
     sees_reporter,
 )
-from gateway.config import DEV_TOKENS_FILE
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.errors import ApiError, ErrorKind
 
 DPMPTSP = Principal("dpmptsp-app", "DPMPTSP", frozenset({DEVICES_READ, REQUESTS_READ, REQUESTS_WRITE}))
 BPBD = Principal("bpbd-app", "BPBD", frozenset({REQUESTS_READ, REQUESTS_WRITE}))

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from gateway.testing import CRITICAL, FakeRequestsService, GatewayProcess, ap, incident, produce, reason
+from gateway_testing import CRITICAL, FakeRequestsService, GatewayProcess, ap, incident, produce, reason
 from smartcity import inventory
 
 pytestmark = pytest.mark.kafka
@@ -64,7 +64,7 @@ async def smartcity(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway.cli",
+        "smartcity_cli",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -99,6 +99,8 @@ async def test_request_workflow(gw: GatewayProcess) -> None:
         "Pohon tumbang",
         "--description",
         "Menutup jalan",
+        "--street",  # citizen-requests needs a location or an address
+        "Jl. Jend. Sudirman",
         "--phone",
         "+62 811 1",
         "--idempotency-key",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from gateway.auth import Principal
-from gateway.commands import CommandBus, check_outcome, new_command, set_transition, submit_action
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.auth import Principal
+from gateway.core.command_bus import CommandBus, check_outcome, new_command, set_transition, submit_action
+from gateway.core.errors import ApiError, ErrorKind
 from smartcity.v1 import common_pb2, gateway_pb2, requests_pb2
 
 CALLER = Principal("dpmptsp-app", "DPMPTSP", frozenset({"requests:write"}))
@@ -99,6 +99,21 @@ async def test_execute_returns_the_event_of_its_correlation_id() -> None:
     command = new_command(CALLER, "req-1", 0.0)
     event = await bus.execute(command, timeout_s=2)
     assert event.version == 2 and sent == [command] and bus.waiting == 0
+
+
+async def test_a_breach_flagged_on_the_way_is_not_the_outcome() -> None:
+    # citizen-requests answers a late acknowledge with [SLA_BREACHED, ACKNOWLEDGED], both
+    # carrying the command's correlation id: the caller gets the acknowledgement.
+    async def send(request_id: str, command: Any) -> None:
+        loop = asyncio.get_running_loop()
+        breach = outcome(command, type=requests_pb2.REQUEST_EVENT_TYPE_SLA_BREACHED, version=2)
+        acked = outcome(command, type=requests_pb2.REQUEST_EVENT_TYPE_ACKNOWLEDGED, version=3)
+        loop.call_soon(bus.on_event, breach)
+        loop.call_soon(bus.on_event, acked)
+
+    bus = CommandBus(send)
+    event = await bus.execute(new_command(CALLER, "req-1", 0.0), timeout_s=2)
+    assert event.type == requests_pb2.REQUEST_EVENT_TYPE_ACKNOWLEDGED and event.version == 3
 
 
 async def test_execute_times_out_with_deadline_exceeded() -> None:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.duration_pb2 import Duration
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     OK,
     PROBLEM,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.errors import ApiError, ErrorKind
-from gateway.fanout import Hub, SubscriberClosed
+from gateway.core.errors import ApiError, ErrorKind
+from gateway.core.fanout import Hub, SubscriberClosed
 
 
 async def test_subscribers_get_matching_changes_in_order() -> None:

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from grpc_health.v1 import health_pb2
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     FakeRequestsService,
     GatewayProcess,
@@ -38,7 +38,11 @@ A = gateway_pb2
 
 def submit(category: str, key: str = "") -> Any:
     return A.SubmitRequestRequest(
-        idempotency_key=key or f"key-{uuid.uuid4().hex}", category=category, title="t", description="d"
+        idempotency_key=key or f"key-{uuid.uuid4().hex}",
+        category=category,
+        title="t",
+        description="d",
+        address="Jl. Jend. Sudirman",  # citizen-requests needs a location or an address
     )
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import ApiError, ErrorKind
-from gateway.paging import decode_token, encode_token, paginate
+from gateway.core.errors import ApiError, ErrorKind
+from gateway.core.paging import decode_token, encode_token, paginate
 
 
 def key(item: tuple[str, int]) -> tuple[str, int]:

@@ -11,9 +11,9 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.projector import Projector
-from gateway.testing import produce, service_request
-from gateway.views import Views
+from gateway.adapters.projector import Projector
+from gateway.core.views import Views
+from gateway_testing import produce, service_request
 from smartcity.settings import PlatformSettings
 
 pytestmark = pytest.mark.kafka

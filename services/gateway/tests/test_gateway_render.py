@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from gateway import render
-from gateway.testing import CRITICAL, PROBLEM, ap, camera, incident, reason, service_request
+from gateway_testing import CRITICAL, PROBLEM, ap, camera, incident, reason, service_request
 from smartcity.codec import to_timestamp
 from smartcity.v1 import gateway_pb2, requests_pb2
+from smartcity_cli import render
 
 
 def test_table_aligns_text_left_and_numbers_right() -> None:

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from gateway.testing import (
+from gateway_testing import (
     FakeRequestsService,
     GatewayProcess,
     Stubs,
@@ -154,7 +154,8 @@ async def test_rejected_and_invalid_commands(stubs: Stubs) -> None:
         stubs.requests.TransitionRequest(transition(rid, A.REQUEST_ACTION_START), metadata=auth("t-dpmptsp"))
     )
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "INVALID_TRANSITION" in (err.details() or "") and "cannot start a REQUEST_STATUS_SUBMITTED" in (
+    # The reason is citizen-requests' own (its ledger answers in the fake).
+    assert "INVALID_TRANSITION" in (err.details() or "") and "cannot start a request that is SUBMITTED" in (
         err.details() or ""
     )
     stale = transition(rid, A.REQUEST_ACTION_ACKNOWLEDGE, expected_version=7)

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.testing import GatewayProcess, auth
+from gateway_testing import GatewayProcess, auth
 from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
 
 pytestmark = pytest.mark.kafka

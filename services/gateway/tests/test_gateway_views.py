@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import time
 
-from gateway.testing import (
+from gateway.core.views import DeviceQuery, RequestQuery, Views, request_sort_key
+from gateway_testing import (
     CRITICAL,
     OK,
     PROBLEM,
@@ -17,8 +18,8 @@ from gateway.testing import (
     service_request,
     site_stats,
 )
-from gateway.views import DeviceQuery, RequestQuery, Views, is_overdue, request_sort_key
 from smartcity import inventory
+from smartcity.request_rules import is_overdue
 from smartcity.v1 import common_pb2, requests_pb2
 
 RS = requests_pb2

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     OK,
     PROBLEM,

@@ -15,7 +15,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.testing import GatewayProcess, Stubs, auth, rpc_error
+from gateway_testing import GatewayProcess, Stubs, auth, rpc_error
 from smartcity.ids import request_id_for
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.v1 import gateway_pb2, requests_pb2

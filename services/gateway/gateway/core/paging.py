@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from gateway.errors import invalid
+from gateway.core.errors import invalid
 
 T = TypeVar("T")
 SortKey = tuple[str | int | float, ...]

@@ -18,14 +18,28 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from gateway import metrics
-from gateway.views import VIEW_TOPICS, Change, Views
+from gateway.adapters import metrics
+from gateway.core.views import Change, Views
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
+from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 
 log = logging.getLogger(__name__)
+
+# The topics the gateway reads: catalogue name (looked up in the catalogue when the projector
+# starts) -> (message type, the view it feeds).
+VIEW_TOPICS: dict[str, tuple[Any, str]] = {
+    "wifi.ap-status.v1": (wifi_pb2.AccessPointStatus, "access_points"),
+    "wifi.site-stats.v1": (wifi_pb2.SiteWifiStats, "site_stats"),
+    "camera.status.v1": (camera_pb2.CameraStatus, "cameras"),
+    "camera.incidents.v1": (camera_pb2.CameraIncident, "incidents"),
+    "requests.state.v1": (requests_pb2.ServiceRequest, "requests"),
+    "requests.stats.v1": (requests_pb2.RequestStats, "request_stats"),
+    "requests.events.v1": (requests_pb2.RequestEvent, "events"),
+}
+
 
 OnChange = Callable[[str, Change], None]
 OnEvent = Callable[[Any], None]

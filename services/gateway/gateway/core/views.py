@@ -3,7 +3,7 @@
 The projector feeds every record of the state and stats topics through `apply_*`; each returns
 the change worth pushing to watch streams (or None when nothing a watcher cares about changed).
 Queries return protobuf messages; filtering, ordering and snapshot math live here, paging in
-`gateway.paging`, and who may see what in `gateway.auth`.
+`gateway.core.paging`, and who may see what in `gateway.core.auth`.
 """
 
 from __future__ import annotations
@@ -16,19 +16,13 @@ from typing import Any
 
 from smartcity import inventory
 from smartcity.codec import from_timestamp, to_timestamp
-from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, requests_pb2, wifi_pb2
+from smartcity.request_rules import is_open, is_overdue
+from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, requests_pb2
 
 OK = common_pb2.HEALTH_STATE_OK
 PROBLEM = common_pb2.HEALTH_STATE_PROBLEM
 CRITICAL = common_pb2.HEALTH_STATE_CRITICAL
 OPENED, RESOLVED = camera_pb2.INCIDENT_PHASE_OPENED, camera_pb2.INCIDENT_PHASE_RESOLVED
-TERMINAL_STATUSES = frozenset(
-    {
-        requests_pb2.REQUEST_STATUS_RESOLVED,
-        requests_pb2.REQUEST_STATUS_CLOSED,
-        requests_pb2.REQUEST_STATUS_REJECTED,
-    }
-)
 
 # What a watch stream receives: a device whose health changed, an incident, a request version.
 Change = Any  # AccessPointStatus | CameraStatus | CameraIncident | ServiceRequest
@@ -37,23 +31,6 @@ Change = Any  # AccessPointStatus | CameraStatus | CameraIncident | ServiceReque
 def health_signature(status: Any) -> tuple[int, tuple[tuple[str, int], ...]]:
     """What makes a device status worth pushing: its health and which checks fail."""
     return status.health, tuple(sorted((r.check, r.severity) for r in status.reasons))
-
-
-def is_open(request: Any) -> bool:
-    return request.status not in TERMINAL_STATUSES and request.status != 0
-
-
-def is_overdue(request: Any, now: float) -> bool:
-    """Open and past an SLA: flagged by the requests service, or a due time already passed."""
-    if not is_open(request):
-        return False
-    sla = request.sla
-    if sla.acknowledge_breached or sla.resolve_breached:
-        return True
-    ack_due, resolve_due = from_timestamp(sla.acknowledge_due), from_timestamp(sla.resolve_due)
-    if request.status == requests_pb2.REQUEST_STATUS_SUBMITTED and 0 < ack_due < now:
-        return True
-    return 0 < resolve_due < now
 
 
 def distance_to(point: Any, location: Any) -> float:
@@ -381,14 +358,3 @@ def _count_health(snap: Any, prefix: str, devices: Iterable[Any]) -> None:
     setattr(snap, f"{prefix}_problem", problem)
     setattr(snap, f"{prefix}_critical", critical)
 
-
-# The topics the gateway reads: catalogue name -> (message type, the view it feeds).
-VIEW_TOPICS: dict[str, tuple[Any, str]] = {
-    "wifi.ap-status.v1": (wifi_pb2.AccessPointStatus, "access_points"),
-    "wifi.site-stats.v1": (wifi_pb2.SiteWifiStats, "site_stats"),
-    "camera.status.v1": (camera_pb2.CameraStatus, "cameras"),
-    "camera.incidents.v1": (camera_pb2.CameraIncident, "incidents"),
-    "requests.state.v1": (requests_pb2.ServiceRequest, "requests"),
-    "requests.stats.v1": (requests_pb2.RequestStats, "request_stats"),
-    "requests.events.v1": (requests_pb2.RequestEvent, "events"),
-}

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.errors import ApiError, ErrorKind
 
 T = TypeVar("T")
 

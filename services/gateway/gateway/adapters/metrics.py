@@ -40,6 +40,11 @@ COMMAND_OUTCOMES = ("applied", "deduplicated", "rejected", "timeout")
 RECORD_OUTCOMES = ("ok", "tombstone", "undecodable")
 
 
+def count_command(action: str, outcome: str) -> None:
+    """The command bus's `on_outcome`: one more command of this action with this outcome."""
+    COMMANDS.labels(action, outcome).inc()
+
+
 def initialise(clients: Iterable[str], topics: Iterable[str]) -> None:
     """Creates every known label set at zero, so dashboards show 0 rather than no data and
     increase() sees the first event (Prometheus practice for counters with known labels)."""

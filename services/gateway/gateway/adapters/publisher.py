@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.errors import ApiError, ErrorKind
 from smartcity.codec import ProtoCodec
 from smartcity.kafka import make_producer
 from smartcity.settings import PlatformSettings

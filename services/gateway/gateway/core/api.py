@@ -1,6 +1,6 @@
 """The gateway's API as plain Python: authorization, validation, views, commands, watch streams.
 
-gRPC servicers (gateway.handlers) call one method each and only translate errors; everything
+gRPC servicers (gateway.adapters.servicers) call one method each and only translate errors; everything
 that decides an answer is here and unit-testable without a server or a broker.
 """
 
@@ -13,8 +13,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import validation
-from gateway.auth import (
+from gateway.core import validation
+from gateway.core.auth import (
     DEVICES_READ,
     REQUESTS_READ,
     REQUESTS_READ_ALL,
@@ -24,11 +24,11 @@ from gateway.auth import (
     can_transition,
     sees_reporter,
 )
-from gateway.commands import CommandBus, new_command, set_transition, submit_action
-from gateway.errors import ApiError, ErrorKind, denied, not_found
-from gateway.fanout import Hub, SubscriberClosed
-from gateway.paging import SortKey, fingerprint, paginate
-from gateway.views import Change, DeviceQuery, RequestQuery, Views, incident_sort_key, request_sort_key
+from gateway.core.command_bus import CommandBus, new_command, set_transition, submit_action
+from gateway.core.errors import ApiError, ErrorKind, denied, not_found
+from gateway.core.fanout import Hub, SubscriberClosed
+from gateway.core.paging import SortKey, fingerprint, paginate
+from gateway.core.views import Change, DeviceQuery, RequestQuery, Views, incident_sort_key, request_sort_key
 from smartcity.codec import to_timestamp
 from smartcity.ids import request_id_for
 from smartcity.v1 import camera_pb2, gateway_pb2, requests_pb2, wifi_pb2

@@ -1,7 +1,7 @@
-"""The gRPC servicers: each method hands the caller and the request to `gateway.api.Api`.
+"""The gRPC servicers: each method hands the caller and the request to `gateway.core.api.Api`.
 
 Authentication, rate limits, readiness, metrics and the mapping of errors to status codes
-happen in `gateway.interceptors`; nothing here decides anything.
+happen in `gateway.adapters.interceptors`; nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from gateway.api import Api
-from gateway.interceptors import current_principal
+from gateway.adapters.interceptors import current_principal
+from gateway.core.api import Api
 from smartcity.v1 import gateway_pb2_grpc
 
 Context = Any  # grpc.aio.ServicerContext (grpc has no type stubs)

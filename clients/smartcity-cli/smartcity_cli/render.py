@@ -14,8 +14,8 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from gateway.views import is_overdue
 from smartcity.codec import from_timestamp
+from smartcity.request_rules import is_overdue
 from smartcity.v1 import camera_pb2, common_pb2, requests_pb2
 
 HEALTH = {0: "-", 1: "OK", 2: "PROBLEM", 3: "CRITICAL"}

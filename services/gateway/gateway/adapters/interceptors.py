@@ -19,10 +19,10 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from gateway import metrics
-from gateway.api import Api
-from gateway.auth import Principal, RateLimiter, TokenStore
-from gateway.errors import ApiError, ErrorKind
+from gateway.adapters import metrics
+from gateway.core.api import Api
+from gateway.core.auth import Principal, RateLimiter, TokenStore
+from gateway.core.errors import ApiError, ErrorKind
 from smartcity.tracing import extract_context
 
 log = logging.getLogger(__name__)

@@ -13,18 +13,21 @@ from typing import Any
 
 from google.protobuf.descriptor import EnumDescriptor
 
-from gateway.errors import invalid
+from gateway.core.errors import invalid
+from smartcity import request_rules
 from smartcity.v1 import common_pb2, gateway_pb2, requests_pb2
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN = 512
 MAX_ID = 128
-MAX_TITLE = 200
-MAX_DESCRIPTION = 4000
-MAX_ADDRESS = 500
-MAX_URL = 2048
-MAX_NOTE = 2000
+# The request texts' limits and which of them are required are citizen-requests' rules too:
+# both sides read them from smartcity.request_rules.
+MAX_TITLE = request_rules.MAX_TITLE
+MAX_DESCRIPTION = request_rules.MAX_DESCRIPTION
+MAX_ADDRESS = request_rules.MAX_ADDRESS
+MAX_URL = request_rules.MAX_MEDIA_URL
+MAX_NOTE = request_rules.MAX_NOTE
 MAX_NAME = 200
 MAX_PHONE = 32
 MAX_EMAIL = 254
@@ -166,8 +169,14 @@ def submit(req: gateway_pb2.SubmitRequestRequest) -> None:
     if not req.category:
         raise invalid("category", "is required (e.g. permits, health_info, emergency, roads)")
     code("category", req.category, MAX_CATEGORY)
-    text("title", req.title, MAX_TITLE, required=True)
-    text("description", req.description, MAX_DESCRIPTION, required=True, multiline=True)
+    text("title", req.title, MAX_TITLE, required=request_rules.TITLE_REQUIRED)
+    text(
+        "description",
+        req.description,
+        MAX_DESCRIPTION,
+        required=request_rules.DESCRIPTION_REQUIRED,
+        multiline=True,
+    )
     if req.HasField("location"):
         geo_point("location", req.location)
     text("address", req.address, MAX_ADDRESS, multiline=True)
@@ -201,14 +210,17 @@ def list_requests(req: gateway_pb2.ListRequestsRequest) -> int:
     return page_size("page_size", req.page_size)
 
 
-_NEEDS_REASON = {gateway_pb2.REQUEST_ACTION_REJECT, gateway_pb2.REQUEST_ACTION_REOPEN}
+def action_name(action: int) -> str:
+    """The lifecycle's name of a RequestAction (REQUEST_ACTION_REOPEN -> "reopen")."""
+    return gateway_pb2.RequestAction.Name(action).removeprefix("REQUEST_ACTION_").lower()
 
 
 def transition(req: gateway_pb2.TransitionRequestRequest) -> None:
     identifier("request_id", req.request_id)
     enum("action", req.action, gateway_pb2.RequestAction.DESCRIPTOR, allow_unspecified=False)
     action = gateway_pb2.RequestAction.Name(req.action)
-    text("note", req.note, MAX_NOTE, multiline=True, required=req.action in _NEEDS_REASON)
+    required = action_name(req.action) in request_rules.REASON_REQUIRED
+    text("note", req.note, MAX_NOTE, multiline=True, required=required)
     text("assignee", req.assignee, MAX_ID)
     if req.action == gateway_pb2.REQUEST_ACTION_ASSIGN and not req.assignee.strip():
         raise invalid("assignee", f"is required for {action}")

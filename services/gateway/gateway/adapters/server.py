@@ -22,17 +22,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from gateway import metrics
-from gateway.api import Api, ApiLimits
-from gateway.auth import RateLimiter, TokenStore
-from gateway.commands import CommandBus
+from gateway.adapters import metrics
+from gateway.adapters.interceptors import GatewayInterceptor
+from gateway.adapters.projector import VIEW_TOPICS, Projector
+from gateway.adapters.publisher import CommandPublisher
+from gateway.adapters.servicers import DeviceServicer, OverviewServicer, RequestServicer
 from gateway.config import GatewayConfig
-from gateway.fanout import Hub
-from gateway.handlers import DeviceServicer, OverviewServicer, RequestServicer
-from gateway.interceptors import GatewayInterceptor
-from gateway.projector import Projector
-from gateway.publisher import CommandPublisher
-from gateway.views import VIEW_TOPICS, Change, Views
+from gateway.core.api import Api
+from gateway.core.auth import RateLimiter, TokenStore
+from gateway.core.command_bus import CommandBus
+from gateway.core.fanout import Hub
+from gateway.core.views import Change, Views
 from smartcity.kafka import wait_for_broker
 from smartcity.observability import configure_logging, start_observability
 from smartcity.tracing import setup_tracing
@@ -59,19 +59,13 @@ class Gateway:
         self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.publisher = CommandPublisher(config.platform)
-        self.bus = CommandBus(self.publisher.send)
+        self.bus = CommandBus(self.publisher.send, metrics.count_command)
         self.api = Api(
             self.views,
             self.bus,
             self.device_hub,
             self.request_hub,
-            ApiLimits(
-                command_timeout_s=config.command_timeout_s,
-                max_streams_per_client=config.max_streams_per_client,
-                snapshot_interval_s=config.snapshot_interval_s,
-                snapshot_min_interval_s=config.snapshot_min_interval_s,
-                snapshot_cache_s=config.snapshot_cache_s,
-            ),
+            config.api_limits(),
         )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
         self.api.catch_up = self._read_requests_up_to_now

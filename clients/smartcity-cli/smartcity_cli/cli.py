@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -35,9 +36,8 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
 
-from gateway import render
-from gateway.auth import hash_token
 from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
+from smartcity_cli import render
 
 # Command-line words for the contract's enums (values typed Any: protobuf enums are ints on the wire).
 HEALTHS: dict[str, Any] = {"ok": 1, "problem": 2, "critical": 3}
@@ -550,6 +550,11 @@ async def run(args: argparse.Namespace) -> int:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             return 1
     return 0
+
+
+def hash_token(token: str) -> str:
+    """What the gateway's token file holds for a bearer token: the SHA-256 hex of its UTF-8."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.errors import ApiError, ErrorKind
 
 DEVICES_READ = "devices:read"
 REQUESTS_READ = "requests:read"

@@ -1,8 +1,9 @@
-"""Turning API writes into RequestCommands and waiting for their outcome events.
+"""The command bus: API writes turned into RequestCommands, and the wait for their outcome events.
 
-Pure of Kafka: `CommandBus` is given a `send` coroutine (the projector's producer in the
-service, a list in unit tests) and is fed every RequestEvent the gateway reads. A caller
-registers its correlation id *before* the command is sent, so the outcome cannot slip past.
+Pure of Kafka and metrics: `CommandBus` is given a `send` coroutine (the command publisher in
+the service, a list in unit tests), an `on_outcome` callback (the commands metric) and is fed
+every RequestEvent the gateway reads. A caller registers its correlation id *before* the
+command is sent, so the outcome cannot slip past.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway import metrics
-from gateway.auth import Principal
-from gateway.errors import ApiError, ErrorKind
+from gateway.core.auth import Principal
+from gateway.core.errors import ApiError, ErrorKind
 from smartcity.codec import to_timestamp
 from smartcity.ids import new_id
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 Send = Callable[[str, Any], Awaitable[None]]  # (request_id, RequestCommand) -> sent
+OnOutcome = Callable[[str, str], None]  # (action, outcome label) of every command sent
 
 _ACTOR_KINDS = {
     "citizen": requests_pb2.ACTOR_KIND_CITIZEN,
@@ -111,8 +112,9 @@ def check_outcome(event: Any) -> Any:
 class CommandBus:
     """Sends commands and resolves each caller's wait with the event of its correlation id."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, on_outcome: OnOutcome | None = None) -> None:
         self._send = send
+        self._on_outcome = on_outcome or _ignore
         self._waiting: dict[str, asyncio.Future[Any]] = {}
 
     @property
@@ -120,6 +122,10 @@ class CommandBus:
         return len(self._waiting)
 
     def on_event(self, event: Any) -> None:
+        # A breach citizen-requests flags on the way (a late command) carries the command's
+        # correlation id too, before the command's own event: it is not the outcome.
+        if event.type == requests_pb2.REQUEST_EVENT_TYPE_SLA_BREACHED:
+            return
         future = self._waiting.get(event.correlation_id) if event.correlation_id else None
         if future is not None and not future.done():
             future.set_result(event)
@@ -135,7 +141,7 @@ class CommandBus:
                 await self._send(command.request_id, command)
                 event = await future
         except TimeoutError:
-            metrics.COMMANDS.labels(_action_of(command), "timeout").inc()
+            self._on_outcome(_action_of(command), "timeout")
             raise ApiError(
                 ErrorKind.DEADLINE_EXCEEDED,
                 f"no outcome for command {command.command_id} on request {command.request_id} within "
@@ -144,8 +150,12 @@ class CommandBus:
             ) from None
         finally:
             self._waiting.pop(command.correlation_id, None)
-        metrics.COMMANDS.labels(_action_of(command), outcome_label(event)).inc()
+        self._on_outcome(_action_of(command), outcome_label(event))
         return check_outcome(event)
+
+
+def _ignore(action: str, outcome: str) -> None:
+    pass
 
 
 def _action_of(command: Any) -> str:

@@ -1,0 +1,61 @@
+"""Test support of the gateway, outside its server package: what the gateway's tests and
+bench/bench_gateway.py share.
+
+    messages       builders of the messages the gateway reads, and `produce`
+    process        the gateway as a child process, its test tokens, stubs, waiting helpers
+    fake_requests  a stand-in citizen-requests service on the real request ledger
+"""
+
+from gateway_testing.fake_requests import FakeRequestsService
+from gateway_testing.messages import (
+    CRITICAL,
+    OK,
+    PROBLEM,
+    RS,
+    ap,
+    camera,
+    incident,
+    produce,
+    reason,
+    request_stats,
+    service_request,
+    site_stats,
+    topic,
+)
+from gateway_testing.process import (
+    TEST_TOKENS,
+    GatewayProcess,
+    GatewayStarter,
+    Stubs,
+    auth,
+    eventually,
+    make_starter,
+    rpc_error,
+    write_tokens,
+)
+
+__all__ = [
+    "CRITICAL",
+    "OK",
+    "PROBLEM",
+    "RS",
+    "TEST_TOKENS",
+    "FakeRequestsService",
+    "GatewayProcess",
+    "GatewayStarter",
+    "Stubs",
+    "ap",
+    "auth",
+    "camera",
+    "eventually",
+    "incident",
+    "make_starter",
+    "produce",
+    "reason",
+    "request_stats",
+    "rpc_error",
+    "service_request",
+    "site_stats",
+    "topic",
+    "write_tokens",
+]
