@@ -46,6 +46,18 @@ class Known:
 
     version: int
     count_key: CountKey
+    listing_time: float = 0.0
+
+    def placed_as(self, request: Any) -> bool:
+        """Whether a new version leaves the request where the listings have it (the usual case:
+        only status, version and body change), so the store needs to touch no listing index."""
+        opd, category, _, client = self.count_key
+        return (opd, category, client, self.listing_time) == (
+            request.opd_code,
+            request.category,
+            request.submitted_by_client,
+            listing_time(request),
+        )
 
 
 @dataclass

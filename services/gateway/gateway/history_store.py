@@ -7,7 +7,7 @@ never the source of truth: every replica builds its own, so replicas stay interc
              body = ServiceRequest without contact fields, contact = the Reporter as the topic
              carried it, NULL when none or dropped)
         indexes: request_id (GetRequest), (listing_time, request_id) city-wide listing,
-                 (opd_code | category | status, listing_time, request_id) filtered listings
+                 (opd_code | status, listing_time, request_id) per OPD, per closing status
     events(position = rowid, request_id, event_key, body = RequestEvent without its request's
            history and contact fields)          index (request_id, event_key): trail + dedup
     incidents(incident_id, phase, resolved_time, body)
@@ -67,7 +67,6 @@ CREATE TABLE requests (
     contact BLOB);
 CREATE INDEX requests_city ON requests (listing_time, request_id);
 CREATE INDEX requests_opd ON requests (opd_code, listing_time, request_id);
-CREATE INDEX requests_category ON requests (category, listing_time, request_id);
 CREATE INDEX requests_status ON requests (status, listing_time, request_id);
 CREATE TABLE events (
     request_id TEXT NOT NULL, event_key TEXT NOT NULL, body BLOB NOT NULL,
@@ -90,6 +89,11 @@ ON CONFLICT (request_id) DO UPDATE SET
     version = excluded.version, opd_code = excluded.opd_code, category = excluded.category,
     status = excluded.status, submitted_by = excluded.submitted_by,
     listing_time = excluded.listing_time, body = excluded.body, contact = excluded.contact
+"""
+# A new version of a request the listings already place right: SQLite then updates only the
+# indexes of the columns set here (the status index), not the listing ones.
+_UPDATE_REQUEST = """
+UPDATE requests SET version = ?, status = ?, body = ?, contact = ? WHERE request_id = ?
 """
 
 # A redelivered "opened" never overwrites the incident's resolution (as in the memory view).
@@ -256,39 +260,45 @@ class HistoryStore:
         return {(topic, partition): offset for topic, partition, offset in rows}
 
     def known(self, request_ids: Collection[str]) -> dict[str, Known]:
-        """Version and counting key of the stored requests among `request_ids`."""
+        """Version, counting key and listing place of the stored requests among `request_ids`."""
         found: dict[str, Known] = {}
         ids = list(request_ids)
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
             rows = self._w.execute(
-                "SELECT request_id, version, opd_code, category, status, submitted_by FROM requests "
-                f"WHERE request_id IN ({','.join('?' * len(chunk))})",
+                "SELECT request_id, version, opd_code, category, status, submitted_by, listing_time "
+                f"FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for request_id, version, opd, category, status, client in rows:
-                found[request_id] = Known(version, (opd, category, status, client))
+            for request_id, version, opd, category, status, client, placed in rows:
+                found[request_id] = Known(version, (opd, category, status, client), placed)
         return found
 
     def commit(
         self,
         requests: RequestBatch,
+        known: Mapping[str, Known],
         events: Sequence[tuple[str, str, bytes]],
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
     ) -> None:
         """One transaction: the batch's rows and the offsets they were read up to.
 
-        `events` are (request_id, event key, stored event bytes) in arrival order."""
+        `known` is what `known()` answered for the batch's requests; `events` are
+        (request_id, event key, stored event bytes) in arrival order."""
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
-            upserts, deletes = [], []
+            upserts, updates, deletes = [], [], []
             for request_id, request in requests.winners.items():
                 if request is None:
                     deletes.append((request_id,))
                     continue
                 body, contact = stored_request(request)
+                before = known.get(request_id)
+                if before is not None and before.placed_as(request):
+                    updates.append((request.version, int(request.status), body, contact, request_id))
+                    continue
                 upserts.append(
                     (
                         request_id,
@@ -303,6 +313,7 @@ class HistoryStore:
                     )
                 )
             db.executemany(_UPSERT_REQUEST, upserts)
+            db.executemany(_UPDATE_REQUEST, updates)
             db.executemany("DELETE FROM requests WHERE request_id = ?", deletes)
             db.executemany(
                 "INSERT OR IGNORE INTO events (request_id, event_key, body) VALUES (?, ?, ?)", events
@@ -354,16 +365,19 @@ class HistoryStore:
         sql += " ORDER BY listing_time, request_id LIMIT ?"
         return [_request(body, contact) for body, contact in self._r.execute(sql, [*args, limit])]
 
-    def iter_requests(self, page: int = 500) -> Iterator[Any]:
-        """Every request in listing order, read in pages (memory stays at one page)."""
-        after: ListingKey | None = None
-        while True:
-            chunk = self.list_requests(RequestFilter(), after, page)
-            yield from chunk
-            if len(chunk) < page:
-                return
-            last = chunk[-1]
-            after = (listing_time(last), last.request_id)
+    def snapshot_requests(self, page: int = 500) -> Iterator[Any]:
+        """Every request in listing order, as of the first item: one read transaction on a
+        connection of its own, fetched a page at a time (memory stays at one page)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA query_only=1")
+            db.execute("BEGIN")
+            cursor = db.execute("SELECT body, contact FROM requests ORDER BY listing_time, request_id")
+            while rows := cursor.fetchmany(page):
+                for body, contact in rows:
+                    yield _request(body, contact)
+        finally:
+            db.close()
 
     def open_requests(self, open_statuses: Collection[int]) -> Iterator[Any]:
         marks = ",".join("?" * len(open_statuses))

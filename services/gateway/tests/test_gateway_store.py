@@ -50,9 +50,10 @@ def write(
     incidents: Sequence[Any] = (),
 ) -> RequestBatch:
     arrivals = [(r.request_id, r) for r in requests]
-    batch = plan_requests(arrivals, store.known({r for r, _ in arrivals}))
+    known = store.known({r for r, _ in arrivals})
+    batch = plan_requests(arrivals, known)
     rows = [(e.request_id, event_key(e, 0, offset + i), stored_event(e)) for i, e in enumerate(events)]
-    store.commit(batch, rows, incidents, {(EVENTS, 0): offset})
+    store.commit(batch, known, rows, incidents, {(EVENTS, 0): offset})
     return batch
 
 
@@ -115,13 +116,33 @@ def test_rows_and_checkpoint_survive_a_reopen(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_new_version_replaces_the_row_and_moves_its_counts(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request("r1", version=1, requested=1000.0)], offset=1)
+    closed = service_request("r1", version=2, status=RS.REQUEST_STATUS_CLOSED, requested=1000.0)
+    write(store, [closed, service_request("r1", version=1, requested=1000.0)], offset=3)  # v1 late again
+    assert store.get_request("r1") == closed
+    assert [
+        r.version for r in store.list_requests(RequestFilter(status=RS.REQUEST_STATUS_CLOSED), None, 5)
+    ] == [2]
+    assert store.list_requests(RequestFilter(status=RS.REQUEST_STATUS_SUBMITTED), None, 5) == []
+    assert store.counts() == {count_key(closed): 1}
+    moved = service_request(
+        "r1", version=3, opd_code="DLH", status=RS.REQUEST_STATUS_CLOSED, requested=1000.0
+    )
+    write(store, [moved], offset=4)  # re-routed: the listing indexes follow
+    assert [r.request_id for r in store.list_requests(RequestFilter(opd_code="DLH"), None, 5)] == ["r1"]
+    assert store.list_requests(RequestFilter(opd_code="DPMPTSP"), None, 5) == []
+    store.close()
+
+
 def test_a_batch_that_fails_leaves_rows_and_checkpoint_as_they_were(tmp_path: Path) -> None:
     store = store_at(tmp_path / "h.sqlite3")
     write(store, [service_request("r1")], offset=1)
     batch = plan_requests([("r2", service_request("r2"))], {})
     with pytest.raises(AttributeError):
         # A broken row after the batch's requests were written: nothing of the batch may stay.
-        store.commit(batch, [], [object()], {(EVENTS, 0): 9})
+        store.commit(batch, {}, [], [object()], {(EVENTS, 0): 9})
     assert store.checkpoint() == {(EVENTS, 0): 1}
     assert store.get_request("r2") is None
     store.close()
@@ -262,4 +283,17 @@ def test_reset_sets_the_store_aside_and_a_second_process_cannot_share_it(tmp_pat
         store_at(path)
     store.reset("checkpoint ahead of the topic's end")
     assert store.checkpoint() == {} and store.rebuild_reason.startswith("checkpoint ahead")
+    store.close()
+
+
+def test_a_snapshot_stream_does_not_see_batches_committed_after_it_began(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request(f"r{i}", requested=1000.0 + i) for i in range(1200)], offset=1200)
+    snapshot = store.snapshot_requests(page=100)
+    first = next(snapshot)
+    write(store, [service_request("r-new", requested=5000.0)], offset=1201)
+    rest = list(snapshot)
+    assert first.request_id == "r1199" and len(rest) == 1199
+    assert "r-new" not in {r.request_id for r in rest}
+    assert store.get_request("r-new") is not None
     store.close()
