@@ -15,7 +15,9 @@
     GATEWAY_SNAPSHOT_MIN_INTERVAL_S shortest allowed WatchCitySnapshot interval (1)
     GATEWAY_SNAPSHOT_CACHE_S        reuse a computed snapshot while the views are unchanged, up to (1)
     GATEWAY_MAX_RESOLVED_INCIDENTS  resolved incidents kept in memory (10000)
-    GATEWAY_MAX_EVENTS_PER_REQUEST  audit events kept in memory per request (1000)
+    GATEWAY_STORE_PATH              the history store's SQLite file, one per process
+                                    (.local/gateway/history.sqlite3)
+    GATEWAY_STORE_CACHE_MIB         the store's page cache (32; readers get a quarter)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9104; 0 = off)
 plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...).
@@ -57,7 +59,8 @@ class GatewayConfig:
     snapshot_min_interval_s: float = ApiLimits.snapshot_min_interval_s
     snapshot_cache_s: float = ApiLimits.snapshot_cache_s
     max_resolved_incidents: int = Views.max_resolved_incidents
-    max_events_per_request: int = Views.max_events_per_request
+    store_path: Path = Path(".local/gateway/history.sqlite3")
+    store_cache_mib: int = 32
     shutdown_grace_s: float = 10.0
 
     @property
@@ -96,11 +99,14 @@ class GatewayConfig:
             "watch_queue_size",
             "max_streams_per_client",
             "snapshot_min_interval_s",
+            "store_cache_mib",
         )
         for name in positive:
             value = getattr(self, name)
             if value <= 0:
                 raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
+        if self.store_path in (Path(""), Path(".")) or self.store_path.is_dir():
+            raise SettingsError(f"GATEWAY_STORE_PATH must name a file, got {str(self.store_path)!r}")
         if self.snapshot_interval_s < self.snapshot_min_interval_s:
             raise SettingsError("GATEWAY_SNAPSHOT_INTERVAL_S is below GATEWAY_SNAPSHOT_MIN_INTERVAL_S")
 
@@ -122,7 +128,8 @@ ENV_VARIABLES = {
     "snapshot_min_interval_s": "GATEWAY_SNAPSHOT_MIN_INTERVAL_S",
     "snapshot_cache_s": "GATEWAY_SNAPSHOT_CACHE_S",
     "max_resolved_incidents": "GATEWAY_MAX_RESOLVED_INCIDENTS",
-    "max_events_per_request": "GATEWAY_MAX_EVENTS_PER_REQUEST",
+    "store_path": "GATEWAY_STORE_PATH",
+    "store_cache_mib": "GATEWAY_STORE_CACHE_MIB",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
 }
 
@@ -132,4 +139,6 @@ def _read(variable: str, default: Any) -> Any:
         return env_float(variable, default)
     if isinstance(default, int):
         return env_int(variable, default)
+    if isinstance(default, Path):
+        return Path(env_str(variable, str(default)))
     return env_str(variable, default)

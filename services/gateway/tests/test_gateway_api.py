@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +19,7 @@ from gateway.core.command_bus import CommandBus
 from gateway.core.errors import ApiError, ErrorKind
 from gateway.core.fanout import Hub
 from gateway.core.views import Views
-from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
+from gateway_testing import CRITICAL, FakeRequestsService, FedHistory, ap, camera, incident, service_request
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2
@@ -33,13 +37,15 @@ NOBODY = Principal("nobody", "", frozenset())
 def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
     fake = FakeRequestsService("unused", "unused")
     views = Views()
+    directory = Path(tempfile.mkdtemp(prefix="gateway-api-"))
+    history = FedHistory(directory, views)
 
     async def send(request_id: str, command: Any) -> None:
         events, _ = fake.decide(command)
 
         def deliver() -> None:
+            history.feed("events", *events)  # committed before the outcomes go out
             for event in events:
-                views.apply_event(event)
                 bus.on_event(event)
 
         asyncio.get_running_loop().call_later(send_delay, deliver)
@@ -50,9 +56,12 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
         bus,
         Hub(capacity=10),
         Hub(capacity=10),
+        history,
         ApiLimits(command_timeout_s=1.0, max_streams_per_client=2),
     )
     api.ready = True
+    weakref.finalize(api, history.store.close)
+    weakref.finalize(api, shutil.rmtree, directory, True)
     return api, fake
 
 
@@ -74,9 +83,12 @@ def error_of(call: Callable[[], object]) -> ApiError:
 
 
 def seed_requests(api: Api) -> None:
-    api.views.apply_request(service_request("r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"))
-    api.views.apply_request(
-        service_request("r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app")
+    history = api.history
+    assert isinstance(history, FedHistory)
+    history.feed(
+        "requests",
+        service_request("r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"),
+        service_request("r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app"),
     )
 
 
@@ -164,7 +176,8 @@ def test_opd_sees_its_requests_with_reporter_others_without() -> None:
     assert err.kind is ErrorKind.PERMISSION_DENIED and "BPBD" in err.message
     assert error_of(lambda: get(PORTAL, "r-bpbd")).kind is ErrorKind.PERMISSION_DENIED
     assert error_of(lambda: get(DPMPTSP, "r-missing")).kind is ErrorKind.NOT_FOUND
-    assert api.views.requests["r-dpm"].reporter.phone  # the view itself is never redacted
+    stored = api.history.get("r-dpm")
+    assert stored is not None and stored.reporter.phone  # the store itself is never redacted
 
 
 def test_listing_shows_only_visible_requests() -> None:
@@ -211,7 +224,8 @@ async def test_submit_then_transitions_then_comment() -> None:
     done = await api.transition_request(DPMPTSP, ack, None)
     assert done.request.status == RS.REQUEST_STATUS_ACKNOWLEDGED and done.event.version == 2
     assert done.request.reporter.phone == "0812345"  # the routed OPD sees the reporter
-    assert api.views.requests[request_id].version == 2  # read-your-writes: the view has it already
+    stored = api.history.get(request_id)
+    assert stored is not None and stored.version == 2  # read-your-writes: the store has it already
     err = await _error(api.transition_request(DPMPTSP, ack, None))
     assert err.kind is ErrorKind.FAILED_PRECONDITION and "cannot acknowledge" in err.message
     stale = gateway_pb2.TransitionRequestRequest(
@@ -350,6 +364,9 @@ async def test_an_unknown_request_is_looked_for_up_to_now_before_not_found() -> 
     assert reply.request.request_id == "r-dpm" and budgets == [1.5]  # within the caller's deadline
     await api.get_request(DPMPTSP, gateway_pb2.GetRequestRequest(request_id="r-dpm"), None)
     assert budgets == [1.5]  # a known request costs no read
-    err = await _error(api.comment_on_request(
-        DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None))
+    err = await _error(
+        api.comment_on_request(
+            DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None
+        )
+    )
     assert err.kind is ErrorKind.NOT_FOUND and budgets == [1.5, api.limits.catch_up_s]

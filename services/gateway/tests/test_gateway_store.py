@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 
-from gateway.history import (
+from gateway.adapters.history_store import HistoryStore, StoreLocked
+from gateway.core.history import (
     Known,
     RequestBatch,
     RequestCounts,
+    RequestFilter,
     count_key,
     event_key,
     plan_requests,
     stored_event,
 )
-from gateway.history_store import HistoryStore, RequestFilter, StoreLocked
-from gateway.testing import incident, service_request
+from gateway_testing import incident, service_request
 from smartcity.v1 import requests_pb2
 
 RS = requests_pb2

@@ -23,9 +23,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.adapters import metrics
+from gateway.adapters.history_store import HistoryStore
 from gateway.adapters.interceptors import GatewayInterceptor
-from gateway.adapters.projector import VIEW_TOPICS, Projector
+from gateway.adapters.projector import VIEW_TOPICS, Projector, stored_topics
 from gateway.adapters.publisher import CommandPublisher
+from gateway.adapters.request_history import RequestHistory
 from gateway.adapters.servicers import DeviceServicer, OverviewServicer, RequestServicer
 from gateway.config import GatewayConfig
 from gateway.core.api import Api
@@ -35,6 +37,7 @@ from gateway.core.fanout import Hub
 from gateway.core.views import Change, Views
 from smartcity.kafka import wait_for_broker
 from smartcity.observability import configure_logging, start_observability
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.tracing import setup_tracing
 from smartcity.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -52,10 +55,11 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.views = Views(
-            max_resolved_incidents=config.max_resolved_incidents,
-            max_events_per_request=config.max_events_per_request,
+        self.views = Views(max_resolved_incidents=config.max_resolved_incidents)
+        self.store = HistoryStore(
+            config.store_path, stored_topics(config.platform.topic_prefix), config.store_cache_mib
         )
+        self.history = RequestHistory(self.store, self.views, OPEN_STATUSES)
         self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.publisher = CommandPublisher(config.platform)
@@ -65,10 +69,14 @@ class Gateway:
             self.bus,
             self.device_hub,
             self.request_hub,
+            self.history,
             config.api_limits(),
         )
-        self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
+        self.projector = Projector(
+            config.platform, self.views, self.history, self._route_change, self.bus.on_event
+        )
         self.api.catch_up = self._read_requests_up_to_now
+        self.api.not_ready_reason = lambda: self.projector.catching_up
         self.health = HealthServicer()
         tokens = TokenStore.load(config.tokens_file)
         metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
@@ -129,6 +137,10 @@ class Gateway:
             self.config.address,
             "TLS" if self.config.tls else "plaintext",
         )
+        # The integrity check reads the whole file: off the event loop, health keeps answering.
+        await asyncio.to_thread(self.store.open)
+        if self.store.set_aside:
+            metrics.STORE_SET_ASIDE.inc()
         await wait_for_broker(self.config.platform)
         await self.publisher.start()
         await self.projector.start()
@@ -151,6 +163,7 @@ class Gateway:
         await self.server.stop(self.config.shutdown_grace_s)
         await self.projector.stop()
         await self.publisher.stop()
+        self.store.close()
         log.info("gateway stopped")
 
     async def refresh_gauges(self, every_s: float = 5.0) -> None:

@@ -17,15 +17,17 @@ these rules decide:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from smartcity.codec import from_timestamp
 from smartcity.v1 import requests_pb2
 
 # What ListRequests' counts are kept by: (opd_code, category, status, submitted_by_client).
 CountKey = tuple[str, str, int, str]
+# Where a listing page starts: (listing_time, request_id), newest first, ties by id.
+ListingKey = tuple[float, str]
 # One record of the request topics, in arrival order: (request_id, the request, or None for a
 # tombstone on the state topic).
 Arrival = tuple[str, Any]
@@ -173,3 +175,45 @@ def with_contact(message: Any, contact: bytes | None) -> Any:
     if contact is not None:
         message.reporter.MergeFromString(contact)
     return message
+
+
+# ---------------- what the API reads ----------------
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """The SQL side of a ListRequests call (open/overdue listings are answered from memory)."""
+
+    opd_code: str = ""
+    category: str = ""
+    status: int = 0
+    # (opd_code, client_id) of a caller without requests:read:all: its OPD's and its own
+    # submissions only. None: every request.
+    visible_to: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int  # order of arrival in the trail; page tokens carry it
+    event: Any
+
+
+class RequestReads(Protocol):
+    """The request read model as the API sees it (gateway.adapters.request_history)."""
+
+    def get(self, request_id: str) -> Any | None:
+        """The newest version of a request, None when unknown."""
+
+    def uses_memory(self, status: int, open_only: bool, overdue_only: bool) -> bool:
+        """Whether a listing with this filter is answered from the open requests in memory."""
+
+    def list_requests(
+        self, flt: RequestFilter, after: ListingKey | None, limit: int
+    ) -> tuple[list[Any], bool, int]:
+        """(up to `limit` requests after `after`, whether more follow, total matching)."""
+
+    def trail(self, request_id: str, after: int, limit: int) -> tuple[list[StoredEvent], bool]:
+        """(up to `limit` events of the trail after position `after`, whether more follow)."""
+
+    def every_request(self) -> Iterator[Any]:
+        """Every request in listing order as of the call, streamed."""

@@ -18,15 +18,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.history import (
+from gateway.adapters.history_store import HistoryStore, Partition
+from gateway.core.history import (
     Arrival,
+    ListingKey,
+    RequestBatch,
     RequestCounts,
+    RequestFilter,
+    StoredEvent,
     event_key,
-    listing_time,
     plan_requests,
     stored_event,
 )
-from gateway.history_store import HistoryStore, ListingKey, Partition, RequestFilter, StoredEvent
 
 Change = Any  # a ServiceRequest version a watch stream hears
 
@@ -70,9 +73,12 @@ class RequestHistory:
     # ---------------- the projector ----------------
 
     def apply(self, records: Iterable[HistoryRecord], offsets: dict[Partition, int]) -> list[Change]:
-        """Writes one batch (with the offsets it was read up to) and updates the memory.
+        """`write`, then `remember`: one batch, on the calling thread."""
+        return self.remember(self.write(records, offsets))
 
-        Returns the request versions watchers should hear, in arrival order."""
+    def write(self, records: Iterable[HistoryRecord], offsets: dict[Partition, int]) -> RequestBatch:
+        """Writes one batch with the offsets it was read up to (one transaction). Touches the
+        store only, so the projector runs it off the event loop; `remember` follows on it."""
         arrivals: list[Arrival] = []
         events: list[tuple[str, str, bytes]] = []
         incidents: list[Any] = []
@@ -90,6 +96,11 @@ class RequestHistory:
         known = self.store.known({request_id for request_id, _ in arrivals})
         batch = plan_requests(arrivals, known)
         self.store.commit(batch, known, events, incidents, offsets)
+        return batch
+
+    def remember(self, batch: RequestBatch) -> list[Change]:
+        """The memory's side of a committed batch; returns the versions watchers should hear,
+        in arrival order."""
         self.counts.apply(batch.count_deltas)
         for request_id, winner in batch.winners.items():
             self._memory.place_request(request_id, winner)
@@ -104,7 +115,9 @@ class RequestHistory:
         """Open and overdue listings (and those of an open status) are all in memory."""
         return open_only or overdue_only or status in self._open_statuses
 
-    def list(self, flt: RequestFilter, after: ListingKey | None, limit: int) -> tuple[list[Any], bool, int]:
+    def list_requests(
+        self, flt: RequestFilter, after: ListingKey | None, limit: int
+    ) -> tuple[list[Any], bool, int]:
         """(up to `limit` requests after `after`, whether more follow, total matching)."""
         found = self.store.list_requests(flt, after, limit + 1)
         total = self.counts.total(
@@ -120,10 +133,6 @@ class RequestHistory:
         """Every request in listing order as of now, streamed (WatchRequests' snapshot): later
         batches are not in it, so a watcher subscribed before the first item hears them once."""
         return self.store.snapshot_requests()
-
-
-def listing_key(request: Any) -> ListingKey:
-    return listing_time(request), request.request_id
 
 
 def _visibility(flt: RequestFilter) -> Callable[[str, str], bool] | None:

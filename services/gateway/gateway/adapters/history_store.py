@@ -32,11 +32,20 @@ import logging
 import os
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.history import CountKey, Known, RequestBatch, listing_time, stored_request, with_contact
+from gateway.core.history import (
+    CountKey,
+    Known,
+    ListingKey,
+    RequestBatch,
+    RequestFilter,
+    StoredEvent,
+    listing_time,
+    stored_request,
+    with_contact,
+)
 from smartcity.codec import from_timestamp
 from smartcity.v1 import camera_pb2, requests_pb2
 
@@ -48,7 +57,6 @@ RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 _LOOKUP_CHUNK = 500
 
 Partition = tuple[str, int]  # (full topic name, partition)
-ListingKey = tuple[float, str]  # (listing_time, request_id): newest first, ties by id
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -114,24 +122,6 @@ class StoreLocked(RuntimeError):
     """Another process uses the store file (each gateway process needs its own)."""
 
 
-@dataclass(frozen=True)
-class RequestFilter:
-    """The SQL side of a ListRequests call (open/overdue listings are answered from memory)."""
-
-    opd_code: str = ""
-    category: str = ""
-    status: int = 0
-    # (opd_code, client_id) of a caller without requests:read:all: its OPD's and its own
-    # submissions only. None: every request.
-    visible_to: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    position: int  # order of arrival in the trail; page tokens carry it
-    event: Any
-
-
 class HistoryStore:
     """The SQLite file: opened (checked, set aside when unusable), written in batches, read."""
 
@@ -144,6 +134,8 @@ class HistoryStore:
         self._reader: sqlite3.Connection | None = None
         # Why the store starts empty ("" when it resumed from its checkpoint).
         self.rebuild_reason = ""
+        # Why a file was set aside at the last open or reset ("" when none was).
+        self.set_aside = ""
 
     # ---------------- opening ----------------
 
@@ -151,6 +143,7 @@ class HistoryStore:
         """Takes the store's lock, checks the file, sets it aside when unusable, opens it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        self.set_aside = ""
         problem = self._problem() if self.path.exists() else "no store on disk"
         if problem and self.path.exists():
             self._set_aside(problem)
@@ -208,6 +201,7 @@ class HistoryStore:
     def _set_aside(self, reason: str) -> None:
         """Renames the file (and its WAL) to <name>.set-aside, replacing an earlier one."""
         log.warning("history store %s set aside: %s; rebuilding from the topics", self.path, reason)
+        self.set_aside = reason
         for suffix in ("", "-wal", "-shm"):
             source = self.path.with_name(self.path.name + suffix)
             target = self.path.with_name(self.path.name + ".set-aside" + suffix)
@@ -218,7 +212,9 @@ class HistoryStore:
 
     def _connect(self) -> None:
         fresh = not self.path.exists()
-        writer = sqlite3.connect(self.path, isolation_level=None)
+        # Opened in a worker thread (the check may take a while), used on the event loop after:
+        # one thread at a time, never two.
+        writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         writer.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a process crash; only a power loss may lose the last
         # ones, and the store is rebuilt from Kafka anyway.
@@ -231,7 +227,7 @@ class HistoryStore:
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("topics", self._identity)],
             )
-        reader = sqlite3.connect(self.path, isolation_level=None)
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         reader.execute(f"PRAGMA cache_size=-{max(1, self._cache_mib // 4) * 1024}")
         reader.execute("PRAGMA query_only=1")
         self._writer, self._reader = writer, reader
