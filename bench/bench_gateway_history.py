@@ -42,10 +42,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from benchkit import SECURITY  # a sibling module (bench/ is on sys.path)
 
-from gateway.testing import (
+from gateway_testing import (
     CRITICAL,
     OK,
-    ROUTING,
     GatewayProcess,
     ap,
     auth,
@@ -64,7 +63,17 @@ from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from smartcity.v1 import requests_pb2 as RS
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP)
-CATEGORIES = ["permits", "health_info", "emergency", "roads", "waste", "street_lights", "wifi_cctv"]
+# Category -> the OPD it is routed to (as citizen-requests' routing has it).
+ROUTING = {
+    "permits": "DPMPTSP",
+    "health_info": "DINKES",
+    "emergency": "BPBD",
+    "roads": "PUPR",
+    "waste": "DLH",
+    "street_lights": "DISHUB",
+    "wifi_cctv": "DINKOMINFO",
+}
+CATEGORIES = list(ROUTING)
 # The lifecycle every synthetic request goes through: (status after, event type, hours after submit).
 LIFECYCLE = [
     (RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_EVENT_TYPE_SUBMITTED, 0.0),
