@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.adapters.history_store import HistoryStore, StoreLocked
+from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from gateway.core.history import (
     Known,
     RequestBatch,
@@ -20,7 +21,9 @@ from gateway.core.history import (
     plan_requests,
     stored_event,
 )
+from gateway.core.views import Views
 from gateway_testing import incident, service_request
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2
 
 RS = requests_pb2
@@ -66,6 +69,7 @@ def test_the_newest_version_wins_and_watchers_hear_each_newer_one_in_order() -> 
     batch = plan_requests([("r1", v1), ("r1", v3), ("r1", v2), ("r1", v3)], known={})
     assert batch.winners["r1"].version == 3
     assert [r.version for r in batch.changes] == [1, 3]  # v2 came late, the second v3 is a repeat
+    assert batch.winners["r1"] is v3
     assert batch.count_deltas[count_key(v3)] == 1
 
 
@@ -298,3 +302,22 @@ def test_a_snapshot_stream_does_not_see_batches_committed_after_it_began(tmp_pat
     assert "r-new" not in {r.request_id for r in rest}
     assert store.get_request("r-new") is not None
     store.close()
+
+
+def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_whole(tmp_path: Path) -> None:
+    views = Views()
+    history = RequestHistory(store_at(tmp_path / "h.sqlite3"), views, OPEN_STATUSES)
+    records = []
+    for n, status in enumerate((RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED)):
+        request = service_request(f"r{n}", status=status)
+        request.history.add(version=1)
+        records.append(HistoryRecord("events", 0, n, request.request_id, event_of(request, 1)))
+    history.remember(history.write(records, {(EVENTS, 0): 2}, owned=True))
+    kept = views.open_requests["r0"]
+    assert kept.HasField("reporter") and len(kept.history) == 1
+    for request_id in ("r0", "r1"):
+        stored = history.get(request_id)
+        assert stored is not None and stored.HasField("reporter") and len(stored.history) == 1
+        trail, _ = history.trail(request_id, 0, 5)
+        assert trail[0].event.request.HasField("reporter") and not trail[0].event.request.history
+    history.store.close()

@@ -277,11 +277,14 @@ class HistoryStore:
         events: Sequence[tuple[str, str, bytes]],
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
+        *,
+        bodies: Mapping[str, tuple[bytes, bytes | None]] | None = None,
     ) -> None:
         """One transaction: the batch's rows and the offsets they were read up to.
 
         `known` is what `known()` answered for the batch's requests; `events` are
-        (request_id, event key, stored event bytes) in arrival order."""
+        (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
+        (body, contact) when the caller already made them (else made here)."""
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -290,7 +293,7 @@ class HistoryStore:
                 if request is None:
                     deletes.append((request_id,))
                     continue
-                body, contact = stored_request(request)
+                body, contact = bodies[request_id] if bodies is not None else stored_request(request)
                 before = known.get(request_id)
                 if before is not None and before.placed_as(request):
                     updates.append((request.version, int(request.status), body, contact, request_id))

@@ -201,7 +201,8 @@ class Projector:
                 if offsets:
                     # The store's work off the event loop (SQLite lets go of the GIL): health
                     # checks and reads keep being answered while a large batch is written.
-                    written = await asyncio.to_thread(self._history.write, stored, offsets)
+                    # While rebuilding, the decoded messages go nowhere else: the store may strip them.
+                    written = await asyncio.to_thread(self._history.write, stored, offsets, not live)
                     for request in self._history.remember(written):
                         if live:
                             changes.append(("requests", request))

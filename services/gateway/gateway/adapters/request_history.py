@@ -29,6 +29,7 @@ from gateway.core.history import (
     event_key,
     plan_requests,
     stored_event,
+    stored_request,
 )
 
 Change = Any  # a ServiceRequest version a watch stream hears
@@ -76,11 +77,16 @@ class RequestHistory:
         """`write`, then `remember`: one batch, on the calling thread."""
         return self.remember(self.write(records, offsets))
 
-    def write(self, records: Iterable[HistoryRecord], offsets: dict[Partition, int]) -> RequestBatch:
+    def write(
+        self, records: Iterable[HistoryRecord], offsets: dict[Partition, int], owned: bool = False
+    ) -> RequestBatch:
         """Writes one batch with the offsets it was read up to (one transaction). Touches the
-        store only, so the projector runs it off the event loop; `remember` follows on it."""
+        store only, so the projector runs it off the event loop; `remember` follows on it.
+
+        `owned`: the messages are the caller's to spend (while rebuilding: nobody else reads
+        them), so contact fields and histories are stripped off them instead of off copies."""
         arrivals: list[Arrival] = []
-        events: list[tuple[str, str, bytes]] = []
+        trail: list[tuple[str, str, Any]] = []
         incidents: list[Any] = []
         for record in records:
             message = record.message
@@ -90,13 +96,28 @@ class RequestHistory:
                 if message.HasField("request") and message.request.request_id:
                     arrivals.append((message.request.request_id, message.request))
                 key = event_key(message, record.partition, record.offset)
-                events.append((message.request_id or record.key, key, stored_event(message)))
+                trail.append((message.request_id or record.key, key, message))
             elif record.view == "incidents" and message is not None:
                 incidents.append(message)
         known = self.store.known({request_id for request_id, _ in arrivals})
         batch = plan_requests(arrivals, known)
-        self.store.commit(batch, known, events, incidents, offsets)
+        # The winners' rows first: stripping the trail's events in place takes their requests'
+        # history and contact fields, which a winner's row keeps. Open requests also go to the
+        # memory whole: never stripped in place.
+        bodies = {
+            request_id: stored_request(request, in_place=owned and not self._is_open(request))
+            for request_id, request in batch.winners.items()
+            if request is not None
+        }
+        events = [
+            (request_id, key, stored_event(event, in_place=owned and not self._is_open(event.request)))
+            for request_id, key, event in trail
+        ]
+        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies)
         return batch
+
+    def _is_open(self, request: Any) -> bool:
+        return request.status in self._open_statuses
 
     def remember(self, batch: RequestBatch) -> list[Change]:
         """The memory's side of a committed batch; returns the versions watchers should hear,

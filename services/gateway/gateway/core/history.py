@@ -75,7 +75,8 @@ class RequestBatch:
 
 def plan_requests(arrivals: Iterable[Arrival], known: Mapping[str, Known]) -> RequestBatch:
     """Newest version per request wins; an older one arriving later (the state topic lagging
-    the event topic, a redelivery) changes nothing. Equal versions replace (the last word)."""
+    the event topic, a redelivery) changes nothing, nor does the same version again (the state
+    topic and the event topic both carry every version: they are the same request)."""
     batch = RequestBatch()
     seen: dict[str, int | None] = {}  # request_id -> version so far (None: absent)
     for request_id, request in arrivals:
@@ -84,10 +85,9 @@ def plan_requests(arrivals: Iterable[Arrival], known: Mapping[str, Known]) -> Re
             batch.winners[request_id] = None
             seen[request_id] = None
             continue
-        if before is not None and before > request.version:
+        if before is not None and before >= request.version:
             continue
-        if before is None or before < request.version:
-            batch.changes.append(request)
+        batch.changes.append(request)
         batch.winners[request_id] = request
         seen[request_id] = request.version
     for request_id, winner in batch.winners.items():
@@ -149,9 +149,15 @@ def event_key(event: Any, partition: int, offset: int) -> str:
     return event.event_id or f"@{partition}:{offset}"
 
 
-def stored_event(event: Any) -> bytes:
-    """The event as the trail keeps it: its request without history and without contact fields."""
+def stored_event(event: Any, in_place: bool = False) -> bytes:
+    """The event as the trail keeps it: its request without history and without contact fields.
+
+    `in_place`: strip the caller's message itself (cheaper; it must not be needed whole after)."""
     if not event.HasField("request"):
+        return bytes(event.SerializeToString())
+    if in_place:
+        event.request.ClearField("history")
+        event.request.ClearField("reporter")
         return bytes(event.SerializeToString())
     kept = requests_pb2.RequestEvent()
     kept.CopyFrom(event)
@@ -160,10 +166,16 @@ def stored_event(event: Any) -> bytes:
     return bytes(kept.SerializeToString())
 
 
-def stored_request(request: Any) -> tuple[bytes, bytes | None]:
-    """(the request without its contact fields, the contact fields as the topic carried them)."""
+def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None]:
+    """(the request without its contact fields, the contact fields as the topic carried them).
+
+    `in_place`: take the contact fields off the caller's message itself (cheaper)."""
     if not request.HasField("reporter"):
         return bytes(request.SerializeToString()), None
+    if in_place:
+        contact = bytes(request.reporter.SerializeToString())
+        request.ClearField("reporter")
+        return bytes(request.SerializeToString()), contact
     kept = requests_pb2.ServiceRequest()
     kept.CopyFrom(request)
     kept.ClearField("reporter")
