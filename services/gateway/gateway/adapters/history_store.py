@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -131,6 +132,9 @@ class HistoryStore:
         self._cache_mib = cache_mib
         self._lock: IO[bytes] | None = None
         self._writer: sqlite3.Connection | None = None
+        # Held by a write (which runs on a worker thread) and by closing: a gateway stopping in
+        # the middle of a batch closes the file only once the batch is committed or rolled back.
+        self._write_lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
         # Why the store starts empty ("" when it resumed from its checkpoint).
         self.rebuild_reason = ""
@@ -233,10 +237,11 @@ class HistoryStore:
         self._writer, self._reader = writer, reader
 
     def _disconnect(self) -> None:
-        for connection in (self._reader, self._writer):
-            if connection is not None:
-                connection.close()
-        self._reader = self._writer = None
+        with self._write_lock:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
 
     @property
     def _w(self) -> sqlite3.Connection:
@@ -285,6 +290,18 @@ class HistoryStore:
         `known` is what `known()` answered for the batch's requests; `events` are
         (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
         (body, contact) when the caller already made them (else made here)."""
+        with self._write_lock:
+            self._commit(requests, known, events, incidents, offsets, bodies)
+
+    def _commit(  # noqa: PLR0917
+        self,
+        requests: RequestBatch,
+        known: Mapping[str, Known],
+        events: Sequence[tuple[str, str, bytes]],
+        incidents: Sequence[Any],
+        offsets: Mapping[Partition, int],
+        bodies: Mapping[str, tuple[bytes, bytes | None]] | None,
+    ) -> None:
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
