@@ -96,6 +96,9 @@ class Projector:
         self._behind: dict[TopicPartition, int] = {}
         self._applying = False
         self._last_progress = 0.0
+        # Event partitions paused while the state partitions catch up (see start).
+        self._paused: set[TopicPartition] = set()
+        self._states_behind: set[TopicPartition] = set()
         # Why the gateway is not serving yet (readiness reason), "" once caught up.
         self.catching_up = "connecting to Kafka"
         self.caught_up = asyncio.Event()
@@ -118,6 +121,7 @@ class Projector:
         for tp, offset in resume.items():
             consumer.seek(tp, offset)
         self._behind = {tp: end for tp, end in ends.items() if end > resume.get(tp, 0)}
+        self._pause_trails_until_states_are_read(consumer)
         self._load_memory()
         reason = self._history.store.rebuild_reason
         self.catching_up = (
@@ -179,6 +183,25 @@ class Projector:
             if (tp.topic, tp.partition) in checkpoint
         }
 
+    def _pause_trails_until_states_are_read(self, consumer: AIOKafkaConsumer) -> None:
+        """While catching up, the state topic (one record per request once compacted, the newest
+        version) is read before the event topic: every event then finds its request's newest
+        version stored and adds its trail row only, instead of rewriting the request once per
+        version. The order of the two topics does not change the result (the newest version
+        wins either way); only the work."""
+        states = {tp for tp in self._behind if self._topics[tp.topic] == "requests.state.v1"}
+        if states:
+            self._paused = {tp for tp in self._behind if self._topics[tp.topic] == "requests.events.v1"}
+            consumer.pause(*self._paused)
+            self._states_behind = states
+
+    def _resume_trails_once_states_are_read(self) -> None:
+        assert self._consumer is not None
+        if self._paused and not (self._states_behind & set(self._behind)):
+            self._consumer.resume(*self._paused)
+            log.info("request states read; reading the audit trails")
+            self._paused = set()
+
     def _load_memory(self) -> None:
         """What the store holds that lives in memory too: open requests, recent incidents."""
         open_requests = self._history.load()
@@ -218,6 +241,7 @@ class Projector:
                 await asyncio.sleep(0)
             if not live:
                 await self._check_caught_up()
+                self._resume_trails_once_states_are_read()
 
     def _apply_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], live: bool
