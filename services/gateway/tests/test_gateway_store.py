@@ -321,3 +321,18 @@ def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_w
         trail, _ = history.trail(request_id, 0, 5)
         assert trail[0].event.request.HasField("reporter") and not trail[0].event.request.history
     history.store.close()
+
+
+def test_a_store_built_from_another_kafka_cluster_is_set_aside(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    store.bind_cluster("cluster-a")
+    write(store, [service_request("r1")], offset=1)
+    store.bind_cluster("cluster-a")  # the same cluster: kept
+    assert store.checkpoint() == {(EVENTS, 0): 1}
+    store.bind_cluster("cluster-b")  # a reset broker: same topic names, other records
+    assert store.checkpoint() == {} and "another Kafka cluster" in store.rebuild_reason
+    store.close()
+    store = store_at(tmp_path / "h.sqlite3")
+    store.bind_cluster("cluster-b")
+    assert store.rebuild_reason == "the store holds no checkpoint yet"
+    store.close()

@@ -13,14 +13,15 @@ never the source of truth: every replica builds its own, so replicas stay interc
     incidents(incident_id, phase, resolved_time, body)
     request_counts(opd_code, category, status, submitted_by, n)   ListRequests' total_size
     offsets(topic, partition, next_offset)      what the rows above hold, per partition
-    meta(key, value)                            schema version, the topics it was built from
+    meta(key, value)                            schema version, the topics and the Kafka
+                                                cluster it was built from
 
 The projector is the only writer: one transaction per batch holds the rows *and* the offsets
 they came from, so after a crash the rows are never ahead of or behind the checkpoint. Reads go
 through a second connection and see committed batches only (WAL: readers never wait for the
 writer). A store that fails its integrity check, has another schema version, was built from
-other topics or whose checkpoint is ahead of a topic's end is set aside (renamed, one copy kept)
-and rebuilt from the beginning of the topics.
+other topics or another Kafka cluster, or whose checkpoint is ahead of a topic's end is set
+aside (renamed, one copy kept) and rebuilt from the beginning of the topics.
 """
 
 from __future__ import annotations
@@ -164,6 +165,14 @@ class HistoryStore:
         self._set_aside(reason)
         self._connect()
         self.rebuild_reason = reason
+
+    def bind_cluster(self, cluster_id: str) -> None:
+        """The store belongs to one Kafka cluster: built from another one (a broker whose
+        storage was reset keeps the topic names but not their records), it is set aside."""
+        row = self._w.execute("SELECT value FROM meta WHERE key = 'cluster_id'").fetchone()
+        if row is not None and row[0] != cluster_id:
+            self.reset(f"built from another Kafka cluster ({row[0]}; this one is {cluster_id})")
+        self._w.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cluster_id', ?)", (cluster_id,))
 
     def close(self) -> None:
         self._disconnect()

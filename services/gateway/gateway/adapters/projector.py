@@ -30,9 +30,9 @@ from gateway.adapters import metrics
 from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from gateway.core.views import Change, Views
 from smartcity.codec import DecodeError, ProtoCodec
-from smartcity.kafka import make_consumer
+from smartcity.kafka import client_security, make_consumer
 from smartcity.settings import PlatformSettings
-from smartcity.topics import load_catalogue
+from smartcity.topics import admin_client, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class Projector:
         partitions = await self._partitions(consumer)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
+        await self._bind_store_to_cluster()
         resume = self._resume_points(ends)
         await consumer.seek_to_beginning(*[tp for tp in partitions if tp not in resume])
         for tp, offset in resume.items():
@@ -162,6 +163,18 @@ class Projector:
                 log.warning("waiting for topics to exist: %s", ", ".join(missing))
                 last_log = time.monotonic()
             await asyncio.sleep(1.0)
+
+    async def _bind_store_to_cluster(self) -> None:
+        admin = admin_client(self._settings.kafka_bootstrap, client_security(self._settings))
+        await admin.start()
+        try:
+            cluster_id = str((await admin.describe_cluster())["cluster_id"])
+        finally:
+            await admin.close()
+        store = self._history.store
+        store.bind_cluster(cluster_id)
+        if store.set_aside.startswith("built from another Kafka cluster"):
+            metrics.STORE_SET_ASIDE.inc()
 
     def _resume_points(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Where each store-backed partition resumes: the store's checkpoint, unless it is ahead
