@@ -18,6 +18,8 @@
     GATEWAY_STORE_PATH              the history store's SQLite file, one per process
                                     (.local/gateway/history.sqlite3)
     GATEWAY_STORE_CACHE_MIB         the store's page cache (32; readers get a quarter)
+    GATEWAY_STORE_CHECK_AT_OPEN_MIB a store up to this size is page-checked before it is used;
+                                    a larger one while the gateway serves (256)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9104; 0 = off)
 plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...).
@@ -61,6 +63,7 @@ class GatewayConfig:
     max_resolved_incidents: int = Views.max_resolved_incidents
     store_path: Path = Path(".local/gateway/history.sqlite3")
     store_cache_mib: int = 32
+    store_check_at_open_mib: int = 256
     shutdown_grace_s: float = 10.0
 
     @property
@@ -130,6 +133,7 @@ ENV_VARIABLES = {
     "max_resolved_incidents": "GATEWAY_MAX_RESOLVED_INCIDENTS",
     "store_path": "GATEWAY_STORE_PATH",
     "store_cache_mib": "GATEWAY_STORE_CACHE_MIB",
+    "store_check_at_open_mib": "GATEWAY_STORE_CHECK_AT_OPEN_MIB",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
 }
 

@@ -336,3 +336,24 @@ def test_a_store_built_from_another_kafka_cluster_is_set_aside(tmp_path: Path) -
     store.bind_cluster("cluster-b")
     assert store.rebuild_reason == "the store holds no checkpoint yet"
     store.close()
+
+
+def test_a_large_store_opens_unverified_and_its_page_check_finds_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request(f"r{i:05d}") for i in range(3000)], offset=3000)
+    store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\x00\xff" * 8192)
+    store = HistoryStore(path, TOPICS, cache_mib=4, check_at_open_mib=0).open()
+    assert store.unverified and store.rebuild_reason == ""  # opened warm, checked later
+    problem = store.verify()
+    assert problem.startswith("integrity check failed")
+    store.condemn(problem)
+    store.close()
+    store = store_at(path)
+    assert store.rebuild_reason == "no store on disk"  # the next start rebuilds
+    assert (tmp_path / "h.sqlite3.set-aside").exists()
+    store.close()

@@ -212,6 +212,38 @@ async def rebuilt_after(  # noqa: PLR0917
     assert await answers(gw, sample) == before
 
 
+async def test_damage_found_by_the_background_check_stops_the_gateway_and_the_restart_rebuilds(
+    kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "history.sqlite3"
+    await write_history(kafka_bootstrap, topic_prefix, 0, 1500)
+    gw = start_on(start_gateway, topic_prefix, tokens_file, store)
+    await gw.wait_serving()
+    sample = ["req-000010", "req-001400"]
+    before = await answers(gw, sample)
+    gw.proc.stop()
+    with store.open("r+b") as f:  # past the header: the file opens, some pages are wrong
+        f.seek(store.stat().st_size // 2)
+        f.write(b"\x00\xff" * 16384)
+
+    # As if the file were large: opened unverified, checked while serving.
+    damaged = start_gateway(
+        topic_prefix,
+        tokens_file,
+        GATEWAY_STORE_PATH=str(store),
+        GATEWAY_STORE_CHECK_AT_OPEN_MIB="0",
+        LOG_LEVEL="INFO",
+    )
+    await damaged.wait_exit(60)
+    assert damaged.proc.wait(1) == 1
+    assert "is damaged: integrity check failed" in log_of(damaged)
+
+    gw = start_on(start_gateway, topic_prefix, tokens_file, store)
+    await gw.wait_serving()
+    assert "(no store on disk)" in log_of(gw)
+    assert await answers(gw, sample) == before
+
+
 async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
 ) -> None:

@@ -127,8 +127,14 @@ class StoreLocked(RuntimeError):
 class HistoryStore:
     """The SQLite file: opened (checked, set aside when unusable), written in batches, read."""
 
-    def __init__(self, path: Path, topics: Sequence[str], cache_mib: int = 32) -> None:
+    def __init__(
+        self, path: Path, topics: Sequence[str], cache_mib: int = 32, check_at_open_mib: int = 256
+    ) -> None:
         self.path = path
+        self._check_at_open_bytes = check_at_open_mib * 2**20
+        # True when the file was opened without its page check (too large to check before
+        # serving): the owner runs `verify` in the background.
+        self.unverified = False
         self._identity = json.dumps(sorted(topics))
         self._cache_mib = cache_mib
         self._lock: IO[bytes] | None = None
@@ -149,6 +155,7 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self.set_aside = ""
+        self.unverified = False
         problem = self._problem() if self.path.exists() else "no store on disk"
         if problem and self.path.exists():
             self._set_aside(problem)
@@ -193,13 +200,11 @@ class HistoryStore:
         self._lock = lock
 
     def _problem(self) -> str:
-        """Why the file on disk cannot be resumed from ("" when it can)."""
+        """Why the file on disk cannot be resumed from ("" when it can). Small files get the page
+        check here; a large one is left `unverified` for `verify`, which reads every page."""
         try:
             db = sqlite3.connect(self.path)
             try:
-                check = db.execute("PRAGMA quick_check").fetchall()
-                if check != [("ok",)]:
-                    return f"integrity check failed: {check[0][0] if check else 'no answer'}"
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             finally:
                 db.close()
@@ -209,7 +214,30 @@ class HistoryStore:
             return f"schema version {meta.get('schema_version')!r}, this gateway writes {SCHEMA_VERSION}"
         if meta.get("topics") != self._identity:
             return "built from other topics (another topic prefix or catalogue)"
-        return ""
+        if self.path.stat().st_size > self._check_at_open_bytes:
+            self.unverified = True
+            return ""
+        return self.verify()
+
+    def verify(self) -> str:
+        """SQLite's page check (`quick_check`) of the whole file on a connection of its own:
+        "" when sound, else why not. Reads every page: seconds per GiB."""
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                check = db.execute("PRAGMA quick_check").fetchall()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            return f"integrity check failed ({exc})"
+        self.unverified = False
+        return (
+            "" if check == [("ok",)] else f"integrity check failed: {check[0][0] if check else 'no answer'}"
+        )
+
+    def condemn(self, reason: str) -> None:
+        """Sets the open store aside for the next start to rebuild (it failed `verify`)."""
+        self._set_aside(reason)
 
     def _set_aside(self, reason: str) -> None:
         """Renames the file (and its WAL) to <name>.set-aside, replacing an earlier one."""

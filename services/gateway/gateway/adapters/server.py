@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,10 @@ class Gateway:
         self.config = config
         self.views = Views(max_resolved_incidents=config.max_resolved_incidents)
         self.store = HistoryStore(
-            config.store_path, stored_topics(config.platform.topic_prefix), config.store_cache_mib
+            config.store_path,
+            stored_topics(config.platform.topic_prefix),
+            config.store_cache_mib,
+            config.store_check_at_open_mib,
         )
         self.history = RequestHistory(self.store, self.views, OPEN_STATUSES)
         self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
@@ -82,6 +86,7 @@ class Gateway:
         metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
         self.server = self._grpc_server(tokens)
         self.port = 0
+        self._verifying: asyncio.Task[None] | None = None
 
     async def _read_requests_up_to_now(self, timeout_s: float) -> None:
         await self.projector.read_up_to_now(timeout_s)
@@ -141,9 +146,30 @@ class Gateway:
         await asyncio.to_thread(self.store.open)
         if self.store.set_aside:
             metrics.STORE_SET_ASIDE.inc()
+        if self.store.unverified:
+            self._verifying = asyncio.create_task(self._verify_store(), name="store-check")
         await wait_for_broker(self.config.platform)
         await self.publisher.start()
         await self.projector.start()
+
+    async def _verify_store(self) -> None:
+        """A large store resumed warm is page-checked while the gateway catches up and serves
+        (reads of a damaged page fail, they do not answer wrong). Damage found: the store is set
+        aside and the gateway stops (exit 1), so its restart rebuilds from the topics."""
+        began = time.monotonic()
+        problem = await asyncio.to_thread(self.store.verify)
+        if not problem:
+            log.info("history store %s checked in %.1f s", self.store.path, time.monotonic() - began)
+            return
+        log.error(
+            "history store %s is damaged: %s; stopping so that a restart rebuilds it",
+            self.store.path,
+            problem,
+        )
+        self.store.condemn(problem)
+        metrics.STORE_SET_ASIDE.inc()
+        if not self.projector.failed.done():
+            self.projector.failed.set_result(RuntimeError(f"the history store is damaged: {problem}"))
 
     async def become_ready(self) -> None:
         await self.projector.caught_up.wait()
@@ -163,6 +189,9 @@ class Gateway:
         await self.server.stop(self.config.shutdown_grace_s)
         await self.projector.stop()
         await self.publisher.stop()
+        if self._verifying is not None:
+            self._verifying.cancel()
+            await asyncio.gather(self._verifying, return_exceptions=True)
         self.store.close()
         log.info("gateway stopped")
 
