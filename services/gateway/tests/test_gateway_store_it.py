@@ -294,11 +294,14 @@ async def test_a_gateway_killed_mid_rebuild_resumes_and_answers_as_one_rebuilt_f
                 with contextlib.suppress(grpc.aio.AioRpcError):
                     health = await stubs.health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                     if health.status == health_pb2.HealthCheckResponse.NOT_SERVING:
-                        refusal = await rpc_error(
+                        refused = await rpc_error(
                             stubs.requests.ListRequests(
                                 gateway_pb2.ListRequestsRequest(), metadata=auth("t-cc"), timeout=5
                             )
                         )
+                        # (Before the projector starts, the reason is still "connecting to Kafka".)
+                        if "rebuilding the history store" in (refused.details() or ""):
+                            refusal = refused
             await asyncio.sleep(0.01)
     applied = checkpoint_records(store)
     gw.proc.kill()

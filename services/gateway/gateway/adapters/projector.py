@@ -28,6 +28,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from gateway.adapters import metrics
 from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.core.history import RequestBatch
 from gateway.core.views import Change, Views
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import client_security, make_consumer
@@ -226,6 +227,10 @@ class Projector:
 
     async def _run(self) -> None:
         assert self._consumer is not None
+        # While catching up, a batch is written to the store (on a worker thread) while the
+        # next one is fetched and decoded here: two cores at work. Live, each batch is written
+        # before its outcomes and changes go out.
+        pending: asyncio.Future[RequestBatch] | None = None
         while True:
             live = self.caught_up.is_set()
             batch = await self._consumer.getmany(
@@ -234,14 +239,20 @@ class Projector:
             self._applying = True
             try:
                 changes, events, stored, offsets = self._apply_batch(batch, live)
+                if pending is not None:
+                    self._history.remember(await pending)
+                    pending = None
                 if offsets:
-                    # The store's work off the event loop (SQLite lets go of the GIL): health
-                    # checks and reads keep being answered while a large batch is written.
-                    # While rebuilding, the decoded messages go nowhere else: the store may strip them.
-                    written = await asyncio.to_thread(self._history.write, stored, offsets, not live)
-                    for request in self._history.remember(written):
-                        if live:
-                            changes.append(("requests", request))
+                    # Off the event loop (SQLite lets go of the GIL): health checks and reads are
+                    # answered meanwhile. While catching up the decoded messages go nowhere
+                    # else, so the store may strip them in place.
+                    write = asyncio.ensure_future(
+                        asyncio.to_thread(self._history.write, stored, offsets, not live)
+                    )
+                    if live:
+                        changes.extend(("requests", r) for r in self._history.remember(await write))
+                    else:
+                        pending = write
             finally:
                 self._applying = False
             # Only now, with the batch committed: outcomes and changes may go out.
@@ -252,8 +263,12 @@ class Projector:
                 # Let watch streams drain their queues between changes, so a burst of changes
                 # does not overflow subscribers that keep up.
                 await asyncio.sleep(0)
-            if not live:
-                await self._check_caught_up()
+            if not live and await self._read_to_the_end():
+                if pending is not None:
+                    self._history.remember(await pending)
+                    pending = None
+                self._mark_caught_up()
+            elif not live:
                 self._resume_trails_once_states_are_read()
 
     def _apply_batch(
@@ -331,17 +346,19 @@ class Projector:
                 return False
             await asyncio.sleep(0.02)
 
-    async def _check_caught_up(self) -> None:
+    async def _read_to_the_end(self) -> bool:
+        """Whether every partition was read up to the end offset it had at start."""
         assert self._consumer is not None
         for tp, end in list(self._behind.items()):
             if await self._consumer.position(tp) >= end:
                 del self._behind[tp]
         if not self._behind:
-            self._mark_caught_up()
-        elif time.monotonic() - self._last_progress >= _PROGRESS_LOG_S:
+            return True
+        if time.monotonic() - self._last_progress >= _PROGRESS_LOG_S:
             self._last_progress = time.monotonic()
             left = {f"{tp.topic}[{tp.partition}]": end for tp, end in self._behind.items()}
             log.info("%s: %d partitions still behind, %s", self.catching_up, len(left), self.sizes())
+        return False
 
     def _mark_caught_up(self) -> None:
         elapsed = time.monotonic() - self._started
