@@ -36,11 +36,12 @@ protos: ## Regenerate the Python code of protos/ into libs/smartcity/v1
 protos-check: ## Fail when the generated code is stale
 	@bash scripts/gen_protos.sh --check
 
-lint: install protos-check ## ruff, mypy and buf lint
+lint: install protos-check ## ruff, mypy, the import contracts and buf lint
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy libs tests deploy/local/city.py deploy/k8s deploy/monitoring $(wildcard bench/*.py)
 	@# One run per service (and client): their tests/ folders would otherwise clash as modules.
 	@for svc in services/*/ clients/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
+	$(UV) run --frozen lint-imports
 	$(UV) run --frozen buf lint
 
 fmt: ## Format the Python code

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
+from smartcity import topic_names
 from smartcity.codec import to_timestamp
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.testing import free_port
@@ -33,9 +34,9 @@ from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import camera_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
-# Heartbeats taken in (stale ones are re-reads after the worker's start-up rewind, not input).
+# Heartbeats taken in (duplicate ones are re-reads after the worker's start-up rewind, not input).
 PROCESSED = re.compile(
-    r'^smartcity_camera_events_processed_total\{outcome="(?!stale)[^"]*"[^}]*\} ([0-9.e+]+)$', re.M)
+    r'^smartcity_camera_events_processed_total\{outcome="(?!duplicate)[^"]*"[^}]*\} ([0-9.e+]+)$', re.M)
 
 
 def heartbeats(n: int, cameras: int, seed: int = 7) -> list[camera_pb2.CameraHeartbeat]:
@@ -96,7 +97,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    topic = f"{prefix}camera.heartbeats.v1"
+    topic = prefix + topic_names.CAMERA_HEARTBEATS
     asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
     beats = heartbeats(args.heartbeats, args.cameras)
     produce_s = asyncio.run(produce(args.bootstrap, topic, beats))

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import requests_pb2 as pb

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -185,6 +186,15 @@ def list_requests_call(channel: grpc.aio.Channel) -> Call:
     return lambda _: stub.ListRequests(req, metadata=auth("t-cc"), timeout=10)
 
 
+async def wait_ready(address: str, proc: ServiceProcess, timeout_s: float) -> None:
+    """Until the server at `address` accepts connections (a loaded machine starts it slowly)."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f"no server on {address} after {timeout_s} s:\n{proc.log_tail()}") from None
+
+
 async def main(calls: int, concurrency: int, requests: int) -> None:
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-gateway-"))
     prefix = f"bench{uuid.uuid4().hex[:8]}."
@@ -218,7 +228,7 @@ async def main(calls: int, concurrency: int, requests: int) -> None:
             workdir / "bare.log",
         ).start()
         started.append(bare)
-        await asyncio.sleep(1.5)  # the bare server starts
+        await wait_ready(f"127.0.0.1:{bare_port}", bare, timeout_s=60)
         results = [
             await drive(
                 "bare grpcio: fixed GetCitySnapshot",
@@ -245,6 +255,8 @@ async def main(calls: int, concurrency: int, requests: int) -> None:
     print(f"{'':40} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for row in results:
         print(f"{row['name']:40} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f}")
+    figures = {row["name"]: {k: round(row[k], 2) for k in ("rps", "p50_ms", "p99_ms")} for row in results}
+    print(json.dumps({"calls": calls, "concurrency": concurrency, "rows": figures}))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ mean milliseconds per call. Single-threaded, deterministic input (seeded).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 
@@ -48,11 +49,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     print(f"{'requests':>9}  {'city':>9}  {'one OPD':>9}  {'OPD open':>9}   (ms per call)")
+    rows = {}
     for n in args.requests:
         views = city_of(n)
         figures = [mean_ms(views, q, args.rounds) for q in (
             RequestQuery(), RequestQuery(opd_code="PUPR"), RequestQuery(opd_code="PUPR", open_only=True))]
         print(f"{n:>9}  " + "  ".join(f"{f:>9.1f}" for f in figures))
+        rows[n] = dict(zip(("city_ms", "opd_ms", "opd_open_ms"), (round(f, 2) for f in figures), strict=True))
+    print(json.dumps({"rounds": args.rounds, "requests": rows}))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 
-from citizen_requests.stats import StatsBook
+from citizen_requests.core.stats import StatsBook
 from smartcity.codec import to_timestamp
 from smartcity.v1 import requests_pb2 as pb
 

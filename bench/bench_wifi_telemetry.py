@@ -29,14 +29,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
 
+from smartcity import topic_names
 from smartcity.inventory import access_points
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import wifi_pb2
-from wifi_telemetry.scenario import Fault, simulated_events
+from wifi_telemetry.sim.scenario import Fault, simulated_events
 
 ROOT = Path(__file__).resolve().parents[1]
-INPUTS = ("wifi.ap-telemetry.v1", "wifi.client-sessions.v1")
+INPUTS = (topic_names.WIFI_AP_TELEMETRY, topic_names.WIFI_CLIENT_SESSIONS)
 Events = list[wifi_pb2.ApTelemetry | wifi_pb2.ClientSession]
 
 

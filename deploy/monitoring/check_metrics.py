@@ -8,7 +8,7 @@
         metric of the services and libs must be exported with its type and labels
     uv run python deploy/monitoring/check_metrics.py --import MODULE [...]
         the same without running anything: imports the modules that define the metrics
-        (e.g. smartcity.streams smartcity.dlq wifi_telemetry.metrics camera_health.metrics
+        (e.g. smartcity.streams smartcity.dlq wifi_telemetry.adapters.metrics camera_health.adapters.metrics
         citizen_requests.metrics gateway.metrics) and compares names, types and declared labels
 
 Metric names are taken from PromQL by a small tokenizer: strings, label matchers, grouping

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
+from smartcity.httpserver import Reply, Request, ThreadedHttpServer
 from smartcity.settings import PlatformSettings
 
 # Seconds from an event's time to the moment its effect left the processor.
@@ -73,7 +72,7 @@ def configure_logging(settings: PlatformSettings) -> None:
 HealthCheck = Callable[[], bool]
 
 
-class ObservabilityServer:
+class ObservabilityServer(ThreadedHttpServer):
     """Serves /metrics (Prometheus), /healthz (liveness) and /readyz (readiness) in a thread.
 
     Threaded on purpose: a probe still answers while the event loop is busy, and a blocked
@@ -84,56 +83,26 @@ class ObservabilityServer:
                  ready: HealthCheck | None = None) -> None:
         self._live = live or (lambda: True)
         self._ready = ready or (lambda: True)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="observability",
-                                        daemon=True)
+        super().__init__(host, port, self._answer, "observability")
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+    def _answer(self, request: Request) -> Reply:
+        if request.method != "GET":
+            return Reply(405, b"GET only\n")
+        if request.path == "/metrics":
+            return Reply(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        if request.path == "/healthz":
+            return _probe(self._live)
+        if request.path == "/readyz":
+            return _probe(self._ready)
+        return Reply(404, b"not found: try /metrics, /healthz or /readyz\n")
 
-    def start(self) -> ObservabilityServer:
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._reply(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
-                elif path == "/healthz":
-                    self._probe(outer._live)
-                elif path == "/readyz":
-                    self._probe(outer._ready)
-                else:
-                    self._reply(404, b"not found: try /metrics, /healthz or /readyz\n")
-
-            def _probe(self, check: HealthCheck) -> None:
-                try:
-                    ok = check()
-                except Exception:  # a failing check is an unhealthy answer, not a crash
-                    ok = False
-                self._reply(200 if ok else 503, b"ok\n" if ok else b"unavailable\n")
-
-            def _reply(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # scrapes every 15 s would drown the service's own logs
-
-        return Handler
+def _probe(check: HealthCheck) -> Reply:
+    try:
+        ok = check()
+    except Exception:  # a failing check is an unhealthy answer, not a crash
+        ok = False
+    return Reply(200 if ok else 503, b"ok\n" if ok else b"unavailable\n")
 
 
 def start_observability(settings: PlatformSettings, live: HealthCheck | None = None,

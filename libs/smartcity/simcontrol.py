@@ -10,73 +10,40 @@ the handler reports as active.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from smartcity.httpserver import Reply, Request, ThreadedHttpServer
 
 Command = dict[str, Any]
 Handler = Callable[[Command], dict[str, Any]]
 Lister = Callable[[], list[dict[str, Any]]]
 
 
-class ControlServer:
+class ControlServer(ThreadedHttpServer):
     def __init__(self, host: str, port: int, handler: Handler, lister: Lister | None = None) -> None:
         self._handler = handler
         self._lister = lister or (lambda: [])
-        self._server = ThreadingHTTPServer((host, port), self._request_handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sim-control",
-                                        daemon=True)
+        super().__init__(host, port, self._answer, "sim-control")
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+    def _answer(self, request: Request) -> Reply:
+        if request.path != "/faults":
+            hint = "POST" if request.method == "POST" else "GET or POST"
+            return _json(404, {"error": f"try {hint} /faults"})
+        if request.method == "GET":
+            return _json(200, {"active": self._lister()})
+        try:
+            command = json.loads(request.body or b"{}")
+            if not isinstance(command, dict):
+                raise ValueError("the body must be a JSON object")
+            return _json(200, self._handler(command))
+        except (ValueError, KeyError) as exc:
+            return _json(400, {"error": str(exc)})
 
-    def start(self) -> ControlServer:
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != "/faults":
-                    self._reply(404, {"error": "try GET or POST /faults"})
-                    return
-                self._reply(200, {"active": outer._lister()})
-
-            def do_POST(self) -> None:
-                if self.path != "/faults":
-                    self._reply(404, {"error": "try POST /faults"})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    command = json.loads(self.rfile.read(length) or b"{}")
-                    if not isinstance(command, dict):
-                        raise ValueError("the body must be a JSON object")
-                    self._reply(200, outer._handler(command))
-                except (ValueError, KeyError) as exc:
-                    self._reply(400, {"error": str(exc)})
-
-            def _reply(self, code: int, payload: dict[str, Any]) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return RequestHandler
+def _json(code: int, payload: dict[str, Any]) -> Reply:
+    return Reply(code, json.dumps(payload).encode(), "application/json")
 
 
 def send_fault(port: int, command: Command, host: str = "127.0.0.1",

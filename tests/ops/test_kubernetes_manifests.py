@@ -23,6 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from smartcity import topic_names
 from smartcity.topics import load_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ WORKERS = SERVICES[:3]
 METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}
 CUSTOM_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
 KAFKA_CLIENT_LABEL = ("smartcity.io/kafka-client", "true")
-PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt"}
+PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "gateway-personal-data"}
 
 Doc = dict[str, Any]
 
@@ -826,12 +827,12 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
     "citizen-requests": ({"requests.commands.v1"},
                          {"requests.events.v1", "requests.state.v1", "requests.stats.v1"}),
     "gateway": ({"wifi.ap-status.v1", "wifi.site-stats.v1", "camera.status.v1", "camera.incidents.v1",
-                 "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
-                {"requests.commands.v1"}),
+                 "requests.state.v1", "requests.stats.v1", "requests.events.v1", "requests.data-keys.v1"},
+                {"requests.commands.v1", "requests.data-keys.v1", "requests.audit.v1"}),
 }
-DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/streams.py"],
-                    "camera-health": ["camera_health/streams.py"],
-                    "citizen-requests": ["citizen_requests/streams.py"],
+DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/adapters/streams.py"],
+                    "camera-health": ["camera_health/adapters/streams.py"],
+                    "citizen-requests": ["citizen_requests/adapters/streams.py"],
                     "gateway": ["gateway/adapters/projector.py", "gateway/adapters/publisher.py"]}
 USER_MOUNT, CA_MOUNT = "/etc/smartcity/kafka-user", "/etc/smartcity/kafka-ca"
 
@@ -922,9 +923,11 @@ def test_the_topic_table_covers_what_the_service_code_names(service):
     be denied in prod."""
     reads, writes = SERVICE_TOPICS[service]
     names = {s.name for s in load_catalogue().topics}
+    # Code names a topic by its literal or by its constant in smartcity.topic_names.
+    constants = {v: k for k, v in vars(topic_names).items() if k.isupper() and isinstance(v, str)}
     for module in DEPLOYED_MODULES[service]:
         text = (REPO / "services" / service / module).read_text()
-        used = {n for n in names if f'"{n}"' in text}
+        used = {n for n in names if f'"{n}"' in text or f"topic_names.{constants.get(n)}" in text}
         assert used <= reads | writes, f"{module}: {sorted(used - reads - writes)}"
 
 

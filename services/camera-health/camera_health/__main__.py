@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 
+from camera_health.adapters.streams import SERVICE, CameraHealthService, describe
 from camera_health.config import ServiceConfig
-from camera_health.streams import SERVICE, build_app, describe
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings
-from smartcity.streams import serve
 
 METRICS_PORT = 9102
 
@@ -24,8 +23,7 @@ def main() -> None:
     configure_logging(settings)
     for line in describe(settings, config):
         logging.getLogger("camera_health").info(line)
-    app, service = build_app(settings, config)
-    serve(app, settings, extra_internal_topics=[service.ticks])
+    CameraHealthService(settings, config).serve()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ Thresholds are read at start: a change takes effect when the worker restarts.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from smartcity.settings import SettingsError, env_float, env_int
+from smartcity.settings import SettingsError, env_float, env_int, env_str
 
 ENV_PREFIX = "CAMERA_"
 
@@ -98,10 +97,10 @@ class ThresholdBook:
     def from_env(cls) -> ThresholdBook:
         defaults = Thresholds.from_env()
         overrides: dict[str, dict[str, Any]] = {}
-        path = os.environ.get("CAMERA_THRESHOLDS_FILE", "")
+        path = env_str("CAMERA_THRESHOLDS_FILE", "")
         if path:
             _merge(overrides, _parse_overrides(Path(path).read_text(), f"CAMERA_THRESHOLDS_FILE {path}"))
-        inline = os.environ.get("CAMERA_THRESHOLDS_JSON", "")
+        inline = env_str("CAMERA_THRESHOLDS_JSON", "")
         if inline:
             _merge(overrides, _parse_overrides(inline, "CAMERA_THRESHOLDS_JSON"))
         return cls(defaults, {cam: defaults.with_overrides(values, f"thresholds of {cam}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from camera_health.checks import (
+from camera_health.config import Thresholds
+from camera_health.core.checks import (
     FPS,
     PACKET_LOSS,
     RECORDING,
@@ -14,8 +15,7 @@ from camera_health.checks import (
     check_specs,
     evaluate,
 )
-from camera_health.config import Thresholds
-from camera_health.model import PROBE, Sample
+from camera_health.core.model import PROBE, Sample
 from smartcity.health import Health
 
 T = Thresholds()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camera_health.clock import ReceiptClock
+from camera_health.core.clock import ReceiptClock
 
 
 def test_now_is_last_seen_plus_wall_time_since_the_last_heartbeat_arrived() -> None:

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from camera_health.config import ThresholdBook, Thresholds
-from camera_health.domain import CameraMonitor, CameraState, replay
-from camera_health.model import OPENED, PROBE, RESOLVED, IncidentEvent, Sample, incident_id_for
+from camera_health.core.domain import CameraMonitor, CameraState, replay
+from camera_health.core.model import OPENED, PROBE, RESOLVED, IncidentEvent, Sample, incident_id_for
 from smartcity.health import HOUR, Health
 
 CAM = "cam-alun-alun-1"

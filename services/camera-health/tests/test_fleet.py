@@ -6,10 +6,10 @@ import urllib.error
 
 import pytest
 
-from camera_health.checks import evaluate
+from camera_health.adapters.messages import HEARTBEATS, sample_from_heartbeat
 from camera_health.config import Thresholds
-from camera_health.fleet import Fleet
-from camera_health.messages import HEARTBEATS, sample_from_heartbeat
+from camera_health.core.checks import evaluate
+from camera_health.sim.fleet import Fleet
 from smartcity.inventory import cameras
 from smartcity.simcontrol import ControlServer, send_fault
 from smartcity.v1 import camera_pb2

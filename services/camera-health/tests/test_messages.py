@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from camera_health.messages import (
+from camera_health.adapters.messages import (
     HEARTBEATS,
     incident_message,
     sample_from_heartbeat,
     status_message,
 )
-from camera_health.model import OPENED, RESOLVED, Availability3, IncidentEvent, StatusView
+from camera_health.core.model import OPENED, RESOLVED, Availability3, IncidentEvent, StatusView
 from smartcity.codec import DecodeError, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
 from smartcity.v1 import camera_pb2, common_pb2

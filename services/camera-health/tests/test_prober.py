@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from camera_health.fleet import Fleet
-from camera_health.messages import HEARTBEATS, sample_from_heartbeat
-from camera_health.prober import ProbeResult, _targets, probe_heartbeat, probe_rtsp, rtsp_target
-from camera_health.rtsp_server import start_rtsp_server
+from camera_health.adapters.messages import HEARTBEATS, sample_from_heartbeat
+from camera_health.edge.prober import ProbeResult, _targets, probe_heartbeat, probe_rtsp, rtsp_target
+from camera_health.sim.fleet import Fleet
+from camera_health.sim.rtsp_server import start_rtsp_server
 from smartcity.codec import from_timestamp
 from smartcity.inventory import cameras
 from smartcity.testing import free_port

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from camera_health.config import ThresholdBook, Thresholds
-from camera_health.domain import CameraMonitor, replay
-from camera_health.messages import (
+from camera_health.adapters.messages import (
     HEARTBEATS,
     incident_message,
     sample_from_heartbeat,
     status_message,
 )
+from camera_health.config import ThresholdBook, Thresholds
+from camera_health.core.domain import CameraMonitor, replay
 from smartcity.codec import from_timestamp, to_timestamp
 from smartcity.simcontrol import send_fault
 from smartcity.testing import ServiceProcess, consume, consume_all, free_port
@@ -297,7 +297,7 @@ async def test_malformed_heartbeats_go_to_the_dlq_and_good_ones_still_flow(
 async def test_the_simulator_feeds_the_service_and_faults_become_incidents(
         kafka_bootstrap: str, topic_prefix: str, run_service: Any) -> None:
     control = free_port()
-    run_service("camera_health.simulator", topic_prefix, SIM_HEARTBEAT_INTERVAL_S="0.5",
+    run_service("camera_health.sim.simulator", topic_prefix, SIM_HEARTBEAT_INTERVAL_S="0.5",
                 SIM_CAMERA_COUNT="2", SIM_CONTROL_PORT=str(control))
     proc, port = start_service(run_service, topic_prefix, CAMERA_HEARTBEAT_TOLERANCE_S="2.5",
                                CAMERA_INCIDENT_RESOLVE_HOLD_S="0", CAMERA_TAMPER_RECOVERY_S="0")

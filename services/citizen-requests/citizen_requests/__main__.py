@@ -6,7 +6,7 @@ Runs the Faust worker in this process with /metrics, /healthz and /readyz on MET
 
 from __future__ import annotations
 
-from citizen_requests.streams import build_worker
+from citizen_requests.adapters.streams import build_worker
 from smartcity.streams import serve
 
 

@@ -1,7 +1,8 @@
 """Configuration of the citizen-requests service: routing and SLAs (YAML) and runtime knobs (env).
 
 The YAML file (`requests.yaml` beside this module, or REQUESTS_CONFIG_PATH) says which OPD owns
-which category and how fast each must be acknowledged and resolved. Everything else (timer
+which category and how fast each must be acknowledged and resolved; it is read into the core's
+`RequestsConfig` (core/routing.py). Everything else (timer
 cadences, tolerances, memory bounds) comes from the environment with local defaults, so the demo
 and the tests can shorten them.
 """
@@ -9,13 +10,15 @@ and the tests can shorten them.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from citizen_requests.core.routing import CategoryConfig, RequestsConfig, SlaRule
 from smartcity.settings import SettingsError, env_float, env_int, env_str
 from smartcity.v1 import requests_pb2 as pb
 
@@ -48,54 +51,6 @@ def parse_duration(value: str | float) -> float:
     if seconds <= 0:
         raise ConfigError(f"duration {value!r} must be positive")
     return seconds
-
-
-@dataclass(frozen=True)
-class SlaRule:
-    """How long after submission a request must be acknowledged and resolved."""
-
-    acknowledge_s: float
-    resolve_s: float
-
-
-@dataclass(frozen=True)
-class CategoryConfig:
-    name: str
-    opd: str
-    priority: pb.Priority
-    # Rules by priority (pb.Priority values); 0 (unspecified) holds the category default.
-    sla: Mapping[pb.Priority, SlaRule]
-
-
-@dataclass(frozen=True)
-class RequestsConfig:
-    categories: Mapping[str, CategoryConfig]
-    command_center: str
-    priority_defaults: Mapping[pb.Priority, SlaRule] = field(default_factory=dict)
-    duplicate_distance_m: float = 150.0
-    duplicate_window_s: float = 86400.0
-
-    def category(self, name: str) -> CategoryConfig | None:
-        return self.categories.get(name)
-
-    def opd_for(self, category: str) -> str:
-        """The OPD a category routes to; what no category claims goes to the command center."""
-        found = self.categories.get(category)
-        return found.opd if found else self.command_center
-
-    def default_priority(self, category: str) -> pb.Priority:
-        found = self.categories.get(category)
-        return found.priority if found else pb.PRIORITY_NORMAL
-
-    def sla_for(self, category: str, priority: pb.Priority) -> SlaRule:
-        found = self.categories.get(category)
-        if found is None:
-            raise KeyError(f"unknown category {category!r}")
-        if priority in found.sla:
-            return found.sla[priority]
-        if priority in self.priority_defaults:
-            return self.priority_defaults[priority]
-        return found.sla[pb.PRIORITY_UNSPECIFIED]
 
 
 def _rule(raw: Any, where: str) -> SlaRule:
@@ -208,6 +163,8 @@ class ServiceSettings:
                                       (for duplicate flagging) before processing commands (30)
     REQUESTS_BROKER_SESSION_TIMEOUT_S consumer session timeout: how fast a dead worker's partitions
                                       move to another one (default 30)
+    REQUESTS_DATADIR                  Faust's data directory, even for in-memory tables (default
+                                      smartcity-faust under the system temp directory)
     """
 
     sla_check_interval_s: float = 5.0
@@ -220,6 +177,8 @@ class ServiceSettings:
     utc_offset_h: float = 7.0
     index_catchup_timeout_s: float = 30.0
     broker_session_timeout_s: float = 30.0
+    # Kept out of the working tree.
+    datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -237,6 +196,7 @@ class ServiceSettings:
                                               cls.index_catchup_timeout_s),
             broker_session_timeout_s=env_float("REQUESTS_BROKER_SESSION_TIMEOUT_S",
                                                cls.broker_session_timeout_s),
+            datadir=env_str("REQUESTS_DATADIR", cls.datadir),
         )
         if settings.outcome_memory < 1 or settings.history_limit < 1:
             raise SettingsError("REQUESTS_OUTCOME_MEMORY and REQUESTS_HISTORY_LIMIT must be >= 1")

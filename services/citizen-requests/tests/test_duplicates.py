@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
-from citizen_requests.config import RequestsConfig, load_config
-from citizen_requests.duplicates import OpenRequestIndex, candidate_of, find_possible_duplicates
-from citizen_requests.records import Ledger
+from citizen_requests.config import load_config
+from citizen_requests.core.duplicates import OpenRequestIndex, candidate_of, find_possible_duplicates
+from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_225_600.0

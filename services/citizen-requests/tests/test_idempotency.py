@@ -6,16 +6,11 @@ from typing import Any
 
 import pytest
 
-from citizen_requests.commands import STAFF, action_command, actor, submit_command
-from citizen_requests.config import RequestsConfig, load_config
-from citizen_requests.records import (
-    Ledger,
-    RecordError,
-    RequestRecord,
-    decode_record,
-    encode_record,
-    process_command,
-)
+from citizen_requests.config import load_config
+from citizen_requests.core.ledger import Ledger, process_command
+from citizen_requests.core.records import RecordError, RequestRecord, decode_record, encode_record
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_225_600.0

@@ -8,16 +8,17 @@ import time
 
 import pytest
 
-from citizen_requests.config import RequestsConfig, SlaRule, load_config
-from citizen_requests.records import Ledger
-from citizen_requests.simulation import (
+from citizen_requests.config import load_config
+from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.routing import RequestsConfig, SlaRule
+from citizen_requests.sim.behaviour import (
     DAILY_VOLUME,
     StaffHabits,
     poisson,
     rate_per_second,
     staff_plan,
 )
-from citizen_requests.simulator import CitizensSimulator
+from citizen_requests.sim.simulator import CitizensSimulator
 from smartcity.v1 import requests_pb2 as pb
 
 T0 = 1_767_236_400.0  # 10:00 WIB

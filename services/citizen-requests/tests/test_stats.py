@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from citizen_requests.stats import StatsBook, day_of, percentile, stats_key
+from citizen_requests.core.stats import StatsBook, day_of, percentile, stats_key
 from smartcity.codec import to_timestamp
 from smartcity.v1 import requests_pb2 as pb
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citizen_requests.config import ServiceSettings
-from citizen_requests.stats import StatsBook
+from citizen_requests.core.stats import StatsBook
 from smartcity.codec import to_timestamp
 from smartcity.settings import SettingsError
 from smartcity.v1 import requests_pb2 as pb

@@ -20,8 +20,10 @@ from gateway_testing.messages import (
     produce,
     reason,
     request_stats,
+    seal_as_the_gateway,
     service_request,
     site_stats,
+    submit_request,
     topic,
 )
 from gateway_testing.process import (
@@ -57,8 +59,10 @@ __all__ = [
     "reason",
     "request_stats",
     "rpc_error",
+    "seal_as_the_gateway",
     "service_request",
     "site_stats",
+    "submit_request",
     "topic",
     "write_tokens",
 ]

@@ -1,7 +1,7 @@
 """A stand-in citizen-requests service for the gateway's tests: the real request ledger on Kafka.
 
 `FakeRequestsService` reads requests.commands.v1 for real and answers on requests.state.v1 and
-requests.events.v1 with what citizen-requests' own ledger (`citizen_requests.records.Ledger`:
+requests.events.v1 with what citizen-requests' own ledger (`citizen_requests.core.ledger.Ledger`:
 its lifecycle, transition table, SLAs, submit rules, idempotency) makes of each command, so the
 gateway is tested against the service's rules rather than a copy of them. What it leaves out is
 Faust: no tables, no timer (no SLA breach is flagged by the clock), one process.
@@ -20,8 +20,8 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from citizen_requests.config import DEFAULT_CONFIG_PATH, RequestsConfig, parse_config
-from citizen_requests.records import Ledger
+from citizen_requests.config import DEFAULT_CONFIG_PATH, parse_config
+from citizen_requests.core.ledger import Ledger
 from gateway_testing.messages import topic
 from smartcity.topics import load_catalogue
 from smartcity.v1 import requests_pb2
@@ -30,19 +30,19 @@ from smartcity.v1 import requests_pb2
 BLACKHOLE, SLOW = "blackhole", "slow"
 
 
-def fake_config() -> RequestsConfig:
-    """The packaged routing and SLAs of citizen-requests, plus the two test categories."""
+def fake_ledger() -> Ledger:
+    """A ledger with the packaged routing and SLAs of citizen-requests, plus the test categories."""
     with DEFAULT_CONFIG_PATH.open() as handle:
         raw = yaml.safe_load(handle)
     waste = raw["categories"]["waste"]
     raw["categories"].update({BLACKHOLE: dict(waste), SLOW: dict(waste)})
-    return parse_config(raw)
+    return Ledger(parse_config(raw))
 
 
 class FakeRequestsService:
     def __init__(self, bootstrap: str, prefix: str, slow_s: float = 2.0) -> None:
         self._bootstrap, self._prefix, self.slow_s = bootstrap, prefix, slow_s
-        self.ledger = Ledger(fake_config())
+        self.ledger = fake_ledger()
         self.commands: list[tuple[Any, list[tuple[str, bytes]]]] = []
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()

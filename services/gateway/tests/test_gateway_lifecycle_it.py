@@ -27,6 +27,7 @@ from gateway_testing import (
     incident,
     produce,
     rpc_error,
+    submit_request,
     write_tokens,
 )
 from smartcity.topics import ensure_topics
@@ -34,16 +35,6 @@ from smartcity.v1 import gateway_pb2
 
 pytestmark = pytest.mark.kafka
 A = gateway_pb2
-
-
-def submit(category: str, key: str = "") -> Any:
-    return A.SubmitRequestRequest(
-        idempotency_key=key or f"key-{uuid.uuid4().hex}",
-        category=category,
-        title="t",
-        description="d",
-        address="Jl. Jend. Sudirman",  # citizen-requests needs a location or an address
-    )
 
 
 async def everything(gw: GatewayProcess, request_ids: list[str]) -> dict[str, Any]:
@@ -85,7 +76,9 @@ async def test_views_are_rebuilt_after_a_restart(
             stubs = Stubs(channel)
             ids = []
             for category in ("permits", "emergency", "roads"):
-                reply = await stubs.requests.SubmitRequest(submit(category), metadata=auth("t-portal"))
+                reply = await stubs.requests.SubmitRequest(
+                    submit_request(category), metadata=auth("t-portal")
+                )
                 ids.append(reply.request.request_id)
             await stubs.requests.TransitionRequest(
                 A.TransitionRequestRequest(request_id=ids[1], action=A.REQUEST_ACTION_ACKNOWLEDGE),
@@ -146,7 +139,7 @@ async def test_sigterm_finishes_in_flight_calls_and_ends_streams(
                 A.WatchDevicesRequest(send_snapshot=True), metadata=auth("t-cc")
             )
             assert (await watch.read()).HasField("snapshot_end")
-            request = submit("slow")
+            request = submit_request("slow")
             in_flight = asyncio.ensure_future(
                 stubs.requests.SubmitRequest(request, metadata=auth("t-portal"))
             )
@@ -220,7 +213,9 @@ async def test_replicas_each_hold_the_full_views(
         await one.wait_serving()
         await two.wait_serving()
         async with one.channel() as c1, two.channel() as c2:
-            written = await Stubs(c1).requests.SubmitRequest(submit("permits"), metadata=auth("t-dpmptsp"))
+            written = await Stubs(c1).requests.SubmitRequest(
+                submit_request("permits"), metadata=auth("t-dpmptsp")
+            )
             rid = written.request.request_id
             deadline, found = time.monotonic() + 10, None
             while found is None and time.monotonic() < deadline:  # the other replica follows the topics

@@ -19,9 +19,10 @@ from gateway_testing import (
     produce,
     request_stats,
     rpc_error,
+    submit_request,
 )
 from smartcity.ids import request_id_for
-from smartcity.v1 import common_pb2, gateway_pb2, requests_pb2
+from smartcity.v1 import gateway_pb2, requests_pb2
 
 pytestmark = pytest.mark.kafka
 RS = requests_pb2
@@ -62,21 +63,6 @@ async def gw(
     return process
 
 
-def new_submit(category: str = "permits", **fields: Any) -> Any:
-    req = A.SubmitRequestRequest(
-        idempotency_key=f"key-{uuid.uuid4().hex}",
-        category=category,
-        title="Izin usaha mikro",
-        description="Mohon bantuan pengurusan izin",
-        address="Jl. Jend. Sudirman 1",
-        location=common_pb2.GeoPoint(latitude=-7.3883, longitude=109.3639),
-        reporter=RS.Reporter(name="Siti", phone="+62 812 1111", email="siti@example.id"),
-    )
-    for name, value in fields.items():
-        setattr(req, name, value)
-    return req
-
-
 def transition(request_id: str, action: Any, **fields: Any) -> Any:
     return A.TransitionRequestRequest(request_id=request_id, action=action, **fields)
 
@@ -88,7 +74,7 @@ async def get(stubs: Stubs, request_id: str, token: str) -> Any:
 
 
 async def test_submit_is_routed_and_the_submitter_sees_it_without_contact_details(stubs: Stubs) -> None:
-    req = new_submit()
+    req = submit_request()
     reply = await stubs.requests.SubmitRequest(req, metadata=auth("t-portal"))
     request = reply.request
     assert request.request_id == request_id_for("citizen-portal", req.idempotency_key)
@@ -100,7 +86,7 @@ async def test_submit_is_routed_and_the_submitter_sees_it_without_contact_detail
 
 
 async def test_retried_submits_are_deduplicated(stubs: Stubs, fake: FakeRequestsService) -> None:
-    req = new_submit(category="roads")
+    req = submit_request(category="roads")
     replies = await asyncio.gather(
         *(stubs.requests.SubmitRequest(req, metadata=auth("t-portal")) for _ in range(5))
     )
@@ -118,7 +104,7 @@ async def test_retried_submits_are_deduplicated(stubs: Stubs, fake: FakeRequests
 
 
 async def test_lifecycle_with_read_your_writes(stubs: Stubs) -> None:
-    submitted = await stubs.requests.SubmitRequest(new_submit(), metadata=auth("t-dpmptsp"))
+    submitted = await stubs.requests.SubmitRequest(submit_request(), metadata=auth("t-dpmptsp"))
     rid = submitted.request.request_id
     assert (await get(stubs, rid, "t-dpmptsp")).version == 1  # visible at once to the caller
     steps = [
@@ -149,7 +135,9 @@ async def test_lifecycle_with_read_your_writes(stubs: Stubs) -> None:
 
 
 async def test_rejected_and_invalid_commands(stubs: Stubs) -> None:
-    rid = (await stubs.requests.SubmitRequest(new_submit(), metadata=auth("t-dpmptsp"))).request.request_id
+    rid = (
+        await stubs.requests.SubmitRequest(submit_request(), metadata=auth("t-dpmptsp"))
+    ).request.request_id
     err = await rpc_error(
         stubs.requests.TransitionRequest(transition(rid, A.REQUEST_ACTION_START), metadata=auth("t-dpmptsp"))
     )
@@ -170,11 +158,11 @@ async def test_rejected_and_invalid_commands(stubs: Stubs) -> None:
     )
     assert err.code() == grpc.StatusCode.NOT_FOUND and "req-unknown" in (err.details() or "")
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit(category="parking"), metadata=auth("t-portal"))
+        stubs.requests.SubmitRequest(submit_request(category="parking"), metadata=auth("t-portal"))
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "parking" in (err.details() or "")
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit(idempotency_key="short"), metadata=auth("t-portal"))
+        stubs.requests.SubmitRequest(submit_request(idempotency_key="short"), metadata=auth("t-portal"))
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "idempotency_key" in (err.details() or "")
     err = await rpc_error(
@@ -186,7 +174,7 @@ async def test_rejected_and_invalid_commands(stubs: Stubs) -> None:
 
 async def test_comments_and_the_audit_trail(stubs: Stubs) -> None:
     rid = (
-        await stubs.requests.SubmitRequest(new_submit(category="emergency"), metadata=auth("t-portal"))
+        await stubs.requests.SubmitRequest(submit_request(category="emergency"), metadata=auth("t-portal"))
     ).request.request_id
     await stubs.requests.TransitionRequest(
         transition(rid, A.REQUEST_ACTION_ACKNOWLEDGE), metadata=auth("t-bpbd")
@@ -230,7 +218,7 @@ async def test_comments_and_the_audit_trail(stubs: Stubs) -> None:
 
 async def test_visibility_and_write_permissions_per_opd(stubs: Stubs) -> None:
     rid = (
-        await stubs.requests.SubmitRequest(new_submit(category="emergency"), metadata=auth("t-portal"))
+        await stubs.requests.SubmitRequest(submit_request(category="emergency"), metadata=auth("t-portal"))
     ).request.request_id
     assert (await get(stubs, rid, "t-bpbd")).reporter.phone
     assert not (await get(stubs, rid, "t-cc")).HasField("reporter")
@@ -248,7 +236,7 @@ async def test_visibility_and_write_permissions_per_opd(stubs: Stubs) -> None:
     for token in ("t-cc", "t-dpmptsp", "t-portal"):
         err = await rpc_error(stubs.requests.TransitionRequest(ack, metadata=auth(token)))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED, token
-    err = await rpc_error(stubs.requests.SubmitRequest(new_submit(), metadata=auth("t-devices")))
+    err = await rpc_error(stubs.requests.SubmitRequest(submit_request(), metadata=auth("t-devices")))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "requests:write" in (err.details() or "")
     assert (await stubs.requests.TransitionRequest(ack, metadata=auth("t-admin"))).request.version == 2
     bpbd = await stubs.requests.ListRequests(A.ListRequestsRequest(open_only=True), metadata=auth("t-bpbd"))
@@ -268,7 +256,7 @@ async def test_visibility_and_write_permissions_per_opd(stubs: Stubs) -> None:
 
 async def test_paging_requests(stubs: Stubs) -> None:
     for _ in range(5):
-        await stubs.requests.SubmitRequest(new_submit(category="waste"), metadata=auth("t-dlh"))
+        await stubs.requests.SubmitRequest(submit_request(category="waste"), metadata=auth("t-dlh"))
     seen, token = [], ""
     while True:
         page = await stubs.requests.ListRequests(
@@ -291,12 +279,14 @@ async def test_paging_requests(stubs: Stubs) -> None:
 
 async def test_deadlines_are_honoured(stubs: Stubs) -> None:
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit(category="blackhole"), metadata=auth("t-portal"), timeout=1.0)
+        stubs.requests.SubmitRequest(
+            submit_request(category="blackhole"), metadata=auth("t-portal"), timeout=1.0
+        )
     )
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # Without a deadline from the caller, the gateway's own command timeout (3 s here) applies.
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit(category="blackhole"), metadata=auth("t-portal"))
+        stubs.requests.SubmitRequest(submit_request(category="blackhole"), metadata=auth("t-portal"))
     )
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "same idempotency key" in (err.details() or "")
 
@@ -318,7 +308,7 @@ async def test_request_stats(stubs: Stubs) -> None:
 async def test_trace_context_continues_into_the_command(stubs: Stubs, fake: FakeRequestsService) -> None:
     trace_id = uuid.uuid4().hex
     parent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
-    req = new_submit()
+    req = submit_request()
     await stubs.requests.SubmitRequest(req, metadata=[*auth("t-portal"), ("traceparent", parent)])
     headers = next(h for c, h in fake.commands if c.submit.idempotency_key == req.idempotency_key)
     traceparent = dict(headers)["traceparent"].decode()

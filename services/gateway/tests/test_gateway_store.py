@@ -22,7 +22,8 @@ from gateway.core.history import (
     stored_event,
 )
 from gateway.core.views import Views
-from gateway_testing import incident, service_request
+from gateway_testing import incident
+from gateway_testing import service_request as _service_request
 from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2
 
@@ -33,6 +34,20 @@ EVENTS = TOPICS[0]
 
 def store_at(path: Path, topics: list[str] = TOPICS) -> HistoryStore:
     return HistoryStore(path, topics, cache_mib=4).open()
+
+
+def service_request(request_id: str, **fields: Any) -> Any:
+    """A request as citizen-requests writes it now: no plaintext reporter (unless asked for)."""
+    return _service_request(request_id, **{"reporter": False, **fields})
+
+
+def sealed(request: Any, subject: str = "subject-siti") -> Any:
+    """The request with a sealed contact as citizen-requests writes it (an envelope the store
+    never opens; a plaintext reporter from before sealing is left on, which it must drop)."""
+    request.encrypted_reporter.subject_id = subject
+    request.encrypted_reporter.data_key_id = f"dk-{subject}"
+    request.encrypted_reporter.ciphertext = b"\x01sealed-bytes"
+    return request
 
 
 def event_of(request: Any, n: int) -> Any:
@@ -196,25 +211,33 @@ def test_listings_filter_page_and_respect_visibility(tmp_path: Path) -> None:
 
 
 def test_the_trail_keeps_arrival_order_drops_repeats_and_holds_contact_fields_once(tmp_path: Path) -> None:
-    store = store_at(tmp_path / "h.sqlite3")
-    request = service_request("r1")
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    request = sealed(service_request("r1", reporter=True))
     request.history.add(version=1)
     events = [event_of(request, n) for n in range(5)]
     write(store, [request], offset=5, events=[*events, events[1]])  # the last one redelivered
     trail = store.list_events("r1", 0, 100)
     assert [e.event.event_id for e in trail] == [e.event_id for e in events]
     assert all(not e.event.request.history for e in trail)  # the trail is the history
-    assert all(e.event.request.reporter == request.reporter for e in trail)
-    body = store._r.execute("SELECT body FROM events LIMIT 1").fetchone()[0]
-    assert b"siti@example.id" not in body  # contact fields are held once, with the request
+    assert all(e.event.request.encrypted_reporter == request.encrypted_reporter for e in trail)
+    assert all(not e.event.request.HasField("reporter") for e in trail)
+    rows = store._r.execute("SELECT body FROM events").fetchall()
+    assert all(b"sealed-bytes" not in body for (body,) in rows)  # held once, with the request
     second_page = store.list_events("r1", trail[1].position, 2)
     assert [e.event.event_id for e in second_page] == [events[2].event_id, events[3].event_id]
+    assert [r.request_id for r in store.of_subject("subject-siti")] == ["r1"]
+    uses = list(store.contact_uses())
+    assert [(u.request_id, u.encrypted_reporter.subject_id) for u in uses] == [("r1", "subject-siti")]
 
     assert store.drop_contact("r1")
     erased = store.get_request("r1")
-    assert erased is not None and not erased.HasField("reporter")
-    assert all(not e.event.request.HasField("reporter") for e in store.list_events("r1", 0, 100))
+    assert erased is not None and not erased.HasField("encrypted_reporter")
+    assert all(not e.event.request.HasField("encrypted_reporter") for e in store.list_events("r1", 0, 100))
+    store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
+    # A plaintext reporter (a record from before sealing) is never written anywhere.
+    assert b"siti@example.id" not in path.read_bytes()
 
 
 def test_incidents_keep_their_resolution_and_the_most_recent_are_kept(tmp_path: Path) -> None:
@@ -309,17 +332,17 @@ def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_w
     history = RequestHistory(store_at(tmp_path / "h.sqlite3"), views, OPEN_STATUSES)
     records = []
     for n, status in enumerate((RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED)):
-        request = service_request(f"r{n}", status=status)
+        request = sealed(service_request(f"r{n}", status=status, reporter=False))
         request.history.add(version=1)
         records.append(HistoryRecord("events", 0, n, request.request_id, event_of(request, 1)))
     history.remember(history.write(records, {(EVENTS, 0): 2}, owned=True))
     kept = views.open_requests["r0"]
-    assert kept.HasField("reporter") and len(kept.history) == 1
+    assert kept.HasField("encrypted_reporter") and len(kept.history) == 1
     for request_id in ("r0", "r1"):
         stored = history.get(request_id)
-        assert stored is not None and stored.HasField("reporter") and len(stored.history) == 1
+        assert stored is not None and stored.HasField("encrypted_reporter") and len(stored.history) == 1
         trail, _ = history.trail(request_id, 0, 5)
-        assert trail[0].event.request.HasField("reporter") and not trail[0].event.request.history
+        assert trail[0].event.request.HasField("encrypted_reporter") and not trail[0].event.request.history
     history.store.close()
 
 

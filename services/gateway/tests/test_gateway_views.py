@@ -212,14 +212,15 @@ def test_open_requests_are_indexed_and_every_change_bumps_the_generation() -> No
 def test_the_audit_trail_keeps_events_without_the_requests_history(tmp_path: Path) -> None:
     views = Views()
     history = FedHistory(tmp_path, views)
-    request = service_request("r-1", version=2)
+    request = service_request("r-1", version=2, reporter=False)
+    request.encrypted_reporter.subject_id = "subject-1"
     request.history.add(version=1)
     request.history.add(version=2)
     event = requests_pb2.RequestEvent(event_id="e-2", request_id="r-1", version=2, request=request)
     history.feed("events", event)
     kept = history.trail("r-1", 0, 10)[0][0].event
     assert kept.version == 2 and kept.request.title == request.title and not kept.request.history
-    assert kept.request.reporter == request.reporter  # contact fields come back from the request
+    assert kept.request.encrypted_reporter == request.encrypted_reporter  # back from the request
     assert len(views.open_requests["r-1"].history) == 2  # the request view keeps its history
     stored = history.get("r-1")
     assert stored is not None and len(stored.history) == 2

@@ -6,8 +6,6 @@ import asyncio
 import os
 import sys
 import time
-import urllib.request
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,22 +13,14 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway_testing import GatewayProcess, Stubs, auth, rpc_error
+from gateway_testing import GatewayProcess, Stubs, auth, rpc_error, submit_request
 from smartcity.ids import request_id_for
-from smartcity.testing import ServiceProcess, free_port
+from smartcity.testing import ServiceProcess, free_port, ready
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 A = gateway_pb2
 RS = requests_pb2
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -53,7 +43,7 @@ async def gw(
         process: GatewayProcess = module_starter(module_prefix, tokens_file)
         await process.wait_serving()
         deadline = time.monotonic() + 90
-        while not await asyncio.to_thread(_ready, port):
+        while not await asyncio.to_thread(ready, port):
             assert worker.running and time.monotonic() < deadline, worker.log_tail()
             await asyncio.sleep(0.5)
         yield process
@@ -61,19 +51,8 @@ async def gw(
         worker.stop()
 
 
-def new_submit(category: str, key: str = "") -> Any:
-    return A.SubmitRequestRequest(
-        idempotency_key=key or f"key-{uuid.uuid4().hex}",
-        category=category,
-        title="Pohon tumbang",
-        description="Pohon tumbang menutup Jl. Jend. Sudirman",
-        address="Jl. Jend. Sudirman",
-        reporter=RS.Reporter(name="Siti", phone="+62 812 1111"),
-    )
-
-
 async def test_submit_retries_and_lifecycle_through_the_real_service(stubs: Stubs) -> None:
-    req = new_submit("permits")
+    req = submit_request("permits")
     replies = await asyncio.gather(
         *(stubs.requests.SubmitRequest(req, metadata=auth("t-portal"), timeout=30) for _ in range(3))
     )
@@ -115,7 +94,7 @@ async def test_submit_retries_and_lifecycle_through_the_real_service(stubs: Stub
 
 async def test_unknown_category_and_missing_request(stubs: Stubs) -> None:
     err = await rpc_error(
-        stubs.requests.SubmitRequest(new_submit("parking"), metadata=auth("t-portal"), timeout=30)
+        stubs.requests.SubmitRequest(submit_request("parking"), metadata=auth("t-portal"), timeout=30)
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "parking" in (err.details() or "")
     err = await rpc_error(
@@ -131,7 +110,7 @@ async def test_unknown_category_and_missing_request(stubs: Stubs) -> None:
 async def test_watchers_and_stats_follow_the_real_service(stubs: Stubs) -> None:
     watch = stubs.requests.WatchRequests(A.WatchRequestsRequest(), metadata=auth("t-bpbd"))
     submitted = await stubs.requests.SubmitRequest(
-        new_submit("emergency"), metadata=auth("t-portal"), timeout=30
+        submit_request("emergency"), metadata=auth("t-portal"), timeout=30
     )
     rid = submitted.request.request_id
     assert submitted.request.opd_code == "BPBD" and submitted.request.priority == RS.PRIORITY_EMERGENCY

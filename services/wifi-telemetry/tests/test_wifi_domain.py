@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartcity.health import Health
+from smartcity.ordering import Arrival
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.domain import AccessPointModel, AccessPointState, Outcome, Sample
-from wifi_telemetry.views import ap_view
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.published import ap_view
 
 T0 = 1_764_300_000.0  # 2025-11-28T03:20:00Z, a round minute
 
@@ -31,7 +32,7 @@ def model(**health: float) -> AccessPointModel:
     return AccessPointModel(WifiConfig(health=HealthConfig(**health)))  # type: ignore[arg-type]
 
 
-def run(m: AccessPointModel, samples: list[Sample]) -> tuple[AccessPointState, list[Outcome]]:
+def run(m: AccessPointModel, samples: list[Sample]) -> tuple[AccessPointState, list[Arrival]]:
     state = m.new_state(samples[0])
     outcomes = [m.offer(state, s).outcome for s in samples]
     return state, outcomes
@@ -154,16 +155,16 @@ def test_duplicates_change_nothing() -> None:
     state, _ = run(m, [sample(i) for i in range(1, 6)])
     before = comparable(state)
     outcomes = [m.offer(state, sample(seq)).outcome for seq in (3, 5, 1)]
-    assert outcomes == [Outcome.DUPLICATE] * 3
+    assert outcomes == [Arrival.DUPLICATE] * 3
     assert comparable(state) == before
 
 
 def test_a_sample_ahead_of_a_gap_waits_for_it() -> None:
     m = model()
     state, outcomes = run(m, [sample(1), sample(3), sample(4)])
-    assert outcomes == [Outcome.APPLIED, Outcome.BUFFERED, Outcome.BUFFERED]
+    assert outcomes == [Arrival.APPLIED, Arrival.BUFFERED, Arrival.BUFFERED]
     assert state.last_seq == 1 and sorted(state.pending) == [3, 4]
-    assert m.offer(state, sample(3)).outcome == Outcome.DUPLICATE  # already waiting
+    assert m.offer(state, sample(3)).outcome == Arrival.DUPLICATE  # already waiting
     result = m.offer(state, sample(2))
     assert [s.seq for s in result.applied] == [2, 3, 4] and state.last_seq == 4 and not state.pending
 
@@ -171,16 +172,25 @@ def test_a_sample_ahead_of_a_gap_waits_for_it() -> None:
 def test_a_gap_is_given_up_after_the_reorder_window_and_its_straggler_dropped() -> None:
     m = AccessPointModel(WifiConfig(reorder_window_s=30))
     state, outcomes = run(m, [sample(1), sample(3), sample(4), sample(5)])
-    assert outcomes[-1] == Outcome.BUFFERED  # 20 s of waiting
+    assert outcomes[-1] == Arrival.BUFFERED  # 20 s of waiting
     result = m.offer(state, sample(6))  # 30 s past the first waiting sample
     assert [s.seq for s in result.applied] == [3, 4, 5, 6] and result.skipped_gaps == 1
-    assert m.offer(state, sample(2)).outcome == Outcome.DUPLICATE
+    assert m.offer(state, sample(2)).outcome == Arrival.DUPLICATE
+
+
+def test_an_arrival_that_releases_older_samples_but_still_waits_counts_as_applied() -> None:
+    # The site is updated for APPLIED only: releasing older samples moved the AP's state.
+    m = AccessPointModel(WifiConfig(reorder_window_s=30))
+    state, _ = run(m, [sample(1), sample(3)])  # 3 waits for 2
+    result = m.offer(state, sample(8, t=T0 + 10 * (3 - 1) + 30))  # 30 s after 3: gap 2 given up
+    assert result.outcome == Arrival.APPLIED and [s.seq for s in result.applied] == [3]
+    assert sorted(state.pending) == [8] and result.skipped_gaps == 1
 
 
 def test_the_reorder_buffer_is_bounded() -> None:
     m = AccessPointModel(WifiConfig(reorder_window_s=10_000, reorder_max_pending=3))
     state, outcomes = run(m, [sample(1), sample(3), sample(4), sample(5), sample(6)])
-    assert outcomes[-1] == Outcome.APPLIED and state.last_seq == 6
+    assert outcomes[-1] == Arrival.APPLIED and state.last_seq == 6
 
 
 def _displaced(order: list[int], seed: int, reach: int) -> list[int]:

@@ -16,28 +16,28 @@ from smartcity.codec import DecodeError
 from smartcity.inventory import access_points
 from smartcity.settings import PlatformSettings
 from smartcity.v1 import common_pb2, wifi_pb2
-from wifi_telemetry.collector import forward
-from wifi_telemetry.config import WifiConfig
-from wifi_telemetry.domain import AccessPointModel
-from wifi_telemetry.edge import EdgeCollector, session_from_reading, telemetry_from_reading
-from wifi_telemetry.messages import (
+from wifi_telemetry.adapters.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
     redacted_session,
     sample_from_proto,
     status_proto,
 )
-from wifi_telemetry.metrics import set_site_gauges
-from wifi_telemetry.privacy import (
+from wifi_telemetry.adapters.metrics import set_site_gauges
+from wifi_telemetry.config import WifiConfig
+from wifi_telemetry.core.domain import AccessPointModel
+from wifi_telemetry.core.privacy import (
     ClientHasher,
     client_hash_problem,
     looks_like_mac,
     normalize_mac,
     redact_macs,
 )
-from wifi_telemetry.simulator import WifiCity
-from wifi_telemetry.usage import demand
-from wifi_telemetry.views import ap_view
+from wifi_telemetry.core.published import ap_view
+from wifi_telemetry.edge.collector import forward
+from wifi_telemetry.edge.readings import EdgeCollector, session_from_reading, telemetry_from_reading
+from wifi_telemetry.sim.simulator import WifiCity
+from wifi_telemetry.sim.usage import demand
 
 T0 = 1_764_300_000.0
 MAC = "A4:5E:60:12:34:56"

@@ -21,9 +21,9 @@ from smartcity.testing import ServiceProcess, consume, free_port
 from smartcity.topics import load_catalogue
 from smartcity.v1 import common_pb2, wifi_pb2
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.edge import telemetry_from_reading
-from wifi_telemetry.scenario import Event, Expected, Fault, expected, simulated_events
-from wifi_telemetry.views import SiteStats
+from wifi_telemetry.core.published import SiteStats
+from wifi_telemetry.edge.readings import telemetry_from_reading
+from wifi_telemetry.sim.scenario import Event, Expected, Fault, expected, simulated_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 
@@ -205,7 +205,7 @@ async def test_an_ap_that_stops_reporting_goes_critical_then_recovers(
         kafka_bootstrap: str, topic_prefix: str, run_service: Callable[..., ServiceProcess]) -> None:
     port = free_port()
     run_service("wifi_telemetry", topic_prefix, **service_env(WIFI_HEARTBEAT_TOLERANCE_S="2"))
-    run_service("wifi_telemetry.simulator", topic_prefix, WIFI_SIM_SITES="pendopo",
+    run_service("wifi_telemetry.sim.simulator", topic_prefix, WIFI_SIM_SITES="pendopo",
                 WIFI_SIM_HEARTBEAT_S="0.5", SIM_CONTROL_PORT=str(port), WIFI_SIM_SEED="5")
 
     def health_of(ap_id: str, health: int) -> Callable[[Outputs], bool]:

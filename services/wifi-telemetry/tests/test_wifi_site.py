@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.domain import Sample
-from wifi_telemetry.processor import CONNECT, DISCONNECT, SessionEvent, SiteProcessor
-from wifi_telemetry.views import ap_view, site_stats, site_windows
-from wifi_telemetry.windows import SESSIONS, USERS, bucket_start, windows_of
+from wifi_telemetry.core.domain import Sample
+from wifi_telemetry.core.processor import CONNECT, DISCONNECT, SessionEvent, SiteProcessor
+from wifi_telemetry.core.published import ap_view, site_stats, site_windows
+from wifi_telemetry.core.windows import SESSIONS, USERS, bucket_start, windows_of
 
 T0 = datetime(2025, 11, 28, 12, 0, tzinfo=UTC).timestamp()  # 19:00 WIB, a round hour
 

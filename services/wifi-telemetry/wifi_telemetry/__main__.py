@@ -7,15 +7,13 @@ Configuration: the platform's settings (smartcity.settings) and wifi_telemetry.c
 from __future__ import annotations
 
 from smartcity.settings import PlatformSettings
-from smartcity.streams import serve
+from wifi_telemetry.adapters.streams import WifiTelemetryService
 from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
-from wifi_telemetry.streams import WifiTelemetryService
 
 
 def main() -> None:
     settings = PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT)
-    service = WifiTelemetryService(settings, WifiConfig.from_env())
-    serve(service.app, settings)
+    WifiTelemetryService(settings, WifiConfig.from_env()).serve()
 
 
 if __name__ == "__main__":

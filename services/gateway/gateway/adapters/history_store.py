@@ -4,10 +4,12 @@ One file per gateway process on local disk (GATEWAY_STORE_PATH), rebuilt from th
 never the source of truth: every replica builds its own, so replicas stay interchangeable.
 
     requests(request_id, version, opd_code, category, status, submitted_by, listing_time,
-             body = ServiceRequest without contact fields, contact = the Reporter as the topic
-             carried it, NULL when none or dropped)
+             subject_id, updated_time, body = ServiceRequest without contact fields, contact =
+             the sealed contact (EncryptedContact) as the topic carried it, NULL when none or
+             dropped; a plaintext reporter is never stored)
         indexes: request_id (GetRequest), (listing_time, request_id) city-wide listing,
-                 (opd_code | status, listing_time, request_id) per OPD, per closing status
+                 (opd_code | status, listing_time, request_id) per OPD, per closing status,
+                 subject_id (erasure and retention find a contact's requests)
     events(position = rowid, request_id, event_key, body = RequestEvent without its request's
            history and contact fields)          index (request_id, event_key): trail + dedup
     incidents(incident_id, phase, resolved_time, body)
@@ -46,9 +48,10 @@ from gateway.core.history import (
     StoredEvent,
     listing_time,
     stored_request,
+    subject_of,
     with_contact,
 )
-from smartcity.codec import from_timestamp
+from smartcity.codec import from_timestamp, to_timestamp
 from smartcity.v1 import camera_pb2, requests_pb2
 
 log = logging.getLogger(__name__)
@@ -73,11 +76,14 @@ CREATE TABLE requests (
     status INTEGER NOT NULL,
     submitted_by TEXT NOT NULL,
     listing_time REAL NOT NULL,
+    subject_id TEXT,
+    updated_time REAL NOT NULL,
     body BLOB NOT NULL,
     contact BLOB);
 CREATE INDEX requests_city ON requests (listing_time, request_id);
 CREATE INDEX requests_opd ON requests (opd_code, listing_time, request_id);
 CREATE INDEX requests_status ON requests (status, listing_time, request_id);
+CREATE INDEX requests_subject ON requests (subject_id) WHERE subject_id IS NOT NULL;
 CREATE TABLE events (
     request_id TEXT NOT NULL, event_key TEXT NOT NULL, body BLOB NOT NULL,
     UNIQUE (request_id, event_key));
@@ -93,17 +99,19 @@ CREATE TABLE request_counts (
 
 _UPSERT_REQUEST = """
 INSERT INTO requests (request_id, version, opd_code, category, status, submitted_by, listing_time,
-                      body, contact)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      subject_id, updated_time, body, contact)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (request_id) DO UPDATE SET
     version = excluded.version, opd_code = excluded.opd_code, category = excluded.category,
     status = excluded.status, submitted_by = excluded.submitted_by,
-    listing_time = excluded.listing_time, body = excluded.body, contact = excluded.contact
+    listing_time = excluded.listing_time, subject_id = excluded.subject_id,
+    updated_time = excluded.updated_time, body = excluded.body, contact = excluded.contact
 """
 # A new version of a request the listings already place right: SQLite then updates only the
 # indexes of the columns set here (the status index), not the listing ones.
 _UPDATE_REQUEST = """
-UPDATE requests SET version = ?, status = ?, body = ?, contact = ? WHERE request_id = ?
+UPDATE requests SET version = ?, status = ?, subject_id = ?, updated_time = ?, body = ?, contact = ?
+WHERE request_id = ?
 """
 
 # A redelivered "opened" never overwrites the incident's resolution (as in the memory view).
@@ -350,7 +358,17 @@ class HistoryStore:
                 body, contact = bodies[request_id] if bodies is not None else stored_request(request)
                 before = known.get(request_id)
                 if before is not None and before.placed_as(request):
-                    updates.append((request.version, int(request.status), body, contact, request_id))
+                    updates.append(
+                        (
+                            request.version,
+                            int(request.status),
+                            subject_of(request),
+                            from_timestamp(request.updated_time),
+                            body,
+                            contact,
+                            request_id,
+                        )
+                    )
                     continue
                 upserts.append(
                     (
@@ -361,6 +379,8 @@ class HistoryStore:
                         int(request.status),
                         request.submitted_by_client,
                         listing_time(request),
+                        subject_of(request),
+                        from_timestamp(request.updated_time),
                         body,
                         contact,
                     )
@@ -431,6 +451,23 @@ class HistoryStore:
                     yield _request(body, contact)
         finally:
             db.close()
+
+    def of_subject(self, subject_id: str) -> list[Any]:
+        rows = self._r.execute("SELECT body, contact FROM requests WHERE subject_id = ?", (subject_id,))
+        return [_request(body, contact) for body, contact in rows]
+
+    def contact_uses(self, page: int = 1000) -> Iterator[Any]:
+        """Every request with a sealed contact as (id, status, updated time, subject) only, in
+        a request each: what the retention rule reads, without decoding whole requests."""
+        cursor = self._r.execute(
+            "SELECT request_id, status, updated_time, subject_id FROM requests WHERE subject_id IS NOT NULL"
+        )
+        while rows := cursor.fetchmany(page):
+            for request_id, status, updated, subject_id in rows:
+                use = requests_pb2.ServiceRequest(request_id=request_id, status=status)
+                use.updated_time.CopyFrom(to_timestamp(updated))
+                use.encrypted_reporter.subject_id = subject_id
+                yield use
 
     def open_requests(self, open_statuses: Collection[int]) -> Iterator[Any]:
         marks = ",".join("?" * len(open_statuses))

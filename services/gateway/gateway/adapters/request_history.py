@@ -150,6 +150,12 @@ class RequestHistory:
         found = self.store.list_events(request_id, after, limit + 1)
         return found[:limit], len(found) > limit
 
+    def of_subject(self, subject_id: str) -> list[Any]:
+        return self.store.of_subject(subject_id)
+
+    def contact_uses(self) -> Iterator[Any]:
+        return self.store.contact_uses()
+
     def every_request(self) -> Iterator[Any]:
         """Every request in listing order as of now, streamed (WatchRequests' snapshot): later
         batches are not in it, so a watcher subscribed before the first item hears them once."""

@@ -150,42 +150,51 @@ def event_key(event: Any, partition: int, offset: int) -> str:
 
 
 def stored_event(event: Any, in_place: bool = False) -> bytes:
-    """The event as the trail keeps it: its request without history and without contact fields.
+    """The event as the trail keeps it: its request without history and without contact fields
+    (the sealed contact is kept once, with the request; a plaintext one never).
 
     `in_place`: strip the caller's message itself (cheaper; it must not be needed whole after)."""
     if not event.HasField("request"):
         return bytes(event.SerializeToString())
-    if in_place:
-        event.request.ClearField("history")
-        event.request.ClearField("reporter")
-        return bytes(event.SerializeToString())
-    kept = requests_pb2.RequestEvent()
-    kept.CopyFrom(event)
-    kept.request.ClearField("history")
-    kept.request.ClearField("reporter")
+    kept = event
+    if not in_place:
+        kept = requests_pb2.RequestEvent()
+        kept.CopyFrom(event)
+    for name in ("history", "reporter", "encrypted_reporter"):
+        kept.request.ClearField(name)
     return bytes(kept.SerializeToString())
 
 
 def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None]:
-    """(the request without its contact fields, the contact fields as the topic carried them).
+    """(the request without contact fields, its sealed contact as the topic carried it).
 
+    A plaintext `reporter` (records from before contact data was sealed) is never stored.
     `in_place`: take the contact fields off the caller's message itself (cheaper)."""
-    if not request.HasField("reporter"):
+    if not request.HasField("reporter") and not request.HasField("encrypted_reporter"):
         return bytes(request.SerializeToString()), None
-    if in_place:
-        contact = bytes(request.reporter.SerializeToString())
-        request.ClearField("reporter")
-        return bytes(request.SerializeToString()), contact
-    kept = requests_pb2.ServiceRequest()
-    kept.CopyFrom(request)
+    contact = (
+        bytes(request.encrypted_reporter.SerializeToString())
+        if request.HasField("encrypted_reporter")
+        else None
+    )
+    kept = request
+    if not in_place:
+        kept = requests_pb2.ServiceRequest()
+        kept.CopyFrom(request)
     kept.ClearField("reporter")
-    return bytes(kept.SerializeToString()), bytes(request.reporter.SerializeToString())
+    kept.ClearField("encrypted_reporter")
+    return bytes(kept.SerializeToString()), contact
+
+
+def subject_of(request: Any) -> str | None:
+    """Whose contact a request carries (the subject of its data key), None when none."""
+    return str(request.encrypted_reporter.subject_id) if request.HasField("encrypted_reporter") else None
 
 
 def with_contact(message: Any, contact: bytes | None) -> Any:
-    """Puts the contact fields back into a stored request (or an event's request)."""
+    """Puts the sealed contact back into a stored request (or an event's request)."""
     if contact is not None:
-        message.reporter.MergeFromString(contact)
+        message.encrypted_reporter.MergeFromString(contact)
     return message
 
 
@@ -229,3 +238,10 @@ class RequestReads(Protocol):
 
     def every_request(self) -> Iterator[Any]:
         """Every request in listing order as of the call, streamed."""
+
+    def of_subject(self, subject_id: str) -> list[Any]:
+        """The requests carrying a subject's sealed contact (erasure, discarding a data key)."""
+
+    def contact_uses(self) -> Iterator[Any]:
+        """Every request that carries a sealed contact, reduced to what the retention rule reads
+        (id, status, updated time, the contact's subject), streamed."""

@@ -1,0 +1,83 @@
+"""The Faust app of a stream service and its catalogue topics (raw bytes on the wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
+
+from smartcity.kafka import client_security
+from smartcity.settings import PlatformSettings
+from smartcity.streams import transport as _transport  # noqa: F401  (registers smartcity://)
+from smartcity.topics import load_catalogue
+
+
+def faust_credentials(settings: PlatformSettings) -> Credentials | None:
+    """Faust's `broker_credentials` for the settings, built from smartcity.kafka.client_security
+    (the same SSL context and SASL arguments every other client gets). None for PLAINTEXT."""
+    security = client_security(settings)
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return SSLCredentials(security["ssl_context"])
+    # SASL_SSL when an ssl_context is given, SASL_PLAINTEXT otherwise (SASLCredentials).
+    return SASLCredentials(username=security["sasl_plain_username"],
+                           password=security["sasl_plain_password"],
+                           mechanism=security["sasl_mechanism"],
+                           ssl_context=security.get("ssl_context"))
+
+
+def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
+    """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire,
+    connecting with the settings' Kafka security (TLS, SASL) like every other client."""
+    brokers = ";".join(f"smartcity://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    config: dict[str, Any] = {
+        "broker": brokers,
+        "broker_credentials": faust_credentials(settings),
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "producer_acks": -1,
+        "web_enabled": False,
+        "topic_disable_leader": True,
+        "broker_commit_interval": 1.0,
+        "consumer_auto_offset_reset": "earliest",
+        "table_cleanup_interval": 30.0,
+        # Changelogs are the tables' only durable copy: as many replicas as the cluster wants.
+        "topic_replication_factor": settings.topic_replication_factor,
+    }
+    return faust.App(settings.group_id, **(config | overrides))
+
+
+def raw_topic(app: faust.App, name: str, prefix: str = "") -> faust.TopicT:
+    """A catalogue topic (bytes in, bytes out) with its catalogue partition count."""
+    spec = load_catalogue()[name]
+    return app.topic(
+        spec.full_name(prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions,
+    )
+
+
+def bytes_topic(app: faust.App, full_name: str) -> faust.TopicT:
+    """A topic by full name for raw bytes (dead-letter topics)."""
+    return app.topic(full_name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")
+
+
+def topics_of(names: Sequence[str], prefix: str) -> list[str]:
+    """The full names of catalogue topics under a prefix."""
+    catalogue = load_catalogue()
+    return [catalogue[n].full_name(prefix) for n in names]
+
+
+def internal_topic(app: faust.App, name: str, partitions: int, **options: Any) -> faust.TopicT:
+    """A topic the app owns (raw bytes), created by `run_worker` before the worker starts."""
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions, internal=True, **options)

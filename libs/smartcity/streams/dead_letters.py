@@ -1,0 +1,95 @@
+"""Decode-or-dead-letter: every consumed record is either decoded (and validated) or sent to
+its topic's dead-letter twin, and the agent carries on.
+
+    record ─► decode ─► validate ─► Decoded(key, value, record, trace context)
+                 └──────────┴─────► <topic>.dlq (original bytes + dlq.error header)
+
+This is the one place per-message overhead of the stream services is paid: keep it small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import faust
+from google.protobuf.message import Message
+from opentelemetry.context import Context
+
+from smartcity.codec import DecodeError, ProtoCodec
+from smartcity.dlq import DeadLetter, DeadLetterPublisher, SourceRecord
+from smartcity.headers import headers_of
+from smartcity.streams.metrics import EVENTS_CONSUMED
+from smartcity.tracing import extract_context
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+# A check after decoding: the problem to dead-letter the record for, or None when it is fine.
+Validator = Callable[[str, M], "str | None"]
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[M]):
+    """A decoded message with where it came from and the trace context it carried."""
+
+    key: str
+    value: M
+    record: SourceRecord
+    trace_context: Context
+
+
+def bytes_topic(app: faust.App, full_name: str) -> faust.TopicT:
+    """A topic by full name for raw bytes (dead-letter topics)."""
+    return app.topic(full_name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw")
+
+
+def faust_dead_letter_publisher(app: faust.App, service: str) -> DeadLetterPublisher:
+    """Publishes dead letters through the app's producer and waits for the broker's ack."""
+
+    async def send(letter: DeadLetter) -> None:
+        fut = await bytes_topic(app, letter.topic).send(key=letter.key, value=letter.value,
+                                                       headers=letter.headers)
+        await fut
+
+    return DeadLetterPublisher(service, send)
+
+
+def source_record(event: Any) -> SourceRecord:
+    """Where a Faust event came from, with its bytes and headers (what a dead letter keeps)."""
+    message = event.message
+    return SourceRecord(topic=message.topic, partition=message.partition, offset=message.offset,
+                        key=event.key, value=event.value, headers=headers_of(message))
+
+
+async def decode_or_dead_letter(event: Any, codec: ProtoCodec[M], publisher: DeadLetterPublisher,
+                                service: str, validate: Validator[M] | None = None,
+                                ) -> Decoded[M] | None:
+    """The event decoded, or None once it went to the dead-letter topic."""
+    record = source_record(event)
+    try:
+        value = codec.decode(event.value)
+        key = event.key.decode("utf-8") if event.key else ""
+        problem = validate(key, value) if validate is not None else None
+        if problem is not None:
+            raise DecodeError(problem)
+    except (DecodeError, UnicodeDecodeError) as exc:
+        log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition,
+                    record.offset, exc)
+        await publisher.publish(record, str(exc))
+        EVENTS_CONSUMED.labels(service, record.topic, "dead_letter").inc()
+        return None
+    EVENTS_CONSUMED.labels(service, record.topic, "ok").inc()
+    return Decoded(key=key, value=value, record=record, trace_context=extract_context(record.headers))
+
+
+async def decoded(stream: faust.StreamT, codec: ProtoCodec[M], publisher: DeadLetterPublisher,
+                  service: str, validate: Validator[M] | None = None) -> AsyncIterator[Decoded[M]]:
+    """Yields each message decoded; sends what cannot be decoded to the DLQ and carries on."""
+    async for event in stream.events():
+        item = await decode_or_dead_letter(event, codec, publisher, service, validate)
+        if item is not None:
+            yield item

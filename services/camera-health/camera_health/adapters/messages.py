@@ -1,0 +1,106 @@
+"""Wire format: CameraHeartbeat in (validated), CameraStatus and CameraIncident out."""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.duration_pb2 import Duration
+
+from camera_health.core.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
+from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
+from smartcity.health import Health, Reason
+from smartcity.v1 import camera_pb2, common_pb2
+
+TAMPER_NAMES = {
+    camera_pb2.TAMPER_FLAG_SCENE_CHANGE: "scene_change",
+    camera_pb2.TAMPER_FLAG_TOO_DARK: "too_dark",
+    camera_pb2.TAMPER_FLAG_TOO_BLURRY: "too_blurry",
+    camera_pb2.TAMPER_FLAG_COVERED: "covered",
+}
+TAMPER_FLAGS = {name: number for number, name in TAMPER_NAMES.items()}
+_HEALTH = {Health.OK: common_pb2.HEALTH_STATE_OK, Health.PROBLEM: common_pb2.HEALTH_STATE_PROBLEM,
+           Health.CRITICAL: common_pb2.HEALTH_STATE_CRITICAL}
+_PHASES = {OPENED: camera_pb2.INCIDENT_PHASE_OPENED, "resolved": camera_pb2.INCIDENT_PHASE_RESOLVED}
+
+
+def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
+    """Raises ValueError for a heartbeat that parsed but cannot be used (goes to the DLQ)."""
+    missing = [name for name, ok in (("camera_id", hb.camera_id), ("seq", hb.seq),
+                                     ("observed_time", hb.HasField("observed_time"))) if not ok]
+    if missing:
+        raise ValueError("missing required field(s): " + ", ".join(missing))
+    if hb.source not in ("", *SOURCES):
+        raise ValueError(f"unknown source {hb.source!r} (expected agent or probe)")
+    numbers = {"fps": hb.fps, "configured_fps": hb.configured_fps,
+               "packet_loss_percent": hb.packet_loss_percent,
+               "storage_free_percent": hb.storage_free_percent, "probe_latency_ms": hb.probe_latency_ms}
+    for name, value in numbers.items():
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name}={value} is not a finite non-negative number")
+    for name in ("packet_loss_percent", "storage_free_percent"):
+        if getattr(hb, name) > 100:
+            raise ValueError(f"{name}={getattr(hb, name)} is above 100")
+    unknown = [f for f in hb.tamper_flags if f not in TAMPER_NAMES]
+    if unknown:
+        raise ValueError(f"unknown tamper flag(s) {unknown}")
+
+
+HEARTBEATS = ProtoCodec(camera_pb2.CameraHeartbeat, validate_heartbeat)
+
+
+def sample_from_heartbeat(hb: camera_pb2.CameraHeartbeat) -> Sample:
+    located = hb.HasField("location")
+    return Sample(
+        camera_id=hb.camera_id, seq=hb.seq, at=from_timestamp(hb.observed_time),
+        source=hb.source or AGENT, site_id=hb.site_id, name=hb.name,
+        latitude=hb.location.latitude if located else None,
+        longitude=hb.location.longitude if located else None,
+        fps=hb.fps, configured_fps=hb.configured_fps, bitrate_kbps=hb.bitrate_kbps,
+        configured_bitrate_kbps=hb.configured_bitrate_kbps, dropped_frames=hb.dropped_frames,
+        packet_loss_percent=hb.packet_loss_percent, storage_free_percent=hb.storage_free_percent,
+        recording=hb.recording, tamper_flags=tuple(TAMPER_NAMES[f] for f in hb.tamper_flags),
+        reachable=hb.reachable, probe_latency_ms=hb.probe_latency_ms,
+    )
+
+
+def _reason(reason: Reason) -> common_pb2.HealthReason:
+    return common_pb2.HealthReason(check=reason.check, severity=_HEALTH[reason.severity],
+                                   detail=reason.detail, since=to_timestamp(reason.since))
+
+
+def status_message(view: StatusView) -> camera_pb2.CameraStatus:
+    message = camera_pb2.CameraStatus(
+        camera_id=view.camera_id, site_id=view.site_id, name=view.name, health=_HEALTH[view.health],
+        reasons=[_reason(r) for r in view.reasons], health_since=to_timestamp(view.health_since),
+        last_seen=to_timestamp(view.last_seen), last_seq=view.last_seq,
+        availability=common_pb2.Availability(last_hour_ratio=view.availability.hour,
+                                             last_day_ratio=view.availability.day,
+                                             last_week_ratio=view.availability.week),
+        fps=view.fps, configured_fps=view.configured_fps, recording=view.recording,
+        updated_time=to_timestamp(view.updated_at), open_incident_id=view.open_incident_id,
+    )
+    if view.latitude is not None and view.longitude is not None:
+        message.location.CopyFrom(common_pb2.GeoPoint(latitude=view.latitude, longitude=view.longitude))
+    return message
+
+
+def incident_message(event: IncidentEvent) -> camera_pb2.CameraIncident:
+    message = camera_pb2.CameraIncident(
+        incident_id=event.incident_id, camera_id=event.camera_id, site_id=event.site_id,
+        phase=_PHASES[event.phase], severity=_HEALTH[event.severity], cause=event.cause,
+        reasons=[_reason(r) for r in event.reasons], opened_time=to_timestamp(event.opened_at),
+    )
+    if event.resolved_at is not None and event.duration_s is not None:
+        message.resolved_time.CopyFrom(to_timestamp(event.resolved_at))
+        duration = Duration()
+        duration.FromNanoseconds(round(event.duration_s * 1e9))
+        message.duration.CopyFrom(duration)
+    return message
+
+
+def encode_status(view: StatusView) -> bytes:
+    return status_message(view).SerializeToString(deterministic=True)
+
+
+def encode_incident(event: IncidentEvent) -> bytes:
+    return incident_message(event).SerializeToString(deterministic=True)

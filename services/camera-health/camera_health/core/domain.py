@@ -1,0 +1,245 @@
+"""Camera health: the whole per-camera computation, in plain Python.
+
+`CameraMonitor` applies heartbeat samples (and timer ticks) to a `CameraState`: it orders them
+(`ordering`), evaluates the checks (`checks`), runs the shared health model
+(`smartcity.health.DeviceHealth`), keeps availability from the health changes in event time
+(`smartcity.health.Availability`) and opens/resolves incidents (`incidents`). It returns what to
+publish; the Faust agent only moves bytes.
+
+Silence is judged two ways, both stamped in event time at `last_seen + tolerance`:
+
+- in the camera's own stream: a heartbeat arriving more than the tolerance after the previous
+  one means the camera was silent in between (deterministic: replays give the same result);
+- by the silence timer (`on_tick`) for a camera that is silent *now*, with "now" given by the
+  caller (the service maps its wall clock onto the camera's event time, see `core/clock.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from camera_health.config import ThresholdBook
+from camera_health.core.checks import check_specs, evaluate
+from camera_health.core.incidents import IncidentTracker
+from camera_health.core.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
+from smartcity.health import (
+    DAY,
+    HEARTBEAT_CHECK,
+    HOUR,
+    WEEK,
+    Availability,
+    CheckSpec,
+    DeviceHealth,
+    Health,
+    HealthChange,
+)
+from smartcity.ordering import Arrival, SeqCursor
+
+TICK = "tick"
+
+
+@dataclass
+class CameraMeta:
+    """Descriptive fields of the camera, from its latest heartbeats."""
+
+    site_id: str = ""
+    name: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    fps: float = 0.0
+    configured_fps: float = 0.0
+    recording: bool = False
+    # Seq of the last applied heartbeat of the agent, and of the prober.
+    agent_seq: int = 0
+    probe_seq: int = 0
+    # Kafka partition of the camera's heartbeats (the service uses it to route timer ticks).
+    partition: int = -1
+
+
+@dataclass
+class CameraState:
+    camera_id: str
+    health: DeviceHealth
+    availability: Availability
+    incidents: IncidentTracker
+    cursors: dict[str, SeqCursor[Sample]] = field(default_factory=dict)
+    meta: CameraMeta = field(default_factory=CameraMeta)
+
+
+@dataclass
+class MonitorEffects:
+    """What one heartbeat or tick did: how it arrived (an `Arrival`, or "tick") and what to
+    publish."""
+
+    arrival: str
+    statuses: list[StatusView] = field(default_factory=list)
+    incidents: list[IncidentEvent] = field(default_factory=list)
+    changed: bool = False  # the state must be saved
+
+
+Signature = tuple[Health, tuple[str, ...], str]
+
+
+class CameraMonitor:
+    def __init__(self, book: ThresholdBook | None = None, reorder_window_s: float = 15.0,
+                 reorder_max_pending: int = 32) -> None:
+        self.book = book or ThresholdBook()
+        self.reorder_window_s = reorder_window_s
+        self.reorder_max_pending = reorder_max_pending
+        self._specs: dict[str, dict[str, CheckSpec]] = {}
+
+    # --- state ---------------------------------------------------------------------------
+
+    def new_state(self, camera_id: str) -> CameraState:
+        tolerance = self.book.for_camera(camera_id).heartbeat_tolerance_s
+        return CameraState(camera_id, DeviceHealth(camera_id, self._specs_of(camera_id), tolerance),
+                           Availability(), IncidentTracker(camera_id))
+
+    def load(self, camera_id: str, data: Mapping[str, Any] | None) -> CameraState:
+        if data is None:
+            return self.new_state(camera_id)
+        tolerance = self.book.for_camera(camera_id).heartbeat_tolerance_s
+        return CameraState(
+            camera_id,
+            DeviceHealth.from_dict(data["h"], self._specs_of(camera_id), tolerance),
+            Availability.from_dict(data["a"]),
+            IncidentTracker.from_dict(camera_id, data.get("i")),
+            {src: SeqCursor.from_dict(c, Sample.from_dict) for src, c in dict(data.get("c", {})).items()},
+            CameraMeta(**data.get("m", {})),
+        )
+
+    @staticmethod
+    def dump(state: CameraState) -> dict[str, Any]:
+        return {"h": state.health.to_dict(), "a": state.availability.to_dict(),
+                "i": state.incidents.to_dict(), "m": asdict(state.meta),
+                "c": {src: cursor.to_dict(Sample.to_dict) for src, cursor in state.cursors.items()}}
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def on_heartbeat(self, state: CameraState, sample: Sample) -> MonitorEffects:
+        cursor = state.cursors.setdefault(sample.source, SeqCursor())
+        arrival, ready = cursor.accept(sample, self.reorder_window_s, self.reorder_max_pending)
+        outcome = MonitorEffects(arrival, changed=arrival != Arrival.DUPLICATE)
+        for item in ready:  # one status per applied sample that changed something, as in order
+            before, first = self._signature(state), state.health.last_seen is None
+            self._apply(state, item, outcome.incidents)
+            if first or self._signature(state) != before:
+                outcome.statuses.append(self.status(state, state.health.last_seen or item.at))
+        return outcome
+
+    def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
+        """The silence timer: gives up overdue seq gaps, detects silence, refreshes the status."""
+        before = self._signature(state)
+        ready = [s for c in state.cursors.values() for s in c.release_until(now, self.reorder_window_s)]
+        incidents: list[IncidentEvent] = []
+        for item in sorted(ready, key=lambda s: (s.at, s.source, s.seq)):
+            self._apply(state, item, incidents)
+        self._check_silence(state, now, incidents)
+        changed = bool(ready) or self._signature(state) != before
+        outcome = MonitorEffects(TICK, incidents=incidents, changed=changed)
+        if state.health.last_seen is not None and (refresh or changed):
+            outcome.statuses.append(self.status(state, max(now, state.health.last_seen)))
+        return outcome
+
+    # --- views ---------------------------------------------------------------------------
+
+    def status(self, state: CameraState, now: float) -> StatusView:
+        h, m, a = state.health, state.meta, state.availability
+        return StatusView(
+            camera_id=state.camera_id, site_id=m.site_id, name=m.name, latitude=m.latitude,
+            longitude=m.longitude, health=h.health, reasons=h.reasons(), health_since=h.health_since,
+            last_seen=h.last_seen or now, last_seq=m.agent_seq or m.probe_seq,
+            availability=Availability3(a.ratio(now, HOUR), a.ratio(now, DAY), a.ratio(now, WEEK)),
+            fps=m.fps, configured_fps=m.configured_fps, recording=m.recording, updated_at=now,
+            open_incident_id=state.incidents.open_id,
+        )
+
+    def needs_tick(self, state: CameraState, now: float) -> bool:
+        """Whether the timer should send a tick now: silence to declare or a gap to give up."""
+        h = state.health
+        firing = h.checks.get(HEARTBEAT_CHECK)
+        silent = (h.last_seen is not None and now - h.last_seen > h.heartbeat_tolerance_s
+                  and not (firing and firing.firing))
+        overdue = any(s.at <= now - self.reorder_window_s
+                      for c in state.cursors.values() for s in c.pending.values())
+        return silent or overdue
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _apply(self, state: CameraState, sample: Sample, out: list[IncidentEvent]) -> None:
+        if state.health.last_seen is None:
+            state.availability.record(sample.at, Health.OK)
+        else:
+            self._check_silence(state, sample.at, out)
+        self._settle(state, sample.at, out)
+        self._update_meta(state, sample)
+        results = evaluate(sample, self.book.for_camera(state.camera_id))
+        change = state.health.observe(sample.at, results)
+        if change is not None:
+            self._on_change(state, change, out)
+
+    def _check_silence(self, state: CameraState, now: float, out: list[IncidentEvent]) -> None:
+        change = state.health.check_silence(now)
+        if change is not None:
+            self._on_change(state, change, out)
+
+    def _on_change(self, state: CameraState, change: HealthChange, out: list[IncidentEvent]) -> None:
+        self._settle(state, change.at, out)  # an OK stretch ends here: long enough to resolve?
+        state.availability.record(change.at, change.after)
+        out.extend(state.incidents.on_change(change, state.meta.site_id))
+        self._settle(state, change.at, out)  # resolves at once when the hold is 0
+
+    def _settle(self, state: CameraState, at: float, out: list[IncidentEvent]) -> None:
+        hold = self.book.for_camera(state.camera_id).incident_resolve_hold_s
+        out.extend(state.incidents.settle(at, hold, state.meta.site_id))
+
+    @staticmethod
+    def _update_meta(state: CameraState, s: Sample) -> None:
+        m = state.meta
+        m.site_id, m.name = s.site_id or m.site_id, s.name or m.name
+        if s.latitude is not None and s.longitude is not None:
+            m.latitude, m.longitude = s.latitude, s.longitude
+        if s.source == AGENT:
+            m.fps, m.configured_fps, m.recording, m.agent_seq = s.fps, s.configured_fps, s.recording, s.seq
+        else:
+            m.probe_seq = s.seq
+
+    @staticmethod
+    def _signature(state: CameraState) -> Signature:
+        checks = tuple(r.check for r in state.health.reasons())
+        return state.health.health, checks, state.incidents.open_id
+
+    def _specs_of(self, camera_id: str) -> dict[str, CheckSpec]:
+        if camera_id not in self._specs:
+            self._specs[camera_id] = check_specs(self.book.for_camera(camera_id))
+        return self._specs[camera_id]
+
+
+@dataclass
+class ReplayResult:
+    """Everything published for an input: statuses in order per camera, incidents in order."""
+
+    statuses: dict[str, list[StatusView]] = field(default_factory=dict)
+    incidents: list[IncidentEvent] = field(default_factory=list)
+    states: dict[str, CameraState] = field(default_factory=dict)
+
+    def last_status(self, camera_id: str) -> StatusView:
+        return self.statuses[camera_id][-1]
+
+
+def replay(monitor: CameraMonitor, samples: Iterable[Sample]) -> ReplayResult:
+    """Runs heartbeats through the domain directly, in the given order (no timer ticks).
+
+    What the service publishes for the same input when its silence timer does not fire: used
+    to check the stream processor, and to audit a heartbeat log offline.
+    """
+    result = ReplayResult()
+    for sample in samples:
+        state = result.states.get(sample.camera_id) or monitor.new_state(sample.camera_id)
+        result.states[sample.camera_id] = state
+        outcome = monitor.on_heartbeat(state, sample)
+        result.incidents.extend(outcome.incidents)
+        result.statuses.setdefault(sample.camera_id, []).extend(outcome.statuses)
+    return result

@@ -1,0 +1,1 @@
+"""What talks to devices or runs next to them."""

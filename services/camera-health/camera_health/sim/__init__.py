@@ -1,0 +1,1 @@
+"""Simulators and scenarios (demos, tests, benchmarks)."""

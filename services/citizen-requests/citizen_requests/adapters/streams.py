@@ -1,0 +1,381 @@
+"""Faust wiring of citizen-requests: thin adapters around records, domain and stats.
+
+Data flow (topic names without the test/city prefix):
+
+    requests.commands.v1 (6 partitions, key request_id)
+        -> agent `commands`: table `requests` (request + recent outcomes, changelog-backed)
+        -> requests.events.v1, requests.state.v1, and <app id>-summaries
+    <app id>-sla-ticks (6 partitions, key request_id, co-partitioned with the commands)
+        <- timer: requests whose next due time passed (minus the allowed lateness)
+        -> agent `ticks`: flags SLA breaches through the same table and outputs
+    <app id>-summaries (ONE partition, key request_id: the request without personal data)
+        -> agent `stats`: table `summaries` (latest version per request), StatsBook
+        -> requests.stats.v1 ("category:<c>", "opd:<code>") and the open/overdue gauges
+
+Statistics are aggregates over every partition. Each request's summary is repartitioned onto a
+dedicated single-partition internal topic, so exactly one worker of the group owns all of them
+and computes every category and OPD figure, with one worker or several; its table is
+changelog-backed and versions are compared, so redelivery after a crash counts nothing twice.
+
+The statistics roll over a window (REQUESTS_STATS_WINDOW_DAYS): the flush timer evicts finished
+requests whose last change is older (see core/stats.py) and writes a tombstone for each onto the
+summaries topic, so compaction shrinks it and a restart does not read them again. The stats
+agent reads its own tombstones back: it then drops the key from its table (its changelog
+shrinks too), or, if a newer version of the request arrived meanwhile (a reopen the tombstone
+overtook on the topic), writes that version again after the tombstone so compaction keeps it.
+
+Duplicate flagging needs the open requests of every partition: each worker also reads the
+summary topic from the beginning (no consumer group) into an in-memory index, besides adding
+its own writes at once, and starts processing commands once it has caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka.structs import TopicPartition
+from opentelemetry import trace
+
+from citizen_requests.adapters import metrics
+from citizen_requests.config import ServiceSettings, load_config
+from citizen_requests.core.duplicates import OpenRequestIndex
+from citizen_requests.core.ledger import Processed, process_command, process_tick, summary_of
+from citizen_requests.core.lifecycle import validate_envelope
+from citizen_requests.core.records import RequestRecord, decode_record, encode_record
+from citizen_requests.core.routing import RequestsConfig
+from citizen_requests.core.sla import next_due
+from citizen_requests.core.stats import Scope, StatsBook, stats_key
+from smartcity.codec import ProtoCodec, from_timestamp
+from smartcity.kafka import make_consumer
+from smartcity.settings import PlatformSettings
+from smartcity.streams import (
+    assigned_and_recovered,
+    create_app,
+    decoded,
+    faust_dead_letter_publisher,
+    observe_latency,
+    raw_topic,
+)
+from smartcity.topics import load_catalogue
+from smartcity.tracing import inject_headers
+from smartcity.v1 import requests_pb2 as pb
+
+SERVICE = "citizen-requests"
+COMMANDS = "requests.commands.v1"
+# At most this many requests leave the statistics window per flush (the rest at the next ones),
+# so the first pass over a long history does not hold the event loop.
+EVICTIONS_PER_FLUSH = 10_000
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(SERVICE)
+
+
+def _bytes_topic(app: faust.App, name: str, partitions: int, **options: Any) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=partitions, internal=True, **options)
+
+
+class RequestsWorker:
+    """The Faust app of the service, with its topics, tables, agents and timers."""
+
+    def __init__(self, settings: PlatformSettings, knobs: ServiceSettings, config: RequestsConfig) -> None:
+        self.settings, self.knobs, self.config = settings, knobs, config
+        metrics.initialise({name: category.opd for name, category in config.categories.items()})
+        # Faust wants a data directory even for in-memory tables: keep it out of the working tree.
+        datadir = Path(knobs.datadir)
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.app = create_app(settings, datadir=str(datadir / settings.group_id),
+                              broker_session_timeout=knobs.broker_session_timeout_s)
+        prefix, app = settings.topic_prefix, self.app
+        partitions = load_catalogue()[COMMANDS].partitions
+        self.commands = raw_topic(app, COMMANDS, prefix)
+        self.events = raw_topic(app, "requests.events.v1", prefix)
+        self.states = raw_topic(app, "requests.state.v1", prefix)
+        self.stats = raw_topic(app, "requests.stats.v1", prefix)
+        self.ticks_name = f"{settings.group_id}-sla-ticks"
+        self.ticks = _bytes_topic(app, self.ticks_name, partitions, retention=86400.0, deleting=True)
+        self.summaries_name = f"{settings.group_id}-summaries"
+        self.summaries = _bytes_topic(app, self.summaries_name, 1, compacting=True)
+        self.records = app.Table("requests", partitions=partitions, key_type=bytes, value_type=bytes)
+        self.summary_table = app.Table("summaries", partitions=1, key_type=bytes, value_type=bytes)
+        self.codec = ProtoCodec(pb.RequestCommand, validate_envelope)
+        self.dlq = faust_dead_letter_publisher(app, SERVICE)
+        # Both request agents touch the same records; one at a time keeps each read-apply-write
+        # and its outputs in order (state versions reach the compacted topic in order).
+        self.lock = asyncio.Lock()
+        self.index = OpenRequestIndex()
+        self.index_ready = asyncio.Event()
+        self.deadlines: dict[str, float] = {}
+        self.deadlines_stale = True
+        self.book: StatsBook | None = None
+        self._dirty: set[tuple[pb.StatsScope, str]] = set()
+        self._wire()
+
+    def _wire(self) -> None:
+        app = self.app
+        app.agent(self.commands, name=f"{SERVICE}.commands")(self._commands_agent)
+        app.agent(self.ticks, name=f"{SERVICE}.ticks")(self._ticks_agent)
+        app.agent(self.summaries, name=f"{SERVICE}.stats")(self._stats_agent)
+        app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
+        app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
+        app.timer(self.knobs.stats_flush_s)(self._flush_stats)
+        app.task(self._follow_summaries)
+        app.on_partitions_revoked.connect(self._on_rebalance)
+        app.on_partitions_assigned.connect(self._on_rebalance)
+
+    # ---- readiness and rebalances
+
+    def ready_now(self) -> bool:
+        """Tables recovered, not rebalancing, and the open-request index caught up.
+
+        Judged on the event loop (smartcity.streams.serve polls it there for /readyz)."""
+        return assigned_and_recovered(self.app) and self.index_ready.is_set()
+
+    async def _on_rebalance(self, sender: Any, tps: Any, **kwargs: Any) -> None:
+        # Partitions moved: what this worker derived from its tables must be derived again.
+        self.deadlines_stale = True
+        self.book = None
+        self._dirty = set()
+        metrics.clear_open_gauges()
+
+    def _owns_stats(self) -> bool:
+        return TopicPartition(self.summaries_name, 0) in self.app.assignor.assigned_actives()
+
+    # ---- commands
+
+    async def _commands_agent(self, stream: faust.StreamT) -> None:
+        await self._wait_for_index()
+        async for item in decoded(stream, self.codec, self.dlq, SERVICE):
+            command = item.value
+            if item.key != command.request_id:
+                # Keyed elsewhere, it would land on a partition that does not own the request.
+                await self.dlq.publish(item.record, f"message key {item.key!r} is not the command's "
+                                                    f"request_id {command.request_id!r}")
+                continue
+            with tracer.start_as_current_span("request.command", context=item.trace_context):
+                async with self.lock:
+                    processed = self._apply_command(command)
+                    await self._emit(command.request_id, processed)
+            observe_latency(SERVICE, item.record.topic, from_timestamp(command.issued_time))
+
+    def _load(self, request_id: str) -> RequestRecord | None:
+        raw = self.records.get(request_id.encode())
+        return decode_record(raw) if raw else None
+
+    def _apply_command(self, command: pb.RequestCommand) -> Processed:
+        category = command.submit.category if command.WhichOneof("action") == "submit" else ""
+        processed = process_command(self._load(command.request_id), command, self.config,
+                                    self.index.candidates(category), outcome_memory=self.knobs.outcome_memory,
+                                    history_limit=self.knobs.history_limit)
+        self._store(command.request_id, processed)
+        return processed
+
+    def _store(self, request_id: str, processed: Processed) -> None:
+        if processed.record_changed:
+            self.records[request_id.encode()] = encode_record(processed.record)
+        request = processed.record.request
+        if request is not None:
+            self.index.observe(request)
+            due = next_due(request)
+            if due is None:
+                self.deadlines.pop(request_id, None)
+            else:
+                self.deadlines[request_id] = due
+        metrics.record_outcome(processed, request)
+
+    async def _emit(self, request_id: str, processed: Processed) -> None:
+        key = request_id.encode()
+        headers = inject_headers()
+        for event in processed.events:
+            value = event.SerializeToString(deterministic=True)
+            await self.events.send(key=key, value=value, headers=headers)
+            if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and not processed.replayed:
+                log.info("SLA breached", extra={"fields": {
+                    "request_id": request_id, "category": event.request.category,
+                    "opd": event.request.opd_code, "kind": pb.SlaKind.Name(event.sla_breach.kind)}})
+        if processed.state is not None:
+            await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
+                                   headers=headers)
+            summary = summary_of(processed.state).SerializeToString(deterministic=True)
+            await self.summaries.send(key=key, value=summary)
+
+    # ---- SLA timer
+
+    async def _check_slas(self) -> None:
+        if not self.ready_now():
+            return
+        if self.deadlines_stale:
+            self._rebuild_deadlines()
+        # A command may arrive this late (event time) and still count as in time.
+        as_of = time.time() - self.knobs.sla_allowed_lateness_s
+        due = [request_id for request_id, when in self.deadlines.items() if when < as_of]
+        for request_id in due:
+            # Dropped until the tick is handled: the ticks agent puts the next due time back.
+            del self.deadlines[request_id]
+            await self.ticks.send(key=request_id.encode(), value=repr(as_of).encode())
+
+    def _rebuild_deadlines(self) -> None:
+        deadlines: dict[str, float] = {}
+        for key, raw in list(self.records.items()):
+            request = decode_record(raw).request
+            due = next_due(request) if request is not None else None
+            if due is not None:
+                deadlines[key.decode()] = due
+        self.deadlines, self.deadlines_stale = deadlines, False
+        log.info("SLA deadlines rebuilt: %d requests with a running SLA", len(deadlines))
+
+    async def _ticks_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                request_id, as_of = event.key.decode(), float(event.value)
+            except (AttributeError, UnicodeDecodeError, ValueError):
+                log.warning("ignoring a malformed SLA tick")
+                continue
+            async with self.lock:
+                processed = process_tick(self._load(request_id), as_of, self.knobs.history_limit)
+                self._store(request_id, processed)
+                await self._emit(request_id, processed)
+
+    # ---- statistics
+
+    async def _stats_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            if event.value is None:
+                await self._on_tombstone(await self._book(), event.key)
+                continue
+            try:
+                summary = pb.ServiceRequest.FromString(event.value)
+            except Exception:  # protobuf raises its own DecodeError; only this service writes here
+                log.warning("ignoring an undecodable request summary")
+                continue
+            book = await self._book()
+            if book.version_of(summary.request_id) >= summary.version:
+                continue  # redelivered or re-emitted: already counted
+            if book.expired(summary):
+                # An old version of a request that left the window (re-emitted by a replayed
+                # command, or redelivered): it stays out, and off the topic too.
+                await self.summaries.send(key=event.key, value=None)
+                continue
+            self.summary_table[event.key] = event.value
+            # Published by `_flush_stats` a moment later: a burst of changes to one category
+            # becomes one stats record instead of one per command.
+            self._dirty |= book.update(summary)
+
+    async def _on_tombstone(self, book: StatsBook, key: bytes) -> None:
+        """One of our tombstones, read back (value None: nothing to decode, nothing to dead-letter)."""
+        request_id = key.decode(errors="replace")
+        raw = self.summary_table.get(key)
+        if request_id in book and raw is not None:
+            # A newer version reached the topic before the tombstone and came back into the
+            # window (a reopen): compaction would keep the tombstone, so write it again after.
+            await self.summaries.send(key=key, value=raw)
+        elif raw is not None:
+            del self.summary_table[key]  # evicted: off the table and its changelog too
+
+    async def _book(self) -> StatsBook:
+        """The stats book, rebuilt from the summary table after a start or a rebalance."""
+        if self.book is None:
+            book = StatsBook(self.knobs.utc_offset_h, self.knobs.stats_window_days)
+            book.update_all(pb.ServiceRequest.FromString(raw) for raw in list(self.summary_table.values()))
+            self.book = book
+            log.info("request statistics rebuilt from %d requests", len(book))
+            # At once: this also sets the horizon before any further version is read.
+            await self._evict(book, limit=None)
+            await self._publish_stats(book, set(book.scopes()))
+        return self.book
+
+    async def _evict(self, book: StatsBook, limit: int | None = EVICTIONS_PER_FLUSH) -> set[Scope]:
+        """Takes the finished requests older than the window out of the book and off the topic."""
+        eviction = book.evict(time.time(), limit)
+        for request_id in eviction.request_ids:
+            await self.summaries.send(key=request_id.encode(), value=None)
+        if eviction.request_ids:
+            log.info("statistics window: %d finished requests left, %d requests in the book",
+                     len(eviction.request_ids), len(book))
+        return eviction.scopes
+
+    async def _publish_stats(self, book: StatsBook, scopes: set[tuple[pb.StatsScope, str]]) -> None:
+        now = time.time()
+        for scope in sorted(scopes):
+            stats = book.stats(scope, now).SerializeToString(deterministic=True)
+            await self.stats.send(key=stats_key(scope).encode(), value=stats)
+        metrics.set_open_gauges(book.open_by_pair, book.overdue_by_pair)
+
+    async def _flush_stats(self) -> None:
+        book = self.book
+        if book is None:
+            return
+        self._dirty |= await self._evict(book)
+        if not self._dirty or self.book is not book:  # a rebalance dropped the book meanwhile
+            return
+        dirty, self._dirty = self._dirty, set()
+        await self._publish_stats(book, dirty)
+
+    async def _refresh_stats(self) -> None:
+        """Republishes every figure: "today" rolls over at midnight even when nothing happens."""
+        if not self.ready_now() or not self._owns_stats():
+            return
+        if self.book is None:
+            await self._book()  # publishes everything itself
+            return
+        await self._publish_stats(self.book, set(self.book.scopes()))
+
+    # ---- the open-request index for duplicate flagging
+
+    async def _wait_for_index(self) -> None:
+        try:
+            await asyncio.wait_for(self.index_ready.wait(), self.knobs.index_catchup_timeout_s)
+        except TimeoutError:
+            log.warning("open-request index not caught up after %.0fs: duplicate flagging may miss "
+                        "requests of other workers for a while", self.knobs.index_catchup_timeout_s)
+            self.index_ready.set()
+
+    async def _follow_summaries(self) -> None:
+        """Reads every request summary (all workers' requests) into the open-request index."""
+        consumer = make_consumer(self.settings, group_id=None, client_id=f"{SERVICE}-index")
+        await consumer.start()
+        try:
+            await self._wait_for_topic(consumer)
+            tp = TopicPartition(self.summaries_name, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            if end == 0:
+                self.index_ready.set()
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=2000)
+                for record in batch.get(tp, []):
+                    self._observe_summary(record.value)
+                if not self.index_ready.is_set() and await consumer.position(tp) >= end:
+                    log.info("open-request index caught up: %d open requests", len(self.index))
+                    self.index_ready.set()
+        finally:
+            await consumer.stop()
+
+    async def _wait_for_topic(self, consumer: Any) -> None:
+        # Faust creates the topic when the stats agent subscribes, maybe after this task starts.
+        for _ in range(600):
+            if self.summaries_name in await consumer.topics():
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"topic {self.summaries_name} did not appear")
+
+    def _observe_summary(self, raw: bytes | None) -> None:
+        if raw is None:
+            return
+        try:
+            self.index.observe(pb.ServiceRequest.FromString(raw))
+        except Exception:
+            log.warning("ignoring an undecodable request summary")
+
+
+def build_worker() -> RequestsWorker:
+    """The worker as configured by the environment (see config.py and smartcity.settings)."""
+    settings = PlatformSettings.from_env(SERVICE, default_metrics_port=9103)
+    return RequestsWorker(settings, ServiceSettings.from_env(), load_config())
+

@@ -1,0 +1,1 @@
+"""Simulated citizens and OPD staff: their behaviour, the command builders, the simulator process."""

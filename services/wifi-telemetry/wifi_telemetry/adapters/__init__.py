@@ -1,0 +1,1 @@
+"""Kafka/Faust wiring, message translation (protobuf <-> core types) and metrics."""

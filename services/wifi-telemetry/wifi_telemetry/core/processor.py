@@ -1,0 +1,233 @@
+"""Applies telemetry and sessions of one site to its state in a key-value store.
+
+The store is a Faust table in the service and a dict in tests (and in the tests' expectation),
+so the same code decides both. Records, all keyed by entity:
+
+    ap/<ap_id>                          AccessPointState (domain.py)
+    site/<site_id>                      SiteState (windows.py)
+    d/<site>/<u|s>/<window:start>/<n>   one shard of a distinct-member set
+
+Crash safety without transactions: all records of a site live in one changelog partition (the
+input is keyed by site), Kafka keeps a partition's writes in order and the worker commits an
+input offset only after its writes are flushed. Each event therefore writes in an order where
+any prefix that survives a crash is consistent, and a replay of the event finds either nothing
+or its effect already there:
+
+- telemetry: the site record (made from the AP's *new* state, only max/replace updates) is
+  written before the AP record (which carries the applied seq). A replay of a seq whose AP
+  record survived is a duplicate; one whose AP record was lost recomputes the same values;
+- sessions: the site record (window index) first, then set additions, which are idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from smartcity.health import HealthChange
+from smartcity.ordering import Arrival
+from wifi_telemetry.config import WifiConfig
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.windows import (
+    SESSIONS,
+    USERS,
+    SiteState,
+    distinct_key,
+    distinct_keys,
+    minute_parents,
+    newest,
+    open_for,
+    session_member,
+    shard_of,
+    split_bucket_key,
+    user_member,
+    windows_of,
+)
+
+AP_PREFIX = "ap/"
+SITE_PREFIX = "site/"
+DISTINCT_PREFIX = "d/"
+
+CONNECT = "connect"
+DISCONNECT = "disconnect"
+
+
+class Store(Protocol):
+    """The part of a mapping the processor uses (a Faust table or a dict)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
+
+    def __delitem__(self, key: str) -> None: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+def ap_key(ap_id: str) -> str:
+    return AP_PREFIX + ap_id
+
+
+def site_key(site_id: str) -> str:
+    return SITE_PREFIX + site_id
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A client joining or leaving an AP, its client already hashed."""
+
+    ap_id: str
+    site_id: str
+    kind: str
+    client_hash: str
+    t: float
+    session_id: str
+    rx: int = 0
+    tx: int = 0
+
+
+@dataclass
+class TelemetryResult:
+    outcome: Arrival
+    state: AccessPointState
+    changes: list[HealthChange] = field(default_factory=list)
+    reboots: int = 0
+    skipped_gaps: int = 0
+
+
+@dataclass
+class SessionResult:
+    outcome: str  # "applied", "duplicate" or "late"
+    late_windows: int = 0
+
+
+class SiteProcessor:
+    """The event handlers of the by-site stage, over any `Store`."""
+
+    def __init__(self, config: WifiConfig, store: Store) -> None:
+        self.config = config
+        self.model = AccessPointModel(config)
+        self.store = store
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def load_ap(self, ap_id: str) -> AccessPointState | None:
+        raw = self.store.get(ap_key(ap_id))
+        return None if raw is None else self.model.load(raw)
+
+    def load_site(self, site_id: str) -> SiteState:
+        raw = self.store.get(site_key(site_id))
+        return SiteState(site_id) if raw is None else SiteState.from_dict(raw)
+
+    def distinct_count(self, site_id: str, kind: str, key: str) -> int:
+        total = 0
+        for shard in distinct_keys(site_id, kind, key):
+            record = self.store.get(shard)
+            if record is not None:
+                total += len(record["m"])
+        return total
+
+    # -- telemetry -----------------------------------------------------------------------------
+
+    def on_telemetry(self, sample: Sample, partition: int = -1) -> TelemetryResult:
+        raw = self.store.get(ap_key(sample.ap_id))
+        state = self.model.new_state(sample) if raw is None else self.model.load(raw)
+        state.partition = partition
+        offer = self.model.offer(state, sample)
+        result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps)
+        if offer.outcome is Arrival.DUPLICATE:
+            return result
+        if offer.outcome is Arrival.APPLIED:
+            self._update_site(state, offer.retired, offer.peak_minutes, partition)
+        self.store[ap_key(state.ap_id)] = state.to_dict()
+        return result
+
+    def _update_site(self, state: AccessPointState, retired: dict[str, list[int]],
+                     peak_minutes: set[str], partition: int) -> None:
+        site = self.load_site(state.site_id)
+        changed = site.add_ap(state.ap_id)
+        changed |= site.keep_closed(state.ap_id, retired)
+        for minute in sorted(peak_minutes):
+            total = self._minute_clients(site, minute, state)
+            for key in minute_parents(minute, self.config.tz_offset_s):
+                changed |= site.raise_peak(key, total)
+        changed |= self._prune(site, state.last_seen)
+        if changed or site.partition != partition:
+            site.partition = partition
+            self.store[site_key(site.site_id)] = site.to_dict()
+
+    def _minute_clients(self, site: SiteState, minute: str, current: AccessPointState) -> int:
+        """Sum over the site's APs of their highest client count in that minute."""
+        total = 0
+        for ap_id in site.aps:
+            if ap_id == current.ap_id:
+                totals = current.buckets.get(minute)
+            else:
+                other = self.store.get(ap_key(ap_id))
+                totals = None if other is None else other.get("b", {}).get(minute)
+            total += int(totals[2]) if totals else 0
+        return total
+
+    def _prune(self, site: SiteState, now: float | None) -> bool:
+        if now is None:
+            return False
+        changed, gone = site.prune(now, self.config.allowed_lateness_s)
+        for key in gone:
+            for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
+                if shard in self.store:
+                    del self.store[shard]
+        return changed
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def site_time(self, site: SiteState) -> float | None:
+        """The newest event time the site's APs reported (the site's watermark)."""
+        return newest(self._last_seen(ap_id) for ap_id in site.aps)
+
+    def _last_seen(self, ap_id: str) -> float | None:
+        raw = self.store.get(ap_key(ap_id))
+        if raw is None:
+            return None
+        seen = raw["h"].get("ls")
+        return None if seen is None else float(seen)
+
+    def on_session(self, session: SessionEvent, partition: int = -1) -> SessionResult:
+        site = self.load_site(session.site_id)
+        # Only stored times move the watermark: a replay then sees the same or a later one.
+        seen = self.site_time(site)
+        now = session.t if seen is None else seen
+        keys = [k for k in windows_of(session.t, self.config.tz_offset_s)
+                if open_for(k, now, self.config.allowed_lateness_s)]
+        late = 3 - len(keys)
+        changed = any([site.note_distinct(k) for k in keys])
+        changed |= self._prune(site, now)
+        if changed or site.partition != partition:
+            site.partition = partition
+            self.store[site_key(site.site_id)] = site.to_dict()
+        added = 0
+        for key in keys:
+            added += self._add_member(site.site_id, USERS, key, user_member(session.client_hash))
+            if session.kind == CONNECT:
+                added += self._add_member(site.site_id, SESSIONS, key,
+                                          session_member(session.ap_id, session.session_id))
+        if not keys:
+            return SessionResult("late", late)
+        return SessionResult("applied" if added else "duplicate", late)
+
+    def _add_member(self, site_id: str, kind: str, key: str, member: str) -> int:
+        window, _ = split_bucket_key(key)
+        shard = distinct_key(site_id, kind, key, shard_of(member, window))
+        record = self.store.get(shard)
+        members: list[str] = [] if record is None else list(record["m"])
+        if member in members:
+            return 0
+        members.append(member)
+        self.store[shard] = {"m": members}
+        return 1
+
+
+def iter_records(items: Iterator[tuple[Any, Any]], prefix: str) -> Iterator[tuple[str, Any]]:
+    for key, value in items:
+        if isinstance(key, str) and key.startswith(prefix) and value is not None:
+            yield key, value

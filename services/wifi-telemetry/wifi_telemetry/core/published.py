@@ -1,0 +1,129 @@
+"""What the service publishes, computed from the stored state (pure Python).
+
+The stored state only ever reflects the input events, so a replay rebuilds it exactly. What
+depends on the wall clock is added here, when publishing: an AP whose last heartbeat is older
+than the heartbeat tolerance is shown CRITICAL ("no heartbeat for ...") with no clients and no
+traffic, and the time since then counts as down in its availability. Publishing is idempotent:
+the outputs go to compacted topics keyed by entity, so publishing the same view again is
+harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from smartcity.health import DAY, HOUR, WEEK, Availability, DeviceHealth, Health, HealthChange, Reason
+from wifi_telemetry.config import WINDOW_SIZES
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState
+from wifi_telemetry.core.windows import SiteState, kept_for, split_bucket_key
+
+
+@dataclass(frozen=True)
+class ApView:
+    """An AP as published: its stored state plus the live silence check."""
+
+    state: AccessPointState
+    health: Health
+    reasons: tuple[Reason, ...]
+    health_since: float
+    silent: bool
+    clients: int
+    rx_bps: float
+    tx_bps: float
+    availability: Availability
+    # The time availability is measured up to: the last heartbeat, or now when silent.
+    as_of: float
+
+    def availability_ratios(self) -> tuple[float, float, float]:
+        return tuple(self.availability.ratio(self.as_of, w) for w in (HOUR, DAY, WEEK))  # type: ignore[return-value]
+
+    def up_seconds(self, start: float, end: float) -> tuple[float, float]:
+        """(seconds up, seconds observed) of this AP inside [start, end)."""
+        first = self.state.first_seen
+        if first is None:
+            return 0.0, 0.0
+        hi, lo = min(end, self.as_of), max(start, first)
+        if hi <= lo:
+            return 0.0, 0.0
+        return self.availability.ratio(hi, hi - start) * (hi - lo), hi - lo
+
+
+def ap_view(model: AccessPointModel, state: AccessPointState, now: float | None = None) -> ApView:
+    """The view of `state`; with `now` (wall clock) a long silence shows as CRITICAL."""
+    seen = state.last_seen
+    tolerance = model.health.heartbeat_tolerance_s
+    if now is None or seen is None or now - seen <= tolerance:
+        return ApView(state, state.health.health, state.health.reasons(), state.health.health_since,
+                      False, state.clients, state.rx_bps, state.tx_bps, state.availability,
+                      seen if seen is not None else 0.0)
+    health = DeviceHealth.from_dict(state.health.to_dict(), model.specs, tolerance)
+    health.check_silence(now)
+    availability = Availability.from_dict(state.availability.to_dict())
+    availability.record(seen + tolerance, Health.CRITICAL)
+    return ApView(state, health.health, health.reasons(), health.health_since, True, 0, 0.0, 0.0,
+                  availability, now)
+
+
+def change_view(state: AccessPointState, change: HealthChange) -> ApView:
+    """The view right after one health change (several can come from one heartbeat)."""
+    return ApView(state, change.after, change.reasons, change.at, False, state.clients, state.rx_bps,
+                  state.tx_bps, state.availability, state.last_seen or change.at)
+
+
+@dataclass(frozen=True)
+class SiteStats:
+    site_id: str
+    window: str
+    start: int
+    end: int
+    unique_users: int
+    peak_clients: int
+    clients_now: int
+    rx_bytes: int
+    tx_bytes: int
+    availability_ratio: float
+    access_points_total: int
+    access_points_up: int
+    sessions_started: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.site_id}:{self.window}"
+
+
+def site_windows(site: SiteState, views: Mapping[str, ApView], window: str, lateness_s: float) -> list[str]:
+    """The site's windows of one size still kept, oldest first (the last is the current one)."""
+    keys = {k for k in site.windows() if k.startswith(window + ":")}
+    for view in views.values():
+        keys |= {k for k in view.state.buckets if k.startswith(window + ":")}
+    now = max((v.state.last_seen or 0.0 for v in views.values()), default=0.0)
+    return sorted((k for k in keys if kept_for(k, now, lateness_s)), key=lambda k: split_bucket_key(k)[1])
+
+
+def site_stats(site: SiteState, views: Mapping[str, ApView], key: str, unique_users: int,
+               sessions_started: int) -> SiteStats:
+    """The statistics of window `key` of a site from its state and its APs' views."""
+    window, start = split_bucket_key(key)
+    end = start + WINDOW_SIZES[window]
+    rx = tx = 0
+    up = observed = 0.0
+    for ap_id in site.aps:
+        view = views.get(ap_id)
+        totals = view.state.buckets.get(key) if view is not None else None
+        if totals is None:
+            totals = site.closed.get(key, {}).get(ap_id)
+        if totals:
+            rx, tx = rx + int(totals[0]), tx + int(totals[1])
+        if view is not None:
+            ap_up, ap_observed = view.up_seconds(start, end)
+            up, observed = up + ap_up, observed + ap_observed
+    present = [views[a] for a in site.aps if a in views]
+    return SiteStats(
+        site_id=site.site_id, window=window, start=start, end=end, unique_users=unique_users,
+        peak_clients=site.peaks.get(key, 0), clients_now=sum(v.clients for v in present),
+        rx_bytes=rx, tx_bytes=tx, availability_ratio=up / observed if observed > 0 else 1.0,
+        access_points_total=len(present),
+        access_points_up=sum(1 for v in present if v.health != Health.CRITICAL),
+        sessions_started=sessions_started,
+    )

@@ -1,0 +1,132 @@
+"""The edge of the system: what a collector next to the AP fleet runs (and the simulator too).
+
+A collector polls its controllers (SNMP, the vendor API, syslog of the captive portal...) and
+hands each observation to this module as a plain dict, a *reading*. This module hashes the
+client MAC (HMAC-SHA256 under WIFI_CLIENT_HASH_SALT), builds the protobuf event of the
+contract and produces it, keyed by ap_id, to the real topic. Nothing past `session_from_reading`
+ever sees the raw MAC: not Kafka, not the logs.
+
+Telemetry reading (one heartbeat of one AP)::
+
+    {"ap_id": "ap-alun-alun-01", "site_id": "alun-alun", "seq": 1042,
+     "observed_time": 1764300000.0,          # epoch seconds (float) of the observation
+     "uptime_seconds": 86400, "cpu_percent": 23.5, "memory_percent": 61.0, "clients": 37,
+     "rx_bytes": 123456789, "tx_bytes": 987654321,   # monotonic since boot
+     "radios": [{"band": "5GHz", "channel": 36, "noise_dbm": -92,
+                 "channel_utilization_ratio": 0.31, "clients": 25}],
+     "firmware": "OpenWrt 23.05.3", "name": "Alun-Alun Purbalingga AP 1",
+     "latitude": -7.3883, "longitude": 109.3639}
+
+Session reading (a client joined or left)::
+
+    {"ap_id": "ap-alun-alun-01", "site_id": "alun-alun", "kind": "connect" | "disconnect",
+     "client_mac": "a4:5e:60:12:34:56", "event_time": 1764300003.2, "session_id": "9f2c...",
+     "rx_bytes": 0, "tx_bytes": 0}              # session totals, on disconnect
+
+`seq` must be strictly increasing per AP, across reboots (a persistent counter, or e.g. the
+collector's clock in milliseconds); a retried reading keeps its seq so the service drops the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from smartcity import topic_names
+from smartcity.codec import to_timestamp
+from smartcity.kafka import make_producer
+from smartcity.settings import PlatformSettings
+from smartcity.topics import load_catalogue
+from smartcity.v1 import common_pb2, wifi_pb2
+from wifi_telemetry.core.privacy import ClientHasher
+
+_SESSION_KINDS = {"connect": wifi_pb2.SESSION_EVENT_KIND_CONNECT,
+                  "disconnect": wifi_pb2.SESSION_EVENT_KIND_DISCONNECT}
+
+
+def telemetry_from_reading(reading: Mapping[str, Any]) -> wifi_pb2.ApTelemetry:
+    """Builds the ApTelemetry of a reading (KeyError/ValueError when it lacks what it needs)."""
+    message = wifi_pb2.ApTelemetry(
+        ap_id=str(reading["ap_id"]), site_id=str(reading["site_id"]), seq=int(reading["seq"]),
+        observed_time=to_timestamp(float(reading["observed_time"])),
+        uptime_seconds=int(reading.get("uptime_seconds", 0)),
+        cpu_percent=float(reading.get("cpu_percent", 0.0)),
+        memory_percent=float(reading.get("memory_percent", 0.0)),
+        clients=int(reading.get("clients", 0)), rx_bytes=int(reading.get("rx_bytes", 0)),
+        tx_bytes=int(reading.get("tx_bytes", 0)), firmware=str(reading.get("firmware", "")),
+        name=str(reading.get("name", "")),
+    )
+    if "latitude" in reading and "longitude" in reading:
+        message.location.CopyFrom(common_pb2.GeoPoint(latitude=float(reading["latitude"]),
+                                                      longitude=float(reading["longitude"])))
+    for radio in reading.get("radios", ()):
+        message.radios.add(
+            band=str(radio.get("band", "")), channel=int(radio.get("channel", 0)),
+            noise_dbm=int(radio.get("noise_dbm", 0)),
+            channel_utilization_ratio=float(radio.get("channel_utilization_ratio", 0.0)),
+            clients=int(radio.get("clients", 0)),
+        )
+    return message
+
+
+def session_from_reading(reading: Mapping[str, Any], hasher: ClientHasher) -> wifi_pb2.ClientSession:
+    """Builds the ClientSession of a reading, the MAC replaced by its keyed hash."""
+    kind = _SESSION_KINDS.get(str(reading["kind"]))
+    if kind is None:
+        raise ValueError("kind must be 'connect' or 'disconnect'")
+    return wifi_pb2.ClientSession(
+        ap_id=str(reading["ap_id"]), site_id=str(reading["site_id"]), kind=kind,
+        client_hash=hasher.hash(str(reading["client_mac"])),
+        event_time=to_timestamp(float(reading["event_time"])),
+        rx_bytes=int(reading.get("rx_bytes", 0)), tx_bytes=int(reading.get("tx_bytes", 0)),
+        session_id=str(reading["session_id"]),
+    )
+
+
+class EdgeCollector:
+    """Produces readings as contract events: idempotent producer, acks=all, key ap_id."""
+
+    def __init__(self, settings: PlatformSettings, hasher: ClientHasher | None = None,
+                 producer: AIOKafkaProducer | None = None) -> None:
+        catalogue = load_catalogue()
+        self.hasher = hasher or ClientHasher.from_env()
+        self.telemetry_topic = catalogue[topic_names.WIFI_AP_TELEMETRY].full_name(settings.topic_prefix)
+        self.sessions_topic = catalogue[topic_names.WIFI_CLIENT_SESSIONS].full_name(settings.topic_prefix)
+        self._producer = producer or make_producer(settings)
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def start(self) -> EdgeCollector:
+        await self._producer.start()
+        return self
+
+    async def stop(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+
+    async def send_telemetry(self, reading: Mapping[str, Any]) -> None:
+        await self.send_telemetry_message(telemetry_from_reading(reading))
+
+    async def send_session(self, reading: Mapping[str, Any]) -> None:
+        await self.send_session_message(session_from_reading(reading, self.hasher))
+
+    async def send_telemetry_message(self, message: wifi_pb2.ApTelemetry) -> None:
+        await self._send(self.telemetry_topic, message.ap_id, message.SerializeToString(deterministic=True))
+
+    async def send_session_message(self, message: wifi_pb2.ClientSession) -> None:
+        await self._send(self.sessions_topic, message.ap_id, message.SerializeToString(deterministic=True))
+
+    async def _send(self, topic: str, key: str, value: bytes) -> None:
+        self._pending.append(await self._producer.send(topic, value=value, key=key.encode()))
+        if len(self._pending) >= 1000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Waits until the broker acknowledged everything sent so far (raises on failure)."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
