@@ -5,7 +5,8 @@
 
 For each size, under a fresh topic prefix on the real broker:
 1. history: that many closed requests, six lifecycle events each on requests.events.v1 as
-   citizen-requests writes them (the request after the event, its history so far), in event-time
+   citizen-requests writes them (the request after the event, its history so far, the reporter's
+   contact sealed), in event-time
    order (requests overlap in time, as in a city's year), and each request's final state on
    requests.state.v1 (what compaction leaves); a device fleet (AP and camera statuses, site
    stats, some incidents). Produced by partition with aiokafka's batch API, keys hashed as the
@@ -122,7 +123,15 @@ class History:
             description="Jalan berlubang di depan pasar, membahayakan pengendara motor pada malam hari.",
             address="Jl. Jenderal Sudirman No. 12, Purbalingga",
             location=common_pb2.GeoPoint(latitude=-7.3867, longitude=109.3655),
-            reporter=RS.Reporter(name="Siti Aminah", phone="+62 812 0000 0000", email="siti@example.id"),
+            # The contact sealed as the gateway seals it (sizes of AES-256-GCM over a name, a
+            # phone and an e-mail); the store keeps it once per request and never opens it.
+            encrypted_reporter=RS.EncryptedContact(
+                subject_id="s" * 64,
+                data_key_id="dk-" + "0" * 32,
+                algorithm="AES-256-GCM",
+                nonce=b"\x00" * 12,
+                ciphertext=b"\x5a" * 80,
+            ),
             submitted_by_client="citizen-portal",
             assignee="tim-lapangan-1" if k >= 2 else "",
         )
