@@ -51,17 +51,9 @@ class ContactGate:
         """A submit was rejected: its contact must not outlive the rejection."""
         if await self.vault.discard(sealed, requests):
             self.count_erasures("rejected")
-            await self.record_audit(
-                audit.contact_destroyed(
-                    requests_pb2.AUDIT_ACTION_CONTACT_DISCARDED,
-                    client_id=self.actor,
-                    opd_code="",
-                    request_ids=[],
-                    reason="the submit was rejected",
-                    method="SubmitRequest",
-                    now=self.clock(),
-                )
-            )
+            await self.record_audit(audit.contact_destroyed(
+                requests_pb2.AUDIT_ACTION_CONTACT_DISCARDED, client_id=self.actor, opd_code="",
+                request_ids=[], reason="the submit was rejected", method="SubmitRequest", now=self.clock()))
 
     async def shown(self, p: Principal, method: str, requests: Sequence[Any]) -> list[Any]:
         """The requests as this caller may see them; what carried contact data is audited
@@ -75,12 +67,8 @@ class ContactGate:
         if revealed:
             now = self.clock()
             # One event per request and answer (an event trail shows the same request often).
-            await self.record_audit(
-                [
-                    audit.contact_read(p.client_id, p.opd_code, rid, method, now)
-                    for rid in dict.fromkeys(revealed)
-                ]
-            )
+            await self.record_audit([audit.contact_read(p.client_id, p.opd_code, rid, method, now)
+                                     for rid in dict.fromkeys(revealed)])
             self.count_reads(p.client_id, method, len(set(revealed)))
         return answers
 
@@ -105,23 +93,14 @@ class ContactGate:
     def subject_of_contact(self, reporter: Any) -> str | None:
         return self.vault.subject_of(reporter)
 
-    async def erase(
-        self, p: Principal, subject_id: str, requests: Iterable[Any], reason: str, method: str
-    ) -> tuple[bool, list[str]]:
+    async def erase(self, p: Principal, subject_id: str, requests: Iterable[Any], reason: str,
+                    method: str) -> tuple[bool, list[str]]:
         """Destroys a subject's data keys; (whether any was left, the requests it covered)."""
         request_ids = requests_of_subject(requests, subject_id)
         destroyed = await self.vault.erase(subject_id)
         if destroyed:
             self.count_erasures("request")
-            await self.record_audit(
-                audit.contact_destroyed(
-                    requests_pb2.AUDIT_ACTION_CONTACT_ERASED,
-                    client_id=p.client_id,
-                    opd_code=p.opd_code,
-                    request_ids=request_ids,
-                    reason=reason,
-                    method=method,
-                    now=self.clock(),
-                )
-            )
+            await self.record_audit(audit.contact_destroyed(
+                requests_pb2.AUDIT_ACTION_CONTACT_ERASED, client_id=p.client_id, opd_code=p.opd_code,
+                request_ids=request_ids, reason=reason, method=method, now=self.clock()))
         return destroyed, request_ids
