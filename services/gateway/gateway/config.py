@@ -15,7 +15,11 @@
     GATEWAY_SNAPSHOT_MIN_INTERVAL_S shortest allowed WatchCitySnapshot interval (1)
     GATEWAY_SNAPSHOT_CACHE_S        reuse a computed snapshot while the views are unchanged, up to (1)
     GATEWAY_MAX_RESOLVED_INCIDENTS  resolved incidents kept in memory (10000)
-    GATEWAY_MAX_EVENTS_PER_REQUEST  audit events kept in memory per request (1000)
+    GATEWAY_STORE_PATH              the history store's SQLite file, one per process
+                                    (.local/gateway/history.sqlite3)
+    GATEWAY_STORE_CACHE_MIB         the store's page cache (32; readers get a quarter)
+    GATEWAY_STORE_CHECK_AT_OPEN_MIB a store up to this size is page-checked before it is used;
+                                    a larger one while the gateway serves (256)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
     GATEWAY_MAX_CONNECTION_AGE_S    a connection older than this gets GOAWAY, so clients reconnect
                                     and long watch streams spread over replicas added since (300)
@@ -69,7 +73,9 @@ class GatewayConfig:
     snapshot_min_interval_s: float = ApiLimits.snapshot_min_interval_s
     snapshot_cache_s: float = ApiLimits.snapshot_cache_s
     max_resolved_incidents: int = Views.max_resolved_incidents
-    max_events_per_request: int = Views.max_events_per_request
+    store_path: Path = Path(".local/gateway/history.sqlite3")
+    store_cache_mib: int = 32
+    store_check_at_open_mib: int = 256
     shutdown_grace_s: float = 10.0
     # Connection lifetime: without it a watch stream stays on the replica it first reached, and
     # replicas added by a scale-out get no watchers. gRPC core adds +-10 % jitter to the age.
@@ -136,11 +142,14 @@ class GatewayConfig:
             "keepalive_time_s",
             "keepalive_timeout_s",
             "keepalive_min_client_ping_s",
+            "store_cache_mib",
         )
         for name in positive:
             value = getattr(self, name)
             if value <= 0:
                 raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
+        if self.store_path in (Path(""), Path(".")) or self.store_path.is_dir():
+            raise SettingsError(f"GATEWAY_STORE_PATH must name a file, got {str(self.store_path)!r}")
         if self.snapshot_interval_s < self.snapshot_min_interval_s:
             raise SettingsError("GATEWAY_SNAPSHOT_INTERVAL_S is below GATEWAY_SNAPSHOT_MIN_INTERVAL_S")
         # The secrets are read now, so a missing or malformed one stops the process at once.
@@ -165,7 +174,9 @@ ENV_VARIABLES = {
     "snapshot_min_interval_s": "GATEWAY_SNAPSHOT_MIN_INTERVAL_S",
     "snapshot_cache_s": "GATEWAY_SNAPSHOT_CACHE_S",
     "max_resolved_incidents": "GATEWAY_MAX_RESOLVED_INCIDENTS",
-    "max_events_per_request": "GATEWAY_MAX_EVENTS_PER_REQUEST",
+    "store_path": "GATEWAY_STORE_PATH",
+    "store_cache_mib": "GATEWAY_STORE_CACHE_MIB",
+    "store_check_at_open_mib": "GATEWAY_STORE_CHECK_AT_OPEN_MIB",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
     "max_connection_age_s": "GATEWAY_MAX_CONNECTION_AGE_S",
     "max_connection_age_grace_s": "GATEWAY_MAX_CONNECTION_AGE_GRACE_S",
@@ -180,6 +191,8 @@ def _read(variable: str, default: Any) -> Any:
         return env_float(variable, default)
     if isinstance(default, int):
         return env_int(variable, default)
+    if isinstance(default, Path):
+        return Path(env_str(variable, str(default)))
     return env_str(variable, default)
 
 

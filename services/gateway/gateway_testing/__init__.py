@@ -5,9 +5,11 @@ bench/bench_gateway.py share.
     process        the gateway as a child process, its test tokens, stubs, waiting helpers
     fake_requests  a stand-in citizen-requests service on the real request ledger
     in_memory      the API in memory on that ledger, without Kafka (make_api)
+    history        a request read model on a temporary history store, fed without Kafka
 """
 
 from gateway_testing.fake_requests import FakeRequestsService
+from gateway_testing.history import FedHistory
 from gateway_testing.messages import (
     CRITICAL,
     OK,
@@ -44,6 +46,7 @@ __all__ = [
     "RS",
     "TEST_TOKENS",
     "FakeRequestsService",
+    "FedHistory",
     "GatewayProcess",
     "GatewayStarter",
     "Stubs",

@@ -4,7 +4,9 @@ request ledger (through `FakeRequestsService.decide`) without Kafka."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from gateway.core.contacts import ContactGate
 from gateway.core.fanout import Hub
 from gateway.core.views import Views
 from gateway_testing.fake_requests import FakeRequestsService
+from gateway_testing.history import FedHistory
 from gateway_testing.messages import service_request
 from smartcity.personal_data.config import ACTIVE_KEK_VAR, KEYRING_VAR, SALT_VAR, PersonalDataSettings
 from smartcity.personal_data.keystore import record_key
@@ -57,14 +60,16 @@ def make_api(send_delay: float = 0.0, max_streams_per_client: int = 2) -> tuple[
     """A ready Api whose commands are answered `send_delay` seconds after they are sent."""
     fake = FakeRequestsService("unused", "unused")
     views = Views()
+    directory = Path(tempfile.mkdtemp(prefix="gateway-api-"))
+    history = FedHistory(directory, views)
     gate, trail = contact_gate()
 
     async def send(request_id: str, command: Any) -> None:
         events, _ = fake.decide(command)
 
         def deliver() -> None:
+            history.feed("events", *events)  # committed before the outcomes go out
             for event in events:
-                views.apply_event(event)
                 bus.on_event(event)
 
         asyncio.get_running_loop().call_later(send_delay, deliver)
@@ -75,11 +80,14 @@ def make_api(send_delay: float = 0.0, max_streams_per_client: int = 2) -> tuple[
         bus,
         Hub(capacity=10),
         Hub(capacity=10),
+        history,
         gate,
         ApiLimits(command_timeout_s=1.0, max_streams_per_client=max_streams_per_client),
     )
     api.ready = True
     TRAILS[id(api)] = trail
+    weakref.finalize(api, history.store.close)
+    weakref.finalize(api, shutil.rmtree, directory, True)
     return api, fake
 
 

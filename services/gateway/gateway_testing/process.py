@@ -119,9 +119,12 @@ def make_starter(bootstrap: str, logs: Path, started: list[ServiceProcess]) -> G
     ) -> GatewayProcess:
         port = port or free_port()
         metrics_port = free_port()
+        name = f"gateway-{len(started)}-{uuid.uuid4().hex[:6]}"
         full_env = (
             os.environ
             | {
+                # Each process its own history store (a test passes one to restart on it).
+                "GATEWAY_STORE_PATH": str(logs / f"{name}.sqlite3"),
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "SMARTCITY_TOPIC_PREFIX": prefix,
                 "LOG_FORMAT": "text",
@@ -139,7 +142,7 @@ def make_starter(bootstrap: str, logs: Path, started: list[ServiceProcess]) -> G
         proc = ServiceProcess(
             [sys.executable, "-m", "gateway"],
             full_env,
-            logs / f"gateway-{len(started)}-{uuid.uuid4().hex[:6]}.log",
+            logs / f"{name}.log",
         ).start()
         started.append(proc)
         cert = full_env.get("GATEWAY_TLS_CERT_FILE")

@@ -12,7 +12,7 @@ import pytest
 from gateway.core.api import Api
 from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
 from gateway.core.errors import ApiError, ErrorKind
-from gateway_testing import CRITICAL, ap, camera, incident, service_request
+from gateway_testing import CRITICAL, FedHistory, ap, camera, incident, service_request
 from gateway_testing.in_memory import SIT, TRAILS, make_api, sealed_request
 from smartcity.v1 import gateway_pb2, requests_pb2
 
@@ -46,9 +46,12 @@ def error_of(call: Callable[[], object]) -> ApiError:
 
 
 def seed_requests(api: Api) -> None:
-    api.views.apply_request(sealed_request(api, "r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"))
-    api.views.apply_request(
-        sealed_request(api, "r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app")
+    history = api.history
+    assert isinstance(history, FedHistory)
+    history.feed(
+        "requests",
+        sealed_request(api, "r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"),
+        sealed_request(api, "r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app"),
     )
 
 
@@ -136,12 +139,15 @@ def test_opd_sees_its_requests_with_reporter_others_without() -> None:
     assert err.kind is ErrorKind.PERMISSION_DENIED and "BPBD" in err.message
     assert error_of(lambda: get(PORTAL, "r-bpbd")).kind is ErrorKind.PERMISSION_DENIED
     assert error_of(lambda: get(DPMPTSP, "r-missing")).kind is ErrorKind.NOT_FOUND
-    # The view holds the envelope only; every reveal is on the audit trail, nothing else is.
-    assert not api.views.requests["r-dpm"].HasField("reporter")
-    assert api.views.requests["r-dpm"].encrypted_reporter.ciphertext
+    # The store holds the envelope only; every reveal is on the audit trail, nothing else is.
+    stored = api.history.get("r-dpm")
+    assert stored is not None and not stored.HasField("reporter")
+    assert stored.encrypted_reporter.ciphertext
     trail = TRAILS[id(api)]
     assert [(e.client_id, e.request_id, e.method) for e in trail] == [
-        ("dpmptsp-app", "r-dpm", "GetRequest"), ("bpbd-app", "r-bpbd", "GetRequest")]
+        ("dpmptsp-app", "r-dpm", "GetRequest"),
+        ("bpbd-app", "r-bpbd", "GetRequest"),
+    ]
     assert all(e.action == RS.AUDIT_ACTION_CONTACT_READ for e in trail)
 
 
@@ -161,8 +167,9 @@ def test_listing_shows_only_visible_requests() -> None:
     err = error_of(lambda: ids(DPMPTSP, opd_code="BPBD"))
     assert err.kind is ErrorKind.PERMISSION_DENIED and "requests:read:all" in err.message
     everything = settled(api.list_requests(CENTER, gateway_pb2.ListRequestsRequest())).requests
-    assert all(not r.HasField("reporter") and r.contact_data == RS.CONTACT_DATA_STATE_AVAILABLE
-               for r in everything)
+    assert all(
+        not r.HasField("reporter") and r.contact_data == RS.CONTACT_DATA_STATE_AVAILABLE for r in everything
+    )
 
 
 async def test_submit_then_transitions_then_comment() -> None:
@@ -195,7 +202,8 @@ async def test_submit_then_transitions_then_comment() -> None:
     done = await api.transition_request(DPMPTSP, ack, None)
     assert done.request.status == RS.REQUEST_STATUS_ACKNOWLEDGED and done.event.version == 2
     assert done.request.reporter.phone == "0812345"  # the routed OPD sees the reporter
-    assert api.views.requests[request_id].version == 2  # read-your-writes: the view has it already
+    stored = api.history.get(request_id)
+    assert stored is not None and stored.version == 2  # read-your-writes: the store has it already
     err = await _error(api.transition_request(DPMPTSP, ack, None))
     assert err.kind is ErrorKind.FAILED_PRECONDITION and "cannot acknowledge" in err.message
     stale = gateway_pb2.TransitionRequestRequest(
@@ -206,9 +214,9 @@ async def test_submit_then_transitions_then_comment() -> None:
         CENTER, gateway_pb2.CommentOnRequestRequest(request_id=request_id, text="cek lokasi"), None
     )
     assert commented.request.comment_count == 1 and not commented.request.HasField("reporter")
-    events = (await api.list_request_events(
-        DPMPTSP, gateway_pb2.ListRequestEventsRequest(request_id=request_id)
-    )).events
+    events = (
+        await api.list_request_events(DPMPTSP, gateway_pb2.ListRequestEventsRequest(request_id=request_id))
+    ).events
     assert [e.type for e in events] == [
         RS.REQUEST_EVENT_TYPE_SUBMITTED,
         RS.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED,
@@ -220,7 +228,8 @@ async def test_submit_then_transitions_then_comment() -> None:
     ]
     assert events[0].request.reporter.phone == "0812345"
     center_view = await api.list_request_events(
-        CENTER, gateway_pb2.ListRequestEventsRequest(request_id=request_id))
+        CENTER, gateway_pb2.ListRequestEventsRequest(request_id=request_id)
+    )
     assert not any(e.request.HasField("reporter") for e in center_view.events)
 
 
@@ -336,8 +345,11 @@ async def test_an_unknown_request_is_looked_for_up_to_now_before_not_found() -> 
     assert reply.request.request_id == "r-dpm" and budgets == [1.5]  # within the caller's deadline
     await api.get_request(DPMPTSP, gateway_pb2.GetRequestRequest(request_id="r-dpm"), None)
     assert budgets == [1.5]  # a known request costs no read
-    err = await _error(api.comment_on_request(
-        DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None))
+    err = await _error(
+        api.comment_on_request(
+            DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None
+        )
+    )
     assert err.kind is ErrorKind.NOT_FOUND and budgets == [1.5, api.limits.catch_up_s]
 
 
@@ -350,8 +362,9 @@ async def test_erasure_needs_its_own_scope_and_leaves_the_request() -> None:
     erase = gateway_pb2.EraseContactDataRequest(request_id="r-dpm", reason="surat 12/2026")
     for who in (ADMIN_P, CENTER, DPMPTSP):  # admin does not imply data-protection
         assert (await _error(api.erase_contact_data(who, erase))).kind is ErrorKind.PERMISSION_DENIED
-    assert (await _error(api.erase_contact_data(DPO, gateway_pb2.EraseContactDataRequest(request_id="r-dpm")))
-            ).kind is ErrorKind.INVALID_ARGUMENT  # no reason
+    assert (
+        await _error(api.erase_contact_data(DPO, gateway_pb2.EraseContactDataRequest(request_id="r-dpm")))
+    ).kind is ErrorKind.INVALID_ARGUMENT  # no reason
     done = await api.erase_contact_data(DPO, erase)
     # Both seeded requests have the same reporter: one subject, both erased.
     assert done.erased and sorted(done.request_ids) == ["r-bpbd", "r-dpm"]
@@ -379,8 +392,13 @@ async def test_a_submit_is_sealed_and_a_rejected_one_keeps_no_contact() -> None:
         await original(request_id, command)
 
     api.bus._send = spy
-    bad = gateway_pb2.SubmitRequestRequest(idempotency_key="idem-0009", category="parking", title="t",
-                                           description="d", reporter=RS.Reporter(phone="0813 5555"))
+    bad = gateway_pb2.SubmitRequestRequest(
+        idempotency_key="idem-0009",
+        category="parking",
+        title="t",
+        description="d",
+        reporter=RS.Reporter(phone="0813 5555"),
+    )
     assert (await _error(api.submit_request(PORTAL, bad, None))).kind is ErrorKind.INVALID_ARGUMENT
     command = sent[-1]
     assert not command.submit.HasField("reporter") and command.submit.encrypted_reporter.ciphertext

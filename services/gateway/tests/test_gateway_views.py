@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 from gateway.core.views import DeviceQuery, RequestQuery, Views, request_sort_key
 from gateway_testing import (
     CRITICAL,
     OK,
     PROBLEM,
+    FedHistory,
     ap,
     camera,
     incident,
@@ -59,39 +61,35 @@ def test_resolved_incidents_are_capped_oldest_first() -> None:
     assert sorted(views.incidents) == ["inc-2", "inc-3", "inc-open"]
 
 
-def test_requests_keep_the_newest_version_from_either_topic() -> None:
+def test_open_requests_live_in_memory_every_request_and_trail_in_the_store(tmp_path: Path) -> None:
     views = Views()
-    assert views.apply_request(service_request("r-1", version=2)) is not None
-    assert views.apply_request(service_request("r-1", version=1)) is None  # stale
-    assert views.requests["r-1"].version == 2
-    assert views.apply_request(service_request("r-1", version=2)) is None  # same version: no change
+    history = FedHistory(tmp_path, views)
+    assert [r.version for r in history.feed("requests", service_request("r-1", version=2))] == [2]
+    assert history.feed("requests", service_request("r-1", version=1)) == []  # stale
+    assert views.open_requests["r-1"].version == 2
     event = requests_pb2.RequestEvent(
         event_id="e-1",
         request_id="r-1",
-        type=RS.REQUEST_EVENT_TYPE_ACKNOWLEDGED,
-        request=service_request("r-1", version=3, status=RS.REQUEST_STATUS_ACKNOWLEDGED),
+        type=RS.REQUEST_EVENT_TYPE_CLOSED,
+        request=service_request("r-1", version=3, status=RS.REQUEST_STATUS_CLOSED),
     )
-    changed = views.apply_event(event)
-    assert changed is not None and changed.version == 3
-    assert views.apply_event(event) is None  # redelivered event: not added twice
-    assert [e.event_id for e in views.events["r-1"]] == ["e-1"]
-
-
-def test_audit_trail_is_capped_per_request() -> None:
-    views = Views(max_events_per_request=3)
-    for n in range(5):
-        views.apply_event(requests_pb2.RequestEvent(event_id=f"e-{n}", request_id="r-1"))
-    assert [e.event_id for e in views.events["r-1"]] == ["e-2", "e-3", "e-4"]
+    assert [r.version for r in history.feed("events", event)] == [3]
+    assert history.feed("events", event) == []  # redelivered event: not added twice
+    assert views.open_requests == {}  # closed: only the store has it
+    stored = history.get("r-1")
+    assert stored is not None and stored.version == 3
+    trail, more = history.trail("r-1", 0, 10)
+    assert [e.event.event_id for e in trail] == ["e-1"] and not more
 
 
 def test_tombstones_delete_entries() -> None:
     views = Views()
-    views.apply_request(service_request("r-1"))
+    views.place_request("r-1", service_request("r-1"))
     views.apply_site_stats("mpp:day", site_stats("mpp"))
-    views.delete("requests", "r-1")
+    views.place_request("r-1", None)
     views.delete("site_stats", "mpp:day")
-    views.delete("requests", "never-there")
-    assert views.requests == {} and views.site_stats == {}
+    views.place_request("never-there", None)
+    assert views.open_requests == {} and views.site_stats == {}
 
 
 def test_near_filter_keeps_devices_within_the_radius_nearest_first() -> None:
@@ -111,20 +109,23 @@ def test_near_filter_keeps_devices_within_the_radius_nearest_first() -> None:
     assert views.list_access_points(DeviceQuery(health=CRITICAL)) == []
 
 
-def test_request_filters() -> None:
+def test_open_request_filters() -> None:
     now = time.time()
     views = Views()
-    views.apply_request(service_request("r-open", opd_code="BPBD", category="emergency", ack_due=now - 1))
-    views.apply_request(service_request("r-done", status=RS.REQUEST_STATUS_CLOSED, requested=now - 100))
-    views.apply_request(service_request("r-new", requested=now + 1))
+    for request in (
+        service_request("r-open", opd_code="BPBD", category="emergency", ack_due=now - 1),
+        service_request("r-done", status=RS.REQUEST_STATUS_CLOSED, requested=now - 100),
+        service_request("r-new", requested=now + 1),
+    ):
+        views.place_request(request.request_id, request)
 
     def ids(q: RequestQuery) -> list[str]:
-        return [r.request_id for r in views.list_requests(q, now)]
+        return [r.request_id for r in views.list_open_requests(q, now)]
 
-    assert ids(RequestQuery()) == ["r-new", "r-open", "r-done"]  # newest first
+    assert ids(RequestQuery()) == ["r-new", "r-open"]  # newest first; the closed one is not live
     assert ids(RequestQuery(open_only=True)) == ["r-new", "r-open"]
     assert ids(RequestQuery(overdue_only=True)) == ["r-open"]
-    assert ids(RequestQuery(opd_code="DPMPTSP", status=RS.REQUEST_STATUS_CLOSED)) == ["r-done"]
+    assert ids(RequestQuery(opd_code="DPMPTSP", status=RS.REQUEST_STATUS_SUBMITTED)) == ["r-new"]
     assert ids(RequestQuery(category="emergency")) == ["r-open"]
 
 
@@ -152,9 +153,9 @@ def test_city_snapshot_counts_everything() -> None:
     views.apply_camera(camera("cam-terminal-1", site_id="terminal", health=CRITICAL))
     views.apply_incident(incident("inc-1", "cam-terminal-1", site_id="terminal"))
     views.apply_incident(incident("inc-0", "cam-alun-alun-1", resolved=True))
-    views.apply_request(service_request("r-1", ack_due=now - 5))
-    views.apply_request(service_request("r-2"))
-    views.apply_request(service_request("r-3", status=RS.REQUEST_STATUS_RESOLVED))
+    views.place_request("r-1", service_request("r-1", ack_due=now - 5))
+    views.place_request("r-2", service_request("r-2"))
+    views.place_request("r-3", service_request("r-3", status=RS.REQUEST_STATUS_RESOLVED))
     views.apply_request_stats("opd:DPMPTSP", request_stats(RS.STATS_SCOPE_OPD, "DPMPTSP", 2, 1))
     views.apply_request_stats("category:permits", request_stats(RS.STATS_SCOPE_CATEGORY, "permits", 2, 1))
     views.apply_site_stats("alun-alun:day", site_stats("alun-alun", unique_users=321))
@@ -200,26 +201,29 @@ def test_sites_outside_the_inventory_are_listed_by_id() -> None:
 def test_open_requests_are_indexed_and_every_change_bumps_the_generation() -> None:
     views = Views()
     start = views.generation
-    views.apply_request(service_request("r-1"))
-    views.apply_request(service_request("r-2"))
+    views.place_request("r-1", service_request("r-1"))
+    views.place_request("r-2", service_request("r-2"))
     assert set(views.open_requests) == {"r-1", "r-2"}
-    views.apply_request(service_request("r-1", version=2, status=RS.REQUEST_STATUS_CLOSED))
-    views.delete("requests", "r-2")
+    views.place_request("r-1", service_request("r-1", version=2, status=RS.REQUEST_STATUS_CLOSED))
+    views.place_request("r-2", None)
     assert views.open_requests == {} and views.generation == start + 4
-    views.apply_request(service_request("r-1", version=1))  # stale: nothing changes
-    assert views.generation == start + 4
 
 
-def test_the_audit_trail_keeps_events_without_the_requests_history() -> None:
+def test_the_audit_trail_keeps_events_without_the_requests_history(tmp_path: Path) -> None:
     views = Views()
-    request = service_request("r-1", version=2)
+    history = FedHistory(tmp_path, views)
+    request = service_request("r-1", version=2, reporter=False)
+    request.encrypted_reporter.subject_id = "subject-1"
     request.history.add(version=1)
     request.history.add(version=2)
     event = requests_pb2.RequestEvent(event_id="e-2", request_id="r-1", version=2, request=request)
-    views.apply_event(event)
-    kept = views.events["r-1"][0]
+    history.feed("events", event)
+    kept = history.trail("r-1", 0, 10)[0][0].event
     assert kept.version == 2 and kept.request.title == request.title and not kept.request.history
-    assert len(views.requests["r-1"].history) == 2  # the request view keeps its history
+    assert kept.request.encrypted_reporter == request.encrypted_reporter  # back from the request
+    assert len(views.open_requests["r-1"].history) == 2  # the request view keeps its history
+    stored = history.get("r-1")
+    assert stored is not None and len(stored.history) == 2
     assert len(event.request.history) == 2  # the caller's message is untouched
 
 
@@ -231,22 +235,25 @@ def test_request_listings_stay_in_order_through_arrivals_updates_reroutes_and_to
     for _ in range(600):
         request_id = f"req-{rng.randrange(150):03d}"
         if rng.random() < 0.1:
-            views.delete("requests", request_id)
+            views.place_request(request_id, None)
             continue
-        known = views.requests.get(request_id)
+        known = views.open_requests.get(request_id)
         request = requests_pb2.ServiceRequest(
-            request_id=request_id, version=(known.version + 1) if known else 1,
-            opd_code=rng.choice(opds), category="roads",
-            status=rng.choice([requests_pb2.REQUEST_STATUS_SUBMITTED, requests_pb2.REQUEST_STATUS_CLOSED]))
+            request_id=request_id,
+            version=(known.version + 1) if known else 1,
+            opd_code=rng.choice(opds),
+            category="roads",
+            status=rng.choice([requests_pb2.REQUEST_STATUS_SUBMITTED, requests_pb2.REQUEST_STATUS_CLOSED]),
+        )
         # Same second for some, so ties are broken by id; arrival order is random.
         request.requested_time.FromSeconds(1_790_000_000 + rng.randrange(100))
-        views.apply_request(request)
-    assert len(views.requests) > 50
+        views.place_request(request_id, request)
+    assert len(views.open_requests) > 30
 
     def expected(opd: str) -> list[str]:
-        found = [r for r in views.requests.values() if not opd or r.opd_code == opd]
+        found = [r for r in views.open_requests.values() if not opd or r.opd_code == opd]
         return [r.request_id for r in sorted(found, key=request_sort_key)]
 
     for opd in ["", *opds, "NOBODY"]:
-        listed = [r.request_id for r in views.list_requests(RequestQuery(opd_code=opd), time.time())]
+        listed = [r.request_id for r in views.list_open_requests(RequestQuery(opd_code=opd), time.time())]
         assert listed == expected(opd), opd

@@ -87,7 +87,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             raise
         if not self._api.ready:
             raise ApiError(
-                ErrorKind.UNAVAILABLE, "the gateway's views are still catching up with Kafka; retry shortly"
+                ErrorKind.UNAVAILABLE,
+                f"the gateway's views are still catching up with Kafka ({self._api.not_ready_reason()}); "
+                "retry shortly",
             )
         return principal
 

@@ -23,6 +23,14 @@ VIEW_SIZE = Gauge("smartcity_gateway_view_entities", "Entities held in each in-m
 RECORDS = Counter(
     "smartcity_gateway_records_total", "Records read into the views, by outcome", ["topic", "outcome"]
 )
+STORE_REBUILDING = Gauge(
+    "smartcity_gateway_store_rebuilding",
+    "1 while the history store is rebuilt from the beginning of the topics (not resumed)",
+)
+STORE_SET_ASIDE = Counter(
+    "smartcity_gateway_store_set_aside_total",
+    "History stores set aside as unusable (damaged, other schema or topics, ahead of a topic)",
+)
 CATCHUP_SECONDS = Gauge("smartcity_gateway_catchup_seconds", "Time the views took to catch up at start")
 WATCHERS = Gauge("smartcity_gateway_watchers", "Open watch subscribers", ["stream"])
 WATCHERS_DROPPED = Counter(

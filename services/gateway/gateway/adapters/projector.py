@@ -1,10 +1,18 @@
-"""Kafka into the views: rebuilds them from the topics at start, then follows them live.
+"""Kafka into the views: rebuilds them at start, then follows the topics live.
 
-No consumer group: the projector assigns itself every partition of the topics it reads, seeks
-to the beginning and reads until the end offsets it captured at start (then it is "caught up"
-and the gateway reports SERVING), so every replica holds the full views and a restart rebuilds
-them. Each change is handed to `on_change` (fan-out to watch streams) and every request event
-to `on_event` (outcomes of the gateway's own commands).
+    device, stats topics ───────────────────────► Views (memory), from the beginning at start
+    requests.state, requests.events,  ─batch──► RequestHistory ─► history store (rows + offsets
+    camera.incidents                                │               in one transaction)
+                                                    └─► Views: open requests, incidents
+    after each batch is applied and committed ──► on_change (watch streams), on_event (outcomes)
+
+No consumer group: the projector assigns itself every partition of the topics it reads. The
+compacted device and stats topics (small: one record per entity) are read from the beginning at
+every start. The request and incident topics resume from the history store's checkpoint (warm),
+or from the beginning when the store is new, unusable or ahead of a topic (cold; then set aside
+and rebuilt). It reads until the end offsets it captured at start; then it is "caught up" and
+the gateway reports SERVING, so a replica never serves an older picture than Kafka's at its
+start, and every replica holds the same answers from its own store.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from gateway.adapters import metrics
+from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.core.history import RequestBatch
 from gateway.core.views import Change, Views
 from smartcity.codec import DecodeError, ProtoCodec
-from smartcity.kafka import make_consumer
+from smartcity.kafka import client_security, make_consumer
 from smartcity.settings import PlatformSettings
-from smartcity.topics import load_catalogue
+from smartcity.topics import admin_client, load_catalogue
 from smartcity.tracing import message_span
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 
@@ -47,15 +57,37 @@ OnEvent = Callable[[Any], None]
 
 # Views whose records are not keyed by their entry (stream topics): tombstones mean nothing there.
 _STREAM_VIEWS = {"events", "incidents"}
+# Views whose topics go to the history store and resume from its checkpoint.
+STORED_VIEWS = frozenset({"requests", "events", "incidents"})
+# Records per batch (one store transaction): small when live (changes go out soon), large while
+# rebuilding (fewer transactions, more versions of a request collapse into one row write).
 _MAX_BATCH = 500
+_REBUILD_BATCH = 5000
+_PROGRESS_LOG_S = 10.0
+
+
+def stored_topics(topic_prefix: str) -> list[str]:
+    """The full names of the topics the history store holds (and checkpoints)."""
+    catalogue = load_catalogue()
+    return [
+        catalogue[name].full_name(topic_prefix)
+        for name, (_, view) in VIEW_TOPICS.items()
+        if view in STORED_VIEWS
+    ]
 
 
 class Projector:
     def __init__(
-        self, settings: PlatformSettings, views: Views, on_change: OnChange, on_event: OnEvent
+        self,
+        settings: PlatformSettings,
+        views: Views,
+        history: RequestHistory,
+        on_change: OnChange,
+        on_event: OnEvent,
     ) -> None:
         self._settings = settings
         self._views = views
+        self._history = history
         self._on_change = on_change
         self._on_event = on_event
         catalogue = load_catalogue()
@@ -65,6 +97,12 @@ class Projector:
         self._task: asyncio.Task[None] | None = None
         self._behind: dict[TopicPartition, int] = {}
         self._applying = False
+        self._last_progress = 0.0
+        # Event partitions paused while the state partitions catch up (see start).
+        self._paused: set[TopicPartition] = set()
+        self._states_behind: set[TopicPartition] = set()
+        # Why the gateway is not serving yet (readiness reason), "" once caught up.
+        self.catching_up = "connecting to Kafka"
         self.caught_up = asyncio.Event()
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
@@ -80,14 +118,28 @@ class Projector:
         partitions = await self._partitions(consumer)
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        self._behind = {tp: end for tp, end in ends.items() if end > 0}
-        await consumer.seek_to_beginning(*partitions)
-        log.info(
-            "rebuilding views from %d partitions, %d records at most",
-            len(partitions),
-            sum(self._behind.values()),
+        await self._bind_store_to_cluster()
+        resume = self._resume_points(ends)
+        await consumer.seek_to_beginning(*[tp for tp in partitions if tp not in resume])
+        for tp, offset in resume.items():
+            consumer.seek(tp, offset)
+        self._behind = {tp: end for tp, end in ends.items() if end > resume.get(tp, 0)}
+        self._pause_trails_until_states_are_read(consumer)
+        self._load_memory()
+        reason = self._history.store.rebuild_reason
+        self.catching_up = (
+            f"rebuilding the history store from the beginning of the topics ({reason})"
+            if reason
+            else "resuming the history store from its checkpoint"
         )
-        self._started = time.monotonic()
+        metrics.STORE_REBUILDING.set(1 if reason else 0)
+        log.info(
+            "%s; views from %d partitions, %d records to read at most",
+            self.catching_up,
+            len(partitions),
+            sum(end - resume.get(tp, 0) for tp, end in self._behind.items()),
+        )
+        self._started = self._last_progress = time.monotonic()
         if not self._behind:
             self._mark_caught_up()
         self._task = asyncio.create_task(self._run(), name="projector")
@@ -114,23 +166,167 @@ class Projector:
                 last_log = time.monotonic()
             await asyncio.sleep(1.0)
 
+    async def _bind_store_to_cluster(self) -> None:
+        admin = admin_client(self._settings.kafka_bootstrap, client_security(self._settings))
+        await admin.start()
+        try:
+            cluster_id = str((await admin.describe_cluster())["cluster_id"])
+        finally:
+            await admin.close()
+        store = self._history.store
+        store.bind_cluster(cluster_id)
+        if store.set_aside.startswith("built from another Kafka cluster"):
+            metrics.STORE_SET_ASIDE.inc()
+
+    def _resume_points(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Where each store-backed partition resumes: the store's checkpoint, unless it is ahead
+        of a topic's end (the topic was recreated): then the store is set aside and rebuilt."""
+        store = self._history.store
+        checkpoint = store.checkpoint()
+        for tp, end in ends.items():
+            applied = checkpoint.get((tp.topic, tp.partition), 0)
+            if applied > end:
+                store.reset(
+                    f"its checkpoint {tp.topic}[{tp.partition}]@{applied} is ahead of the topic's end {end}"
+                )
+                metrics.STORE_SET_ASIDE.inc()
+                return {}
+        stored = {tp for tp in ends if VIEW_TOPICS[self._topics[tp.topic]][1] in STORED_VIEWS}
+        return {
+            tp: checkpoint[(tp.topic, tp.partition)]
+            for tp in stored
+            if (tp.topic, tp.partition) in checkpoint
+        }
+
+    def _pause_trails_until_states_are_read(self, consumer: AIOKafkaConsumer) -> None:
+        """While catching up, the state topic (one record per request once compacted, the newest
+        version) is read before the event topic: every event then finds its request's newest
+        version stored and adds its trail row only, instead of rewriting the request once per
+        version. The order of the two topics does not change the result (the newest version
+        wins either way); only the work."""
+        states = {tp for tp in self._behind if self._topics[tp.topic] == "requests.state.v1"}
+        if states:
+            self._paused = {tp for tp in self._behind if self._topics[tp.topic] == "requests.events.v1"}
+            consumer.pause(*self._paused)
+            self._states_behind = states
+
+    def _resume_trails_once_states_are_read(self) -> None:
+        assert self._consumer is not None
+        if self._paused and not (self._states_behind & set(self._behind)):
+            self._consumer.resume(*self._paused)
+            log.info("request states read; reading the audit trails")
+            self._paused = set()
+
+    def _load_memory(self) -> None:
+        """What the store holds that lives in memory too: open requests, recent incidents."""
+        open_requests = self._history.load()
+        incidents = self._history.store.incidents_to_keep(self._views.max_resolved_incidents)
+        for incident in incidents:
+            self._views.apply_incident(incident)
+        if open_requests or incidents:
+            log.info("from the history store: %d open requests, %d incidents", open_requests, len(incidents))
+
     async def _run(self) -> None:
         assert self._consumer is not None
+        # While catching up, a batch is written to the store (on a worker thread) while the
+        # next one is fetched and decoded here: two cores at work. Live, each batch is written
+        # before its outcomes and changes go out.
+        pending: asyncio.Future[RequestBatch] | None = None
         while True:
-            batch = await self._consumer.getmany(timeout_ms=500, max_records=_MAX_BATCH)
+            live = self.caught_up.is_set()
+            batch = await self._consumer.getmany(
+                timeout_ms=500, max_records=_MAX_BATCH if live else _REBUILD_BATCH
+            )
             self._applying = True
-            for tp, records in batch.items():
-                for record in records:
-                    # A span only for records a traced producer sent (not the whole history).
-                    with message_span(record, only_traced=True):
-                        changed = self._apply(tp.topic, record)
-                    if changed:
-                        # Let watch streams drain their queues between changes, so a burst of
-                        # changes does not overflow subscribers that keep up.
-                        await asyncio.sleep(0)
-            self._applying = False
-            if not self.caught_up.is_set():
-                await self._check_caught_up()
+            try:
+                changes, events, stored, offsets = self._apply_batch(batch, live)
+                if pending is not None:
+                    self._history.remember(await pending)
+                    pending = None
+                if offsets:
+                    # Off the event loop (SQLite lets go of the GIL): health checks and reads are
+                    # answered meanwhile. While catching up the decoded messages go nowhere
+                    # else, so the store may strip them in place.
+                    write = asyncio.ensure_future(
+                        asyncio.to_thread(self._history.write, stored, offsets, not live)
+                    )
+                    if live:
+                        changes.extend(("requests", r) for r in self._history.remember(await write))
+                    else:
+                        pending = write
+            finally:
+                self._applying = False
+            # Only now, with the batch committed: outcomes and changes may go out.
+            for event in events:
+                self._on_event(event)
+            for view, change in changes:
+                self._on_change(view, change)
+                # Let watch streams drain their queues between changes, so a burst of changes
+                # does not overflow subscribers that keep up.
+                await asyncio.sleep(0)
+            if not live and await self._read_to_the_end():
+                if pending is not None:
+                    self._history.remember(await pending)
+                    pending = None
+                self._mark_caught_up()
+            elif not live:
+                self._resume_trails_once_states_are_read()
+
+    def _apply_batch(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], live: bool
+    ) -> tuple[list[tuple[str, Change]], list[Any], list[HistoryRecord], dict[tuple[str, int], int]]:
+        """Applies a batch to the memory views; sorts out what goes to the history store.
+
+        Returns the changes for watch streams and the request events for the command bus
+        (both empty while catching up: nobody waits for history), the records for the store
+        and the offsets they reach."""
+        changes: list[tuple[str, Change]] = []
+        events: list[Any] = []
+        stored: list[HistoryRecord] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for tp, records in batch.items():
+            view = VIEW_TOPICS[self._topics[tp.topic]][1]
+            for record in records:
+                key = record.key.decode("utf-8", "replace") if record.key else ""
+                # A span only for records a traced producer sent (not the whole history).
+                with message_span(record, only_traced=True):
+                    message = self._decode(tp.topic, view, key, record)
+                if view not in STORED_VIEWS:
+                    change = self._dispatch(view, key, message) if message is not None else None
+                    if change is not None and live:
+                        changes.append((view, change))
+                    continue
+                offsets[(tp.topic, tp.partition)] = record.offset + 1
+                if message is None and (record.value is not None or view in _STREAM_VIEWS):
+                    continue  # undecodable, or a tombstone on a stream topic: nothing to apply
+                stored.append(HistoryRecord(view, tp.partition, record.offset, key, message))
+                if view == "incidents":
+                    change = self._views.apply_incident(message)
+                    if change is not None and live:
+                        changes.append((view, change))
+                elif view == "events" and live:
+                    events.append(message)
+        return changes, events, stored, offsets
+
+    def _decode(self, topic: str, view: str, key: str, record: ConsumerRecord[Any, Any]) -> Any | None:
+        """The record's message; None for a tombstone (applied to a memory view here) or an
+        undecodable record (skipped: not ours to dead-letter, the topic's owner validates)."""
+        name = self._topics[topic]
+        if record.value is None:
+            if view not in _STREAM_VIEWS and view not in STORED_VIEWS:
+                self._views.delete(view, key)
+            metrics.RECORDS.labels(name, "tombstone").inc()
+            return None
+        try:
+            message = self._codecs[topic].decode(record.value)
+        except DecodeError as exc:
+            log.warning(
+                "skipping undecodable record %s[%d]@%d: %s", topic, record.partition, record.offset, exc
+            )
+            metrics.RECORDS.labels(name, "undecodable").inc()
+            return None
+        metrics.RECORDS.labels(name, "ok").inc()
+        return message
 
     async def read_up_to_now(self, timeout_s: float, views: tuple[str, ...] = ("requests",)) -> bool:
         """Waits until the given views hold every record their topics had when called.
@@ -153,49 +349,28 @@ class Projector:
                 return False
             await asyncio.sleep(0.02)
 
-    async def _check_caught_up(self) -> None:
+    async def _read_to_the_end(self) -> bool:
+        """Whether every partition was read up to the end offset it had at start."""
         assert self._consumer is not None
         for tp, end in list(self._behind.items()):
             if await self._consumer.position(tp) >= end:
                 del self._behind[tp]
         if not self._behind:
-            self._mark_caught_up()
+            return True
+        if time.monotonic() - self._last_progress >= _PROGRESS_LOG_S:
+            self._last_progress = time.monotonic()
+            left = {f"{tp.topic}[{tp.partition}]": end for tp, end in self._behind.items()}
+            log.info("%s: %d partitions still behind, %s", self.catching_up, len(left), self.sizes())
+        return False
 
     def _mark_caught_up(self) -> None:
         elapsed = time.monotonic() - self._started
         metrics.CATCHUP_SECONDS.set(elapsed)
+        metrics.STORE_REBUILDING.set(0)
         self._update_sizes()
-        log.info("views caught up in %.2f s: %s", elapsed, self.sizes())
+        log.info("views caught up in %.2f s (%s): %s", elapsed, self.catching_up, self.sizes())
+        self.catching_up = ""
         self.caught_up.set()
-
-    def _apply(self, topic: str, record: ConsumerRecord[Any, Any]) -> bool:
-        """Feeds one record to its view; True when a change went out to watch streams."""
-        name = self._topics[topic]
-        view = VIEW_TOPICS[name][1]
-        key = record.key.decode("utf-8", "replace") if record.key else ""
-        if record.value is None:
-            if view not in _STREAM_VIEWS:
-                self._views.delete(view, key)
-            metrics.RECORDS.labels(name, "tombstone").inc()
-            return False
-        try:
-            message = self._codecs[topic].decode(record.value)
-        except DecodeError as exc:
-            # Not ours to dead-letter (the owner of the topic validates what it writes): skip it.
-            log.warning(
-                "skipping undecodable record %s[%d]@%d: %s", topic, record.partition, record.offset, exc
-            )
-            metrics.RECORDS.labels(name, "undecodable").inc()
-            return False
-        metrics.RECORDS.labels(name, "ok").inc()
-        change = self._dispatch(view, key, message)
-        live = self.caught_up.is_set()
-        if view == "events" and live:
-            self._on_event(message)
-        if change is not None and live:
-            self._on_change(view, change)
-            return True
-        return False
 
     def _dispatch(self, view: str, key: str, message: Any) -> Change | None:
         views = self._views
@@ -203,12 +378,6 @@ class Projector:
             return views.apply_access_point(message)
         if view == "cameras":
             return views.apply_camera(message)
-        if view == "incidents":
-            return views.apply_incident(message)
-        if view == "requests":
-            return views.apply_request(message)
-        if view == "events":
-            return views.apply_event(message)
         if view == "site_stats":
             views.apply_site_stats(key, message)
         elif view == "request_stats":
@@ -222,9 +391,9 @@ class Projector:
             "cameras": len(v.cameras),
             "site_stats": len(v.site_stats),
             "incidents": len(v.incidents),
-            "requests": len(v.requests),
+            "open_requests": len(v.open_requests),
             "request_stats": len(v.request_stats),
-            "request_events": sum(len(e) for e in v.events.values()),
+            **self._history.store.sizes(),
         }
 
     def _update_sizes(self) -> None:

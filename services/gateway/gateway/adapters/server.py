@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.adapters import metrics
+from gateway.adapters.history_store import HistoryStore
 from gateway.adapters.interceptors import GatewayInterceptor
-from gateway.adapters.projector import VIEW_TOPICS, Projector
+from gateway.adapters.projector import VIEW_TOPICS, Projector, stored_topics
 from gateway.adapters.publisher import CommandPublisher
+from gateway.adapters.request_history import RequestHistory
 from gateway.adapters.servicers import (
     DataProtectionServicer,
     DeviceServicer,
@@ -50,6 +53,7 @@ from smartcity.personal_data.keystore import DataKeyStore
 from smartcity.personal_data.keytopic import DataKeyTopic
 from smartcity.personal_data.sweeper import RetentionSweeper
 from smartcity.personal_data.vault import ContactVault
+from smartcity.request_rules import OPEN_STATUSES
 from smartcity.tracing import setup_tracing
 from smartcity.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -67,10 +71,14 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.views = Views(
-            max_resolved_incidents=config.max_resolved_incidents,
-            max_events_per_request=config.max_events_per_request,
+        self.views = Views(max_resolved_incidents=config.max_resolved_incidents)
+        self.store = HistoryStore(
+            config.store_path,
+            stored_topics(config.platform.topic_prefix),
+            config.store_cache_mib,
+            config.store_check_at_open_mib,
         )
+        self.history = RequestHistory(self.store, self.views, OPEN_STATUSES)
         self.device_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.publisher = CommandPublisher(config.platform)
@@ -79,26 +87,36 @@ class Gateway:
         self.data_keys = DataKeyTopic(config.platform, DataKeyStore(personal.keyring()))
         self.audit = AuditLog(config.platform)
         vault = ContactVault(self.data_keys, personal.hasher())
-        self.contacts = ContactGate(vault, self._record_audit, metrics.count_contact_reads,
-                                    lambda reason: metrics.CONTACT_ERASURES.labels(reason).inc(),
-                                    actor=config.platform.service_name)
-        self.sweeper = RetentionSweeper(vault, self._record_audit, lambda: list(self.views.requests.values()),
-                                        personal, actor=config.platform.service_name)
+        self.contacts = ContactGate(
+            vault,
+            self._record_audit,
+            metrics.count_contact_reads,
+            lambda reason: metrics.CONTACT_ERASURES.labels(reason).inc(),
+            actor=config.platform.service_name,
+        )
+        self.sweeper = RetentionSweeper(
+            vault, self._record_audit, self.history.contact_uses, personal, actor=config.platform.service_name
+        )
         self.api = Api(
             self.views,
             self.bus,
             self.device_hub,
             self.request_hub,
+            self.history,
             self.contacts,
             config.api_limits(),
         )
-        self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
+        self.projector = Projector(
+            config.platform, self.views, self.history, self._route_change, self.bus.on_event
+        )
         self.api.catch_up = self._read_requests_up_to_now
+        self.api.not_ready_reason = lambda: self.projector.catching_up
         self.health = HealthServicer()
         tokens = TokenStore.load(config.tokens_file)
         metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
         self.server = self._grpc_server(tokens)
         self.port = 0
+        self._verifying: asyncio.Task[None] | None = None
 
     async def _record_audit(self, events: Any) -> None:
         try:
@@ -140,6 +158,12 @@ class Gateway:
             self.config.address,
             "TLS" if self.config.tls else "plaintext",
         )
+        # The integrity check reads the whole file: off the event loop, health keeps answering.
+        await asyncio.to_thread(self.store.open)
+        if self.store.set_aside:
+            metrics.STORE_SET_ASIDE.inc()
+        if self.store.unverified:
+            self._verifying = asyncio.create_task(self._verify_store(), name="store-check")
         await wait_for_broker(self.config.platform)
         # The keyring is checked against the data keys before anything is served.
         await self.data_keys.start()
@@ -148,6 +172,25 @@ class Gateway:
         await self.audit.start()
         await self.publisher.start()
         await self.projector.start()
+
+    async def _verify_store(self) -> None:
+        """A large store resumed warm is page-checked while the gateway catches up and serves
+        (reads of a damaged page fail, they do not answer wrong). Damage found: the store is set
+        aside and the gateway stops (exit 1), so its restart rebuilds from the topics."""
+        began = time.monotonic()
+        problem = await asyncio.to_thread(self.store.verify)
+        if not problem:
+            log.info("history store %s checked in %.1f s", self.store.path, time.monotonic() - began)
+            return
+        log.error(
+            "history store %s is damaged: %s; stopping so that a restart rebuilds it",
+            self.store.path,
+            problem,
+        )
+        self.store.condemn(problem)
+        metrics.STORE_SET_ASIDE.inc()
+        if not self.projector.failed.done():
+            self.projector.failed.set_result(RuntimeError(f"the history store is damaged: {problem}"))
 
     async def become_ready(self) -> None:
         await self.projector.caught_up.wait()
@@ -169,6 +212,10 @@ class Gateway:
         await self.publisher.stop()
         await self.audit.stop()
         await self.data_keys.stop()
+        if self._verifying is not None:
+            self._verifying.cancel()
+            await asyncio.gather(self._verifying, return_exceptions=True)
+        self.store.close()
         log.info("gateway stopped")
 
     async def run_retention(self) -> None:
@@ -244,8 +291,9 @@ async def serve(config: GatewayConfig) -> int:
         stopping: asyncio.Future[Any] = asyncio.create_task(stop.wait())
         failed: asyncio.Future[Any] = gateway.projector.failed
         keys_failed: asyncio.Future[Any] = gateway.data_keys.failed
-        done, _ = await asyncio.wait({starting, stopping, failed, keys_failed},
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {starting, stopping, failed, keys_failed}, return_when=asyncio.FIRST_COMPLETED
+        )
         if starting in done and starting.exception() is None:
             done, _ = await asyncio.wait({stopping, failed, keys_failed}, return_when=asyncio.FIRST_COMPLETED)
         if failed in done or keys_failed in done or (starting.done() and starting.exception() is not None):

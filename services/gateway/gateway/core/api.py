@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +26,10 @@ from gateway.core.auth import (
 )
 from gateway.core.command_bus import CommandBus, new_command, set_transition, submit_action
 from gateway.core.contacts import ContactGate
-from gateway.core.errors import ApiError, ErrorKind, denied, not_found
+from gateway.core.errors import ApiError, ErrorKind, denied, invalid, not_found
 from gateway.core.fanout import Hub, SubscriberClosed
-from gateway.core.paging import SortKey, fingerprint, paginate
+from gateway.core.history import ListingKey, RequestFilter, RequestReads
+from gateway.core.paging import SortKey, decode_token, encode_token, fingerprint, paginate
 from gateway.core.views import Change, DeviceQuery, RequestQuery, Views, incident_sort_key, request_sort_key
 from smartcity.codec import to_timestamp
 from smartcity.ids import request_id_for
@@ -68,6 +69,8 @@ class Api:
     bus: CommandBus
     device_hub: Hub[Change]
     request_hub: Hub[Change]
+    # Every request and audit trail (the history store, with the open requests in memory).
+    history: RequestReads
     # Contact data: sealed on submit, opened for the routed OPD only, audited, erasable.
     contacts: ContactGate
     limits: ApiLimits = field(default_factory=ApiLimits)
@@ -76,6 +79,8 @@ class Api:
     # projector's read_up_to_now); None: the views are all there is.
     catch_up: Callable[[float], Awaitable[None]] | None = None
     ready: bool = False
+    # Why the gateway is not ready yet (told to callers it refuses), while `ready` is False.
+    not_ready_reason: Callable[[], str] = lambda: "starting"
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _streams: dict[str, int] = field(default_factory=dict)
     _snapshot_cache: tuple[int, float, Any] | None = None
@@ -191,9 +196,9 @@ class Api:
             event = await self.bus.execute(command, self._command_timeout(deadline_s))
         except ApiError as err:
             if sealed is not None and err.kind is not ErrorKind.DEADLINE_EXCEEDED:
-                await self.contacts.discard(sealed, self.views.requests.values())
+                await self.contacts.discard(sealed, self.history.of_subject(sealed.contact.subject_id))
             raise
-        request = event.request if event.HasField("request") else self.views.requests.get(command.request_id)
+        request = event.request if event.HasField("request") else self.history.get(command.request_id)
         if request is None:
             raise ApiError(ErrorKind.INTERNAL, f"the outcome of {command.request_id} carried no request")
         dedup = event.type == requests_pb2.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED
@@ -210,18 +215,26 @@ class Api:
         p.require(REQUESTS_READ, "ListRequests")
         size = validation.list_requests(req)
         self._check_opd_filter(p, req.opd_code, "ListRequests")
-        query = RequestQuery(req.opd_code, req.category, req.status, req.open_only, req.overdue_only)
-        now = self.clock()
-        found = [
-            r
-            for r in self.views.list_requests(query, now)
-            if can_see_request(p, r.opd_code, r.submitted_by_client)
-        ]
-        page = paginate(found, _request_key, size, req.page_token, filter_fp=_filter_fp(req))
+        filter_fp = _filter_fp(req)
+        if self.history.uses_memory(req.status, req.open_only, req.overdue_only):
+            query = RequestQuery(req.opd_code, req.category, req.status, req.open_only, req.overdue_only)
+            found = [
+                r
+                for r in self.views.list_open_requests(query, self.clock())
+                if can_see_request(p, r.opd_code, r.submitted_by_client)
+            ]
+            page = paginate(found, _request_key, size, req.page_token, filter_fp=filter_fp)
+            items, next_token, total = page.items, page.next_page_token, page.total_size
+        else:
+            after = _listing_after(req.page_token, filter_fp)
+            visible_to = None if p.has(REQUESTS_READ_ALL) else (p.opd_code, p.client_id)
+            flt = RequestFilter(req.opd_code, req.category, req.status, visible_to)
+            items, more, total = self.history.list_requests(flt, after, size)
+            next_token = encode_token(_request_key(items[-1]), filter_fp) if more and items else ""
         return gateway_pb2.ListRequestsResponse(
-            requests=await self.contacts.shown(p, "ListRequests", page.items),
-            next_page_token=page.next_page_token,
-            total_size=page.total_size,
+            requests=await self.contacts.shown(p, "ListRequests", items),
+            next_page_token=next_token,
+            total_size=total,
         )
 
     async def transition_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
@@ -248,16 +261,19 @@ class Api:
         command.comment.text = req.text
         event = await self.bus.execute(command, self._command_timeout(deadline_s))
         return gateway_pb2.CommentOnRequestResponse(
-            request=await self._shown(p, "CommentOnRequest", event.request))
+            request=await self._shown(p, "CommentOnRequest", event.request)
+        )
 
     async def list_request_events(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequestEvents")
         size = validation.list_request_events(req)
-        self._visible_request(p, req.request_id)
-        trail = list(enumerate(self.views.events.get(req.request_id, [])))
-        page = paginate(trail, _index_key, size, req.page_token, filter_fp=_filter_fp(req))
-        events = await self.contacts.shown_events(p, "ListRequestEvents", [e for _, e in page.items])
-        return gateway_pb2.ListRequestEventsResponse(events=events, next_page_token=page.next_page_token)
+        self._visible_request(p, req.request_id, self.history.get(req.request_id))
+        filter_fp = _filter_fp(req)
+        after = _position_after(req.page_token, filter_fp)
+        trail, more = self.history.trail(req.request_id, after, size)
+        next_token = encode_token((trail[-1].position,), filter_fp) if more and trail else ""
+        events = await self.contacts.shown_events(p, "ListRequestEvents", [e.event for e in trail])
+        return gateway_pb2.ListRequestEventsResponse(events=events, next_page_token=next_token)
 
     def list_request_stats(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequestStats")
@@ -279,8 +295,10 @@ class Api:
                 and (not req.category or change.category == req.category)
             )
 
-        def snapshot() -> list[Change]:
-            return [r for r in self.views.list_requests(RequestQuery(), self.clock()) if accept(r)]
+        def snapshot() -> Iterator[Change]:
+            # Streamed from one read transaction of the store: a city's every request need not
+            # fit in memory, and later versions reach this watcher through its queue.
+            return (r for r in self.history.every_request() if accept(r))
 
         changes = self._watch(p, self.request_hub, accept, snapshot if req.send_snapshot else None)
         async with aclosing(changes):
@@ -299,10 +317,12 @@ class Api:
         validation.erase_contact_data(req)
         if req.WhichOneof("target") == "request_id":
             # Any request, whatever OPD: erasure is not reading (the caller sees no request).
-            if req.request_id not in self.views.requests and self.catch_up is not None:
-                await self.catch_up(self.limits.catch_up_s if deadline_s is None
-                                    else min(self.limits.catch_up_s, deadline_s))
-            request = self.views.requests.get(req.request_id)
+            request = self.history.get(req.request_id)
+            if request is None and self.catch_up is not None:
+                await self.catch_up(
+                    self.limits.catch_up_s if deadline_s is None else min(self.limits.catch_up_s, deadline_s)
+                )
+                request = self.history.get(req.request_id)
             if request is None:
                 raise not_found(f"request {req.request_id!r}")
             subject = self.contacts.subject_of_request(request)
@@ -311,9 +331,11 @@ class Api:
         if subject is None:
             return gateway_pb2.EraseContactDataResponse(erased=False, erased_time=to_timestamp(self.clock()))
         erased, request_ids = await self.contacts.erase(
-            p, subject, self.views.requests.values(), req.reason, "EraseContactData")
-        return gateway_pb2.EraseContactDataResponse(request_ids=request_ids, erased=erased,
-                                                    erased_time=to_timestamp(self.clock()))
+            p, subject, self.history.of_subject(subject), req.reason, "EraseContactData"
+        )
+        return gateway_pb2.EraseContactDataResponse(
+            request_ids=request_ids, erased=erased, erased_time=to_timestamp(self.clock())
+        )
 
     # ---------------- helpers ----------------
 
@@ -332,13 +354,14 @@ class Api:
 
         Read-your-writes across replicas: a client that submitted through one gateway replica
         and calls another right away gets its request, not NOT_FOUND. Known ids cost nothing."""
-        if request_id not in self.views.requests and self.catch_up is not None:
+        request = self.history.get(request_id)
+        if request is None and self.catch_up is not None:
             budget = self.limits.catch_up_s if deadline_s is None else min(self.limits.catch_up_s, deadline_s)
             await self.catch_up(max(0.0, budget))
-        return self._visible_request(p, request_id)
+            request = self.history.get(request_id)
+        return self._visible_request(p, request_id, request)
 
-    def _visible_request(self, p: Principal, request_id: str) -> Any:
-        request = self.views.requests.get(request_id)
+    def _visible_request(self, p: Principal, request_id: str, request: Any | None) -> Any:
         if request is None:
             raise not_found(f"request {request_id!r}")
         if not can_see_request(p, request.opd_code, request.submitted_by_client):
@@ -377,10 +400,12 @@ class Api:
     ) -> AsyncGenerator[Change | None, None]:
         """Snapshot (then None as its end marker) and live changes, without gap or repeat."""
         with self._stream_slot(p), hub.subscribe(accept) as sub:
-            # Subscribing and reading the snapshot happen without an await in between, so every
-            # change is either in the snapshot or queued for this subscriber, never both.
+            # Subscribing and starting the snapshot happen without an await in between (device
+            # snapshots are lists read at once, the request snapshot one read transaction of
+            # the store begun at its first item), so every change is either in the snapshot or
+            # queued for this subscriber, never both.
             if snapshot is not None:
-                for item in list(snapshot()):
+                for item in snapshot():
                     yield item
                 yield None
             while True:
@@ -428,8 +453,24 @@ def _request_key(request: Any) -> SortKey:
     return request_sort_key(request)
 
 
-def _index_key(pair: tuple[int, Any]) -> SortKey:
-    return (pair[0],)
+def _listing_after(token: str, filter_fp: str) -> ListingKey | None:
+    """Where a store listing resumes: the (listing_time, request_id) a page token carries."""
+    if not token:
+        return None
+    key = decode_token(token, filter_fp)
+    if len(key) != 2 or not isinstance(key[0], int | float) or not isinstance(key[1], str):
+        raise invalid("page_token", "is not a page token of this listing")
+    return float(key[0]), key[1]
+
+
+def _position_after(token: str, filter_fp: str) -> int:
+    """Where a trail resumes: the position of the last event a page token carries (0: start)."""
+    if not token:
+        return 0
+    key = decode_token(token, filter_fp)
+    if len(key) != 1 or not isinstance(key[0], int) or isinstance(key[0], bool):
+        raise invalid("page_token", "is not a page token of this listing")
+    return key[0]
 
 
 def _device_matches(change: Change, kind: int, site_id: str) -> bool:

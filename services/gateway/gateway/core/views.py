@@ -1,7 +1,10 @@
-"""The gateway's in-memory read model (CQRS): fed decoded messages, answers queries. Pure.
+"""The gateway's in-memory read model (CQRS): what is live, fed decoded messages. Pure.
 
-The projector feeds every record of the state and stats topics through `apply_*`; each returns
-the change worth pushing to watch streams (or None when nothing a watcher cares about changed).
+Devices, site and request stats, open and recently resolved incidents, and the open requests:
+their size follows the city, not its history (closed requests and audit trails are in the
+history store, gateway.adapters.history_store). The projector feeds every record of the device
+and stats topics through `apply_*`; each returns the change worth pushing to watch streams (or
+None when nothing a watcher cares about changed).
 Queries return protobuf messages; filtering, ordering and snapshot math live here, paging in
 `gateway.core.paging`, and who may see what in `gateway.core.auth`.
 """
@@ -140,7 +143,6 @@ class Views:
     """Everything the gateway serves, keyed by entity id."""
 
     max_resolved_incidents: int = 10000
-    max_events_per_request: int = 1000
     # Bumped by every change: lets readers cache what they computed from the views.
     generation: int = 0
     access_points: dict[str, Any] = field(default_factory=dict)
@@ -149,12 +151,11 @@ class Views:
     incidents: dict[str, Any] = field(default_factory=dict)
     # Resolved incidents in the order they were resolved: the oldest go first when over the cap.
     _resolved: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    requests: dict[str, Any] = field(default_factory=dict)
-    # The open ones among `requests` (a city keeps every closed request; snapshots need the open).
+    # The open requests only: they are what is live (snapshots, open and overdue listings). Every
+    # request, open or not, and every audit trail live in the history store, whose batch rules
+    # decide which version is the newest (gateway.core.history) and hand it to `place_request`.
     open_requests: dict[str, Any] = field(default_factory=dict)
     request_stats: dict[str, Any] = field(default_factory=dict)
-    events: dict[str, list[Any]] = field(default_factory=dict)
-    _event_ids: set[str] = field(default_factory=set)
     _request_order: RequestOrder = field(default_factory=RequestOrder)
 
     # ---------------- feeding ----------------
@@ -195,47 +196,25 @@ class Views:
                 self.incidents.pop(old, None)
         return incident
 
-    def apply_request(self, request: Any) -> Change | None:
-        """Keeps the newest version (state and event topics both carry requests)."""
-        known = self.requests.get(request.request_id)
-        if known is not None and known.version > request.version:
-            return None
+    def place_request(self, request_id: str, request: Any | None) -> None:
+        """The newest version of a request: kept while open, forgotten once closed or deleted."""
         self.generation += 1
-        self.requests[request.request_id] = request
-        self._request_order.place(request)
-        if is_open(request):
-            self.open_requests[request.request_id] = request
+        if request is not None and is_open(request):
+            self.open_requests[request_id] = request
+            self._request_order.place(request)
         else:
-            self.open_requests.pop(request.request_id, None)
-        return request if known is None or known.version < request.version else None
+            self.open_requests.pop(request_id, None)
+            self._request_order.remove(request_id)
 
     def apply_request_stats(self, key: str, stats: Any) -> None:
         self.generation += 1
         self.request_stats[key or f"{stats.scope}:{stats.key}"] = stats
-
-    def apply_event(self, event: Any) -> Change | None:
-        """Adds an event to its request's audit trail; returns the request if it advanced."""
-        if event.event_id and event.event_id in self._event_ids:
-            return None  # redelivered
-        if event.event_id:
-            self._event_ids.add(event.event_id)
-        trail = self.events.setdefault(event.request_id, [])
-        trail.append(_without_history(event))
-        if len(trail) > self.max_events_per_request:
-            dropped = trail.pop(0)
-            self._event_ids.discard(dropped.event_id)
-        if event.HasField("request") and event.request.request_id:
-            return self.apply_request(event.request)
-        return None
 
     def delete(self, view: str, key: str) -> None:
         """A tombstone on a compacted topic."""
         self.generation += 1
         table: dict[str, Any] = getattr(self, view)
         table.pop(key, None)
-        if view == "requests":
-            self.open_requests.pop(key, None)
-            self._request_order.remove(key)
 
     # ---------------- devices ----------------
 
@@ -269,9 +248,9 @@ class Views:
 
     # ---------------- requests ----------------
 
-    def list_requests(self, query: RequestQuery, now: float) -> list[Any]:
-        """Matching requests, newest first (walks the OPD's own index when the query names one)."""
-        candidates = [self.requests[rid] for rid in self._request_order.ids(query.opd_code)]
+    def list_open_requests(self, query: RequestQuery, now: float) -> list[Any]:
+        """Matching open requests, newest first (walks the OPD's own index when the query names one)."""
+        candidates = [self.open_requests[rid] for rid in self._request_order.ids(query.opd_code)]
         if replace(query, opd_code="") == RequestQuery():
             return candidates  # the index already is the answer
         return [r for r in candidates if query.matches(r, now)]
@@ -329,17 +308,6 @@ class Views:
         return summary
 
 
-def _without_history(event: Any) -> Any:
-    """The event as the audit trail keeps it: its request without the history (which the trail
-    itself is), so memory grows with the number of events, not with its square."""
-    if not event.HasField("request") or not event.request.history:
-        return event
-    kept = requests_pb2.RequestEvent()
-    kept.CopyFrom(event)
-    kept.request.ClearField("history")
-    return kept
-
-
 def _sorted_devices(table: dict[str, Any], query: DeviceQuery) -> list[tuple[Any, Any]]:
     found = [(query.sort_key(s, device_id), s) for device_id, s in table.items() if query.matches(s)]
     found.sort(key=lambda pair: pair[0])
@@ -357,4 +325,3 @@ def _count_health(snap: Any, prefix: str, devices: Iterable[Any]) -> None:
     setattr(snap, f"{prefix}_ok", ok)
     setattr(snap, f"{prefix}_problem", problem)
     setattr(snap, f"{prefix}_critical", critical)
-

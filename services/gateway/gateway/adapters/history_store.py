@@ -1,0 +1,543 @@
+"""The gateway's history store: requests, their audit trails and camera incidents in SQLite.
+
+One file per gateway process on local disk (GATEWAY_STORE_PATH), rebuilt from the topics and
+never the source of truth: every replica builds its own, so replicas stay interchangeable.
+
+    requests(request_id, version, opd_code, category, status, submitted_by, listing_time,
+             subject_id, updated_time, body = ServiceRequest without contact fields, contact =
+             the sealed contact (EncryptedContact) as the topic carried it, NULL when none or
+             dropped; a plaintext reporter is never stored)
+        indexes: request_id (GetRequest), (listing_time, request_id) city-wide listing,
+                 (opd_code | status, listing_time, request_id) per OPD, per closing status,
+                 subject_id (erasure and retention find a contact's requests)
+    events(position = rowid, request_id, event_key, body = RequestEvent without its request's
+           history and contact fields)          index (request_id, event_key): trail + dedup
+    incidents(incident_id, phase, resolved_time, body)
+    request_counts(opd_code, category, status, submitted_by, n)   ListRequests' total_size
+    offsets(topic, partition, next_offset)      what the rows above hold, per partition
+    meta(key, value)                            schema version, the topics and the Kafka
+                                                cluster it was built from
+
+The projector is the only writer: one transaction per batch holds the rows *and* the offsets
+they came from, so after a crash the rows are never ahead of or behind the checkpoint. Reads go
+through a second connection and see committed batches only (WAL: readers never wait for the
+writer). A store that fails its integrity check, has another schema version, was built from
+other topics or another Kafka cluster, or whose checkpoint is ahead of a topic's end is set
+aside (renamed, one copy kept) and rebuilt from the beginning of the topics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.core.history import (
+    CountKey,
+    Known,
+    ListingKey,
+    RequestBatch,
+    RequestFilter,
+    StoredEvent,
+    listing_time,
+    stored_request,
+    subject_of,
+    with_contact,
+)
+from smartcity.codec import from_timestamp, to_timestamp
+from smartcity.v1 import camera_pb2, requests_pb2
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
+# Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
+_LOOKUP_CHUNK = 500
+
+Partition = tuple[str, int]  # (full topic name, partition)
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE requests (
+    request_id TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    opd_code TEXT NOT NULL,
+    category TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    submitted_by TEXT NOT NULL,
+    listing_time REAL NOT NULL,
+    subject_id TEXT,
+    updated_time REAL NOT NULL,
+    body BLOB NOT NULL,
+    contact BLOB);
+CREATE INDEX requests_city ON requests (listing_time, request_id);
+CREATE INDEX requests_opd ON requests (opd_code, listing_time, request_id);
+CREATE INDEX requests_status ON requests (status, listing_time, request_id);
+CREATE INDEX requests_subject ON requests (subject_id) WHERE subject_id IS NOT NULL;
+CREATE TABLE events (
+    request_id TEXT NOT NULL, event_key TEXT NOT NULL, body BLOB NOT NULL,
+    UNIQUE (request_id, event_key));
+CREATE TABLE incidents (
+    incident_id TEXT PRIMARY KEY, phase INTEGER NOT NULL, resolved_time REAL NOT NULL,
+    body BLOB NOT NULL);
+CREATE INDEX incidents_phase ON incidents (phase, resolved_time);
+CREATE TABLE request_counts (
+    opd_code TEXT NOT NULL, category TEXT NOT NULL, status INTEGER NOT NULL,
+    submitted_by TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (opd_code, category, status, submitted_by)) WITHOUT ROWID;
+"""
+
+_UPSERT_REQUEST = """
+INSERT INTO requests (request_id, version, opd_code, category, status, submitted_by, listing_time,
+                      subject_id, updated_time, body, contact)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (request_id) DO UPDATE SET
+    version = excluded.version, opd_code = excluded.opd_code, category = excluded.category,
+    status = excluded.status, submitted_by = excluded.submitted_by,
+    listing_time = excluded.listing_time, subject_id = excluded.subject_id,
+    updated_time = excluded.updated_time, body = excluded.body, contact = excluded.contact
+"""
+# A new version of a request the listings already place right: SQLite then updates only the
+# indexes of the columns set here (the status index), not the listing ones.
+_UPDATE_REQUEST = """
+UPDATE requests SET version = ?, status = ?, subject_id = ?, updated_time = ?, body = ?, contact = ?
+WHERE request_id = ?
+"""
+
+# A redelivered "opened" never overwrites the incident's resolution (as in the memory view).
+_UPSERT_INCIDENT = f"""
+INSERT INTO incidents (incident_id, phase, resolved_time, body) VALUES (?, ?, ?, ?)
+ON CONFLICT (incident_id) DO UPDATE SET
+    phase = excluded.phase, resolved_time = excluded.resolved_time, body = excluded.body
+WHERE NOT (incidents.phase = {RESOLVED} AND excluded.phase != {RESOLVED})
+"""
+
+_ADD_COUNT = """
+INSERT INTO request_counts (opd_code, category, status, submitted_by, n) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (opd_code, category, status, submitted_by) DO UPDATE SET n = n + excluded.n
+"""
+
+
+class StoreLocked(RuntimeError):
+    """Another process uses the store file (each gateway process needs its own)."""
+
+
+class HistoryStore:
+    """The SQLite file: opened (checked, set aside when unusable), written in batches, read."""
+
+    def __init__(
+        self, path: Path, topics: Sequence[str], cache_mib: int = 32, check_at_open_mib: int = 256
+    ) -> None:
+        self.path = path
+        self._check_at_open_bytes = check_at_open_mib * 2**20
+        # True when the file was opened without its page check (too large to check before
+        # serving): the owner runs `verify` in the background.
+        self.unverified = False
+        self._identity = json.dumps(sorted(topics))
+        self._cache_mib = cache_mib
+        self._lock: IO[bytes] | None = None
+        self._writer: sqlite3.Connection | None = None
+        # Held by a write (which runs on a worker thread) and by closing: a gateway stopping in
+        # the middle of a batch closes the file only once the batch is committed or rolled back.
+        self._write_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        # Why the store starts empty ("" when it resumed from its checkpoint).
+        self.rebuild_reason = ""
+        # Why a file was set aside at the last open or reset ("" when none was).
+        self.set_aside = ""
+
+    # ---------------- opening ----------------
+
+    def open(self) -> HistoryStore:
+        """Takes the store's lock, checks the file, sets it aside when unusable, opens it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self.set_aside = ""
+        self.unverified = False
+        problem = self._problem() if self.path.exists() else "no store on disk"
+        if problem and self.path.exists():
+            self._set_aside(problem)
+        self._connect()
+        if problem:
+            self.rebuild_reason = problem
+        elif not self.checkpoint():
+            self.rebuild_reason = "the store holds no checkpoint yet"
+        return self
+
+    def reset(self, reason: str) -> None:
+        """Sets the store aside and starts an empty one (e.g. its checkpoint is ahead of a topic)."""
+        self._disconnect()
+        self._set_aside(reason)
+        self._connect()
+        self.rebuild_reason = reason
+
+    def bind_cluster(self, cluster_id: str) -> None:
+        """The store belongs to one Kafka cluster: built from another one (a broker whose
+        storage was reset keeps the topic names but not their records), it is set aside."""
+        row = self._w.execute("SELECT value FROM meta WHERE key = 'cluster_id'").fetchone()
+        if row is not None and row[0] != cluster_id:
+            self.reset(f"built from another Kafka cluster ({row[0]}; this one is {cluster_id})")
+        self._w.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cluster_id', ?)", (cluster_id,))
+
+    def close(self) -> None:
+        self._disconnect()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _take_lock(self) -> None:
+        lock = self.path.with_name(self.path.name + ".lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreLocked(
+                f"the history store {self.path} is in use by another process; give every gateway "
+                "process its own GATEWAY_STORE_PATH"
+            ) from None
+        self._lock = lock
+
+    def _problem(self) -> str:
+        """Why the file on disk cannot be resumed from ("" when it can). Small files get the page
+        check here; a large one is left `unverified` for `verify`, which reads every page."""
+        try:
+            db = sqlite3.connect(self.path)
+            try:
+                meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            return f"not a usable SQLite database ({exc})"
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            return f"schema version {meta.get('schema_version')!r}, this gateway writes {SCHEMA_VERSION}"
+        if meta.get("topics") != self._identity:
+            return "built from other topics (another topic prefix or catalogue)"
+        if self.path.stat().st_size > self._check_at_open_bytes:
+            self.unverified = True
+            return ""
+        return self.verify()
+
+    def verify(self) -> str:
+        """SQLite's page check (`quick_check`) of the whole file on a connection of its own:
+        "" when sound, else why not. Reads every page: seconds per GiB."""
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                check = db.execute("PRAGMA quick_check").fetchall()
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            return f"integrity check failed ({exc})"
+        self.unverified = False
+        return (
+            "" if check == [("ok",)] else f"integrity check failed: {check[0][0] if check else 'no answer'}"
+        )
+
+    def condemn(self, reason: str) -> None:
+        """Sets the open store aside for the next start to rebuild (it failed `verify`)."""
+        self._set_aside(reason)
+
+    def _set_aside(self, reason: str) -> None:
+        """Renames the file (and its WAL) to <name>.set-aside, replacing an earlier one."""
+        log.warning("history store %s set aside: %s; rebuilding from the topics", self.path, reason)
+        self.set_aside = reason
+        for suffix in ("", "-wal", "-shm"):
+            source = self.path.with_name(self.path.name + suffix)
+            target = self.path.with_name(self.path.name + ".set-aside" + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(source, target)
+
+    def _connect(self) -> None:
+        fresh = not self.path.exists()
+        # Opened in a worker thread (the check may take a while), used on the event loop after:
+        # one thread at a time, never two.
+        writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        writer.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives a process crash; only a power loss may lose the last
+        # ones, and the store is rebuilt from Kafka anyway.
+        writer.execute("PRAGMA synchronous=NORMAL")
+        writer.execute(f"PRAGMA cache_size=-{self._cache_mib * 1024}")
+        writer.execute("PRAGMA journal_size_limit=67108864")
+        if fresh or not writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            writer.executescript(_SCHEMA)
+            writer.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("topics", self._identity)],
+            )
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute(f"PRAGMA cache_size=-{max(1, self._cache_mib // 4) * 1024}")
+        reader.execute("PRAGMA query_only=1")
+        self._writer, self._reader = writer, reader
+
+    def _disconnect(self) -> None:
+        with self._write_lock:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
+
+    @property
+    def _w(self) -> sqlite3.Connection:
+        assert self._writer is not None, "the history store is not open"
+        return self._writer
+
+    @property
+    def _r(self) -> sqlite3.Connection:
+        assert self._reader is not None, "the history store is not open"
+        return self._reader
+
+    # ---------------- writing (the projector) ----------------
+
+    def checkpoint(self) -> dict[Partition, int]:
+        """The next offset to read per partition, as of the last committed batch."""
+        rows = self._w.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def known(self, request_ids: Collection[str]) -> dict[str, Known]:
+        """Version, counting key and listing place of the stored requests among `request_ids`."""
+        found: dict[str, Known] = {}
+        ids = list(request_ids)
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            rows = self._w.execute(
+                "SELECT request_id, version, opd_code, category, status, submitted_by, listing_time "
+                f"FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for request_id, version, opd, category, status, client, placed in rows:
+                found[request_id] = Known(version, (opd, category, status, client), placed)
+        return found
+
+    def commit(
+        self,
+        requests: RequestBatch,
+        known: Mapping[str, Known],
+        events: Sequence[tuple[str, str, bytes]],
+        incidents: Sequence[Any],
+        offsets: Mapping[Partition, int],
+        *,
+        bodies: Mapping[str, tuple[bytes, bytes | None]] | None = None,
+    ) -> None:
+        """One transaction: the batch's rows and the offsets they were read up to.
+
+        `known` is what `known()` answered for the batch's requests; `events` are
+        (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
+        (body, contact) when the caller already made them (else made here)."""
+        with self._write_lock:
+            self._commit(requests, known, events, incidents, offsets, bodies)
+
+    def _commit(  # noqa: PLR0917
+        self,
+        requests: RequestBatch,
+        known: Mapping[str, Known],
+        events: Sequence[tuple[str, str, bytes]],
+        incidents: Sequence[Any],
+        offsets: Mapping[Partition, int],
+        bodies: Mapping[str, tuple[bytes, bytes | None]] | None,
+    ) -> None:
+        db = self._w
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            upserts, updates, deletes = [], [], []
+            for request_id, request in requests.winners.items():
+                if request is None:
+                    deletes.append((request_id,))
+                    continue
+                body, contact = bodies[request_id] if bodies is not None else stored_request(request)
+                before = known.get(request_id)
+                if before is not None and before.placed_as(request):
+                    updates.append(
+                        (
+                            request.version,
+                            int(request.status),
+                            subject_of(request),
+                            from_timestamp(request.updated_time),
+                            body,
+                            contact,
+                            request_id,
+                        )
+                    )
+                    continue
+                upserts.append(
+                    (
+                        request_id,
+                        request.version,
+                        request.opd_code,
+                        request.category,
+                        int(request.status),
+                        request.submitted_by_client,
+                        listing_time(request),
+                        subject_of(request),
+                        from_timestamp(request.updated_time),
+                        body,
+                        contact,
+                    )
+                )
+            db.executemany(_UPSERT_REQUEST, upserts)
+            db.executemany(_UPDATE_REQUEST, updates)
+            db.executemany("DELETE FROM requests WHERE request_id = ?", deletes)
+            db.executemany(
+                "INSERT OR IGNORE INTO events (request_id, event_key, body) VALUES (?, ?, ?)", events
+            )
+            db.executemany(_UPSERT_INCIDENT, [_incident_row(i) for i in incidents])
+            deltas = [(*key, n) for key, n in requests.count_deltas.items() if n]
+            if deltas:
+                db.executemany(_ADD_COUNT, deltas)
+                db.execute("DELETE FROM request_counts WHERE n = 0")
+            db.executemany(
+                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)",
+                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def drop_contact(self, request_id: str) -> bool:
+        """Forgets a request's contact fields (erasure); True when there were any."""
+        cursor = self._w.execute(
+            "UPDATE requests SET contact = NULL WHERE request_id = ? AND contact IS NOT NULL", (request_id,)
+        )
+        return cursor.rowcount > 0
+
+    # ---------------- reading (the API) ----------------
+
+    def get_request(self, request_id: str) -> Any | None:
+        row = self._r.execute(
+            "SELECT body, contact FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return None if row is None else _request(row[0], row[1])
+
+    def has_request(self, request_id: str) -> bool:
+        return (
+            self._r.execute("SELECT 1 FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+            is not None
+        )
+
+    def list_requests(self, flt: RequestFilter, after: ListingKey | None, limit: int) -> list[Any]:
+        """Up to `limit` matching requests in listing order, starting after the key `after`."""
+        where, args = _request_where(flt)
+        if after is not None:
+            where.append("(listing_time, request_id) > (?, ?)")
+            args.extend(after)
+        sql = "SELECT body, contact FROM requests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY listing_time, request_id LIMIT ?"
+        return [_request(body, contact) for body, contact in self._r.execute(sql, [*args, limit])]
+
+    def snapshot_requests(self, page: int = 500) -> Iterator[Any]:
+        """Every request in listing order, as of the first item: one read transaction on a
+        connection of its own, fetched a page at a time (memory stays at one page)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA query_only=1")
+            db.execute("BEGIN")
+            cursor = db.execute("SELECT body, contact FROM requests ORDER BY listing_time, request_id")
+            while rows := cursor.fetchmany(page):
+                for body, contact in rows:
+                    yield _request(body, contact)
+        finally:
+            db.close()
+
+    def of_subject(self, subject_id: str) -> list[Any]:
+        rows = self._r.execute("SELECT body, contact FROM requests WHERE subject_id = ?", (subject_id,))
+        return [_request(body, contact) for body, contact in rows]
+
+    def contact_uses(self, page: int = 1000) -> Iterator[Any]:
+        """Every request with a sealed contact as (id, status, updated time, subject) only, in
+        a request each: what the retention rule reads, without decoding whole requests."""
+        cursor = self._r.execute(
+            "SELECT request_id, status, updated_time, subject_id FROM requests WHERE subject_id IS NOT NULL"
+        )
+        while rows := cursor.fetchmany(page):
+            for request_id, status, updated, subject_id in rows:
+                use = requests_pb2.ServiceRequest(request_id=request_id, status=status)
+                use.updated_time.CopyFrom(to_timestamp(updated))
+                use.encrypted_reporter.subject_id = subject_id
+                yield use
+
+    def open_requests(self, open_statuses: Collection[int]) -> Iterator[Any]:
+        marks = ",".join("?" * len(open_statuses))
+        rows = self._r.execute(
+            f"SELECT body, contact FROM requests WHERE status IN ({marks})", list(open_statuses)
+        )
+        for body, contact in rows:
+            yield _request(body, contact)
+
+    def list_events(self, request_id: str, after: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` events of a request's trail, oldest first, after position `after`."""
+        contact_row = self._r.execute(
+            "SELECT contact FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        contact = contact_row[0] if contact_row else None
+        rows = self._r.execute(
+            "SELECT rowid, body FROM events WHERE request_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            (request_id, after, limit),
+        )
+        found = []
+        for position, body in rows:
+            event = requests_pb2.RequestEvent.FromString(body)
+            if event.HasField("request"):
+                with_contact(event.request, contact)
+            found.append(StoredEvent(position, event))
+        return found
+
+    def incidents_to_keep(self, max_resolved: int) -> list[Any]:
+        """The open incidents, then the `max_resolved` most recently resolved, oldest first."""
+        open_rows = self._r.execute(f"SELECT body FROM incidents WHERE phase != {RESOLVED}").fetchall()
+        resolved = self._r.execute(
+            f"SELECT body FROM incidents WHERE phase = {RESOLVED} ORDER BY resolved_time DESC LIMIT ?",
+            (max_resolved,),
+        ).fetchall()
+        rows = open_rows + resolved[::-1]
+        return [camera_pb2.CameraIncident.FromString(body) for (body,) in rows]
+
+    def counts(self) -> dict[CountKey, int]:
+        rows = self._r.execute("SELECT opd_code, category, status, submitted_by, n FROM request_counts")
+        return {(opd, category, status, client): n for opd, category, status, client, n in rows}
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per table (for the view-size gauges); cheap only because counts are kept."""
+        requests = sum(self.counts().values())
+        events = self._r.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
+        return {"requests": requests, "request_events": int(events)}
+
+
+def _request(body: bytes, contact: bytes | None) -> Any:
+    return with_contact(requests_pb2.ServiceRequest.FromString(body), contact)
+
+
+def _incident_row(incident: Any) -> tuple[str, int, float, bytes]:
+    return (
+        incident.incident_id,
+        int(incident.phase),
+        from_timestamp(incident.resolved_time),
+        incident.SerializeToString(),
+    )
+
+
+def _request_where(flt: RequestFilter) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    for column, value in (("opd_code", flt.opd_code), ("category", flt.category), ("status", flt.status)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if flt.visible_to is not None:
+        opd_code, client_id = flt.visible_to
+        where.append("(opd_code = ? OR submitted_by = ?)" if opd_code else "submitted_by = ?")
+        args.extend([opd_code, client_id] if opd_code else [client_id])
+    return where, args

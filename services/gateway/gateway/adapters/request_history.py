@@ -1,0 +1,174 @@
+"""The request read model: open requests in memory, every request and every trail on disk.
+
+    projector ──batch of records──► RequestHistory.apply ──► HistoryStore (one transaction:
+      (requests.state, .events,        │                      rows + offsets)
+       camera.incidents)               ├──► memory: open requests (Views), counts
+                                       └──► changes for watch streams (after the commit)
+    API ──► get / list / trail ──► memory for open and overdue listings, the store otherwise
+
+The memory holds what is live (open requests, the per-key counts) and stays the same size
+whatever the history; the store holds the history. Both change only between batches, and a batch
+is committed before any of its changes or command outcomes go out, so a caller that saw an
+outcome reads it back (read-your-writes) and a watcher never hears of a version the store lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.adapters.history_store import HistoryStore, Partition
+from gateway.core.history import (
+    Arrival,
+    ListingKey,
+    RequestBatch,
+    RequestCounts,
+    RequestFilter,
+    StoredEvent,
+    event_key,
+    plan_requests,
+    stored_event,
+    stored_request,
+)
+
+Change = Any  # a ServiceRequest version a watch stream hears
+
+
+class OpenRequests(Protocol):
+    """Where the open requests live in memory (gateway views)."""
+
+    def place_request(self, request_id: str, request: Any | None) -> None:
+        """Keeps the request when it is open, forgets it otherwise (None: deleted)."""
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One record of a store-backed topic, decoded (message None: a tombstone)."""
+
+    view: str  # "requests" | "events" | "incidents"
+    partition: int
+    offset: int
+    key: str
+    message: Any | None
+
+
+class RequestHistory:
+    def __init__(self, store: HistoryStore, memory: OpenRequests, open_statuses: Iterable[int]) -> None:
+        self.store = store
+        self._memory = memory
+        self._open_statuses = frozenset(open_statuses)
+        self.counts = RequestCounts()
+
+    # ---------------- start ----------------
+
+    def load(self) -> int:
+        """Fills the memory from the store (a warm start); returns how many requests are open."""
+        self.counts = RequestCounts(self.store.counts())
+        loaded = 0
+        for request in self.store.open_requests(self._open_statuses):
+            self._memory.place_request(request.request_id, request)
+            loaded += 1
+        return loaded
+
+    # ---------------- the projector ----------------
+
+    def apply(self, records: Iterable[HistoryRecord], offsets: dict[Partition, int]) -> list[Change]:
+        """`write`, then `remember`: one batch, on the calling thread."""
+        return self.remember(self.write(records, offsets))
+
+    def write(
+        self, records: Iterable[HistoryRecord], offsets: dict[Partition, int], owned: bool = False
+    ) -> RequestBatch:
+        """Writes one batch with the offsets it was read up to (one transaction). Touches the
+        store only, so the projector runs it off the event loop; `remember` follows on it.
+
+        `owned`: the messages are the caller's to spend (while rebuilding: nobody else reads
+        them), so contact fields and histories are stripped off them instead of off copies."""
+        arrivals: list[Arrival] = []
+        trail: list[tuple[str, str, Any]] = []
+        incidents: list[Any] = []
+        for record in records:
+            message = record.message
+            if record.view == "requests":
+                arrivals.append((message.request_id if message is not None else record.key, message))
+            elif record.view == "events" and message is not None:
+                if message.HasField("request") and message.request.request_id:
+                    arrivals.append((message.request.request_id, message.request))
+                key = event_key(message, record.partition, record.offset)
+                trail.append((message.request_id or record.key, key, message))
+            elif record.view == "incidents" and message is not None:
+                incidents.append(message)
+        known = self.store.known({request_id for request_id, _ in arrivals})
+        batch = plan_requests(arrivals, known)
+        # The winners' rows first: stripping the trail's events in place takes their requests'
+        # history and contact fields, which a winner's row keeps. Open requests also go to the
+        # memory whole: never stripped in place.
+        bodies = {
+            request_id: stored_request(request, in_place=owned and not self._is_open(request))
+            for request_id, request in batch.winners.items()
+            if request is not None
+        }
+        events = [
+            (request_id, key, stored_event(event, in_place=owned and not self._is_open(event.request)))
+            for request_id, key, event in trail
+        ]
+        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies)
+        return batch
+
+    def _is_open(self, request: Any) -> bool:
+        return request.status in self._open_statuses
+
+    def remember(self, batch: RequestBatch) -> list[Change]:
+        """The memory's side of a committed batch; returns the versions watchers should hear,
+        in arrival order."""
+        self.counts.apply(batch.count_deltas)
+        for request_id, winner in batch.winners.items():
+            self._memory.place_request(request_id, winner)
+        return batch.changes
+
+    # ---------------- the API ----------------
+
+    def get(self, request_id: str) -> Any | None:
+        return self.store.get_request(request_id)
+
+    def uses_memory(self, status: int, open_only: bool, overdue_only: bool) -> bool:
+        """Open and overdue listings (and those of an open status) are all in memory."""
+        return open_only or overdue_only or status in self._open_statuses
+
+    def list_requests(
+        self, flt: RequestFilter, after: ListingKey | None, limit: int
+    ) -> tuple[list[Any], bool, int]:
+        """(up to `limit` requests after `after`, whether more follow, total matching)."""
+        found = self.store.list_requests(flt, after, limit + 1)
+        total = self.counts.total(
+            opd_code=flt.opd_code, category=flt.category, status=flt.status, visible=_visibility(flt)
+        )
+        return found[:limit], len(found) > limit, total
+
+    def trail(self, request_id: str, after: int, limit: int) -> tuple[list[StoredEvent], bool]:
+        found = self.store.list_events(request_id, after, limit + 1)
+        return found[:limit], len(found) > limit
+
+    def of_subject(self, subject_id: str) -> list[Any]:
+        return self.store.of_subject(subject_id)
+
+    def contact_uses(self) -> Iterator[Any]:
+        return self.store.contact_uses()
+
+    def every_request(self) -> Iterator[Any]:
+        """Every request in listing order as of now, streamed (WatchRequests' snapshot): later
+        batches are not in it, so a watcher subscribed before the first item hears them once."""
+        return self.store.snapshot_requests()
+
+
+def _visibility(flt: RequestFilter) -> Callable[[str, str], bool] | None:
+    """Which (opd_code, submitted_by) a caller without requests:read:all sees (None: all)."""
+    if flt.visible_to is None:
+        return None
+    opd_code, client_id = flt.visible_to
+
+    def visible(opd: str, client: str) -> bool:
+        return (bool(opd_code) and opd == opd_code) or client == client_id
+
+    return visible

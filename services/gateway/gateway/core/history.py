@@ -1,0 +1,247 @@
+"""Rules of the gateway's request history (the on-disk read model): pure, no I/O.
+
+The projector reads the request topics in batches. For each batch it asks the history store
+what it already knows of the requests named in it (their version and the counting key), and
+these rules decide:
+
+- which version of each request the store keeps (the newest; a tombstone deletes),
+- which versions a watch stream hears (every version newer than any seen before, in arrival
+  order: the same as the in-memory view answered one record at a time),
+- how the per-(OPD, category, status, submitter) counts move, which give ListRequests its
+  `total_size` without counting rows,
+- what an audit-trail event looks like on disk: without its request's history (the trail itself
+  is the history) and without the reporter's contact fields, which live once per request in a
+  column of their own so that they can be dropped or re-read apart from everything else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from smartcity.codec import from_timestamp
+from smartcity.v1 import requests_pb2
+
+# What ListRequests' counts are kept by: (opd_code, category, status, submitted_by_client).
+CountKey = tuple[str, str, int, str]
+# Where a listing page starts: (listing_time, request_id), newest first, ties by id.
+ListingKey = tuple[float, str]
+# One record of the request topics, in arrival order: (request_id, the request, or None for a
+# tombstone on the state topic).
+Arrival = tuple[str, Any]
+
+
+def count_key(request: Any) -> CountKey:
+    return request.opd_code, request.category, int(request.status), request.submitted_by_client
+
+
+def listing_time(request: Any) -> float:
+    """The first part of the listing order (newest first): minus the requested time."""
+    return -from_timestamp(request.requested_time)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the store holds of a request before a batch."""
+
+    version: int
+    count_key: CountKey
+    listing_time: float = 0.0
+
+    def placed_as(self, request: Any) -> bool:
+        """Whether a new version leaves the request where the listings have it (the usual case:
+        only status, version and body change), so the store needs to touch no listing index."""
+        opd, category, _, client = self.count_key
+        return (opd, category, client, self.listing_time) == (
+            request.opd_code,
+            request.category,
+            request.submitted_by_client,
+            listing_time(request),
+        )
+
+
+@dataclass
+class RequestBatch:
+    """What one batch of request records does."""
+
+    # request_id -> the version to keep (None: delete the request).
+    winners: dict[str, Any] = field(default_factory=dict)
+    # Versions a watch stream hears, in arrival order.
+    changes: list[Any] = field(default_factory=list)
+    count_deltas: Counter[CountKey] = field(default_factory=Counter)
+
+
+def plan_requests(arrivals: Iterable[Arrival], known: Mapping[str, Known]) -> RequestBatch:
+    """Newest version per request wins; an older one arriving later (the state topic lagging
+    the event topic, a redelivery) changes nothing, nor does the same version again (the state
+    topic and the event topic both carry every version: they are the same request)."""
+    batch = RequestBatch()
+    seen: dict[str, int | None] = {}  # request_id -> version so far (None: absent)
+    for request_id, request in arrivals:
+        before = seen[request_id] if request_id in seen else _known_version(known, request_id)
+        if request is None:
+            batch.winners[request_id] = None
+            seen[request_id] = None
+            continue
+        if before is not None and before >= request.version:
+            continue
+        batch.changes.append(request)
+        batch.winners[request_id] = request
+        seen[request_id] = request.version
+    for request_id, winner in batch.winners.items():
+        old = known.get(request_id)
+        if old is not None:
+            batch.count_deltas[old.count_key] -= 1
+        if winner is not None:
+            batch.count_deltas[count_key(winner)] += 1
+    return batch
+
+
+def _known_version(known: Mapping[str, Known], request_id: str) -> int | None:
+    old = known.get(request_id)
+    return None if old is None else old.version
+
+
+class RequestCounts:
+    """How many requests the store holds per (OPD, category, status, submitter).
+
+    A few hundred keys at most, whatever the history: totals are sums over them."""
+
+    def __init__(self, counts: Mapping[CountKey, int] | None = None) -> None:
+        self._counts: dict[CountKey, int] = {k: n for k, n in (counts or {}).items() if n}
+
+    def apply(self, deltas: Mapping[CountKey, int]) -> None:
+        for key, delta in deltas.items():
+            n = self._counts.get(key, 0) + delta
+            if n:
+                self._counts[key] = n
+            else:
+                self._counts.pop(key, None)
+
+    def total(
+        self,
+        *,
+        opd_code: str = "",
+        category: str = "",
+        status: int = 0,
+        visible: Callable[[str, str], bool] | None = None,
+    ) -> int:
+        """Requests matching the filter (empty = any) that `visible(opd_code, submitted_by)` lets through."""
+        found = 0
+        for (opd, cat, st, client), n in self._counts.items():
+            if (opd_code and opd != opd_code) or (category and cat != category) or (status and st != status):
+                continue
+            if visible is None or visible(opd, client):
+                found += n
+        return found
+
+    def as_dict(self) -> dict[CountKey, int]:
+        return dict(self._counts)
+
+
+# ---------------- the audit trail on disk ----------------
+
+
+def event_key(event: Any, partition: int, offset: int) -> str:
+    """What makes an event the same event when it is delivered twice."""
+    return event.event_id or f"@{partition}:{offset}"
+
+
+def stored_event(event: Any, in_place: bool = False) -> bytes:
+    """The event as the trail keeps it: its request without history and without contact fields
+    (the sealed contact is kept once, with the request; a plaintext one never).
+
+    `in_place`: strip the caller's message itself (cheaper; it must not be needed whole after)."""
+    if not event.HasField("request"):
+        return bytes(event.SerializeToString())
+    kept = event
+    if not in_place:
+        kept = requests_pb2.RequestEvent()
+        kept.CopyFrom(event)
+    for name in ("history", "reporter", "encrypted_reporter"):
+        kept.request.ClearField(name)
+    return bytes(kept.SerializeToString())
+
+
+def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None]:
+    """(the request without contact fields, its sealed contact as the topic carried it).
+
+    A plaintext `reporter` (records from before contact data was sealed) is never stored.
+    `in_place`: take the contact fields off the caller's message itself (cheaper)."""
+    if not request.HasField("reporter") and not request.HasField("encrypted_reporter"):
+        return bytes(request.SerializeToString()), None
+    contact = (
+        bytes(request.encrypted_reporter.SerializeToString())
+        if request.HasField("encrypted_reporter")
+        else None
+    )
+    kept = request
+    if not in_place:
+        kept = requests_pb2.ServiceRequest()
+        kept.CopyFrom(request)
+    kept.ClearField("reporter")
+    kept.ClearField("encrypted_reporter")
+    return bytes(kept.SerializeToString()), contact
+
+
+def subject_of(request: Any) -> str | None:
+    """Whose contact a request carries (the subject of its data key), None when none."""
+    return str(request.encrypted_reporter.subject_id) if request.HasField("encrypted_reporter") else None
+
+
+def with_contact(message: Any, contact: bytes | None) -> Any:
+    """Puts the sealed contact back into a stored request (or an event's request)."""
+    if contact is not None:
+        message.encrypted_reporter.MergeFromString(contact)
+    return message
+
+
+# ---------------- what the API reads ----------------
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """The SQL side of a ListRequests call (open/overdue listings are answered from memory)."""
+
+    opd_code: str = ""
+    category: str = ""
+    status: int = 0
+    # (opd_code, client_id) of a caller without requests:read:all: its OPD's and its own
+    # submissions only. None: every request.
+    visible_to: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int  # order of arrival in the trail; page tokens carry it
+    event: Any
+
+
+class RequestReads(Protocol):
+    """The request read model as the API sees it (gateway.adapters.request_history)."""
+
+    def get(self, request_id: str) -> Any | None:
+        """The newest version of a request, None when unknown."""
+
+    def uses_memory(self, status: int, open_only: bool, overdue_only: bool) -> bool:
+        """Whether a listing with this filter is answered from the open requests in memory."""
+
+    def list_requests(
+        self, flt: RequestFilter, after: ListingKey | None, limit: int
+    ) -> tuple[list[Any], bool, int]:
+        """(up to `limit` requests after `after`, whether more follow, total matching)."""
+
+    def trail(self, request_id: str, after: int, limit: int) -> tuple[list[StoredEvent], bool]:
+        """(up to `limit` events of the trail after position `after`, whether more follow)."""
+
+    def every_request(self) -> Iterator[Any]:
+        """Every request in listing order as of the call, streamed."""
+
+    def of_subject(self, subject_id: str) -> list[Any]:
+        """The requests carrying a subject's sealed contact (erasure, discarding a data key)."""
+
+    def contact_uses(self) -> Iterator[Any]:
+        """Every request that carries a sealed contact, reduced to what the retention rule reads
+        (id, status, updated time, the contact's subject), streamed."""

@@ -1,0 +1,382 @@
+"""The history store without Kafka: batch rules, rows and checkpoint in one transaction,
+listings and trails read back, contact fields apart, unusable files set aside."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.adapters.history_store import HistoryStore, StoreLocked
+from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.core.history import (
+    Known,
+    RequestBatch,
+    RequestCounts,
+    RequestFilter,
+    count_key,
+    event_key,
+    plan_requests,
+    stored_event,
+)
+from gateway.core.views import Views
+from gateway_testing import incident
+from gateway_testing import service_request as _service_request
+from smartcity.request_rules import OPEN_STATUSES
+from smartcity.v1 import requests_pb2
+
+RS = requests_pb2
+TOPICS = ["p.requests.events.v1", "p.requests.state.v1", "p.camera.incidents.v1"]
+EVENTS = TOPICS[0]
+
+
+def store_at(path: Path, topics: list[str] = TOPICS) -> HistoryStore:
+    return HistoryStore(path, topics, cache_mib=4).open()
+
+
+def service_request(request_id: str, **fields: Any) -> Any:
+    """A request as citizen-requests writes it now: no plaintext reporter (unless asked for)."""
+    return _service_request(request_id, **{"reporter": False, **fields})
+
+
+def sealed(request: Any, subject: str = "subject-siti") -> Any:
+    """The request with a sealed contact as citizen-requests writes it (an envelope the store
+    never opens; a plaintext reporter from before sealing is left on, which it must drop)."""
+    request.encrypted_reporter.subject_id = subject
+    request.encrypted_reporter.data_key_id = f"dk-{subject}"
+    request.encrypted_reporter.ciphertext = b"\x01sealed-bytes"
+    return request
+
+
+def event_of(request: Any, n: int) -> Any:
+    event = RS.RequestEvent(
+        event_id=f"ev-{request.request_id}-{n}",
+        request_id=request.request_id,
+        version=request.version,
+        type=RS.REQUEST_EVENT_TYPE_SUBMITTED,
+    )
+    event.request.CopyFrom(request)
+    return event
+
+
+def write(
+    store: HistoryStore,
+    requests: Sequence[Any],
+    offset: int,
+    events: Sequence[Any] = (),
+    incidents: Sequence[Any] = (),
+) -> RequestBatch:
+    arrivals = [(r.request_id, r) for r in requests]
+    known = store.known({r for r, _ in arrivals})
+    batch = plan_requests(arrivals, known)
+    rows = [(e.request_id, event_key(e, 0, offset + i), stored_event(e)) for i, e in enumerate(events)]
+    store.commit(batch, known, rows, incidents, {(EVENTS, 0): offset})
+    return batch
+
+
+# ---------------- rules ----------------
+
+
+def test_the_newest_version_wins_and_watchers_hear_each_newer_one_in_order() -> None:
+    v1, v2, v3 = (service_request("r1", version=v) for v in (1, 2, 3))
+    batch = plan_requests([("r1", v1), ("r1", v3), ("r1", v2), ("r1", v3)], known={})
+    assert batch.winners["r1"].version == 3
+    assert [r.version for r in batch.changes] == [1, 3]  # v2 came late, the second v3 is a repeat
+    assert batch.winners["r1"] is v3
+    assert batch.count_deltas[count_key(v3)] == 1
+
+
+def test_a_known_newer_version_is_kept_and_counts_move_with_status() -> None:
+    old = service_request("r1", version=4, status=RS.REQUEST_STATUS_SUBMITTED)
+    known = {"r1": Known(4, count_key(old))}
+    assert plan_requests([("r1", service_request("r1", version=3))], known).winners == {}
+    closed = service_request("r1", version=5, status=RS.REQUEST_STATUS_CLOSED)
+    batch = plan_requests([("r1", closed)], known)
+    assert batch.count_deltas == {count_key(old): -1, count_key(closed): 1}
+    tombstone = plan_requests([("r1", None)], known)
+    assert tombstone.winners == {"r1": None} and tombstone.count_deltas == {count_key(old): -1}
+
+
+def test_counts_total_by_filter_and_visibility() -> None:
+    counts = RequestCounts()
+    counts.apply(
+        {
+            ("PUPR", "roads", 6, "portal"): 3,
+            ("DLH", "waste", 1, "pupr-app"): 2,
+            ("DLH", "waste", 6, "portal"): 1,
+        }
+    )
+    assert counts.total() == 6
+    assert counts.total(opd_code="DLH") == 3
+    assert counts.total(opd_code="DLH", status=6) == 1
+    assert counts.total(visible=lambda opd, client: opd == "PUPR" or client == "pupr-app") == 5
+    counts.apply({("DLH", "waste", 6, "portal"): -1})
+    assert counts.as_dict() == {("PUPR", "roads", 6, "portal"): 3, ("DLH", "waste", 1, "pupr-app"): 2}
+
+
+# ---------------- the store ----------------
+
+
+def test_rows_and_checkpoint_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite3"
+    store = store_at(path)
+    assert store.rebuild_reason == "no store on disk"
+    first = service_request("r1", version=1, requested=1000.0)
+    write(store, [first, service_request("r2", requested=2000.0)], offset=2, events=[event_of(first, 1)])
+    store.close()
+
+    store = store_at(path)
+    assert store.rebuild_reason == ""  # warm
+    assert store.checkpoint() == {(EVENTS, 0): 2}
+    assert [r.request_id for r in store.list_requests(RequestFilter(), None, 10)] == ["r2", "r1"]
+    assert store.get_request("r1") == first
+    assert sum(store.counts().values()) == 2
+    store.close()
+
+
+def test_a_new_version_replaces_the_row_and_moves_its_counts(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request("r1", version=1, requested=1000.0)], offset=1)
+    closed = service_request("r1", version=2, status=RS.REQUEST_STATUS_CLOSED, requested=1000.0)
+    write(store, [closed, service_request("r1", version=1, requested=1000.0)], offset=3)  # v1 late again
+    assert store.get_request("r1") == closed
+    assert [
+        r.version for r in store.list_requests(RequestFilter(status=RS.REQUEST_STATUS_CLOSED), None, 5)
+    ] == [2]
+    assert store.list_requests(RequestFilter(status=RS.REQUEST_STATUS_SUBMITTED), None, 5) == []
+    assert store.counts() == {count_key(closed): 1}
+    moved = service_request(
+        "r1", version=3, opd_code="DLH", status=RS.REQUEST_STATUS_CLOSED, requested=1000.0
+    )
+    write(store, [moved], offset=4)  # re-routed: the listing indexes follow
+    assert [r.request_id for r in store.list_requests(RequestFilter(opd_code="DLH"), None, 5)] == ["r1"]
+    assert store.list_requests(RequestFilter(opd_code="DPMPTSP"), None, 5) == []
+    store.close()
+
+
+def test_a_batch_that_fails_leaves_rows_and_checkpoint_as_they_were(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request("r1")], offset=1)
+    batch = plan_requests([("r2", service_request("r2"))], {})
+    with pytest.raises(AttributeError):
+        # A broken row after the batch's requests were written: nothing of the batch may stay.
+        store.commit(batch, {}, [], [object()], {(EVENTS, 0): 9})
+    assert store.checkpoint() == {(EVENTS, 0): 1}
+    assert store.get_request("r2") is None
+    store.close()
+
+
+def test_listings_filter_page_and_respect_visibility(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    requests = [
+        service_request(
+            f"r{i:02d}",
+            opd_code=("PUPR", "DLH")[i % 2],
+            category=("roads", "waste")[i % 2],
+            status=(RS.REQUEST_STATUS_CLOSED, RS.REQUEST_STATUS_SUBMITTED)[i % 3 == 0],
+            submitted_by=("portal", "pupr-app")[i % 5 == 0],
+            requested=1000.0 + i,
+        )
+        for i in range(30)
+    ]
+    write(store, requests, offset=30)
+    newest_first = sorted(requests, key=lambda r: -r.requested_time.seconds)
+
+    def ids(flt: RequestFilter, size: int = 100) -> list[str]:
+        found, after = [], None
+        while True:
+            page = store.list_requests(flt, after, size)
+            found += [r.request_id for r in page]
+            if len(page) < size:
+                return found
+            after = (-float(page[-1].requested_time.seconds), page[-1].request_id)
+
+    assert ids(RequestFilter(), size=7) == [r.request_id for r in newest_first]
+    assert ids(RequestFilter(opd_code="DLH", status=RS.REQUEST_STATUS_SUBMITTED), size=2) == [
+        r.request_id for r in newest_first if r.opd_code == "DLH" and r.status == RS.REQUEST_STATUS_SUBMITTED
+    ]
+    visible = ids(RequestFilter(visible_to=("DLH", "pupr-app")), size=4)
+    assert visible == [
+        r.request_id for r in newest_first if r.opd_code == "DLH" or r.submitted_by_client == "pupr-app"
+    ]
+    assert (
+        store.counts()
+        == RequestCounts(
+            {k: sum(1 for r in requests if count_key(r) == k) for k in map(count_key, requests)}
+        ).as_dict()
+    )
+    store.close()
+
+
+def test_the_trail_keeps_arrival_order_drops_repeats_and_holds_contact_fields_once(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    request = sealed(service_request("r1", reporter=True))
+    request.history.add(version=1)
+    events = [event_of(request, n) for n in range(5)]
+    write(store, [request], offset=5, events=[*events, events[1]])  # the last one redelivered
+    trail = store.list_events("r1", 0, 100)
+    assert [e.event.event_id for e in trail] == [e.event_id for e in events]
+    assert all(not e.event.request.history for e in trail)  # the trail is the history
+    assert all(e.event.request.encrypted_reporter == request.encrypted_reporter for e in trail)
+    assert all(not e.event.request.HasField("reporter") for e in trail)
+    rows = store._r.execute("SELECT body FROM events").fetchall()
+    assert all(b"sealed-bytes" not in body for (body,) in rows)  # held once, with the request
+    second_page = store.list_events("r1", trail[1].position, 2)
+    assert [e.event.event_id for e in second_page] == [events[2].event_id, events[3].event_id]
+    assert [r.request_id for r in store.of_subject("subject-siti")] == ["r1"]
+    uses = list(store.contact_uses())
+    assert [(u.request_id, u.encrypted_reporter.subject_id) for u in uses] == [("r1", "subject-siti")]
+
+    assert store.drop_contact("r1")
+    erased = store.get_request("r1")
+    assert erased is not None and not erased.HasField("encrypted_reporter")
+    assert all(not e.event.request.HasField("encrypted_reporter") for e in store.list_events("r1", 0, 100))
+    store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    # A plaintext reporter (a record from before sealing) is never written anywhere.
+    assert b"siti@example.id" not in path.read_bytes()
+
+
+def test_incidents_keep_their_resolution_and_the_most_recent_are_kept(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [], 1, incidents=[incident(f"i{n}", "cam-1", opened=1000.0 + n) for n in range(4)])
+    write(
+        store,
+        [],
+        2,
+        incidents=[incident(f"i{n}", "cam-1", resolved=True, opened=1000.0 + n) for n in range(3)],
+    )
+    write(store, [], 3, incidents=[incident("i0", "cam-1", opened=1000.0)])  # a late "opened"
+    kept = store.incidents_to_keep(max_resolved=2)
+    assert [(i.incident_id, i.phase) for i in kept] == [("i3", 1), ("i1", 2), ("i2", 2)]
+    store.close()
+
+
+# ---------------- unusable stores ----------------
+
+
+def test_garbage_in_the_file_sets_it_aside_and_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request(f"r{i}") for i in range(200)], offset=200)
+    store.close()
+    with path.open("r+b") as f:  # garbage over the header and the first pages
+        f.write(b"\xde\xad\xbe\xef" * 4096)
+    store = store_at(path)
+    assert "not a usable SQLite database" in store.rebuild_reason
+    assert store.checkpoint() == {} and store.get_request("r1") is None
+    assert (tmp_path / "h.sqlite3.set-aside").exists()
+    store.close()
+
+
+def test_damage_inside_the_file_fails_the_integrity_check(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request(f"r{i:05d}") for i in range(3000)], offset=3000)
+    store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    size = path.stat().st_size
+    with path.open("r+b") as f:  # past the header: the file still opens, its pages are wrong
+        f.seek(size // 2)
+        f.write(b"\x00\xff" * 8192)
+    store = store_at(path)
+    assert store.rebuild_reason.startswith(("integrity check failed", "not a usable SQLite database"))
+    assert store.checkpoint() == {}
+    store.close()
+
+
+def test_other_schema_version_or_other_topics_are_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request("r1")], offset=1)
+    store._w.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    store.close()
+    store = store_at(path)
+    assert "schema version '0'" in store.rebuild_reason and store.checkpoint() == {}
+    write(store, [service_request("r1")], offset=1)
+    store.close()
+    store = store_at(path, topics=["q.requests.events.v1"])
+    assert "other topics" in store.rebuild_reason
+    store.close()
+
+
+def test_reset_sets_the_store_aside_and_a_second_process_cannot_share_it(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request("r1")], offset=1)
+    with pytest.raises(StoreLocked, match="GATEWAY_STORE_PATH"):
+        store_at(path)
+    store.reset("checkpoint ahead of the topic's end")
+    assert store.checkpoint() == {} and store.rebuild_reason.startswith("checkpoint ahead")
+    store.close()
+
+
+def test_a_snapshot_stream_does_not_see_batches_committed_after_it_began(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request(f"r{i}", requested=1000.0 + i) for i in range(1200)], offset=1200)
+    snapshot = store.snapshot_requests(page=100)
+    first = next(snapshot)
+    write(store, [service_request("r-new", requested=5000.0)], offset=1201)
+    rest = list(snapshot)
+    assert first.request_id == "r1199" and len(rest) == 1199
+    assert "r-new" not in {r.request_id for r in rest}
+    assert store.get_request("r-new") is not None
+    store.close()
+
+
+def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_whole(tmp_path: Path) -> None:
+    views = Views()
+    history = RequestHistory(store_at(tmp_path / "h.sqlite3"), views, OPEN_STATUSES)
+    records = []
+    for n, status in enumerate((RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED)):
+        request = sealed(service_request(f"r{n}", status=status, reporter=False))
+        request.history.add(version=1)
+        records.append(HistoryRecord("events", 0, n, request.request_id, event_of(request, 1)))
+    history.remember(history.write(records, {(EVENTS, 0): 2}, owned=True))
+    kept = views.open_requests["r0"]
+    assert kept.HasField("encrypted_reporter") and len(kept.history) == 1
+    for request_id in ("r0", "r1"):
+        stored = history.get(request_id)
+        assert stored is not None and stored.HasField("encrypted_reporter") and len(stored.history) == 1
+        trail, _ = history.trail(request_id, 0, 5)
+        assert trail[0].event.request.HasField("encrypted_reporter") and not trail[0].event.request.history
+    history.store.close()
+
+
+def test_a_store_built_from_another_kafka_cluster_is_set_aside(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    store.bind_cluster("cluster-a")
+    write(store, [service_request("r1")], offset=1)
+    store.bind_cluster("cluster-a")  # the same cluster: kept
+    assert store.checkpoint() == {(EVENTS, 0): 1}
+    store.bind_cluster("cluster-b")  # a reset broker: same topic names, other records
+    assert store.checkpoint() == {} and "another Kafka cluster" in store.rebuild_reason
+    store.close()
+    store = store_at(tmp_path / "h.sqlite3")
+    store.bind_cluster("cluster-b")
+    assert store.rebuild_reason == "the store holds no checkpoint yet"
+    store.close()
+
+
+def test_a_large_store_opens_unverified_and_its_page_check_finds_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    write(store, [service_request(f"r{i:05d}") for i in range(3000)], offset=3000)
+    store._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\x00\xff" * 8192)
+    store = HistoryStore(path, TOPICS, cache_mib=4, check_at_open_mib=0).open()
+    assert store.unverified and store.rebuild_reason == ""  # opened warm, checked later
+    problem = store.verify()
+    assert problem.startswith("integrity check failed")
+    store.condemn(problem)
+    store.close()
+    store = store_at(path)
+    assert store.rebuild_reason == "no store on disk"  # the next start rebuilds
+    assert (tmp_path / "h.sqlite3.set-aside").exists()
+    store.close()
