@@ -73,7 +73,7 @@ ops-generate: ## Regenerate KafkaTopics, the PrometheusRule and the dashboards f
 	$(UV) run --frozen python deploy/k8s/generate_prometheusrule.py
 	$(UV) run --frozen python deploy/monitoring/generate_dashboards.py
 
-images: ## Build the four service images (buildah, docker or podman); PRINT=1 only prints the commands
+images: ## Build the service images (buildah, docker or podman); PRINT=1 only prints the commands
 	@bash scripts/build_images.sh $(if $(PRINT),--print)
 
 test: install ops-tools kafka-up topics ## All tests against a real local Kafka broker and real device servers (`make ops-live`: the rest)
