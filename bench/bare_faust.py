@@ -14,7 +14,6 @@ import argparse
 import importlib
 import json
 import os
-import sys
 import time
 import uuid
 from typing import Any
@@ -64,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
