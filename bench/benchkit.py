@@ -50,7 +50,7 @@ async def raw_rate(bootstrap: str, decoders: Mapping[str, Callable[[bytes], obje
                                 fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        partitions = await partitions_of(consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         taken, started = 0, time.perf_counter()
@@ -64,6 +64,17 @@ async def raw_rate(bootstrap: str, decoders: Mapping[str, Callable[[bytes], obje
         return taken / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of the topics, once the consumer's metadata knows them all."""
+    for _ in range(100):
+        await consumer._client.force_metadata_update()
+        known = {t: consumer.partitions_for_topic(t) for t in topics}
+        if all(known.values()):
+            return [TopicPartition(t, p) for t, ps in known.items() for p in sorted(ps or ())]
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"topics not found: {[t for t, ps in known.items() if not ps]}")
 
 
 def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: Sequence[str]) -> float:
