@@ -175,7 +175,8 @@ def halves(log: Sequence[Record]) -> tuple[list[Record], list[Record]]:
     for record in log:
         counts[record.topic] = counts.get(record.topic, 0) + 1
     seen: dict[str, int] = {}
-    first, second = [], []
+    first: list[Record] = []
+    second: list[Record] = []
     for record in log:
         seen[record.topic] = seen.get(record.topic, 0) + 1
         (first if seen[record.topic] <= counts[record.topic] // 2 else second).append(record)
@@ -247,23 +248,25 @@ class Outputs:
 async def caught_up(bootstrap: str, prefix: str) -> bool:
     """Whether every service's group committed the end of every partition it reads."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await admin.start()
+    try:
+        committed = {}
+        for service in SERVICES:
+            offsets = await admin.list_consumer_group_offsets(prefix + service)
+            if not offsets:
+                return False
+            committed.update({tp: meta.offset for tp, meta in offsets.items()
+                              if not tp.topic.endswith("-changelog")})
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        for service in SERVICES:
-            committed = await admin.list_consumer_group_offsets(prefix + service)
-            inputs = {tp: meta.offset for tp, meta in committed.items()
-                      if not tp.topic.endswith("-changelog")}
-            if not inputs:
-                return False
-            ends = await consumer.end_offsets(list(inputs))
-            if any(ends[tp] != offset for tp, offset in inputs.items()):
-                return False
-        return True
+        consumer.assign(list(committed))  # fetches the metadata of those topics
+        ends = await consumer.end_offsets(list(committed))
+        return all(ends[tp] == offset for tp, offset in committed.items())
     finally:
         await consumer.stop()
-        await admin.close()
 
 
 async def settle(outputs: Outputs, timeout_s: float) -> None:
@@ -275,6 +278,10 @@ async def settle(outputs: Outputs, timeout_s: float) -> None:
         if quiet and await caught_up(outputs.bootstrap, outputs.prefix):
             return
         assert time.monotonic() < deadline, "the services did not finish the input in time"
+
+
+def published_on(topic: str) -> Callable[[Outputs], bool]:
+    return lambda outputs: len(outputs.records[topic]) >= 5
 
 
 # ---- comparing
@@ -367,7 +374,7 @@ async def test_a_crash_of_every_worker_changes_no_output(
     workers = {s: start(run_service, fault_prefix, s) for s in SERVICES}
     async with Outputs(kafka_bootstrap, fault_prefix) as faulty:
         for service, topic in FIRST_OUTPUT.items():
-            await faulty.wait_for(lambda o, t=topic: len(o.records[t]) >= 5, 90, f"{service} to publish")
+            await faulty.wait_for(published_on(topic), 90, f"{service} to publish")
         await faulty.poll(1.5)  # past a commit: the restart has state to recover and input to redo
         for worker in workers.values():
             worker.kill()
