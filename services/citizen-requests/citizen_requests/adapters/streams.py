@@ -5,6 +5,9 @@ Data flow (topic names without the test/city prefix):
     requests.commands.v1 (6 partitions, key request_id)
         -> agent `commands`: table `requests` (request + recent outcomes, changelog-backed)
         -> requests.events.v1, requests.state.v1, and <app id>-summaries
+    <app id>-duplicates (6 partitions, key request_id, co-partitioned with the commands)
+        <- agent `stats`: possible-duplicate flags a new request decided (core/duplicates.py)
+        -> agent `duplicates`: the flags into the request's record, requests.state.v1
     <app id>-sla-ticks (6 partitions, key request_id, co-partitioned with the commands)
         <- timer: requests whose next due time passed (minus the allowed lateness)
         -> agent `ticks`: flags SLA breaches through the same table and outputs
@@ -24,16 +27,20 @@ agent reads its own tombstones back: it then drops the key from its table (its c
 shrinks too), or, if a newer version of the request arrived meanwhile (a reopen the tombstone
 overtook on the topic), writes that version again after the tombstone so compaction keeps it.
 
-Duplicate flagging needs the open requests of every partition: each worker also reads the
-summary topic from the beginning (no consumer group) into an in-memory index, besides adding
-its own writes at once, and starts processing commands once it has caught up.
+Duplicate flagging needs the requests of every partition, so it is decided where they all
+meet: the stats agent keeps an index of the summaries in its (changelogged) table, and when a
+request arrives it recomputes the flags that request decides (its own, and its later
+neighbours') and sends those that differ from what the requests carry to their partitions. The
+flags are thus a function of the submitted requests, not of arrival order or of memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +50,20 @@ from opentelemetry import trace
 
 from citizen_requests.adapters import metrics
 from citizen_requests.config import ServiceSettings, load_config
-from citizen_requests.core.duplicates import OpenRequestIndex
-from citizen_requests.core.ledger import Processed, process_command, process_tick, summary_of
+from citizen_requests.core.duplicates import DuplicateIndex, candidate_of, flags_to_send
+from citizen_requests.core.ledger import (
+    Processed,
+    process_command,
+    process_duplicates,
+    process_tick,
+    summary_of,
+)
 from citizen_requests.core.lifecycle import validate_envelope
 from citizen_requests.core.records import RequestRecord, decode_record, encode_record
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.core.sla import next_due
 from citizen_requests.core.stats import Scope, StatsBook, stats_key
 from smartcity.codec import ProtoCodec, from_timestamp
-from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.streams import (
     assigned_and_recovered,
@@ -101,6 +113,8 @@ class RequestsWorker:
         self.ticks = _bytes_topic(app, self.ticks_name, partitions, retention=86400.0, deleting=True)
         self.summaries_name = f"{settings.group_id}-summaries"
         self.summaries = _bytes_topic(app, self.summaries_name, 1, compacting=True)
+        self.duplicate_flags = _bytes_topic(app, f"{settings.group_id}-duplicates", partitions,
+                                            retention=86400.0, deleting=True)
         self.records = app.Table("requests", partitions=partitions, key_type=bytes, value_type=bytes)
         self.summary_table = app.Table("summaries", partitions=1, key_type=bytes, value_type=bytes)
         self.codec = ProtoCodec(pb.RequestCommand, validate_envelope)
@@ -108,8 +122,7 @@ class RequestsWorker:
         # Both request agents touch the same records; one at a time keeps each read-apply-write
         # and its outputs in order (state versions reach the compacted topic in order).
         self.lock = asyncio.Lock()
-        self.index = OpenRequestIndex()
-        self.index_ready = asyncio.Event()
+        self.duplicates: DuplicateIndex | None = None  # derived from the summary table
         self.deadlines: dict[str, float] = {}
         self.deadlines_stale = True
         self.book: StatsBook | None = None
@@ -121,25 +134,26 @@ class RequestsWorker:
         app.agent(self.commands, name=f"{SERVICE}.commands")(self._commands_agent)
         app.agent(self.ticks, name=f"{SERVICE}.ticks")(self._ticks_agent)
         app.agent(self.summaries, name=f"{SERVICE}.stats")(self._stats_agent)
+        app.agent(self.duplicate_flags, name=f"{SERVICE}.duplicates")(self._duplicates_agent)
         app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
         app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
         app.timer(self.knobs.stats_flush_s)(self._flush_stats)
-        app.task(self._follow_summaries)
         app.on_partitions_revoked.connect(self._on_rebalance)
         app.on_partitions_assigned.connect(self._on_rebalance)
 
     # ---- readiness and rebalances
 
     def ready_now(self) -> bool:
-        """Tables recovered, not rebalancing, and the open-request index caught up.
+        """Tables recovered, not rebalancing.
 
         Judged on the event loop (smartcity.streams.serve polls it there for /readyz)."""
-        return assigned_and_recovered(self.app) and self.index_ready.is_set()
+        return assigned_and_recovered(self.app)
 
     async def _on_rebalance(self, sender: Any, tps: Any, **kwargs: Any) -> None:
         # Partitions moved: what this worker derived from its tables must be derived again.
         self.deadlines_stale = True
         self.book = None
+        self.duplicates = None
         self._dirty = set()
         metrics.clear_open_gauges()
 
@@ -149,7 +163,6 @@ class RequestsWorker:
     # ---- commands
 
     async def _commands_agent(self, stream: faust.StreamT) -> None:
-        await self._wait_for_index()
         async for item in decoded(stream, self.codec, self.dlq, SERVICE):
             command = item.value
             if item.key != command.request_id:
@@ -168,9 +181,8 @@ class RequestsWorker:
         return decode_record(raw) if raw else None
 
     def _apply_command(self, command: pb.RequestCommand) -> Processed:
-        category = command.submit.category if command.WhichOneof("action") == "submit" else ""
         processed = process_command(self._load(command.request_id), command, self.config,
-                                    self.index.candidates(category), outcome_memory=self.knobs.outcome_memory,
+                                    outcome_memory=self.knobs.outcome_memory,
                                     history_limit=self.knobs.history_limit)
         self._store(command.request_id, processed)
         return processed
@@ -180,7 +192,6 @@ class RequestsWorker:
             self.records[request_id.encode()] = encode_record(processed.record)
         request = processed.record.request
         if request is not None:
-            self.index.observe(request)
             due = next_due(request)
             if due is None:
                 self.deadlines.pop(request_id, None)
@@ -255,6 +266,7 @@ class RequestsWorker:
                 continue
             book = await self._book()
             if book.version_of(summary.request_id) >= summary.version:
+                self._keep_flags(event.key, event.value, summary)
                 continue  # redelivered or re-emitted: already counted
             if book.expired(summary):
                 # An old version of a request that left the window (re-emitted by a replayed
@@ -265,6 +277,7 @@ class RequestsWorker:
             # Published by `_flush_stats` a moment later: a burst of changes to one category
             # becomes one stats record instead of one per command.
             self._dirty |= book.update(summary)
+            await self._flag_duplicates(summary)
 
     async def _on_tombstone(self, book: StatsBook, key: bytes) -> None:
         """One of our tombstones, read back (value None: nothing to decode, nothing to dead-letter)."""
@@ -276,6 +289,8 @@ class RequestsWorker:
             await self.summaries.send(key=key, value=raw)
         elif raw is not None:
             del self.summary_table[key]  # evicted: off the table and its changelog too
+            if self.duplicates is not None:
+                self.duplicates.discard(request_id)
 
     async def _book(self) -> StatsBook:
         """The stats book, rebuilt from the summary table after a start or a rebalance."""
@@ -325,53 +340,62 @@ class RequestsWorker:
             return
         await self._publish_stats(self.book, set(self.book.scopes()))
 
-    # ---- the open-request index for duplicate flagging
+    # ---- possible duplicates
 
-    async def _wait_for_index(self) -> None:
-        try:
-            await asyncio.wait_for(self.index_ready.wait(), self.knobs.index_catchup_timeout_s)
-        except TimeoutError:
-            log.warning("open-request index not caught up after %.0fs: duplicate flagging may miss "
-                        "requests of other workers for a while", self.knobs.index_catchup_timeout_s)
-            self.index_ready.set()
+    def _duplicate_index(self) -> DuplicateIndex:
+        """The index of every request in the summary table, rebuilt after a start or a rebalance."""
+        if self.duplicates is None:
+            index = DuplicateIndex(self.config.duplicate_distance_m, self.config.duplicate_window_s)
+            for raw in list(self.summary_table.values()):
+                candidate = candidate_of(pb.ServiceRequest.FromString(raw))
+                if candidate is not None:
+                    index.add(candidate)
+            self.duplicates = index
+        return self.duplicates
 
-    async def _follow_summaries(self) -> None:
-        """Reads every request summary (all workers' requests) into the open-request index."""
-        consumer = make_consumer(self.settings, group_id=None, client_id=f"{SERVICE}-index")
-        await consumer.start()
-        try:
-            await self._wait_for_topic(consumer)
-            tp = TopicPartition(self.summaries_name, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end == 0:
-                self.index_ready.set()
-            while True:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=2000)
-                for record in batch.get(tp, []):
-                    self._observe_summary(record.value)
-                if not self.index_ready.is_set() and await consumer.position(tp) >= end:
-                    log.info("open-request index caught up: %d open requests", len(self.index))
-                    self.index_ready.set()
-        finally:
-            await consumer.stop()
+    async def _flag_duplicates(self, summary: pb.ServiceRequest) -> None:
+        """Sends the flags a request decides to the requests whose flags differ from them.
 
-    async def _wait_for_topic(self, consumer: Any) -> None:
-        # Faust creates the topic when the stats agent subscribes, maybe after this task starts.
-        for _ in range(600):
-            if self.summaries_name in await consumer.topics():
-                return
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"topic {self.summaries_name} did not appear")
+        Done for a request's first version, and for any version of one the index does not hold
+        yet: a replay after a crash decides again, and sends again what the requests still lack.
+        """
+        index = self._duplicate_index()
+        candidate = candidate_of(summary)
+        if candidate is None or (summary.version > 1 and candidate.request_id in index):
+            return
+        decided = index.add(candidate)
+        for request_id, flags in flags_to_send(decided, self._current_flags(decided)).items():
+            await self.duplicate_flags.send(key=request_id.encode(), value=json.dumps(flags).encode())
 
-    def _observe_summary(self, raw: bytes | None) -> None:
+    def _current_flags(self, request_ids: Iterable[str]) -> dict[str, list[str]]:
+        current: dict[str, list[str]] = {}
+        for request_id in request_ids:
+            raw = self.summary_table.get(request_id.encode())
+            if raw is not None:
+                current[request_id] = list(pb.ServiceRequest.FromString(raw).possible_duplicate_of)
+        return current
+
+    def _keep_flags(self, key: bytes, value: bytes, summary: pb.ServiceRequest) -> None:
+        """A version already counted whose flags changed (the duplicates agent wrote it): kept."""
+        raw = self.summary_table.get(key)
         if raw is None:
             return
-        try:
-            self.index.observe(pb.ServiceRequest.FromString(raw))
-        except Exception:
-            log.warning("ignoring an undecodable request summary")
+        stored = pb.ServiceRequest.FromString(raw)
+        same_version = stored.version == summary.version
+        if same_version and stored.possible_duplicate_of != summary.possible_duplicate_of:
+            self.summary_table[key] = value
+
+    async def _duplicates_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                request_id, flags = event.key.decode(), [str(f) for f in json.loads(event.value)]
+            except (AttributeError, UnicodeDecodeError, ValueError, TypeError):
+                log.warning("ignoring malformed duplicate flags")
+                continue
+            async with self.lock:
+                processed = process_duplicates(self._load(request_id), flags)
+                self._store(request_id, processed)
+                await self._emit(request_id, processed)
 
 
 def build_worker() -> RequestsWorker:

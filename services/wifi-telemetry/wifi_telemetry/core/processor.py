@@ -13,7 +13,9 @@ input offset only after its writes are flushed. Each event therefore writes in a
 any prefix that survives a crash is consistent, and a replay of the event finds either nothing
 or its effect already there:
 
-- telemetry: the site record (made from the AP's *new* state, only max/replace updates) is
+- telemetry: the site record (made from the AP's *new* state, only max/replace updates, the
+  per-minute client counts of every AP included, so a peak never depends on which APs' data
+  happened to be in the table when another AP's arrived) is
   written before the AP record (which carries the applied seq). A replay of a seq whose AP
   record survived is a duplicate; one whose AP record was lost recomputes the same values;
 - sessions: the site record (window index) first, then set additions, which are idempotent.
@@ -48,6 +50,10 @@ from wifi_telemetry.core.windows import (
 AP_PREFIX = "ap/"
 SITE_PREFIX = "site/"
 DISTINCT_PREFIX = "d/"
+
+# How long (event time, beyond the allowed lateness) an AP that fell silent in the data still
+# holds its site's per-minute client counts open (see `_forget_minutes`).
+MINUTES_HOLD_S = 3600.0
 
 CONNECT = "connect"
 DISCONNECT = "disconnect"
@@ -158,25 +164,36 @@ class SiteProcessor:
         changed = site.add_ap(state.ap_id)
         changed |= site.keep_closed(state.ap_id, retired)
         for minute in sorted(peak_minutes):
-            total = self._minute_clients(site, minute, state)
+            totals = state.buckets.get(minute)
+            if not totals:
+                continue
+            total = site.note_minute_clients(minute, state.ap_id, int(totals[2]))
+            changed = True
             for key in minute_parents(minute, self.config.tz_offset_s):
-                changed |= site.raise_peak(key, total)
+                site.raise_peak(key, total)
+        changed |= self._forget_minutes(site, state)
         changed |= self._prune(site, state.last_seen)
         if changed or site.partition != partition:
             site.partition = partition
             self.store[site_key(site.site_id)] = site.to_dict()
 
-    def _minute_clients(self, site: SiteState, minute: str, current: AccessPointState) -> int:
-        """Sum over the site's APs of their highest client count in that minute."""
-        total = 0
-        for ap_id in site.aps:
-            if ap_id == current.ap_id:
-                totals = current.buckets.get(minute)
-            else:
-                other = self.store.get(ap_key(ap_id))
-                totals = None if other is None else other.get("b", {}).get(minute)
-            total += int(totals[2]) if totals else 0
-        return total
+    def _forget_minutes(self, site: SiteState, current: AccessPointState) -> bool:
+        """Forgets a minute's per-AP counts once none of the site's APs can take data for it.
+
+        An AP takes data for a window while its own newest heartbeat is within the allowed
+        lateness of the window's end (domain.py), so the oldest newest-heartbeat of the site's
+        APs says which minutes may still grow. An AP silent for more than `MINUTES_HOLD_S`
+        beyond the lateness (in the data) no longer holds minutes back: the record stays small.
+        """
+        seen = {ap_id: current.last_seen if ap_id == current.ap_id else self._last_seen(ap_id)
+                for ap_id in site.aps}
+        times = [t for t in seen.values() if t is not None]
+        if not times:
+            return False
+        lateness = self.config.allowed_lateness_s
+        high = max(times)
+        low = min(t for t in times if t >= high - lateness - MINUTES_HOLD_S)
+        return site.forget_minutes(lambda minute: open_for(minute, low, lateness))
 
     def _prune(self, site: SiteState, now: float | None) -> bool:
         if now is None:

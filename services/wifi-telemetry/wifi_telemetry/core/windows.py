@@ -8,8 +8,11 @@ same input twice, or in another order across APs, gives the same result:
   leaves its retention the site keeps the AP's final totals (`SiteState.closed`, replaced, not
   added, so a redelivery rewrites the same value);
 - peak clients: per minute, the sum over the site's APs of each AP's highest client count in
-  that minute; a window's peak is the highest such minute. Only ever raised (max), so it is
-  idempotent and order-free;
+  that minute; a window's peak is the highest such minute. The site keeps every AP's highest
+  count per minute (`SiteState.minutes`, max updates) until no AP of the site can take data for
+  that minute any more, so a minute's sum is complete whatever the order in which the APs'
+  data arrive or were redelivered after a crash; the peaks are only ever raised (max). So a
+  peak is a function of the accepted readings, idempotent and order-free;
 - unique users and sessions started: exact sets of members (the first 64 bits of the client's
   HMAC, or of a hash of ap/session id), split in shards so one table record stays small; the
   count is the sum of the shard sizes. Counting is exact except for 64-bit hash collisions
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +97,8 @@ class SiteState:
     aps: list[str] = field(default_factory=list)
     # "<window>:<start>" -> peak clients.
     peaks: dict[str, int] = field(default_factory=dict)
+    # "minute:<start>" -> ap_id -> the AP's highest client count in that minute, while open.
+    minutes: dict[str, dict[str, int]] = field(default_factory=dict)
     # "<window>:<start>" -> ap_id -> [rx, tx] of buckets the AP no longer keeps.
     closed: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     # Windows that have distinct-member shards in the table (to delete them later).
@@ -111,6 +116,19 @@ class SiteState:
             return False
         self.peaks[key] = value
         return True
+
+    def note_minute_clients(self, minute: str, ap_id: str, clients: int) -> int:
+        """Raises the AP's highest count of `minute`; the site's total of that minute after it."""
+        per_ap = self.minutes.setdefault(minute, {})
+        per_ap[ap_id] = max(per_ap.get(ap_id, 0), int(clients))
+        return sum(per_ap.values())
+
+    def forget_minutes(self, still_open: Callable[[str], bool]) -> bool:
+        """Drops the per-AP counts of the minutes no AP can take data for any more."""
+        kept = {k: v for k, v in self.minutes.items() if still_open(k)}
+        changed = len(kept) != len(self.minutes)
+        self.minutes = kept
+        return changed
 
     def keep_closed(self, ap_id: str, retired: Mapping[str, list[int]]) -> bool:
         changed = False
@@ -143,6 +161,7 @@ class SiteState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.site_id, "aps": list(self.aps), "pk": dict(self.peaks),
+                "mn": {k: dict(v) for k, v in self.minutes.items()},
                 "cl": {k: {a: list(t) for a, t in v.items()} for k, v in self.closed.items()},
                 "ds": list(self.distinct), "p": self.partition}
 
@@ -151,6 +170,8 @@ class SiteState:
         return cls(
             site_id=str(data["id"]), aps=[str(a) for a in data.get("aps", [])],
             peaks={str(k): int(v) for k, v in dict(data.get("pk", {})).items()},
+            minutes={str(k): {str(a): int(c) for a, c in dict(v).items()}
+                     for k, v in dict(data.get("mn", {})).items()},
             closed={str(k): {str(a): [int(x) for x in t] for a, t in dict(v).items()}
                     for k, v in dict(data.get("cl", {})).items()},
             distinct=[str(k) for k in data.get("ds", [])], partition=int(data.get("p", -1)),
