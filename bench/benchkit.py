@@ -87,7 +87,8 @@ def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: S
     done = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_faust.py")),
                            "--topics", ",".join(topics), "--count", str(count), "--protos", ",".join(protos)],
                           env=env, capture_output=True, timeout=600, check=False)
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    # Faust's terminal handling may put escape codes before the line: take the JSON object.
+    lines = [line[line.index("{"):] for line in done.stdout.decode().splitlines() if "{" in line]
     if not lines:
         raise SystemExit(f"bare Faust ceiling failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     figures = json.loads(lines[-1])
