@@ -59,7 +59,8 @@ class Target:
 def wifi_batch(site: str, first: int, seq: int, now: float) -> bytes:
     readings = [wifi_pb2.ApTelemetry(ap_id=f"ap-{site}-{i}", site_id=site, seq=seq,
                                      observed_time=to_timestamp(now), uptime_seconds=seq, cpu_percent=20.0,
-                                     memory_percent=40.0, clients=i % 9, rx_bytes=seq * 1000, tx_bytes=seq * 3000)
+                                     memory_percent=40.0, clients=i % 9, rx_bytes=seq * 1000,
+                                     tx_bytes=seq * 3000)
                 for i in range(first, first + DEVICES_PER_SITE)]
     return wifi_pb2.ApTelemetryBatch(site_id=site, readings=readings).SerializeToString()
 
