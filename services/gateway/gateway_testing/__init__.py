@@ -4,6 +4,7 @@ bench/bench_gateway.py share.
     messages       builders of the messages the gateway reads, and `produce`
     process        the gateway as a child process, its test tokens, stubs, waiting helpers
     fake_requests  a stand-in citizen-requests service on the real request ledger
+    in_memory      the API in memory on that ledger, without Kafka (make_api)
 """
 
 from gateway_testing.fake_requests import FakeRequestsService
@@ -18,6 +19,7 @@ from gateway_testing.messages import (
     produce,
     reason,
     request_stats,
+    seal_as_the_gateway,
     service_request,
     site_stats,
     submit_request,
@@ -55,6 +57,7 @@ __all__ = [
     "reason",
     "request_stats",
     "rpc_error",
+    "seal_as_the_gateway",
     "service_request",
     "site_stats",
     "submit_request",

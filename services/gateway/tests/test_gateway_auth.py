@@ -9,6 +9,7 @@ import pytest
 from gateway.config import DEV_TOKENS_FILE
 from gateway.core.auth import (
     ADMIN,
+    DATA_PROTECTION,
     DEVICES_READ,
     REQUESTS_READ,
     REQUESTS_READ_ALL,
@@ -61,7 +62,7 @@ def test_authenticates_known_tokens_by_hash() -> None:
     tokens = store()
     caller = tokens.authenticate("Bearer secret-1")
     assert (caller.client_id, caller.opd_code, caller.actor_kind) == ("dpmptsp-app", "DPMPTSP", "opd_staff")
-    admin = tokens.authenticate("bearer   secret-2 ")
+    admin = tokens.authenticate("bearer secret-2")
     assert admin.client_id == "admin" and admin.rate_limit_rps == 5.0
 
 
@@ -80,6 +81,45 @@ def test_rejects_bad_authorization(header: str | None, says: str) -> None:
     with pytest.raises(ApiError) as err:
         store().authenticate(header)
     assert err.value.kind is ErrorKind.UNAUTHENTICATED and says in err.value.message
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_case_insensitive(scheme: str) -> None:
+    assert store().authenticate(f"{scheme} secret-1").client_id == "dpmptsp-app"
+
+
+@pytest.mark.parametrize(
+    "header, says",
+    [
+        (" Bearer secret-1", "leading or trailing whitespace"),
+        ("Bearer secret-1 ", "leading or trailing whitespace"),
+        ("Bearer secret-1\n", "leading or trailing whitespace"),
+        ("Bearer secret-1\r\n", "leading or trailing whitespace"),
+        ("Bearer secret-1\t", "leading or trailing whitespace"),
+        ("Bearer  secret-1", "one space"),
+        ("Bearer\tsecret-1", "one space"),
+        ("Bearer secret\x00-1", "control character"),
+        ("Bearer secret\x7f-1", "control character"),
+        ("Bearer secret-1,x", "RFC 6750"),
+        ("Bearer", "Bearer <token>"),
+        ("Bearer ", "leading or trailing whitespace"),
+    ],
+)
+def test_only_exactly_bearer_space_token_is_accepted(header: str, says: str) -> None:
+    """RFC 6750 section 2.1: `Bearer` SP b64token; no whitespace or control characters around it."""
+    with pytest.raises(ApiError) as err:
+        store().authenticate(header)
+    assert err.value.kind is ErrorKind.UNAUTHENTICATED and says in err.value.message
+
+
+def test_two_authorization_headers_are_refused() -> None:
+    with pytest.raises(ApiError) as err:
+        store().authenticate_metadata(
+            [("authorization", "Bearer secret-1"), ("authorization", "Bearer secret-2")]
+        )
+    assert err.value.kind is ErrorKind.UNAUTHENTICATED and "2 authorization headers" in err.value.message
+    one = store().authenticate_metadata([("x-other", "a"), ("authorization", "Bearer secret-1")])
+    assert one.client_id == "dpmptsp-app"
 
 
 @pytest.mark.parametrize(
@@ -110,16 +150,20 @@ def test_dev_tokens_file_has_the_documented_clients() -> None:
         "dev-dinkominfo": ("DINKOMINFO", DEVICES_READ),
         "dev-command-center": ("COMMAND_CENTER", REQUESTS_READ_ALL),
         "dev-admin": ("", ADMIN),
+        "dev-data-protection": ("", DATA_PROTECTION),
     }
     for token, (opd, scope) in expected.items():
         caller = tokens.authenticate(f"Bearer {token}")
         assert caller.opd_code == opd and caller.has(scope), token
     assert not tokens.authenticate("Bearer dev-command-center").has(ADMIN)
+    dpo = tokens.authenticate("Bearer dev-data-protection")
+    assert dpo.effective_scopes == {DATA_PROTECTION}  # erasure and nothing else
 
 
 def test_scopes_imply_their_narrower_scopes() -> None:
     assert CENTER.has(REQUESTS_READ) and not CENTER.has(DEVICES_READ)
     assert all(ADMIN_P.has(s) for s in (DEVICES_READ, REQUESTS_READ, REQUESTS_WRITE, REQUESTS_READ_ALL))
+    assert not ADMIN_P.has(DATA_PROTECTION)  # erasing citizens' data is given on purpose, never implied
     with pytest.raises(ApiError) as err:
         DEVICES_ONLY.require(REQUESTS_READ, "GetRequest")
     assert err.value.kind is ErrorKind.PERMISSION_DENIED
