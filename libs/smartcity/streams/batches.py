@@ -186,17 +186,26 @@ class TableWriter:
             partition, value = self._dirty[key]
             yield key, partition, (None if value is _DELETED else value)
 
-    def flush(self) -> int:
-        """Writes every changed key to the table and its changelog; returns how many."""
+    async def flush(self) -> int:
+        """Writes every changed key to the table and its changelog; returns how many.
+
+        Each changelog record is handed to the producer here, in order (awaited), not put in
+        Faust's send-soon buffer: the commit flushes the producer, but Faust's flush of that
+        buffer gives up after 0.1 s without progress, so a large batch of table writes could be
+        committed past before its changelog records were sent (found by the kill -9 test: a
+        site's record reached the changelog, its APs' did not, their offsets were committed).
+        """
+        writes = list(self.pending())
+        self._dirty.clear()
         data = self.table.data
-        written = 0
-        for key, partition, value in self.pending():
+        for key, _, value in writes:  # the table first, at once: readers see the whole batch
             if value is None:
                 data.pop(key, None)
-                self.table.send_changelog(partition, key, None, value_serializer="raw")
             else:
                 data[key] = value
-                self.table.send_changelog(partition, key, value)
-            written += 1
-        self._dirty.clear()
-        return written
+        changelog = self.table.changelog_topic
+        for key, partition, value in writes:
+            await changelog.send(key=key, value=value, partition=partition,
+                                 key_serializer=self.table.key_serializer,
+                                 value_serializer="raw" if value is None else self.table.value_serializer)
+        return len(writes)

@@ -240,7 +240,7 @@ class CameraHealthService(StreamService):
                 state = batch.states[camera_id]
                 self.writer.partition = state.meta.partition
                 self.writer[camera_id] = self.monitor.dump(state)
-            self.writer.flush()
+            await self.writer.flush()
         batch.record_metrics()
 
     def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:

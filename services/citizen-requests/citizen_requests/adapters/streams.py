@@ -163,7 +163,7 @@ class RequestsWorker(StreamService):
                     for item in items:
                         self.record_writer.partition = item.record.partition
                         done.append((item.value.request_id, self._apply_command(item.value)))
-                    self.record_writer.flush()  # each changed record once, before the outputs
+                    await self.record_writer.flush()  # each changed record once, before the outputs
                     for request_id, processed in done:
                         await self._emit(request_id, processed)
             oldest = min(from_timestamp(i.value.issued_time) for i in items)
@@ -244,7 +244,7 @@ class RequestsWorker(StreamService):
                 self.record_writer.partition = event.message.partition
                 processed = process_tick(self._load(request_id), as_of, self.knobs.history_limit)
                 self._store(request_id, processed)
-                self.record_writer.flush()
+                await self.record_writer.flush()
                 await self._emit(request_id, processed)
 
     # ---- statistics
@@ -391,7 +391,7 @@ class RequestsWorker(StreamService):
                 self.record_writer.partition = event.message.partition
                 processed = process_duplicates(self._load(request_id), flags)
                 self._store(request_id, processed)
-                self.record_writer.flush()
+                await self.record_writer.flush()
                 await self._emit(request_id, processed)
 
 

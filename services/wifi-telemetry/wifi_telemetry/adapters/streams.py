@@ -309,7 +309,7 @@ class WifiTelemetryService(StreamService):
                 metrics.EVENTS.labels(kind.decode() if kind else "unknown", "error").inc()
         with tracer.start_as_current_span("wifi.process", links=span_links(contexts)):
             self.processor.flush()
-            self.writer.flush()  # state first: the statuses below are derived from it
+            await self.writer.flush()  # state first: the statuses below are derived from it
             now = time.time()
             for view in changes:  # marked before the sends, so the timer does not send them again
                 self.published.health[view.state.ap_id] = (int(view.health), view.silent, now)

@@ -143,6 +143,13 @@ class SiteProcessor:
         self._sites.clear()
         self._unwritten.clear()
 
+    def _give_up(self) -> None:
+        """After an event failed half-way: what the events before it changed is written (with
+        whatever the failed one had changed, as writing at every event would have left it), and
+        the decoded records are read again from the store."""
+        self.flush()
+        self.forget()
+
     def flush(self) -> int:
         """Writes the records changed since the last flush (write-behind); returns how many."""
         for key, record in self._unwritten.items():
@@ -211,7 +218,7 @@ class SiteProcessor:
         try:
             return self._on_telemetry(sample, partition)
         except Exception:
-            self.forget()  # a half-applied event must not stay in the decoded records
+            self._give_up()
             raise
 
     def _on_telemetry(self, sample: Sample, partition: int) -> TelemetryResult:
@@ -287,7 +294,7 @@ class SiteProcessor:
         try:
             return self._on_session(session, partition)
         except Exception:
-            self.forget()
+            self._give_up()
             raise
 
     def _on_session(self, session: SessionEvent, partition: int) -> SessionResult:
