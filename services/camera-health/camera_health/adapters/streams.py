@@ -279,16 +279,23 @@ class CameraHealthService(StreamService):
             batch.changed.add(camera_id)
 
     async def _publish(self, outcomes: Sequence[MonitorEffects]) -> None:
-        """Sends incidents then statuses, and waits until the broker has them all."""
+        """Sends every incident, then each camera's newest status of the batch, and waits until
+        the broker has them all. The status topic is compacted by camera: a status the same
+        batch supersedes would only be compacted away (one message per camera per batch, not
+        one per heartbeat)."""
         pending = []
         headers = inject_headers()
+        newest: dict[str, Any] = {}
         for outcome in outcomes:
             for incident in outcome.incidents:
                 pending.append(await self.incidents_out.send(
                     key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
             for status in outcome.statuses:
-                pending.append(await self.status_out.send(
-                    key=status.camera_id.encode(), value=encode_status(status), headers=headers))
+                newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
+                newest[status.camera_id] = status
+        for camera_id, status in newest.items():
+            pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
+                                                      headers=headers))
         for future in pending:
             await future
         for outcome in outcomes:
