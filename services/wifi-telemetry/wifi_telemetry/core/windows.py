@@ -114,6 +114,11 @@ class SiteState:
     # Windows that have distinct-member shards in the table (to delete them later).
     distinct: list[str] = field(default_factory=list)
     partition: int = -1
+    # (lateness, sizes of peaks/closed/distinct, earliest time a window stops being kept) of the
+    # last full scan of `prune`: windows are only ever removed by `prune`, so while the sizes
+    # are unchanged no window was added and nothing expires before that time. Not stored.
+    _kept_until: tuple[float, tuple[int, int, int], float] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def add_ap(self, ap_id: str) -> bool:
         if ap_id in self.aps:
@@ -157,6 +162,17 @@ class SiteState:
 
     def prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         """Forgets windows past keeping: (anything forgotten, distinct windows whose shards must go)."""
+        sizes = (len(self.peaks), len(self.closed), len(self.distinct))
+        memo = self._kept_until
+        if memo is not None and memo[0] == lateness_s and memo[1] == sizes and now <= memo[2]:
+            return False, []  # the common case, a reading inside the windows kept: no scan
+        changed, gone = self._prune(now, lateness_s)
+        keys = [*self.peaks, *self.closed, *self.distinct]
+        until = min((_bounds(k)[1] + lateness_s for k in keys), default=math.inf)
+        self._kept_until = (lateness_s, (len(self.peaks), len(self.closed), len(self.distinct)), until)
+        return changed, gone
+
+    def _prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
         closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
         gone = [k for k in self.distinct if not kept_for(k, now, lateness_s)]
