@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv on PATH, else the one pip installed (pyenv may need a rehash before its shim exists).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 
-.PHONY: help install up down status ops-tools ops-check ops-generate images kafka-up kafka-down topics protos protos-check lint test test-unit fmt
+.PHONY: help install up down status ops-tools ops-check ops-live ops-live-tools ops-generate images kafka-up kafka-down topics protos protos-check lint test test-unit fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,13 +36,14 @@ protos: ## Regenerate the Python code of protos/ into libs/smartcity/v1
 protos-check: ## Fail when the generated code is stale
 	@bash scripts/gen_protos.sh --check
 
-lint: install protos-check ## ruff, mypy, the import contracts and buf lint
+lint: install protos-check ## ruff, mypy, the import contracts, buf lint and buf breaking (last released contract)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy libs tests deploy/local/city.py deploy/k8s deploy/monitoring $(wildcard bench/*.py)
 	@# One run per service (and client): their tests/ folders would otherwise clash as modules.
 	@for svc in services/*/ clients/*/; do echo "mypy $$svc"; $(UV) run --frozen mypy "$$svc" || exit 1; done
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen buf lint
+	@bash scripts/check_contract.sh
 
 fmt: ## Format the Python code
 	$(UV) run --frozen ruff format . && $(UV) run --frozen ruff check --fix .
@@ -50,19 +51,31 @@ fmt: ## Format the Python code
 test-unit: install ## Fast tests: domain logic only, no broker
 	$(UV) run --frozen pytest -m "not kafka and not e2e" -q
 
-ops-tools: ## Install promtool (Debian's prometheus package) and kustomize (Go module proxy)
+ops-tools: ## Install promtool (Debian), kustomize and Jaeger (Go module proxy; cached in .cache/ops)
 	@bash scripts/install_ops_tools.sh
+	@bash scripts/install_jaeger.sh
 
 ops-check: install ops-tools ## Render and validate the manifests, promtool rules and their tests, dashboards
-	$(UV) run --frozen pytest tests/ops -q
+	$(UV) run --frozen pytest tests/ops -q -m "not apiserver"
+
+ops-live-tools: ## Build/cache kube-apiserver, kubectl (Go module proxy), etcd (Debian), the CRDs
+	@bash scripts/install_live_k8s.sh
+
+# The two images the smoke test runs (all four: `make images`).
+OPS_LIVE_IMAGES ?= gateway wifi-telemetry
+
+ops-live: install ops-tools ops-live-tools kafka-up ## Manifests on a real kube-apiserver; the images built and run
+	@bash scripts/build_images.sh $(foreach s,$(OPS_LIVE_IMAGES),--only $(s))
+	$(UV) run --frozen pytest -q -m "apiserver or images" tests/ops tests/deploy
 
 ops-generate: ## Regenerate KafkaTopics, the PrometheusRule and the dashboards from their sources
 	$(UV) run --frozen python deploy/k8s/generate_topics.py
 	$(UV) run --frozen python deploy/k8s/generate_prometheusrule.py
 	$(UV) run --frozen python deploy/monitoring/generate_dashboards.py
 
-images: ## Build the four service images (deploy/docker/Dockerfile); PRINT=1 only prints the commands
+images: ## Build the four service images (buildah, docker or podman); PRINT=1 only prints the commands
 	@bash scripts/build_images.sh $(if $(PRINT),--print)
 
-test: install ops-tools kafka-up topics ## All tests, against a real local Kafka broker
-	$(UV) run --frozen pytest -q
+test: install ops-tools kafka-up topics ## All tests against a real local Kafka broker and real device servers (`make ops-live`: the rest)
+	@bash scripts/install_edge_tools.sh
+	$(UV) run --frozen pytest -q -m "not apiserver and not images"

@@ -1,27 +1,58 @@
-"""OpenTelemetry tracing with W3C trace context carried in Kafka headers.
+"""OpenTelemetry tracing: the tracer provider, trace context in Kafka headers, and the spans of
+Kafka messages and gRPC calls named and attributed after OpenTelemetry's semantic conventions.
 
-A producer calls `inject_headers()` to add `traceparent`/`tracestate` to a message's headers;
-a consumer calls `extract_context(headers)` and starts its span with that context as parent,
-so one trace follows an event from the gateway through Kafka into the stream processors.
+One trace follows a request or a reading across processes:
+
+    gateway  SERVER  smartcity.v1.Gateway/SubmitRequest      (rpc.system=grpc, rpc.service, ...)
+      └ PRODUCER  send requests.commands.v1                  (messaging.system=kafka, ...)
+          └ citizen-requests  CONSUMER  process requests.commands.v1
+              └ PRODUCER  send requests.state.v1 / requests.events.v1
+                  └ gateway  CONSUMER  process requests.state.v1 (the projector)
+
+A producer opens `producer_span(topic, key)` around the send and puts the headers it yields on
+the message; a consumer opens `consumer_span(topic, key, headers, ...)` around processing it,
+the producer's span as parent. Which header formats carry the context is OTEL_PROPAGATORS'
+choice (default `tracecontext,baggage`; `b3`, `b3multi`, `jaeger` where their propagator
+package is installed; `none`): see `propagator_from_env`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from smartcity.settings import PlatformSettings
+from smartcity.settings import PlatformSettings, env_str
 
 Headers = list[tuple[str, bytes]]
+# What consumers hand in: Kafka's list of (key, value) pairs, or Faust's mapping.
+HeadersIn = Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None
 
-_PROPAGATOR = TraceContextTextMapPropagator()
+DEFAULT_PROPAGATORS = "tracecontext,baggage"
+PROPAGATOR_ENTRY_POINTS = "opentelemetry_propagator"
+MESSAGING_SYSTEM = "kafka"
+# The integer codes of gRPC statuses (rpc.grpc.status_code is the number, not the name).
+GRPC_STATUS_CODES = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
+    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}
+# Statuses that are the server's fault: the others are the caller's and leave the span unset
+# (semantic conventions for gRPC server spans).
+GRPC_SERVER_ERRORS = {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+
+_tracer = trace.get_tracer("smartcity")
 
 
 class _HeadersSetter(Setter[Headers]):
@@ -30,17 +61,39 @@ class _HeadersSetter(Setter[Headers]):
         carrier.append((key, value.encode("ascii")))
 
 
-class _HeadersGetter(Getter[Sequence[tuple[str, bytes]]]):
-    def get(self, carrier: Sequence[tuple[str, bytes]], key: str) -> list[str] | None:
+class _HeadersGetter(Getter[Sequence[tuple[str, bytes | None]]]):
+    def get(self, carrier: Sequence[tuple[str, bytes | None]], key: str) -> list[str] | None:
         values = [v.decode("ascii", "replace") for k, v in carrier if k.lower() == key and v is not None]
         return values or None
 
-    def keys(self, carrier: Sequence[tuple[str, bytes]]) -> list[str]:
+    def keys(self, carrier: Sequence[tuple[str, bytes | None]]) -> list[str]:
         return [k for k, _ in carrier]
 
 
+def propagator_from_env() -> TextMapPropagator:
+    """The propagators OTEL_PROPAGATORS names, in order (a comma list; `none` for none).
+
+    Read when tracing is set up rather than at import, and an unknown name is an error naming
+    the variable and what is installed (b3 and jaeger come with their own packages).
+    """
+    raw = env_str("OTEL_PROPAGATORS", DEFAULT_PROPAGATORS)
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    if not names or "none" in names:
+        return CompositePropagator([])
+    available = {ep.name: ep for ep in entry_points(group=PROPAGATOR_ENTRY_POINTS)}
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ValueError(
+            f"OTEL_PROPAGATORS={raw!r}: no propagator {', '.join(map(repr, unknown))} is installed "
+            f"(installed: {', '.join(sorted(available))}; b3 and b3multi need the "
+            "opentelemetry-propagator-b3 package)"
+        )
+    return CompositePropagator([available[name].load()() for name in names])
+
+
 def setup_tracing(settings: PlatformSettings, exporter: SpanExporter | None = None) -> TracerProvider:
-    """Installs the global tracer provider; exports over OTLP/HTTP when an endpoint is set."""
+    """Installs the global tracer provider and propagators; exports over OTLP/HTTP when an
+    endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT)."""
     provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
     if exporter is None and settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -49,17 +102,119 @@ def setup_tracing(settings: PlatformSettings, exporter: SpanExporter | None = No
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    propagate.set_global_textmap(_PROPAGATOR)
+    propagate.set_global_textmap(propagator_from_env())
     return provider
 
 
+def _as_pairs(headers: HeadersIn) -> list[tuple[str, bytes | None]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return [(str(k), v) for k, v in headers.items()]
+    return list(headers)
+
+
 def inject_headers(headers: Headers | None = None, context: Context | None = None) -> Headers:
-    """Returns headers carrying the current (or given) trace context."""
+    """Returns headers carrying the current (or given) trace context, in OTEL_PROPAGATORS' formats."""
     carrier: Headers = list(headers or [])
-    _PROPAGATOR.inject(carrier, context=context, setter=_HeadersSetter())
+    propagate.get_global_textmap().inject(carrier, context=context, setter=_HeadersSetter())
     return carrier
 
 
-def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> Context:
+def extract_context(headers: HeadersIn) -> Context:
     """The trace context a producer put in the headers (an empty context when none)."""
-    return _PROPAGATOR.extract(list(headers or []), getter=_HeadersGetter())
+    return propagate.get_global_textmap().extract(_as_pairs(headers), getter=_HeadersGetter())
+
+
+def has_trace_context(headers: HeadersIn) -> bool:
+    """Whether the headers carry a valid span context (a traced producer sent the message)."""
+    return trace.get_current_span(extract_context(headers)).get_span_context().is_valid
+
+
+def _message_key(key: bytes | str | None) -> str | None:
+    if key is None:
+        return None
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+
+
+def messaging_attributes(operation: str, topic: str, key: bytes | str | None = None, *,
+                         partition: int | None = None, offset: int | None = None,
+                         group: str | None = None) -> dict[str, Any]:
+    """The semantic-convention attributes of one Kafka message span ("send" or "process")."""
+    attributes: dict[str, Any] = {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+    }
+    optional = {
+        "messaging.kafka.message.key": _message_key(key),
+        "messaging.destination.partition.id": None if partition is None else str(partition),
+        "messaging.kafka.offset": offset,
+        "messaging.consumer.group.name": group,
+    }
+    attributes.update({name: value for name, value in optional.items() if value is not None})
+    return attributes
+
+
+@contextmanager
+def producer_span(topic: str, key: bytes | str | None = None,
+                  headers: Headers | None = None) -> Iterator[Headers]:
+    """A PRODUCER span `send <topic>` around a send; yields the headers to put on the message
+    (the given ones plus the trace context of this span)."""
+    with _tracer.start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER,
+                                       attributes=messaging_attributes("send", topic, key)):
+        yield inject_headers(headers)
+
+
+@contextmanager
+def consumer_span(topic: str, key: bytes | str | None, headers: HeadersIn, *,
+                  partition: int | None = None, offset: int | None = None,
+                  group: str | None = None, only_traced: bool = False) -> Iterator[Span]:
+    """A CONSUMER span `process <topic>` around processing one message, child of the span
+    that produced it (a new trace when the message carries no context; no span at all then
+    with `only_traced`, for readers of whole topics such as the gateway's projector)."""
+    if only_traced and not has_trace_context(headers):
+        yield trace.INVALID_SPAN
+        return
+    with _tracer.start_as_current_span(
+        f"process {topic}", context=extract_context(headers), kind=SpanKind.CONSUMER,
+        attributes=messaging_attributes("process", topic, key, partition=partition, offset=offset,
+                                        group=group),
+    ) as span:
+        yield span
+
+
+def message_span(message: Any, *, group: str | None = None, only_traced: bool = False) -> Any:
+    """`consumer_span` of a consumed message: an aiokafka ConsumerRecord or a Faust Message
+    (anything with topic, key, headers, partition and offset)."""
+    return consumer_span(message.topic, message.key, message.headers, partition=message.partition,
+                         offset=message.offset, group=group, only_traced=only_traced)
+
+
+def rpc_attributes(full_method: str) -> dict[str, Any]:
+    """rpc.system, rpc.service and rpc.method of a gRPC method path `/package.Service/Method`."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
+
+
+@contextmanager
+def rpc_server_span(full_method: str, metadata: Sequence[tuple[str, str]]) -> Iterator[Span]:
+    """A SERVER span `package.Service/Method` for one incoming gRPC call, child of the caller's
+    span when its metadata carries one. Its status is set by `set_rpc_status`, not by an
+    exception (an abort is an exception but not always an error)."""
+    parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in metadata])
+    with _tracer.start_as_current_span(
+        full_method.lstrip("/"), context=parent, kind=SpanKind.SERVER, attributes=rpc_attributes(full_method),
+        record_exception=False, set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def set_rpc_status(code_name: str, message: str = "", span: Span | None = None) -> None:
+    """Records a call's gRPC status (by name, e.g. "INVALID_ARGUMENT") on its span: the integer
+    rpc.grpc.status_code, and an error status when the server is at fault."""
+    span = span or trace.get_current_span()
+    span.set_attribute("rpc.grpc.status_code", GRPC_STATUS_CODES.get(code_name, GRPC_STATUS_CODES["UNKNOWN"]))
+    if code_name in GRPC_SERVER_ERRORS:
+        span.set_status(Status(StatusCode.ERROR, message or code_name))

@@ -6,8 +6,11 @@ are never skipped.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +62,26 @@ def render(kustomize: str) -> Any:
         return _RENDERED[overlay]
 
     return _render
+
+
+def _load_module(path: Path) -> Any:
+    """A script of the repository (not a package) imported by its path."""
+    spec = importlib.util.spec_from_file_location(f"ops_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def live_apiserver() -> Iterator[Any]:
+    """A real kube-apiserver (with etcd) on loopback with the Strimzi and prometheus-operator
+    CRDs installed: deploy/k8s/live_apiserver.py. Fails (never skips) when the binaries are not
+    built, naming the command that builds them."""
+    live = _load_module(K8S / "live_apiserver.py")
+    try:
+        live.binaries()
+    except live.MissingBinary as missing:
+        pytest.fail(str(missing), pytrace=False)
+    yield from live.running_server()

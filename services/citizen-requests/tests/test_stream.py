@@ -116,10 +116,12 @@ def report(key: str, category: str, at: float, index: int, **kw: Any) -> pb.Requ
 
 
 def sealed_contact(request_key: str, at: float) -> pb.EncryptedContact:
-    """An envelope as the gateway makes it (its key is thrown away: the service never opens it)."""
+    """An envelope as the gateway makes it (its key is thrown away: the service never opens it).
+
+    One reporter per request key: a retry seals the same contact anew (same subject, new nonce)."""
     request_id = request_id_for("test-citizens", request_key)
     sealed: pb.EncryptedContact = seal_contact(pb.Reporter(name="Warga Uji", phone="0812000000"),
-                                               f"subj-{at}", "dk-1", new_data_key(), request_id)
+                                               f"subj-{request_key}", "dk-1", new_data_key(), request_id)
     return sealed
 
 

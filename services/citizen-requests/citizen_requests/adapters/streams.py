@@ -69,7 +69,7 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers
+from smartcity.tracing import producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -194,17 +194,18 @@ class RequestsWorker(StreamService):
 
     async def _emit(self, request_id: str, processed: Processed) -> None:
         key = request_id.encode()
-        headers = inject_headers()
         for event in processed.events:
             value = event.SerializeToString(deterministic=True)
-            await self.events.send(key=key, value=value, headers=headers)
+            with producer_span(self.events.get_topic_name(), key) as headers:
+                await self.events.send(key=key, value=value, headers=headers)
             if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and not processed.replayed:
                 log.info("SLA breached", extra={"fields": {
                     "request_id": request_id, "category": event.request.category,
                     "opd": event.request.opd_code, "kind": pb.SlaKind.Name(event.sla_breach.kind)}})
         if processed.state is not None:
-            await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
-                                   headers=headers)
+            with producer_span(self.states.get_topic_name(), key) as headers:
+                await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
+                                       headers=headers)
             summary = summary_of(processed.state).SerializeToString(deterministic=True)
             await self.summaries.send(key=key, value=summary)
 

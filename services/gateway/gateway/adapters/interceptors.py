@@ -19,17 +19,14 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gateway.adapters import metrics
 from gateway.core.api import Api
 from gateway.core.auth import Principal, RateLimiter, TokenStore
 from gateway.core.errors import ApiError, ErrorKind
-from smartcity.tracing import extract_context
+from smartcity.tracing import rpc_server_span, set_rpc_status
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("gateway")
 
 PRINCIPAL: ContextVar[Principal] = ContextVar("principal")
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -142,6 +139,7 @@ class _Call:
         self.method = method
         self.metadata = metadata
         self.code = "OK"
+        self.message = ""
         self._parser = parser
         self._start = time.perf_counter()
 
@@ -158,15 +156,8 @@ class _Call:
             ) from None
 
     def span(self) -> Any:
-        parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in self.metadata])
-        # The status is set explicitly (an abort is an exception but not always an error).
-        return tracer.start_as_current_span(
-            self.method.lstrip("/"),
-            context=parent,
-            kind=SpanKind.SERVER,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        # The status is set by record() (an abort is an exception but not always an error).
+        return rpc_server_span(self.method, self.metadata)
 
     async def fail(self, exc: BaseException, context: grpc.aio.ServicerContext) -> None:
         """Turns an exception into the call's status; aborts the call (which raises)."""
@@ -184,11 +175,10 @@ class _Call:
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error {incident}; see the gateway log")
 
     def _mark_error(self, message: str) -> None:
-        span = trace.get_current_span()
-        span.set_status(Status(StatusCode.ERROR, message))
-        span.set_attribute("rpc.grpc.status_code", self.code)
+        self.message = message
 
     def record(self) -> None:
+        set_rpc_status(self.code, self.message)
         metrics.RPCS.labels(self.method, self.code).inc()
         metrics.RPC_LATENCY.labels(self.method, self.code).observe(time.perf_counter() - self._start)
 

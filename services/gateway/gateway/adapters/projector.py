@@ -24,6 +24,7 @@ from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
+from smartcity.tracing import message_span
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,10 @@ class Projector:
             self._applying = True
             for tp, records in batch.items():
                 for record in records:
-                    if self._apply(tp.topic, record):
+                    # A span only for records a traced producer sent (not the whole history).
+                    with message_span(record, only_traced=True):
+                        changed = self._apply(tp.topic, record)
+                    if changed:
                         # Let watch streams drain their queues between changes, so a burst of
                         # changes does not overflow subscribers that keep up.
                         await asyncio.sleep(0)

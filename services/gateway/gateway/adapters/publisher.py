@@ -11,7 +11,7 @@ from smartcity.codec import ProtoCodec
 from smartcity.kafka import make_producer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers
+from smartcity.tracing import producer_span
 from smartcity.v1 import requests_pb2
 
 
@@ -28,14 +28,16 @@ class CommandPublisher:
         await self._producer.stop()
 
     async def send(self, request_id: str, command: Any) -> None:
-        """Sends and waits for the broker's ack (acks=all); the current span goes in the headers."""
+        """Sends and waits for the broker's ack (acks=all), in a producer span whose context goes
+        in the headers."""
         try:
-            await self._producer.send_and_wait(
-                self._topic,
-                key=request_id.encode(),
-                value=self._codec.encode(command),
-                headers=inject_headers(),
-            )
+            with producer_span(self._topic, request_id) as headers:
+                await self._producer.send_and_wait(
+                    self._topic,
+                    key=request_id.encode(),
+                    value=self._codec.encode(command),
+                    headers=headers,
+                )
         except KafkaError as exc:
             raise ApiError(
                 ErrorKind.UNAVAILABLE,

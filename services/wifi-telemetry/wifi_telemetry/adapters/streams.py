@@ -43,7 +43,7 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
-from smartcity.tracing import inject_headers
+from smartcity.tracing import inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
@@ -350,15 +350,17 @@ class WifiTelemetryService(StreamService):
     async def _publish_status(self, view: ApView, now: float) -> None:
         ap_id = view.state.ap_id
         status = status_proto(view, now)
-        await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
-                                   headers=inject_headers())
+        with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
+            await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
+                                       headers=headers)
         self.published.health[ap_id] = (int(view.health), view.silent, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
         message = site_stats_proto(stats, now)
-        await self.stats_out.send(key=stats.key.encode(), value=message.SerializeToString(deterministic=True),
-                                  headers=inject_headers())
+        with producer_span(self.stats_out.get_topic_name(), stats.key) as headers:
+            await self.stats_out.send(key=stats.key.encode(),
+                                      value=message.SerializeToString(deterministic=True), headers=headers)
         metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc()
 
     def caught_up(self) -> bool:

@@ -1,0 +1,137 @@
+"""smartcity.tracing: propagators from OTEL_PROPAGATORS, and Kafka and gRPC spans named and
+attributed after OpenTelemetry's semantic conventions (spans recorded in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from smartcity import tracing
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans ended during the test; the global provider is an SDK one (set once per process)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield exporter
+    processor.shutdown()
+
+
+@pytest.fixture
+def propagators(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Restores the global propagator the test replaces."""
+    before = propagate.get_global_textmap()
+    yield
+    propagate.set_global_textmap(before)
+
+
+def by_name(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    found = [s for s in exporter.get_finished_spans() if s.name == name]
+    assert len(found) == 1, [s.name for s in exporter.get_finished_spans()]
+    return found[0]
+
+
+def headers_with(value: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    monkeypatch.setenv("OTEL_PROPAGATORS", value)
+    propagate.set_global_textmap(tracing.propagator_from_env())
+    provider = TracerProvider()
+    with provider.get_tracer("t").start_as_current_span("outer"):
+        from opentelemetry import baggage, context
+
+        token = context.attach(baggage.set_baggage("district", "purbalingga"))
+        try:
+            return dict(tracing.inject_headers())
+        finally:
+            context.detach(token)
+
+
+def test_otel_propagators_chooses_the_header_formats(monkeypatch: pytest.MonkeyPatch,
+                                                     propagators: None) -> None:
+    assert set(headers_with("tracecontext,baggage", monkeypatch)) == {"traceparent", "baggage"}
+    assert set(headers_with("tracecontext", monkeypatch)) == {"traceparent"}
+    assert set(headers_with("baggage", monkeypatch)) == {"baggage"}
+    assert headers_with("none", monkeypatch) == {}
+    monkeypatch.delenv("OTEL_PROPAGATORS")
+    assert isinstance(tracing.propagator_from_env(), TextMapPropagator)
+    assert set(headers_with(tracing.DEFAULT_PROPAGATORS, monkeypatch)) == {"traceparent", "baggage"}
+
+
+def test_an_unknown_propagator_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PROPAGATORS", "tracecontext,b3-typo")
+    with pytest.raises(ValueError, match=r"OTEL_PROPAGATORS=.*'b3-typo'.*installed: .*tracecontext"):
+        tracing.propagator_from_env()
+
+
+def test_a_message_is_traced_from_its_producer_span_to_its_consumer_span(spans: InMemorySpanExporter) -> None:
+    with tracing.producer_span("requests.commands.v1", b"req-42", [("content-type", b"proto")]) as headers:
+        pass
+    assert dict(headers)["content-type"] == b"proto" and "traceparent" in dict(headers)
+    with tracing.consumer_span("requests.commands.v1", b"req-42", headers, partition=3, offset=17,
+                               group="citizen-requests"):
+        pass
+    send = by_name(spans, "send requests.commands.v1")
+    process = by_name(spans, "process requests.commands.v1")
+    assert send.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+    assert process.parent is not None and send.context is not None
+    assert process.parent.span_id == send.context.span_id
+    assert process.context is not None and process.context.trace_id == send.context.trace_id
+    assert dict(send.attributes or {}) == {
+        "messaging.system": "kafka", "messaging.destination.name": "requests.commands.v1",
+        "messaging.operation.type": "send", "messaging.operation.name": "send",
+        "messaging.kafka.message.key": "req-42",
+    }
+    assert dict(process.attributes or {}) == {
+        "messaging.system": "kafka", "messaging.destination.name": "requests.commands.v1",
+        "messaging.operation.type": "process", "messaging.operation.name": "process",
+        "messaging.kafka.message.key": "req-42", "messaging.destination.partition.id": "3",
+        "messaging.kafka.offset": 17, "messaging.consumer.group.name": "citizen-requests",
+    }
+
+
+def test_a_consumer_span_takes_faust_style_mapping_headers_and_starts_a_trace_without_them(
+        spans: InMemorySpanExporter) -> None:
+    with tracing.producer_span("wifi.ap-telemetry.v1", "ap-1") as headers:
+        pass
+    assert tracing.has_trace_context(dict(headers)) and not tracing.has_trace_context(None)
+    with tracing.consumer_span("wifi.ap-telemetry.v1", "ap-1", dict(headers)):
+        pass
+    with tracing.consumer_span("wifi.ap-telemetry.v1", None, {"other": None}):
+        pass
+    send = by_name(spans, "send wifi.ap-telemetry.v1")
+    processed = [s for s in spans.get_finished_spans() if s.name == "process wifi.ap-telemetry.v1"]
+    assert [s.parent.span_id if s.parent else None for s in processed] == [send.context.span_id, None]  # type: ignore[union-attr]
+    assert "messaging.kafka.message.key" not in (processed[1].attributes or {})
+
+
+@pytest.mark.parametrize(("code", "number", "error"), [
+    ("OK", 0, False), ("INVALID_ARGUMENT", 3, False), ("NOT_FOUND", 5, False),
+    ("UNAUTHENTICATED", 16, False), ("INTERNAL", 13, True), ("UNAVAILABLE", 14, True),
+])
+def test_a_grpc_server_span_has_the_rpc_attributes_and_the_integer_status(
+        spans: InMemorySpanExporter, code: str, number: int, error: bool) -> None:
+    with tracing.producer_span("t") as caller_headers:
+        metadata = [(k, v.decode()) for k, v in caller_headers]
+    with tracing.rpc_server_span("/smartcity.v1.Gateway/SubmitRequest", [("x-other", "1"), *metadata]):
+        tracing.set_rpc_status(code, "because")
+    span = by_name(spans, "smartcity.v1.Gateway/SubmitRequest")
+    assert span.kind is SpanKind.SERVER
+    assert dict(span.attributes or {}) == {"rpc.system": "grpc", "rpc.service": "smartcity.v1.Gateway",
+                                           "rpc.method": "SubmitRequest", "rpc.grpc.status_code": number}
+    assert isinstance((span.attributes or {})["rpc.grpc.status_code"], int)
+    assert span.status.status_code is (StatusCode.ERROR if error else StatusCode.UNSET)
+    caller = by_name(spans, "send t")
+    assert span.parent is not None and caller.context is not None
+    assert span.parent.span_id == caller.context.span_id
