@@ -159,8 +159,6 @@ class ServiceSettings:
                                       request whose last change is older leaves `total` and the
                                       medians/p90 (and the summaries topic); open ones never leave
     REQUESTS_UTC_OFFSET_H             the city's UTC offset for "today" and Open311 times (7, WIB)
-    REQUESTS_INDEX_CATCHUP_TIMEOUT_S  how long a starting worker waits to read the open requests
-                                      (for duplicate flagging) before processing commands (30)
     REQUESTS_BROKER_SESSION_TIMEOUT_S consumer session timeout: how fast a dead worker's partitions
                                       move to another one (default 30)
     REQUESTS_DATADIR                  Faust's data directory, even for in-memory tables (default
@@ -175,7 +173,6 @@ class ServiceSettings:
     stats_refresh_s: float = 30.0
     stats_window_days: float = 90.0
     utc_offset_h: float = 7.0
-    index_catchup_timeout_s: float = 30.0
     broker_session_timeout_s: float = 30.0
     # Kept out of the working tree.
     datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
@@ -192,8 +189,6 @@ class ServiceSettings:
             stats_refresh_s=env_float("REQUESTS_STATS_REFRESH_S", cls.stats_refresh_s),
             stats_window_days=env_float("REQUESTS_STATS_WINDOW_DAYS", cls.stats_window_days),
             utc_offset_h=env_float("REQUESTS_UTC_OFFSET_H", cls.utc_offset_h),
-            index_catchup_timeout_s=env_float("REQUESTS_INDEX_CATCHUP_TIMEOUT_S",
-                                              cls.index_catchup_timeout_s),
             broker_session_timeout_s=env_float("REQUESTS_BROKER_SESSION_TIMEOUT_S",
                                                cls.broker_session_timeout_s),
             datadir=env_str("REQUESTS_DATADIR", cls.datadir),

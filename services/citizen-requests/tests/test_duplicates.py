@@ -1,11 +1,11 @@
-"""Possible-duplicate flagging (no Kafka)."""
+"""Possible-duplicate flagging (no Kafka): the earliest report of a place is the original."""
 
 from __future__ import annotations
 
 import pytest
 
 from citizen_requests.config import load_config
-from citizen_requests.core.duplicates import OpenRequestIndex, candidate_of, find_possible_duplicates
+from citizen_requests.core.duplicates import DuplicateIndex, candidate_of
 from citizen_requests.core.ledger import Ledger
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
@@ -27,14 +27,37 @@ def report(key: str, at: float = T0, category: str = "emergency",
                           latitude=ALUN_ALUN[0] + lat_offset, longitude=ALUN_ALUN[1])
 
 
-def test_a_nearby_open_report_of_the_same_category_is_flagged(config: RequestsConfig) -> None:
+def flags(ledger: Ledger, command: pb.RequestCommand) -> list[str]:
+    return list(ledger.requests()[command.request_id].possible_duplicate_of)
+
+
+def test_a_nearby_earlier_report_of_the_same_category_is_flagged(config: RequestsConfig) -> None:
     ledger = Ledger(config)
-    first = ledger.command(report("a")).state
-    assert first is not None and list(first.possible_duplicate_of) == []
-    # ~55 m north, ten minutes later: the same flood.
-    second = ledger.command(report("b", T0 + 600, lat_offset=0.0005)).state
-    assert second is not None and list(second.possible_duplicate_of) == [first.request_id]
-    assert "possible duplicate of" in second.history[0].note
+    first, second = report("a"), report("b", T0 + 600, lat_offset=0.0005)  # ~55 m north, 10 min later
+    ledger.command(first)
+    ledger.command(second)
+    assert flags(ledger, second) == [first.request_id] and flags(ledger, first) == []
+
+
+def test_the_flags_do_not_depend_on_the_order_in_which_the_reports_arrive(config: RequestsConfig) -> None:
+    # Reports of one flood land on different partitions: a worker may read the later one first.
+    reports = [report(f"k{i}", T0 + 60 * i, lat_offset=0.0002 * (i % 3)) for i in range(6)]
+    in_order, reversed_order = Ledger(config), Ledger(config)
+    for command in reports:
+        in_order.command(command)
+    for command in reversed(reports):
+        reversed_order.command(command)
+    assert in_order.requests() == reversed_order.requests()
+    assert flags(in_order, reports[0]) == [] and len(flags(in_order, reports[5])) == 5
+
+
+def test_a_tie_in_time_is_broken_by_request_id(config: RequestsConfig) -> None:
+    ledger = Ledger(config)
+    one, other = report("x"), report("y")
+    ledger.command(one)
+    ledger.command(other)
+    first, second = sorted((one, other), key=lambda c: c.request_id)
+    assert flags(ledger, second) == [first.request_id] and flags(ledger, first) == []
 
 
 @pytest.mark.parametrize(("change", "why"), [
@@ -46,42 +69,49 @@ def test_unrelated_reports_are_not_flagged(config: RequestsConfig, change: dict[
                                           why: str) -> None:
     ledger = Ledger(config)
     ledger.command(report("a"))
-    second = ledger.command(report("b", **change)).state  # type: ignore[arg-type]
-    assert second is not None and list(second.possible_duplicate_of) == [], why
+    second = report("b", **change)  # type: ignore[arg-type]
+    ledger.command(second)
+    assert flags(ledger, second) == [], why
 
 
-def test_closed_requests_are_no_longer_candidates(config: RequestsConfig) -> None:
+def test_the_flag_does_not_depend_on_the_earlier_requests_status(config: RequestsConfig) -> None:
+    # Whether the first report was already rejected when the second was read is arrival order.
     ledger = Ledger(config)
-    first = ledger.command(report("a")).state
-    assert first is not None
+    first = report("a")
+    ledger.command(first)
     by = actor(STAFF, "x", "BPBD")
-    ledger.command(action_command(first.request_id, "reject", issued_at=T0 + 1, by=by, client_id="c",
-                                  reason="laporan palsu"))
-    second = ledger.command(report("b", T0 + 60)).state
-    assert second is not None and list(second.possible_duplicate_of) == []
+    rejected = ledger.command(action_command(first.request_id, "reject", issued_at=T0 + 1, by=by,
+                                             client_id="c", reason="laporan palsu")).state
+    assert rejected is not None and rejected.status == pb.REQUEST_STATUS_REJECTED
+    second = report("b", T0 + 60)
+    ledger.command(second)
+    assert flags(ledger, second) == [first.request_id]
 
 
 def test_nearest_first_and_at_most_five(config: RequestsConfig) -> None:
     ledger = Ledger(config)
-    ids = [ledger.command(report(f"k{i}", lat_offset=0.0001 * (6 - i))).state for i in range(7)]
-    newest = ledger.command(report("last")).state
-    assert newest is not None
-    expected = [r.request_id for r in reversed(ids) if r is not None][:5]
-    assert list(newest.possible_duplicate_of) == expected
+    earlier = [report(f"k{i}", lat_offset=0.0001 * (6 - i)) for i in range(7)]
+    for command in earlier:
+        ledger.command(command)
+    last = report("last", T0 + 1)
+    ledger.command(last)
+    assert flags(ledger, last) == [c.request_id for c in reversed(earlier)][:5]
 
 
-def test_the_index_keeps_the_newest_version_and_drops_closed_ones() -> None:
-    index = OpenRequestIndex()
-    req = pb.ServiceRequest(request_id="r1", category="fire", version=2, status=pb.REQUEST_STATUS_SUBMITTED)
-    req.location.latitude, req.location.longitude = ALUN_ALUN
-    index.observe(req)
-    assert [c.request_id for c in index.candidates("fire")] == ["r1"]
-    closed = pb.ServiceRequest()
-    closed.CopyFrom(req)
-    closed.version, closed.status = 3, pb.REQUEST_STATUS_RESOLVED
-    index.observe(closed)
-    index.observe(req)  # an older version arriving late does not bring it back
-    assert list(index.candidates("fire")) == [] and len(index) == 0
-    no_location = pb.ServiceRequest(request_id="r2", category="fire", version=1)
-    assert candidate_of(no_location) is None
-    assert find_possible_duplicates(no_location, [], 100, 100) == []
+def test_the_index_says_whose_flags_a_late_report_changes() -> None:
+    index = DuplicateIndex(max_distance_m=150, window_s=3600)
+
+    def candidate(request_id: str, at: float, lat: float = ALUN_ALUN[0]) -> object:
+        req = pb.ServiceRequest(request_id=request_id, category="fire", version=1)
+        req.requested_time.FromSeconds(int(at))
+        req.location.latitude, req.location.longitude = lat, ALUN_ALUN[1]
+        return candidate_of(req)
+
+    later, far = candidate("r2", T0 + 60), candidate("r3", T0 + 120, lat=ALUN_ALUN[0] + 0.01)
+    assert index.add(later) == {"r2": []}  # type: ignore[arg-type]
+    index.add(far)  # type: ignore[arg-type]
+    # The earlier report arrives last: it decides its own flags and those of its near neighbour.
+    assert index.add(candidate("r1", T0)) == {"r1": [], "r2": ["r1"]}  # type: ignore[arg-type]
+    index.discard("r1")
+    assert "r1" not in index and len(index) == 2
+    assert candidate_of(pb.ServiceRequest(request_id="r4", category="fire", version=1)) is None

@@ -111,6 +111,30 @@ def test_peak_is_the_busiest_minute_summed_over_aps_in_any_interleaving() -> Non
         assert minute["peak_clients"] == 11 and minute["clients_now"] == 11
 
 
+def test_peak_does_not_depend_on_how_far_one_aps_data_lags_behind_the_others() -> None:
+    # After a crash the by-site stream redelivers one AP's data long after its neighbours'
+    # (event time): the minutes it reports into are already past the other AP's lateness.
+    config = WifiConfig(allowed_lateness_s=120)
+    ap1 = [tele("ap-1", i + 1, T0 + 10 * i, clients=3 + i % 5) for i in range(60)]
+    ap2 = [tele("ap-2", i + 1, T0 + 10 * i + 5, clients=2 + (i * 7) % 6) for i in range(60)]
+    in_time = sorted(ap1 + ap2, key=lambda s: s.t)
+    lagging = [ap1[0], ap2[0], *ap1[1:], *ap2[1:]]  # ap-2 after all of ap-1, both known first
+
+    def peaks(order: list[Sample]) -> dict[str, int]:
+        proc = SiteProcessor(config, {})
+        for event in order:
+            proc.on_telemetry(event)
+        return proc.load_site("alun-alun").peaks
+
+    want = peaks(in_time)
+    busiest: dict[float, dict[str, int]] = {}
+    for sample in in_time:
+        minute = busiest.setdefault(sample.t // 60, {})
+        minute[sample.ap_id] = max(minute.get(sample.ap_id, 0), sample.clients)
+    assert want[f"hour:{int(T0)}"] == max(sum(m.values()) for m in busiest.values())
+    assert peaks(lagging) == want
+
+
 def test_bytes_of_a_window_survive_the_aps_forgetting_it() -> None:
     proc = SiteProcessor(WifiConfig(allowed_lateness_s=0), {})
     for seq in range(1, 12):  # 11 heartbeats, 10 s apart, 1000 bytes each after the first

@@ -5,6 +5,9 @@ Data flow (topic names without the test/city prefix):
     requests.commands.v1 (6 partitions, key request_id)
         -> agent `commands`: table `requests` (request + recent outcomes, changelog-backed)
         -> requests.events.v1, requests.state.v1, and <app id>-summaries
+    <app id>-duplicates (6 partitions, key request_id, co-partitioned with the commands)
+        <- agent `stats`: possible-duplicate flags a new request decided (core/duplicates.py)
+        -> agent `duplicates`: the flags into the request's record, requests.state.v1
     <app id>-sla-ticks (6 partitions, key request_id, co-partitioned with the commands)
         <- timer: requests whose next due time passed (minus the allowed lateness)
         -> agent `ticks`: flags SLA breaches through the same table and outputs
@@ -24,44 +27,49 @@ agent reads its own tombstones back: it then drops the key from its table (its c
 shrinks too), or, if a newer version of the request arrived meanwhile (a reopen the tombstone
 overtook on the topic), writes that version again after the tombstone so compaction keeps it.
 
-Duplicate flagging needs the open requests of every partition: each worker also reads the
-summary topic from the beginning (no consumer group) into an in-memory index, besides adding
-its own writes at once, and starts processing commands once it has caught up.
+Duplicate flagging needs the requests of every partition, so it is decided where they all
+meet: the stats agent keeps an index of the summaries in its (changelogged) table, and when a
+request arrives it recomputes the flags that request decides (its own, and its later
+neighbours') and sends those that differ from what the requests carry to their partitions. The
+flags are thus a function of the submitted requests, not of arrival order or of memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import faust
 from aiokafka.structs import TopicPartition
+from opentelemetry import trace
 
 from citizen_requests.adapters import metrics
 from citizen_requests.config import ServiceSettings, load_config
-from citizen_requests.core.duplicates import OpenRequestIndex
-from citizen_requests.core.ledger import Processed, process_command, process_tick, summary_of
+from citizen_requests.core.duplicates import DuplicateIndex, candidate_of, flags_to_send
+from citizen_requests.core.ledger import (
+    Processed,
+    process_command,
+    process_duplicates,
+    process_tick,
+    summary_of,
+)
 from citizen_requests.core.lifecycle import validate_envelope
 from citizen_requests.core.records import RequestRecord, decode_record, encode_record
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.core.sla import next_due
 from citizen_requests.core.stats import Scope, StatsBook, stats_key
+from smartcity import topic_names
 from smartcity.codec import ProtoCodec, from_timestamp
-from smartcity.kafka import make_consumer
 from smartcity.settings import PlatformSettings
-from smartcity.streams import (
-    assigned_and_recovered,
-    create_app,
-    decoded,
-    faust_dead_letter_publisher,
-    observe_latency,
-    raw_topic,
-)
+from smartcity.streams import StreamService
+from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.topics import load_catalogue
-from smartcity.tracing import message_span, producer_span
+from smartcity.tracing import producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -69,45 +77,45 @@ COMMANDS = "requests.commands.v1"
 # At most this many requests leave the statistics window per flush (the rest at the next ones),
 # so the first pass over a long history does not hold the event loop.
 EVICTIONS_PER_FLUSH = 10_000
+COMMAND_BATCH_WITHIN_S = 0.003
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(SERVICE)
 
 
-def _bytes_topic(app: faust.App, name: str, partitions: int, **options: Any) -> faust.TopicT:
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                     partitions=partitions, internal=True, **options)
-
-
-class RequestsWorker:
+class RequestsWorker(StreamService):
     """The Faust app of the service, with its topics, tables, agents and timers."""
 
     def __init__(self, settings: PlatformSettings, knobs: ServiceSettings, config: RequestsConfig) -> None:
-        self.settings, self.knobs, self.config = settings, knobs, config
+        self.knobs, self.config = knobs, config
         metrics.initialise({name: category.opd for name, category in config.categories.items()})
         # Faust wants a data directory even for in-memory tables: keep it out of the working tree.
         datadir = Path(knobs.datadir)
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = create_app(settings, datadir=str(datadir / settings.group_id),
-                              broker_session_timeout=knobs.broker_session_timeout_s)
-        prefix, app = settings.topic_prefix, self.app
+        super().__init__(settings, datadir=str(datadir / settings.group_id),
+                         broker_session_timeout=knobs.broker_session_timeout_s)
+        app = self.app
         partitions = load_catalogue()[COMMANDS].partitions
-        self.commands = raw_topic(app, COMMANDS, prefix)
-        self.events = raw_topic(app, "requests.events.v1", prefix)
-        self.states = raw_topic(app, "requests.state.v1", prefix)
-        self.stats = raw_topic(app, "requests.stats.v1", prefix)
-        self.ticks_name = f"{settings.group_id}-sla-ticks"
-        self.ticks = _bytes_topic(app, self.ticks_name, partitions, retention=86400.0, deleting=True)
-        self.summaries_name = f"{settings.group_id}-summaries"
-        self.summaries = _bytes_topic(app, self.summaries_name, 1, compacting=True)
+        self.commands = self.catalogue_topic(COMMANDS)
+        self.events = self.catalogue_topic(topic_names.REQUESTS_EVENTS)
+        self.states = self.catalogue_topic(topic_names.REQUESTS_STATE)
+        self.stats = self.catalogue_topic(topic_names.REQUESTS_STATS)
+        self.ticks = self.internal_topic("sla-ticks", partitions, retention=86400.0, deleting=True)
+        self.ticks_name = self.ticks.get_topic_name()
+        self.summaries = self.internal_topic("summaries", 1, compacting=True)
+        self.summaries_name = self.summaries.get_topic_name()
+        self.duplicate_flags = self.internal_topic("duplicates", partitions, retention=86400.0, deleting=True)
         self.records = app.Table("requests", partitions=partitions, key_type=bytes, value_type=bytes)
+        # Every write of a request record goes through it, flushed once per unit of work (a batch
+        # of commands, a tick, a flag update) before its outputs go out: under the lock, so the
+        # agents never share unflushed writes.
+        self.record_writer = TableWriter(self.records)
         self.summary_table = app.Table("summaries", partitions=1, key_type=bytes, value_type=bytes)
         self.codec = ProtoCodec(pb.RequestCommand, validate_envelope)
-        self.dlq = faust_dead_letter_publisher(app, SERVICE)
         # Both request agents touch the same records; one at a time keeps each read-apply-write
         # and its outputs in order (state versions reach the compacted topic in order).
         self.lock = asyncio.Lock()
-        self.index = OpenRequestIndex()
-        self.index_ready = asyncio.Event()
+        self.duplicates: DuplicateIndex | None = None  # derived from the summary table
         self.deadlines: dict[str, float] = {}
         self.deadlines_stale = True
         self.book: StatsBook | None = None
@@ -115,29 +123,23 @@ class RequestsWorker:
         self._wire()
 
     def _wire(self) -> None:
-        app = self.app
-        app.agent(self.commands, name=f"{SERVICE}.commands")(self._commands_agent)
-        app.agent(self.ticks, name=f"{SERVICE}.ticks")(self._ticks_agent)
-        app.agent(self.summaries, name=f"{SERVICE}.stats")(self._stats_agent)
-        app.timer(self.knobs.sla_check_interval_s)(self._check_slas)
-        app.timer(self.knobs.stats_refresh_s)(self._refresh_stats)
-        app.timer(self.knobs.stats_flush_s)(self._flush_stats)
-        app.task(self._follow_summaries)
-        app.on_partitions_revoked.connect(self._on_rebalance)
-        app.on_partitions_assigned.connect(self._on_rebalance)
+        self.agent(self.commands, self._commands_agent, f"{SERVICE}.commands")
+        self.agent(self.ticks, self._ticks_agent, f"{SERVICE}.ticks")
+        self.agent(self.summaries, self._stats_agent, f"{SERVICE}.stats")
+        self.agent(self.duplicate_flags, self._duplicates_agent, f"{SERVICE}.duplicates")
+        self.timer(self.knobs.sla_check_interval_s, self._check_slas, f"{SERVICE}.sla")
+        self.timer(self.knobs.stats_refresh_s, self._refresh_stats, f"{SERVICE}.stats-refresh")
+        self.timer(self.knobs.stats_flush_s, self._flush_stats, f"{SERVICE}.stats-flush")
+        self.app.on_partitions_revoked.connect(self._on_rebalance)
+        self.app.on_partitions_assigned.connect(self._on_rebalance)
 
     # ---- readiness and rebalances
-
-    def ready_now(self) -> bool:
-        """Tables recovered, not rebalancing, and the open-request index caught up.
-
-        Judged on the event loop (smartcity.streams.serve polls it there for /readyz)."""
-        return assigned_and_recovered(self.app) and self.index_ready.is_set()
 
     async def _on_rebalance(self, sender: Any, tps: Any, **kwargs: Any) -> None:
         # Partitions moved: what this worker derived from its tables must be derived again.
         self.deadlines_stale = True
         self.book = None
+        self.duplicates = None
         self._dirty = set()
         metrics.clear_open_gauges()
 
@@ -147,38 +149,42 @@ class RequestsWorker:
     # ---- commands
 
     async def _commands_agent(self, stream: faust.StreamT) -> None:
-        await self._wait_for_index()
-        async for item in decoded(stream, self.codec, self.dlq, SERVICE):
-            command = item.value
-            if item.key != command.request_id:
-                # Keyed elsewhere, it would land on a partition that does not own the request.
-                await self.dlq.publish(item.record, f"message key {item.key!r} is not the command's "
-                                                    f"request_id {command.request_id!r}")
+        # A batch of commands at a time: decoded and counted per batch, one lock, one span
+        # linking the commands' traces; each command still applied and emitted in order. A
+        # citizen waits on each command's outcome: a partial batch waits only a few ms for more.
+        async for events in event_batches(stream, within_s=COMMAND_BATCH_WITHIN_S):
+            items = await self.decode_all(events, self.codec, key_is_request_id)
+            if not items:
                 continue
-            with message_span(item.record, group=self.app.conf.id):
+            with tracer.start_as_current_span("request.commands",
+                                              links=span_links(i.trace_context for i in items)):
                 async with self.lock:
-                    processed = self._apply_command(command)
-                    await self._emit(command.request_id, processed)
-            observe_latency(SERVICE, item.record.topic, from_timestamp(command.issued_time))
+                    done = []
+                    for item in items:
+                        self.record_writer.partition = item.record.partition
+                        done.append((item.value.request_id, self._apply_command(item.value)))
+                    await self.record_writer.flush()  # each changed record once, before the outputs
+                    for request_id, processed in done:
+                        await self._emit(request_id, processed)
+            oldest = min(from_timestamp(i.value.issued_time) for i in items)
+            self.observe_latency(items[0].record.topic, oldest)
 
     def _load(self, request_id: str) -> RequestRecord | None:
-        raw = self.records.get(request_id.encode())
+        raw = self.record_writer.get(request_id.encode())
         return decode_record(raw) if raw else None
 
     def _apply_command(self, command: pb.RequestCommand) -> Processed:
-        category = command.submit.category if command.WhichOneof("action") == "submit" else ""
         processed = process_command(self._load(command.request_id), command, self.config,
-                                    self.index.candidates(category), outcome_memory=self.knobs.outcome_memory,
+                                    outcome_memory=self.knobs.outcome_memory,
                                     history_limit=self.knobs.history_limit)
         self._store(command.request_id, processed)
         return processed
 
     def _store(self, request_id: str, processed: Processed) -> None:
         if processed.record_changed:
-            self.records[request_id.encode()] = encode_record(processed.record)
+            self.record_writer[request_id.encode()] = encode_record(processed.record)
         request = processed.record.request
         if request is not None:
-            self.index.observe(request)
             due = next_due(request)
             if due is None:
                 self.deadlines.pop(request_id, None)
@@ -206,7 +212,7 @@ class RequestsWorker:
     # ---- SLA timer
 
     async def _check_slas(self) -> None:
-        if not self.ready_now():
+        if not self.ready():
             return
         if self.deadlines_stale:
             self._rebuild_deadlines()
@@ -236,8 +242,10 @@ class RequestsWorker:
                 log.warning("ignoring a malformed SLA tick")
                 continue
             async with self.lock:
+                self.record_writer.partition = event.message.partition
                 processed = process_tick(self._load(request_id), as_of, self.knobs.history_limit)
                 self._store(request_id, processed)
+                await self.record_writer.flush()
                 await self._emit(request_id, processed)
 
     # ---- statistics
@@ -254,6 +262,7 @@ class RequestsWorker:
                 continue
             book = await self._book()
             if book.version_of(summary.request_id) >= summary.version:
+                self._keep_flags(event.key, event.value, summary)
                 continue  # redelivered or re-emitted: already counted
             if book.expired(summary):
                 # An old version of a request that left the window (re-emitted by a replayed
@@ -264,6 +273,7 @@ class RequestsWorker:
             # Published by `_flush_stats` a moment later: a burst of changes to one category
             # becomes one stats record instead of one per command.
             self._dirty |= book.update(summary)
+            await self._flag_duplicates(summary)
 
     async def _on_tombstone(self, book: StatsBook, key: bytes) -> None:
         """One of our tombstones, read back (value None: nothing to decode, nothing to dead-letter)."""
@@ -275,6 +285,8 @@ class RequestsWorker:
             await self.summaries.send(key=key, value=raw)
         elif raw is not None:
             del self.summary_table[key]  # evicted: off the table and its changelog too
+            if self.duplicates is not None:
+                self.duplicates.discard(request_id)
 
     async def _book(self) -> StatsBook:
         """The stats book, rebuilt from the summary table after a start or a rebalance."""
@@ -317,60 +329,78 @@ class RequestsWorker:
 
     async def _refresh_stats(self) -> None:
         """Republishes every figure: "today" rolls over at midnight even when nothing happens."""
-        if not self.ready_now() or not self._owns_stats():
+        if not self.ready() or not self._owns_stats():
             return
         if self.book is None:
             await self._book()  # publishes everything itself
             return
         await self._publish_stats(self.book, set(self.book.scopes()))
 
-    # ---- the open-request index for duplicate flagging
+    # ---- possible duplicates
 
-    async def _wait_for_index(self) -> None:
-        try:
-            await asyncio.wait_for(self.index_ready.wait(), self.knobs.index_catchup_timeout_s)
-        except TimeoutError:
-            log.warning("open-request index not caught up after %.0fs: duplicate flagging may miss "
-                        "requests of other workers for a while", self.knobs.index_catchup_timeout_s)
-            self.index_ready.set()
+    def _duplicate_index(self) -> DuplicateIndex:
+        """The index of every request in the summary table, rebuilt after a start or a rebalance."""
+        if self.duplicates is None:
+            index = DuplicateIndex(self.config.duplicate_distance_m, self.config.duplicate_window_s)
+            for raw in list(self.summary_table.values()):
+                candidate = candidate_of(pb.ServiceRequest.FromString(raw))
+                if candidate is not None:
+                    index.add(candidate)
+            self.duplicates = index
+        return self.duplicates
 
-    async def _follow_summaries(self) -> None:
-        """Reads every request summary (all workers' requests) into the open-request index."""
-        consumer = make_consumer(self.settings, group_id=None, client_id=f"{SERVICE}-index")
-        await consumer.start()
-        try:
-            await self._wait_for_topic(consumer)
-            tp = TopicPartition(self.summaries_name, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end == 0:
-                self.index_ready.set()
-            while True:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=2000)
-                for record in batch.get(tp, []):
-                    self._observe_summary(record.value)
-                if not self.index_ready.is_set() and await consumer.position(tp) >= end:
-                    log.info("open-request index caught up: %d open requests", len(self.index))
-                    self.index_ready.set()
-        finally:
-            await consumer.stop()
+    async def _flag_duplicates(self, summary: pb.ServiceRequest) -> None:
+        """Sends the flags a request decides to the requests whose flags differ from them.
 
-    async def _wait_for_topic(self, consumer: Any) -> None:
-        # Faust creates the topic when the stats agent subscribes, maybe after this task starts.
-        for _ in range(600):
-            if self.summaries_name in await consumer.topics():
-                return
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"topic {self.summaries_name} did not appear")
+        Done for a request's first version, and for any version of one the index does not hold
+        yet: a replay after a crash decides again, and sends again what the requests still lack.
+        """
+        index = self._duplicate_index()
+        candidate = candidate_of(summary)
+        if candidate is None or (summary.version > 1 and candidate.request_id in index):
+            return
+        decided = index.add(candidate)
+        for request_id, flags in flags_to_send(decided, self._current_flags(decided)).items():
+            await self.duplicate_flags.send(key=request_id.encode(), value=json.dumps(flags).encode())
 
-    def _observe_summary(self, raw: bytes | None) -> None:
+    def _current_flags(self, request_ids: Iterable[str]) -> dict[str, list[str]]:
+        current: dict[str, list[str]] = {}
+        for request_id in request_ids:
+            raw = self.summary_table.get(request_id.encode())
+            if raw is not None:
+                current[request_id] = list(pb.ServiceRequest.FromString(raw).possible_duplicate_of)
+        return current
+
+    def _keep_flags(self, key: bytes, value: bytes, summary: pb.ServiceRequest) -> None:
+        """A version already counted whose flags changed (the duplicates agent wrote it): kept."""
+        raw = self.summary_table.get(key)
         if raw is None:
             return
-        try:
-            self.index.observe(pb.ServiceRequest.FromString(raw))
-        except Exception:
-            log.warning("ignoring an undecodable request summary")
+        stored = pb.ServiceRequest.FromString(raw)
+        same_version = stored.version == summary.version
+        if same_version and stored.possible_duplicate_of != summary.possible_duplicate_of:
+            self.summary_table[key] = value
+
+    async def _duplicates_agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                request_id, flags = event.key.decode(), [str(f) for f in json.loads(event.value)]
+            except (AttributeError, UnicodeDecodeError, ValueError, TypeError):
+                log.warning("ignoring malformed duplicate flags")
+                continue
+            async with self.lock:
+                self.record_writer.partition = event.message.partition
+                processed = process_duplicates(self._load(request_id), flags)
+                self._store(request_id, processed)
+                await self.record_writer.flush()
+                await self._emit(request_id, processed)
+
+
+def key_is_request_id(key: str, command: pb.RequestCommand) -> str | None:
+    """Keyed elsewhere, a command would land on a partition that does not own the request."""
+    if key != command.request_id:
+        return f"message key {key!r} is not the command's request_id {command.request_id!r}"
+    return None
 
 
 def build_worker() -> RequestsWorker:

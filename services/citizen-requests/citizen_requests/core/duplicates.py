@@ -1,19 +1,27 @@
-"""Possible duplicates: open requests of the same category close by in space and time.
+"""Possible duplicates: earlier reports of the same category close by in space and time.
 
-Citizens report the same flood, pothole or fallen tree many times. A new request is flagged with
-the ids of open requests of its category within a distance and a time window; the OPD decides.
-The index holds the open requests a worker knows of (its own writes and those of other workers,
-read back from the service's summary topic), newest version wins.
+Citizens report the same flood, pothole or fallen tree many times. The earliest report of a
+place, category and time window is the original: a request is flagged with the ids of the
+requests of its category submitted before it (by `requested_time`, ties by request id) within
+`duplicate_window_s` and `duplicate_distance_m`, nearest first (ties by id), at most
+`MAX_DUPLICATES`. The OPD decides.
+
+That makes the flag a function of the submitted requests alone, not of which partition's
+commands a worker read first, nor of what it held in memory when it restarted: the worker keeps
+the requests in a changelogged table (the statistics stage's summaries, one partition, one
+owner), and whenever a request arrives it recomputes the flags it can change (its own and those
+of its later neighbours) and sends each changed one to the request's partition. So a request's
+flags may be filled in a moment after it was submitted, and grow when an earlier report
+arrives late; the last value is the same whatever the arrival order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from smartcity.codec import from_timestamp
 from smartcity.inventory import distance_m
-from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2 as pb
 
 # A flood brings dozens of reports: the first few ids are what an operator can use.
@@ -22,62 +30,80 @@ MAX_DUPLICATES = 5
 
 @dataclass(frozen=True)
 class Candidate:
+    """What duplicate flagging knows of a request (none of it changes after the submit)."""
+
     request_id: str
     category: str
     latitude: float
     longitude: float
     requested_s: float
-    version: int
+
+    @property
+    def order(self) -> tuple[float, str]:
+        """Which of two reports came first: requested time, then request id."""
+        return self.requested_s, self.request_id
 
 
 def candidate_of(request: pb.ServiceRequest) -> Candidate | None:
-    """The request as a duplicate candidate: only open requests with a location qualify."""
-    if request.status not in OPEN_STATUSES or not request.HasField("location"):
+    """The request as a duplicate candidate: only requests with a location take part."""
+    if not request.HasField("location"):
         return None
     return Candidate(request.request_id, request.category, request.location.latitude,
-                     request.location.longitude, from_timestamp(request.requested_time), request.version)
+                     request.location.longitude, from_timestamp(request.requested_time))
 
 
-def find_possible_duplicates(request: pb.ServiceRequest, candidates: Iterable[Candidate],
-                             max_distance_m: float, window_s: float) -> list[str]:
-    """Ids of the candidates `request` may duplicate, nearest first."""
-    if not request.HasField("location"):
-        return []
-    requested = from_timestamp(request.requested_time)
-    lat, lon = request.location.latitude, request.location.longitude
+def possible_duplicates(target: Candidate, candidates: Iterable[Candidate], max_distance_m: float,
+                        window_s: float) -> list[str]:
+    """Ids of the earlier candidates `target` may duplicate, nearest first."""
     near: list[tuple[float, str]] = []
     for cand in candidates:
-        if cand.request_id == request.request_id or cand.category != request.category:
+        if cand.category != target.category or not cand.order < target.order:
             continue
-        if abs(cand.requested_s - requested) > window_s:
+        if target.requested_s - cand.requested_s > window_s:
             continue
-        distance = distance_m(lat, lon, cand.latitude, cand.longitude)
+        distance = distance_m(target.latitude, target.longitude, cand.latitude, cand.longitude)
         if distance <= max_distance_m:
             near.append((distance, cand.request_id))
     return [request_id for _, request_id in sorted(near)[:MAX_DUPLICATES]]
 
 
-class OpenRequestIndex:
-    """Open requests with a location, by category; fed with every version of every request."""
+class DuplicateIndex:
+    """The candidates by category; says which requests' flags a new one decides."""
 
-    def __init__(self) -> None:
-        self._versions: dict[str, int] = {}
+    def __init__(self, max_distance_m: float, window_s: float) -> None:
+        self.max_distance_m = max_distance_m
+        self.window_s = window_s
         self._by_category: dict[str, dict[str, Candidate]] = {}
 
-    def observe(self, request: pb.ServiceRequest) -> None:
-        """Takes a request version in; older versions than the one known are ignored."""
-        if self._versions.get(request.request_id, 0) >= request.version:
-            return
-        self._versions[request.request_id] = request.version
-        bucket = self._by_category.setdefault(request.category, {})
-        candidate = candidate_of(request)
-        if candidate is None:
-            bucket.pop(request.request_id, None)
-        else:
-            bucket[request.request_id] = candidate
+    def add(self, candidate: Candidate) -> dict[str, list[str]]:
+        """Takes a candidate in (again: idempotent); the flags of every request it may change.
 
-    def candidates(self, category: str) -> Iterator[Candidate]:
-        yield from self._by_category.get(category, {}).values()
+        Those are its own and those of the later requests of its category within the window.
+        """
+        bucket = self._by_category.setdefault(candidate.category, {})
+        bucket[candidate.request_id] = candidate
+        affected = [c for c in bucket.values()
+                    if c.order >= candidate.order and c.requested_s - candidate.requested_s <= self.window_s
+                    and (c is candidate or distance_m(c.latitude, c.longitude, candidate.latitude,
+                                                      candidate.longitude) <= self.max_distance_m)]
+        return {c.request_id: self.flags_of(c) for c in affected}
+
+    def flags_of(self, candidate: Candidate) -> list[str]:
+        return possible_duplicates(candidate, self._by_category.get(candidate.category, {}).values(),
+                                   self.max_distance_m, self.window_s)
+
+    def discard(self, request_id: str) -> None:
+        for bucket in self._by_category.values():
+            bucket.pop(request_id, None)
+
+    def __contains__(self, request_id: object) -> bool:
+        return any(request_id in bucket for bucket in self._by_category.values())
 
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._by_category.values())
+
+
+def flags_to_send(decided: Mapping[str, list[str]], current: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """The decided flags that differ from what the requests carry now."""
+    return {request_id: flags for request_id, flags in decided.items()
+            if list(current.get(request_id, [])) != flags}

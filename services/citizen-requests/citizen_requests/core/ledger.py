@@ -6,8 +6,11 @@ record's recent outcomes) re-emits its original outcome instead of being applied
 and a command that was rejected stays rejected even if the request moved on since. Commands for
 unknown ids are remembered the same way.
 
-`Ledger` is the stream processor's logic over plain dicts: what the Faust worker does per
-partition, minus Kafka.
+Possible-duplicate flags are decided over every partition's requests (core/duplicates.py) and
+applied afterwards with `process_duplicates`: same version, no event.
+
+`Ledger` is the stream processor's logic over plain dicts: what the Faust worker does, minus
+Kafka.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from citizen_requests.core.duplicates import Candidate, OpenRequestIndex
+from citizen_requests.core.duplicates import DuplicateIndex, candidate_of
 from citizen_requests.core.lifecycle import (
     DEFAULT_HISTORY_LIMIT,
     LifecycleOutcome,
     flag_overdue,
     handle_command,
+    set_duplicates,
 )
 from citizen_requests.core.records import RequestRecord
 from citizen_requests.core.routing import RequestsConfig
@@ -65,8 +69,7 @@ def _replay(record: RequestRecord, command: pb.RequestCommand, events: list[pb.R
     return Processed(record, replayed, record.request, record_changed=False, replayed=True)
 
 
-def process_command(record: RequestRecord | None, command: pb.RequestCommand, config: RequestsConfig,
-                    candidates: Iterable[Candidate] = (), *,
+def process_command(record: RequestRecord | None, command: pb.RequestCommand, config: RequestsConfig, *,
                     outcome_memory: int = DEFAULT_OUTCOME_MEMORY,
                     history_limit: int = DEFAULT_HISTORY_LIMIT) -> Processed:
     """Applies a command to its record once: a command id seen before re-emits its outcome."""
@@ -74,7 +77,7 @@ def process_command(record: RequestRecord | None, command: pb.RequestCommand, co
     seen = record.outcome_of(command.command_id)
     if seen is not None:
         return _replay(record, command, seen)
-    outcome = handle_command(record.request, command, config, candidates, history_limit)
+    outcome = handle_command(record.request, command, config, history_limit)
     outcomes = [*record.outcomes, (command.command_id, [_without_request(e) for e in outcome.events])]
     new_record = RequestRecord(outcome.request, outcomes[-outcome_memory:])
     return Processed(new_record, outcome.events, outcome.request if outcome.changed else None,
@@ -89,6 +92,16 @@ def process_tick(record: RequestRecord | None, as_of: float,
     if not outcome.changed:
         return Processed(record, [], None, record_changed=False, outcome=outcome)
     return Processed(RequestRecord(outcome.request, record.outcomes), outcome.events, outcome.request,
+                     record_changed=True, outcome=outcome)
+
+
+def process_duplicates(record: RequestRecord | None, flags: Iterable[str]) -> Processed:
+    """Replaces the possible-duplicate flags of a record's request (no event, same version)."""
+    record = record or RequestRecord()
+    outcome = set_duplicates(record.request, flags)
+    if not outcome.changed:
+        return Processed(record, [], None, record_changed=False, outcome=outcome)
+    return Processed(RequestRecord(outcome.request, record.outcomes), [], outcome.request,
                      record_changed=True, outcome=outcome)
 
 
@@ -114,13 +127,12 @@ class Ledger:
         self.outcome_memory = outcome_memory
         self.history_limit = history_limit
         self.records: dict[str, RequestRecord] = {}
-        self.index = OpenRequestIndex()
+        self.duplicates = DuplicateIndex(config.duplicate_distance_m, config.duplicate_window_s)
 
     def command(self, command: pb.RequestCommand) -> Processed:
-        category = command.submit.category if command.WhichOneof("action") == "submit" else ""
+        """The command's own outcome (flags it decides reach the records right after it)."""
         processed = process_command(self.records.get(command.request_id), command, self.config,
-                                    self.index.candidates(category), outcome_memory=self.outcome_memory,
-                                    history_limit=self.history_limit)
+                                    outcome_memory=self.outcome_memory, history_limit=self.history_limit)
         self._keep(command.request_id, processed)
         return processed
 
@@ -135,5 +147,7 @@ class Ledger:
     def _keep(self, request_id: str, processed: Processed) -> None:
         if processed.record_changed:
             self.records[request_id] = processed.record
-        if processed.state is not None:
-            self.index.observe(processed.state)
+        candidate = None if processed.state is None else candidate_of(processed.state)
+        if candidate is not None:
+            for flagged, flags in self.duplicates.add(candidate).items():
+                self.records[flagged] = process_duplicates(self.records.get(flagged), flags).record

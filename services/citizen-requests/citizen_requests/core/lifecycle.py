@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from citizen_requests.core.duplicates import Candidate, find_possible_duplicates
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.core.sla import overdue_kinds
 from smartcity.codec import from_timestamp, to_timestamp
@@ -161,16 +160,16 @@ def _rejected(current: pb.ServiceRequest | None, command: pb.RequestCommand,
 # ---- commands
 
 def handle_command(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
-                   candidates: Iterable[Candidate] = (),
                    history_limit: int = DEFAULT_HISTORY_LIMIT) -> LifecycleOutcome:
     """Applies one command to the request it names (None: no such request yet).
 
-    `candidates` are open requests the new one may duplicate (only read for a submit).
+    A submit is not flagged as a possible duplicate here: that needs every partition's
+    requests (see core/duplicates.py) and reaches the request afterwards (`set_duplicates`).
     """
     action = command.WhichOneof("action")
     try:
         if action == "submit":
-            return _submit(current, command, config, candidates, history_limit)
+            return _submit(current, command, config, history_limit)
         if action not in TRANSITIONS:
             raise Rejection(pb.REJECTION_CODE_INVALID_COMMAND, f"unknown action {action!r}")
         if current is None:
@@ -292,7 +291,7 @@ def _validate_submit(submit: pb.SubmitAction, config: RequestsConfig) -> None:
 
 
 def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, config: RequestsConfig,
-            candidates: Iterable[Candidate], history_limit: int) -> LifecycleOutcome:
+            history_limit: int) -> LifecycleOutcome:
     submit = command.submit
     if current is not None:
         if submit.idempotency_key and submit.idempotency_key == current.idempotency_key:
@@ -307,11 +306,7 @@ def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, confi
                         f"request {command.request_id} already exists with another idempotency key")
     _validate_submit(submit, config)
     request = _new_request(command, config)
-    request.possible_duplicate_of.extend(find_possible_duplicates(
-        request, candidates, config.duplicate_distance_m, config.duplicate_window_s))
     note = f"routed to {request.opd_code}"
-    if request.possible_duplicate_of:
-        note += "; possible duplicate of " + ", ".join(request.possible_duplicate_of)
     event = pb.RequestEvent(
         event_id=event_id(command.command_id, "submit"), request_id=request.request_id,
         correlation_id=command.correlation_id, command_id=command.command_id,
@@ -389,6 +384,22 @@ def _deduplicated(current: pb.ServiceRequest, command: pb.RequestCommand) -> pb.
         note="same idempotency key: the original request", event_time=command.issued_time,
         status_before=current.status, status_after=current.status, request=current,
     )
+
+
+def set_duplicates(current: pb.ServiceRequest | None, flags: Iterable[str]) -> LifecycleOutcome:
+    """The request with its possible-duplicate flags replaced (core/duplicates.py decides them).
+
+    Not a lifecycle step: no event, the same version. The flags are a derived annotation that
+    converges to the same value whatever the arrival order; a version bump per change would
+    make the versions depend on that order.
+    """
+    flags = list(flags)
+    if current is None or list(current.possible_duplicate_of) == flags:
+        return LifecycleOutcome([], current, changed=False)
+    request = _snapshot(current)
+    del request.possible_duplicate_of[:]
+    request.possible_duplicate_of.extend(flags)
+    return LifecycleOutcome([], request, changed=True)
 
 
 # ---- the timer

@@ -13,7 +13,9 @@ input offset only after its writes are flushed. Each event therefore writes in a
 any prefix that survives a crash is consistent, and a replay of the event finds either nothing
 or its effect already there:
 
-- telemetry: the site record (made from the AP's *new* state, only max/replace updates) is
+- telemetry: the site record (made from the AP's *new* state, only max/replace updates, the
+  per-minute client counts of every AP included, so a peak never depends on which APs' data
+  happened to be in the table when another AP's arrived) is
   written before the AP record (which carries the applied seq). A replay of a seq whose AP
   record survived is a duplicate; one whose AP record was lost recomputes the same values;
 - sessions: the site record (window index) first, then set additions, which are idempotent.
@@ -49,6 +51,10 @@ AP_PREFIX = "ap/"
 SITE_PREFIX = "site/"
 DISTINCT_PREFIX = "d/"
 
+# How long (event time, beyond the allowed lateness) an AP that fell silent in the data still
+# holds its site's per-minute client counts open (see `_forget_minutes`).
+MINUTES_HOLD_S = 3600.0
+
 CONNECT = "connect"
 DISCONNECT = "disconnect"
 
@@ -63,6 +69,15 @@ class Store(Protocol):
     def __delitem__(self, key: str) -> None: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+
+def write_rank(key: str) -> int:
+    """The order a batch's writes must reach the changelog in (lower first), so that any prefix
+    surviving a crash stays consistent: site records before distinct-member shards and AP
+    records (which mark a seq as applied), as one event writes them (see the module's text)."""
+    if key.startswith(SITE_PREFIX):
+        return 0
+    return 2 if key.startswith(AP_PREFIX) else 1
 
 
 def ap_key(ap_id: str) -> str:
@@ -105,10 +120,77 @@ class SessionResult:
 class SiteProcessor:
     """The event handlers of the by-site stage, over any `Store`."""
 
-    def __init__(self, config: WifiConfig, store: Store) -> None:
+    def __init__(self, config: WifiConfig, store: Store, *, write_behind: bool = False) -> None:
         self.config = config
         self.model = AccessPointModel(config)
         self.store = store
+        # write_behind: AP and site records reach the store only on `flush` (once per key, for
+        # a batch of events), not on every event; the store's own order of writes must then
+        # keep the crash-safe order (`write_rank`). Without: written at every event.
+        self.write_behind = write_behind
+        self._unwritten: dict[str, AccessPointState | SiteState] = {}
+        # The AP and site records decoded, as the store holds them: decoding a record costs
+        # more than applying a reading to it. Every write through this processor keeps them
+        # equal; whoever changes the store otherwise (a rebalance, a table recovery) calls
+        # `forget`.
+        self._aps: dict[str, AccessPointState] = {}
+        self._sites: dict[str, SiteState] = {}
+
+    def forget(self) -> None:
+        """Drops the decoded records (and what was not written yet): the store changed under
+        the processor, or an event failed half-way."""
+        self._aps.clear()
+        self._sites.clear()
+        self._unwritten.clear()
+
+    def _give_up(self) -> None:
+        """After an event failed half-way: what the events before it changed is written (with
+        whatever the failed one had changed, as writing at every event would have left it), and
+        the decoded records are read again from the store."""
+        self.flush()
+        self.forget()
+
+    def flush(self) -> int:
+        """Writes the records changed since the last flush (write-behind); returns how many."""
+        for key, record in self._unwritten.items():
+            self.store[key] = record.to_dict()
+        written = len(self._unwritten)
+        self._unwritten.clear()
+        return written
+
+    def ap_state(self, ap_id: str) -> AccessPointState | None:
+        """The processor's own record of the AP (read it, do not change it), or None."""
+        return self._ap(ap_id)
+
+    def _ap(self, ap_id: str) -> AccessPointState | None:
+        state = self._aps.get(ap_id)
+        if state is None:
+            raw = self.store.get(ap_key(ap_id))
+            if raw is None:
+                return None
+            state = self._aps[ap_id] = self.model.load(raw)
+        return state
+
+    def _site(self, site_id: str) -> SiteState:
+        site = self._sites.get(site_id)
+        if site is None:
+            raw = self.store.get(site_key(site_id))
+            site = self._sites[site_id] = SiteState(site_id) if raw is None else SiteState.from_dict(raw)
+        return site
+
+    def _write_ap(self, state: AccessPointState) -> None:
+        self._aps[state.ap_id] = state
+        self._write(ap_key(state.ap_id), state)
+
+    def _write_site(self, site: SiteState) -> None:
+        self._sites[site.site_id] = site
+        self._write(site_key(site.site_id), site)
+
+    def _write(self, key: str, record: AccessPointState | SiteState) -> None:
+        if self.write_behind:
+            self._unwritten[key] = record
+        else:
+            self.store[key] = record.to_dict()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -131,8 +213,16 @@ class SiteProcessor:
     # -- telemetry -----------------------------------------------------------------------------
 
     def on_telemetry(self, sample: Sample, partition: int = -1) -> TelemetryResult:
-        raw = self.store.get(ap_key(sample.ap_id))
-        state = self.model.new_state(sample) if raw is None else self.model.load(raw)
+        """Applies one heartbeat. The result's state is the processor's own record of the AP:
+        read what is needed of it before the next event."""
+        try:
+            return self._on_telemetry(sample, partition)
+        except Exception:
+            self._give_up()
+            raise
+
+    def _on_telemetry(self, sample: Sample, partition: int) -> TelemetryResult:
+        state = self._ap(sample.ap_id) or self.model.new_state(sample)
         state.partition = partition
         offer = self.model.offer(state, sample)
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps)
@@ -140,34 +230,45 @@ class SiteProcessor:
             return result
         if offer.outcome is Arrival.APPLIED:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
-        self.store[ap_key(state.ap_id)] = state.to_dict()
+        self._write_ap(state)
         return result
 
     def _update_site(self, state: AccessPointState, retired: dict[str, list[int]],
                      peak_minutes: set[str], partition: int) -> None:
-        site = self.load_site(state.site_id)
+        site = self._site(state.site_id)
         changed = site.add_ap(state.ap_id)
         changed |= site.keep_closed(state.ap_id, retired)
         for minute in sorted(peak_minutes):
-            total = self._minute_clients(site, minute, state)
+            totals = state.buckets.get(minute)
+            if not totals:
+                continue
+            total = site.note_minute_clients(minute, state.ap_id, int(totals[2]))
+            changed = True
             for key in minute_parents(minute, self.config.tz_offset_s):
-                changed |= site.raise_peak(key, total)
+                site.raise_peak(key, total)
+        changed |= self._forget_minutes(site, state)
         changed |= self._prune(site, state.last_seen)
         if changed or site.partition != partition:
             site.partition = partition
-            self.store[site_key(site.site_id)] = site.to_dict()
+            self._write_site(site)
 
-    def _minute_clients(self, site: SiteState, minute: str, current: AccessPointState) -> int:
-        """Sum over the site's APs of their highest client count in that minute."""
-        total = 0
-        for ap_id in site.aps:
-            if ap_id == current.ap_id:
-                totals = current.buckets.get(minute)
-            else:
-                other = self.store.get(ap_key(ap_id))
-                totals = None if other is None else other.get("b", {}).get(minute)
-            total += int(totals[2]) if totals else 0
-        return total
+    def _forget_minutes(self, site: SiteState, current: AccessPointState) -> bool:
+        """Forgets a minute's per-AP counts once none of the site's APs can take data for it.
+
+        An AP takes data for a window while its own newest heartbeat is within the allowed
+        lateness of the window's end (domain.py), so the oldest newest-heartbeat of the site's
+        APs says which minutes may still grow. An AP silent for more than `MINUTES_HOLD_S`
+        beyond the lateness (in the data) no longer holds minutes back: the record stays small.
+        """
+        seen = {ap_id: current.last_seen if ap_id == current.ap_id else self._last_seen(ap_id)
+                for ap_id in site.aps}
+        times = [t for t in seen.values() if t is not None]
+        if not times:
+            return False
+        lateness = self.config.allowed_lateness_s
+        high = max(times)
+        low = min(t for t in times if t >= high - lateness - MINUTES_HOLD_S)
+        return site.forget_minutes(lambda minute: open_for(minute, low, lateness))
 
     def _prune(self, site: SiteState, now: float | None) -> bool:
         if now is None:
@@ -186,14 +287,18 @@ class SiteProcessor:
         return newest(self._last_seen(ap_id) for ap_id in site.aps)
 
     def _last_seen(self, ap_id: str) -> float | None:
-        raw = self.store.get(ap_key(ap_id))
-        if raw is None:
-            return None
-        seen = raw["h"].get("ls")
-        return None if seen is None else float(seen)
+        state = self._ap(ap_id)
+        return None if state is None else state.last_seen
 
     def on_session(self, session: SessionEvent, partition: int = -1) -> SessionResult:
-        site = self.load_site(session.site_id)
+        try:
+            return self._on_session(session, partition)
+        except Exception:
+            self._give_up()
+            raise
+
+    def _on_session(self, session: SessionEvent, partition: int) -> SessionResult:
+        site = self._site(session.site_id)
         # Only stored times move the watermark: a replay then sees the same or a later one.
         seen = self.site_time(site)
         now = session.t if seen is None else seen
@@ -204,7 +309,7 @@ class SiteProcessor:
         changed |= self._prune(site, now)
         if changed or site.partition != partition:
             site.partition = partition
-            self.store[site_key(site.site_id)] = site.to_dict()
+            self._write_site(site)
         added = 0
         for key in keys:
             added += self._add_member(site.site_id, USERS, key, user_member(session.client_hash))

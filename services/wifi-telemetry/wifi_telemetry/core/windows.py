@@ -8,8 +8,11 @@ same input twice, or in another order across APs, gives the same result:
   leaves its retention the site keeps the AP's final totals (`SiteState.closed`, replaced, not
   added, so a redelivery rewrites the same value);
 - peak clients: per minute, the sum over the site's APs of each AP's highest client count in
-  that minute; a window's peak is the highest such minute. Only ever raised (max), so it is
-  idempotent and order-free;
+  that minute; a window's peak is the highest such minute. The site keeps every AP's highest
+  count per minute (`SiteState.minutes`, max updates) until no AP of the site can take data for
+  that minute any more, so a minute's sum is complete whatever the order in which the APs'
+  data arrive or were redelivered after a crash; the peaks are only ever raised (max). So a
+  peak is a function of the accepted readings, idempotent and order-free;
 - unique users and sessions started: exact sets of members (the first 64 bits of the client's
   HMAC, or of a hash of ap/session id), split in shards so one table record stays small; the
   count is the sum of the shard sizes. Counting is exact except for 64-bit hash collisions
@@ -21,9 +24,10 @@ the newest data of the site; later data for it is dropped and counted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,25 +48,34 @@ def bucket_key(window: str, start: int) -> str:
     return f"{window}:{start}"
 
 
+# Window keys are parsed on every reading (is this window still open, still kept?) and there
+# are only a few live ones at a time: each key is parsed once.
+@functools.lru_cache(maxsize=1 << 16)
 def split_bucket_key(key: str) -> tuple[str, int]:
     window, _, start = key.partition(":")
     return window, int(start)
 
 
-def bucket_end(key: str) -> int:
+@functools.lru_cache(maxsize=1 << 16)
+def _bounds(key: str) -> tuple[int, int]:
+    """(end, end + the window's length) of window `key`."""
     window, start = split_bucket_key(key)
-    return start + WINDOW_SIZES[window]
+    size = WINDOW_SIZES[window]
+    return start + size, start + 2 * size
+
+
+def bucket_end(key: str) -> int:
+    return _bounds(key)[0]
 
 
 def open_for(key: str, now: float, lateness_s: float) -> bool:
     """Whether data for window `key` still counts when the newest event time is `now`."""
-    return bucket_end(key) + lateness_s >= now
+    return _bounds(key)[0] + lateness_s >= now
 
 
 def kept_for(key: str, now: float, lateness_s: float) -> bool:
     """Whether the site still keeps (and publishes) window `key`: one window longer than open."""
-    window, _ = split_bucket_key(key)
-    return bucket_end(key) + lateness_s + WINDOW_SIZES[window] >= now
+    return _bounds(key)[1] + lateness_s >= now
 
 
 def user_member(client_hash: str) -> str:
@@ -94,11 +107,18 @@ class SiteState:
     aps: list[str] = field(default_factory=list)
     # "<window>:<start>" -> peak clients.
     peaks: dict[str, int] = field(default_factory=dict)
+    # "minute:<start>" -> ap_id -> the AP's highest client count in that minute, while open.
+    minutes: dict[str, dict[str, int]] = field(default_factory=dict)
     # "<window>:<start>" -> ap_id -> [rx, tx] of buckets the AP no longer keeps.
     closed: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     # Windows that have distinct-member shards in the table (to delete them later).
     distinct: list[str] = field(default_factory=list)
     partition: int = -1
+    # (lateness, sizes of peaks/closed/distinct, earliest time a window stops being kept) of the
+    # last full scan of `prune`: windows are only ever removed by `prune`, so while the sizes
+    # are unchanged no window was added and nothing expires before that time. Not stored.
+    _kept_until: tuple[float, tuple[int, int, int], float] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def add_ap(self, ap_id: str) -> bool:
         if ap_id in self.aps:
@@ -111,6 +131,19 @@ class SiteState:
             return False
         self.peaks[key] = value
         return True
+
+    def note_minute_clients(self, minute: str, ap_id: str, clients: int) -> int:
+        """Raises the AP's highest count of `minute`; the site's total of that minute after it."""
+        per_ap = self.minutes.setdefault(minute, {})
+        per_ap[ap_id] = max(per_ap.get(ap_id, 0), int(clients))
+        return sum(per_ap.values())
+
+    def forget_minutes(self, still_open: Callable[[str], bool]) -> bool:
+        """Drops the per-AP counts of the minutes no AP can take data for any more."""
+        kept = {k: v for k, v in self.minutes.items() if still_open(k)}
+        changed = len(kept) != len(self.minutes)
+        self.minutes = kept
+        return changed
 
     def keep_closed(self, ap_id: str, retired: Mapping[str, list[int]]) -> bool:
         changed = False
@@ -129,6 +162,17 @@ class SiteState:
 
     def prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         """Forgets windows past keeping: (anything forgotten, distinct windows whose shards must go)."""
+        sizes = (len(self.peaks), len(self.closed), len(self.distinct))
+        memo = self._kept_until
+        if memo is not None and memo[0] == lateness_s and memo[1] == sizes and now <= memo[2]:
+            return False, []  # the common case, a reading inside the windows kept: no scan
+        changed, gone = self._prune(now, lateness_s)
+        keys = [*self.peaks, *self.closed, *self.distinct]
+        until = min((_bounds(k)[1] + lateness_s for k in keys), default=math.inf)
+        self._kept_until = (lateness_s, (len(self.peaks), len(self.closed), len(self.distinct)), until)
+        return changed, gone
+
+    def _prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
         closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
         gone = [k for k in self.distinct if not kept_for(k, now, lateness_s)]
@@ -143,6 +187,7 @@ class SiteState:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.site_id, "aps": list(self.aps), "pk": dict(self.peaks),
+                "mn": {k: dict(v) for k, v in self.minutes.items()},
                 "cl": {k: {a: list(t) for a, t in v.items()} for k, v in self.closed.items()},
                 "ds": list(self.distinct), "p": self.partition}
 
@@ -151,6 +196,8 @@ class SiteState:
         return cls(
             site_id=str(data["id"]), aps=[str(a) for a in data.get("aps", [])],
             peaks={str(k): int(v) for k, v in dict(data.get("pk", {})).items()},
+            minutes={str(k): {str(a): int(c) for a, c in dict(v).items()}
+                     for k, v in dict(data.get("mn", {})).items()},
             closed={str(k): {str(a): [int(x) for x in t] for a, t in dict(v).items()}
                     for k, v in dict(data.get("cl", {})).items()},
             distinct=[str(k) for k in data.get("ds", [])], partition=int(data.get("p", -1)),

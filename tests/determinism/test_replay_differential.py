@@ -1,0 +1,402 @@
+"""Differential fault test: the same input log, processed cleanly and with crashes, must give the
+same outputs, key by key.
+
+One fixed, seeded input (AP telemetry and client sessions, camera heartbeats, request commands)
+is generated once and produced, byte for byte and in the same per-partition order, under two
+topic prefixes. Under the first, the three stream services process it undisturbed. Under the
+second, each worker is SIGKILLed mid-stream (after it published its first outputs, with half of
+the input still to come) and started again. Then every output topic is compared:
+
+- compacted topics (statuses, site statistics, request states and statistics): the latest value
+  of every key, protobuf for protobuf;
+- stream topics (camera incidents, request events): the set of distinct events; a re-send after
+  a crash repeats an event byte for byte (at-least-once), nothing else may differ.
+
+The only fields left out are those the contract (protos/smartcity/v1/*.proto) marks as a
+function of the wall clock (`CLOCK_FIELDS`, kept equal to the comments there). The SLA timer of
+citizen-requests is parked: its breaches are flagged as of the wall clock.
+
+The shared broker is never restarted: a broker restart mid-stream is not part of this test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+from google.protobuf.message import Message
+
+from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
+from smartcity.codec import to_timestamp
+from smartcity.inventory import access_points
+from smartcity.testing import ServiceProcess
+from smartcity.topics import delete_topics, ensure_topics, load_catalogue
+from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
+from wifi_telemetry.sim.scenario import Fault, simulated_events
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+SEED = 16
+# Seconds without a new output record after which a run counts as finished.
+QUIET_S = 6.0
+
+# Output topic -> (message type, compacted: latest per key, else the set of events).
+OUTPUTS: dict[str, tuple[type[Message], bool]] = {
+    "wifi.ap-status.v1": (wifi_pb2.AccessPointStatus, True),
+    "wifi.site-stats.v1": (wifi_pb2.SiteWifiStats, True),
+    "camera.status.v1": (camera_pb2.CameraStatus, True),
+    "camera.incidents.v1": (camera_pb2.CameraIncident, False),
+    "requests.state.v1": (requests_pb2.ServiceRequest, True),
+    "requests.events.v1": (requests_pb2.RequestEvent, False),
+    "requests.stats.v1": (requests_pb2.RequestStats, True),
+}
+# Fields the contract marks as a function of the wall clock (see the .proto comments).
+CLOCK_FIELDS: dict[str, tuple[str, ...]] = {
+    "wifi.ap-status.v1": ("updated_time",),
+    "wifi.site-stats.v1": ("updated_time",),
+    "camera.status.v1": ("updated_time",),
+    "requests.stats.v1": ("updated_time",),
+}
+
+SERVICES: dict[str, tuple[str, dict[str, str]]] = {
+    "wifi-telemetry": ("wifi_telemetry", {
+        "WIFI_TICK_INTERVAL_S": "0.2", "WIFI_STATUS_INTERVAL_S": "3600", "WIFI_STATS_INTERVAL_S": "0.5",
+        "WIFI_SITE_PARTITIONS": "6", "WIFI_SESSION_TIMEOUT_S": "6"}),
+    "camera-health": ("camera_health", {
+        "CAMERA_HEALTH_SESSION_TIMEOUT_S": "6", "CAMERA_SILENCE_CHECK_INTERVAL_S": "0.5",
+        "CAMERA_STATUS_INTERVAL_S": "3600", "CAMERA_HEARTBEAT_TOLERANCE_S": "20",
+        "CAMERA_FPS_TOLERANCE_S": "30", "CAMERA_FPS_RECOVERY_S": "20",
+        "CAMERA_INCIDENT_RESOLVE_HOLD_S": "20"}),
+    "citizen-requests": ("citizen_requests", {
+        "REQUESTS_BROKER_SESSION_TIMEOUT_S": "6", "REQUESTS_SLA_CHECK_INTERVAL_S": "3600",
+        "REQUESTS_SLA_SCALE": "100", "REQUESTS_STATS_FLUSH_S": "0.5",
+        "REQUESTS_STATS_REFRESH_S": "3600"}),
+}
+# Periodic re-publishing is parked (3600 s) so that a finished run goes quiet.
+# The output topic that shows a service at work (it is killed once that shows up).
+FIRST_OUTPUT = {"wifi-telemetry": "wifi.ap-status.v1", "camera-health": "camera.status.v1",
+                "citizen-requests": "requests.events.v1"}
+
+
+# ---- the input log
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def wifi_input(now: float) -> list[Record]:
+    steps = 150  # 21 APs in 9 sites: ~3,150 heartbeats and their sessions, 25 minutes of data
+    faults = [Fault(40, {"fault": "reboot", "target": "owabong"}),
+              Fault(60, {"fault": "offline", "target": "ap-alun-alun-02", "duration_s": 200}),
+              Fault(90, {"fault": "cpu_high", "target": "ap-rsud-02"})]
+    events = simulated_events(access_points(), start=now - steps * 10 - 120, steps=steps, interval_s=10,
+                              seed=SEED, faults=faults)
+    out = []
+    for event in events:
+        telemetry = isinstance(event, wifi_pb2.ApTelemetry)
+        name = "wifi.ap-telemetry.v1" if telemetry else "wifi.client-sessions.v1"
+        out.append(Record(name, event.ap_id.encode(), event.SerializeToString()))
+    rng = random.Random(SEED)
+    return out + [out[rng.randrange(len(out))] for _ in range(len(out) // 20)]  # redeliveries
+
+
+def camera_input(now: float, cameras: int = 6, beats: int = 120) -> list[Record]:
+    """Heartbeats of the past 40 minutes with fps drops, silences, swaps and duplicates."""
+    rng = random.Random(SEED)
+    per_camera: list[list[camera_pb2.CameraHeartbeat]] = []
+    for c in range(cameras):
+        at, series = now - beats * 20 - 300, []
+        for seq in range(1, beats + 1):
+            at += 90 if rng.random() < 0.03 else 15
+            slow = (seq // 30 + c) % 3 == 1
+            series.append(camera_pb2.CameraHeartbeat(
+                camera_id=f"cam-diff-{c}", site_id=("alun-alun", "pendopo")[c % 2], seq=seq,
+                observed_time=to_timestamp(at), fps=8.0 if slow else 25.0, configured_fps=25.0,
+                storage_free_percent=60.0, recording=True, source="agent"))
+        for i in range(1, len(series) - 1, 11):
+            series[i], series[i + 1] = series[i + 1], series[i]
+        for i in sorted(rng.sample(range(len(series)), 8), reverse=True):
+            series.insert(i + 2, series[i])
+        per_camera.append(series)
+    beats_out = [q[i] for i in range(max(map(len, per_camera))) for q in per_camera if i < len(q)]
+    return [Record("camera.heartbeats.v1", hb.camera_id.encode(), hb.SerializeToString()) for hb in beats_out]
+
+
+def requests_input(now: float, requests: int = 240) -> list[Record]:
+    """Reports in clusters (same category, a few metres and minutes apart), each with a lifecycle."""
+    rng = random.Random(SEED)
+    categories = ["roads", "waste", "permits", "wifi_cctv", "health_info", "emergency"]
+    lifecycles = [["acknowledge", "assign", "start", "resolve", "close"], ["acknowledge", "comment"],
+                  ["acknowledge", "reject"], [], ["acknowledge", "assign", "start", "resolve", "reopen"]]
+    payloads: dict[str, dict[str, Any]] = {
+        "acknowledge": {"note": "diterima"}, "assign": {"assignee": "tim-lapangan"}, "start": {},
+        "resolve": {"note": "selesai"}, "close": {}, "reject": {"reason": "bukan kewenangan"},
+        "reopen": {"reason": "belum tuntas"}, "comment": {"text": "dalam proses"}}
+    per_request: list[list[requests_pb2.RequestCommand]] = []
+    start = now - 3000
+    for i in range(requests):
+        cluster = i // 6
+        category = categories[cluster % len(categories)]
+        lat = -7.3883 + 0.01 * (cluster % 12) + rng.uniform(-0.0003, 0.0003)
+        lon = 109.3639 + 0.01 * (cluster // 12) + rng.uniform(-0.0003, 0.0003)
+        at = start + cluster * 10 + rng.uniform(0, 120)
+        sub = submit_command(client_id="diff-citizens", idempotency_key=f"d{i}", category=category,
+                             description=f"Laporan {i}", issued_at=at, latitude=lat, longitude=lon,
+                             by=actor(CITIZEN, f"warga-{i}"), command_id=f"cmd-{i}-submit",
+                             correlation_id=f"corr-{i}-submit")
+        commands = [sub]
+        for j, step in enumerate(lifecycles[i % len(lifecycles)]):
+            commands.append(action_command(sub.request_id, step, issued_at=at + 30 * (j + 1),
+                                           by=actor(STAFF, "petugas", "DINKOMINFO"), client_id="diff-opd",
+                                           command_id=f"cmd-{i}-{j}", correlation_id=f"corr-{i}-{j}",
+                                           **payloads[step]))
+        if i % 17 == 0:
+            commands.insert(1, sub)  # a retried submit
+        per_request.append(commands)
+    ordered = [cmds[j] for j in range(max(map(len, per_request))) for cmds in per_request if j < len(cmds)]
+    return [Record("requests.commands.v1", c.request_id.encode(), c.SerializeToString()) for c in ordered]
+
+
+def halves(log: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+    """The first half of every topic's records, and the rest (each in its original order)."""
+    counts: dict[str, int] = {}
+    for record in log:
+        counts[record.topic] = counts.get(record.topic, 0) + 1
+    seen: dict[str, int] = {}
+    first: list[Record] = []
+    second: list[Record] = []
+    for record in log:
+        seen[record.topic] = seen.get(record.topic, 0) + 1
+        (first if seen[record.topic] <= counts[record.topic] // 2 else second).append(record)
+    return first, second
+
+
+def input_log(now: float) -> list[Record]:
+    return wifi_input(now) + camera_input(now) + requests_input(now)
+
+
+# ---- running the services
+
+def full_name(prefix: str, name: str) -> str:
+    return load_catalogue()[name].full_name(prefix)
+
+
+async def produce(producer: AIOKafkaProducer, prefix: str, records: Sequence[Record]) -> None:
+    futures = [await producer.send(full_name(prefix, r.topic), key=r.key, value=r.value) for r in records]
+    await asyncio.gather(*futures)
+
+
+def start(run_service: Callable[..., ServiceProcess], prefix: str, service: str) -> ServiceProcess:
+    module, env = SERVICES[service]
+    return run_service(module, prefix, METRICS_PORT="0", **env)
+
+
+@dataclass
+class Outputs:
+    """Every output topic of a prefix, followed from the beginning."""
+
+    bootstrap: str
+    prefix: str
+    records: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    last_new: float = field(default_factory=time.monotonic)
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Outputs:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                          auto_offset_reset="earliest", enable_auto_commit=False)
+        await self._consumer.start()
+        catalogue = load_catalogue()
+        self._consumer.assign([TopicPartition(full_name(self.prefix, t), p) for t in OUTPUTS
+                               for p in range(catalogue[t].partitions)])
+        self.records = {t: [] for t in OUTPUTS}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._consumer is not None
+        await self._consumer.stop()
+
+    async def poll(self, seconds: float) -> None:
+        assert self._consumer is not None
+        names = {full_name(self.prefix, t): t for t in OUTPUTS}
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for tp, items in batch.items():
+                if items:
+                    self.last_new = time.monotonic()
+                self.records[names[tp.topic]].extend((r.key, r.value) for r in items)
+
+    async def wait_for(self, condition: Callable[[Outputs], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition(self):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await self.poll(0.5)
+
+
+async def caught_up(bootstrap: str, prefix: str) -> bool:
+    """Whether every service's group committed the end of every partition it reads."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = {}
+        for service in SERVICES:
+            offsets = await admin.list_consumer_group_offsets(prefix + service)
+            if not offsets:
+                return False
+            committed.update({tp: meta.offset for tp, meta in offsets.items()
+                              if not tp.topic.endswith("-changelog")})
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(committed))  # fetches the metadata of those topics
+        ends = await consumer.end_offsets(list(committed))
+        return all(ends[tp] == offset for tp, offset in committed.items())
+    finally:
+        await consumer.stop()
+
+
+async def settle(outputs: Outputs, timeout_s: float) -> None:
+    """Until every group is at the end of its input and no output record came for QUIET_S."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await outputs.poll(1.0)
+        quiet = time.monotonic() - outputs.last_new >= QUIET_S
+        if quiet and await caught_up(outputs.bootstrap, outputs.prefix):
+            return
+        assert time.monotonic() < deadline, "the services did not finish the input in time"
+
+
+def published_on(topic: str) -> Callable[[Outputs], bool]:
+    return lambda outputs: len(outputs.records[topic]) >= 5
+
+
+# ---- comparing
+
+def _without(message: Message, names: Iterable[str]) -> Message:
+    copy = type(message)()
+    copy.CopyFrom(message)
+    for name in names:
+        copy.ClearField(name)
+    return copy
+
+
+def final_view(topic: str, records: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
+    message_type, compacted = OUTPUTS[topic]
+    clock = CLOCK_FIELDS.get(topic, ())
+    if compacted:
+        latest = {key: value for key, value in records}
+        return {key.decode(): _without(message_type.FromString(value), clock)
+                for key, value in latest.items() if value is not None}
+    distinct = {value for _, value in records}
+    return {value.hex(): _without(message_type.FromString(value), clock) for value in distinct}
+
+
+def compare(clean: Mapping[str, Sequence[tuple[bytes, bytes]]],
+            faulty: Mapping[str, Sequence[tuple[bytes, bytes]]]) -> dict[str, list[str]]:
+    """Per output topic, a line per key (or event) that differs between the two runs."""
+    report: dict[str, list[str]] = {}
+    for topic in OUTPUTS:
+        a, b = final_view(topic, clean[topic]), final_view(topic, faulty[topic])
+        lines = [f"{key}: only in the clean run" for key in sorted(a.keys() - b.keys())]
+        lines += [f"{key}: only in the fault run" for key in sorted(b.keys() - a.keys())]
+        lines += [f"{key}: {_diff(a[key], b[key])}" for key in sorted(a.keys() & b.keys())
+                  if a[key] != b[key]]
+        report[topic] = lines
+    return report
+
+
+def _diff(a: Message, b: Message) -> str:
+    fields = sorted({f.name for f, _ in a.ListFields()} | {f.name for f, _ in b.ListFields()})
+    return ", ".join(f"{name} {_short(getattr(a, name))} -> {_short(getattr(b, name))}"
+                     for name in fields if getattr(a, name) != getattr(b, name))
+
+
+def _short(value: Any) -> str:
+    return " ".join(str(value).split())[:80]
+
+
+def summary(report: Mapping[str, list[str]], views: Mapping[str, Sequence[tuple[bytes, bytes]]]) -> str:
+    lines = []
+    for topic, diffs in report.items():
+        total = len(final_view(topic, views[topic]))
+        lines.append(f"{topic}: {len(diffs)} of {total} differ")
+        lines += [f"    {d}" for d in diffs[:8]]
+    return "\n".join(lines)
+
+
+def field_counts(report: Mapping[str, list[str]]) -> dict[str, int]:
+    """How many keys differ in each field (topic.field -> keys)."""
+    counts: dict[str, int] = {}
+    for topic, diffs in report.items():
+        for line in diffs:
+            _, _, rest = line.partition(": ")
+            for part in rest.split(", "):
+                name = part.split(" ", 1)[0]
+                if name and "->" in part:
+                    counts[f"{topic}.{name}"] = counts.get(f"{topic}.{name}", 0) + 1
+    return counts
+
+
+# ---- the test
+
+async def test_a_crash_of_every_worker_changes_no_output(
+        kafka_bootstrap: str, producer: AIOKafkaProducer, run_service: Callable[..., ServiceProcess],
+        prefix_pair: tuple[str, str]) -> None:
+    clean_prefix, fault_prefix = prefix_pair
+    log = input_log(time.time())
+    # Every service's input is cut in its middle: the first half of each topic, then the rest.
+    first, second = halves(log)
+
+    # The clean run: everything in, the services undisturbed.
+    await produce(producer, clean_prefix, first + second)
+    clean_workers = [start(run_service, clean_prefix, s) for s in SERVICES]
+    async with Outputs(kafka_bootstrap, clean_prefix) as clean:
+        await settle(clean, timeout_s=240)
+    for worker in clean_workers:
+        worker.stop()
+
+    # The fault run: half in, each worker SIGKILLed once it published, the rest in, restarted.
+    await produce(producer, fault_prefix, first)
+    workers = {s: start(run_service, fault_prefix, s) for s in SERVICES}
+    async with Outputs(kafka_bootstrap, fault_prefix) as faulty:
+        for service, topic in FIRST_OUTPUT.items():
+            await faulty.wait_for(published_on(topic), 90, f"{service} to publish")
+        await faulty.poll(1.5)  # past a commit: the restart has state to recover and input to redo
+        for worker in workers.values():
+            worker.kill()
+        await produce(producer, fault_prefix, second)
+        restarted = [start(run_service, fault_prefix, s) for s in SERVICES]
+        await settle(faulty, timeout_s=240)
+    for worker in restarted:
+        worker.stop()  # before the fixture deletes their topics
+
+    report = compare(clean.records, faulty.records)
+    print(summary(report, clean.records))
+    print("differing keys per field:", field_counts(report))
+    assert not any(report.values()), summary(report, clean.records)
+
+
+@pytest_asyncio.fixture
+async def prefix_pair(kafka_bootstrap: str) -> AsyncIterator[tuple[str, str]]:
+    """Two fresh topic prefixes (the clean and the fault run), deleted after the test."""
+    prefixes = (f"d{time.time_ns() % 10**10:010d}c.", f"d{time.time_ns() % 10**10:010d}f.")
+    for prefix in prefixes:
+        await ensure_topics(kafka_bootstrap, prefix)
+    yield prefixes
+    for prefix in prefixes:
+        await delete_topics(kafka_bootstrap, prefix)
+
