@@ -12,9 +12,9 @@ the input still to come) and started again. Then every output topic is compared:
 - stream topics (camera incidents, request events): the set of distinct events; a re-send after
   a crash repeats an event byte for byte (at-least-once), nothing else may differ.
 
-The only fields left out are those the contract (protos/smartcity/v1/*.proto) marks as a
-function of the wall clock (`CLOCK_FIELDS`, kept equal to the comments there). The SLA timer of
-citizen-requests is parked: its breaches are flagged as of the wall clock.
+The only fields left out are those the contract (protos/smartcity/v1/*.proto) marks as not a
+function of the input (`contract_exclusions` reads the marks). The SLA timer of
+citizen-requests is parked: the contract says its breaches are flagged as of the wall clock.
 
 The shared broker is never restarted: a broker restart mid-stream is not part of this test.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from google.protobuf.message import Message
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import to_timestamp
 from smartcity.inventory import access_points
-from smartcity.testing import ServiceProcess
+from smartcity.testing import REPO_ROOT, ServiceProcess
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 from wifi_telemetry.sim.scenario import Fault, simulated_events
@@ -46,8 +47,9 @@ from wifi_telemetry.sim.scenario import Fault, simulated_events
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 SEED = 16
-# Seconds without a new output record after which a run counts as finished.
-QUIET_S = 6.0
+# Seconds without a new output record after which a run counts as finished: longer than the
+# camera heartbeat tolerance, so every camera's silence has been declared by then.
+QUIET_S = 25.0
 
 # Output topic -> (message type, compacted: latest per key, else the set of events).
 OUTPUTS: dict[str, tuple[type[Message], bool]] = {
@@ -59,13 +61,37 @@ OUTPUTS: dict[str, tuple[type[Message], bool]] = {
     "requests.events.v1": (requests_pb2.RequestEvent, False),
     "requests.stats.v1": (requests_pb2.RequestStats, True),
 }
-# Fields the contract marks as a function of the wall clock (see the .proto comments).
-CLOCK_FIELDS: dict[str, tuple[str, ...]] = {
-    "wifi.ap-status.v1": ("updated_time",),
-    "wifi.site-stats.v1": ("updated_time",),
-    "camera.status.v1": ("updated_time",),
-    "requests.stats.v1": ("updated_time",),
-}
+PROTOS = REPO_ROOT / "protos/smartcity/v1"
+
+
+def contract_exclusions() -> dict[str, list[str]]:
+    """Per message, the field paths the contract says are not a function of the input log.
+
+    Read from the comments in protos/smartcity/v1/*.proto (see the note in common.proto): a
+    field marked "Wall clock:" is left out, and so is the sub-field an "Arrival order:" names.
+    "Wall clock while silent:" fields are compared: every device of the input has gone silent
+    (by the clock) before a run counts as finished, in both runs alike.
+    """
+    out: dict[str, list[str]] = {}
+    message, comments = "", list[str]()
+    for path in sorted(PROTOS.glob("*.proto")):
+        for line in path.read_text().splitlines():
+            text = line.strip()
+            if match := re.match(r"message (\w+) \{", text):
+                message, comments = match.group(1), []
+            elif text.startswith("//"):
+                comments.append(text[2:].strip())
+            elif match := re.match(r"(?:repeated )?[\w.]+ (\w+) = \d+;", text):
+                for comment in comments:
+                    if comment.startswith("Wall clock:"):
+                        out.setdefault(message, []).append(match.group(1))
+                    elif comment.startswith("Arrival order:"):
+                        out.setdefault(message, []).append(comment.split()[2])
+                comments = []
+            else:
+                comments = []
+    return out
+
 
 SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "wifi-telemetry": ("wifi_telemetry", {
@@ -245,8 +271,8 @@ class Outputs:
             await self.poll(0.5)
 
 
-async def caught_up(bootstrap: str, prefix: str) -> bool:
-    """Whether every service's group committed the end of every partition it reads."""
+async def lagging(bootstrap: str, prefix: str) -> list[str]:
+    """The partitions a service's group has not committed to their end (empty: caught up)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -254,7 +280,7 @@ async def caught_up(bootstrap: str, prefix: str) -> bool:
         for service in SERVICES:
             offsets = await admin.list_consumer_group_offsets(prefix + service)
             if not offsets:
-                return False
+                return [f"{service}: nothing committed yet"]
             committed.update({tp: meta.offset for tp, meta in offsets.items()
                               if not tp.topic.endswith("-changelog")})
     finally:
@@ -264,7 +290,8 @@ async def caught_up(bootstrap: str, prefix: str) -> bool:
     try:
         consumer.assign(list(committed))  # fetches the metadata of those topics
         ends = await consumer.end_offsets(list(committed))
-        return all(ends[tp] == offset for tp, offset in committed.items())
+        return [f"{tp.topic}[{tp.partition}] at {offset} of {ends[tp]}"
+                for tp, offset in sorted(committed.items()) if ends[tp] != offset]
     finally:
         await consumer.stop()
 
@@ -272,12 +299,17 @@ async def caught_up(bootstrap: str, prefix: str) -> bool:
 async def settle(outputs: Outputs, timeout_s: float) -> None:
     """Until every group is at the end of its input and no output record came for QUIET_S."""
     deadline = time.monotonic() + timeout_s
+    behind: list[str] = []
     while True:
         await outputs.poll(1.0)
-        quiet = time.monotonic() - outputs.last_new >= QUIET_S
-        if quiet and await caught_up(outputs.bootstrap, outputs.prefix):
-            return
-        assert time.monotonic() < deadline, "the services did not finish the input in time"
+        quiet_for = time.monotonic() - outputs.last_new
+        if quiet_for >= QUIET_S:
+            behind = await lagging(outputs.bootstrap, outputs.prefix)
+            if not behind:
+                return
+        assert time.monotonic() < deadline, (
+            f"the services did not finish the input in time: quiet for {quiet_for:.0f} s, behind: {behind}, "
+            f"outputs: { {t: len(r) for t, r in outputs.records.items()} }")
 
 
 def published_on(topic: str) -> Callable[[Outputs], bool]:
@@ -286,17 +318,21 @@ def published_on(topic: str) -> Callable[[Outputs], bool]:
 
 # ---- comparing
 
-def _without(message: Message, names: Iterable[str]) -> Message:
+def _without(message: Message, paths: Iterable[str]) -> Message:
     copy = type(message)()
     copy.CopyFrom(message)
-    for name in names:
-        copy.ClearField(name)
+    for path in paths:
+        *parents, name = path.split(".")
+        holder = copy
+        for parent in parents:
+            holder = getattr(holder, parent)
+        holder.ClearField(name)
     return copy
 
 
 def final_view(topic: str, records: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
     message_type, compacted = OUTPUTS[topic]
-    clock = CLOCK_FIELDS.get(topic, ())
+    clock = contract_exclusions().get(message_type.DESCRIPTOR.name, [])
     if compacted:
         latest = {key: value for key, value in records}
         return {key.decode(): _without(message_type.FromString(value), clock)
