@@ -27,7 +27,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
+from benchkit import (  # a sibling module (bench/ is on sys.path)
+    SECURITY,
+    bare_faust_rate,
+    print_figures,
+    produce_all,
+    raw_rate,
+)
 
 from smartcity import topic_names
 from smartcity.inventory import access_points
@@ -38,6 +44,7 @@ from wifi_telemetry.sim.scenario import Fault, simulated_events
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = (topic_names.WIFI_AP_TELEMETRY, topic_names.WIFI_CLIENT_SESSIONS)
+PROTOS = ("smartcity.v1.wifi_pb2:ApTelemetry", "smartcity.v1.wifi_pb2:ClientSession")
 Events = list[wifi_pb2.ApTelemetry | wifi_pb2.ClientSession]
 
 
@@ -138,6 +145,12 @@ async def main() -> int:
     produced = time.monotonic()
     await produce(args.bootstrap, prefix, events)
     print(f"produced in {time.monotonic() - produced:.1f}s")
+    inputs = [load_catalogue()[name].full_name(prefix) for name in INPUTS]
+    raw = await raw_rate(args.bootstrap, {inputs[0]: wifi_pb2.ApTelemetry.FromString,
+                                          inputs[1]: wifi_pb2.ClientSession.FromString}, len(events))
+    bare = bare_faust_rate(args.bootstrap, inputs, len(events), PROTOS)
+    print(f"ceilings on the same topics: raw aiokafka + decode {raw:,.0f} msg/s, "
+          f"bare Faust agent {bare:,.0f} msg/s")
 
     worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
     try:
@@ -148,10 +161,13 @@ async def main() -> int:
     steady = total - first
     print(f"worker start to first commit: {first:.1f}s (startup, rebalance, topic creation)")
     print(f"worker start to all committed: {total:.1f}s -> {len(events) / total:,.0f} events/s end to end")
-    if steady > 0:
-        print(f"first commit to all committed: {steady:.1f}s -> "
-              f"{len(events) / steady:,.0f} events/s processing")
+    rate = len(events) / steady if steady > 0 else None
+    if rate is not None:
+        print(f"first commit to all committed: {steady:.1f}s -> {rate:,.0f} events/s processing "
+              f"({rate / bare:.0%} of bare Faust, {rate / raw:.1%} of raw)")
     shutil.rmtree(data_dir, ignore_errors=True)
+    print_figures({"bench": "wifi_telemetry", "readings_per_s": rate, "messages_per_s": rate,
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
     return 0
 
 

@@ -1,13 +1,21 @@
-"""What the benchmarks share: the broker's security from the environment, and feeding topics
-as fast as an idempotent producer allows."""
+"""What the benchmarks share: the broker's security from the environment, feeding topics as fast
+as an idempotent producer allows, the two ceilings every worker benchmark measures on its own
+topic in the same run (a raw aiokafka consumer decoding each value; a bare Faust agent doing
+the same), and the closing JSON line."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
 
 from smartcity.kafka import client_security
 from smartcity.settings import KafkaSecurity
@@ -31,3 +39,62 @@ async def produce_all(bootstrap: str, records: Iterable[Record], *, linger_ms: i
     finally:
         await producer.stop()
     return time.perf_counter() - started
+
+
+async def raw_rate(bootstrap: str, decoders: Mapping[str, Callable[[bytes], object]], count: int) -> float:
+    """The raw ceiling: messages/s of one aiokafka consumer reading `count` messages of the
+    topics in `decoders` from the start (no group), decoding each value with its topic's."""
+    topics = list(decoders)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None,
+                                enable_auto_commit=False, max_poll_records=10_000,
+                                fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(consumer, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        taken, started = 0, time.perf_counter()
+        while taken < count:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                decode = decoders[tp.topic]
+                for record in records:
+                    decode(record.value)
+                taken += sum(len(r) for r in batches.values())
+        return taken / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of the topics, once the consumer's metadata knows them all."""
+    for _ in range(100):
+        await consumer._client.force_metadata_update()
+        known = {t: consumer.partitions_for_topic(t) for t in topics}
+        if all(known.values()):
+            return [TopicPartition(t, p) for t, ps in known.items() for p in sorted(ps or ())]
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"topics not found: {[t for t, ps in known.items() if not ps]}")
+
+
+def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: Sequence[str]) -> float:
+    """The bare-Faust ceiling: messages/s of one Faust agent decoding `count` messages of `topics`
+    (bench/bare_faust.py in its own process), from its first message to the last. `protos`:
+    "module:MessageClass" of each topic's values."""
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "METRICS_PORT": "0",
+                        "SMARTCITY_TOPIC_PREFIX": ""}
+    env.pop("KAFKA_GROUP_INSTANCE_ID", None)
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_faust.py")),
+                           "--topics", ",".join(topics), "--count", str(count), "--protos", ",".join(protos)],
+                          env=env, capture_output=True, timeout=600, check=False)
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    if not lines:
+        raise SystemExit(f"bare Faust ceiling failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
+    figures = json.loads(lines[-1])
+    return float(figures["messages"]) / max(float(figures["seconds"]), 1e-9)
+
+
+def print_figures(figures: Mapping[str, object]) -> None:
+    """The benchmark's last line: its figures as one JSON object (None fields left out)."""
+    print(json.dumps({k: (round(v) if isinstance(v, float) and k.endswith("_per_s") else v)
+                      for k, v in figures.items() if v is not None}))

@@ -51,12 +51,16 @@ class ProtoCodec(Generic[M]):
             message.ParseFromString(data)
         except (_ProtobufDecodeError, RuntimeError, ValueError) as exc:
             raise DecodeError(f"not a {self.type_name}: {exc}") from exc
+        self.check(message)
+        return message
+
+    def check(self, message: M) -> None:
+        """Validates a message decoded elsewhere (an item of a batch message): DecodeError."""
         if self._validator is not None:
             try:
                 self._validator(message)
             except ValueError as exc:
                 raise DecodeError(f"invalid {self.type_name}: {exc}") from exc
-        return message
 
 
 def require_fields(*names: str) -> Validator[Message]:

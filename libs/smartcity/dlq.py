@@ -46,8 +46,10 @@ class DeadLetter:
     headers: Headers
 
 
-def dead_letter_for(record: SourceRecord, error: str, service: str) -> DeadLetter:
-    """Builds the dead letter of a record: its bytes untouched, the reason in headers."""
+def dead_letter_for(record: SourceRecord, error: str, service: str,
+                    extra_headers: Sequence[tuple[str, bytes]] = ()) -> DeadLetter:
+    """Builds the dead letter of a record: its bytes untouched, the reason in headers
+    (`extra_headers` too: where inside a batch message the bad item was)."""
     reason = error.encode("utf-8", "replace")[:_MAX_ERROR_BYTES]
     headers: Headers = [(k, v) for k, v in record.headers if not k.startswith("dlq.")]
     headers += [
@@ -57,6 +59,7 @@ def dead_letter_for(record: SourceRecord, error: str, service: str) -> DeadLette
         ("dlq.source.offset", str(record.offset).encode()),
         ("dlq.service", service.encode()),
         ("dlq.time", str(int(time.time() * 1000)).encode()),
+        *extra_headers,
     ]
     return DeadLetter(topic=record.topic + DLQ_SUFFIX, key=record.key, value=record.value,
                       headers=headers)
@@ -72,8 +75,9 @@ class DeadLetterPublisher:
         self._service = service
         self._send = send
 
-    async def publish(self, record: SourceRecord, error: str) -> DeadLetter:
-        letter = dead_letter_for(record, error, self._service)
+    async def publish(self, record: SourceRecord, error: str,
+                      extra_headers: Sequence[tuple[str, bytes]] = ()) -> DeadLetter:
+        letter = dead_letter_for(record, error, self._service, extra_headers)
         await self._send(letter)
         DEAD_LETTERS.labels(service=self._service, topic=record.topic).inc()
         return letter

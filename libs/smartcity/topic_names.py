@@ -9,9 +9,12 @@ from __future__ import annotations
 
 WIFI_AP_TELEMETRY = "wifi.ap-telemetry.v1"
 WIFI_CLIENT_SESSIONS = "wifi.client-sessions.v1"
+WIFI_AP_TELEMETRY_BATCHES = "wifi.ap-telemetry-batches.v1"
+WIFI_CLIENT_SESSION_BATCHES = "wifi.client-session-batches.v1"
 WIFI_AP_STATUS = "wifi.ap-status.v1"
 WIFI_SITE_STATS = "wifi.site-stats.v1"
 CAMERA_HEARTBEATS = "camera.heartbeats.v1"
+CAMERA_HEARTBEAT_BATCHES = "camera.heartbeat-batches.v1"
 CAMERA_STATUS = "camera.status.v1"
 CAMERA_INCIDENTS = "camera.incidents.v1"
 REQUESTS_COMMANDS = "requests.commands.v1"
@@ -19,6 +22,7 @@ REQUESTS_EVENTS = "requests.events.v1"
 REQUESTS_STATE = "requests.state.v1"
 REQUESTS_STATS = "requests.stats.v1"
 
-ALL = (WIFI_AP_TELEMETRY, WIFI_CLIENT_SESSIONS, WIFI_AP_STATUS, WIFI_SITE_STATS, CAMERA_HEARTBEATS,
+ALL = (WIFI_AP_TELEMETRY, WIFI_CLIENT_SESSIONS, WIFI_AP_TELEMETRY_BATCHES, WIFI_CLIENT_SESSION_BATCHES,
+       WIFI_AP_STATUS, WIFI_SITE_STATS, CAMERA_HEARTBEATS, CAMERA_HEARTBEAT_BATCHES,
        CAMERA_STATUS, CAMERA_INCIDENTS, REQUESTS_COMMANDS, REQUESTS_EVENTS, REQUESTS_STATE,
        REQUESTS_STATS)

@@ -109,3 +109,12 @@ def test_a_crash_loop_is_three_crashes_within_the_window_and_ends_with_it() -> N
         crashes.record("svc.events", RuntimeError("rare"))
         clock.now += 200
     assert not crashes.crash_looping()
+
+
+def test_a_named_worker_is_a_static_group_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_GROUP_INSTANCE_ID", "wifi-telemetry-7f9c-x2")
+    assert _app().conf.consumer_group_instance_id == "wifi-telemetry-7f9c-x2"
+    monkeypatch.setenv("KAFKA_GROUP_INSTANCE_ID", "  ")
+    assert _app().conf.consumer_group_instance_id is None
+    monkeypatch.delenv("KAFKA_GROUP_INSTANCE_ID")
+    assert _app().conf.consumer_group_instance_id is None

@@ -2,7 +2,8 @@
 
     transport        the smartcity:// transport: idempotent producer, rewinding consumer
     app              create_app, catalogue and internal topics (raw bytes)
-    dead_letters     decode-or-dead-letter (`decoded`, `decode_or_dead_letter`)
+    dead_letters     decode-or-dead-letter (`decoded`, `decode_or_dead_letter`, per batch)
+    batches          events in batches, batch messages, TableWriter (per key per batch)
     metrics          consumed / latency / lag / agent-crash metrics
     readiness        assigned_and_recovered, AgentCrashes
     internal_topics  what the app owns, to create before the worker starts

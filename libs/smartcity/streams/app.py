@@ -9,7 +9,7 @@ import faust
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
 
 from smartcity.kafka import client_security
-from smartcity.settings import PlatformSettings
+from smartcity.settings import PlatformSettings, env_str
 from smartcity.streams import transport as _transport  # noqa: F401  (registers smartcity://)
 from smartcity.topics import load_catalogue
 
@@ -30,9 +30,23 @@ def faust_credentials(settings: PlatformSettings) -> Credentials | None:
                            ssl_context=security.get("ssl_context"))
 
 
+# Static group membership (KIP-345): a stable name of this worker within its consumer group
+# (the pod's name in Kubernetes, through the downward API). A worker that restarts under the
+# same name takes its partitions back at once instead of waiting for the broker to expire the
+# dead member's session and rebalance. Unset: dynamic membership (tests, several workers that
+# share a host).
+GROUP_INSTANCE_ID_ENV = "KAFKA_GROUP_INSTANCE_ID"
+
+
+def group_instance_id() -> str | None:
+    """The worker's static member name from KAFKA_GROUP_INSTANCE_ID, or None (dynamic)."""
+    return env_str(GROUP_INSTANCE_ID_ENV, "").strip() or None
+
+
 def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
     """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire,
-    connecting with the settings' Kafka security (TLS, SASL) like every other client."""
+    connecting with the settings' Kafka security (TLS, SASL) like every other client, a static
+    group member when KAFKA_GROUP_INSTANCE_ID names it."""
     brokers = ";".join(f"smartcity://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     config: dict[str, Any] = {
         "broker": brokers,
@@ -45,6 +59,7 @@ def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
         "topic_disable_leader": True,
         "broker_commit_interval": 1.0,
         "consumer_auto_offset_reset": "earliest",
+        "consumer_group_instance_id": group_instance_id(),
         "table_cleanup_interval": 30.0,
         # Changelogs are the tables' only durable copy: as many replicas as the cluster wants.
         "topic_replication_factor": settings.topic_replication_factor,

@@ -10,7 +10,7 @@ This is the one place per-message overhead of the stream services is paid: keep 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -69,6 +69,32 @@ async def decode_or_dead_letter(event: Any, codec: ProtoCodec[M], publisher: Dea
                                 service: str, validate: Validator[M] | None = None,
                                 ) -> Decoded[M] | None:
     """The event decoded, or None once it went to the dead-letter topic."""
+    item = await _decode(event, codec, publisher, validate)
+    outcome = "dead_letter" if item is None else "ok"
+    EVENTS_CONSUMED.labels(service, event.message.topic, outcome).inc()
+    return item
+
+
+async def decode_all_or_dead_letter(events: Sequence[Any], codec: ProtoCodec[M],
+                                    publisher: DeadLetterPublisher, service: str,
+                                    validate: Validator[M] | None = None) -> list[Decoded[M]]:
+    """Events taken as a batch, decoded; what cannot be goes to the dead-letter topic. The
+    consumed counter moves once per batch and topic, not once per event."""
+    items: list[Decoded[M]] = []
+    counts: dict[tuple[str, str], int] = {}
+    for event in events:
+        item = await _decode(event, codec, publisher, validate)
+        counted = ("ok" if item is not None else "dead_letter", event.message.topic)
+        counts[counted] = counts.get(counted, 0) + 1
+        if item is not None:
+            items.append(item)
+    for (outcome, topic), count in counts.items():
+        EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
+    return items
+
+
+async def _decode(event: Any, codec: ProtoCodec[M], publisher: DeadLetterPublisher,
+                  validate: Validator[M] | None) -> Decoded[M] | None:
     record = source_record(event)
     try:
         value = codec.decode(event.value)
@@ -80,10 +106,21 @@ async def decode_or_dead_letter(event: Any, codec: ProtoCodec[M], publisher: Dea
         log.warning("dead letter from %s[%d]@%d: %s", record.topic, record.partition,
                     record.offset, exc)
         await publisher.publish(record, str(exc))
-        EVENTS_CONSUMED.labels(service, record.topic, "dead_letter").inc()
         return None
-    EVENTS_CONSUMED.labels(service, record.topic, "ok").inc()
-    return Decoded(key=key, value=value, record=record, trace_context=extract_context(record.headers))
+    return Decoded(key=key, value=value, record=record, trace_context=trace_context_of(record.headers))
+
+
+def trace_context_of(headers: Sequence[tuple[str, bytes]]) -> Context:
+    """The trace context in the headers; the empty one, without the propagator's cost, when
+    no header carries one."""
+    for header in headers:
+        if header[0] in _TRACE_HEADERS:
+            return extract_context(headers)
+    return _EMPTY_CONTEXT
+
+
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+_EMPTY_CONTEXT = Context()
 
 
 async def decoded(stream: faust.StreamT, codec: ProtoCodec[M], publisher: DeadLetterPublisher,

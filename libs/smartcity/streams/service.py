@@ -23,13 +23,13 @@
     └────────────────────────────────────────────────────────────────────────────┘
 
 Everything a message costs on its way in (decoding, the dead-letter check, the consumed
-counter) happens in `smartcity.streams.dead_letters`, once for every service: that is where
-batching and per-batch metrics go.
+counter) happens in `smartcity.streams.dead_letters`, once for every service; events taken in
+batches, batch messages and per-key-per-batch table writes in `smartcity.streams.batches`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import faust
@@ -38,9 +38,11 @@ from google.protobuf.message import Message
 from smartcity.codec import ProtoCodec
 from smartcity.settings import PlatformSettings
 from smartcity.streams.app import create_app, internal_topic, raw_topic
+from smartcity.streams.batches import DecodedBatch, ItemCheck, decode_batch_or_dead_letter
 from smartcity.streams.dead_letters import (
     Decoded,
     Validator,
+    decode_all_or_dead_letter,
     decode_or_dead_letter,
     decoded,
     faust_dead_letter_publisher,
@@ -50,6 +52,8 @@ from smartcity.streams.readiness import assigned_and_recovered
 from smartcity.streams.worker import serve
 
 M = TypeVar("M", bound=Message)
+B = TypeVar("B", bound=Message)
+I = TypeVar("I", bound=Message)  # noqa: E741  (an item of a batch)
 Agent = Callable[[faust.StreamT], Awaitable[None]]
 Timer = Callable[[], Awaitable[None]]
 
@@ -106,6 +110,18 @@ class StreamService:
                      validate: Validator[M] | None = None) -> Decoded[M] | None:
         """One event decoded, or None once dead-lettered (for a stream that mixes topics)."""
         return await decode_or_dead_letter(event, codec, self.dlq, self.service, validate)
+
+    async def decode_all(self, events: Sequence[Any], codec: ProtoCodec[M],
+                         validate: Validator[M] | None = None) -> list[Decoded[M]]:
+        """Events taken as a batch, decoded (counted once per batch); the rest dead-lettered."""
+        return await decode_all_or_dead_letter(events, codec, self.dlq, self.service, validate)
+
+    async def decode_batch(self, event: Any, codec: ProtoCodec[B], items_of: Callable[[B], Sequence[I]],
+                           item_codec: ProtoCodec[I], *, check: ItemCheck[B, I] | None = None,
+                           redact: Callable[[I], I] | None = None) -> DecodedBatch[B, I] | None:
+        """A batch message with its good readings; each bad one dead-lettered alone."""
+        return await decode_batch_or_dead_letter(event, codec, items_of, item_codec, publisher=self.dlq,
+                                                 service=self.service, check=check, redact=redact)
 
     def observe_latency(self, topic: str, event_time_s: float) -> None:
         observe_latency(self.service, topic, event_time_s)

@@ -131,3 +131,11 @@ class CameraIncident(_message.Message):
     resolved_time: _timestamp_pb2.Timestamp
     duration: _duration_pb2.Duration
     def __init__(self, incident_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., site_id: _Optional[str] = ..., phase: _Optional[_Union[IncidentPhase, str]] = ..., severity: _Optional[_Union[_common_pb2.HealthState, str]] = ..., cause: _Optional[str] = ..., reasons: _Optional[_Iterable[_Union[_common_pb2.HealthReason, _Mapping]]] = ..., opened_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class CameraHeartbeatBatch(_message.Message):
+    __slots__ = ("site_id", "heartbeats")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    heartbeats: _containers.RepeatedCompositeFieldContainer[CameraHeartbeat]
+    def __init__(self, site_id: _Optional[str] = ..., heartbeats: _Optional[_Iterable[_Union[CameraHeartbeat, _Mapping]]] = ...) -> None: ...

@@ -151,3 +151,19 @@ class SiteWifiStats(_message.Message):
     sessions_started: int
     updated_time: _timestamp_pb2.Timestamp
     def __init__(self, site_id: _Optional[str] = ..., window: _Optional[_Union[_common_pb2.StatsWindow, str]] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., unique_users: _Optional[int] = ..., peak_clients: _Optional[int] = ..., clients_now: _Optional[int] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., availability_ratio: _Optional[float] = ..., access_points_total: _Optional[int] = ..., access_points_up: _Optional[int] = ..., sessions_started: _Optional[int] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApTelemetryBatch(_message.Message):
+    __slots__ = ("site_id", "readings")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    READINGS_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    readings: _containers.RepeatedCompositeFieldContainer[ApTelemetry]
+    def __init__(self, site_id: _Optional[str] = ..., readings: _Optional[_Iterable[_Union[ApTelemetry, _Mapping]]] = ...) -> None: ...
+
+class ClientSessionBatch(_message.Message):
+    __slots__ = ("site_id", "sessions")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    sessions: _containers.RepeatedCompositeFieldContainer[ClientSession]
+    def __init__(self, site_id: _Optional[str] = ..., sessions: _Optional[_Iterable[_Union[ClientSession, _Mapping]]] = ...) -> None: ...

@@ -33,6 +33,7 @@ from smartcity.v1 import camera_pb2
 pytestmark = pytest.mark.kafka
 
 HEARTBEATS_TOPIC = "camera.heartbeats.v1"
+BATCHES_TOPIC = "camera.heartbeat-batches.v1"
 STATUS_TOPIC = "camera.status.v1"
 INCIDENTS_TOPIC = "camera.incidents.v1"
 OPENED, RESOLVED = camera_pb2.INCIDENT_PHASE_OPENED, camera_pb2.INCIDENT_PHASE_RESOLVED
@@ -50,6 +51,15 @@ def heartbeat(camera_id: str, seq: int, at: float, **fields: Any) -> camera_pb2.
 async def send(producer: AIOKafkaProducer, topic: str, beats: Iterable[camera_pb2.CameraHeartbeat]) -> None:
     for hb in beats:
         await producer.send(topic, hb.SerializeToString(), key=hb.camera_id.encode())
+    await producer.flush()
+
+
+async def send_batches(producer: AIOKafkaProducer, topic: str, beats: list[camera_pb2.CameraHeartbeat],
+                       size: int = 10) -> None:
+    """The heartbeats as CameraHeartbeatBatch messages of `size` (one site: their order kept)."""
+    for start in range(0, len(beats), size):
+        batch = camera_pb2.CameraHeartbeatBatch(site_id="alun-alun", heartbeats=beats[start:start + size])
+        await producer.send(topic, batch.SerializeToString(), key=b"alun-alun")
     await producer.flush()
 
 
@@ -223,23 +233,26 @@ def expected_outputs(beats: list[camera_pb2.CameraHeartbeat]) -> tuple[list[came
             {cam: status_message(views[-1]) for cam, views in result.statuses.items()})
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["single-heartbeats", "edge-batches"])
 async def test_killed_worker_restarts_to_the_same_results_as_the_domain_computes(
-        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer, run_service: Any) -> None:
+        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer, run_service: Any,
+        batched: bool) -> None:
     # The silence timer is parked (its "now" is wall clock, not input): every result here must
     # follow from the input alone, which the domain code computes directly for comparison.
     env = CRASH_THRESHOLDS | {"CAMERA_SILENCE_CHECK_INTERVAL_S": "3600"}
     beats = interleave(crash_input(time.time() - 2 * 3600))
     expected_incidents, expected_status = expected_outputs(beats)
     assert len(expected_incidents) >= 8 and len(expected_status) == 4  # the input exercises something
-    topic = topic_prefix + HEARTBEATS_TOPIC
+    topic = topic_prefix + (BATCHES_TOPIC if batched else HEARTBEATS_TOPIC)
+    feed = send_batches if batched else send
 
     first, port = start_service(run_service, topic_prefix, **env)
     await wait_ready(first, port)
     half = len(beats) // 2
-    await send(producer, topic, beats[:half])
+    await feed(producer, topic, beats[:half])
     await consume(kafka_bootstrap, topic_prefix + INCIDENTS_TOPIC, until=lambda r: len(r) >= 2, timeout_s=30)
     first.kill()  # SIGKILL mid-stream: nothing flushed, committed or closed on the way out
-    await send(producer, topic, beats[half:])
+    await feed(producer, topic, beats[half:])
 
     second, port = start_service(run_service, topic_prefix, **env)
     await wait_ready(second, port, timeout_s=50)
@@ -290,6 +303,30 @@ async def test_malformed_heartbeats_go_to_the_dlq_and_good_ones_still_flow(
     metrics = await scrape_until(port, 'smartcity_camera_cameras{health="ok",site="alun-alun"} 1.0')
     assert 'smartcity_camera_cameras{health="ok",site="alun-alun"} 1.0' in metrics  # set by the timer
     assert 'smartcity_dead_letters_total{service="camera-health",topic="' + topic + '"} 3.0' in metrics
+
+
+async def test_a_bad_heartbeat_of_a_batch_goes_to_the_dlq_alone_and_its_neighbours_flow(
+        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer, run_service: Any) -> None:
+    proc, port = start_service(run_service, topic_prefix)
+    await wait_ready(proc, port)
+    topic = topic_prefix + BATCHES_TOPIC
+    now = time.time()
+    beats = [heartbeat("cam-a", 1, now), heartbeat("", 1, now), heartbeat("cam-b", 1, now),
+             heartbeat("cam-c", 1, now, site_id="pendopo"), heartbeat("cam-a", 2, now + 1)]
+    await producer.send_and_wait(topic, b"\x0a\xff\xff\xff not a batch", key=b"alun-alun")
+    batch = camera_pb2.CameraHeartbeatBatch(site_id="alun-alun", heartbeats=beats)
+    await producer.send_and_wait(topic, batch.SerializeToString(), key=b"alun-alun")
+
+    statuses = await consume(kafka_bootstrap, topic_prefix + STATUS_TOPIC,
+                             until=lambda r: {"cam-a", "cam-b"} <= set(last_statuses(r)), timeout_s=30)
+    assert set(last_statuses(statuses)) == {"cam-a", "cam-b"}
+    letters = await consume(kafka_bootstrap, topic + ".dlq", until=lambda r: len(r) >= 3, timeout_s=30)
+    headers = [dict(r.headers) for r in letters]
+    assert letters[0].value == b"\x0a\xff\xff\xff not a batch" and "dlq.batch.index" not in headers[0]
+    where = [(h["dlq.source.offset"], h["dlq.batch.index"]) for h in headers[1:]]
+    assert where == [(b"1", b"1"), (b"1", b"3")]
+    assert "missing required field(s): camera_id" in headers[1]["dlq.error"].decode()
+    assert camera_pb2.CameraHeartbeat.FromString(letters[2].value) == beats[3]
 
 
 # --- fed by the simulator --------------------------------------------------------------------------

@@ -53,6 +53,34 @@ async def produce(producer: AIOKafkaProducer, prefix: str, events: Sequence[Even
     await asyncio.gather(*futures)
 
 
+def as_batches(events: Sequence[Event], size: int = 50) -> list[Raw]:
+    """The events as edge batch messages (one site each, up to `size` readings), in input order:
+    a run of one kind and one site goes into one batch, as a site's collector would send it."""
+    out: list[Raw] = []
+    run: list[Event] = []
+
+    def close() -> None:
+        if not run:
+            return
+        site = run[0].site_id
+        if isinstance(run[0], wifi_pb2.ApTelemetry):
+            batch: Any = wifi_pb2.ApTelemetryBatch(
+                site_id=site, readings=[e for e in run if isinstance(e, wifi_pb2.ApTelemetry)])
+            out.append(("wifi.ap-telemetry-batches.v1", site, batch.SerializeToString()))
+        else:
+            batch = wifi_pb2.ClientSessionBatch(
+                site_id=site, sessions=[e for e in run if isinstance(e, wifi_pb2.ClientSession)])
+            out.append(("wifi.client-session-batches.v1", site, batch.SerializeToString()))
+        run.clear()
+
+    for event in events:
+        if run and (type(event) is not type(run[0]) or event.site_id != run[0].site_id or len(run) >= size):
+            close()
+        run.append(event)
+    close()
+    return out
+
+
 def latest_statuses(records: Records) -> dict[str, wifi_pb2.AccessPointStatus]:
     return {r.key.decode(): wifi_pb2.AccessPointStatus.FromString(r.value) for r in records}
 
@@ -232,16 +260,18 @@ async def test_an_ap_that_stops_reporting_goes_critical_then_recovers(
         assert not back.reasons
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["single-readings", "edge-batches"])
 async def test_a_killed_worker_restarts_and_ends_with_what_the_input_says(
         kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
-        run_service: Callable[..., ServiceProcess]) -> None:
+        run_service: Callable[..., ServiceProcess], batched: bool) -> None:
     steps = 300  # 21 APs: about 6,300 heartbeats and 1,000 sessions
     events = simulated_events(access_points(), start=time.time() - steps * 10, steps=steps, interval_s=10,
                               seed=11, faults=[Fault(100, {"fault": "reboot", "target": "owabong"}),
                                                Fault(150, {"fault": "cpu_high", "target": "ap-rsud-02"})])
     env = service_env(WIFI_ALLOWED_LATENESS_S="86400", WIFI_SITE_PARTITIONS="6")
     want = expected(WifiConfig(allowed_lateness_s=86400), events)
-    await produce(producer, topic_prefix, events)
+    # Batches: nothing lost, nothing counted twice either when a crash cuts through a batch.
+    await produce(producer, topic_prefix, as_batches(events, size=20) if batched else events)
 
     worker = run_service("wifi_telemetry", topic_prefix, **env)
     async with Outputs(kafka_bootstrap, topic_prefix) as outputs:
@@ -301,3 +331,55 @@ async def test_malformed_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_pro
     assert "raw MAC" in dict(sessions_dlq[0].headers)["dlq.error"].decode()
     assert mac.encode() not in sessions_dlq[0].value
     assert wifi_pb2.ClientSession.FromString(sessions_dlq[0].value).session_id == "s-raw"
+
+
+async def test_a_bad_reading_of_a_batch_goes_to_the_dlq_alone_and_its_neighbours_are_processed(
+        kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
+        run_service: Callable[..., ServiceProcess]) -> None:
+    now = time.time()
+    mac = "a4:5e:60:12:34:56"
+
+    def beat(seq: int, **extra: Any) -> wifi_pb2.ApTelemetry:
+        return telemetry_from_reading({"ap_id": "ap-mpp-01", "site_id": "mpp", "seq": seq,
+                                       "observed_time": now - 30 + seq, "clients": seq, **extra})
+
+    def session(client: str, sid: str) -> wifi_pb2.ClientSession:
+        return wifi_pb2.ClientSession(ap_id="ap-mpp-01", site_id="mpp", client_hash=client, session_id=sid,
+                                      kind=wifi_pb2.SESSION_EVENT_KIND_CONNECT,
+                                      event_time=beat(1).observed_time)
+
+    readings = [beat(1), beat(2, cpu_percent=140.0), beat(3), beat(4)]
+    other_site = telemetry_from_reading({"ap_id": "ap-rsud-01", "site_id": "rsud", "seq": 1,
+                                         "observed_time": now - 20})
+    telemetry = wifi_pb2.ApTelemetryBatch(site_id="mpp", readings=[*readings, other_site, beat(5), beat(6)])
+    sessions = wifi_pb2.ClientSessionBatch(site_id="mpp", sessions=[session(mac, "s-raw"),
+                                                                    session("ab" * 32, "s-good")])
+    await produce(producer, topic_prefix, [
+        ("wifi.ap-telemetry-batches.v1", "mpp", b"\x0a\xff\xff not protobuf"),
+        ("wifi.ap-telemetry-batches.v1", "mpp", telemetry.SerializeToString()),
+        ("wifi.client-session-batches.v1", "mpp", sessions.SerializeToString()),
+    ])
+    run_service("wifi_telemetry", topic_prefix, **service_env(WIFI_REORDER_WINDOW_S="2"))
+    async with Outputs(kafka_bootstrap, topic_prefix) as outputs:
+        await outputs.wait_for(lambda o: "ap-mpp-01" in o.statuses and o.statuses["ap-mpp-01"].last_seq == 6
+                               and "mpp:hour" in o.stats and o.stats["mpp:hour"].unique_users == 1,
+                               40, "the good readings of the batches")
+    assert outputs.statuses["ap-mpp-01"].clients_now == 6
+    assert "ap-rsud-01" not in outputs.statuses
+
+    batches_topic = topic(topic_prefix, "wifi.ap-telemetry-batches.v1")
+    letters = await consume(kafka_bootstrap, batches_topic + ".dlq", until=lambda r: len(r) >= 3,
+                            timeout_s=15)
+    headers = [dict(r.headers) for r in letters]
+    assert letters[0].value == b"\x0a\xff\xff not protobuf" and "dlq.batch.index" not in headers[0]
+    # The bad readings alone, each with the offset of its batch (the second message) and its index.
+    where = [(h["dlq.source.offset"], h["dlq.batch.index"]) for h in headers[1:]]
+    assert where == [(b"1", b"1"), (b"1", b"4")]
+    assert "cpu_percent" in headers[1]["dlq.error"].decode() and b"rsud" in headers[2]["dlq.error"]
+    assert wifi_pb2.ApTelemetry.FromString(letters[1].value) == readings[1]
+    assert wifi_pb2.ApTelemetry.FromString(letters[2].value) == other_site
+    session_letters = await consume(kafka_bootstrap, topic(topic_prefix, "wifi.client-session-batches.v1")
+                                    + ".dlq", until=lambda r: len(r) >= 1, timeout_s=15)
+    assert len(session_letters) == 1 and dict(session_letters[0].headers)["dlq.batch.index"] == b"0"
+    assert mac.encode() not in session_letters[0].value
+    assert wifi_pb2.ClientSession.FromString(session_letters[0].value).session_id == "s-raw"

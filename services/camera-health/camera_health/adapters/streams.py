@@ -1,6 +1,10 @@
 """Faust wiring of camera-health: a thin adapter around `domain.CameraMonitor`.
 
     in    camera.heartbeats.v1                       CameraHeartbeat, key camera_id
+          camera.heartbeat-batches.v1                CameraHeartbeatBatch, key site_id: each
+                                                      heartbeat checked (a bad one to the DLQ
+                                                      alone), re-keyed ─► <app id>-by-camera
+          <app id>-by-camera (internal, co-partitioned) CameraHeartbeatBatch per partition
           <app id>-ticks (internal, co-partitioned)   silence-timer ticks, key camera_id
     out   camera.status.v1 (compacted)               CameraStatus on changes and every
                                                       CAMERA_STATUS_INTERVAL_S
@@ -8,12 +12,14 @@
           camera.heartbeats.v1.dlq                   what could not be decoded or validated
     table cameras (changelog <app id>-cameras-changelog): the CameraState of each camera
 
-One agent reads heartbeats and ticks together, so a camera's state only ever changes in its
-partition's order, one event at a time: the timer never races the stream. The timer itself
+One agent reads heartbeats, re-keyed batches and ticks together, a batch of events at a time,
+so a camera's state only ever changes in its partition's order: the timer never races the
+stream. The timer itself
 only reads the table and sends ticks (Faust tables can only be changed from a stream).
 
-Crash safety (at-least-once): an event's outputs are sent and acknowledged *before* its new
-state is put in the table, and Faust flushes the changelog before it commits offsets. After a
+Crash safety (at-least-once): a batch's outputs are sent and acknowledged *before* its new
+states are put in the table (once per changed camera), Faust acks the batch's events only after
+that, and it flushes the changelog before it commits offsets. After a
 crash an event is either reprocessed (its outputs are sent again: same incident ids, statuses
 compacted by key) or already reflected in the recovered state (its outputs went out before).
 """
@@ -22,21 +28,29 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from collections import Counter as Tally
 from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from opentelemetry import trace
 
 from camera_health.adapters import metrics
 from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
-from camera_health.core.domain import CameraMonitor, MonitorEffects
+from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
+from camera_health.core.model import Sample
 from smartcity import topic_names
+from smartcity.codec import ProtoCodec
+from smartcity.headers import headers_of
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
+from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.dead_letters import trace_context_of
 from smartcity.topics import load_catalogue
 from smartcity.tracing import inject_headers
 from smartcity.v1 import camera_pb2
@@ -46,6 +60,77 @@ tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
+
+
+# Edge batch messages taken at once, and heartbeats per re-keyed message at most.
+EDGE_BATCHES_AT_ONCE = 50
+FORWARD_CHUNK = 2000
+BATCH_CODEC = ProtoCodec(camera_pb2.CameraHeartbeatBatch)
+
+
+def _heartbeats_of(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
+    return batch.heartbeats  # type: ignore[return-value]
+
+
+def heartbeat_of_batch_site(batch: camera_pb2.CameraHeartbeatBatch,
+                            heartbeat: camera_pb2.CameraHeartbeat) -> str | None:
+    """A batch holds one site's heartbeats (its key): another site's is a collector's mistake."""
+    if heartbeat.site_id != batch.site_id:
+        return f"heartbeat of site {heartbeat.site_id!r} in a batch of site {batch.site_id!r}"
+    return None
+
+
+class CameraPartitions:
+    """The partition of camera.heartbeats.v1 a camera's single heartbeats go to (the producers'
+    default partitioner: murmur2 of the key), remembered per camera."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._known: dict[str, int] = {}
+
+    def __call__(self, camera_id: str) -> int:
+        partition = self._known.get(camera_id)
+        if partition is None:
+            partition = (murmur2(camera_id.encode()) & 0x7FFFFFFF) % self.count
+            self._known[camera_id] = partition
+        return partition
+
+
+class _Batch:
+    """One batch of the agent's events: the states it touched (loaded once), its effects in
+    order, the cameras whose state changed, and its metrics counted in memory."""
+
+    def __init__(self, service: CameraHealthService) -> None:
+        self.service = service
+        self.states: dict[str, CameraState] = {}
+        self.effects: list[MonitorEffects] = []
+        self.changed: set[str] = set()
+        self.contexts: list[Any] = []
+        self.events: Tally[tuple[str, str]] = Tally()
+        self.oldest = math.inf
+
+    def known(self, camera_id: str) -> bool:
+        return camera_id in self.states or self.service.table.get(camera_id) is not None
+
+    def state(self, camera_id: str) -> CameraState:
+        state = self.states.get(camera_id)
+        if state is None:
+            state = self.service.monitor.load(camera_id, self.service.table.get(camera_id))
+            self.states[camera_id] = state
+        return state
+
+    def took(self, sample: Sample, outcome: MonitorEffects) -> None:
+        self.effects.append(outcome)
+        if outcome.changed:
+            self.changed.add(sample.camera_id)
+        self.events[(sample.source, str(outcome.arrival))] += 1
+        self.oldest = min(self.oldest, sample.at)
+
+    def record_metrics(self) -> None:
+        for (source, arrival), count in self.events.items():
+            metrics.EVENTS.labels(source, arrival).inc(count)
+        if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
+            self.service.observe_latency(self.service.heartbeats_name, self.oldest)
 
 
 def partitions() -> int:
@@ -60,7 +145,8 @@ def key_matches_camera(key: str, heartbeat: camera_pb2.CameraHeartbeat) -> str |
 
 
 class CameraHealthService(StreamService):
-    """The app, its topics, the cameras table, one agent (heartbeats + ticks) and the timer."""
+    """The app, its topics, the cameras table, two agents (batches re-keyed; heartbeats, batches
+    and ticks) and the timer."""
 
     def __init__(self, settings: PlatformSettings, config: ServiceConfig) -> None:
         super().__init__(settings, broker_session_timeout=config.session_timeout_s,
@@ -68,49 +154,115 @@ class CameraHealthService(StreamService):
         self.config = config
         self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
         self.clock = ReceiptClock()
-        # Topics. The ticks are internal and co-partitioned with the heartbeats; one agent reads
-        # both through one channel (so `serve` must create the ticks topic first: merged).
+        # Topics. The ticks and the re-keyed batches are internal and co-partitioned with the
+        # heartbeats; one agent reads the three through one channel (so `serve` must create the
+        # internal ones first: merged).
         self.heartbeats_in = self.catalogue_topic(topic_names.CAMERA_HEARTBEATS)
+        self.batches_in = self.catalogue_topic(topic_names.CAMERA_HEARTBEAT_BATCHES)
         self.ticks = self.internal_topic("ticks", partitions(), merged=True, deleting=True,
                                          retention=TICKS_RETENTION_S)
+        self.by_camera = self.internal_topic("by-camera", partitions(), merged=True)
         self.heartbeats_name = self.heartbeats_in.get_topic_name()
         self.ticks_name = self.ticks.get_topic_name()
-        self.source = self.merged_channel(self.heartbeats_name, self.ticks_name)
+        self.by_camera_name = self.by_camera.get_topic_name()
+        self.source = self.merged_channel(self.heartbeats_name, self.by_camera_name, self.ticks_name)
         self.status_out = self.catalogue_topic(topic_names.CAMERA_STATUS)
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
-        # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state.
+        # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state,
+        # written once per changed camera per batch of events.
         self.table = self.app.Table("cameras", partitions=partitions())
+        self.writer = TableWriter(self.table)
+        self.partition_of = CameraPartitions(partitions())
         # Agents and timers.
+        self.agent(self.batches_in, self.ingest_batches, "camera-health-batches")
         self.agent(self.source, self.process, "camera-health")
         self.timer(config.silence_check_interval_s, self.watch, "camera-health-watch")
         self._next_refresh = time.monotonic() + config.status_interval_s
 
+    # --- edge batches: checked one by one, re-keyed to the cameras' partitions ---------------
+
+    async def ingest_batches(self, stream: faust.StreamT) -> None:
+        async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
+            groups: dict[int, list[camera_pb2.CameraHeartbeat]] = {}
+            contexts = []
+            for event in events:
+                batch = await self.decode_batch(event, BATCH_CODEC, _heartbeats_of, HEARTBEATS,
+                                                check=heartbeat_of_batch_site)
+                if batch is None:
+                    continue
+                contexts.append(batch.trace_context)
+                for heartbeat in batch.items:
+                    groups.setdefault(self.partition_of(heartbeat.camera_id), []).append(heartbeat)
+            await self._forward(groups, contexts)
+
+    async def _forward(self, groups: dict[int, list[camera_pb2.CameraHeartbeat]],
+                       contexts: list[Any]) -> None:
+        """One batch message per camera partition (chunked), acknowledged before Faust acks the
+        batches taken."""
+        if not groups:
+            return
+        with tracer.start_as_current_span("camera-health.ingest", links=span_links(contexts)):
+            headers = inject_headers()
+            pending = []
+            for partition, heartbeats in groups.items():
+                for start in range(0, len(heartbeats), FORWARD_CHUNK):
+                    value = camera_pb2.CameraHeartbeatBatch(
+                        heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
+                    pending.append(await self.by_camera.send(key=None, value=value, partition=partition,
+                                                             headers=headers))
+            for future in pending:
+                await future
+
     # --- the agent -----------------------------------------------------------------------
 
     async def process(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if event.message.topic == self.ticks_name:
-                await self.on_tick(event.key, event.value)
+        async for events in event_batches(stream):
+            await self._process(events)
+
+    async def _process(self, events: Sequence[Any]) -> None:
+        """A batch of events in partition order: states loaded once, outputs sent and
+        acknowledged, then each changed state written once (crash safety: see the top)."""
+        batch = _Batch(self)
+        for event in events:
+            topic = event.message.topic
+            if topic == self.ticks_name:
+                self.on_tick(batch, event.key, event.value, event.message.partition)
+            elif topic == self.by_camera_name:
+                self.on_heartbeat_batch(batch, event)
             else:
-                await self.on_heartbeat(event)
+                item = await self.decode(event, HEARTBEATS, key_matches_camera)
+                if item is not None:
+                    batch.contexts.append(item.trace_context)
+                    self.on_heartbeat(batch, item.value, item.record.partition)
+        with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
+            await self._publish(batch.effects)
+            for camera_id in batch.changed:
+                state = batch.states[camera_id]
+                self.writer.partition = state.meta.partition
+                self.writer[camera_id] = self.monitor.dump(state)
+            self.writer.flush()
+        batch.record_metrics()
 
-    async def on_heartbeat(self, event: Any) -> None:
-        item = await self.decode(event, HEARTBEATS, key_matches_camera)
-        if item is None:
+    def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:
+        try:
+            heartbeats = camera_pb2.CameraHeartbeatBatch.FromString(event.value).heartbeats
+        except Exception:  # internal topic, written by ingest_batches: nothing to keep
+            log.exception("malformed batch at %s[%d]@%d", event.message.topic, event.message.partition,
+                          event.message.offset)
             return
-        with tracer.start_as_current_span("camera-health.heartbeat", context=item.trace_context):
-            sample = sample_from_heartbeat(item.value)
-            state = self.monitor.load(sample.camera_id, self.table.get(sample.camera_id))
-            state.meta.partition = item.record.partition
-            outcome = self.monitor.on_heartbeat(state, sample)
-            metrics.EVENTS.labels(sample.source, outcome.arrival).inc()
-            await self._publish(outcome)
-            if outcome.changed:
-                self.table[sample.camera_id] = self.monitor.dump(state)
-        self.clock.heard(sample.camera_id)
-        self.observe_latency(item.record.topic, sample.at)
+        batch.contexts.append(trace_context_of(headers_of(event.message)))
+        for heartbeat in heartbeats:
+            self.on_heartbeat(batch, heartbeat, event.message.partition)
 
-    async def on_tick(self, key: bytes | None, value: bytes | None) -> None:
+    def on_heartbeat(self, batch: _Batch, heartbeat: camera_pb2.CameraHeartbeat, partition: int) -> None:
+        sample = sample_from_heartbeat(heartbeat)
+        state = batch.state(sample.camera_id)
+        state.meta.partition = partition
+        outcome = self.monitor.on_heartbeat(state, sample)
+        batch.took(sample, outcome)
+        self.clock.heard(sample.camera_id)
+
+    def on_tick(self, batch: _Batch, key: bytes | None, value: bytes | None, partition: int) -> None:
         try:
             camera_id = (key or b"").decode("utf-8")
             tick = json.loads(value or b"")
@@ -118,30 +270,31 @@ class CameraHealthService(StreamService):
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring a malformed tick: %s", exc)  # internal topic: nothing to keep
             return
-        data = self.table.get(camera_id)
-        if data is None:
+        if not batch.known(camera_id):
             return
-        state = self.monitor.load(camera_id, data)
+        state = batch.state(camera_id)
         outcome = self.monitor.on_tick(state, now, refresh)
-        await self._publish(outcome)
+        batch.effects.append(outcome)
         if outcome.changed:
-            self.table[camera_id] = self.monitor.dump(state)
+            batch.changed.add(camera_id)
 
-    async def _publish(self, outcome: MonitorEffects) -> None:
+    async def _publish(self, outcomes: Sequence[MonitorEffects]) -> None:
         """Sends incidents then statuses, and waits until the broker has them all."""
         pending = []
         headers = inject_headers()
-        for incident in outcome.incidents:
-            pending.append(await self.incidents_out.send(key=incident.camera_id.encode(),
-                                                         value=encode_incident(incident), headers=headers))
-        for status in outcome.statuses:
-            pending.append(await self.status_out.send(key=status.camera_id.encode(),
-                                                      value=encode_status(status), headers=headers))
+        for outcome in outcomes:
+            for incident in outcome.incidents:
+                pending.append(await self.incidents_out.send(
+                    key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
+            for status in outcome.statuses:
+                pending.append(await self.status_out.send(
+                    key=status.camera_id.encode(), value=encode_status(status), headers=headers))
         for future in pending:
             await future
-        metrics.record_incidents(outcome.incidents)
-        for status in outcome.statuses:
-            metrics.record_status(status)
+        for outcome in outcomes:
+            metrics.record_incidents(outcome.incidents)
+            for status in outcome.statuses:
+                metrics.record_status(status)
 
     # --- the silence timer ---------------------------------------------------------------
 

@@ -53,12 +53,12 @@ TELEMETRY_CODEC = ProtoCodec(wifi_pb2.ApTelemetry, validate_telemetry)
 SESSION_CODEC = ProtoCodec(wifi_pb2.ClientSession, validate_session)
 
 
-def redacted_session(message: wifi_pb2.ClientSession) -> bytes:
+def redacted_session(message: wifi_pb2.ClientSession) -> wifi_pb2.ClientSession:
     """The session with its client id blanked: what may go to the DLQ when that id is bad."""
     copy = wifi_pb2.ClientSession()
     copy.CopyFrom(message)
     copy.client_hash = "<redacted>"
-    return copy.SerializeToString(deterministic=True)
+    return copy
 
 
 def sample_from_proto(message: wifi_pb2.ApTelemetry) -> Sample:

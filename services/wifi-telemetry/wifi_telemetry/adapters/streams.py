@@ -1,16 +1,23 @@
 """The Faust side of wifi-telemetry: thin adapters around `core/processor.py` and `core/published.py`.
 
-    wifi.ap-telemetry.v1 ──┐ ingest: decode, validate (bad → <topic>.dlq),  ┌─► table "state" (changelog)
-    wifi.client-sessions.v1┘ re-key by site ─► <app>-by-site ─► process ─────┘        │
-                                                                                      ▼
+    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches): decode,
+    wifi.client-sessions.v1 ──────┤ validate (bad → <topic>.dlq; a bad reading of a
+    wifi.ap-telemetry-batches.v1 ─┤ batch alone, with dlq.batch.index), group by site
+    wifi.client-session-batches.v1┘   │
+                                      ▼  one ApTelemetryBatch / ClientSessionBatch per site
+                               <app>-by-site ─► process (a batch of events at a time) ─┐
+                                                     table "state": one changelog     │
+                                                     record per changed key per batch ◄┘
                        timer: AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
                               SiteWifiStats when changed                      ─► wifi.site-stats.v1
 
 Why re-key by site: site statistics combine the APs of a site, and a Faust table is partitioned
 like its input. With the input keyed by site, one worker owns a site, its APs and its windows,
 and every record of a site lives in one changelog partition (see processor.py for how that
-makes a crash harmless). Health changes are published as they are applied; everything else is
-published by the timer from the table, so a restarted worker republishes the same values.
+makes a crash harmless). Health changes are published once their batch's state is flushed;
+everything else is published by the timer from the table, so a restarted worker republishes
+the same values. Faust acks a batch's events only after its handler returned (state flushed,
+forwards acknowledged), and commits offsets only after the changelog is flushed.
 """
 
 from __future__ import annotations
@@ -18,19 +25,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections import Counter as TallyCounter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
+from google.protobuf.message import Message
 from opentelemetry import trace
 
 from smartcity import topic_names
+from smartcity.codec import ProtoCodec
 from smartcity.headers import header_value, headers_of
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
-from smartcity.tracing import extract_context, inject_headers
+from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.dead_letters import trace_context_of
+from smartcity.tracing import inject_headers
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
@@ -43,8 +55,16 @@ from wifi_telemetry.adapters.messages import (
     status_proto,
 )
 from wifi_telemetry.config import WINDOWS, WifiConfig
+from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.privacy import client_hash_problem
-from wifi_telemetry.core.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
+from wifi_telemetry.core.processor import (
+    AP_PREFIX,
+    SITE_PREFIX,
+    SessionEvent,
+    SiteProcessor,
+    TelemetryResult,
+    write_rank,
+)
 from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
 
@@ -52,11 +72,97 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("wifi_telemetry")
 
 KIND_HEADER = "wifi.kind"
-KIND_TELEMETRY = b"telemetry"
+KIND_TELEMETRY = b"telemetry"  # one reading per message (before batches; still read)
 KIND_SESSION = b"session"
+KIND_TELEMETRY_BATCH = b"telemetry-batch"  # an ApTelemetryBatch of one site
+KIND_SESSION_BATCH = b"session-batch"  # a ClientSessionBatch of one site
 # Input still to read, per partition, below which the worker counts as caught up (then a
 # missing heartbeat really is missing, not waiting in a backlog).
 CAUGHT_UP_LAG = 100
+
+
+# Edge batch messages taken at once (each holds many readings).
+EDGE_BATCHES_AT_ONCE = 50
+# Readings per forwarded by-site message at most (well under the producer's request size).
+FORWARD_CHUNK = 2000
+TELEMETRY_BATCH_CODEC = ProtoCodec(wifi_pb2.ApTelemetryBatch)
+SESSION_BATCH_CODEC = ProtoCodec(wifi_pb2.ClientSessionBatch)
+
+
+def _readings_of(batch: wifi_pb2.ApTelemetryBatch) -> Sequence[wifi_pb2.ApTelemetry]:
+    return batch.readings  # type: ignore[return-value]
+
+
+def _sessions_of(batch: wifi_pb2.ClientSessionBatch) -> Sequence[wifi_pb2.ClientSession]:
+    return batch.sessions  # type: ignore[return-value]
+
+
+def reading_of_batch_site(batch: wifi_pb2.ApTelemetryBatch, reading: wifi_pb2.ApTelemetry) -> str | None:
+    """A batch holds one site's readings: another site's would be counted in the wrong place."""
+    if reading.site_id != batch.site_id:
+        return f"reading of site {reading.site_id!r} in a batch of site {batch.site_id!r}"
+    return None
+
+
+def session_of_batch_site(batch: wifi_pb2.ClientSessionBatch, session: wifi_pb2.ClientSession) -> str | None:
+    """Like `reading_of_batch_site`, and the client hash checked (a raw MAC is redacted)."""
+    if session.site_id != batch.site_id:
+        return f"session of site {session.site_id!r} in a batch of site {batch.site_id!r}"
+    return client_hash_problem(session.client_hash)
+
+
+def batches_by_site(kind: bytes, messages: Sequence[Message]) -> list[tuple[str, bytes]]:
+    """The messages grouped by their site, in arrival order, as by-site batch messages."""
+    groups: dict[str, list[Any]] = {}
+    for message in messages:
+        groups.setdefault(message.site_id, []).append(message)  # type: ignore[attr-defined]
+    out = []
+    for site_id, group in groups.items():
+        for start in range(0, len(group), FORWARD_CHUNK):
+            chunk = group[start:start + FORWARD_CHUNK]
+            batch: Message = (wifi_pb2.ApTelemetryBatch(site_id=site_id, readings=chunk)
+                              if kind == KIND_TELEMETRY_BATCH
+                              else wifi_pb2.ClientSessionBatch(site_id=site_id, sessions=chunk))
+            out.append((site_id, batch.SerializeToString()))
+    return out
+
+
+class _Tally:
+    """The per-reading metrics of one batch, counted in memory and exported once."""
+
+    def __init__(self) -> None:
+        self.events: TallyCounter[tuple[str, str]] = TallyCounter()
+        self.reboots: TallyCounter[str] = TallyCounter()
+        self.gaps: TallyCounter[str] = TallyCounter()
+        self.oldest: dict[str, float] = {}
+
+    def telemetry(self, sample: Sample, result: TelemetryResult) -> None:
+        self.events[("telemetry", str(result.outcome))] += 1
+        if result.reboots:
+            self.reboots[sample.site_id] += result.reboots
+        if result.skipped_gaps:
+            self.gaps[sample.site_id] += result.skipped_gaps
+        self._seen("telemetry", sample.t)
+
+    def session(self, session: SessionEvent, outcome: str) -> None:
+        self.events[("session", outcome)] += 1
+        self._seen("session", session.t)
+
+    def _seen(self, kind: str, t: float) -> None:
+        if t < self.oldest.get(kind, t + 1):
+            self.oldest[kind] = t
+
+    def record(self, service: WifiTelemetryService) -> None:
+        for (kind, outcome), count in self.events.items():
+            metrics.EVENTS.labels(kind, outcome).inc(count)
+        for site, count in self.reboots.items():
+            metrics.REBOOTS.labels(site).inc(count)
+        for site, count in self.gaps.items():
+            metrics.SEQ_GAPS.labels(site).inc(count)
+        # Latency per batch, of its oldest reading: the worst case of the batch.
+        topics = {"telemetry": service.telemetry_in, "session": service.sessions_in}
+        for kind, t in self.oldest.items():
+            service.observe_latency(topics[kind].get_topic_name(), t)
 
 
 @dataclass
@@ -69,7 +175,7 @@ class _Published:
 
 
 class WifiTelemetryService(StreamService):
-    """The app, its topics, the state table, three agents and the publishing timer."""
+    """The app, its topics, the state table, five agents and the publishing timer."""
 
     def __init__(self, settings: PlatformSettings, config: WifiConfig) -> None:
         datadir = Path(config.data_dir) / f"{settings.group_id}-data"
@@ -82,6 +188,8 @@ class WifiTelemetryService(StreamService):
         # Topics.
         self.telemetry_in = self.catalogue_topic(topic_names.WIFI_AP_TELEMETRY)
         self.sessions_in = self.catalogue_topic(topic_names.WIFI_CLIENT_SESSIONS)
+        self.telemetry_batches_in = self.catalogue_topic(topic_names.WIFI_AP_TELEMETRY_BATCHES)
+        self.session_batches_in = self.catalogue_topic(topic_names.WIFI_CLIENT_SESSION_BATCHES)
         self.by_site = self.internal_topic("by-site", config.site_partitions)
         self.status_out = self.catalogue_topic(topic_names.WIFI_AP_STATUS)
         self.stats_out = self.catalogue_topic(topic_names.WIFI_SITE_STATS)
@@ -92,83 +200,140 @@ class WifiTelemetryService(StreamService):
                                                         value_serializer="json"),
                                     extra_topic_configs={"segment.ms": "600000",
                                                          "min.cleanable.dirty.ratio": "0.2"})
-        self.processor = SiteProcessor(config, self.table)
+        # The processor writes through a buffer flushed once per batch of events, in the
+        # order its crash safety needs (see processor.write_rank).
+        self.writer = TableWriter(self.table, rank=write_rank)
+        self.processor = SiteProcessor(config, self.writer)
         self.published = _Published()
         self._announced_ready = False
         # Agents and timers.
         self.agent(self.telemetry_in, self.ingest_telemetry, "wifi-ingest-telemetry")
         self.agent(self.sessions_in, self.ingest_sessions, "wifi-ingest-sessions")
+        self.agent(self.telemetry_batches_in, self.ingest_telemetry_batches, "wifi-ingest-telemetry-batches")
+        self.agent(self.session_batches_in, self.ingest_session_batches, "wifi-ingest-session-batches")
         self.agent(self.by_site, self.process, "wifi-process")
         self.timer(config.tick_interval_s, self.publish_tick, "wifi-publish")
 
-    # -- agents --------------------------------------------------------------------------------
+    # -- ingest: decode, validate, re-key by site in batches ------------------------------------
 
     async def ingest_telemetry(self, stream: faust.StreamT) -> None:
-        async for item in self.decoded(stream, TELEMETRY_CODEC):
-            await self._forward(item.value.site_id, KIND_TELEMETRY, item.record.value,
-                                item.record.headers)
+        async for events in event_batches(stream):
+            items = await self.decode_all(events, TELEMETRY_CODEC)
+            await self._forward(KIND_TELEMETRY_BATCH, [i.value for i in items],
+                                [i.trace_context for i in items])
 
     async def ingest_sessions(self, stream: faust.StreamT) -> None:
-        async for item in self.decoded(stream, SESSION_CODEC):
-            problem = client_hash_problem(item.value.client_hash)
-            if problem is not None:
+        async for events in event_batches(stream):
+            items = await self.decode_all(events, SESSION_CODEC)
+            accepted = []
+            for item in items:
+                problem = client_hash_problem(item.value.client_hash)
+                if problem is None:
+                    accepted.append(item)
+                    continue
                 # The DLQ gets the event with its client id blanked: it may be a raw MAC.
-                record = dataclasses.replace(item.record, value=redacted_session(item.value))
+                redacted = redacted_session(item.value).SerializeToString(deterministic=True)
+                record = dataclasses.replace(item.record, value=redacted)
                 await self.dlq.publish(record, problem)
                 metrics.EVENTS.labels("session", "rejected").inc()
-                continue
-            await self._forward(item.value.site_id, KIND_SESSION, item.record.value, item.record.headers)
+            await self._forward(KIND_SESSION_BATCH, [i.value for i in accepted],
+                                [i.trace_context for i in accepted])
+
+    async def ingest_telemetry_batches(self, stream: faust.StreamT) -> None:
+        async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
+            readings: list[wifi_pb2.ApTelemetry] = []
+            contexts = []
+            for event in events:
+                batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of,
+                                                TELEMETRY_CODEC, check=reading_of_batch_site)
+                if batch is not None:
+                    readings.extend(batch.items)
+                    contexts.append(batch.trace_context)
+            await self._forward(KIND_TELEMETRY_BATCH, readings, contexts)
+
+    async def ingest_session_batches(self, stream: faust.StreamT) -> None:
+        async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
+            sessions: list[wifi_pb2.ClientSession] = []
+            contexts = []
+            for event in events:
+                batch = await self.decode_batch(event, SESSION_BATCH_CODEC, _sessions_of, SESSION_CODEC,
+                                                check=session_of_batch_site, redact=redacted_session)
+                if batch is not None:
+                    sessions.extend(batch.items)
+                    contexts.append(batch.trace_context)
+            await self._forward(KIND_SESSION_BATCH, sessions, contexts)
+
+    async def _forward(self, kind: bytes, messages: Sequence[Message], contexts: Sequence[Any]) -> None:
+        """Re-keys accepted readings by their site, many per message, and waits for the acks
+        (only then does Faust ack the events taken), linking the incoming traces."""
+        if not messages:
+            return
+        with tracer.start_as_current_span("wifi.ingest", links=span_links(contexts)):
+            headers = inject_headers([(KIND_HEADER, kind)])
+            pending = []
+            for site_id, value in batches_by_site(kind, messages):
+                pending.append(await self.by_site.send(key=site_id.encode(), value=value, headers=headers))
+            for future in pending:
+                await future
 
     async def process(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await self._process(event)
+        async for events in event_batches(stream):
+            await self._process(events)
 
     async def publish_tick(self) -> None:
         await self._tick()
 
-    async def _forward(self, site_id: str, kind: bytes, value: bytes | None,
-                       headers: Any) -> None:
-        """Re-keys an accepted event by its site, keeping its trace context."""
-        carried = [(k, v) for k, v in headers if k != KIND_HEADER] + [(KIND_HEADER, kind)]
-        await self.by_site.send(key=site_id.encode(), value=value, headers=carried)
-
     # -- processing ----------------------------------------------------------------------------
 
-    async def _process(self, event: Any) -> None:
-        message = event.message
-        headers = headers_of(message)
-        kind = header_value(headers, KIND_HEADER)
-        with tracer.start_as_current_span("wifi.process", context=extract_context(headers)):
+    async def _process(self, events: Sequence[Any]) -> None:
+        tally = _Tally()
+        changes: list[tuple[Any, Any]] = []
+        contexts = []
+        for event in events:
+            message = event.message
+            headers = headers_of(message)
+            contexts.append(trace_context_of(headers))
+            kind = header_value(headers, KIND_HEADER)
+            self.writer.partition = message.partition
             try:
-                if kind == KIND_TELEMETRY:
-                    await self._on_telemetry(event.value, message.partition)
-                elif kind == KIND_SESSION:
-                    self._on_session(event.value, message.partition)
-                else:
-                    log.warning("by-site message without a known %s header skipped", KIND_HEADER)
+                self._apply(kind, event.value, tally, changes)
             except Exception:  # one bad event must not stop the site's stream
                 log.exception("event at %s[%d]@%d not processed", message.topic, message.partition,
                               message.offset)
                 metrics.EVENTS.labels(kind.decode() if kind else "unknown", "error").inc()
+        with tracer.start_as_current_span("wifi.process", links=span_links(contexts)):
+            self.writer.flush()  # state first: the statuses below are derived from it
+            now = time.time()
+            for state, change in changes:
+                metrics.HEALTH_CHANGES.labels(state.site_id, metrics.health_label(change.after)).inc()
+                await self._publish_status(change_view(state, change), now)
+        tally.record(self)
 
-    async def _on_telemetry(self, value: bytes, partition: int) -> None:
-        sample = sample_from_proto(wifi_pb2.ApTelemetry.FromString(value))
-        result = self.processor.on_telemetry(sample, partition)
-        metrics.EVENTS.labels("telemetry", str(result.outcome)).inc()
-        if result.reboots:
-            metrics.REBOOTS.labels(sample.site_id).inc(result.reboots)
-        if result.skipped_gaps:
-            metrics.SEQ_GAPS.labels(sample.site_id).inc(result.skipped_gaps)
-        for change in result.changes:
-            metrics.HEALTH_CHANGES.labels(sample.site_id, metrics.health_label(change.after)).inc()
-            await self._publish_status(change_view(result.state, change), time.time())
-        self.observe_latency(self.telemetry_in.get_topic_name(), sample.t)
+    def _apply(self, kind: bytes | None, value: bytes, tally: _Tally, changes: list[tuple[Any, Any]]) -> None:
+        if kind == KIND_TELEMETRY_BATCH:
+            for reading in wifi_pb2.ApTelemetryBatch.FromString(value).readings:
+                self._on_telemetry(reading, tally, changes)
+        elif kind == KIND_SESSION_BATCH:
+            for session in wifi_pb2.ClientSessionBatch.FromString(value).sessions:
+                self._on_session(session, tally)
+        elif kind == KIND_TELEMETRY:  # one reading per message, as forwarded before batches
+            self._on_telemetry(wifi_pb2.ApTelemetry.FromString(value), tally, changes)
+        elif kind == KIND_SESSION:
+            self._on_session(wifi_pb2.ClientSession.FromString(value), tally)
+        else:
+            log.warning("by-site message without a known %s header skipped", KIND_HEADER)
 
-    def _on_session(self, value: bytes, partition: int) -> None:
-        session = session_from_proto(wifi_pb2.ClientSession.FromString(value))
-        result = self.processor.on_session(session, partition)
-        metrics.EVENTS.labels("session", result.outcome).inc()
-        self.observe_latency(self.sessions_in.get_topic_name(), session.t)
+    def _on_telemetry(self, message: wifi_pb2.ApTelemetry, tally: _Tally,
+                      changes: list[tuple[Any, Any]]) -> None:
+        sample = sample_from_proto(message)
+        result = self.processor.on_telemetry(sample, self.writer.partition)
+        tally.telemetry(sample, result)
+        changes.extend((result.state, change) for change in result.changes)
+
+    def _on_session(self, message: wifi_pb2.ClientSession, tally: _Tally) -> None:
+        session = session_from_proto(message)
+        result = self.processor.on_session(session, self.writer.partition)
+        tally.session(session, result.outcome)
 
     # -- publishing ----------------------------------------------------------------------------
 

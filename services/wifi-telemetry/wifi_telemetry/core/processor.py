@@ -71,6 +71,15 @@ class Store(Protocol):
     def __contains__(self, key: object) -> bool: ...
 
 
+def write_rank(key: str) -> int:
+    """The order a batch's writes must reach the changelog in (lower first), so that any prefix
+    surviving a crash stays consistent: site records before distinct-member shards and AP
+    records (which mark a seq as applied), as one event writes them (see the module's text)."""
+    if key.startswith(SITE_PREFIX):
+        return 0
+    return 2 if key.startswith(AP_PREFIX) else 1
+
+
 def ap_key(ap_id: str) -> str:
     return AP_PREFIX + ap_id
 
