@@ -54,7 +54,3 @@ def set_site_gauges(views: Iterable[ApView]) -> None:
             ACCESS_POINTS.labels(site, state).set(by_state[(site, state)])
         CLIENTS_ONLINE.labels(site).set(clients[site])
 
-
-def count_traffic(site: str, rx_bytes: int, tx_bytes: int) -> None:
-    TRAFFIC.labels(site, "rx").inc(rx_bytes)
-    TRAFFIC.labels(site, "tx").inc(tx_bytes)

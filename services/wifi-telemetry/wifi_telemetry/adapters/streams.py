@@ -134,6 +134,7 @@ class _Tally:
         self.events: TallyCounter[tuple[str, str]] = TallyCounter()
         self.reboots: TallyCounter[str] = TallyCounter()
         self.gaps: TallyCounter[str] = TallyCounter()
+        self.traffic: TallyCounter[tuple[str, str]] = TallyCounter()
         self.oldest: dict[str, float] = {}
 
     def telemetry(self, sample: Sample, result: TelemetryResult) -> None:
@@ -142,6 +143,8 @@ class _Tally:
             self.reboots[sample.site_id] += result.reboots
         if result.skipped_gaps:
             self.gaps[sample.site_id] += result.skipped_gaps
+        self.traffic[(sample.site_id, "rx")] += result.rx_bytes
+        self.traffic[(sample.site_id, "tx")] += result.tx_bytes
         self._seen("telemetry", sample.t)
 
     def session(self, session: SessionEvent, outcome: str) -> None:
@@ -159,6 +162,8 @@ class _Tally:
             metrics.REBOOTS.labels(site).inc(count)
         for site, count in self.gaps.items():
             metrics.SEQ_GAPS.labels(site).inc(count)
+        for (site, direction), count in self.traffic.items():
+            metrics.TRAFFIC.labels(site, direction).inc(count)
         # Latency per batch, of its oldest reading: the worst case of the batch.
         topics = {"telemetry": service.telemetry_in, "session": service.sessions_in}
         for kind, t in self.oldest.items():
