@@ -174,7 +174,8 @@ class _Tally:
 class _Published:
     """What was last published, to publish changes only (memory: a restart republishes all)."""
 
-    health: dict[str, tuple[int, bool, float]] = field(default_factory=dict)
+    # ap_id -> (health, silent, last seq, when): what the AP's last status said.
+    health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
     stats: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
     stats_at: float = 0.0
 
@@ -347,7 +348,7 @@ class WifiTelemetryService(StreamService):
         status = status_proto(view, now)
         await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
                                    headers=inject_headers())
-        self.published.health[ap_id] = (int(view.health), view.silent, now)
+        self.published.health[ap_id] = (int(view.health), view.silent, view.state.last_seq, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
@@ -405,8 +406,11 @@ class WifiTelemetryService(StreamService):
     async def _publish_statuses(self, views: Mapping[str, ApView], now: float) -> None:
         for ap_id, view in views.items():
             last = self.published.health.get(ap_id)
+            # A silent AP's status is not republished by its heartbeats (they stopped) but by a
+            # backlog of them, read after it went silent: its last status must carry them.
             due = (last is None or last[0] != int(view.health) or last[1] != view.silent
-                   or now - last[2] >= self.config.status_interval_s)
+                   or (view.silent and last[2] != view.state.last_seq)
+                   or now - last[3] >= self.config.status_interval_s)
             if due:
                 await self._publish_status(view, now)
 
