@@ -47,7 +47,7 @@ from wifi_telemetry.sim.scenario import Fault, simulated_events
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 SEED = 16
-# Seconds without a new output record after which a run counts as finished: longer than the
+# Seconds a run stays at the end of its input before it counts as finished: longer than the
 # camera heartbeat tolerance, so every camera's silence has been declared by then.
 QUIET_S = 25.0
 
@@ -236,7 +236,6 @@ class Outputs:
     bootstrap: str
     prefix: str
     records: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    last_new: float = field(default_factory=time.monotonic)
     _consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Outputs:
@@ -260,8 +259,6 @@ class Outputs:
         while time.monotonic() < deadline:
             batch = await self._consumer.getmany(timeout_ms=200)
             for tp, items in batch.items():
-                if items:
-                    self.last_new = time.monotonic()
                 self.records[names[tp.topic]].extend((r.key, r.value) for r in items)
 
     async def wait_for(self, condition: Callable[[Outputs], bool], timeout_s: float, what: str) -> None:
@@ -297,19 +294,22 @@ async def lagging(bootstrap: str, prefix: str) -> list[str]:
 
 
 async def settle(outputs: Outputs, timeout_s: float) -> None:
-    """Until every group is at the end of its input and no output record came for QUIET_S."""
+    """Until every group has been at the end of its input for QUIET_S (what follows then is the
+    timers' doing: silences declared, statistics published)."""
     deadline = time.monotonic() + timeout_s
+    caught_up_at: float | None = None
     behind: list[str] = []
-    while True:
-        await outputs.poll(1.0)
-        quiet_for = time.monotonic() - outputs.last_new
-        if quiet_for >= QUIET_S:
-            behind = await lagging(outputs.bootstrap, outputs.prefix)
-            if not behind:
-                return
+    while caught_up_at is None or time.monotonic() - caught_up_at < QUIET_S:
+        await outputs.poll(2.0)
+        behind = await lagging(outputs.bootstrap, outputs.prefix)
+        if behind:
+            caught_up_at = None
+        elif caught_up_at is None:
+            caught_up_at = time.monotonic()
         assert time.monotonic() < deadline, (
-            f"the services did not finish the input in time: quiet for {quiet_for:.0f} s, behind: {behind}, "
+            f"the services did not finish the input in time: behind: {behind}, "
             f"outputs: { {t: len(r) for t, r in outputs.records.items()} }")
+    await outputs.poll(1.0)
 
 
 def published_on(topic: str) -> Callable[[Outputs], bool]:
@@ -337,8 +337,10 @@ def final_view(topic: str, records: Sequence[tuple[bytes, bytes]]) -> dict[str, 
         latest = {key: value for key, value in records}
         return {key.decode(): _without(message_type.FromString(value), clock)
                 for key, value in latest.items() if value is not None}
-    distinct = {value for _, value in records}
-    return {value.hex(): _without(message_type.FromString(value), clock) for value in distinct}
+    # An event is what is left of it without the excluded fields: two that differ only there
+    # are the same event.
+    events = [_without(message_type.FromString(value), clock) for _, value in records]
+    return {event.SerializeToString(deterministic=True).hex(): event for event in events}
 
 
 def compare(clean: Mapping[str, Sequence[tuple[bytes, bytes]]],
