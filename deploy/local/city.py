@@ -44,6 +44,8 @@ class Process:
     metrics_port: int | None = None
     # Port of the simulator's fault-control endpoint, when it has one.
     control_port: int | None = None
+    # Needs the personal-data secrets (the KEK keyring, the subject salt): made once locally.
+    personal_data: bool = False
 
 
 def _port(var: str, default: int) -> int:
@@ -55,7 +57,7 @@ PROCESSES: tuple[Process, ...] = (
     Process("camera-health", "camera_health", metrics_port=_port("CAMERA_METRICS_PORT", 9102)),
     Process("citizen-requests", "citizen_requests", metrics_port=_port("REQUESTS_METRICS_PORT", 9103)),
     Process("gateway", "gateway", env={"GATEWAY_ADDRESS": GATEWAY_ADDRESS},
-            metrics_port=_port("GATEWAY_METRICS_PORT", 9104)),
+            metrics_port=_port("GATEWAY_METRICS_PORT", 9104), personal_data=True),
     Process("wifi-simulator", "wifi_telemetry.sim.simulator",
             control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
     Process("camera-simulator", "camera_health.sim.simulator",
@@ -94,7 +96,12 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _child_env(process: Process) -> dict[str, str]:
-    env = process.defaults | dict(os.environ) | {"PYTHONUNBUFFERED": "1"} | process.env
+    defaults = process.defaults
+    if process.personal_data:  # local secrets, unless the caller's environment names others
+        from smartcity.personal_data.local import write_local_secrets
+
+        defaults = defaults | write_local_secrets(ROOT / ".local" / "personal-data")
+    env = defaults | dict(os.environ) | {"PYTHONUNBUFFERED": "1"} | process.env
     if process.metrics_port is not None:
         env["METRICS_PORT"] = str(process.metrics_port)
     if process.control_port is not None:

@@ -3,6 +3,9 @@
 The dead letter is the original key, value and headers, plus headers saying why and where from:
 `dlq.error`, `dlq.source.topic`, `dlq.source.partition`, `dlq.source.offset`, `dlq.service`,
 `dlq.time` (ms since epoch). It goes to `<source topic>.dlq`.
+
+From a topic that may hold personal data the original bytes are redacted or withheld
+(smartcity.personal_data.dead_letters); `dlq.payload` then says which.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from smartcity.personal_data.dead_letters import dead_letter_payload
 from smartcity.topics import DLQ_SUFFIX
 
 Headers = list[tuple[str, bytes]]
@@ -48,8 +52,9 @@ class DeadLetter:
 
 def dead_letter_for(record: SourceRecord, error: str, service: str,
                     extra_headers: Sequence[tuple[str, bytes]] = ()) -> DeadLetter:
-    """Builds the dead letter of a record: its bytes untouched, the reason in headers
-    (`extra_headers` too: where inside a batch message the bad item was)."""
+    """Builds the dead letter of a record: its bytes (untouched unless they may hold personal
+    data), the reason in headers (`extra_headers` too: where inside a batch message the bad
+    item was)."""
     reason = error.encode("utf-8", "replace")[:_MAX_ERROR_BYTES]
     headers: Headers = [(k, v) for k, v in record.headers if not k.startswith("dlq.")]
     headers += [
@@ -61,7 +66,10 @@ def dead_letter_for(record: SourceRecord, error: str, service: str,
         ("dlq.time", str(int(time.time() * 1000)).encode()),
         *extra_headers,
     ]
-    return DeadLetter(topic=record.topic + DLQ_SUFFIX, key=record.key, value=record.value,
+    payload = dead_letter_payload(record.topic, record.value)
+    if payload.treatment:
+        headers.append(("dlq.payload", payload.treatment.encode()))
+    return DeadLetter(topic=record.topic + DLQ_SUFFIX, key=record.key, value=payload.value,
                       headers=headers)
 
 

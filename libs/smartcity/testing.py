@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -37,6 +38,15 @@ def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ready(port: int) -> bool:
+    """Whether a service's /readyz on 127.0.0.1:port answers 200 (blocking: use a thread)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -217,6 +227,25 @@ JARS_DIR = REPO_ROOT / "deploy/local/jars"
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
+def _broker_java(workdir: Path) -> list[str]:
+    """The JVM command line of a test broker (small heap, its log4j.properties in workdir)."""
+    java_home = os.environ.get("JAVA_HOME")
+    return [os.path.join(java_home, "bin", "java") if java_home else "java",
+            "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j.configuration=file:{workdir / 'log4j.properties'}", "-cp", f"{JARS_DIR}/*"]
+
+
+def _stop_broker(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM to the broker's process group, SIGKILL if it lingers."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 class SecuredKafka:
     """A second, throw-away Kafka 3.9 broker (KRaft, combined roles) with authentication on.
 
@@ -263,11 +292,7 @@ class SecuredKafka:
             subprocess.run(["bash", str(REPO_ROOT / "deploy/local/kafka.sh"), "fetch"], check=True)
         self._make_certificates()
         props = self._write_configs()
-        java_home = os.environ.get("JAVA_HOME")
-        java = [os.path.join(java_home, "bin", "java") if java_home else "java",
-                "-Xms128m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}",
-                "-cp", f"{JARS_DIR}/*"]
+        java = _broker_java(self.workdir)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with self.log_path.open("ab") as log:
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
@@ -286,13 +311,7 @@ class SecuredKafka:
         return self
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-                self._proc.wait(timeout=10)
+        _stop_broker(self._proc)
 
     def _make_certificates(self) -> None:
         """A CA and a broker certificate for 127.0.0.1 it signs (EC keys: quick to make)."""
@@ -367,3 +386,64 @@ def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredK
         yield broker
     finally:
         broker.stop()
+
+
+class ThrowawayKafka:
+    """A private plaintext Kafka 3.9 broker (KRaft, combined roles) on free 127.0.0.1 ports,
+    for tests that need broker settings the shared one must not have (fast log cleaning,
+    tiny segments) or that read the broker's segment files (`data_dir`)."""
+
+    def __init__(self, workdir: Path, **properties: str) -> None:
+        self.workdir, self.properties = workdir, properties
+        self.ports = {name: free_port() for name in ("client", "controller")}
+        self.bootstrap = f"127.0.0.1:{self.ports['client']}"
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "broker.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60.0) -> ThrowawayKafka:
+        if not (JARS_DIR / ".complete").exists():
+            subprocess.run(["bash", str(REPO_ROOT / "deploy/local/kafka.sh"), "fetch"], check=True)
+        p = self.ports
+        props = self.workdir / "server.properties"
+        lines = {
+            "process.roles": "broker,controller", "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{p['controller']}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{p['client']},CONTROLLER://127.0.0.1:{p['controller']}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p['client']}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER", "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir), "num.partitions": "1", "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "3",
+            "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "3", "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2", "num.io.threads": "2",
+        } | self.properties
+        props.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        (self.workdir / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
+        java = _broker_java(self.workdir)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        with self.log_path.open("ab") as log:
+            subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                           check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60)
+            self._proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while not _reachable(self.bootstrap):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+                raise RuntimeError(f"the throw-away test broker did not start:\n{tail}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self) -> None:
+        _stop_broker(self._proc)
+
+    def segment_bytes(self, topic: str) -> bytes:
+        """Everything on disk for a topic's partitions (segments, indexes, cleaner leftovers)."""
+        return b"".join(path.read_bytes() for folder in sorted(self.data_dir.glob(f"{topic}-*"))
+                        for path in sorted(folder.iterdir()) if path.is_file())

@@ -38,6 +38,10 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
     has_dlq: bool = False
     replicas: int = 1
+    # What personal data its records may hold: "" none, "contact" (reporter contact fields,
+    # encrypted), "client-mac" (client identifiers that must be hashed; a bad record may hold a
+    # raw MAC). Dead letters of such topics never keep readable personal data.
+    personal_data: str = ""
 
     def full_name(self, prefix: str = "") -> str:
         return f"{prefix}{self.name}"
@@ -96,6 +100,7 @@ def load_catalogue() -> Catalogue:
             config={str(k): str(v) for k, v in (item.get("config") or {}).items()},
             has_dlq=bool(item.get("dlq", False)),
             replicas=replicas,
+            personal_data=str(item.get("personal_data", "")),
         )
         for item in raw["topics"]
     )

@@ -46,6 +46,8 @@ def sample(type_name: str) -> Message:
         kind = field.cpp_type
         if field.enum_type is not None:
             setattr(message, field.name, field.enum_type.values[-1].number)
+        elif field.type == field.TYPE_BYTES:
+            setattr(message, field.name, f"{field.name}-\u00e9".encode())
         elif kind == field.CPPTYPE_STRING:
             setattr(message, field.name, f"{field.name}-\u00e9")
         elif kind == field.CPPTYPE_BOOL:

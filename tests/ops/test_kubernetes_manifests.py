@@ -38,7 +38,7 @@ WORKERS = SERVICES[:3]
 METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}
 CUSTOM_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
 KAFKA_CLIENT_LABEL = ("smartcity.io/kafka-client", "true")
-PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt"}
+PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "gateway-personal-data"}
 
 Doc = dict[str, Any]
 
@@ -827,8 +827,8 @@ SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
     "citizen-requests": ({"requests.commands.v1"},
                          {"requests.events.v1", "requests.state.v1", "requests.stats.v1"}),
     "gateway": ({"wifi.ap-status.v1", "wifi.site-stats.v1", "camera.status.v1", "camera.incidents.v1",
-                 "requests.state.v1", "requests.stats.v1", "requests.events.v1"},
-                {"requests.commands.v1"}),
+                 "requests.state.v1", "requests.stats.v1", "requests.events.v1", "requests.data-keys.v1"},
+                {"requests.commands.v1", "requests.data-keys.v1", "requests.audit.v1"}),
 }
 DEPLOYED_MODULES = {"wifi-telemetry": ["wifi_telemetry/adapters/streams.py"],
                     "camera-health": ["camera_health/adapters/streams.py"],

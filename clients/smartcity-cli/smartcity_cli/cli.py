@@ -66,6 +66,7 @@ class Client:
     devices: Any
     overview: Any
     requests: Any
+    protection: Any
     metadata: list[tuple[str, str]]
     timeout: float
     as_json: bool
@@ -245,6 +246,12 @@ async def cmd_comment(c: Client, args: argparse.Namespace) -> None:
     c.show(reply.request, f"commented ({reply.request.comment_count} comments)")
 
 
+async def cmd_erase_contact(c: Client, args: argparse.Namespace) -> None:
+    req = gateway_pb2.EraseContactDataRequest(request_id=args.id, reason=args.reason)
+    reply = await c.call(c.protection.EraseContactData, req)
+    c.show(reply, render.erasure(args.id, reply))
+
+
 async def cmd_stats(c: Client, args: argparse.Namespace) -> None:
     req = gateway_pb2.ListRequestStatsRequest(scope=SCOPES.get(args.scope or "", 0))
     reply = await c.call(c.requests.ListRequestStats, req)
@@ -398,6 +405,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace], Awaitable[None]]] = {
     "events": cmd_events,
     "transition": cmd_transition,
     "comment": cmd_comment,
+    "erase-contact": cmd_erase_contact,
     "stats": cmd_stats,
     "watch": cmd_watch,
     "top": cmd_top,
@@ -493,6 +501,9 @@ def _request_commands(sub: Any) -> None:
     comment = _command(sub, "comment", help="comment on a request")
     comment.add_argument("id")
     comment.add_argument("text")
+    erase = _command(sub, "erase-contact", help="erase the reporter's contact data (scope data-protection)")
+    erase.add_argument("id", help="a request of the reporter: every request with the same contact is erased")
+    erase.add_argument("--reason", required=True, help="why, for the audit trail (no personal data)")
     stats = _command(sub, "stats", help="request statistics per category and OPD")
     stats.add_argument("--scope", choices=sorted(SCOPES))
 
@@ -540,6 +551,7 @@ async def run(args: argparse.Namespace) -> int:
             devices=gateway_pb2_grpc.DeviceServiceStub(channel),
             overview=gateway_pb2_grpc.OverviewServiceStub(channel),
             requests=gateway_pb2_grpc.RequestServiceStub(channel),
+            protection=gateway_pb2_grpc.DataProtectionServiceStub(channel),
             metadata=[("authorization", f"Bearer {args.token}")] if args.token else [],
             timeout=args.timeout,
             as_json=args.json,

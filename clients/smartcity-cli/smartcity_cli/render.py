@@ -259,6 +259,8 @@ def request_detail(r: Any, now: float | None = None) -> str:
         f"  submitted  {ago(r.requested_time, now)} by {r.submitted_by_client or '-'}",
         f"  assignee   {r.assignee or '-'}   comments {r.comment_count}",
     ]
+    if r.contact_data == requests_pb2.CONTACT_DATA_STATE_ERASED:
+        lines.append("  reporter   (erased)")
     if r.reporter.name or r.reporter.phone or r.reporter.email:
         lines.append(
             f"  reporter   {r.reporter.name or '-'}  {r.reporter.phone or '-'}  {r.reporter.email or '-'}"
@@ -445,3 +447,11 @@ def _requests_per_opd(state: TopState, now: float) -> str:
         ((opd, c[0], c[1]) for opd, c in per_opd.items()), key=lambda row: (-row[2], -row[1], row[0])
     )
     return table(["OPD", "OPEN", "OVERDUE"], rows) if rows else "  no open requests"
+
+
+def erasure(request_id: str, reply: Any) -> str:
+    """What EraseContactData did, for the operator."""
+    if not reply.erased:
+        return f"nothing to erase: the contact data of {request_id} was already erased (or never given)"
+    ids = ", ".join(reply.request_ids) or request_id
+    return f"contact data erased for {len(reply.request_ids)} request(s): {ids}"

@@ -418,3 +418,23 @@ class WatchRequestsResponse(_message.Message):
     request: _requests_pb2.ServiceRequest
     snapshot_end: SnapshotEnd
     def __init__(self, request: _Optional[_Union[_requests_pb2.ServiceRequest, _Mapping]] = ..., snapshot_end: _Optional[_Union[SnapshotEnd, _Mapping]] = ...) -> None: ...
+
+class EraseContactDataRequest(_message.Message):
+    __slots__ = ("request_id", "reporter", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REPORTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    reporter: _requests_pb2.Reporter
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., reporter: _Optional[_Union[_requests_pb2.Reporter, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EraseContactDataResponse(_message.Message):
+    __slots__ = ("request_ids", "erased", "erased_time")
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    ERASED_TIME_FIELD_NUMBER: _ClassVar[int]
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    erased: bool
+    erased_time: _timestamp_pb2.Timestamp
+    def __init__(self, request_ids: _Optional[_Iterable[str]] = ..., erased: _Optional[bool] = ..., erased_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

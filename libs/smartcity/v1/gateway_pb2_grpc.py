@@ -883,3 +883,84 @@ class RequestService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class DataProtectionServiceStub:
+    """---------------- Personal data (scope data-protection; admin does not imply it) ----------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.EraseContactData = channel.unary_unary(
+                '/smartcity.v1.DataProtectionService/EraseContactData',
+                request_serializer=smartcity_dot_v1_dot_gateway__pb2.EraseContactDataRequest.SerializeToString,
+                response_deserializer=smartcity_dot_v1_dot_gateway__pb2.EraseContactDataResponse.FromString,
+                _registered_method=True)
+
+
+class DataProtectionServiceServicer:
+    """---------------- Personal data (scope data-protection; admin does not imply it) ----------------
+
+    """
+
+    def EraseContactData(self, request, context):
+        """Erases the contact data of a request and of every request with the same contact: their
+        data key is destroyed, so every copy on every topic becomes unreadable; the requests stay
+        (category, location, status, history, statistics). Recorded on requests.audit.v1.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DataProtectionServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'EraseContactData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseContactData,
+                    request_deserializer=smartcity_dot_v1_dot_gateway__pb2.EraseContactDataRequest.FromString,
+                    response_serializer=smartcity_dot_v1_dot_gateway__pb2.EraseContactDataResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'smartcity.v1.DataProtectionService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('smartcity.v1.DataProtectionService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class DataProtectionService:
+    """---------------- Personal data (scope data-protection; admin does not imply it) ----------------
+
+    """
+
+    @staticmethod
+    def EraseContactData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/smartcity.v1.DataProtectionService/EraseContactData',
+            smartcity_dot_v1_dot_gateway__pb2.EraseContactDataRequest.SerializeToString,
+            smartcity_dot_v1_dot_gateway__pb2.EraseContactDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

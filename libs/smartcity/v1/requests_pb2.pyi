@@ -39,6 +39,21 @@ class ActorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTOR_KIND_COMMAND_CENTER: _ClassVar[ActorKind]
     ACTOR_KIND_SYSTEM: _ClassVar[ActorKind]
 
+class ContactDataState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTACT_DATA_STATE_UNSPECIFIED: _ClassVar[ContactDataState]
+    CONTACT_DATA_STATE_NONE: _ClassVar[ContactDataState]
+    CONTACT_DATA_STATE_AVAILABLE: _ClassVar[ContactDataState]
+    CONTACT_DATA_STATE_ERASED: _ClassVar[ContactDataState]
+
+class AuditAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIT_ACTION_UNSPECIFIED: _ClassVar[AuditAction]
+    AUDIT_ACTION_CONTACT_READ: _ClassVar[AuditAction]
+    AUDIT_ACTION_CONTACT_ERASED: _ClassVar[AuditAction]
+    AUDIT_ACTION_CONTACT_EXPIRED: _ClassVar[AuditAction]
+    AUDIT_ACTION_CONTACT_DISCARDED: _ClassVar[AuditAction]
+
 class RequestEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REQUEST_EVENT_TYPE_UNSPECIFIED: _ClassVar[RequestEventType]
@@ -93,6 +108,15 @@ ACTOR_KIND_CITIZEN: ActorKind
 ACTOR_KIND_OPD_STAFF: ActorKind
 ACTOR_KIND_COMMAND_CENTER: ActorKind
 ACTOR_KIND_SYSTEM: ActorKind
+CONTACT_DATA_STATE_UNSPECIFIED: ContactDataState
+CONTACT_DATA_STATE_NONE: ContactDataState
+CONTACT_DATA_STATE_AVAILABLE: ContactDataState
+CONTACT_DATA_STATE_ERASED: ContactDataState
+AUDIT_ACTION_UNSPECIFIED: AuditAction
+AUDIT_ACTION_CONTACT_READ: AuditAction
+AUDIT_ACTION_CONTACT_ERASED: AuditAction
+AUDIT_ACTION_CONTACT_EXPIRED: AuditAction
+AUDIT_ACTION_CONTACT_DISCARDED: AuditAction
 REQUEST_EVENT_TYPE_UNSPECIFIED: RequestEventType
 REQUEST_EVENT_TYPE_SUBMITTED: RequestEventType
 REQUEST_EVENT_TYPE_ACKNOWLEDGED: RequestEventType
@@ -139,8 +163,64 @@ class Reporter(_message.Message):
     email: str
     def __init__(self, name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ...) -> None: ...
 
+class EncryptedContact(_message.Message):
+    __slots__ = ("subject_id", "data_key_id", "algorithm", "nonce", "ciphertext")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    data_key_id: str
+    algorithm: str
+    nonce: bytes
+    ciphertext: bytes
+    def __init__(self, subject_id: _Optional[str] = ..., data_key_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., nonce: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class DataKeyRecord(_message.Message):
+    __slots__ = ("subject_id", "data_key_id", "kek_id", "algorithm", "nonce", "wrapped_key", "created_time")
+    SUBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEK_ID_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    WRAPPED_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
+    subject_id: str
+    data_key_id: str
+    kek_id: str
+    algorithm: str
+    nonce: bytes
+    wrapped_key: bytes
+    created_time: _timestamp_pb2.Timestamp
+    def __init__(self, subject_id: _Optional[str] = ..., data_key_id: _Optional[str] = ..., kek_id: _Optional[str] = ..., algorithm: _Optional[str] = ..., nonce: _Optional[bytes] = ..., wrapped_key: _Optional[bytes] = ..., created_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("audit_id", "action", "time", "client_id", "opd_code", "request_id", "method", "request_ids", "reason", "correlation_id")
+    AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPD_CODE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    audit_id: str
+    action: AuditAction
+    time: _timestamp_pb2.Timestamp
+    client_id: str
+    opd_code: str
+    request_id: str
+    method: str
+    request_ids: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    correlation_id: str
+    def __init__(self, audit_id: _Optional[str] = ..., action: _Optional[_Union[AuditAction, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_id: _Optional[str] = ..., opd_code: _Optional[str] = ..., request_id: _Optional[str] = ..., method: _Optional[str] = ..., request_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., correlation_id: _Optional[str] = ...) -> None: ...
+
 class SubmitAction(_message.Message):
-    __slots__ = ("idempotency_key", "category", "title", "description", "location", "address", "media_url", "reporter", "priority", "requested_time")
+    __slots__ = ("idempotency_key", "category", "title", "description", "location", "address", "media_url", "reporter", "priority", "requested_time", "encrypted_reporter")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +231,7 @@ class SubmitAction(_message.Message):
     REPORTER_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_REPORTER_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     category: str
     title: str
@@ -161,7 +242,8 @@ class SubmitAction(_message.Message):
     reporter: Reporter
     priority: Priority
     requested_time: _timestamp_pb2.Timestamp
-    def __init__(self, idempotency_key: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., address: _Optional[str] = ..., media_url: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., priority: _Optional[_Union[Priority, str]] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    encrypted_reporter: EncryptedContact
+    def __init__(self, idempotency_key: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., address: _Optional[str] = ..., media_url: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., priority: _Optional[_Union[Priority, str]] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encrypted_reporter: _Optional[_Union[EncryptedContact, _Mapping]] = ...) -> None: ...
 
 class AcknowledgeAction(_message.Message):
     __slots__ = ("note",)
@@ -320,7 +402,7 @@ class HistoryEntry(_message.Message):
     def __init__(self, version: _Optional[int] = ..., type: _Optional[_Union[RequestEventType, str]] = ..., status: _Optional[_Union[RequestStatus, str]] = ..., actor: _Optional[_Union[Actor, _Mapping]] = ..., note: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ServiceRequest(_message.Message):
-    __slots__ = ("request_id", "category", "service_code", "opd_code", "priority", "status", "version", "title", "description", "location", "address", "media_url", "reporter", "assignee", "idempotency_key", "submitted_by_client", "requested_time", "updated_time", "acknowledged_time", "resolved_time", "closed_time", "sla", "history", "comment_count", "possible_duplicate_of")
+    __slots__ = ("request_id", "category", "service_code", "opd_code", "priority", "status", "version", "title", "description", "location", "address", "media_url", "reporter", "assignee", "idempotency_key", "submitted_by_client", "requested_time", "updated_time", "acknowledged_time", "resolved_time", "closed_time", "sla", "history", "comment_count", "possible_duplicate_of", "encrypted_reporter", "contact_data")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     SERVICE_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +428,8 @@ class ServiceRequest(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     COMMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     POSSIBLE_DUPLICATE_OF_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_REPORTER_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_DATA_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     category: str
     service_code: str
@@ -371,7 +455,9 @@ class ServiceRequest(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
     comment_count: int
     possible_duplicate_of: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., category: _Optional[str] = ..., service_code: _Optional[str] = ..., opd_code: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., status: _Optional[_Union[RequestStatus, str]] = ..., version: _Optional[int] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., address: _Optional[str] = ..., media_url: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., assignee: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., submitted_by_client: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sla: _Optional[_Union[SlaStatus, _Mapping]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., comment_count: _Optional[int] = ..., possible_duplicate_of: _Optional[_Iterable[str]] = ...) -> None: ...
+    encrypted_reporter: EncryptedContact
+    contact_data: ContactDataState
+    def __init__(self, request_id: _Optional[str] = ..., category: _Optional[str] = ..., service_code: _Optional[str] = ..., opd_code: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., status: _Optional[_Union[RequestStatus, str]] = ..., version: _Optional[int] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., address: _Optional[str] = ..., media_url: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., assignee: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., submitted_by_client: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sla: _Optional[_Union[SlaStatus, _Mapping]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., comment_count: _Optional[int] = ..., possible_duplicate_of: _Optional[_Iterable[str]] = ..., encrypted_reporter: _Optional[_Union[EncryptedContact, _Mapping]] = ..., contact_data: _Optional[_Union[ContactDataState, str]] = ...) -> None: ...
 
 class RequestStats(_message.Message):
     __slots__ = ("scope", "key", "open", "overdue", "submitted_today", "resolved_today", "sla_breaches_today", "median_time_to_acknowledge", "p90_time_to_acknowledge", "median_time_to_resolve", "p90_time_to_resolve", "total", "updated_time")

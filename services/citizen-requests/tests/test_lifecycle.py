@@ -357,3 +357,17 @@ def test_a_submit_for_an_existing_id_with_another_key_is_rejected(config: Reques
 
 def test_to_timestamp_round_trips_due_times() -> None:
     assert from_timestamp(to_timestamp(T0 + 0.25)) == T0 + 0.25
+
+
+def test_the_contact_envelope_is_carried_untouched_and_plaintext_is_never_kept(
+        config: RequestsConfig) -> None:
+    sealed = pb.EncryptedContact(subject_id="subj-1", data_key_id="dk-1", algorithm="AES-256-GCM",
+                                 nonce=b"n" * 12, ciphertext=b"opaque")
+    submit = new_submit(encrypted_reporter=sealed)
+    submit.submit.reporter.CopyFrom(pb.Reporter(name="Siti", phone="0812"))  # not from the gateway
+    outcome = handle_command(None, submit, config)
+    assert outcome.request is not None and outcome.request.encrypted_reporter == sealed
+    assert not outcome.request.HasField("reporter")
+    assert outcome.events[0].request.encrypted_reporter == sealed
+    acked = handle_command(outcome.request, command(outcome.request, "acknowledge", T0 + 60), config)
+    assert acked.request is not None and acked.request.encrypted_reporter == sealed

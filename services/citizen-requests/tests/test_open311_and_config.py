@@ -20,10 +20,10 @@ def test_open311_fields_of_a_request() -> None:
     reporter = pb.Reporter(name="Siti Aminah", phone="081234567890", email="siti@example.id")
     cmd = submit_command(client_id="gw", idempotency_key="k", category="street_lights", issued_at=T0,
                          description="Lampu PJU mati", latitude=-7.39, longitude=109.36,
-                         address="Jl. Jend. Sudirman", media_url="https://img.example/1.jpg",
-                         reporter=reporter)
+                         address="Jl. Jend. Sudirman", media_url="https://img.example/1.jpg")
     request = ledger.command(cmd).state
     assert request is not None
+    request.reporter.CopyFrom(reporter)  # as the gateway opens it for the routed OPD
     view = to_open311(request)
     assert view == {
         "service_request_id": request.request_id, "status": "open", "status_notes": "routed to DISHUB",

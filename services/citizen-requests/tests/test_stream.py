@@ -21,6 +21,8 @@ from citizen_requests.core.ledger import Ledger
 from citizen_requests.core.stats import StatsBook
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import from_timestamp
+from smartcity.ids import request_id_for
+from smartcity.personal_data.envelope import new_data_key, seal_contact
 from smartcity.testing import ServiceProcess, consume, consume_all, free_port
 from smartcity.v1 import requests_pb2 as pb
 
@@ -110,8 +112,15 @@ def report(key: str, category: str, at: float, index: int, **kw: Any) -> pb.Requ
     # ~220 m apart, so only the duplicates a test means to make are flagged.
     return submit_command(client_id="test-citizens", idempotency_key=key, category=category,
                           description=f"Laporan {key}", issued_at=at, latitude=CENTER[0] + 0.002 * index,
-                          longitude=CENTER[1], reporter=pb.Reporter(name="Warga Uji", phone="0812000000"),
-                          **kw)
+                          longitude=CENTER[1], encrypted_reporter=sealed_contact(key, at), **kw)
+
+
+def sealed_contact(request_key: str, at: float) -> pb.EncryptedContact:
+    """An envelope as the gateway makes it (its key is thrown away: the service never opens it)."""
+    request_id = request_id_for("test-citizens", request_key)
+    sealed: pb.EncryptedContact = seal_contact(pb.Reporter(name="Warga Uji", phone="0812000000"),
+                                               f"subj-{at}", "dk-1", new_data_key(), request_id)
+    return sealed
 
 
 def lifecycle(sub: pb.RequestCommand, at: float, steps: Sequence[str]) -> list[pb.RequestCommand]:
@@ -175,6 +184,11 @@ async def test_command_stream_gives_the_expected_events_states_and_stats(
     states = latest_by_key(await consume_all(kafka_bootstrap, topic_prefix + STATE), pb.ServiceRequest)
     assert states == expected
     assert states[late.request_id].sla.acknowledge_breached
+    # The contact envelopes ride through untouched: the service never opens them.
+    sealed = {c.request_id: c.submit.encrypted_reporter for c in commands if c.HasField("submit")}
+    assert len(sealed) == len(plans) + 1 and all(states[r].encrypted_reporter == e for r, e in sealed.items())
+    assert all(e.request.encrypted_reporter == sealed[e.request_id] for e in events if e.request_id in sealed)
+    assert not any(s.HasField("reporter") for s in states.values())
     want_stats = expected_stats(expected.values())
     assert want_stats["category:roads"].open == 2 and want_stats["opd:BPBD"].sla_breaches_today == 1
     stats = await read_until(kafka_bootstrap, topic_prefix + STATS, pb.RequestStats,

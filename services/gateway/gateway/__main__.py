@@ -7,10 +7,17 @@ import sys
 
 from gateway.adapters.server import serve
 from gateway.config import GatewayConfig
+from smartcity.settings import SettingsError
 
 
 def main() -> None:
-    sys.exit(asyncio.run(serve(GatewayConfig.from_env())))
+    try:
+        config = GatewayConfig.from_env()
+    except SettingsError as exc:
+        # A setting or secret that cannot work (e.g. no KEK keyring): say which, and stop.
+        print(f"gateway: cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(asyncio.run(serve(config)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@
     GATEWAY_MAX_EVENTS_PER_REQUEST  audit events kept in memory per request (1000)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9104; 0 = off)
-plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...).
+plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...) and the
+personal-data ones (PERSONAL_DATA_KEYRING, PERSONAL_DATA_SUBJECT_SALT_FILE, ...: see
+smartcity.personal_data.config and docs/personal-data.md): without a usable KEK keyring and
+subject salt the gateway does not start.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from gateway.core.api import ApiLimits
 from gateway.core.views import Views
+from smartcity.personal_data.config import PersonalDataSettings
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 
 SERVICE_NAME = "gateway"
@@ -42,6 +46,7 @@ class GatewayConfig:
     reads) in `ApiLimits` and `Views`, which the core's unit tests build without a config."""
 
     platform: PlatformSettings
+    personal_data: PersonalDataSettings
     address: str = "127.0.0.1:50051"
     tokens_file: Path = DEV_TOKENS_FILE
     tls_cert_file: str = ""
@@ -78,6 +83,7 @@ class GatewayConfig:
         defaults = {f.name: f.default for f in fields(cls)}
         config = cls(
             platform=PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT),
+            personal_data=PersonalDataSettings.from_env(),
             # Unset or empty: the development tokens.
             tokens_file=Path(env_str("GATEWAY_TOKENS_FILE", "") or DEV_TOKENS_FILE),
             **{name: _read(variable, defaults[name]) for name, variable in ENV_VARIABLES.items()},
@@ -103,6 +109,9 @@ class GatewayConfig:
                 raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
         if self.snapshot_interval_s < self.snapshot_min_interval_s:
             raise SettingsError("GATEWAY_SNAPSHOT_INTERVAL_S is below GATEWAY_SNAPSHOT_MIN_INTERVAL_S")
+        # The secrets are read now, so a missing or malformed one stops the process at once.
+        self.personal_data.keyring()
+        self.personal_data.hasher()
 
 
 # Each setting's variable, written once (GATEWAY_TOKENS_FILE is read apart: empty means the

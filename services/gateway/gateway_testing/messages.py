@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from smartcity.codec import to_timestamp
+from smartcity.personal_data.config import ACTIVE_KEK_VAR, KEYRING_VAR, SALT_VAR, PersonalDataSettings
+from smartcity.personal_data.keystore import DataKeyStore
+from smartcity.personal_data.keytopic import DataKeyTopic
+from smartcity.personal_data.local import write_local_secrets
+from smartcity.personal_data.vault import ContactVault
+from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
 from smartcity.v1 import camera_pb2, common_pb2, gateway_pb2, requests_pb2, wifi_pb2
 
@@ -166,3 +173,22 @@ def submit_request(category: str = "permits", **fields: Any) -> Any:
 async def produce(producer: AIOKafkaProducer, prefix: str, name: str, key: str, message: Any) -> None:
     value = message.SerializeToString() if message is not None else None
     await producer.send_and_wait(topic(prefix, name), key=key.encode(), value=value)
+
+
+async def seal_as_the_gateway(bootstrap: str, prefix: str, logs: Path, reporter: Any,
+                              request_id: str) -> Any:
+    """The EncryptedContact a gateway started by `make_starter(..., logs, ...)` would make: the
+    data key goes on the prefix's key topic under that gateway's keyring (give its follower a
+    moment before the request that carries the envelope)."""
+    secrets = write_local_secrets(logs / "personal-data")
+    settings = PersonalDataSettings(Path(secrets[KEYRING_VAR]), secrets[ACTIVE_KEK_VAR],
+                                    Path(secrets[SALT_VAR]))
+    keys = DataKeyTopic(PlatformSettings("gateway-test", kafka_bootstrap=bootstrap, topic_prefix=prefix),
+                        DataKeyStore(settings.keyring()))
+    await keys.start(timeout_s=30)
+    try:
+        sealed = await ContactVault(keys, settings.hasher()).seal(reporter, request_id)
+    finally:
+        await keys.stop()
+    assert sealed is not None
+    return sealed.contact

@@ -18,6 +18,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.core.auth import hash_token
+from smartcity.personal_data.local import write_local_secrets
 from smartcity.testing import ServiceProcess, free_port
 from smartcity.v1 import gateway_pb2_grpc
 
@@ -47,6 +48,7 @@ TEST_TOKENS: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {
     "t-portal": ("citizen-portal", "", ["requests:read", "requests:write"], {"actor_kind": "citizen"}),
     "t-devices": ("devices-dashboard", "", ["devices:read"], {}),
     "t-admin": ("admin", "", ["admin"], {"actor_kind": "system"}),
+    "t-dpo": ("dpo", "", ["data-protection"], {"actor_kind": "command_center"}),
     "t-none": ("nobody", "", [], {}),
     "t-slow": ("slow-client", "", ["devices:read"], {"rate_limit_rps": 0.5, "rate_limit_burst": 3}),
 }
@@ -128,6 +130,9 @@ def make_starter(bootstrap: str, logs: Path, started: list[ServiceProcess]) -> G
                 "METRICS_PORT": str(metrics_port),
                 "GATEWAY_SHUTDOWN_GRACE_S": "5",
             }
+            # The KEK keyring and subject salt, made once per log folder (so restarts read
+            # what earlier gateways wrote).
+            | write_local_secrets(logs / "personal-data")
             | ({"GATEWAY_TOKENS_FILE": str(tokens_file)} if tokens_file else {})
             | env
         )
@@ -152,6 +157,7 @@ class Stubs:
         self.devices = gateway_pb2_grpc.DeviceServiceStub(channel)
         self.overview = gateway_pb2_grpc.OverviewServiceStub(channel)
         self.requests = gateway_pb2_grpc.RequestServiceStub(channel)
+        self.protection = gateway_pb2_grpc.DataProtectionServiceStub(channel)
         self.health = health_pb2_grpc.HealthStub(channel)
 
 

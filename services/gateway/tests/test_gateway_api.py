@@ -12,10 +12,15 @@ import pytest
 from gateway.core.api import Api, ApiLimits
 from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
 from gateway.core.command_bus import CommandBus
+from gateway.core.contacts import ContactGate
 from gateway.core.errors import ApiError, ErrorKind
 from gateway.core.fanout import Hub
 from gateway.core.views import Views
 from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
+from smartcity.personal_data.keystore import record_key
+from smartcity.personal_data.local import InMemoryKeys, random_keyring
+from smartcity.personal_data.subjects import SubjectHasher
+from smartcity.personal_data.vault import ContactVault
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2
@@ -30,9 +35,26 @@ ADMIN_P = Principal("admin", "", frozenset({ADMIN}), "system")
 NOBODY = Principal("nobody", "", frozenset())
 
 
+# What the audit topic would have received, per Api (make_api).
+TRAILS: dict[int, list[Any]] = {}
+SIT = RS.Reporter(name="Siti", phone="+62 812 0000", email="siti@example.id")
+
+
+def contact_gate() -> tuple[ContactGate, list[Any]]:
+    """The contact gate over an in-memory key topic, and the list its audit events go to."""
+    trail: list[Any] = []
+
+    async def record(events: Any) -> None:
+        trail.extend(events)
+
+    vault = ContactVault(InMemoryKeys(random_keyring()), SubjectHasher(b"test-salt-of-enough-length"))
+    return ContactGate(vault, record), trail
+
+
 def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
     fake = FakeRequestsService("unused", "unused")
     views = Views()
+    gate, trail = contact_gate()
 
     async def send(request_id: str, command: Any) -> None:
         events, _ = fake.decide(command)
@@ -50,10 +72,25 @@ def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
         bus,
         Hub(capacity=10),
         Hub(capacity=10),
+        gate,
         ApiLimits(command_timeout_s=1.0, max_streams_per_client=2),
     )
     api.ready = True
+    TRAILS[id(api)] = trail
     return api, fake
+
+
+def sealed_request(api: Api, request_id: str, **fields: Any) -> Any:
+    """A request as citizen-requests writes it: the reporter sealed by this Api's vault."""
+    request = service_request(request_id, reporter=False, **fields)
+    vault = api.contacts.vault
+    subject = vault.subject_of(SIT)
+    assert subject is not None
+    if subject not in vault.store:  # what keytopic.ensure_key does, without awaiting
+        key = vault.store.new_key(subject)
+        vault.store.apply(record_key(subject, key.data_key_id), key)
+    request.encrypted_reporter.CopyFrom(vault.store.seal(SIT, subject, request_id))
+    return request
 
 
 def settled(value: Any) -> Any:
@@ -74,9 +111,9 @@ def error_of(call: Callable[[], object]) -> ApiError:
 
 
 def seed_requests(api: Api) -> None:
-    api.views.apply_request(service_request("r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"))
+    api.views.apply_request(sealed_request(api, "r-dpm", opd_code="DPMPTSP", submitted_by="citizen-portal"))
     api.views.apply_request(
-        service_request("r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app")
+        sealed_request(api, "r-bpbd", opd_code="BPBD", category="emergency", submitted_by="bpbd-app")
     )
 
 
@@ -164,7 +201,13 @@ def test_opd_sees_its_requests_with_reporter_others_without() -> None:
     assert err.kind is ErrorKind.PERMISSION_DENIED and "BPBD" in err.message
     assert error_of(lambda: get(PORTAL, "r-bpbd")).kind is ErrorKind.PERMISSION_DENIED
     assert error_of(lambda: get(DPMPTSP, "r-missing")).kind is ErrorKind.NOT_FOUND
-    assert api.views.requests["r-dpm"].reporter.phone  # the view itself is never redacted
+    # The view holds the envelope only; every reveal is on the audit trail, nothing else is.
+    assert not api.views.requests["r-dpm"].HasField("reporter")
+    assert api.views.requests["r-dpm"].encrypted_reporter.ciphertext
+    trail = TRAILS[id(api)]
+    assert [(e.client_id, e.request_id, e.method) for e in trail] == [
+        ("dpmptsp-app", "r-dpm", "GetRequest"), ("bpbd-app", "r-bpbd", "GetRequest")]
+    assert all(e.action == RS.AUDIT_ACTION_CONTACT_READ for e in trail)
 
 
 def test_listing_shows_only_visible_requests() -> None:
@@ -172,7 +215,8 @@ def test_listing_shows_only_visible_requests() -> None:
     seed_requests(api)
 
     def ids(p: Principal, **kw: Any) -> list[str]:
-        return [r.request_id for r in api.list_requests(p, gateway_pb2.ListRequestsRequest(**kw)).requests]
+        listed = settled(api.list_requests(p, gateway_pb2.ListRequestsRequest(**kw)))
+        return [r.request_id for r in listed.requests]
 
     assert ids(DPMPTSP) == ["r-dpm"]
     assert ids(BPBD) == ["r-bpbd"]
@@ -181,10 +225,9 @@ def test_listing_shows_only_visible_requests() -> None:
     assert ids(PORTAL) == ["r-dpm"]
     err = error_of(lambda: ids(DPMPTSP, opd_code="BPBD"))
     assert err.kind is ErrorKind.PERMISSION_DENIED and "requests:read:all" in err.message
-    assert all(
-        not r.HasField("reporter")
-        for r in api.list_requests(CENTER, gateway_pb2.ListRequestsRequest()).requests
-    )
+    everything = settled(api.list_requests(CENTER, gateway_pb2.ListRequestsRequest())).requests
+    assert all(not r.HasField("reporter") and r.contact_data == RS.CONTACT_DATA_STATE_AVAILABLE
+               for r in everything)
 
 
 async def test_submit_then_transitions_then_comment() -> None:
@@ -222,9 +265,9 @@ async def test_submit_then_transitions_then_comment() -> None:
         CENTER, gateway_pb2.CommentOnRequestRequest(request_id=request_id, text="cek lokasi"), None
     )
     assert commented.request.comment_count == 1 and not commented.request.HasField("reporter")
-    events = api.list_request_events(
+    events = (await api.list_request_events(
         DPMPTSP, gateway_pb2.ListRequestEventsRequest(request_id=request_id)
-    ).events
+    )).events
     assert [e.type for e in events] == [
         RS.REQUEST_EVENT_TYPE_SUBMITTED,
         RS.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED,
@@ -234,7 +277,8 @@ async def test_submit_then_transitions_then_comment() -> None:
         RS.REQUEST_EVENT_TYPE_COMMENTED,
     ]
     assert events[0].request.reporter.phone == "0812345"
-    center_view = api.list_request_events(CENTER, gateway_pb2.ListRequestEventsRequest(request_id=request_id))
+    center_view = await api.list_request_events(
+        CENTER, gateway_pb2.ListRequestEventsRequest(request_id=request_id))
     assert not any(e.request.HasField("reporter") for e in center_view.events)
 
 
@@ -268,9 +312,9 @@ async def test_watch_requests_snapshot_then_live_changes_visible_to_the_caller()
     assert first.request.request_id == "r-dpm" and first.request.reporter.phone
     assert (await anext(stream)).HasField("snapshot_end")
     api.request_hub.publish(service_request("r-bpbd-2", opd_code="BPBD"))  # not visible to DPMPTSP
-    api.request_hub.publish(service_request("r-dpm-2", opd_code="DPMPTSP"))
+    api.request_hub.publish(sealed_request(api, "r-dpm-2", opd_code="DPMPTSP"))
     nxt = await asyncio.wait_for(anext(stream), 1)
-    assert nxt.request.request_id == "r-dpm-2"
+    assert nxt.request.request_id == "r-dpm-2" and nxt.request.reporter == SIT
     await stream.aclose()
     assert len(api.request_hub) == 0
 
@@ -353,3 +397,51 @@ async def test_an_unknown_request_is_looked_for_up_to_now_before_not_found() -> 
     err = await _error(api.comment_on_request(
         DPMPTSP, gateway_pb2.CommentOnRequestRequest(request_id="r-none", text="x"), None))
     assert err.kind is ErrorKind.NOT_FOUND and budgets == [1.5, api.limits.catch_up_s]
+
+
+DPO = Principal("dpo", "", frozenset({"data-protection"}), "command_center")
+
+
+async def test_erasure_needs_its_own_scope_and_leaves_the_request() -> None:
+    api, _ = make_api()
+    seed_requests(api)
+    erase = gateway_pb2.EraseContactDataRequest(request_id="r-dpm", reason="surat 12/2026")
+    for who in (ADMIN_P, CENTER, DPMPTSP):  # admin does not imply data-protection
+        assert (await _error(api.erase_contact_data(who, erase))).kind is ErrorKind.PERMISSION_DENIED
+    assert (await _error(api.erase_contact_data(DPO, gateway_pb2.EraseContactDataRequest(request_id="r-dpm")))
+            ).kind is ErrorKind.INVALID_ARGUMENT  # no reason
+    done = await api.erase_contact_data(DPO, erase)
+    # Both seeded requests have the same reporter: one subject, both erased.
+    assert done.erased and sorted(done.request_ids) == ["r-bpbd", "r-dpm"]
+    again = await api.erase_contact_data(DPO, erase)
+    assert not again.erased and sorted(again.request_ids) == ["r-bpbd", "r-dpm"]
+    shown = (await api.get_request(DPMPTSP, gateway_pb2.GetRequestRequest(request_id="r-dpm"))).request
+    assert not shown.HasField("reporter") and shown.contact_data == RS.CONTACT_DATA_STATE_ERASED
+    assert shown.title == "title of r-dpm"
+    trail = [e for e in TRAILS[id(api)] if e.action == RS.AUDIT_ACTION_CONTACT_ERASED]
+    assert sorted(e.request_id for e in trail) == ["r-bpbd", "r-dpm"]
+    assert all(e.client_id == "dpo" and e.reason == "surat 12/2026" for e in trail)
+    by_contact = gateway_pb2.EraseContactDataRequest(reporter=RS.Reporter(phone="0812 0000"), reason="x")
+    assert not (await api.erase_contact_data(DPO, by_contact)).erased  # the same subject, already gone
+    missing = gateway_pb2.EraseContactDataRequest(request_id="r-nope", reason="x")
+    assert (await _error(api.erase_contact_data(DPO, missing))).kind is ErrorKind.NOT_FOUND
+
+
+async def test_a_submit_is_sealed_and_a_rejected_one_keeps_no_contact() -> None:
+    api, _ = make_api()
+    sent: list[Any] = []
+    original = api.bus._send
+
+    async def spy(request_id: str, command: Any) -> None:
+        sent.append(command)
+        await original(request_id, command)
+
+    api.bus._send = spy
+    bad = gateway_pb2.SubmitRequestRequest(idempotency_key="idem-0009", category="parking", title="t",
+                                           description="d", reporter=RS.Reporter(phone="0813 5555"))
+    assert (await _error(api.submit_request(PORTAL, bad, None))).kind is ErrorKind.INVALID_ARGUMENT
+    command = sent[-1]
+    assert not command.submit.HasField("reporter") and command.submit.encrypted_reporter.ciphertext
+    assert b"5555" not in command.SerializeToString()
+    assert not api.contacts.vault.store.readable(command.submit.encrypted_reporter)  # discarded
+    assert [e.action for e in TRAILS[id(api)]] == [RS.AUDIT_ACTION_CONTACT_DISCARDED]

@@ -9,6 +9,7 @@ import pytest
 from gateway.config import DEV_TOKENS_FILE
 from gateway.core.auth import (
     ADMIN,
+    DATA_PROTECTION,
     DEVICES_READ,
     REQUESTS_READ,
     REQUESTS_READ_ALL,
@@ -110,16 +111,20 @@ def test_dev_tokens_file_has_the_documented_clients() -> None:
         "dev-dinkominfo": ("DINKOMINFO", DEVICES_READ),
         "dev-command-center": ("COMMAND_CENTER", REQUESTS_READ_ALL),
         "dev-admin": ("", ADMIN),
+        "dev-data-protection": ("", DATA_PROTECTION),
     }
     for token, (opd, scope) in expected.items():
         caller = tokens.authenticate(f"Bearer {token}")
         assert caller.opd_code == opd and caller.has(scope), token
     assert not tokens.authenticate("Bearer dev-command-center").has(ADMIN)
+    dpo = tokens.authenticate("Bearer dev-data-protection")
+    assert dpo.effective_scopes == {DATA_PROTECTION}  # erasure and nothing else
 
 
 def test_scopes_imply_their_narrower_scopes() -> None:
     assert CENTER.has(REQUESTS_READ) and not CENTER.has(DEVICES_READ)
     assert all(ADMIN_P.has(s) for s in (DEVICES_READ, REQUESTS_READ, REQUESTS_WRITE, REQUESTS_READ_ALL))
+    assert not ADMIN_P.has(DATA_PROTECTION)  # erasing citizens' data is given on purpose, never implied
     with pytest.raises(ApiError) as err:
         DEVICES_ONLY.require(REQUESTS_READ, "GetRequest")
     assert err.value.kind is ErrorKind.PERMISSION_DENIED

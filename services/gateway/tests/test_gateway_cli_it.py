@@ -134,6 +134,15 @@ async def test_request_workflow(gw: GatewayProcess) -> None:
     assert code == 0 and "+62 811 1" not in out and "Pohon tumbang" in out
     code, out, _ = await smartcity(gw, "--json", "requests", "--opd", "BPBD", "--open")
     assert code == 0 and rid in [r["request_id"] for r in json.loads(out)]
+    # Erasure: the data protection officer's token only, not the admin's.
+    code, _, err = await smartcity(gw, "erase-contact", rid, "--reason", "uji", token="dev-admin")
+    assert code == 1 and "PERMISSION_DENIED" in err and "data-protection" in err
+    code, out, _ = await smartcity(gw, "erase-contact", rid, "--reason", "uji", token="dev-data-protection")
+    assert code == 0 and out.strip() == f"contact data erased for 1 request(s): {rid}"
+    code, out, _ = await smartcity(gw, "erase-contact", rid, "--reason", "uji", token="dev-data-protection")
+    assert code == 0 and out.startswith("nothing to erase")
+    code, out, _ = await smartcity(gw, "request", rid, token="dev-bpbd")
+    assert code == 0 and "+62 811 1" not in out and "reporter   (erased)" in out
 
 
 async def test_watch_prints_live_changes(

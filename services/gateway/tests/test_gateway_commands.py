@@ -28,7 +28,7 @@ def test_new_command_carries_actor_client_and_unique_ids() -> None:
     assert one.command_id != two.command_id and one.correlation_id != two.correlation_id
 
 
-def test_submit_action_copies_the_request() -> None:
+def test_submit_action_copies_the_request_but_never_the_reporter_in_clear() -> None:
     req = gateway_pb2.SubmitRequestRequest(
         idempotency_key="k-000001",
         category="roads",
@@ -38,7 +38,8 @@ def test_submit_action_copies_the_request() -> None:
         reporter=requests_pb2.Reporter(name="n"),
     )
     action = submit_action(req, 50.0)
-    assert (action.category, action.location.latitude, action.reporter.name) == ("roads", 1, "n")
+    assert (action.category, action.location.latitude) == ("roads", 1)
+    assert not action.HasField("reporter")  # the API seals it into encrypted_reporter
     assert action.requested_time.seconds == 50
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from gateway_testing import (
     CRITICAL,
     OK,
     PROBLEM,
+    RS,
     GatewayProcess,
     Stubs,
     ap,
@@ -22,6 +24,7 @@ from gateway_testing import (
     produce,
     reason,
     rpc_error,
+    seal_as_the_gateway,
     service_request,
     topic,
 )
@@ -73,8 +76,13 @@ async def test_device_health_change_reaches_a_watcher_within_a_second(
 
 
 async def test_new_request_reaches_its_opd_within_a_second_and_no_one_else(
-    stubs: Stubs, producer: AIOKafkaProducer, module_prefix: str
+    stubs: Stubs, producer: AIOKafkaProducer, module_prefix: str, kafka_bootstrap: str, module_logs: Path
 ) -> None:
+    reporter = RS.Reporter(name="Siti", phone="+62 812 0000")
+    routed = service_request("r-w-dpm", reporter=False)
+    routed.encrypted_reporter.CopyFrom(
+        await seal_as_the_gateway(kafka_bootstrap, module_prefix, module_logs, reporter, "r-w-dpm"))
+    await asyncio.sleep(1.0)  # the gateway's key follower takes the new data key
     dpm = stubs.requests.WatchRequests(
         gateway_pb2.WatchRequestsRequest(send_snapshot=True), metadata=auth("t-dpmptsp")
     )
@@ -87,12 +95,10 @@ async def test_new_request_reaches_its_opd_within_a_second_and_no_one_else(
         producer, module_prefix, "requests.state.v1", "r-w-bpbd", service_request("r-w-bpbd", opd_code="BPBD")
     )
     start = time.perf_counter()
-    await produce(producer, module_prefix, "requests.state.v1", "r-w-dpm", service_request("r-w-dpm"))
+    await produce(producer, module_prefix, "requests.state.v1", "r-w-dpm", routed)
     reply = await asyncio.wait_for(dpm.read(), timeout=10)
     delay = time.perf_counter() - start
-    assert (
-        reply.request.request_id == "r-w-dpm" and reply.request.reporter.phone
-    )  # its own OPD: reporter shown
+    assert reply.request.request_id == "r-w-dpm" and reply.request.reporter == reporter  # its own OPD
     assert delay < 1.0
     assert (await asyncio.wait_for(bpbd.read(), timeout=10)).request.request_id == "r-w-bpbd"
     cc = stubs.requests.WatchRequests(

@@ -6,7 +6,6 @@ import asyncio
 import os
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,20 +15,12 @@ import pytest_asyncio
 
 from gateway_testing import GatewayProcess, Stubs, auth, rpc_error, submit_request
 from smartcity.ids import request_id_for
-from smartcity.testing import ServiceProcess, free_port
+from smartcity.testing import ServiceProcess, free_port, ready
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 A = gateway_pb2
 RS = requests_pb2
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -52,7 +43,7 @@ async def gw(
         process: GatewayProcess = module_starter(module_prefix, tokens_file)
         await process.wait_serving()
         deadline = time.monotonic() + 90
-        while not await asyncio.to_thread(_ready, port):
+        while not await asyncio.to_thread(ready, port):
             assert worker.running and time.monotonic() < deadline, worker.log_tail()
             await asyncio.sleep(0.5)
         yield process

@@ -109,7 +109,7 @@ def summary_of(request: pb.ServiceRequest) -> pb.ServiceRequest:
     """The request without what aggregation does not need: no personal data, texts or history."""
     summary = pb.ServiceRequest()
     summary.CopyFrom(request)
-    for name in ("reporter", "history", "description", "title", "media_url", "address"):
+    for name in ("reporter", "encrypted_reporter", "history", "description", "title", "media_url", "address"):
         summary.ClearField(name)
     return summary
 

@@ -326,7 +326,7 @@ def _new_request(command: pb.RequestCommand, config: RequestsConfig) -> pb.Servi
         request_id=command.request_id, category=submit.category, service_code=submit.category,
         opd_code=config.opd_for(submit.category), priority=priority, status=pb.REQUEST_STATUS_SUBMITTED,
         version=1, title=submit.title.strip(), description=submit.description.strip(),
-        address=submit.address.strip(), media_url=submit.media_url, reporter=submit.reporter,
+        address=submit.address.strip(), media_url=submit.media_url,
         idempotency_key=submit.idempotency_key, submitted_by_client=command.client_id,
         requested_time=requested, updated_time=command.issued_time,
         sla=pb.SlaStatus(acknowledge_due=to_timestamp(start + rule.acknowledge_s),
@@ -334,6 +334,10 @@ def _new_request(command: pb.RequestCommand, config: RequestsConfig) -> pb.Servi
     )
     if submit.HasField("location"):
         request.location.CopyFrom(submit.location)
+    # Contact details travel encrypted (docs/personal-data.md): the envelope is carried as it
+    # came; a plaintext reporter (from a producer that is not the gateway) is never kept.
+    if submit.HasField("encrypted_reporter"):
+        request.encrypted_reporter.CopyFrom(submit.encrypted_reporter)
     return request
 
 

@@ -31,11 +31,6 @@ STREETS = ("Jl. Jenderal Sudirman", "Jl. Ahmad Yani", "Jl. Mayjen Sungkono", "Jl
            "Jl. Komisaris Notosumarsono", "Jl. Kapten Piere Tendean", "Jl. MT Haryono",
            "Jl. Jenderal Soedirman Timur", "Jl. Raya Bojongsari", "Jl. Raya Kalimanah")
 
-FIRST_NAMES = ("Siti", "Budi", "Agus", "Dewi", "Slamet", "Sri", "Eko", "Rina", "Joko", "Wati",
-               "Bambang", "Yuni", "Teguh", "Lestari", "Hadi", "Ani")
-LAST_NAMES = ("Rahayu", "Santoso", "Wibowo", "Lestari", "Susanto", "Purnomo", "Handayani",
-              "Setiawan", "Nugroho", "Kurniawan", "Wulandari", "Saputra")
-
 DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "permits": ("Mohon informasi status izin usaha (NIB) yang diajukan bulan lalu.",
                 "Pengajuan PBG untuk renovasi rumah belum ada kabar.",
@@ -97,7 +92,8 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 @dataclass(frozen=True)
 class Report:
-    """What a citizen submits (the reporter's details are personal data: never logged)."""
+    """What a citizen submits. No contact details: those reach Kafka only encrypted by the
+    gateway, and the simulator writes its commands directly."""
 
     category: str
     title: str
@@ -105,8 +101,6 @@ class Report:
     latitude: float
     longitude: float
     address: str
-    reporter_name: str
-    reporter_phone: str
 
 
 def _near(rng: random.Random, site: Site, radius_m: float) -> tuple[float, float]:
@@ -119,13 +113,11 @@ def make_report(rng: random.Random, category: str, site: Site | None = None,
                 radius_m: float = 400.0, descriptions: tuple[str, ...] | None = None) -> Report:
     site = site or rng.choice(SITES)
     lat, lon = _near(rng, site, radius_m)
-    name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
     return Report(
         category=category, title=f"{category.replace('_', ' ').title()} di sekitar {site.name}",
         description=rng.choice(descriptions or DESCRIPTIONS.get(category, DESCRIPTIONS["other"])),
         latitude=lat, longitude=lon,
         address=f"{rng.choice(STREETS)} No. {rng.randint(1, 200)}, dekat {site.name}, Purbalingga",
-        reporter_name=name, reporter_phone=f"08{rng.randint(1_000_000_000, 9_999_999_999)}",
     )
 
 

@@ -25,7 +25,8 @@ def actor(kind: pb.ActorKind, actor_id: str, opd_code: str = "") -> pb.Actor:
 def submit_command(*, client_id: str, idempotency_key: str, category: str, description: str,
                    issued_at: float, latitude: float | None = None, longitude: float | None = None,
                    address: str = "", title: str = "", media_url: str = "",
-                   reporter: pb.Reporter | None = None, priority: pb.Priority = pb.PRIORITY_UNSPECIFIED,
+                   encrypted_reporter: pb.EncryptedContact | None = None,
+                   priority: pb.Priority = pb.PRIORITY_UNSPECIFIED,
                    requested_at: float | None = None, by: pb.Actor | None = None,
                    command_id: str | None = None, correlation_id: str | None = None) -> pb.RequestCommand:
     """A submit; the request id is derived from (client_id, idempotency_key) like the gateway does."""
@@ -34,8 +35,8 @@ def submit_command(*, client_id: str, idempotency_key: str, category: str, descr
                              priority=priority, requested_time=to_timestamp(requested_at or issued_at))
     if latitude is not None and longitude is not None:
         submit.location.CopyFrom(common_pb2.GeoPoint(latitude=latitude, longitude=longitude))
-    if reporter is not None:
-        submit.reporter.CopyFrom(reporter)
+    if encrypted_reporter is not None:
+        submit.encrypted_reporter.CopyFrom(encrypted_reporter)
     return pb.RequestCommand(
         command_id=command_id or new_id("cmd"), request_id=request_id_for(client_id, idempotency_key),
         correlation_id=correlation_id or new_id("corr"), actor=by or actor(CITIZEN, client_id),

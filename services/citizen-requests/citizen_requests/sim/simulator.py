@@ -181,7 +181,6 @@ class CitizensSimulator:
             client_id=CITIZENS, idempotency_key=uuid.uuid4().hex, category=report.category,
             description=report.description, title=report.title, issued_at=now,
             latitude=report.latitude, longitude=report.longitude, address=report.address,
-            reporter=pb.Reporter(name=report.reporter_name, phone=report.reporter_phone),
         )
         opd = self.config.opd_for(report.category)
         priority = self.config.default_priority(report.category)

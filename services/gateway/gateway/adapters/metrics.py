@@ -32,6 +32,17 @@ COMMANDS = Counter(
     "smartcity_gateway_commands_total", "Commands sent, by action and outcome", ["action", "outcome"]
 )
 COMMANDS_WAITING = Gauge("smartcity_gateway_commands_waiting", "Commands waiting for their outcome")
+CONTACT_READS = Counter(
+    "smartcity_gateway_contact_reads_total",
+    "Requests whose contact data an answer carried in clear (each on requests.audit.v1), by client and RPC",
+    ["client", "method"],
+)
+CONTACT_ERASURES = Counter(
+    "smartcity_gateway_contact_erasures_total",
+    "Subjects whose data keys the gateway destroyed, by why (request, retention, rejected, orphan)",
+    ["reason"],
+)
+ERASURE_REASONS = ("request", "retention", "rejected", "orphan")
 
 
 _ACTIONS = requests_pb2.RequestCommand.DESCRIPTOR.oneofs_by_name["action"]
@@ -45,11 +56,18 @@ def count_command(action: str, outcome: str) -> None:
     COMMANDS.labels(action, outcome).inc()
 
 
+def count_contact_reads(client: str, method: str, count: int) -> None:
+    """The contact gate's `count_reads`."""
+    CONTACT_READS.labels(client, method).inc(count)
+
+
 def initialise(clients: Iterable[str], topics: Iterable[str]) -> None:
     """Creates every known label set at zero, so dashboards show 0 rather than no data and
     increase() sees the first event (Prometheus practice for counters with known labels)."""
     for client in clients:
         RATE_LIMITED.labels(client)
+    for reason in ERASURE_REASONS:
+        CONTACT_ERASURES.labels(reason)
     for topic in topics:
         for outcome in RECORD_OUTCOMES:
             RECORDS.labels(topic, outcome)

@@ -3,7 +3,10 @@
 Life of the process:
 1. the gRPC server starts at once and answers health checks NOT_SERVING (and every API call
    UNAVAILABLE) while the projector rebuilds the views from Kafka;
-2. once caught up: health SERVING, "gateway ready on <address>" in the log, /readyz 200;
+   Before that, the data keys are read (requests.data-keys.v1) and checked against the KEK
+   keyring: a wrong or missing KEK stops the process with an error naming it;
+2. once caught up: health SERVING, "gateway ready on <address>" in the log, /readyz 200; the
+   retention sweep (docs/personal-data.md) runs from then on;
 3. SIGTERM/SIGINT: health NOT_SERVING, watch streams end with UNAVAILABLE, no new calls are
    accepted, in-flight calls get GATEWAY_SHUTDOWN_GRACE_S to finish (commands still receive
    their outcomes meanwhile), then Kafka clients close and the process exits 0.
@@ -26,15 +29,27 @@ from gateway.adapters import metrics
 from gateway.adapters.interceptors import GatewayInterceptor
 from gateway.adapters.projector import VIEW_TOPICS, Projector
 from gateway.adapters.publisher import CommandPublisher
-from gateway.adapters.servicers import DeviceServicer, OverviewServicer, RequestServicer
+from gateway.adapters.servicers import (
+    DataProtectionServicer,
+    DeviceServicer,
+    OverviewServicer,
+    RequestServicer,
+)
 from gateway.config import GatewayConfig
 from gateway.core.api import Api
 from gateway.core.auth import RateLimiter, TokenStore
 from gateway.core.command_bus import CommandBus
+from gateway.core.contacts import ContactGate
+from gateway.core.errors import ApiError, ErrorKind
 from gateway.core.fanout import Hub
 from gateway.core.views import Change, Views
 from smartcity.kafka import wait_for_broker
 from smartcity.observability import configure_logging, start_observability
+from smartcity.personal_data.audit_topic import AuditLog, AuditUnavailable
+from smartcity.personal_data.keystore import DataKeyStore
+from smartcity.personal_data.keytopic import DataKeyTopic
+from smartcity.personal_data.sweeper import RetentionSweeper
+from smartcity.personal_data.vault import ContactVault
 from smartcity.tracing import setup_tracing
 from smartcity.v1 import gateway_pb2, gateway_pb2_grpc
 
@@ -42,7 +57,7 @@ log = logging.getLogger("gateway")
 
 SERVICE_NAMES = tuple(
     gateway_pb2.DESCRIPTOR.services_by_name[s].full_name
-    for s in ("DeviceService", "OverviewService", "RequestService")
+    for s in ("DeviceService", "OverviewService", "RequestService", "DataProtectionService")
 )
 _DEVICE_VIEWS = {"access_points", "cameras", "incidents"}
 
@@ -60,11 +75,21 @@ class Gateway:
         self.request_hub: Hub[Change] = Hub(config.watch_queue_size)
         self.publisher = CommandPublisher(config.platform)
         self.bus = CommandBus(self.publisher.send, metrics.count_command)
+        personal = config.personal_data
+        self.data_keys = DataKeyTopic(config.platform, DataKeyStore(personal.keyring()))
+        self.audit = AuditLog(config.platform)
+        vault = ContactVault(self.data_keys, personal.hasher())
+        self.contacts = ContactGate(vault, self._record_audit, metrics.count_contact_reads,
+                                    lambda reason: metrics.CONTACT_ERASURES.labels(reason).inc(),
+                                    actor=config.platform.service_name)
+        self.sweeper = RetentionSweeper(vault, self._record_audit, lambda: list(self.views.requests.values()),
+                                        personal, actor=config.platform.service_name)
         self.api = Api(
             self.views,
             self.bus,
             self.device_hub,
             self.request_hub,
+            self.contacts,
             config.api_limits(),
         )
         self.projector = Projector(config.platform, self.views, self._route_change, self.bus.on_event)
@@ -74,6 +99,13 @@ class Gateway:
         metrics.initialise(tokens.client_ids(), VIEW_TOPICS)
         self.server = self._grpc_server(tokens)
         self.port = 0
+
+    async def _record_audit(self, events: Any) -> None:
+        try:
+            await self.audit.record(events)
+        except AuditUnavailable as exc:
+            # Contact data is shown only once its reading is on the audit trail.
+            raise ApiError(ErrorKind.UNAVAILABLE, f"{exc}; retry") from exc
 
     async def _read_requests_up_to_now(self, timeout_s: float) -> None:
         await self.projector.read_up_to_now(timeout_s)
@@ -94,6 +126,7 @@ class Gateway:
         gateway_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.api), server)
         gateway_pb2_grpc.add_OverviewServiceServicer_to_server(OverviewServicer(self.api), server)
         gateway_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(self.api), server)
+        gateway_pb2_grpc.add_DataProtectionServiceServicer_to_server(DataProtectionServicer(self.api), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (
@@ -130,6 +163,11 @@ class Gateway:
             "TLS" if self.config.tls else "plaintext",
         )
         await wait_for_broker(self.config.platform)
+        # The keyring is checked against the data keys before anything is served.
+        await self.data_keys.start()
+        if self.config.personal_data.rewrap_on_start:
+            log.info("rewrapped %d data keys with the active KEK", await self.data_keys.rewrap_old_keys())
+        await self.audit.start()
         await self.publisher.start()
         await self.projector.start()
 
@@ -151,7 +189,26 @@ class Gateway:
         await self.server.stop(self.config.shutdown_grace_s)
         await self.projector.stop()
         await self.publisher.stop()
+        await self.audit.stop()
+        await self.data_keys.stop()
         log.info("gateway stopped")
+
+    async def run_retention(self) -> None:
+        """The retention sweep and the data-key topic's periodic write, once the views are whole."""
+        every_s = self.config.personal_data.sweep_interval_s
+        await self.projector.caught_up.wait()
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                expired = await self.sweeper.sweep()
+                await self.data_keys.touch()
+            except Exception as exc:  # the next round retries; nothing is lost by waiting
+                log.warning("retention sweep failed: %r", exc)
+                continue
+            for expiry in expired:
+                metrics.CONTACT_ERASURES.labels("retention" if expiry.request_ids else "orphan").inc()
+            if expired:
+                log.info("retention: destroyed the data keys of %d subject(s)", len(expired))
 
     async def refresh_gauges(self, every_s: float = 5.0) -> None:
         while True:
@@ -178,20 +235,24 @@ async def serve(config: GatewayConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     observability = start_observability(config.platform, ready=lambda: gateway.api.ready)
     gauges = asyncio.create_task(gateway.refresh_gauges())
+    retention = asyncio.create_task(gateway.run_retention())
     exit_code = 0
     try:
         starting: asyncio.Future[Any] = asyncio.create_task(_start(gateway))
         stopping: asyncio.Future[Any] = asyncio.create_task(stop.wait())
         failed: asyncio.Future[Any] = gateway.projector.failed
-        done, _ = await asyncio.wait({starting, stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
+        keys_failed: asyncio.Future[Any] = gateway.data_keys.failed
+        done, _ = await asyncio.wait({starting, stopping, failed, keys_failed},
+                                     return_when=asyncio.FIRST_COMPLETED)
         if starting in done and starting.exception() is None:
-            done, _ = await asyncio.wait({stopping, failed}, return_when=asyncio.FIRST_COMPLETED)
-        if failed in done or (starting.done() and starting.exception() is not None):
+            done, _ = await asyncio.wait({stopping, failed, keys_failed}, return_when=asyncio.FIRST_COMPLETED)
+        if failed in done or keys_failed in done or (starting.done() and starting.exception() is not None):
             exit_code = 1
         starting.cancel()
         stopping.cancel()
     finally:
         gauges.cancel()
+        retention.cancel()
         await gateway.stop()
         if observability is not None:
             observability.stop()

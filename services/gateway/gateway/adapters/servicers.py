@@ -75,7 +75,7 @@ class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[
         return await self._api.get_request(current_principal(), request, deadline_of(context))
 
     async def ListRequests(self, request: Any, context: Context) -> Any:
-        return self._api.list_requests(current_principal(), request)
+        return await self._api.list_requests(current_principal(), request)
 
     async def TransitionRequest(self, request: Any, context: Context) -> Any:
         return await self._api.transition_request(current_principal(), request, deadline_of(context))
@@ -84,7 +84,7 @@ class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[
         return await self._api.comment_on_request(current_principal(), request, deadline_of(context))
 
     async def ListRequestEvents(self, request: Any, context: Context) -> Any:
-        return self._api.list_request_events(current_principal(), request)
+        return await self._api.list_request_events(current_principal(), request)
 
     async def ListRequestStats(self, request: Any, context: Context) -> Any:
         return self._api.list_request_stats(current_principal(), request)
@@ -93,3 +93,11 @@ class RequestServicer(gateway_pb2_grpc.RequestServiceServicer):  # type: ignore[
         async with aclosing(self._api.watch_requests(current_principal(), request)) as responses:
             async for response in responses:
                 yield response
+
+
+class DataProtectionServicer(gateway_pb2_grpc.DataProtectionServiceServicer):  # type: ignore[misc]
+    def __init__(self, api: Api) -> None:
+        self._api = api
+
+    async def EraseContactData(self, request: Any, context: Context) -> Any:
+        return await self._api.erase_contact_data(current_principal(), request, deadline_of(context))

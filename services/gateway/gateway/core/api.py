@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.core import validation
 from gateway.core.auth import (
+    DATA_PROTECTION,
     DEVICES_READ,
     REQUESTS_READ,
     REQUESTS_READ_ALL,
@@ -22,9 +23,9 @@ from gateway.core.auth import (
     Principal,
     can_see_request,
     can_transition,
-    sees_reporter,
 )
 from gateway.core.command_bus import CommandBus, new_command, set_transition, submit_action
+from gateway.core.contacts import ContactGate
 from gateway.core.errors import ApiError, ErrorKind, denied, not_found
 from gateway.core.fanout import Hub, SubscriberClosed
 from gateway.core.paging import SortKey, fingerprint, paginate
@@ -67,6 +68,8 @@ class Api:
     bus: CommandBus
     device_hub: Hub[Change]
     request_hub: Hub[Change]
+    # Contact data: sealed on submit, opened for the routed OPD only, audited, erasable.
+    contacts: ContactGate
     limits: ApiLimits = field(default_factory=ApiLimits)
     clock: Callable[[], float] = time.time
     # Reads the request topics up to their current end, for at most the given seconds (the
@@ -181,20 +184,29 @@ class Api:
         now = self.clock()
         command = new_command(p, request_id_for(p.client_id, req.idempotency_key), now)
         command.submit.CopyFrom(submit_action(req, now))
-        event = await self.bus.execute(command, self._command_timeout(deadline_s))
+        sealed = await self.contacts.seal(req.reporter, command.request_id)
+        if sealed is not None:
+            command.submit.encrypted_reporter.CopyFrom(sealed.contact)
+        try:
+            event = await self.bus.execute(command, self._command_timeout(deadline_s))
+        except ApiError as err:
+            if sealed is not None and err.kind is not ErrorKind.DEADLINE_EXCEEDED:
+                await self.contacts.discard(sealed, self.views.requests.values())
+            raise
         request = event.request if event.HasField("request") else self.views.requests.get(command.request_id)
         if request is None:
             raise ApiError(ErrorKind.INTERNAL, f"the outcome of {command.request_id} carried no request")
         dedup = event.type == requests_pb2.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED
-        return gateway_pb2.SubmitRequestResponse(request=self._shown(p, request), deduplicated=dedup)
+        shown = await self._shown(p, "SubmitRequest", request)
+        return gateway_pb2.SubmitRequestResponse(request=shown, deduplicated=dedup)
 
     async def get_request(self, p: Principal, req: Any, deadline_s: float | None = None) -> Any:
         p.require(REQUESTS_READ, "GetRequest")
         validation.get_request(req)
         request = await self._request_seen_by_now(p, req.request_id, deadline_s)
-        return gateway_pb2.GetRequestResponse(request=self._shown(p, request))
+        return gateway_pb2.GetRequestResponse(request=await self._shown(p, "GetRequest", request))
 
-    def list_requests(self, p: Principal, req: Any) -> Any:
+    async def list_requests(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequests")
         size = validation.list_requests(req)
         self._check_opd_filter(p, req.opd_code, "ListRequests")
@@ -207,7 +219,7 @@ class Api:
         ]
         page = paginate(found, _request_key, size, req.page_token, filter_fp=_filter_fp(req))
         return gateway_pb2.ListRequestsResponse(
-            requests=[self._shown(p, r) for r in page.items],
+            requests=await self.contacts.shown(p, "ListRequests", page.items),
             next_page_token=page.next_page_token,
             total_size=page.total_size,
         )
@@ -225,9 +237,8 @@ class Api:
         command = new_command(p, req.request_id, self.clock(), req.expected_version)
         set_transition(command, req)
         event = await self.bus.execute(command, self._command_timeout(deadline_s))
-        return gateway_pb2.TransitionRequestResponse(
-            request=self._shown(p, event.request), event=self._shown_event(p, event)
-        )
+        [shown_event] = await self.contacts.shown_events(p, "TransitionRequest", [event])
+        return gateway_pb2.TransitionRequestResponse(request=shown_event.request, event=shown_event)
 
     async def comment_on_request(self, p: Principal, req: Any, deadline_s: float | None) -> Any:
         p.require(REQUESTS_WRITE, "CommentOnRequest")
@@ -236,17 +247,17 @@ class Api:
         command = new_command(p, req.request_id, self.clock())
         command.comment.text = req.text
         event = await self.bus.execute(command, self._command_timeout(deadline_s))
-        return gateway_pb2.CommentOnRequestResponse(request=self._shown(p, event.request))
+        return gateway_pb2.CommentOnRequestResponse(
+            request=await self._shown(p, "CommentOnRequest", event.request))
 
-    def list_request_events(self, p: Principal, req: Any) -> Any:
+    async def list_request_events(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequestEvents")
         size = validation.list_request_events(req)
         self._visible_request(p, req.request_id)
         trail = list(enumerate(self.views.events.get(req.request_id, [])))
         page = paginate(trail, _index_key, size, req.page_token, filter_fp=_filter_fp(req))
-        return gateway_pb2.ListRequestEventsResponse(
-            events=[self._shown_event(p, e) for _, e in page.items], next_page_token=page.next_page_token
-        )
+        events = await self.contacts.shown_events(p, "ListRequestEvents", [e for _, e in page.items])
+        return gateway_pb2.ListRequestEventsResponse(events=events, next_page_token=page.next_page_token)
 
     def list_request_stats(self, p: Principal, req: Any) -> Any:
         p.require(REQUESTS_READ, "ListRequestStats")
@@ -277,7 +288,32 @@ class Api:
                 if change is None:
                     yield gateway_pb2.WatchRequestsResponse(snapshot_end=gateway_pb2.SnapshotEnd())
                 else:
-                    yield gateway_pb2.WatchRequestsResponse(request=self._shown(p, change))
+                    shown = await self._shown(p, "WatchRequests", change)
+                    yield gateway_pb2.WatchRequestsResponse(request=shown)
+
+    # ---------------- personal data ----------------
+
+    async def erase_contact_data(self, p: Principal, req: Any, deadline_s: float | None = None) -> Any:
+        """Destroys the data keys of a request's reporter (every request with the same contact)."""
+        p.require(DATA_PROTECTION, "EraseContactData")
+        validation.erase_contact_data(req)
+        if req.WhichOneof("target") == "request_id":
+            # Any request, whatever OPD: erasure is not reading (the caller sees no request).
+            if req.request_id not in self.views.requests and self.catch_up is not None:
+                await self.catch_up(self.limits.catch_up_s if deadline_s is None
+                                    else min(self.limits.catch_up_s, deadline_s))
+            request = self.views.requests.get(req.request_id)
+            if request is None:
+                raise not_found(f"request {req.request_id!r}")
+            subject = self.contacts.subject_of_request(request)
+        else:
+            subject = self.contacts.subject_of_contact(req.reporter)
+        if subject is None:
+            return gateway_pb2.EraseContactDataResponse(erased=False, erased_time=to_timestamp(self.clock()))
+        erased, request_ids = await self.contacts.erase(
+            p, subject, self.views.requests.values(), req.reason, "EraseContactData")
+        return gateway_pb2.EraseContactDataResponse(request_ids=request_ids, erased=erased,
+                                                    erased_time=to_timestamp(self.clock()))
 
     # ---------------- helpers ----------------
 
@@ -319,24 +355,9 @@ class Api:
                 f"client {p.client_id} belongs to {p.opd_code or 'no OPD'}"
             )
 
-    @staticmethod
-    def _shown(p: Principal, request: Any) -> Any:
-        """The request as this caller may see it: without reporter unless routed to its OPD."""
-        if sees_reporter(p, request.opd_code) or not request.HasField("reporter"):
-            return request
-        shown = requests_pb2.ServiceRequest()
-        shown.CopyFrom(request)
-        shown.ClearField("reporter")
-        return shown
-
-    def _shown_event(self, p: Principal, event: Any) -> Any:
-        if not event.HasField("request") or not event.request.HasField("reporter"):
-            return event
-        if sees_reporter(p, event.request.opd_code):
-            return event
-        shown = requests_pb2.RequestEvent()
-        shown.CopyFrom(event)
-        shown.request.ClearField("reporter")
+    async def _shown(self, p: Principal, method: str, request: Any) -> Any:
+        """The request as this caller may see it (contact data for the routed OPD only)."""
+        [shown] = await self.contacts.shown(p, method, [request])
         return shown
 
     def _command_timeout(self, deadline_s: float | None) -> float:

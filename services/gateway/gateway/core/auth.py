@@ -33,11 +33,14 @@ REQUESTS_READ = "requests:read"
 REQUESTS_WRITE = "requests:write"
 REQUESTS_READ_ALL = "requests:read:all"
 ADMIN = "admin"
-SCOPES = frozenset({DEVICES_READ, REQUESTS_READ, REQUESTS_WRITE, REQUESTS_READ_ALL, ADMIN})
+# Erasing citizens' contact data (docs/personal-data.md): given to the data protection
+# officer's client on purpose, never implied by admin.
+DATA_PROTECTION = "data-protection"
+SCOPES = frozenset({DEVICES_READ, REQUESTS_READ, REQUESTS_WRITE, REQUESTS_READ_ALL, ADMIN, DATA_PROTECTION})
 ACTOR_KINDS = frozenset({"citizen", "opd_staff", "command_center", "system"})
 
-# Scopes that imply others: read:all includes read; admin includes everything.
-_IMPLIED = {REQUESTS_READ_ALL: {REQUESTS_READ}, ADMIN: set(SCOPES)}
+# Scopes that imply others: read:all includes read; admin includes everything but erasure.
+_IMPLIED = {REQUESTS_READ_ALL: {REQUESTS_READ}, ADMIN: set(SCOPES) - {DATA_PROTECTION}}
 
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -69,8 +69,7 @@ def submit_action(req: gateway_pb2.SubmitRequestRequest, now: float) -> Any:
     )
     if req.HasField("location"):
         action.location.CopyFrom(req.location)
-    if req.HasField("reporter"):
-        action.reporter.CopyFrom(req.reporter)
+    # The reporter never goes in clear: the API seals it into action.encrypted_reporter.
     return action
 
 

@@ -244,3 +244,17 @@ def list_request_stats(req: gateway_pb2.ListRequestStatsRequest) -> None:
 def watch_requests(req: gateway_pb2.WatchRequestsRequest) -> None:
     code("opd_code", req.opd_code, MAX_OPD)
     code("category", req.category, MAX_CATEGORY)
+
+
+def erase_contact_data(req: gateway_pb2.EraseContactDataRequest) -> None:
+    target = req.WhichOneof("target")
+    if target is None:
+        raise invalid("target", "is required: a request_id, or the reporter's contact")
+    if target == "request_id":
+        identifier("request_id", req.request_id)
+    else:
+        reporter(req.reporter)
+        if not (req.reporter.phone.strip() or req.reporter.email.strip() or req.reporter.name.strip()):
+            raise invalid("reporter", "needs a phone, an e-mail address or a name")
+    # The reason goes on the audit trail: say why, without personal data.
+    text("reason", req.reason, MAX_NOTE, required=True, multiline=True)
