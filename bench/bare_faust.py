@@ -11,22 +11,16 @@ messages, one JSON line: {"messages": N, "seconds": first to Nth message}. Then 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import time
 import uuid
-from typing import Any
 
 import faust
+from benchkit import message_class  # a sibling module (bench/ is on sys.path)
 
 from smartcity.settings import PlatformSettings
 from smartcity.streams import create_app
-
-
-def _message_class(path: str) -> Any:
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def main() -> None:
@@ -37,7 +31,7 @@ def main() -> None:
                         help="module:MessageClass of each topic's values, comma separated")
     args = parser.parse_args()
     topics = args.topics.split(",")
-    decoders = {t: _message_class(p).FromString for t, p in zip(topics, args.protos.split(","), strict=True)}
+    decoders = {t: message_class(p).FromString for t, p in zip(topics, args.protos.split(","), strict=True)}
     settings = PlatformSettings.from_env(f"bare-faust-{uuid.uuid4().hex[:8]}")
     app = create_app(settings, datadir=f"/tmp/{settings.group_id}")
     topic = app.topic(*topics, key_type=bytes, value_type=bytes,

@@ -24,7 +24,15 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
+from benchkit import (  # a sibling module (bench/ is on sys.path)
+    SECURITY,
+    Record,
+    bare_faust_rate,
+    message_class,
+    print_figures,
+    produce_all,
+    raw_rate,
+)
 
 from smartcity import topic_names
 from smartcity.codec import to_timestamp
@@ -34,6 +42,8 @@ from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import camera_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
+PROTO = "smartcity.v1.camera_pb2:CameraHeartbeat"
+BATCH_PROTO = "smartcity.v1.camera_pb2:CameraHeartbeatBatch"
 # Heartbeats taken in (duplicate ones are re-reads after the worker's start-up rewind, not input).
 PROCESSED = re.compile(
     r'^smartcity_camera_events_processed_total\{outcome="(?!duplicate)[^"]*"[^}]*\} ([0-9.e+]+)$', re.M)
@@ -56,9 +66,29 @@ def heartbeats(n: int, cameras: int, seed: int = 7) -> list[camera_pb2.CameraHea
     return out
 
 
-async def produce(bootstrap: str, topic: str, beats: list[camera_pb2.CameraHeartbeat]) -> float:
-    return await produce_all(bootstrap, ((topic, hb.camera_id.encode(), hb.SerializeToString())
-                                         for hb in beats))
+def single_records(prefix: str, beats: list[camera_pb2.CameraHeartbeat]) -> list[Record]:
+    """One heartbeat per message, keyed by camera."""
+    topic = prefix + topic_names.CAMERA_HEARTBEATS
+    return [(topic, hb.camera_id.encode(), hb.SerializeToString()) for hb in beats]
+
+
+def batch_records(prefix: str, beats: list[camera_pb2.CameraHeartbeat], size: int) -> list[Record]:
+    """Edge batches keyed by site, `size` heartbeats each, every site's in input order."""
+    topic = prefix + topic_names.CAMERA_HEARTBEAT_BATCHES
+    pending: dict[str, list[camera_pb2.CameraHeartbeat]] = {}
+    out: list[Record] = []
+
+    def close(site: str) -> None:
+        batch = camera_pb2.CameraHeartbeatBatch(site_id=site, heartbeats=pending.pop(site))
+        out.append((topic, site.encode(), batch.SerializeToString()))
+
+    for hb in beats:
+        pending.setdefault(hb.site_id, []).append(hb)
+        if len(pending[hb.site_id]) >= size:
+            close(hb.site_id)
+    for site in list(pending):
+        close(site)
+    return out
 
 
 def processed(port: int) -> float:
@@ -93,14 +123,19 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heartbeats", type=int, default=20_000)
     parser.add_argument("--cameras", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=0,
+                        help="heartbeats per edge batch message (keyed by site); 0: one a message")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    topic = prefix + topic_names.CAMERA_HEARTBEATS
     asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
     beats = heartbeats(args.heartbeats, args.cameras)
-    produce_s = asyncio.run(produce(args.bootstrap, topic, beats))
+    records = batch_records(prefix, beats, args.batch) if args.batch else single_records(prefix, beats)
+    topic, proto = records[0][0], BATCH_PROTO if args.batch else PROTO
+    produce_s = asyncio.run(produce_all(args.bootstrap, records, linger_ms=10, max_batch_size=256 * 1024))
+    raw = asyncio.run(raw_rate(args.bootstrap, {topic: message_class(proto).FromString}, len(records)))
+    bare = bare_faust_rate(args.bootstrap, [topic], len(records), [proto])
     port = free_port()
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
                         "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
@@ -117,11 +152,19 @@ def main() -> int:
             os.killpg(worker.pid, signal.SIGKILL)
         asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))
     rate = (args.heartbeats - first_count) / max(done_at - first_at, 1e-9)
-    print(f"camera-health bench: {args.heartbeats} heartbeats, {args.cameras} cameras, prefix {prefix}")
-    print(f"  produced in {produce_s:.2f}s ({args.heartbeats / produce_s:,.0f}/s, acks=all, idempotent)")
+    messages = rate * len(records) / args.heartbeats
+    print(f"camera-health bench: {args.heartbeats} heartbeats in {len(records)} messages, "
+          f"{args.cameras} cameras, prefix {prefix}")
+    print(f"  produced in {produce_s:.2f}s ({len(records) / produce_s:,.0f} messages/s, acks=all)")
+    print(f"  ceilings on the same topic: raw aiokafka + decode {raw:,.0f} msg/s, "
+          f"bare Faust agent {bare:,.0f} msg/s")
     timed = args.heartbeats - first_count
     print(f"  one worker processed {timed:.0f} heartbeats in {done_at - first_at:.2f}s: "
-          f"{rate:,.0f} heartbeats/s")
+          f"{rate:,.0f} heartbeats/s, {messages:,.0f} messages/s "
+          f"({messages / bare:.0%} of bare Faust, {messages / raw:.1%} of raw)")
+    print_figures({"bench": "camera_health" + (f"_batch{args.batch}" if args.batch else ""),
+                   "readings_per_s": rate, "messages_per_s": messages,
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
     return 0
 
 

@@ -23,13 +23,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
+    Record,
     bare_faust_rate,
+    message_class,
     print_figures,
     produce_all,
     raw_rate,
@@ -44,6 +47,8 @@ from wifi_telemetry.sim.scenario import Fault, simulated_events
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = (topic_names.WIFI_AP_TELEMETRY, topic_names.WIFI_CLIENT_SESSIONS)
+BATCH_INPUTS = (topic_names.WIFI_AP_TELEMETRY_BATCHES, topic_names.WIFI_CLIENT_SESSION_BATCHES)
+BATCH_PROTOS = ("smartcity.v1.wifi_pb2:ApTelemetryBatch", "smartcity.v1.wifi_pb2:ClientSessionBatch")
 PROTOS = ("smartcity.v1.wifi_pb2:ApTelemetry", "smartcity.v1.wifi_pb2:ClientSession")
 Events = list[wifi_pb2.ApTelemetry | wifi_pb2.ClientSession]
 
@@ -56,14 +61,39 @@ def make_events(count: int) -> Events:
     return events[:count]
 
 
-async def produce(bootstrap: str, prefix: str, events: Events) -> None:
+def single_records(prefix: str, events: Events) -> list[Record]:
+    """One reading per message, keyed by AP (as a single AP reports)."""
     catalogue = load_catalogue()
 
-    def record(event: wifi_pb2.ApTelemetry | wifi_pb2.ClientSession) -> tuple[str, bytes, bytes]:
+    def record(event: wifi_pb2.ApTelemetry | wifi_pb2.ClientSession) -> Record:
         name = INPUTS[0] if isinstance(event, wifi_pb2.ApTelemetry) else INPUTS[1]
         return catalogue[name].full_name(prefix), event.ap_id.encode(), event.SerializeToString()
 
-    await produce_all(bootstrap, map(record, events), linger_ms=10, max_batch_size=256 * 1024)
+    return [record(e) for e in events]
+
+
+def batch_records(prefix: str, events: Events, size: int) -> list[Record]:
+    """Edge batches keyed by site: each site's readings (and sessions) in input order, `size` a
+    message, as a site's controller would send them."""
+    catalogue = load_catalogue()
+    telemetry, sessions = (catalogue[n].full_name(prefix) for n in BATCH_INPUTS)
+    pending: dict[tuple[str, bool], list[Any]] = {}
+    out: list[Record] = []
+
+    def close(site: str, is_telemetry: bool) -> None:
+        group = pending.pop((site, is_telemetry))
+        batch: Any = (wifi_pb2.ApTelemetryBatch(site_id=site, readings=group) if is_telemetry
+                      else wifi_pb2.ClientSessionBatch(site_id=site, sessions=group))
+        out.append((telemetry if is_telemetry else sessions, site.encode(), batch.SerializeToString()))
+
+    for event in events:
+        slot = (event.site_id, isinstance(event, wifi_pb2.ApTelemetry))
+        pending.setdefault(slot, []).append(event)
+        if len(pending[slot]) >= size:
+            close(*slot)
+    for slot in list(pending):
+        close(*slot)
+    return out
 
 
 async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str,
@@ -76,13 +106,12 @@ async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group
     return done, sum(ends.values())
 
 
-async def wait_until_processed(bootstrap: str, prefix: str, count: int, worker: subprocess.Popen[bytes],
-                               timeout_s: float) -> tuple[float, float]:
-    """Seconds from the worker's start to its first commit and to having committed everything."""
-    catalogue = load_catalogue()
+async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], count: int, *,
+                               worker: subprocess.Popen[bytes], timeout_s: float) -> tuple[float, float]:
+    """Seconds from the worker's start to its first commit and to having committed everything
+    (`count` messages on `topics`, and all they became on the by-site topic)."""
     group = f"{prefix}wifi-telemetry"
     by_site = f"{group}-by-site"
-    topics = [catalogue[name].full_name(prefix) for name in INPUTS]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None)
     await admin.start()
@@ -131,6 +160,8 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=0,
+                        help="readings per edge batch message (keyed by site); 0: one reading a message")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()
@@ -140,21 +171,25 @@ async def main() -> int:
     log_path = Path(data_dir) / "worker.log"
     events = make_events(args.events)
     sessions = sum(1 for e in events if isinstance(e, wifi_pb2.ClientSession))
-    print(f"prefix {prefix}: {len(events)} events ({len(events) - sessions} telemetry, {sessions} sessions)")
+    records = batch_records(prefix, events, args.batch) if args.batch else single_records(prefix, events)
+    print(f"prefix {prefix}: {len(events)} events ({len(events) - sessions} telemetry, {sessions} sessions) "
+          f"in {len(records)} messages")
     await ensure_topics(args.bootstrap, prefix, security=SECURITY)
     produced = time.monotonic()
-    await produce(args.bootstrap, prefix, events)
+    await produce_all(args.bootstrap, records, linger_ms=10, max_batch_size=256 * 1024)
     print(f"produced in {time.monotonic() - produced:.1f}s")
-    inputs = [load_catalogue()[name].full_name(prefix) for name in INPUTS]
-    raw = await raw_rate(args.bootstrap, {inputs[0]: wifi_pb2.ApTelemetry.FromString,
-                                          inputs[1]: wifi_pb2.ClientSession.FromString}, len(events))
-    bare = bare_faust_rate(args.bootstrap, inputs, len(events), PROTOS)
+    names, protos = (BATCH_INPUTS, BATCH_PROTOS) if args.batch else (INPUTS, PROTOS)
+    inputs = [load_catalogue()[name].full_name(prefix) for name in names]
+    decoders = {t: message_class(p).FromString for t, p in zip(inputs, protos, strict=True)}
+    raw = await raw_rate(args.bootstrap, decoders, len(records))
+    bare = bare_faust_rate(args.bootstrap, inputs, len(records), protos)
     print(f"ceilings on the same topics: raw aiokafka + decode {raw:,.0f} msg/s, "
           f"bare Faust agent {bare:,.0f} msg/s")
 
     worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
     try:
-        first, total = await wait_until_processed(args.bootstrap, prefix, len(events), worker, args.timeout)
+        first, total = await wait_until_processed(args.bootstrap, prefix, inputs, len(records), worker=worker,
+                                                  timeout_s=args.timeout)
     finally:
         stop_worker(worker)
         await delete_topics(args.bootstrap, prefix, security=SECURITY)
@@ -162,11 +197,13 @@ async def main() -> int:
     print(f"worker start to first commit: {first:.1f}s (startup, rebalance, topic creation)")
     print(f"worker start to all committed: {total:.1f}s -> {len(events) / total:,.0f} events/s end to end")
     rate = len(events) / steady if steady > 0 else None
-    if rate is not None:
-        print(f"first commit to all committed: {steady:.1f}s -> {rate:,.0f} events/s processing "
-              f"({rate / bare:.0%} of bare Faust, {rate / raw:.1%} of raw)")
+    messages = len(records) / steady if steady > 0 else None
+    if rate is not None and messages is not None:
+        print(f"first commit to all committed: {steady:.1f}s -> {rate:,.0f} readings/s, {messages:,.0f} "
+              f"messages/s ({messages / bare:.0%} of bare Faust, {messages / raw:.1%} of raw)")
     shutil.rmtree(data_dir, ignore_errors=True)
-    print_figures({"bench": "wifi_telemetry", "readings_per_s": rate, "messages_per_s": rate,
+    print_figures({"bench": "wifi_telemetry" + (f"_batch{args.batch}" if args.batch else ""),
+                   "readings_per_s": rate, "messages_per_s": messages,
                    "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
     return 0
 

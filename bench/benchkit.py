@@ -6,6 +6,7 @@ the same), and the closing JSON line."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -87,11 +89,18 @@ def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: S
     done = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_faust.py")),
                            "--topics", ",".join(topics), "--count", str(count), "--protos", ",".join(protos)],
                           env=env, capture_output=True, timeout=600, check=False)
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    # Faust's terminal handling may put escape codes before the line: take the JSON object.
+    lines = [line[line.index("{"):] for line in done.stdout.decode().splitlines() if "{" in line]
     if not lines:
         raise SystemExit(f"bare Faust ceiling failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     figures = json.loads(lines[-1])
     return float(figures["messages"]) / max(float(figures["seconds"]), 1e-9)
+
+
+def message_class(path: str) -> Any:
+    """The protobuf class named "module:Class"."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def print_figures(figures: Mapping[str, object]) -> None:

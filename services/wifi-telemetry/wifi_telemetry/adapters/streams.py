@@ -22,6 +22,7 @@ forwards acknowledged), and commits offsets only after the changelog is flushed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -209,7 +210,8 @@ class WifiTelemetryService(StreamService):
         # The processor writes through a buffer flushed once per batch of events, in the
         # order its crash safety needs (see processor.write_rank).
         self.writer = TableWriter(self.table, rank=write_rank)
-        self.processor = SiteProcessor(config, self.writer)
+        self.processor = SiteProcessor(config, self.writer, write_behind=True)
+        self._generation = -1
         self.published = _Published()
         self._announced_ready = False
         # Agents and timers.
@@ -292,8 +294,12 @@ class WifiTelemetryService(StreamService):
     # -- processing ----------------------------------------------------------------------------
 
     async def _process(self, events: Sequence[Any]) -> None:
+        if self.app.consumer_generation_id != self._generation:
+            # A rebalance: the table may hold what another worker wrote meanwhile.
+            self._generation = self.app.consumer_generation_id
+            self.processor.forget()
         tally = _Tally()
-        changes: list[tuple[Any, Any]] = []
+        changes: list[ApView] = []
         contexts = []
         for event in events:
             message = event.message
@@ -308,14 +314,17 @@ class WifiTelemetryService(StreamService):
                               message.offset)
                 metrics.EVENTS.labels(kind.decode() if kind else "unknown", "error").inc()
         with tracer.start_as_current_span("wifi.process", links=span_links(contexts)):
+            self.processor.flush()
             self.writer.flush()  # state first: the statuses below are derived from it
             now = time.time()
-            for state, change in changes:
-                metrics.HEALTH_CHANGES.labels(state.site_id, metrics.health_label(change.after)).inc()
-                await self._publish_status(change_view(state, change), now)
+            for view in changes:  # marked before the sends, so the timer does not send them again
+                self.published.health[view.state.ap_id] = (int(view.health), view.silent, now)
+            for view in changes:
+                metrics.HEALTH_CHANGES.labels(view.state.site_id, metrics.health_label(view.health)).inc()
+                await self._publish_status(view, now)
         tally.record(self)
 
-    def _apply(self, kind: bytes | None, value: bytes, tally: _Tally, changes: list[tuple[Any, Any]]) -> None:
+    def _apply(self, kind: bytes | None, value: bytes, tally: _Tally, changes: list[ApView]) -> None:
         if kind == KIND_TELEMETRY_BATCH:
             for reading in wifi_pb2.ApTelemetryBatch.FromString(value).readings:
                 self._on_telemetry(reading, tally, changes)
@@ -330,11 +339,12 @@ class WifiTelemetryService(StreamService):
             log.warning("by-site message without a known %s header skipped", KIND_HEADER)
 
     def _on_telemetry(self, message: wifi_pb2.ApTelemetry, tally: _Tally,
-                      changes: list[tuple[Any, Any]]) -> None:
+                      changes: list[ApView]) -> None:
         sample = sample_from_proto(message)
         result = self.processor.on_telemetry(sample, self.writer.partition)
         tally.telemetry(sample, result)
-        changes.extend((result.state, change) for change in result.changes)
+        # The view now: the state goes on changing with the batch's next readings.
+        changes.extend(change_view(copy.deepcopy(result.state), change) for change in result.changes)
 
     def _on_session(self, message: wifi_pb2.ClientSession, tally: _Tally) -> None:
         session = session_from_proto(message)
@@ -395,7 +405,10 @@ class WifiTelemetryService(StreamService):
         owned = self._owned_partitions()
         live = self.caught_up()
         model = self.processor.model
-        states = [model.load(raw) for raw in self._records(AP_PREFIX, owned)]
+        # The processor's decoded records (equal to the table's between batches): decoding
+        # every AP's record on every tick would cost more than the readings themselves.
+        states = [state for raw in self._records(AP_PREFIX, owned)
+                  if (state := self.processor.ap_state(str(raw["id"]))) is not None]
         views = {s.ap_id: ap_view(model, s, now if live else None) for s in states}
         await self._publish_statuses(views, now)
         metrics.set_site_gauges(views.values())

@@ -123,10 +123,70 @@ class SessionResult:
 class SiteProcessor:
     """The event handlers of the by-site stage, over any `Store`."""
 
-    def __init__(self, config: WifiConfig, store: Store) -> None:
+    def __init__(self, config: WifiConfig, store: Store, *, write_behind: bool = False) -> None:
         self.config = config
         self.model = AccessPointModel(config)
         self.store = store
+        # write_behind: AP and site records reach the store only on `flush` (once per key, for
+        # a batch of events), not on every event; the store's own order of writes must then
+        # keep the crash-safe order (`write_rank`). Without: written at every event.
+        self.write_behind = write_behind
+        self._unwritten: dict[str, AccessPointState | SiteState] = {}
+        # The AP and site records decoded, as the store holds them: decoding a record costs
+        # more than applying a reading to it. Every write through this processor keeps them
+        # equal; whoever changes the store otherwise (a rebalance, a table recovery) calls
+        # `forget`.
+        self._aps: dict[str, AccessPointState] = {}
+        self._sites: dict[str, SiteState] = {}
+
+    def forget(self) -> None:
+        """Drops the decoded records (and what was not written yet): the store changed under
+        the processor, or an event failed half-way."""
+        self._aps.clear()
+        self._sites.clear()
+        self._unwritten.clear()
+
+    def flush(self) -> int:
+        """Writes the records changed since the last flush (write-behind); returns how many."""
+        for key, record in self._unwritten.items():
+            self.store[key] = record.to_dict()
+        written = len(self._unwritten)
+        self._unwritten.clear()
+        return written
+
+    def ap_state(self, ap_id: str) -> AccessPointState | None:
+        """The processor's own record of the AP (read it, do not change it), or None."""
+        return self._ap(ap_id)
+
+    def _ap(self, ap_id: str) -> AccessPointState | None:
+        state = self._aps.get(ap_id)
+        if state is None:
+            raw = self.store.get(ap_key(ap_id))
+            if raw is None:
+                return None
+            state = self._aps[ap_id] = self.model.load(raw)
+        return state
+
+    def _site(self, site_id: str) -> SiteState:
+        site = self._sites.get(site_id)
+        if site is None:
+            raw = self.store.get(site_key(site_id))
+            site = self._sites[site_id] = SiteState(site_id) if raw is None else SiteState.from_dict(raw)
+        return site
+
+    def _write_ap(self, state: AccessPointState) -> None:
+        self._aps[state.ap_id] = state
+        self._write(ap_key(state.ap_id), state)
+
+    def _write_site(self, site: SiteState) -> None:
+        self._sites[site.site_id] = site
+        self._write(site_key(site.site_id), site)
+
+    def _write(self, key: str, record: AccessPointState | SiteState) -> None:
+        if self.write_behind:
+            self._unwritten[key] = record
+        else:
+            self.store[key] = record.to_dict()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -149,8 +209,16 @@ class SiteProcessor:
     # -- telemetry -----------------------------------------------------------------------------
 
     def on_telemetry(self, sample: Sample, partition: int = -1) -> TelemetryResult:
-        raw = self.store.get(ap_key(sample.ap_id))
-        state = self.model.new_state(sample) if raw is None else self.model.load(raw)
+        """Applies one heartbeat. The result's state is the processor's own record of the AP:
+        read what is needed of it before the next event."""
+        try:
+            return self._on_telemetry(sample, partition)
+        except Exception:
+            self.forget()  # a half-applied event must not stay in the decoded records
+            raise
+
+    def _on_telemetry(self, sample: Sample, partition: int) -> TelemetryResult:
+        state = self._ap(sample.ap_id) or self.model.new_state(sample)
         state.partition = partition
         offer = self.model.offer(state, sample)
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
@@ -159,12 +227,12 @@ class SiteProcessor:
             return result
         if offer.outcome is Arrival.APPLIED:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
-        self.store[ap_key(state.ap_id)] = state.to_dict()
+        self._write_ap(state)
         return result
 
     def _update_site(self, state: AccessPointState, retired: dict[str, list[int]],
                      peak_minutes: set[str], partition: int) -> None:
-        site = self.load_site(state.site_id)
+        site = self._site(state.site_id)
         changed = site.add_ap(state.ap_id)
         changed |= site.keep_closed(state.ap_id, retired)
         for minute in sorted(peak_minutes):
@@ -179,7 +247,7 @@ class SiteProcessor:
         changed |= self._prune(site, state.last_seen)
         if changed or site.partition != partition:
             site.partition = partition
-            self.store[site_key(site.site_id)] = site.to_dict()
+            self._write_site(site)
 
     def _forget_minutes(self, site: SiteState, current: AccessPointState) -> bool:
         """Forgets a minute's per-AP counts once none of the site's APs can take data for it.
@@ -216,14 +284,18 @@ class SiteProcessor:
         return newest(self._last_seen(ap_id) for ap_id in site.aps)
 
     def _last_seen(self, ap_id: str) -> float | None:
-        raw = self.store.get(ap_key(ap_id))
-        if raw is None:
-            return None
-        seen = raw["h"].get("ls")
-        return None if seen is None else float(seen)
+        state = self._ap(ap_id)
+        return None if state is None else state.last_seen
 
     def on_session(self, session: SessionEvent, partition: int = -1) -> SessionResult:
-        site = self.load_site(session.site_id)
+        try:
+            return self._on_session(session, partition)
+        except Exception:
+            self.forget()
+            raise
+
+    def _on_session(self, session: SessionEvent, partition: int) -> SessionResult:
+        site = self._site(session.site_id)
         # Only stored times move the watermark: a replay then sees the same or a later one.
         seen = self.site_time(site)
         now = session.t if seen is None else seen
@@ -234,7 +306,7 @@ class SiteProcessor:
         changed |= self._prune(site, now)
         if changed or site.partition != partition:
             site.partition = partition
-            self.store[site_key(site.site_id)] = site.to_dict()
+            self._write_site(site)
         added = 0
         for key in keys:
             added += self._add_member(site.site_id, USERS, key, user_member(session.client_hash))

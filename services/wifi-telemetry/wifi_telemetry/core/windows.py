@@ -24,6 +24,7 @@ the newest data of the site; later data for it is dropped and counted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -47,25 +48,34 @@ def bucket_key(window: str, start: int) -> str:
     return f"{window}:{start}"
 
 
+# Window keys are parsed on every reading (is this window still open, still kept?) and there
+# are only a few live ones at a time: each key is parsed once.
+@functools.lru_cache(maxsize=1 << 16)
 def split_bucket_key(key: str) -> tuple[str, int]:
     window, _, start = key.partition(":")
     return window, int(start)
 
 
-def bucket_end(key: str) -> int:
+@functools.lru_cache(maxsize=1 << 16)
+def _bounds(key: str) -> tuple[int, int]:
+    """(end, end + the window's length) of window `key`."""
     window, start = split_bucket_key(key)
-    return start + WINDOW_SIZES[window]
+    size = WINDOW_SIZES[window]
+    return start + size, start + 2 * size
+
+
+def bucket_end(key: str) -> int:
+    return _bounds(key)[0]
 
 
 def open_for(key: str, now: float, lateness_s: float) -> bool:
     """Whether data for window `key` still counts when the newest event time is `now`."""
-    return bucket_end(key) + lateness_s >= now
+    return _bounds(key)[0] + lateness_s >= now
 
 
 def kept_for(key: str, now: float, lateness_s: float) -> bool:
     """Whether the site still keeps (and publishes) window `key`: one window longer than open."""
-    window, _ = split_bucket_key(key)
-    return bucket_end(key) + lateness_s + WINDOW_SIZES[window] >= now
+    return _bounds(key)[1] + lateness_s >= now
 
 
 def user_member(client_hash: str) -> str:
