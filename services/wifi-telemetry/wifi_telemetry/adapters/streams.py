@@ -318,7 +318,8 @@ class WifiTelemetryService(StreamService):
             self.writer.flush()  # state first: the statuses below are derived from it
             now = time.time()
             for view in changes:  # marked before the sends, so the timer does not send them again
-                self.published.health[view.state.ap_id] = (int(view.health), view.silent, now)
+                self.published.health[view.state.ap_id] = (int(view.health), view.silent,
+                                                         view.state.last_seq, now)
             for view in changes:
                 metrics.HEALTH_CHANGES.labels(view.state.site_id, metrics.health_label(view.health)).inc()
                 await self._publish_status(view, now)
