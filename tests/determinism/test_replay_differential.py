@@ -64,14 +64,9 @@ OUTPUTS: dict[str, tuple[type[Message], bool]] = {
 PROTOS = REPO_ROOT / "protos/smartcity/v1"
 
 
-def contract_exclusions() -> dict[str, list[str]]:
-    """Per message, the field paths the contract says are not a function of the input log.
-
-    Read from the comments in protos/smartcity/v1/*.proto (see the note in common.proto): a
-    field marked "Wall clock:" is left out, and so is the sub-field an "Arrival order:" names.
-    "Wall clock while silent:" fields are compared: every device of the input has gone silent
-    (by the clock) before a run counts as finished, in both runs alike.
-    """
+def contract_marks(mark: str) -> dict[str, list[str]]:
+    """Per message, the fields whose comment in protos/smartcity/v1/*.proto starts with `mark`
+    (for "Arrival order:", the sub-field it names)."""
     out: dict[str, list[str]] = {}
     message, comments = "", list[str]()
     for path in sorted(PROTOS.glob("*.proto")):
@@ -83,13 +78,27 @@ def contract_exclusions() -> dict[str, list[str]]:
                 comments.append(text[2:].strip())
             elif match := re.match(r"(?:repeated )?[\w.]+ (\w+) = \d+;", text):
                 for comment in comments:
-                    if comment.startswith("Wall clock:"):
-                        out.setdefault(message, []).append(match.group(1))
-                    elif comment.startswith("Arrival order:"):
-                        out.setdefault(message, []).append(comment.split()[2])
+                    if comment.startswith(mark):
+                        named = comment.split()[2] if mark == "Arrival order:" else match.group(1)
+                        out.setdefault(message, []).append(named)
                 comments = []
             else:
                 comments = []
+    return out
+
+
+def contract_exclusions() -> dict[str, list[str]]:
+    """Per message, the field paths the contract says are not a function of the input log.
+
+    Read from the comments in protos/smartcity/v1/*.proto (see the note in common.proto): a
+    field marked "Wall clock:" is left out, and so is the sub-field an "Arrival order:" names.
+    "Wall clock while silent:" fields are compared: every device of the input has gone silent
+    (by the clock) before a run counts as finished, in both runs alike. "Re-sent:" fields are
+    compared on an event's first send (see `final_view`).
+    """
+    out = contract_marks("Wall clock:")
+    for message, paths in contract_marks("Arrival order:").items():
+        out.setdefault(message, []).extend(paths)
     return out
 
 
@@ -339,8 +348,21 @@ def final_view(topic: str, records: Sequence[tuple[bytes, bytes]]) -> dict[str, 
                 for key, value in latest.items() if value is not None}
     # An event is what is left of it without the excluded fields: two that differ only there
     # are the same event.
-    events = [_without(message_type.FromString(value), clock) for _, value in records]
-    return {event.SerializeToString(deterministic=True).hex(): event for event in events}
+    resent = contract_marks("Re-sent:").get(message_type.DESCRIPTOR.name, [])
+    if not resent:
+        events = [_without(message_type.FromString(value), clock) for _, value in records]
+        return {event.SerializeToString(deterministic=True).hex(): event for event in events}
+    # Events with an id whose re-sends may differ in the fields marked "Re-sent:": each id's
+    # first send is compared whole, every further send must equal it but for those fields.
+    firsts: dict[str, Message] = {}
+    out: dict[str, Any] = {}
+    for _, value in records:
+        event = _without(message_type.FromString(value), clock)
+        event_id = str(getattr(event, "event_id"))  # noqa: B009  (any message with an event_id)
+        first = firsts.setdefault(event_id, event)
+        if _without(event, resent) != _without(first, resent):
+            out[f"{event_id} re-sent otherwise"] = event
+    return out | firsts
 
 
 def compare(clean: Mapping[str, Sequence[tuple[bytes, bytes]]],
