@@ -64,5 +64,6 @@ ops-generate: ## Regenerate KafkaTopics, the PrometheusRule and the dashboards f
 images: ## Build the four service images (deploy/docker/Dockerfile); PRINT=1 only prints the commands
 	@bash scripts/build_images.sh $(if $(PRINT),--print)
 
-test: install ops-tools kafka-up topics ## All tests, against a real local Kafka broker
+test: install ops-tools kafka-up topics ## All tests, against a real local Kafka broker and real device servers
+	@bash scripts/install_edge_tools.sh
 	$(UV) run --frozen pytest -q

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the four service images from the one Dockerfile, deploy/docker/Dockerfile, with the
+# Builds the service images from the one Dockerfile, deploy/docker/Dockerfile, with the
 # repository root as the build context. `make images` runs this; `make images PRINT=1` (or
 # `--print`) only prints the `docker build` commands, which needs no Docker at all.
 #
@@ -23,6 +23,7 @@ IMAGES=(
   "camera-health    9102          -"
   "citizen-requests 9103          -"
   "gateway          9104          50051"
+  "open311          9105          8311"
 )
 
 say() { printf '[images] %s\n' "$*"; }

@@ -31,6 +31,7 @@ SUPERVISOR_PID = RUN_DIR / "supervisor.pid"
 # broker that was already running (`make kafka-up`, a test session, an existing cluster).
 KAFKA_OWNED = RUN_DIR / "kafka.started-by-city"
 GATEWAY_ADDRESS = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:50051")
+OPEN311_ADDRESS = os.environ.get("OPEN311_ADDRESS", "127.0.0.1:8311")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ PROCESSES: tuple[Process, ...] = (
     Process("citizen-requests", "citizen_requests", metrics_port=_port("REQUESTS_METRICS_PORT", 9103)),
     Process("gateway", "gateway", env={"GATEWAY_ADDRESS": GATEWAY_ADDRESS},
             metrics_port=_port("GATEWAY_METRICS_PORT", 9104), personal_data=True),
+    Process("open311", "open311", env={"OPEN311_ADDRESS": OPEN311_ADDRESS,
+                                       "OPEN311_GATEWAY_ADDRESS": GATEWAY_ADDRESS,
+                                       "OPEN311_PUBLIC_URL": f"http://{OPEN311_ADDRESS}"},
+            metrics_port=_port("OPEN311_METRICS_PORT", 9105)),
     Process("wifi-simulator", "wifi_telemetry.sim.simulator",
             control_port=_port("WIFI_SIM_CONTROL_PORT", 9111)),
     Process("camera-simulator", "camera_health.sim.simulator",
@@ -276,6 +281,7 @@ def _print_summary() -> None:
     lines = [
         "",
         f"  gateway (gRPC)     {GATEWAY_ADDRESS}   health, reflection on",
+        f"  open311 (HTTP)     http://{OPEN311_ADDRESS}/services.json   Open311 GeoReport v2",
         *[f"  {p.name:<18} http://127.0.0.1:{p.metrics_port}/metrics"
           for p in PROCESSES if p.metrics_port is not None],
         *[f"  {p.name:<18} fault control http://127.0.0.1:{p.control_port}/faults"

@@ -11,9 +11,11 @@
         (e.g. smartcity.streams smartcity.dlq wifi_telemetry.adapters.metrics camera_health.adapters.metrics
         citizen_requests.metrics gateway.metrics) and compares names, types and declared labels
 
-Metric names are taken from PromQL by a small tokenizer: strings, label matchers, grouping
-clauses, ranges and function calls are removed and the remaining identifiers are metrics.
-The expressions themselves are syntax-checked by promtool in tests/ops.
+Metric names are read from the syntax tree of each expression, parsed by `promql-parser` (the
+Rust crate of the same name, which follows Prometheus' own grammar): every vector selector,
+named before its braces or by a `__name__="..."` matcher. An expression that does not parse is an
+error naming it. Grafana's variables are given plausible values first; promtool also checks the
+expressions' syntax in tests/ops.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import yaml
 
 HERE = Path(__file__).parent
@@ -39,13 +42,6 @@ LISTED_PATH = HERE / "metrics_used.yaml"
 _GRAFANA_INTERVALS = re.compile(r"\$__(?:rate_interval|interval|range)\b"
                                 r"|\$\{__(?:rate_interval|interval|range)\}")
 _GRAFANA_VARIABLE = re.compile(r"\$\{[^}]+\}|\$[A-Za-z_]\w*|\[\[[^\]]+\]\]")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_RANGE = re.compile(r"\[[^\[\]]*\]")
-_IDENTIFIER = re.compile(r"(?<![\w.:])([A-Za-z_:][\w:]*)(\s*\()?")
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-             "unless", "offset", "inf", "nan", "atan2", "start", "end"}
 _LABEL_VALUES = re.compile(r"label_values\(\s*([A-Za-z_:][\w:]*)\s*,")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -56,20 +52,32 @@ def substitute_grafana_variables(expr: str) -> str:
     return _GRAFANA_VARIABLE.sub("x", expr)
 
 
+class PromQLError(ValueError):
+    """An expression of a rule or dashboard that is not PromQL."""
+
+
 def promql_metric_names(expr: str) -> set[str]:
     """Metric names used by one PromQL expression (Grafana variables allowed)."""
-    text = _STRING.sub('""', substitute_grafana_variables(expr))
-    text = _MATCHERS.sub(" ", text)
-    while _GROUPING.search(text):
-        text = _GROUPING.sub(" ", text)
-    text = _RANGE.sub(" ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        name, call = match.group(1), match.group(2)
-        if call or name.lower() in _KEYWORDS:
-            continue
-        names.add(name)
+    try:
+        tree = promql_parser.parse(substitute_grafana_variables(expr))
+    except ValueError as exc:
+        raise PromQLError(f"not PromQL ({exc}): {expr}") from None
+    names: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            names.update(_selected_names(node))
+
+    promql_parser.walk(tree, visit)
     return names
+
+
+def _selected_names(selector: Any) -> set[str]:
+    """The metric a selector names: `name{...}` or `{__name__="name", ...}`."""
+    if selector.name:
+        return {selector.name}
+    return {m.value for m in selector.matchers.matchers
+            if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal}
 
 
 def rule_expressions(path: Path = RULES_PATH) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,15 +23,19 @@ def latency_histogram(name: str, documentation: str, labels: tuple[str, ...] = (
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the active trace id when there is one."""
+    """One JSON object per line, with the active trace id when there is one.
+
+    `ts` is UTC (ISO 8601 with `Z`) whatever TZ the process runs under: the Formatter's default
+    converter (formatTime) is localtime, which labelled Jakarta's local time as UTC."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         payload: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": f"{utc}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "service": self._service,
             "logger": record.name,

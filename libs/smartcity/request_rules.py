@@ -16,6 +16,25 @@ doors. The description is what the OPD acts on, so it is required on both sides.
 A note that is too long: the gateway refuses it at its door; the domain, receiving it from
 another producer, keeps the first MAX_NOTE characters rather than failing the command.
 
+Characters (`text_problem`): citizens write paragraphs, so the multi-line texts (description,
+address, notes, reasons, comments) accept TAB, LF and CRLF. Everything else that is not text
+is refused, in every field:
+
+- the other C0 controls U+0000-U+001F, DEL U+007F and the C1 controls U+0080-U+009F. NUL is
+  among them on purpose: it truncates C strings and PostgreSQL refuses it in text, so an OPD
+  system downstream would lose or reject the request. A lone CR is refused as well: it is not a
+  line break anyone types, and on a terminal it rewrites the line already shown.
+- the bidi embeddings and overrides U+202A-U+202E and the isolates U+2066-U+2069: they make a
+  text display differently from what it holds ("Trojan Source", CVE-2021-42574; a reversed file
+  name or phone number in a report). Right-to-left scripts (Arabic in Jawi names, quotations)
+  need none of them: the Unicode bidi algorithm orders them from their letters. The implicit
+  marks LRM/RLM/ALM (U+200E, U+200F, U+061C) stay allowed; they only nudge neutral characters.
+- the noncharacters U+FDD0-U+FDEF and U+nFFFE/U+nFFFF of every plane (U+FFFE, U+FFFF, ...,
+  U+10FFFF): Unicode reserves them for a program's internal use, never for interchange, and some
+  decoders turn them into U+FFFD or drop them, so the text would not arrive as sent.
+  (Surrogates cannot occur: protobuf strings are valid UTF-8.)
+Single-line texts (title, names, phone, e-mail, URLs) accept no control character at all.
+
 The lifecycle (the domain's table, moved here as it was):
 
     SUBMITTED -> ACKNOWLEDGED -> ASSIGNED -> IN_PROGRESS -> RESOLVED -> CLOSED
@@ -37,6 +56,7 @@ Open and overdue, one meaning each:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -56,6 +76,37 @@ DESCRIPTION_REQUIRED = True
 
 # Actions whose note is their reason and must not be empty.
 REASON_REQUIRED = frozenset({"reject", "reopen"})
+
+# ---- characters (see the module's docstring for why each is refused)
+
+# In every text: controls other than TAB/LF/CR, C1, bidi embeddings/overrides/isolates,
+# noncharacters. TAB, LF and CR are judged apart (multi-line texts only, CR only before LF).
+_NEVER = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufdd0-\ufdef"
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+_LONE_CR = re.compile("\r(?!\n)")
+_LINE_BREAK_OR_TAB = re.compile("[\t\n\r]")
+
+
+def text_problem(value: str, multiline: bool = False) -> str | None:
+    """What character of a user text is not allowed and where (None: every one is fine)."""
+    found = _NEVER.search(value) or (_LONE_CR if multiline else _LINE_BREAK_OR_TAB).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "a line break or tab in a single-line text" if char in "\t\n\r" and not multiline else _kind(char)
+    return f"contains U+{ord(char):04X} ({kind}) at position {found.start()}"
+
+
+def _kind(char: str) -> str:
+    code = ord(char)
+    if code <= 0x9F:
+        return "a control character" if char != "\r" else "a carriage return not followed by a line feed"
+    if 0x202A <= code <= 0x2069:
+        return "a bidi embedding, override or isolate"
+    return "a noncharacter"
 
 
 # ---- the lifecycle

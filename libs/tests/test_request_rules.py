@@ -115,3 +115,50 @@ def test_the_title_is_optional_and_the_description_required() -> None:
     assert (rules.MAX_ADDRESS, rules.MAX_MEDIA_URL) == (500, 2048)
     assert sorted(rules.REASON_REQUIRED) == ["reject", "reopen"]
     assert all(action in rules.TRANSITIONS for action in rules.REASON_REQUIRED)
+
+
+# ---- which characters user text may hold
+
+
+@pytest.mark.parametrize(
+    "value", ["Jalan rusak.\nMohon segera.", "a\tb", "baris 1\r\nbaris 2\r\n", "kata\u200ekata", "مسجد"]
+)
+def test_multiline_text_accepts_paragraphs(value: str) -> None:
+    assert rules.text_problem(value, multiline=True) is None
+
+
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("nul\x00byte", "U+0000"),
+        ("bell\x07", "U+0007"),
+        ("lone\rreturn", "U+000D"),
+        ("esc\x1b[31m", "U+001B"),
+        ("del\x7f", "U+007F"),
+        ("c1\x85", "U+0085"),
+        ("c1\x9b", "U+009B"),
+        ("evil\u202etxt.exe", "U+202E"),
+        ("embed\u202a", "U+202A"),
+        ("isolate\u2066x\u2069", "U+2066"),
+        ("non\ufffe", "U+FFFE"),
+        ("non\uffff", "U+FFFF"),
+        ("non\U0010ffff", "U+10FFFF"),
+        ("non\U0001fffe", "U+1FFFE"),
+        ("non\ufdd0", "U+FDD0"),
+        ("non\ufdef", "U+FDEF"),
+    ],
+)
+def test_other_controls_bidi_overrides_and_noncharacters_are_refused(value: str, says: str) -> None:
+    problem = rules.text_problem(value, multiline=True)
+    assert problem is not None and says in problem
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\tb", "a\r\nb"])
+def test_single_line_text_refuses_line_breaks_and_tabs(value: str) -> None:
+    assert rules.text_problem(value, multiline=False) is not None
+    assert rules.text_problem(value.replace("\r", "").replace("\n", " ").replace("\t", " ")) is None
+
+
+def test_characters_next_to_the_refused_ranges_are_accepted() -> None:
+    for char in ("\xa0", "\u2065", "\u206a", "\ufdcf", "\ufdf0", "\ufffd", "\U0001fffd"):
+        assert rules.text_problem(f"x{char}y") is None, repr(char)

@@ -135,6 +135,24 @@ def test_metric_names_are_found_in_promql(expr, expected):
     assert check_metrics.names_in(expr) == expected
 
 
+@pytest.mark.parametrize(("expr", "expected"), [
+    # What a tokenizer gets wrong and a PromQL parser does not.
+    ('{__name__="smartcity_up", job="x"}', {"smartcity_up"}),
+    ("sum(\n  # errors per second, from requests_total\n  rate(e_total[5m]))", {"e_total"}),
+    ('count(label_replace(up, "dst", "$1", "src", "(.*)"))', {"up"}),
+    ("rate(x_total[5m] offset -5m @ start())", {"x_total"}),
+])
+def test_metric_names_come_from_the_parsed_expression(expr, expected):
+    assert check_metrics.names_in(expr) == expected
+
+
+@pytest.mark.parametrize("expr", ["sum(rate(x_total[5m])", "rate(x_total[5m] offset)", "a +"])
+def test_an_expression_that_is_not_promql_is_an_error_naming_it(expr):
+    with pytest.raises(check_metrics.PromQLError) as err:
+        check_metrics.names_in(expr)
+    assert expr in str(err.value)
+
+
 def test_shared_metrics_of_libs_are_declared_and_exported_as_listed():
     """The libs metrics exist today: compare the list with the real registry and its /metrics."""
     from prometheus_client import REGISTRY, generate_latest

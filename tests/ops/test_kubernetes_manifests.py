@@ -35,10 +35,14 @@ OVERLAYS = ("dev", "prod")
 NAMESPACE = "smartcity"
 SERVICES = ("wifi-telemetry", "camera-health", "citizen-requests", "gateway")
 WORKERS = SERVICES[:3]
-METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104}
+# Deployments that talk no Kafka: the Open311 facade reaches the gateway only.
+FACADES = ("open311",)
+DEPLOYMENTS = SERVICES + FACADES
+METRICS_PORTS = {"wifi-telemetry": 9101, "camera-health": 9102, "citizen-requests": 9103, "gateway": 9104,
+                 "open311": 9105}
 CUSTOM_GROUPS = ("kafka.strimzi.io", "monitoring.coreos.com")
 KAFKA_CLIENT_LABEL = ("smartcity.io/kafka-client", "true")
-PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "gateway-personal-data"}
+PROD_SECRETS = {"gateway-tokens", "wifi-client-hash-salt", "gateway-personal-data", "open311-gateway-token"}
 
 Doc = dict[str, Any]
 
@@ -226,7 +230,7 @@ def containers_of(doc: Doc) -> list[Doc]:
 def test_every_container_is_hardened_with_probes_and_limits(overlay):
     name, docs = overlay
     deployments = of_kind(docs, "Deployment")
-    assert {d["metadata"]["name"] for d in deployments} == set(SERVICES)
+    assert {d["metadata"]["name"] for d in deployments} == set(DEPLOYMENTS)
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
         where = f"{name}/{deployment['metadata']['name']}"
@@ -281,7 +285,7 @@ def test_probes_use_grpc_health_for_the_gateway_and_http_for_the_workers(overlay
 
 def test_metrics_ports_agree_between_config_container_service_and_servicemonitor(overlay):
     _, docs = overlay
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         deployment = named(docs, "Deployment", service)
         container = containers_of(deployment)[0]
         config = named(docs, "ConfigMap", service)["data"]
@@ -353,7 +357,7 @@ def test_gateway_is_autoscaled_and_every_service_has_a_disruption_budget(overlay
     assert 1 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
     if name == "prod":
         assert hpa["spec"]["minReplicas"] >= 2
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         budgets = [b for b in of_kind(docs, "PodDisruptionBudget")
                    if selects(b["spec"]["selector"], pod_labels(named(docs, "Deployment", service)))]
         assert len(budgets) == 1, service
@@ -365,17 +369,19 @@ def ingress_policies_for(docs: list[Doc], labels: dict[str, str]) -> list[Doc]:
     return [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
 
 
-def test_ingress_is_denied_by_default_and_only_the_gateway_is_open(overlay):
+def test_ingress_is_denied_by_default_and_only_the_gateway_and_open311_are_open(overlay):
     _, docs = overlay
     deny = [p for p in of_kind(docs, "NetworkPolicy") if p["spec"]["podSelector"] == {}]
     assert len(deny) == 1 and deny[0]["spec"]["policyTypes"] == ["Ingress"]
     assert not deny[0]["spec"].get("ingress"), "the catch-all policy must allow nothing"
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         labels = pod_labels(named(docs, "Deployment", service))
         open_rules = [r for p in ingress_policies_for(docs, labels) for r in p["spec"].get("ingress", [])
                       if not r.get("from")]
         if service == "gateway":
             assert [[p["port"] for p in r["ports"]] for r in open_rules] == [["grpc"]]
+        elif service == "open311":
+            assert [[p["port"] for p in r["ports"]] for r in open_rules] == [["http"]]
         else:
             assert not open_rules, f"{service} is reachable from anywhere"
         # Every other rule names its peers; the metrics port only for Prometheus.
@@ -409,7 +415,7 @@ def test_prometheus_may_scrape_every_service(overlay):
     _, docs = overlay
     prometheus_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
-    for service in SERVICES:
+    for service in DEPLOYMENTS:
         labels = pod_labels(named(docs, "Deployment", service))
         rules = [r for p in ingress_policies_for(docs, labels) for r in p["spec"].get("ingress", [])
                  if prometheus_peer in r.get("from", [])]
@@ -596,6 +602,27 @@ def test_service_pods_reach_only_dns_and_kafka_and_strimzi_keeps_its_egress(over
         assert not egress_allowed(docs, gateway, NAMESPACE, broker, 9092), "the plain listener is gone"
 
 
+def test_open311_reaches_only_dns_and_the_gateways_grpc_port(overlay):
+    _, docs = overlay
+    facade = pod_labels(named(docs, "Deployment", "open311"))
+    gateway = pod_labels(named(docs, "Deployment", "gateway"))
+    policies = egress_policies_for(docs, facade)
+    assert any(not p["spec"].get("egress") for p in policies), "no default-deny egress selects open311"
+    for protocol in ("UDP", "TCP"):
+        assert egress_allowed(docs, facade, "kube-system", DNS_POD, 53, protocol=protocol)
+    assert egress_allowed(docs, facade, NAMESPACE, gateway, 50051)
+    assert not egress_allowed(docs, facade, NAMESPACE, gateway, 9104), "the gateway's metrics"
+    for name, broker in strimzi_pods(docs).items():
+        for port in (9091, 9092, 9093):
+            assert not egress_allowed(docs, facade, NAMESPACE, broker, port), f"{name} {port}"
+    worker = pod_labels(named(docs, "Deployment", "citizen-requests"))
+    assert not egress_allowed(docs, facade, NAMESPACE, worker, 9103)
+    assert not egress_allowed(docs, facade, "default", {"component": "apiserver"}, 443)
+    for rule in (r for p in policies for r in p["spec"].get("egress", [])):
+        assert rule.get("to") and rule.get("ports"), "every egress rule names its peers and ports"
+    assert KAFKA_CLIENT_LABEL[0] not in facade, "open311 is no Kafka client"
+
+
 def without(docs: list[Doc], kind: str, name: str) -> list[Doc]:
     return [d for d in docs if (d["kind"], d["metadata"]["name"]) != (kind, name)]
 
@@ -776,7 +803,7 @@ def test_entrypoint_execs_the_service_console_script_as_the_same_process(tmp_pat
     assert out.split() == [str(process.pid), "--flag", "value"]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYMENTS)
 def test_each_service_image_is_built_from_the_one_dockerfile(render, service):
     build = image_builds()[service]
     assert build["-f"] == str(DOCKERFILE.relative_to(REPO)) and build["context"] == "."
@@ -802,7 +829,7 @@ def test_make_images_fails_clearly_without_docker():
     printed = subprocess.run(["make", "-s", "images", "PRINT=1"], capture_output=True, text=True,
                              timeout=60, check=False, cwd=REPO,
                              env={"PATH": "/usr/bin:/bin", "DOCKER": "/nonexistent/docker"})
-    assert printed.returncode == 0 and len(printed.stdout.splitlines()) == len(SERVICES)
+    assert printed.returncode == 0 and len(printed.stdout.splitlines()) == len(DEPLOYMENTS)
 
 
 def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_image_copies():

@@ -11,10 +11,13 @@
     smartcity watch devices|requests|snapshot  live changes
     smartcity top                              live terminal view of the city
     smartcity token-hash TOKEN                 SHA-256 of a new token, for the token file
+    smartcity completion bash|zsh              shell completion: eval "$(smartcity completion bash)"
 
 Connection: --address (env SMARTCITY_GATEWAY, default 127.0.0.1:50051), --token (env
-SMARTCITY_TOKEN), --tls-ca FILE (env SMARTCITY_TLS_CA) for a TLS gateway. Tables by default,
-JSON with --json. Exit status 0 on success, 1 when the gateway refused the call.
+SMARTCITY_TOKEN); for a TLS gateway --tls-system-ca (env SMARTCITY_TLS_SYSTEM_CA=1) trusts the
+system's CA certificates, --tls-ca FILE (env SMARTCITY_TLS_CA) one CA file. Tables by default,
+JSON with --json. Exit status 0 on success, 1 when the gateway refused the call or could not be
+reached, 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -24,20 +27,39 @@ import asyncio
 import hashlib
 import json
 import os
+import re
+import ssl
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import argcomplete
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from rich.console import Console
+from rich.live import Live
 
 from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
-from smartcity_cli import render
+from smartcity_cli import render, top
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+COMPLETION_SHELLS = ("bash", "zsh")
+# A watch stream that ends with UNAVAILABLE (the gateway closed an old connection so watchers
+# spread over new replicas, or a replica shut down) is opened again, at most this many times in
+# a row without a message in between.
+MAX_RESUBSCRIBE = 5
+# gRPC's words for "nothing answered at that address" (the gateway's own UNAVAILABLE says why).
+_UNREACHABLE = re.compile(
+    r"failed to connect|connection refused|dns|handshake|socket closed|unreachable|resolve", re.IGNORECASE
+)
 
 # Command-line words for the contract's enums (values typed Any: protobuf enums are ints on the wire).
 HEALTHS: dict[str, Any] = {"ok": 1, "problem": 2, "critical": 3}
@@ -59,6 +81,9 @@ PRIORITIES: dict[str, Any] = {
 }
 
 
+RESUBSCRIBED = object()  # marks a new subscription in `Client.follow`'s messages
+
+
 @dataclass
 class Client:
     """A connection to the gateway and how to print what it says."""
@@ -76,6 +101,29 @@ class Client:
 
     def stream(self, method: Callable[..., Any], request: Any) -> Any:
         return method(request, metadata=self.metadata)
+
+    async def follow(self, method: Callable[..., Any], request: Any) -> AsyncGenerator[Any, None]:
+        """The messages of a watch stream, subscribing again when it ends with UNAVAILABLE.
+
+        Between two subscriptions it yields RESUBSCRIBED: what follows starts over (with the
+        snapshot again when the request asks for one)."""
+        failures = 0
+        while True:
+            call = self.stream(method, request)
+            try:
+                async for reply in _replies(call):
+                    failures = 0
+                    yield reply
+                return
+            except grpc.aio.AioRpcError as err:
+                if err.code() is not grpc.StatusCode.UNAVAILABLE or failures >= MAX_RESUBSCRIBE:
+                    raise
+                failures += 1
+                print(f"stream ended ({err.details()}); re-subscribing…", file=sys.stderr, flush=True)
+            finally:
+                call.cancel()
+            await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+            yield RESUBSCRIBED
 
     def show(self, message: Any, text: str) -> None:
         print(render.to_json(message) if self.as_json else text)
@@ -260,7 +308,7 @@ async def cmd_stats(c: Client, args: argparse.Namespace) -> None:
 
 async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
     if args.what == "devices":
-        call = c.stream(
+        replies = c.follow(
             c.devices.WatchDevices,
             gateway_pb2.WatchDevicesRequest(
                 send_snapshot=args.snapshot, kind=KINDS.get(args.kind or "", 0), site_id=args.site or ""
@@ -268,7 +316,7 @@ async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
         )
         line: Callable[[Any], str] = render.device_change
     elif args.what == "requests":
-        call = c.stream(
+        replies = c.follow(
             c.requests.WatchRequests,
             gateway_pb2.WatchRequestsRequest(
                 send_snapshot=args.snapshot, opd_code=args.opd or "", category=args.category or ""
@@ -278,24 +326,35 @@ async def cmd_watch(c: Client, args: argparse.Namespace) -> None:
     else:
         interval = Duration()
         interval.FromNanoseconds(int(args.interval * 1e9))
-        call = c.stream(c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval))
+        replies = c.follow(
+            c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval)
+        )
 
         def line(reply: Any) -> str:
             return render.snapshot(reply.snapshot) + "\n"
 
-    await _follow(call, line, args, c.as_json)
+    # On stderr: stdout stays the changes alone, for pipes and --json.
+    print(f"watching {args.what} on {args.address}… (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    async with aclosing(replies):
+        await _follow(replies, line, args, c.as_json)
 
 
-async def _follow(call: Any, line: Callable[[Any], str], args: argparse.Namespace, as_json: bool) -> None:
+async def _follow(
+    replies: AsyncGenerator[Any, None], line: Callable[[Any], str], args: argparse.Namespace, as_json: bool
+) -> None:
     """Prints each message of a stream; stops after --count live changes (those after the snapshot)
     or --duration seconds (0 = no limit)."""
     count, duration = args.count, args.duration
-    live = not (args.snapshot and args.what != "snapshot")
+    with_snapshot = args.snapshot and args.what != "snapshot"
+    live = not with_snapshot
     shown = 0
 
     async def consume() -> None:
         nonlocal shown, live
-        async for reply in _replies(call):
+        async for reply in replies:
+            if reply is RESUBSCRIBED:
+                live = not with_snapshot  # the snapshot comes again before live changes
+                continue
             text = (
                 json.dumps(MessageToDict(reply, preserving_proto_field_name=True)) if as_json else line(reply)
             )
@@ -307,14 +366,11 @@ async def _follow(call: Any, line: Callable[[Any], str], args: argparse.Namespac
             if count and shown >= count:
                 return
 
-    try:
-        if duration:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(consume(), timeout=duration)
-        else:
-            await consume()
-    finally:
-        call.cancel()
+    if duration:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(consume(), timeout=duration)
+    else:
+        await consume()
 
 
 def _is_snapshot_end(reply: Any) -> bool:
@@ -337,19 +393,25 @@ async def cmd_top(c: Client, args: argparse.Namespace) -> None:
     interval.FromNanoseconds(int(max(args.refresh, 1.0) * 1e9))
 
     async def devices() -> None:
-        call = c.stream(c.devices.WatchDevices, gateway_pb2.WatchDevicesRequest(send_snapshot=True))
-        async for reply in _replies(call):
-            state.apply_device(reply)
-            if _is_snapshot_end(reply):
-                ready["devices"].set()
+        replies = c.follow(c.devices.WatchDevices, gateway_pb2.WatchDevicesRequest(send_snapshot=True))
+        async with aclosing(replies):
+            async for reply in replies:
+                if reply is RESUBSCRIBED:
+                    state.incidents.clear()  # the new snapshot lists the ones still open
+                    continue
+                state.apply_device(reply)
+                if _is_snapshot_end(reply):
+                    ready["devices"].set()
 
     async def requests() -> None:
-        call = c.stream(c.requests.WatchRequests, gateway_pb2.WatchRequestsRequest(send_snapshot=True))
+        replies = c.follow(c.requests.WatchRequests, gateway_pb2.WatchRequestsRequest(send_snapshot=True))
         try:
-            async for reply in _replies(call):
-                state.apply_request(reply)
-                if _is_snapshot_end(reply):
-                    ready["requests"].set()
+            async with aclosing(replies):
+                async for reply in replies:
+                    if reply is not RESUBSCRIBED:
+                        state.apply_request(reply)
+                    if reply is not RESUBSCRIBED and _is_snapshot_end(reply):
+                        ready["requests"].set()
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.PERMISSION_DENIED:
                 raise
@@ -357,10 +419,13 @@ async def cmd_top(c: Client, args: argparse.Namespace) -> None:
             ready["requests"].set()
 
     async def snapshots() -> None:
-        call = c.stream(c.overview.WatchCitySnapshot, gateway_pb2.WatchCitySnapshotRequest(interval=interval))
-        async for reply in _replies(call):
-            state.snapshot = reply.snapshot
-            ready["snapshot"].set()
+        request = gateway_pb2.WatchCitySnapshotRequest(interval=interval)
+        replies = c.follow(c.overview.WatchCitySnapshot, request)
+        async with aclosing(replies):
+            async for reply in replies:
+                if reply is not RESUBSCRIBED:
+                    state.snapshot = reply.snapshot
+                    ready["snapshot"].set()
 
     tasks = [asyncio.create_task(f()) for f in (devices, requests, snapshots)]
     first_frame = asyncio.create_task(_all_set(list(ready.values())))
@@ -371,19 +436,39 @@ async def cmd_top(c: Client, args: argparse.Namespace) -> None:
         for task in tasks:
             if task in done:
                 task.result()  # a stream failed before the first frame: raise its error
-        if args.once:
-            print(render.top(state, rows=args.rows))
-            return
-        while True:
-            for task in tasks:
-                if task.done():
-                    task.result()
-            print("\x1b[H\x1b[2J" + render.top(state, rows=args.rows), flush=True)
-            await asyncio.sleep(args.refresh)
+        await _draw(state, tasks, args)
     finally:
         for task in [first_frame, *tasks]:
             task.cancel()
         await asyncio.gather(first_frame, *tasks, return_exceptions=True)
+
+
+async def _draw(state: render.TopState, tasks: list[asyncio.Task[None]], args: argparse.Namespace) -> None:
+    """One frame (--once), redrawn in place on a terminal, or one frame after another when piped.
+
+    rich's Console measures the terminal's width and colours by health only on a terminal; on a
+    pipe it writes plain text, so nothing here writes an escape code itself."""
+    console = Console()
+    if args.once:
+        console.print(top.view(state, rows=args.rows))
+        return
+
+    def alive() -> None:
+        for task in tasks:
+            if task.done():
+                task.result()  # a stream ended or failed: raise its error
+
+    if not console.is_terminal:
+        while True:
+            alive()
+            console.print(top.view(state, rows=args.rows))
+            console.print()
+            await asyncio.sleep(args.refresh)
+    with Live(top.view(state, rows=args.rows), console=console, auto_refresh=False, screen=True) as live:
+        while True:
+            alive()
+            live.update(top.view(state, rows=args.rows), refresh=True)
+            await asyncio.sleep(args.refresh)
 
 
 async def _all_set(events: list[asyncio.Event]) -> None:
@@ -427,14 +512,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smartcity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--address", default=os.environ.get("SMARTCITY_GATEWAY", "127.0.0.1:50051"))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("SMARTCITY_GATEWAY", DEFAULT_ADDRESS),
+        metavar="HOST:PORT",
+        help=f"the gateway (env SMARTCITY_GATEWAY, default {DEFAULT_ADDRESS})",
+    )
     parser.add_argument(
         "--token", default=os.environ.get("SMARTCITY_TOKEN", ""), help="bearer token (env SMARTCITY_TOKEN)"
     )
     parser.add_argument(
+        "--tls-system-ca",
+        action="store_true",
+        default=os.environ.get("SMARTCITY_TLS_SYSTEM_CA", "") not in ("", "0", "false"),
+        help="connect with TLS, trusting the system's CA certificates (SSL_CERT_FILE or the OS "
+        "bundle; env SMARTCITY_TLS_SYSTEM_CA=1)",
+    )
+    parser.add_argument(
         "--tls-ca",
         default=os.environ.get("SMARTCITY_TLS_CA", ""),
-        help="CA certificate of a TLS gateway (env SMARTCITY_TLS_CA)",
+        metavar="FILE",
+        help="connect with TLS, trusting this CA certificate (PEM; env SMARTCITY_TLS_CA)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each call in seconds")
@@ -443,28 +542,39 @@ def build_parser() -> argparse.ArgumentParser:
     _request_commands(sub)
     _live_commands(sub)
     hashing = _command(sub, "token-hash", help="print the SHA-256 of a token for the token file")
-    hashing.add_argument("token")
+    hashing.add_argument("token", help="the new bearer token (give it to the client, never store it)")
+    completion = _command(sub, "completion", help="print the shell completion script")
+    completion.add_argument(
+        "shell", choices=COMPLETION_SHELLS, help='e.g. eval "$(smartcity completion bash)" in ~/.bashrc'
+    )
     return parser
+
+
+def version() -> str:
+    try:
+        return metadata.version("smartcity-cli")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
 
 def _device_commands(sub: Any) -> None:
     _command(sub, "snapshot", help="the city at a glance")
     sites = _command(sub, "sites", help="WiFi statistics per site")
-    sites.add_argument("--site")
-    sites.add_argument("--window", choices=sorted(WINDOWS))
+    sites.add_argument("--site", help="only this site (e.g. alun-alun)")
+    sites.add_argument("--window", choices=sorted(WINDOWS), help="only this window")
     for name, noun in (("aps", "access points"), ("cameras", "cameras")):
         listing = _command(sub, name, help=f"list {noun}")
-        listing.add_argument("--site")
-        listing.add_argument("--health", choices=sorted(HEALTHS))
+        listing.add_argument("--site", help="only this site (e.g. alun-alun)")
+        listing.add_argument("--health", choices=sorted(HEALTHS), help="only this health")
         listing.add_argument("--near", type=_point, metavar="LAT,LON", help="e.g. --near=-7.3883,109.3639")
-        listing.add_argument("--radius", type=float, metavar="METRES", help="with --near")
+        listing.add_argument("--radius", type=float, metavar="METRES", help="with --near; at most 50000")
         _paging(listing)
-    _command(sub, "ap", help="one access point").add_argument("id")
-    _command(sub, "camera", help="one camera").add_argument("id")
+    _command(sub, "ap", help="one access point").add_argument("id", help="access point id")
+    _command(sub, "camera", help="one camera").add_argument("id", help="camera id")
     incidents = _command(sub, "incidents", help="camera incidents")
     incidents.add_argument("--open", action="store_true", help="only open incidents")
-    incidents.add_argument("--camera")
-    incidents.add_argument("--site")
+    incidents.add_argument("--camera", help="only this camera")
+    incidents.add_argument("--site", help="only this site")
     _paging(incidents)
 
 
@@ -473,44 +583,51 @@ def _request_commands(sub: Any) -> None:
     submit.add_argument(
         "--category", required=True, help="permits, health_info, emergency, roads, waste, ..."
     )
-    submit.add_argument("--title", required=True)
-    submit.add_argument("--description", required=True)
+    submit.add_argument("--title", required=True, help="a short title (at most 200 characters)")
+    submit.add_argument(
+        "--description", required=True, help="what is wrong; several lines are fine (at most 4000)"
+    )
     submit.add_argument("--at", type=_point, metavar="LAT,LON", help="e.g. --at=-7.3883,109.3639")
     submit.add_argument("--street", help="street address of the problem")
-    submit.add_argument("--media-url")
-    submit.add_argument("--name")
-    submit.add_argument("--phone")
-    submit.add_argument("--email")
-    submit.add_argument("--priority", choices=sorted(PRIORITIES))
-    submit.add_argument("--idempotency-key", help="reuse it to retry safely (default: a new one)")
+    submit.add_argument("--media-url", help="http(s) URL of a photo or video")
+    submit.add_argument("--name", help="the reporter's name (only the routed OPD sees it)")
+    submit.add_argument("--phone", help="the reporter's phone (only the routed OPD sees it)")
+    submit.add_argument("--email", help="the reporter's e-mail (only the routed OPD sees it)")
+    submit.add_argument("--priority", choices=sorted(PRIORITIES), help="default: the category's")
+    submit.add_argument(
+        "--idempotency-key",
+        help="reuse it, with the same body, to retry safely (default: a new one)",
+    )
     requests = _command(sub, "requests", help="list requests")
-    requests.add_argument("--opd")
-    requests.add_argument("--category")
-    requests.add_argument("--status", choices=sorted(STATUSES))
-    requests.add_argument("--open", action="store_true")
-    requests.add_argument("--overdue", action="store_true")
+    requests.add_argument("--opd", help="only requests routed to this OPD (e.g. PUPR)")
+    requests.add_argument("--category", help="only this category (e.g. roads)")
+    requests.add_argument("--status", choices=sorted(STATUSES), help="only this status")
+    requests.add_argument("--open", action="store_true", help="only open requests")
+    requests.add_argument("--overdue", action="store_true", help="only overdue requests")
     _paging(requests)
-    _command(sub, "request", help="one request with its history").add_argument("id")
-    _command(sub, "events", help="the audit trail of a request").add_argument("id")
+    _command(sub, "request", help="one request with its history").add_argument("id", help="request id")
+    _command(sub, "events", help="the audit trail of a request").add_argument("id", help="request id")
     transition = _command(sub, "transition", help="move a request through its lifecycle")
-    transition.add_argument("id")
-    transition.add_argument("action", choices=sorted(ACTIONS))
+    transition.add_argument("id", help="request id")
+    transition.add_argument("action", choices=sorted(ACTIONS), help="the lifecycle step")
     transition.add_argument("--note", help="note; the reason for reject and reopen")
     transition.add_argument("--assignee", help="required for assign")
-    transition.add_argument("--expected-version", type=int, default=0)
+    transition.add_argument(
+        "--expected-version", type=int, default=0, help="refuse if the request moved on (0 = any)"
+    )
     comment = _command(sub, "comment", help="comment on a request")
-    comment.add_argument("id")
-    comment.add_argument("text")
+    comment.add_argument("id", help="request id")
+    comment.add_argument("text", help="the comment; several lines are fine")
     erase = _command(sub, "erase-contact", help="erase the reporter's contact data (scope data-protection)")
     erase.add_argument("id", help="a request of the reporter: every request with the same contact is erased")
     erase.add_argument("--reason", required=True, help="why, for the audit trail (no personal data)")
     stats = _command(sub, "stats", help="request statistics per category and OPD")
-    stats.add_argument("--scope", choices=sorted(SCOPES))
+    stats.add_argument("--scope", choices=sorted(SCOPES), help="only per category or only per OPD")
 
 
 def _live_commands(sub: Any) -> None:
     watch = _command(sub, "watch", help="follow live changes")
-    watch.add_argument("what", choices=["devices", "requests", "snapshot"])
+    watch.add_argument("what", choices=["devices", "requests", "snapshot"], help="which stream to follow")
     watch.add_argument("--snapshot", action="store_true", help="start with the current state")
     watch.add_argument("--kind", choices=sorted(KINDS), help="devices: only this kind")
     watch.add_argument("--site", help="devices: only this site")
@@ -534,7 +651,7 @@ def _command(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--page-size", type=int, default=100, help="items per call (1..1000)")
     parser.add_argument("--all", action="store_true", help="follow every page")
 
 
@@ -542,7 +659,31 @@ def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
     if args.tls_ca:
         credentials = grpc.ssl_channel_credentials(Path(args.tls_ca).read_bytes())
         return grpc.aio.secure_channel(args.address, credentials)
+    if args.tls_system_ca:
+        return grpc.aio.secure_channel(args.address, grpc.ssl_channel_credentials(system_ca_certificates()))
     return grpc.aio.insecure_channel(args.address)
+
+
+def system_ca_certificates() -> bytes:
+    """The system's trusted CA certificates (PEM), where OpenSSL finds them: SSL_CERT_FILE, else
+    the OS bundle, else the certificates of SSL_CERT_DIR / the OS directory.
+
+    gRPC would otherwise use the roots bundled with grpcio, which knows nothing of a city's own CA
+    installed on the operator's machine."""
+    paths = ssl.get_default_verify_paths()
+    for cafile in (paths.cafile, paths.openssl_cafile):
+        if cafile and Path(cafile).is_file():
+            return Path(cafile).read_bytes()
+    pems = [
+        f.read_bytes()
+        for directory in (paths.capath, paths.openssl_capath)
+        if directory and Path(directory).is_dir()
+        for f in sorted(Path(directory).iterdir())
+        if f.is_file() and f.suffix in (".pem", ".crt", ".0")
+    ]
+    if not pems:
+        raise SystemExit("error: no system CA certificates found; set SSL_CERT_FILE or use --tls-ca FILE")
+    return b"\n".join(pems)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -559,9 +700,38 @@ async def run(args: argparse.Namespace) -> int:
         try:
             await COMMANDS[args.command](client, args)
         except grpc.aio.AioRpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            print(describe_error(err, args.address), file=sys.stderr)
             return 1
     return 0
+
+
+def describe_error(err: grpc.aio.AioRpcError, address: str) -> str:
+    """What went wrong, for a person: the status, each invalid field, and where the gateway was
+    looked for when it could not be reached."""
+    lines = [f"error: {err.code().name}: {err.details()}"]
+    lines += [f"  {field}: {problem}" for field, problem in field_violations(err)]
+    # gRPC's own words when nothing answered (nothing listens, DNS, TLS handshake), or its bare
+    # deadline; not the gateway's UNAVAILABLE answers (catching up, shutting down, connection age).
+    unreachable = err.code() is grpc.StatusCode.UNAVAILABLE and bool(_UNREACHABLE.search(err.details() or ""))
+    no_answer = err.code() is grpc.StatusCode.DEADLINE_EXCEEDED and err.details() == "Deadline Exceeded"
+    if unreachable or no_answer:
+        lines.append(
+            f"could not reach the gateway at {address}: is it running there? Point the CLI at another "
+            "one with --address HOST:PORT or the SMARTCITY_GATEWAY environment variable "
+            "(add --tls-system-ca or --tls-ca FILE for a TLS gateway)."
+        )
+    return "\n".join(lines)
+
+
+def field_violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The google.rpc.BadRequest field violations an INVALID_ARGUMENT carries, if any."""
+    status = rpc_status.from_call(err)
+    violations: list[tuple[str, str]] = []
+    for detail in status.details if status is not None else ():
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            violations += [(v.field, v.description) for v in bad.field_violations]
+    return violations
 
 
 def hash_token(token: str) -> str:
@@ -570,7 +740,12 @@ def hash_token(token: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argcomplete.autocomplete(parser)  # answers and exits when the shell asks for completions
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(argcomplete.shellcode(["smartcity"], shell=args.shell))
+        return
     if args.command == "token-hash":
         digest = hash_token(args.token)
         print(

@@ -15,8 +15,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from smartcity.codec import from_timestamp
-from smartcity.request_rules import is_overdue
-from smartcity.v1 import camera_pb2, common_pb2, requests_pb2
+from smartcity.v1 import camera_pb2, requests_pb2
 
 HEALTH = {0: "-", 1: "OK", 2: "PROBLEM", 3: "CRITICAL"}
 WINDOWS = {0: "-", 1: "minute", 2: "hour", 3: "day"}
@@ -352,9 +351,7 @@ def _dur(d: Any) -> str:
     return duration(seconds) if seconds > 0 else "-"
 
 
-# ---------------- the live view (smartcity top) ----------------
-
-_OPEN_STATUSES = {1, 2, 3, 4}
+# ---------------- the live view (smartcity top, drawn by smartcity_cli.top) ----------------
 
 
 @dataclass
@@ -384,69 +381,6 @@ class TopState:
     def apply_request(self, change: Any) -> None:
         if change.WhichOneof("change") == "request":
             self.requests[change.request.request_id] = change.request
-
-
-def _worst_first(devices: Iterable[Any], key: str) -> list[Any]:
-    return sorted(devices, key=lambda d: (-d.health, getattr(d, key)))
-
-
-def top(state: TopState, now: float | None = None, rows: int = 10) -> str:
-    """One frame of the live view: totals, worst devices, open incidents, requests per OPD."""
-    now = time.time() if now is None else now
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-    lines = [f"smartcity top — Purbalingga command center — {stamp}"]
-    snap = state.snapshot
-    if snap is not None:
-        lines += [
-            f"APs {snap.access_points_total - snap.access_points_critical}/{snap.access_points_total} up"
-            f" (problem {snap.access_points_problem}, critical {snap.access_points_critical})   "
-            f"people online {snap.people_online}   cameras {snap.cameras_total - snap.cameras_critical}/"
-            f"{snap.cameras_total} up   open incidents {snap.open_incidents}   "
-            f"requests {snap.requests_open} open / {snap.requests_overdue} overdue",
-        ]
-    aps = [
-        a
-        for a in _worst_first(state.access_points.values(), "ap_id")
-        if a.health != common_pb2.HEALTH_STATE_OK
-    ]
-    cams = [
-        c for c in _worst_first(state.cameras.values(), "camera_id") if c.health != common_pb2.HEALTH_STATE_OK
-    ]
-    lines += [
-        "",
-        f"ACCESS POINTS not OK ({len(aps)} of {len(state.access_points)})",
-        access_points(aps[:rows], now) if aps else "  all OK",
-    ]
-    lines += [
-        "",
-        f"CAMERAS not OK ({len(cams)} of {len(state.cameras)})",
-        cameras(cams[:rows], now) if cams else "  all OK",
-    ]
-    open_incidents = sorted(state.incidents.values(), key=lambda i: -from_timestamp(i.opened_time))
-    lines += [
-        "",
-        f"OPEN INCIDENTS ({len(open_incidents)})",
-        incidents(open_incidents[:rows], now) if open_incidents else "  none",
-    ]
-    lines += [
-        "",
-        "REQUESTS PER OPD",
-        _requests_per_opd(state, now) if state.requests_visible else "  (this token cannot read requests)",
-    ]
-    return "\n".join(lines)
-
-
-def _requests_per_opd(state: TopState, now: float) -> str:
-    per_opd: dict[str, list[int]] = {}
-    for r in state.requests.values():
-        if r.status in _OPEN_STATUSES:
-            counts = per_opd.setdefault(r.opd_code or "-", [0, 0])
-            counts[0] += 1
-            counts[1] += is_overdue(r, now)
-    rows = sorted(
-        ((opd, c[0], c[1]) for opd, c in per_opd.items()), key=lambda row: (-row[2], -row[1], row[0])
-    )
-    return table(["OPD", "OPEN", "OVERDUE"], rows) if rows else "  no open requests"
 
 
 def erasure(request_id: str, reply: Any) -> str:

@@ -19,6 +19,8 @@ class TamperFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TAMPER_FLAG_TOO_DARK: _ClassVar[TamperFlag]
     TAMPER_FLAG_TOO_BLURRY: _ClassVar[TamperFlag]
     TAMPER_FLAG_COVERED: _ClassVar[TamperFlag]
+    TAMPER_FLAG_TOO_BRIGHT: _ClassVar[TamperFlag]
+    TAMPER_FLAG_FROZEN: _ClassVar[TamperFlag]
 
 class IncidentPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,12 +32,14 @@ TAMPER_FLAG_SCENE_CHANGE: TamperFlag
 TAMPER_FLAG_TOO_DARK: TamperFlag
 TAMPER_FLAG_TOO_BLURRY: TamperFlag
 TAMPER_FLAG_COVERED: TamperFlag
+TAMPER_FLAG_TOO_BRIGHT: TamperFlag
+TAMPER_FLAG_FROZEN: TamperFlag
 INCIDENT_PHASE_UNSPECIFIED: IncidentPhase
 INCIDENT_PHASE_OPENED: IncidentPhase
 INCIDENT_PHASE_RESOLVED: IncidentPhase
 
 class CameraHeartbeat(_message.Message):
-    __slots__ = ("camera_id", "site_id", "seq", "observed_time", "fps", "configured_fps", "bitrate_kbps", "configured_bitrate_kbps", "dropped_frames", "packet_loss_percent", "storage_free_percent", "recording", "tamper_flags", "location", "name", "reachable", "probe_latency_ms", "source")
+    __slots__ = ("camera_id", "site_id", "seq", "observed_time", "fps", "configured_fps", "bitrate_kbps", "configured_bitrate_kbps", "dropped_frames", "packet_loss_percent", "storage_free_percent", "recording", "tamper_flags", "location", "name", "reachable", "probe_latency_ms", "source", "frames_decoded", "decode_errors", "mean_luma", "sharpness")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +58,10 @@ class CameraHeartbeat(_message.Message):
     REACHABLE_FIELD_NUMBER: _ClassVar[int]
     PROBE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_DECODED_FIELD_NUMBER: _ClassVar[int]
+    DECODE_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_LUMA_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     site_id: str
     seq: int
@@ -72,7 +80,11 @@ class CameraHeartbeat(_message.Message):
     reachable: bool
     probe_latency_ms: float
     source: str
-    def __init__(self, camera_id: _Optional[str] = ..., site_id: _Optional[str] = ..., seq: _Optional[int] = ..., observed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fps: _Optional[float] = ..., configured_fps: _Optional[float] = ..., bitrate_kbps: _Optional[int] = ..., configured_bitrate_kbps: _Optional[int] = ..., dropped_frames: _Optional[int] = ..., packet_loss_percent: _Optional[float] = ..., storage_free_percent: _Optional[float] = ..., recording: _Optional[bool] = ..., tamper_flags: _Optional[_Iterable[_Union[TamperFlag, str]]] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., name: _Optional[str] = ..., reachable: _Optional[bool] = ..., probe_latency_ms: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+    frames_decoded: int
+    decode_errors: int
+    mean_luma: float
+    sharpness: float
+    def __init__(self, camera_id: _Optional[str] = ..., site_id: _Optional[str] = ..., seq: _Optional[int] = ..., observed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fps: _Optional[float] = ..., configured_fps: _Optional[float] = ..., bitrate_kbps: _Optional[int] = ..., configured_bitrate_kbps: _Optional[int] = ..., dropped_frames: _Optional[int] = ..., packet_loss_percent: _Optional[float] = ..., storage_free_percent: _Optional[float] = ..., recording: _Optional[bool] = ..., tamper_flags: _Optional[_Iterable[_Union[TamperFlag, str]]] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., name: _Optional[str] = ..., reachable: _Optional[bool] = ..., probe_latency_ms: _Optional[float] = ..., source: _Optional[str] = ..., frames_decoded: _Optional[int] = ..., decode_errors: _Optional[int] = ..., mean_luma: _Optional[float] = ..., sharpness: _Optional[float] = ...) -> None: ...
 
 class CameraStatus(_message.Message):
     __slots__ = ("camera_id", "site_id", "name", "location", "health", "reasons", "health_since", "last_seen", "last_seq", "availability", "fps", "configured_fps", "recording", "updated_time", "open_incident_id")

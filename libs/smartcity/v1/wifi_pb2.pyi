@@ -16,9 +16,11 @@ class SessionEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_EVENT_KIND_UNSPECIFIED: _ClassVar[SessionEventKind]
     SESSION_EVENT_KIND_CONNECT: _ClassVar[SessionEventKind]
     SESSION_EVENT_KIND_DISCONNECT: _ClassVar[SessionEventKind]
+    SESSION_EVENT_KIND_INTERIM_UPDATE: _ClassVar[SessionEventKind]
 SESSION_EVENT_KIND_UNSPECIFIED: SessionEventKind
 SESSION_EVENT_KIND_CONNECT: SessionEventKind
 SESSION_EVENT_KIND_DISCONNECT: SessionEventKind
+SESSION_EVENT_KIND_INTERIM_UPDATE: SessionEventKind
 
 class RadioStats(_message.Message):
     __slots__ = ("band", "channel", "noise_dbm", "channel_utilization_ratio", "clients")
@@ -67,7 +69,7 @@ class ApTelemetry(_message.Message):
     def __init__(self, ap_id: _Optional[str] = ..., site_id: _Optional[str] = ..., seq: _Optional[int] = ..., observed_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., memory_percent: _Optional[float] = ..., clients: _Optional[int] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., radios: _Optional[_Iterable[_Union[RadioStats, _Mapping]]] = ..., firmware: _Optional[str] = ..., location: _Optional[_Union[_common_pb2.GeoPoint, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ClientSession(_message.Message):
-    __slots__ = ("ap_id", "site_id", "kind", "client_hash", "event_time", "rx_bytes", "tx_bytes", "session_id")
+    __slots__ = ("ap_id", "site_id", "kind", "client_hash", "event_time", "rx_bytes", "tx_bytes", "session_id", "event_id", "session_time_seconds")
     AP_ID_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +78,8 @@ class ClientSession(_message.Message):
     RX_BYTES_FIELD_NUMBER: _ClassVar[int]
     TX_BYTES_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ap_id: str
     site_id: str
     kind: SessionEventKind
@@ -84,7 +88,9 @@ class ClientSession(_message.Message):
     rx_bytes: int
     tx_bytes: int
     session_id: str
-    def __init__(self, ap_id: _Optional[str] = ..., site_id: _Optional[str] = ..., kind: _Optional[_Union[SessionEventKind, str]] = ..., client_hash: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., session_id: _Optional[str] = ...) -> None: ...
+    event_id: str
+    session_time_seconds: int
+    def __init__(self, ap_id: _Optional[str] = ..., site_id: _Optional[str] = ..., kind: _Optional[_Union[SessionEventKind, str]] = ..., client_hash: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., session_id: _Optional[str] = ..., event_id: _Optional[str] = ..., session_time_seconds: _Optional[int] = ...) -> None: ...
 
 class AccessPointStatus(_message.Message):
     __slots__ = ("ap_id", "site_id", "name", "location", "health", "reasons", "health_since", "clients_now", "rx_bps", "tx_bps", "last_seen", "last_seq", "availability", "updated_time", "uptime_seconds")

@@ -337,13 +337,46 @@ def test_history_is_bounded_to_the_newest_entries(config: RequestsConfig) -> Non
 
 def test_a_submit_with_a_known_key_returns_the_original_request(config: RequestsConfig) -> None:
     request = at_status(config, "ACKNOWLEDGED")
-    retry = new_submit(description="Jalan berlubang (dikirim ulang)")
+    retry = new_submit(at=T0 + 90)  # a retry: new command, later requested time, the same body
     assert retry.request_id == request.request_id
     outcome = handle_command(request, retry, config)
     [event] = outcome.events
     assert event.type == pb.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED
     assert event.request == request and event.version == request.version
     assert not outcome.changed and outcome.request == request
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"description": "Jalan berlubang (dikirim ulang)"}, "description"),
+        ({"category": "waste"}, "category"),
+        ({"title": "Lain"}, "title"),
+        ({"address": "Jl. Lain"}, "address"),
+        ({"latitude": -7.0, "longitude": 109.0}, "location"),
+        ({"media_url": "https://example.org/x.jpg"}, "media_url"),
+        ({"priority": pb.PRIORITY_EMERGENCY}, "priority"),
+        ({"encrypted_reporter": pb.EncryptedContact(subject_id="another-subject")}, "reporter"),
+    ],
+)
+def test_a_known_key_with_a_different_body_is_refused_naming_the_key(
+        config: RequestsConfig, change: dict[str, object], field: str) -> None:
+    request = at_status(config, "ACKNOWLEDGED")
+    retry = new_submit(at=T0 + 90, **change)  # type: ignore[arg-type]
+    assert retry.request_id == request.request_id
+    outcome = handle_command(request, retry, config)
+    [event] = outcome.events
+    assert event.type == pb.REQUEST_EVENT_TYPE_COMMAND_REJECTED
+    assert event.rejection_code == pb.REJECTION_CODE_ALREADY_EXISTS
+    assert "idempotency key 'k1'" in event.rejection_reason and field in event.rejection_reason
+    assert not outcome.changed and outcome.request == request
+
+
+def test_texts_that_differ_only_in_surrounding_whitespace_are_the_same_body(config: RequestsConfig) -> None:
+    request = submitted(config)
+    retry = new_submit(at=T0 + 5)
+    retry.submit.description = f"  {retry.submit.description}\n"
+    assert handle_command(request, retry, config).events[0].type == pb.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED
 
 
 def test_a_submit_for_an_existing_id_with_another_key_is_rejected(config: RequestsConfig) -> None:
@@ -371,3 +404,12 @@ def test_the_contact_envelope_is_carried_untouched_and_plaintext_is_never_kept(
     assert outcome.events[0].request.encrypted_reporter == sealed
     acked = handle_command(outcome.request, command(outcome.request, "acknowledge", T0 + 60), config)
     assert acked.request is not None and acked.request.encrypted_reporter == sealed
+
+
+def test_a_retry_sealed_anew_for_the_same_contact_is_the_same_body(config: RequestsConfig) -> None:
+    sealed = pb.EncryptedContact(subject_id="subject-1", data_key_id="k", nonce=b"1" * 12, ciphertext=b"a")
+    request = handle_command(None, new_submit(encrypted_reporter=sealed), config).request
+    assert request is not None
+    resealed = pb.EncryptedContact(subject_id="subject-1", data_key_id="k", nonce=b"2" * 12, ciphertext=b"b")
+    retry = new_submit(at=T0 + 5, encrypted_reporter=resealed)
+    assert handle_command(request, retry, config).events[0].type == pb.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED

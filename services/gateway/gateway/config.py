@@ -17,6 +17,13 @@
     GATEWAY_MAX_RESOLVED_INCIDENTS  resolved incidents kept in memory (10000)
     GATEWAY_MAX_EVENTS_PER_REQUEST  audit events kept in memory per request (1000)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
+    GATEWAY_MAX_CONNECTION_AGE_S    a connection older than this gets GOAWAY, so clients reconnect
+                                    and long watch streams spread over replicas added since (300)
+    GATEWAY_MAX_CONNECTION_AGE_GRACE_S  time its calls then get to finish before they are cut with
+                                    UNAVAILABLE (clients re-subscribe) (30)
+    GATEWAY_KEEPALIVE_TIME_S        ping a connection idle this long, to find dead peers (60) ...
+    GATEWAY_KEEPALIVE_TIMEOUT_S     ... and close it when the ping is not answered within (20)
+    GATEWAY_KEEPALIVE_MIN_CLIENT_PING_S  shortest interval a client may ping at (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9104; 0 = off)
 plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...) and the
 personal-data ones (PERSONAL_DATA_KEYRING, PERSONAL_DATA_SUBJECT_SALT_FILE, ...: see
@@ -64,6 +71,13 @@ class GatewayConfig:
     max_resolved_incidents: int = Views.max_resolved_incidents
     max_events_per_request: int = Views.max_events_per_request
     shutdown_grace_s: float = 10.0
+    # Connection lifetime: without it a watch stream stays on the replica it first reached, and
+    # replicas added by a scale-out get no watchers. gRPC core adds +-10 % jitter to the age.
+    max_connection_age_s: float = 300.0
+    max_connection_age_grace_s: float = 30.0
+    keepalive_time_s: float = 60.0
+    keepalive_timeout_s: float = 20.0
+    keepalive_min_client_ping_s: float = 10.0
 
     @property
     def uses_dev_tokens(self) -> bool:
@@ -72,6 +86,21 @@ class GatewayConfig:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert_file and self.tls_key_file)
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """The gRPC server's channel arguments: message sizes, connection age, keepalive."""
+        return [
+            ("grpc.max_receive_message_length", self.max_receive_bytes),
+            ("grpc.max_send_message_length", self.max_send_bytes),
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_connection_age_ms", _ms(self.max_connection_age_s)),
+            ("grpc.max_connection_age_grace_ms", _ms(self.max_connection_age_grace_s)),
+            ("grpc.keepalive_time_ms", _ms(self.keepalive_time_s)),
+            ("grpc.keepalive_timeout_ms", _ms(self.keepalive_timeout_s)),
+            # Clients that keep their own connection alive (idle watchers) may ping, not too often.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", _ms(self.keepalive_min_client_ping_s)),
+        ]
 
     def api_limits(self) -> ApiLimits:
         """The limits the API enforces, from these settings (the others keep ApiLimits' defaults)."""
@@ -102,6 +131,11 @@ class GatewayConfig:
             "watch_queue_size",
             "max_streams_per_client",
             "snapshot_min_interval_s",
+            "max_connection_age_s",
+            "max_connection_age_grace_s",
+            "keepalive_time_s",
+            "keepalive_timeout_s",
+            "keepalive_min_client_ping_s",
         )
         for name in positive:
             value = getattr(self, name)
@@ -133,6 +167,11 @@ ENV_VARIABLES = {
     "max_resolved_incidents": "GATEWAY_MAX_RESOLVED_INCIDENTS",
     "max_events_per_request": "GATEWAY_MAX_EVENTS_PER_REQUEST",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
+    "max_connection_age_s": "GATEWAY_MAX_CONNECTION_AGE_S",
+    "max_connection_age_grace_s": "GATEWAY_MAX_CONNECTION_AGE_GRACE_S",
+    "keepalive_time_s": "GATEWAY_KEEPALIVE_TIME_S",
+    "keepalive_timeout_s": "GATEWAY_KEEPALIVE_TIMEOUT_S",
+    "keepalive_min_client_ping_s": "GATEWAY_KEEPALIVE_MIN_CLIENT_PING_S",
 }
 
 
@@ -142,3 +181,7 @@ def _read(variable: str, default: Any) -> Any:
     if isinstance(default, int):
         return env_int(variable, default)
     return env_str(variable, default)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -4,6 +4,7 @@ bench/bench_gateway.py share.
     messages       builders of the messages the gateway reads, and `produce`
     process        the gateway as a child process, its test tokens, stubs, waiting helpers
     fake_requests  a stand-in citizen-requests service on the real request ledger
+    in_memory      the API in memory on that ledger, without Kafka (make_api)
 """
 
 from gateway_testing.fake_requests import FakeRequestsService

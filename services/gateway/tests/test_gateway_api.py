@@ -9,18 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.core.api import Api, ApiLimits
+from gateway.core.api import Api
 from gateway.core.auth import ADMIN, DEVICES_READ, REQUESTS_READ, REQUESTS_READ_ALL, REQUESTS_WRITE, Principal
-from gateway.core.command_bus import CommandBus
-from gateway.core.contacts import ContactGate
 from gateway.core.errors import ApiError, ErrorKind
-from gateway.core.fanout import Hub
-from gateway.core.views import Views
-from gateway_testing import CRITICAL, FakeRequestsService, ap, camera, incident, service_request
-from smartcity.personal_data.keystore import record_key
-from smartcity.personal_data.local import InMemoryKeys, random_keyring
-from smartcity.personal_data.subjects import SubjectHasher
-from smartcity.personal_data.vault import ContactVault
+from gateway_testing import CRITICAL, ap, camera, incident, service_request
+from gateway_testing.in_memory import SIT, TRAILS, make_api, sealed_request
 from smartcity.v1 import gateway_pb2, requests_pb2
 
 RS = requests_pb2
@@ -33,64 +26,6 @@ CENTER = Principal(
 PORTAL = Principal("citizen-portal", "", frozenset({REQUESTS_READ, REQUESTS_WRITE}), "citizen")
 ADMIN_P = Principal("admin", "", frozenset({ADMIN}), "system")
 NOBODY = Principal("nobody", "", frozenset())
-
-
-# What the audit topic would have received, per Api (make_api).
-TRAILS: dict[int, list[Any]] = {}
-SIT = RS.Reporter(name="Siti", phone="+62 812 0000", email="siti@example.id")
-
-
-def contact_gate() -> tuple[ContactGate, list[Any]]:
-    """The contact gate over an in-memory key topic, and the list its audit events go to."""
-    trail: list[Any] = []
-
-    async def record(events: Any) -> None:
-        trail.extend(events)
-
-    vault = ContactVault(InMemoryKeys(random_keyring()), SubjectHasher(b"test-salt-of-enough-length"))
-    return ContactGate(vault, record), trail
-
-
-def make_api(send_delay: float = 0.0) -> tuple[Api, FakeRequestsService]:
-    fake = FakeRequestsService("unused", "unused")
-    views = Views()
-    gate, trail = contact_gate()
-
-    async def send(request_id: str, command: Any) -> None:
-        events, _ = fake.decide(command)
-
-        def deliver() -> None:
-            for event in events:
-                views.apply_event(event)
-                bus.on_event(event)
-
-        asyncio.get_running_loop().call_later(send_delay, deliver)
-
-    bus = CommandBus(send)
-    api = Api(
-        views,
-        bus,
-        Hub(capacity=10),
-        Hub(capacity=10),
-        gate,
-        ApiLimits(command_timeout_s=1.0, max_streams_per_client=2),
-    )
-    api.ready = True
-    TRAILS[id(api)] = trail
-    return api, fake
-
-
-def sealed_request(api: Api, request_id: str, **fields: Any) -> Any:
-    """A request as citizen-requests writes it: the reporter sealed by this Api's vault."""
-    request = service_request(request_id, reporter=False, **fields)
-    vault = api.contacts.vault
-    subject = vault.subject_of(SIT)
-    assert subject is not None
-    if subject not in vault.store:  # what keytopic.ensure_key does, without awaiting
-        key = vault.store.new_key(subject)
-        vault.store.apply(record_key(subject, key.data_key_id), key)
-    request.encrypted_reporter.CopyFrom(vault.store.seal(SIT, subject, request_id))
-    return request
 
 
 def settled(value: Any) -> Any:
@@ -246,6 +181,12 @@ async def test_submit_then_transitions_then_comment() -> None:
     assert not first.request.HasField("reporter")  # the portal is not the routed OPD
     again = await api.submit_request(PORTAL, submit, None)
     assert again.deduplicated and again.request.request_id == request_id
+    changed = gateway_pb2.SubmitRequestRequest()
+    changed.CopyFrom(submit)
+    changed.description = "Mohon (lain)"
+    err = await _error(api.submit_request(PORTAL, changed, None))
+    assert err.kind is ErrorKind.ALREADY_EXISTS and "idempotency key 'idem-0001'" in err.message
+    assert "description" in err.message
     ack = gateway_pb2.TransitionRequestRequest(
         request_id=request_id, action=gateway_pb2.REQUEST_ACTION_ACKNOWLEDGE
     )
@@ -271,6 +212,7 @@ async def test_submit_then_transitions_then_comment() -> None:
     assert [e.type for e in events] == [
         RS.REQUEST_EVENT_TYPE_SUBMITTED,
         RS.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED,
+        RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,  # the same key with another description
         RS.REQUEST_EVENT_TYPE_ACKNOWLEDGED,
         RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,
         RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED,

@@ -62,7 +62,7 @@ def test_authenticates_known_tokens_by_hash() -> None:
     tokens = store()
     caller = tokens.authenticate("Bearer secret-1")
     assert (caller.client_id, caller.opd_code, caller.actor_kind) == ("dpmptsp-app", "DPMPTSP", "opd_staff")
-    admin = tokens.authenticate("bearer   secret-2 ")
+    admin = tokens.authenticate("bearer secret-2")
     assert admin.client_id == "admin" and admin.rate_limit_rps == 5.0
 
 
@@ -81,6 +81,45 @@ def test_rejects_bad_authorization(header: str | None, says: str) -> None:
     with pytest.raises(ApiError) as err:
         store().authenticate(header)
     assert err.value.kind is ErrorKind.UNAUTHENTICATED and says in err.value.message
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_case_insensitive(scheme: str) -> None:
+    assert store().authenticate(f"{scheme} secret-1").client_id == "dpmptsp-app"
+
+
+@pytest.mark.parametrize(
+    "header, says",
+    [
+        (" Bearer secret-1", "leading or trailing whitespace"),
+        ("Bearer secret-1 ", "leading or trailing whitespace"),
+        ("Bearer secret-1\n", "leading or trailing whitespace"),
+        ("Bearer secret-1\r\n", "leading or trailing whitespace"),
+        ("Bearer secret-1\t", "leading or trailing whitespace"),
+        ("Bearer  secret-1", "one space"),
+        ("Bearer\tsecret-1", "one space"),
+        ("Bearer secret\x00-1", "control character"),
+        ("Bearer secret\x7f-1", "control character"),
+        ("Bearer secret-1,x", "RFC 6750"),
+        ("Bearer", "Bearer <token>"),
+        ("Bearer ", "leading or trailing whitespace"),
+    ],
+)
+def test_only_exactly_bearer_space_token_is_accepted(header: str, says: str) -> None:
+    """RFC 6750 section 2.1: `Bearer` SP b64token; no whitespace or control characters around it."""
+    with pytest.raises(ApiError) as err:
+        store().authenticate(header)
+    assert err.value.kind is ErrorKind.UNAUTHENTICATED and says in err.value.message
+
+
+def test_two_authorization_headers_are_refused() -> None:
+    with pytest.raises(ApiError) as err:
+        store().authenticate_metadata(
+            [("authorization", "Bearer secret-1"), ("authorization", "Bearer secret-2")]
+        )
+    assert err.value.kind is ErrorKind.UNAUTHENTICATED and "2 authorization headers" in err.value.message
+    one = store().authenticate_metadata([("x-other", "a"), ("authorization", "Bearer secret-1")])
+    assert one.client_id == "dpmptsp-app"
 
 
 @pytest.mark.parametrize(

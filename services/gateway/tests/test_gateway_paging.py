@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,3 +72,38 @@ def test_token_of_another_key_shape_is_invalid_argument() -> None:
     with pytest.raises(ApiError) as err:
         paginate([("a", 1)], key, 1, token, filter_fp="f")
     assert err.value.kind is ErrorKind.INVALID_ARGUMENT
+
+
+def raw_token(payload: str) -> str:
+    """A token shaped like the API's own (base64url JSON) but holding what the test chooses."""
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"f":"f","k":["a",NaN]}',
+        '{"f":"f","k":["a",Infinity]}',
+        '{"f":"f","k":["a",-Infinity]}',
+        '{"f":"f","k":[NaN]}',
+    ],
+)
+def test_tokens_holding_nan_or_infinity_are_invalid_argument(payload: str) -> None:
+    with pytest.raises(ApiError) as err:
+        paginate([("a", 1), ("b", 2)], key, 1, raw_token(payload), filter_fp="f")
+    assert err.value.kind is ErrorKind.INVALID_ARGUMENT and err.value.message.startswith("page_token")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['{"f":"f","k":["a"]}', '{"f":"f","k":["a",1,2]}', '{"f":"f","k":[]}', '{"f":"f","k":["a",true]}'],
+)
+def test_tokens_of_the_wrong_arity_or_types_are_invalid_argument(payload: str) -> None:
+    with pytest.raises(ApiError) as err:
+        paginate([("a", 1), ("b", 2)], key, 1, raw_token(payload), filter_fp="f")
+    assert err.value.kind is ErrorKind.INVALID_ARGUMENT and err.value.message.startswith("page_token")
+
+
+def test_a_token_of_the_right_shape_still_pages() -> None:
+    page = paginate([("a", 1), ("b", 2)], key, 1, raw_token('{"f":"f","k":["a",1]}'), filter_fp="f")
+    assert page.items == [("b", 2)]

@@ -7,7 +7,7 @@ import time
 from gateway_testing import CRITICAL, PROBLEM, ap, camera, incident, reason, service_request
 from smartcity.codec import to_timestamp
 from smartcity.v1 import gateway_pb2, requests_pb2
-from smartcity_cli import render
+from smartcity_cli import render, top
 
 
 def test_table_aligns_text_left_and_numbers_right() -> None:
@@ -57,7 +57,7 @@ def test_top_orders_devices_worst_first_and_counts_requests_per_opd() -> None:
         service_request("r-4", status=requests_pb2.REQUEST_STATUS_CLOSED),
     ):
         state.apply_request(gateway_pb2.WatchRequestsResponse(request=req))
-    frame = render.top(state)
+    frame = top.frame(state)
     assert frame.index("ap-c") < frame.index("ap-b") and "ap-a " not in frame  # OK devices are not listed
     assert "ACCESS POINTS not OK (2 of 3)" in frame and "OPEN INCIDENTS (1)" in frame
     rows = frame.split("REQUESTS PER OPD")[1].split()

@@ -63,9 +63,9 @@ def test_a_good_submit_passes() -> None:
         ({"category": "perm its"}, "category: must be"),
         ({"description": "   "}, "description: is required"),
         ({"title": "t" * 201}, "title: is 201 characters"),
-        ({"title": "a\nb"}, "title: contains control characters"),
+        ({"title": "a\nb"}, "title: contains U+000A"),
         ({"description": "d" * 4001}, "description: is 4001"),
-        ({"description": "nul\x00"}, "description: contains control characters"),
+        ({"description": "nul\x00"}, "description: contains U+0000"),
         ({"location": common_pb2.GeoPoint(latitude=math.nan)}, "location.latitude"),
         ({"location": common_pb2.GeoPoint(latitude=0, longitude=181)}, "location.longitude"),
         ({"media_url": "ftp://x"}, "media_url: must be an http"),
@@ -86,6 +86,33 @@ def test_the_title_is_optional_like_in_citizen_requests() -> None:
 
 def test_multiline_fields_accept_newlines_and_tabs() -> None:
     validation.submit(good_submit(description="line 1\n\tline 2", address="RT 01\nRW 02"))
+    validation.submit(good_submit(description="paragraf 1\r\n\r\nparagraf 2\r\n"))
+    validation.transition(gateway_pb2.TransitionRequestRequest(request_id="r-1", action=ACK, note="a\r\n\tb"))
+    validation.comment(gateway_pb2.CommentOnRequestRequest(request_id="r-1", text="baris 1\nbaris 2"))
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"description": "bell\x07"}, "description: contains U+0007"),
+        ({"description": "c1\x85"}, "description: contains U+0085"),
+        ({"description": "lone\rreturn"}, "description: contains U+000D"),
+        ({"description": "flip\u202egnp.exe"}, "description: contains U+202E"),
+        ({"address": "x\u2067y"}, "address: contains U+2067"),
+        ({"description": "x\uffff"}, "description: contains U+FFFF"),
+        ({"title": "a\tb"}, "title: contains U+0009"),
+        ({"reporter": requests_pb2.Reporter(name="a\u202db")}, "reporter.name: contains U+202D"),
+    ],
+)
+def test_submit_texts_refuse_controls_bidi_overrides_and_noncharacters(
+    changes: dict[str, Any], field: str
+) -> None:
+    assert field in field_error(lambda: validation.submit(good_submit(**changes)))
+
+
+def test_a_comment_with_a_bidi_override_is_refused() -> None:
+    req = gateway_pb2.CommentOnRequestRequest(request_id="r-1", text="ok\u202e")
+    assert "text: contains U+202E" in field_error(lambda: validation.comment(req))
 
 
 @pytest.mark.parametrize("size, expected", [(0, 100), (1, 1), (1000, 1000)])
@@ -108,6 +135,13 @@ def test_device_filter_rules() -> None:
     assert "filter.radius_meters" in field_error(lambda: validation.list_devices(req))
     req.filter.radius_meters = math.inf
     assert "filter.radius_meters" in field_error(lambda: validation.list_devices(req))
+    req.filter.radius_meters = 1e308
+    assert "filter.radius_meters: must be at most 50000" in field_error(lambda: validation.list_devices(req))
+    req.filter.radius_meters = 50_001
+    assert "filter.radius_meters: must be at most 50000" in field_error(lambda: validation.list_devices(req))
+    req.filter.radius_meters = 50_000
+    req.filter.near.latitude = -7.38
+    validation.list_devices(req)
     req.filter.radius_meters = 50
     req.filter.near.latitude = 91
     assert "filter.near.latitude" in field_error(lambda: validation.list_devices(req))
@@ -156,6 +190,27 @@ def test_snapshot_interval() -> None:
     assert "interval: must be between 1 s" in field_error(lambda: validation.snapshot_interval(req, 2.0, 1.0))
     req.interval.CopyFrom(Duration(seconds=-3))
     assert "interval" in field_error(lambda: validation.snapshot_interval(req, 2.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "duration, says",
+    [
+        (Duration(seconds=4, nanos=1_000_000_000), "interval.nanos: must be in -999999999..999999999"),
+        (Duration(seconds=4, nanos=-1_000_000_000), "interval.nanos: must be in -999999999..999999999"),
+        (Duration(seconds=0, nanos=2**31 - 1), "interval.nanos: must be in -999999999..999999999"),
+        (Duration(seconds=5, nanos=-500_000_000), "interval: seconds and nanos must have the same sign"),
+        (Duration(seconds=-5, nanos=500_000_000), "interval: seconds and nanos must have the same sign"),
+        (Duration(seconds=315_576_000_001), "interval.seconds: must be in"),
+    ],
+)
+def test_a_malformed_duration_is_invalid_argument(duration: Duration, says: str) -> None:
+    req = gateway_pb2.WatchCitySnapshotRequest(interval=duration)
+    assert says in field_error(lambda: validation.snapshot_interval(req, 2.0, 1.0))
+
+
+def test_a_well_formed_duration_with_nanos_is_accepted() -> None:
+    req = gateway_pb2.WatchCitySnapshotRequest(interval=Duration(seconds=1, nanos=999_999_999))
+    assert validation.snapshot_interval(req, 2.0, 1.0) == pytest.approx(2.0)
 
 
 # ---------------- property-based: nothing but INVALID_ARGUMENT ever comes out ----------------
@@ -225,7 +280,9 @@ def only_invalid_argument(check: Callable[[], object]) -> bool:
         check()
     except ApiError as err:
         assert err.kind is ErrorKind.INVALID_ARGUMENT
-        assert ":" in err.message  # names the field
+        # Names the field, in the message and as the BadRequest field violation the client gets.
+        [violation] = err.violations
+        assert violation.field and err.message == f"{violation.field}: {violation.description}"
         return False
     return True
 

@@ -16,6 +16,8 @@ TAMPER_NAMES = {
     camera_pb2.TAMPER_FLAG_TOO_DARK: "too_dark",
     camera_pb2.TAMPER_FLAG_TOO_BLURRY: "too_blurry",
     camera_pb2.TAMPER_FLAG_COVERED: "covered",
+    camera_pb2.TAMPER_FLAG_TOO_BRIGHT: "too_bright",
+    camera_pb2.TAMPER_FLAG_FROZEN: "frozen",
 }
 TAMPER_FLAGS = {name: number for number, name in TAMPER_NAMES.items()}
 _HEALTH = {Health.OK: common_pb2.HEALTH_STATE_OK, Health.PROBLEM: common_pb2.HEALTH_STATE_PROBLEM,
@@ -59,7 +61,7 @@ def sample_from_heartbeat(hb: camera_pb2.CameraHeartbeat) -> Sample:
         configured_bitrate_kbps=hb.configured_bitrate_kbps, dropped_frames=hb.dropped_frames,
         packet_loss_percent=hb.packet_loss_percent, storage_free_percent=hb.storage_free_percent,
         recording=hb.recording, tamper_flags=tuple(TAMPER_NAMES[f] for f in hb.tamper_flags),
-        reachable=hb.reachable, probe_latency_ms=hb.probe_latency_ms,
+        reachable=hb.reachable, probe_latency_ms=hb.probe_latency_ms, frames_decoded=hb.frames_decoded,
     )
 
 

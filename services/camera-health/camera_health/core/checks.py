@@ -1,7 +1,8 @@
 """The camera checks: what each heartbeat sample says is failing right now.
 
 Agent heartbeats feed the camera's own checks (recording, fps, packet loss, storage, tamper);
-probe heartbeats feed only `stream` (did the RTSP server answer DESCRIBE). Either kind counts as
+probe heartbeats feed `stream` (did the RTSP server answer DESCRIBE, or send frames), and, from
+a frame-sampling probe (edge/frames.py), `picture` (its tamper flags). Either kind counts as
 "heard from" for the heartbeat (silence) check of the shared health model: a camera without an
 agent is watched by the prober alone, and an unreachable stream is CRITICAL through `stream`.
 Limits are exclusive: a value exactly at a threshold passes.
@@ -19,6 +20,9 @@ FPS = "fps"
 PACKET_LOSS = "packet_loss"
 STORAGE = "storage"
 TAMPER = "tamper"
+# The tamper flags a frame-sampling probe raised from the decoded picture: a check of its own,
+# so an agent's own (clean) report and the probe's verdict do not overwrite each other.
+PICTURE = "picture"
 AGENT_CHECKS = (RECORDING, FPS, PACKET_LOSS, STORAGE, TAMPER)
 
 
@@ -30,6 +34,7 @@ def check_specs(t: Thresholds) -> dict[str, CheckSpec]:
         CheckSpec(PACKET_LOSS, Health.PROBLEM, t.packet_loss_tolerance_s, t.packet_loss_recovery_s),
         CheckSpec(STORAGE, Health.PROBLEM, t.storage_tolerance_s, t.storage_recovery_s),
         CheckSpec(TAMPER, Health.PROBLEM, t.tamper_tolerance_s, t.tamper_recovery_s),
+        CheckSpec(PICTURE, Health.PROBLEM, t.tamper_tolerance_s, t.tamper_recovery_s),
     ]
     return {spec.name: spec for spec in specs}
 
@@ -37,6 +42,8 @@ def check_specs(t: Thresholds) -> dict[str, CheckSpec]:
 def evaluate(sample: Sample, t: Thresholds) -> dict[str, CheckResult]:
     """Check verdicts of one sample (only the checks its source can speak for)."""
     if sample.source == PROBE:
+        if sample.frames_decoded:  # a frame-sampling probe judged the picture itself
+            return {STREAM: _stream(sample), PICTURE: _tamper(sample)}
         return {STREAM: _stream(sample)}
     return {
         RECORDING: _recording(sample),

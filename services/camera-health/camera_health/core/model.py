@@ -39,6 +39,8 @@ class Sample:
     tamper_flags: tuple[str, ...] = ()
     reachable: bool = True
     probe_latency_ms: float = 0.0
+    # Set by a prober that decodes the stream (edge/frames.py): its tamper flags are its own.
+    frames_decoded: int = 0
 
     @property
     def event_time(self) -> float:

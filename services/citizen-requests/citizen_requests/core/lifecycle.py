@@ -295,6 +295,12 @@ def _submit(current: pb.ServiceRequest | None, command: pb.RequestCommand, confi
     submit = command.submit
     if current is not None:
         if submit.idempotency_key and submit.idempotency_key == current.idempotency_key:
+            differing = submit_differences(current, submit, config)
+            if differing:
+                raise Rejection(pb.REJECTION_CODE_ALREADY_EXISTS,
+                                f"idempotency key {submit.idempotency_key!r} was used for request "
+                                f"{current.request_id} with a different {', '.join(differing)}; a retry "
+                                "must repeat the same body, a new request needs a new key")
             return LifecycleOutcome([_deduplicated(current, command)], current, changed=False)
         raise Rejection(pb.REJECTION_CODE_ALREADY_EXISTS,
                         f"request {command.request_id} already exists with another idempotency key")
@@ -339,6 +345,35 @@ def _new_request(command: pb.RequestCommand, config: RequestsConfig) -> pb.Servi
     if submit.HasField("encrypted_reporter"):
         request.encrypted_reporter.CopyFrom(submit.encrypted_reporter)
     return request
+
+
+def submit_differences(current: pb.ServiceRequest, submit: pb.SubmitAction,
+                       config: RequestsConfig) -> list[str]:
+    """The fields in which a submit differs from the request its idempotency key made.
+
+    Compared as `_new_request` stores them (texts stripped, the category's default priority for
+    an unspecified one); the requested time is the retry's own and never compared; the reporter
+    by the subject of its sealed contact. Payment APIs
+    do the same: one key, one body; a different body under a known key is the caller's bug, and
+    answering with the original request would hide it."""
+    differing = [name for name in ("category", "media_url")
+                 if getattr(submit, name) != getattr(current, name)]
+    differing += [name for name in ("title", "description", "address")
+                  if getattr(submit, name).strip() != getattr(current, name)]
+    if submit.HasField("location") != current.HasField("location") or submit.location != current.location:
+        differing.append("location")
+    if (submit.priority or config.default_priority(submit.category)) != current.priority:
+        differing.append("priority")
+    if _contact_subject(submit) != _contact_subject(current):
+        differing.append("reporter")
+    return differing
+
+
+def _contact_subject(entity: pb.SubmitAction | pb.ServiceRequest) -> str:
+    """Who the contact data belongs to, comparable across retries: the sealed reporter's subject
+    (a keyed hash of the normalised contact). The ciphertexts themselves never compare equal,
+    since each seal draws a fresh nonce."""
+    return entity.encrypted_reporter.subject_id if entity.HasField("encrypted_reporter") else ""
 
 
 def _deduplicated(current: pb.ServiceRequest, command: pb.RequestCommand) -> pb.RequestEvent:

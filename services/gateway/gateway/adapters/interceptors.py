@@ -16,6 +16,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -79,8 +82,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _admit(self, method: str, metadata: Sequence[tuple[str, str]]) -> Principal:
         """Who is calling, or why they may not: UNAUTHENTICATED, RESOURCE_EXHAUSTED, UNAVAILABLE."""
-        authorization = next((v for k, v in metadata if k == "authorization"), None)
-        principal = self._tokens.authenticate(authorization)
+        principal = self._tokens.authenticate_metadata(metadata)
         try:
             self._limiter.check(principal, self._clock())
         except ApiError:
@@ -171,7 +173,7 @@ class _Call:
         if isinstance(exc, ApiError):
             self.code = exc.kind.name
             self._mark_error(exc.message)
-            await context.abort(grpc.StatusCode[exc.kind.name], exc.message)
+            await context.abort(grpc.StatusCode[exc.kind.name], exc.message, status_details(exc))
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self.code = "CANCELLED"
         elif isinstance(exc, Exception) and not _is_abort(exc):
@@ -189,6 +191,27 @@ class _Call:
     def record(self) -> None:
         metrics.RPCS.labels(self.method, self.code).inc()
         metrics.RPC_LATENCY.labels(self.method, self.code).observe(time.perf_counter() - self._start)
+
+
+def status_details(error: ApiError) -> tuple[tuple[str, bytes], ...]:
+    """The rich status of an error with field violations, as the `grpc-status-details-bin` trailer.
+
+    A `google.rpc.Status` (same code and message as the call's status) whose details hold one
+    `google.rpc.BadRequest`; clients read it with grpc_status.rpc_status.from_call. Errors
+    without a field (unparseable bytes, a domain rejection) carry the message only."""
+    if not error.violations:
+        return ()
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    code = grpc.StatusCode[error.kind.name].value[0]
+    status = status_pb2.Status(code=code, message=error.message, details=[detail])
+    return ((rpc_status.GRPC_DETAILS_METADATA_KEY, status.SerializeToString()),)
 
 
 def _is_abort(exc: BaseException) -> bool:

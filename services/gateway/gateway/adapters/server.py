@@ -114,29 +114,7 @@ class Gateway:
         (self.device_hub if view in _DEVICE_VIEWS else self.request_hub).publish(change)
 
     def _grpc_server(self, tokens: TokenStore) -> grpc.aio.Server:
-        limiter = RateLimiter(self.config.rate_limit_rps, self.config.rate_limit_burst)
-        server = grpc.aio.server(
-            interceptors=[GatewayInterceptor(tokens, limiter, self.api)],
-            options=[
-                ("grpc.max_receive_message_length", self.config.max_receive_bytes),
-                ("grpc.max_send_message_length", self.config.max_send_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
-        gateway_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(self.api), server)
-        gateway_pb2_grpc.add_OverviewServiceServicer_to_server(OverviewServicer(self.api), server)
-        gateway_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(self.api), server)
-        gateway_pb2_grpc.add_DataProtectionServiceServicer_to_server(DataProtectionServicer(self.api), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        return server
+        return grpc_server(self.config, tokens, self.api, self.health)
 
     def _bind(self) -> int:
         address = self.config.address
@@ -218,6 +196,30 @@ class Gateway:
             metrics.WATCHERS_DROPPED.labels("devices")._value.set(self.device_hub.dropped)
             metrics.WATCHERS_DROPPED.labels("requests")._value.set(self.request_hub.dropped)
             await asyncio.sleep(every_s)
+
+
+def grpc_server(
+    config: GatewayConfig, tokens: TokenStore, api: Api, health: HealthServicer
+) -> grpc.aio.Server:
+    """The gateway's gRPC server, not yet bound: its services, the interceptor, the options."""
+    limiter = RateLimiter(config.rate_limit_rps, config.rate_limit_burst)
+    server = grpc.aio.server(
+        interceptors=[GatewayInterceptor(tokens, limiter, api)], options=config.grpc_options()
+    )
+    gateway_pb2_grpc.add_DeviceServiceServicer_to_server(DeviceServicer(api), server)
+    gateway_pb2_grpc.add_OverviewServiceServicer_to_server(OverviewServicer(api), server)
+    gateway_pb2_grpc.add_RequestServiceServicer_to_server(RequestServicer(api), server)
+    gateway_pb2_grpc.add_DataProtectionServiceServicer_to_server(DataProtectionServicer(api), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server
 
 
 async def serve(config: GatewayConfig) -> int:

@@ -13,13 +13,18 @@ client it belongs to. Format (YAML, or the same structure in JSON):
         rate_limit_burst: 100
 
 `smartcity token-hash <token>` prints the hash of a new token.
+
+The `authorization` metadata must be exactly `Bearer <token>` (RFC 6750 section 2.1): the scheme
+in any case (RFC 7235 makes auth schemes case-insensitive), one space, and a b64token; no
+leading or trailing whitespace, no control characters, and exactly one `authorization` entry.
+Lenient parsing would let a proxy and the gateway disagree about who is calling.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +47,9 @@ ACTOR_KINDS = frozenset({"citizen", "opd_staff", "command_center", "system"})
 # Scopes that imply others: read:all includes read; admin includes everything but erasure.
 _IMPLIED = {REQUESTS_READ_ALL: {REQUESTS_READ}, ADMIN: set(SCOPES) - {DATA_PROTECTION}}
 
-_BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+# RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token; one SP is what clients send.
+_BEARER = re.compile(r"Bearer ([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -113,17 +120,42 @@ class TokenStore:
             principals[str(digest).lower()] = _principal(str(digest), entry, source)
         return cls(principals)
 
+    def authenticate_metadata(self, metadata: Sequence[tuple[str, str]]) -> Principal:
+        """The caller of a call's metadata (keys lower-case): exactly one `authorization` entry."""
+        values = [value for key, value in metadata if key == "authorization"]
+        if len(values) > 1:
+            raise ApiError(
+                ErrorKind.UNAUTHENTICATED,
+                f"{len(values)} authorization headers sent; send exactly one 'authorization: Bearer <token>'",
+            )
+        return self.authenticate(values[0] if values else None)
+
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `authorization` metadata value, or UNAUTHENTICATED."""
         if not authorization:
             raise ApiError(ErrorKind.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
-        match = _BEARER.match(authorization)
+        match = _BEARER.fullmatch(authorization)
         if match is None:
-            raise ApiError(ErrorKind.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
+            raise ApiError(ErrorKind.UNAUTHENTICATED, _malformed(authorization))
         principal = self._by_hash.get(hash_token(match.group(1)))
         if principal is None:
             raise ApiError(ErrorKind.UNAUTHENTICATED, "unknown bearer token")
         return principal
+
+
+def _malformed(authorization: str) -> str:
+    """Why an `authorization` value is not exactly `Bearer <token>` (the value is not echoed)."""
+    if authorization != authorization.strip():
+        problem = "has leading or trailing whitespace"
+    elif re.match(r"Bearer(\s{2,}|[^ \S])", authorization, re.IGNORECASE):
+        problem = "must separate the scheme and the token with exactly one space"
+    elif _CONTROL.search(authorization):
+        problem = "contains a control character"
+    elif re.match(r"Bearer ", authorization, re.IGNORECASE):
+        problem = "holds a token outside RFC 6750's b64token characters (A-Z a-z 0-9 - . _ ~ + / =)"
+    else:
+        problem = "does not use the Bearer scheme"
+    return f"authorization metadata must be exactly 'Bearer <token>': it {problem}"
 
 
 def _principal(digest: str, entry: Any, source: str) -> Principal:

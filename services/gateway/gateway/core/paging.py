@@ -3,7 +3,10 @@
 A page token carries the sort key of the last item returned and a fingerprint of the filter it
 was issued for, so the next page starts right after that item even when items were added or
 removed in between (no skips or repeats of unchanged items), and a token cannot be replayed
-against a different filter.
+against a different filter. A token is refused (INVALID_ARGUMENT) unless its key has the shape of
+the listing's keys: the same number of parts, each a string where the listing has a string and
+a finite number where it has a number (NaN and Infinity compare with nothing, so a cursor holding
+them would silently return an empty or a wrong page).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import binascii
 import bisect
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -43,16 +47,33 @@ def encode_token(key: SortKey, filter_fp: str) -> str:
 def decode_token(token: str, filter_fp: str, field: str = "page_token") -> SortKey:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant)
         key = data["k"]
         token_fp = data["f"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise invalid(field, "is not a page token of this API") from exc
-    if not isinstance(key, list) or not all(isinstance(k, str | int | float) for k in key):
+    if not isinstance(key, list) or not all(_is_key_part(k) for k in key):
         raise invalid(field, "is not a page token of this API")
     if token_fp != filter_fp:
         raise invalid(field, "was issued for a different filter; repeat the first call's filter")
     return tuple(key)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a sort key")
+
+
+def _is_key_part(part: object) -> bool:
+    if isinstance(part, bool):  # JSON true/false: bool is an int subclass in Python
+        return False
+    return isinstance(part, str | int) or (isinstance(part, float) and math.isfinite(part))
+
+
+def _same_shape(cursor: SortKey, sample: SortKey) -> bool:
+    """Whether a cursor has the listing's key shape: same arity, strings for strings, numbers for numbers."""
+    if len(cursor) != len(sample):
+        return False
+    return all(isinstance(c, str) == isinstance(s, str) for c, s in zip(cursor, sample, strict=True))
 
 
 def paginate(
@@ -68,6 +89,8 @@ def paginate(
     start = 0
     if token:
         after = decode_token(token, filter_fp, field)
+        if items and not _same_shape(after, key(items[0])):
+            raise invalid(field, "is not a page token of this listing")
         try:
             # Keys of the log(n) probed items only, not of the whole listing.
             start = bisect.bisect_right(items, after, key=key)

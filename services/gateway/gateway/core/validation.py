@@ -33,15 +33,17 @@ MAX_PHONE = 32
 MAX_EMAIL = 254
 MAX_OPD = 32
 MAX_CATEGORY = 64
+# Purbalingga regency is about 40 km across: 50 km from any point in it covers all of it.
+MAX_RADIUS_METERS = 50_000.0
+# google.protobuf.Duration's own range (duration.proto): about +-10,000 years, nanos < 1 s.
+MAX_DURATION_SECONDS = 315_576_000_000
+MAX_DURATION_NANOS = 999_999_999
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _PHONE = re.compile(r"^\+?[0-9 ()\-]{3,32}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://\S+$")
-# Control characters other than tab and newline have no business in user text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def text(
@@ -54,9 +56,10 @@ def text(
         raise invalid(field, f"is {len(value)} characters long; at most {max_len} allowed")
     if stripped and len(value) < min_len:
         raise invalid(field, f"is {len(value)} characters long; at least {min_len} required")
-    pattern = _CONTROL if multiline else _CONTROL_OR_NEWLINE
-    if pattern.search(value):
-        raise invalid(field, "contains control characters")
+    # Which characters user text may hold is a shared request rule (see its docstring).
+    problem = request_rules.text_problem(value, multiline)
+    if problem:
+        raise invalid(field, problem)
     return value
 
 
@@ -109,6 +112,21 @@ def geo_point(field: str, point: Any) -> None:
         raise invalid(f"{field}.longitude", f"must be a number in -180..180, got {lon}")
 
 
+def duration(field: str, value: Any) -> float:
+    """A google.protobuf.Duration as seconds, refused when it is outside what duration.proto allows."""
+    if not -MAX_DURATION_SECONDS <= value.seconds <= MAX_DURATION_SECONDS:
+        raise invalid(f"{field}.seconds", f"must be in -{MAX_DURATION_SECONDS}..{MAX_DURATION_SECONDS}")
+    if not -MAX_DURATION_NANOS <= value.nanos <= MAX_DURATION_NANOS:
+        raise invalid(
+            f"{field}.nanos", f"must be in -{MAX_DURATION_NANOS}..{MAX_DURATION_NANOS}, got {value.nanos}"
+        )
+    if (value.seconds > 0 and value.nanos < 0) or (value.seconds < 0 and value.nanos > 0):
+        raise invalid(
+            field, f"seconds and nanos must have the same sign, got {value.seconds} s and {value.nanos} ns"
+        )
+    return float(value.seconds + value.nanos / 1e9)
+
+
 # ---------------- devices and overview ----------------
 
 
@@ -118,6 +136,12 @@ def device_filter(field: str, flt: Any) -> None:
     radius = flt.radius_meters
     if not math.isfinite(radius) or radius < 0:
         raise invalid(f"{field}.radius_meters", f"must be a finite number >= 0, got {radius}")
+    if radius > MAX_RADIUS_METERS:
+        raise invalid(
+            f"{field}.radius_meters",
+            f"must be at most {MAX_RADIUS_METERS:g} m (the whole regency from any point in it), "
+            f"got {radius:g}",
+        )
     if radius > 0 and not flt.HasField("near"):
         raise invalid(f"{field}.near", "is required when radius_meters > 0")
     if flt.HasField("near"):
@@ -151,7 +175,7 @@ def list_site_stats(req: gateway_pb2.ListSiteStatsRequest) -> None:
 def snapshot_interval(req: gateway_pb2.WatchCitySnapshotRequest, default_s: float, min_s: float) -> float:
     if not req.HasField("interval"):
         return default_s
-    seconds = req.interval.seconds + req.interval.nanos / 1e9
+    seconds = duration("interval", req.interval)
     if seconds == 0:
         return default_s
     if seconds < min_s or seconds > 3600:

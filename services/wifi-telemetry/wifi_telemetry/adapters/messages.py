@@ -15,7 +15,10 @@ EARLIEST_EVENT_TIME = 1_577_836_800
 
 _WINDOWS = {"minute": common_pb2.STATS_WINDOW_MINUTE, "hour": common_pb2.STATS_WINDOW_HOUR,
             "day": common_pb2.STATS_WINDOW_DAY}
-_KINDS = {wifi_pb2.SESSION_EVENT_KIND_CONNECT: CONNECT, wifi_pb2.SESSION_EVENT_KIND_DISCONNECT: DISCONNECT}
+# An interim update (RADIUS accounting) says the session goes on: counted like its connect, which
+# the distinct user and session sets make idempotent.
+_KINDS = {wifi_pb2.SESSION_EVENT_KIND_CONNECT: CONNECT, wifi_pb2.SESSION_EVENT_KIND_DISCONNECT: DISCONNECT,
+          wifi_pb2.SESSION_EVENT_KIND_INTERIM_UPDATE: CONNECT}
 
 
 def _require_text(**fields: str) -> None:
@@ -45,7 +48,7 @@ def validate_session(message: wifi_pb2.ClientSession) -> None:
     """Structure only; the client_hash is checked apart, so a raw MAC can be redacted first."""
     _require_text(ap_id=message.ap_id, site_id=message.site_id, session_id=message.session_id)
     if message.kind not in _KINDS:
-        raise ValueError(f"kind {message.kind} is neither CONNECT nor DISCONNECT")
+        raise ValueError(f"kind {message.kind} is not CONNECT, INTERIM_UPDATE or DISCONNECT")
     _require_time("event_time", from_timestamp(message.event_time))
 
 

@@ -1,0 +1,1 @@
+"""What the facade talks through: the HTTP server (aiohttp), the gateway's gRPC API, metrics."""
