@@ -25,7 +25,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from benchkit import SECURITY, produce_all  # a sibling module (bench/ is on sys.path)
+from benchkit import (  # a sibling module (bench/ is on sys.path)
+    SECURITY,
+    bare_faust_rate,
+    print_figures,
+    produce_all,
+    raw_rate,
+)
 
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.settings import LOCAL_BOOTSTRAP
@@ -33,6 +39,7 @@ from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import requests_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
+PROTO = "smartcity.v1.requests_pb2:RequestCommand"
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("acknowledge", {"note": "diterima"}), ("assign", {"assignee": "tim-1"}), ("start", {}),
     ("resolve", {"note": "selesai"}), ("close", {}))
@@ -109,6 +116,11 @@ def main() -> int:
     commands = build_commands(args.commands)
     produce_s = asyncio.run(prepare(args.bootstrap, prefix, commands))
     print(f"produced {len(commands)} commands in {produce_s:.2f}s under prefix {prefix}")
+    topic = prefix + "requests.commands.v1"
+    raw = asyncio.run(raw_rate(args.bootstrap, {topic: pb.RequestCommand.FromString}, len(commands)))
+    bare = bare_faust_rate(args.bootstrap, [topic], len(commands), [PROTO])
+    print(f"ceilings on the same topic: raw aiokafka + decode {raw:,.0f} msg/s, "
+          f"bare Faust agent {bare:,.0f} msg/s")
 
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
                         "METRICS_PORT": "0", "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
@@ -127,11 +139,14 @@ def main() -> int:
         print(f"only {count} of {len(commands)} outcomes within {args.timeout:.0f}s", file=sys.stderr)
         return 1
     span_s = max((last_ms - first_ms) / 1000.0, 1e-3)
-    print(f"processing: {len(commands)} commands in {span_s:.2f}s = {len(commands) / span_s:.0f} commands/s "
-          f"(first to last outcome)")
+    rate = len(commands) / span_s
+    print(f"processing: {len(commands)} commands in {span_s:.2f}s = {rate:.0f} commands/s "
+          f"(first to last outcome; {rate / bare:.0%} of bare Faust, {rate / raw:.1%} of raw)")
     total_s = last_ms / 1000.0 - started
     print(f"end to end: {total_s:.2f}s from worker start = {len(commands) / total_s:.0f} commands/s "
           f"(startup and recovery included)")
+    print_figures({"bench": "citizen_requests", "readings_per_s": rate, "messages_per_s": rate,
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
     return 0
 
 

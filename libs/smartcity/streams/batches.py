@@ -156,31 +156,31 @@ class TableWriter:
     that mark events as applied).
     """
 
-    def __init__(self, table: faust.Table, rank: Callable[[str], int] = lambda key: 0) -> None:
+    def __init__(self, table: faust.Table, rank: Callable[[Any], int] = lambda key: 0) -> None:
         self.table = table
         self.rank = rank
         self.partition = -1
-        self._dirty: dict[str, tuple[int, Any]] = {}
+        self._dirty: dict[Any, tuple[int, Any]] = {}
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         written = self._dirty.get(key)
         if written is None:
             return self.table.get(key, default)
         return default if written[1] is _DELETED else written[1]
 
     def __contains__(self, key: object) -> bool:
-        written = self._dirty.get(key)  # type: ignore[call-overload]
+        written = self._dirty.get(key)
         if written is None:
             return key in self.table
         return written[1] is not _DELETED
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         self._dirty[key] = (self.partition, value)
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: Any) -> None:
         self._dirty[key] = (self.partition, _DELETED)
 
-    def pending(self) -> Iterator[tuple[str, int, Any]]:
+    def pending(self) -> Iterator[tuple[Any, int, Any]]:
         """What `flush` will write, in its order: (key, partition, value or None to delete)."""
         for key in sorted(self._dirty, key=self.rank):
             partition, value = self._dirty[key]

@@ -1,8 +1,9 @@
 """The camera simulator: `python -m camera_health.sim.simulator`.
 
 Sends a CameraHeartbeat per camera of `smartcity.inventory.cameras()` (Alun-Alun's four first,
-then the junction, terminal, market and tourist-site cameras) to camera.heartbeats.v1 every
-SIM_HEARTBEAT_INTERVAL_S, and takes faults on POST http://SIM_CONTROL_HOST:SIM_CONTROL_PORT/faults
+then the junction, terminal, market and tourist-site cameras) every SIM_HEARTBEAT_INTERVAL_S,
+as one CameraHeartbeatBatch per site to camera.heartbeat-batches.v1 (or one message per
+heartbeat to camera.heartbeats.v1 with SIM_BATCHES=false), and takes faults on POST http://SIM_CONTROL_HOST:SIM_CONTROL_PORT/faults
 (see `camera_health.sim.fleet` for the commands). Runs until SIGTERM/SIGINT, or SIM_DURATION_S.
 
     SIM_HEARTBEAT_INTERVAL_S  seconds between heartbeats (default 10; tests and demos ~1)
@@ -11,6 +12,7 @@ SIM_HEARTBEAT_INTERVAL_S, and takes faults on POST http://SIM_CONTROL_HOST:SIM_C
     SIM_CAMERA_COUNT          simulate only the first N cameras (default 0 = all)
     SIM_SEED                  seed of the noise (default 1)
     SIM_DURATION_S            stop after this long (default 0 = run until stopped)
+    SIM_BATCHES               one batch message per site (default true) or one per heartbeat
     SIM_RTSP_PORT             also answer RTSP OPTIONS/DESCRIBE on rtsp://SIM_CONTROL_HOST:port/<id>
                               (503 while a camera is offline or its stream is down), so the
                               prober has something to probe (default 0 = off)
@@ -34,9 +36,10 @@ from smartcity import topic_names
 from smartcity.inventory import cameras
 from smartcity.kafka import make_producer, wait_for_broker
 from smartcity.observability import configure_logging
-from smartcity.settings import PlatformSettings, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
 from smartcity.topics import load_catalogue
+from smartcity.v1 import camera_pb2
 
 log = logging.getLogger("camera_health.sim.simulator")
 
@@ -50,12 +53,16 @@ class SimOptions:
     rtsp_port: int = 0
     camera_count: int = 0
     seed: int = 1
+    # One CameraHeartbeatBatch per site per interval (as a site's NVR would send), or one
+    # message per heartbeat (SIM_BATCHES=false).
+    batches: bool = True
 
     @classmethod
     def from_env(cls) -> SimOptions:
         return cls(env_float("SIM_HEARTBEAT_INTERVAL_S", cls.interval_s), env_float("SIM_DURATION_S", 0.0),
                    env_str("SIM_CONTROL_HOST", cls.host), env_int("SIM_CONTROL_PORT", cls.control_port),
-                   env_int("SIM_RTSP_PORT", 0), env_int("SIM_CAMERA_COUNT", 0), env_int("SIM_SEED", 1))
+                   env_int("SIM_RTSP_PORT", 0), env_int("SIM_CAMERA_COUNT", 0), env_int("SIM_SEED", 1),
+                   env_bool("SIM_BATCHES", cls.batches))
 
 
 async def run(settings: PlatformSettings, fleet: Fleet, control: ControlServer, options: SimOptions) -> None:
@@ -76,9 +83,22 @@ async def run(settings: PlatformSettings, fleet: Fleet, control: ControlServer, 
         control.stop()
 
 
+def messages(beats: list[camera_pb2.CameraHeartbeat], batches: bool) -> list[tuple[bytes, bytes]]:
+    """(key, value) to send: one batch per site keyed by site, or one heartbeat per camera."""
+    if not batches:
+        return [(hb.camera_id.encode(), hb.SerializeToString()) for hb in beats]
+    by_site: dict[str, list[camera_pb2.CameraHeartbeat]] = {}
+    for hb in beats:
+        by_site.setdefault(hb.site_id, []).append(hb)
+    return [(site.encode(),
+             camera_pb2.CameraHeartbeatBatch(site_id=site, heartbeats=group).SerializeToString())
+            for site, group in by_site.items()]
+
+
 async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: AIOKafkaProducer,
                            stop: asyncio.Event, options: SimOptions) -> None:
-    topic = load_catalogue()[topic_names.CAMERA_HEARTBEATS].full_name(settings.topic_prefix)
+    name = topic_names.CAMERA_HEARTBEAT_BATCHES if options.batches else topic_names.CAMERA_HEARTBEATS
+    topic = load_catalogue()[name].full_name(settings.topic_prefix)
     started = last = time.monotonic()
     log.info("camera simulator ready: %d cameras -> %s every %gs, control http://%s:%d/faults",
              len(fleet.cameras), topic, options.interval_s, options.host, options.control_port)
@@ -86,7 +106,7 @@ async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: A
         now = time.monotonic()
         beats = fleet.heartbeats(time.time(), now - last)
         last = now
-        sent = [await producer.send(topic, hb.SerializeToString(), key=hb.camera_id.encode()) for hb in beats]
+        sent = [await producer.send(topic, value, key=key) for key, value in messages(beats, options.batches)]
         await asyncio.gather(*sent)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), options.interval_s)

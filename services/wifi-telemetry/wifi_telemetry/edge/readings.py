@@ -30,8 +30,8 @@ collector's clock in milliseconds); a retried reading keeps its seq so the servi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
@@ -86,6 +86,16 @@ def session_from_reading(reading: Mapping[str, Any], hasher: ClientHasher) -> wi
     )
 
 
+M = TypeVar("M", wifi_pb2.ApTelemetry, wifi_pb2.ClientSession)
+
+
+def _by_site(messages: Iterable[M]) -> dict[str, list[M]]:
+    groups: dict[str, list[M]] = {}
+    for message in messages:
+        groups.setdefault(message.site_id, []).append(message)
+    return groups
+
+
 class EdgeCollector:
     """Produces readings as contract events: idempotent producer, acks=all, key ap_id."""
 
@@ -95,6 +105,10 @@ class EdgeCollector:
         self.hasher = hasher or ClientHasher.from_env()
         self.telemetry_topic = catalogue[topic_names.WIFI_AP_TELEMETRY].full_name(settings.topic_prefix)
         self.sessions_topic = catalogue[topic_names.WIFI_CLIENT_SESSIONS].full_name(settings.topic_prefix)
+        self.telemetry_batches_topic = catalogue[topic_names.WIFI_AP_TELEMETRY_BATCHES].full_name(
+            settings.topic_prefix)
+        self.session_batches_topic = catalogue[topic_names.WIFI_CLIENT_SESSION_BATCHES].full_name(
+            settings.topic_prefix)
         self._producer = producer or make_producer(settings)
         self._pending: list[asyncio.Future[Any]] = []
 
@@ -119,6 +133,18 @@ class EdgeCollector:
 
     async def send_session_message(self, message: wifi_pb2.ClientSession) -> None:
         await self._send(self.sessions_topic, message.ap_id, message.SerializeToString(deterministic=True))
+
+    async def send_batches(self, telemetry: Iterable[Mapping[str, Any]],
+                           sessions: Iterable[Mapping[str, Any]]) -> None:
+        """The readings as one ApTelemetryBatch and one ClientSessionBatch per site (keyed by
+        site), as a site's controller that observes its APs together would send them."""
+        for site, messages in _by_site(telemetry_from_reading(r) for r in telemetry).items():
+            batch = wifi_pb2.ApTelemetryBatch(site_id=site, readings=messages)
+            await self._send(self.telemetry_batches_topic, site, batch.SerializeToString(deterministic=True))
+        for site, events in _by_site(session_from_reading(r, self.hasher) for r in sessions).items():
+            session_batch = wifi_pb2.ClientSessionBatch(site_id=site, sessions=events)
+            await self._send(self.session_batches_topic, site,
+                             session_batch.SerializeToString(deterministic=True))
 
     async def _send(self, topic: str, key: str, value: bytes) -> None:
         self._pending.append(await self._producer.send(topic, value=value, key=key.encode()))

@@ -19,6 +19,8 @@ an ap_id, a site_id or "all":
 
 Environment: WIFI_SIM_HEARTBEAT_S (10), WIFI_SIM_SITES (comma separated site ids; all),
 WIFI_SIM_SEED (random), WIFI_SIM_LOAD (demand multiplier, 1.0), WIFI_SIM_MEAN_SESSION_S (1500),
+WIFI_SIM_BATCHES (true: one ApTelemetryBatch / ClientSessionBatch per site and interval, as a
+site controller sends them; false: one message per reading),
 SIM_CONTROL_PORT (9111, 0 = any free port), SIM_CONTROL_HOST (127.0.0.1), plus the platform's
 KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX and WIFI_CLIENT_HASH_SALT.
 """
@@ -40,7 +42,7 @@ from typing import Any
 
 from smartcity.inventory import AccessPointInfo, access_points, site
 from smartcity.observability import configure_logging
-from smartcity.settings import PlatformSettings, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
 from wifi_telemetry.edge.readings import EdgeCollector
 from wifi_telemetry.sim.usage import demand
@@ -275,16 +277,21 @@ def selected_access_points(sites: str) -> list[AccessPointInfo]:
 
 
 async def send_readings(collector: EdgeCollector, telemetry: Iterable[Reading],
-                        sessions: Iterable[Reading]) -> None:
-    for reading in sessions:
-        await collector.send_session(reading)
-    for reading in telemetry:
-        await collector.send_telemetry(reading)
+                        sessions: Iterable[Reading], *, batches: bool = True) -> None:
+    """One batch message per site and kind (the default, WIFI_SIM_BATCHES), or one per reading."""
+    if batches:
+        await collector.send_batches(telemetry, sessions)
+    else:
+        for reading in sessions:
+            await collector.send_session(reading)
+        for reading in telemetry:
+            await collector.send_telemetry(reading)
     await collector.flush()
 
 
 async def run(settings: PlatformSettings) -> None:
     interval = env_float("WIFI_SIM_HEARTBEAT_S", 10.0)
+    batches = env_bool("WIFI_SIM_BATCHES", True)
     seed_raw = env_str("WIFI_SIM_SEED", "")
     city = WifiCity(selected_access_points(env_str("WIFI_SIM_SITES", "")),
                     seed=int(seed_raw) if seed_raw else None, load=env_float("WIFI_SIM_LOAD", 1.0),
@@ -302,7 +309,7 @@ async def run(settings: PlatformSettings) -> None:
         while not stop.is_set():
             started = time.time()
             telemetry, sessions = city.step(started)
-            await send_readings(collector, telemetry, sessions)
+            await send_readings(collector, telemetry, sessions, batches=batches)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, interval - (time.time() - started)))
     finally:

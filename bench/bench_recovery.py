@@ -1,0 +1,223 @@
+"""Recovery of a stream worker killed with SIGKILL under load: how soon does its restart consume
+again, and how soon has it caught up?
+
+    uv run python bench/bench_recovery.py [--service wifi|camera] [--devices 10000]
+                                          [--membership static|dynamic|both]
+
+Feeds the service's edge batch topic at one reading per device per second (a steady, bounded
+load: it stops with the run), starts one worker from its entry point, waits until it has caught
+up, SIGKILLs it and starts it again at once. Measured from the restart:
+  - consuming: the group's first commit past what the killed worker had committed;
+  - caught up: the group's committed offsets reach the end offsets sampled 1 s earlier (with
+    input flowing, the lag is never exactly 0: this is "less than a second of input behind"),
+    on the input topic and on the service's internal re-key topic.
+With `static` the worker is a static group member (KAFKA_GROUP_INSTANCE_ID, as the pods get
+it): its restart takes its partitions back at once. With `dynamic` the broker first waits for
+the killed member's session to expire. Stops by itself; deletes its topics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from benchkit import SECURITY, partitions_of, print_figures  # a sibling module (bench/ is on sys.path)
+
+from smartcity import topic_names
+from smartcity.codec import to_timestamp
+from smartcity.settings import LOCAL_BOOTSTRAP
+from smartcity.topics import delete_topics, ensure_topics, load_catalogue
+from smartcity.v1 import camera_pb2, wifi_pb2
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVICES_PER_SITE = 20
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str  # python -m <module>
+    service: str  # its group id without the prefix
+    topic: str  # the catalogue topic fed
+    internal: str  # the internal re-key topic, "<group>-<suffix>"
+    batch: Callable[[str, int, int, float], bytes]  # (site, first device, seq, now) -> message
+    env: dict[str, str]
+
+
+def wifi_batch(site: str, first: int, seq: int, now: float) -> bytes:
+    readings = [wifi_pb2.ApTelemetry(ap_id=f"ap-{site}-{i}", site_id=site, seq=seq,
+                                     observed_time=to_timestamp(now), uptime_seconds=seq, cpu_percent=20.0,
+                                     memory_percent=40.0, clients=i % 9, rx_bytes=seq * 1000,
+                                     tx_bytes=seq * 3000)
+                for i in range(first, first + DEVICES_PER_SITE)]
+    return wifi_pb2.ApTelemetryBatch(site_id=site, readings=readings).SerializeToString()
+
+
+def camera_batch(site: str, first: int, seq: int, now: float) -> bytes:
+    beats = [camera_pb2.CameraHeartbeat(camera_id=f"cam-{site}-{i}", site_id=site, seq=seq,
+                                        observed_time=to_timestamp(now), fps=25.0, configured_fps=25.0,
+                                        bitrate_kbps=4000, configured_bitrate_kbps=4096,
+                                        storage_free_percent=60.0, recording=True, source="agent")
+             for i in range(first, first + DEVICES_PER_SITE)]
+    return camera_pb2.CameraHeartbeatBatch(site_id=site, heartbeats=beats).SerializeToString()
+
+
+TARGETS = {
+    "wifi": Target("wifi_telemetry", "wifi-telemetry", topic_names.WIFI_AP_TELEMETRY_BATCHES, "by-site",
+                   wifi_batch, {"WIFI_DATA_DIR": tempfile.gettempdir() + "/smartcity-bench"}),
+    "camera": Target("camera_health", "camera-health", topic_names.CAMERA_HEARTBEAT_BATCHES, "by-camera",
+                     camera_batch, {}),
+}
+
+
+async def feed(bootstrap: str, topic: str, target: Target, devices: int, stop: asyncio.Event) -> int:
+    """One reading per device per second, as one batch per site, until `stop`; returns seconds fed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **SECURITY, acks="all", enable_idempotence=True,
+                                linger_ms=5, max_batch_size=512 * 1024)
+    await producer.start()
+    seq = 0
+    try:
+        while not stop.is_set():
+            seq += 1
+            started, now = time.monotonic(), time.time()
+            for first in range(0, devices, DEVICES_PER_SITE):
+                site = f"s{first // DEVICES_PER_SITE}"
+                await producer.send(topic, target.batch(site, first, seq, now), key=site.encode())
+            await producer.flush()
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    finally:
+        await producer.stop()
+    return seq
+
+
+class Progress:
+    """The group's committed offsets and the topics' end offsets, summed."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str]) -> None:
+        self.group, self.topics = group, topics
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None)
+
+    async def __aenter__(self) -> Progress:
+        await self.admin.start()
+        await self.consumer.start()
+        self.partitions = await partitions_of(self.consumer, self.topics)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def committed(self) -> int:
+        offsets = await self.admin.list_consumer_group_offsets(self.group)
+        return sum(m.offset for tp, m in offsets.items() if tp.topic in self.topics and m.offset > 0)
+
+    async def ends(self) -> int:
+        return sum((await self.consumer.end_offsets(self.partitions)).values())
+
+
+def start(target: Target, bootstrap: str, prefix: str, instance: str | None,
+          log: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | target.env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+                                     "METRICS_PORT": "0", "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+    env.pop("KAFKA_GROUP_INSTANCE_ID", None)
+    if instance:
+        env["KAFKA_GROUP_INSTANCE_ID"] = instance
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", target.module], env=env, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, sig)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+async def caught_up(progress: Progress, worker: subprocess.Popen[bytes], timeout_s: float) -> float:
+    """Seconds until the committed offsets reach the end offsets of one second before."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited with {worker.returncode}")
+        target = await progress.ends()
+        await asyncio.sleep(1.0)
+        if await progress.committed() >= target:
+            return time.monotonic() - started
+    raise SystemExit(f"not caught up after {timeout_s:.0f}s")
+
+
+async def one_kill(args: argparse.Namespace, target: Target, static: bool) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    group = prefix + target.service
+    topic = load_catalogue()[target.topic].full_name(prefix)
+    log = Path(tempfile.mkdtemp(prefix="recovery-")) / "worker.log"
+    instance = f"{target.service}-0" if static else None
+    await ensure_topics(args.bootstrap, prefix, security=SECURITY)
+    stop_feed = asyncio.Event()
+    feeding = asyncio.create_task(feed(args.bootstrap, topic, target, args.devices, stop_feed))
+    worker = start(target, args.bootstrap, prefix, instance, log)
+    try:
+        await asyncio.sleep(2)  # the internal topic exists once the worker created it
+        async with Progress(args.bootstrap, group, [topic, f"{group}-{target.internal}"]) as progress:
+            warm = await caught_up(progress, worker, args.timeout)
+            await asyncio.sleep(args.settle)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            before = await progress.committed()
+            restarted = time.monotonic()
+            worker = start(target, args.bootstrap, prefix, instance, log)
+            while await progress.committed() <= before:
+                if time.monotonic() - restarted > args.timeout:
+                    raise SystemExit("the restarted worker never committed")
+                await asyncio.sleep(0.1)
+            consuming = time.monotonic() - restarted
+            lag0 = consuming + await caught_up(progress, worker, args.timeout)
+    finally:
+        stop_feed.set()
+        await feeding
+        stop(worker)
+        await delete_topics(args.bootstrap, prefix, security=SECURITY)
+    kind = "static" if static else "dynamic"
+    print(f"{args.service} {args.devices} devices, {kind} membership: first caught up after {warm:.1f}s; "
+          f"after SIGKILL and restart consuming in {consuming:.1f}s, caught up in {lag0:.1f}s")
+    return {f"{kind}_consuming_s": round(consuming, 2), f"{kind}_caught_up_s": round(lag0, 2)}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--service", choices=sorted(TARGETS), default="wifi")
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--membership", choices=("static", "dynamic", "both"), default="both")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds of steady state before the kill")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
+    args = parser.parse_args()
+    target = TARGETS[args.service]
+    figures: dict[str, Any] = {"bench": f"recovery_{args.service}", "devices": args.devices}
+    kinds = {"static": [True], "dynamic": [False], "both": [False, True]}[args.membership]
+    for static in kinds:
+        figures |= await one_kill(args, target, static)
+    print_figures(figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
