@@ -115,10 +115,10 @@ class DeviceHealth:
             return None
         state = self.checks.setdefault(HEARTBEAT_CHECK, _CheckState())
         if not state.firing:
-            silent_for = now - self.last_seen
             state.firing, state.failing_since, state.clear_since = True, self.last_seen, None
-            state.detail = (f"no heartbeat for {silent_for:.0f}s "
-                            f"(tolerance {self.heartbeat_tolerance_s:.0f}s)")
+            # Not "for <now - last_seen>": `now` may be the wall clock (a live silence), and the
+            # reason must read the same whenever it was first noticed (replays, restarts).
+            state.detail = f"no heartbeat for more than {self.heartbeat_tolerance_s:.0f}s"
         return self._settle(self.last_seen + self.heartbeat_tolerance_s)
 
     def reasons(self) -> tuple[Reason, ...]:

@@ -76,6 +76,18 @@ def test_silence_past_the_tolerance_is_critical_and_a_heartbeat_recovers() -> No
     assert back is not None and back.after == Health.OK
 
 
+def test_a_silence_reads_the_same_whenever_it_was_noticed() -> None:
+    # Noticed by a live timer (wall clock) soon or late, or by the next heartbeat: one reason.
+    details = set()
+    for now in (191, 250, 5000):
+        d = device()
+        d.observe(100, {"cpu": PASS})
+        change = d.check_silence(now)
+        assert change is not None and change.at == 190
+        details.add(change.reasons[0].detail)
+    assert details == {"no heartbeat for more than 90s"}
+
+
 def test_a_device_never_heard_from_is_not_declared_offline() -> None:
     assert device().check_silence(10_000) is None
 

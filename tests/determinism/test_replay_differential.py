@@ -12,9 +12,9 @@ the input still to come) and started again. Then every output topic is compared:
 - stream topics (camera incidents, request events): the set of distinct events; a re-send after
   a crash repeats an event byte for byte (at-least-once), nothing else may differ.
 
-The only fields left out are those the contract (protos/smartcity/v1/*.proto) marks as a
-function of the wall clock (`CLOCK_FIELDS`, kept equal to the comments there). The SLA timer of
-citizen-requests is parked: its breaches are flagged as of the wall clock.
+The only fields left out are those the contract (protos/smartcity/v1/*.proto) marks as not a
+function of the input (`contract_exclusions` reads the marks). The SLA timer of
+citizen-requests is parked: the contract says its breaches are flagged as of the wall clock.
 
 The shared broker is never restarted: a broker restart mid-stream is not part of this test.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from google.protobuf.message import Message
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import to_timestamp
 from smartcity.inventory import access_points
-from smartcity.testing import ServiceProcess
+from smartcity.testing import REPO_ROOT, ServiceProcess
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 from wifi_telemetry.sim.scenario import Fault, simulated_events
@@ -46,8 +47,9 @@ from wifi_telemetry.sim.scenario import Fault, simulated_events
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 SEED = 16
-# Seconds without a new output record after which a run counts as finished.
-QUIET_S = 6.0
+# Seconds a run stays at the end of its input before it counts as finished: longer than the
+# camera heartbeat tolerance, so every camera's silence has been declared by then.
+QUIET_S = 25.0
 
 # Output topic -> (message type, compacted: latest per key, else the set of events).
 OUTPUTS: dict[str, tuple[type[Message], bool]] = {
@@ -59,13 +61,46 @@ OUTPUTS: dict[str, tuple[type[Message], bool]] = {
     "requests.events.v1": (requests_pb2.RequestEvent, False),
     "requests.stats.v1": (requests_pb2.RequestStats, True),
 }
-# Fields the contract marks as a function of the wall clock (see the .proto comments).
-CLOCK_FIELDS: dict[str, tuple[str, ...]] = {
-    "wifi.ap-status.v1": ("updated_time",),
-    "wifi.site-stats.v1": ("updated_time",),
-    "camera.status.v1": ("updated_time",),
-    "requests.stats.v1": ("updated_time",),
-}
+PROTOS = REPO_ROOT / "protos/smartcity/v1"
+
+
+def contract_marks(mark: str) -> dict[str, list[str]]:
+    """Per message, the fields whose comment in protos/smartcity/v1/*.proto starts with `mark`
+    (for "Arrival order:", the sub-field it names)."""
+    out: dict[str, list[str]] = {}
+    message, comments = "", list[str]()
+    for path in sorted(PROTOS.glob("*.proto")):
+        for line in path.read_text().splitlines():
+            text = line.strip()
+            if match := re.match(r"message (\w+) \{", text):
+                message, comments = match.group(1), []
+            elif text.startswith("//"):
+                comments.append(text[2:].strip())
+            elif match := re.match(r"(?:repeated )?[\w.]+ (\w+) = \d+;", text):
+                for comment in comments:
+                    if comment.startswith(mark):
+                        named = comment.split()[2] if mark == "Arrival order:" else match.group(1)
+                        out.setdefault(message, []).append(named)
+                comments = []
+            else:
+                comments = []
+    return out
+
+
+def contract_exclusions() -> dict[str, list[str]]:
+    """Per message, the field paths the contract says are not a function of the input log.
+
+    Read from the comments in protos/smartcity/v1/*.proto (see the note in common.proto): a
+    field marked "Wall clock:" is left out, and so is the sub-field an "Arrival order:" names.
+    "Wall clock while silent:" fields are compared: every device of the input has gone silent
+    (by the clock) before a run counts as finished, in both runs alike. "Re-sent:" fields are
+    compared on an event's first send (see `final_view`).
+    """
+    out = contract_marks("Wall clock:")
+    for message, paths in contract_marks("Arrival order:").items():
+        out.setdefault(message, []).extend(paths)
+    return out
+
 
 SERVICES: dict[str, tuple[str, dict[str, str]]] = {
     "wifi-telemetry": ("wifi_telemetry", {
@@ -210,7 +245,6 @@ class Outputs:
     bootstrap: str
     prefix: str
     records: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    last_new: float = field(default_factory=time.monotonic)
     _consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> Outputs:
@@ -234,8 +268,6 @@ class Outputs:
         while time.monotonic() < deadline:
             batch = await self._consumer.getmany(timeout_ms=200)
             for tp, items in batch.items():
-                if items:
-                    self.last_new = time.monotonic()
                 self.records[names[tp.topic]].extend((r.key, r.value) for r in items)
 
     async def wait_for(self, condition: Callable[[Outputs], bool], timeout_s: float, what: str) -> None:
@@ -245,8 +277,8 @@ class Outputs:
             await self.poll(0.5)
 
 
-async def caught_up(bootstrap: str, prefix: str) -> bool:
-    """Whether every service's group committed the end of every partition it reads."""
+async def lagging(bootstrap: str, prefix: str) -> list[str]:
+    """The partitions a service's group has not committed to their end (empty: caught up)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -254,7 +286,7 @@ async def caught_up(bootstrap: str, prefix: str) -> bool:
         for service in SERVICES:
             offsets = await admin.list_consumer_group_offsets(prefix + service)
             if not offsets:
-                return False
+                return [f"{service}: nothing committed yet"]
             committed.update({tp: meta.offset for tp, meta in offsets.items()
                               if not tp.topic.endswith("-changelog")})
     finally:
@@ -264,20 +296,29 @@ async def caught_up(bootstrap: str, prefix: str) -> bool:
     try:
         consumer.assign(list(committed))  # fetches the metadata of those topics
         ends = await consumer.end_offsets(list(committed))
-        return all(ends[tp] == offset for tp, offset in committed.items())
+        return [f"{tp.topic}[{tp.partition}] at {offset} of {ends[tp]}"
+                for tp, offset in sorted(committed.items()) if ends[tp] != offset]
     finally:
         await consumer.stop()
 
 
 async def settle(outputs: Outputs, timeout_s: float) -> None:
-    """Until every group is at the end of its input and no output record came for QUIET_S."""
+    """Until every group has been at the end of its input for QUIET_S (what follows then is the
+    timers' doing: silences declared, statistics published)."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        await outputs.poll(1.0)
-        quiet = time.monotonic() - outputs.last_new >= QUIET_S
-        if quiet and await caught_up(outputs.bootstrap, outputs.prefix):
-            return
-        assert time.monotonic() < deadline, "the services did not finish the input in time"
+    caught_up_at: float | None = None
+    behind: list[str] = []
+    while caught_up_at is None or time.monotonic() - caught_up_at < QUIET_S:
+        await outputs.poll(2.0)
+        behind = await lagging(outputs.bootstrap, outputs.prefix)
+        if behind:
+            caught_up_at = None
+        elif caught_up_at is None:
+            caught_up_at = time.monotonic()
+        assert time.monotonic() < deadline, (
+            f"the services did not finish the input in time: behind: {behind}, "
+            f"outputs: { {t: len(r) for t, r in outputs.records.items()} }")
+    await outputs.poll(1.0)
 
 
 def published_on(topic: str) -> Callable[[Outputs], bool]:
@@ -286,23 +327,42 @@ def published_on(topic: str) -> Callable[[Outputs], bool]:
 
 # ---- comparing
 
-def _without(message: Message, names: Iterable[str]) -> Message:
+def _without(message: Message, paths: Iterable[str]) -> Message:
     copy = type(message)()
     copy.CopyFrom(message)
-    for name in names:
-        copy.ClearField(name)
+    for path in paths:
+        *parents, name = path.split(".")
+        holder = copy
+        for parent in parents:
+            holder = getattr(holder, parent)
+        holder.ClearField(name)
     return copy
 
 
 def final_view(topic: str, records: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
     message_type, compacted = OUTPUTS[topic]
-    clock = CLOCK_FIELDS.get(topic, ())
+    clock = contract_exclusions().get(message_type.DESCRIPTOR.name, [])
     if compacted:
         latest = {key: value for key, value in records}
         return {key.decode(): _without(message_type.FromString(value), clock)
                 for key, value in latest.items() if value is not None}
-    distinct = {value for _, value in records}
-    return {value.hex(): _without(message_type.FromString(value), clock) for value in distinct}
+    # An event is what is left of it without the excluded fields: two that differ only there
+    # are the same event.
+    resent = contract_marks("Re-sent:").get(message_type.DESCRIPTOR.name, [])
+    if not resent:
+        events = [_without(message_type.FromString(value), clock) for _, value in records]
+        return {event.SerializeToString(deterministic=True).hex(): event for event in events}
+    # Events with an id whose re-sends may differ in the fields marked "Re-sent:": each id's
+    # first send is compared whole, every further send must equal it but for those fields.
+    firsts: dict[str, Message] = {}
+    out: dict[str, Any] = {}
+    for _, value in records:
+        event = _without(message_type.FromString(value), clock)
+        event_id = str(getattr(event, "event_id"))  # noqa: B009  (any message with an event_id)
+        first = firsts.setdefault(event_id, event)
+        if _without(event, resent) != _without(first, resent):
+            out[f"{event_id} re-sent otherwise"] = event
+    return out | firsts
 
 
 def compare(clean: Mapping[str, Sequence[tuple[bytes, bytes]]],

@@ -218,9 +218,18 @@ def test_availability_is_the_share_of_time_not_critical_in_event_time() -> None:
     status = m.status(state, 3600)
     assert status.availability.hour == pytest.approx(1 - 900 / 3600)
     assert status.availability.day == pytest.approx(1 - 900 / 3600)  # only an hour observed
+    # Measured up to the last heartbeat: publishing later (wall clock) changes nothing.
     later = m.status(state, 3600 + HOUR)
-    assert later.availability.hour == 1.0
-    assert later.availability.day == pytest.approx(1 - 900 / 7200)
+    assert later.availability == status.availability and later.updated_at == 3600 + HOUR
+
+
+def test_the_availability_of_a_silent_camera_is_the_same_whenever_the_timer_publishes_it() -> None:
+    m = monitor(heartbeat_tolerance_s=60, incident_resolve_hold_s=0)
+    state, _ = run(m, [beat(1, 0), beat(2, 10), beat(3, 200)])  # down 70..200 (seen in the data)
+    soon, late = m.on_tick(state, 300, refresh=True), m.on_tick(state, 5000, refresh=True)
+    assert soon.statuses[-1].health == late.statuses[-1].health == Health.CRITICAL
+    assert soon.statuses[-1].availability == late.statuses[-1].availability
+    assert soon.statuses[-1].availability.hour == pytest.approx(1 - 130 / 200)
 
 
 def test_silence_counts_as_down_from_the_tolerance_on() -> None:

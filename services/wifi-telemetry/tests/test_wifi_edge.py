@@ -141,7 +141,10 @@ def test_the_status_message_carries_health_reasons_and_availability() -> None:
     status = status_proto(ap_view(model, state, now=T0 + 1000), now=T0 + 1000)
     assert status.health == common_pb2.HEALTH_STATE_CRITICAL and status.reasons[0].check == "heartbeat"
     assert status.last_seq == 7 and status.clients_now == 0 and status.name == "AP 1"
-    assert 0 < status.availability.last_hour_ratio < 1
+    # Availability is measured up to the last heartbeat: the live silence is in the health only.
+    assert status.availability.last_hour_ratio == 1.0
+    later = status_proto(ap_view(model, state, now=T0 + 5000), now=T0 + 5000)
+    assert later.availability == status.availability and later.health == status.health
 
 
 def test_usage_is_busier_on_alun_alun_evenings_and_weekends() -> None:

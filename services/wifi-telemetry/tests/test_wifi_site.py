@@ -238,3 +238,13 @@ def test_a_crash_at_any_point_then_replay_gives_the_same_state(seed: int, crash:
             recovered[key] = value
     _run(recovered, events, start=committed)  # redelivery of everything not committed
     assert normalized(recovered) == normalized(full)
+
+
+def test_a_heartbeat_reports_the_bytes_its_counters_moved_by_for_the_traffic_counter() -> None:
+    proc = SiteProcessor(WifiConfig(), {})
+    first = proc.on_telemetry(tele("ap-1", 1, T0, rx=1_000, tx=500))
+    second = proc.on_telemetry(tele("ap-1", 2, T0 + 10, rx=5_000, tx=2_500))
+    again = proc.on_telemetry(tele("ap-1", 2, T0 + 10, rx=5_000, tx=2_500))  # a redelivery
+    assert (first.rx_bytes, first.tx_bytes) == (0, 0)  # the first sample is the baseline
+    assert (second.rx_bytes, second.tx_bytes) == (4_000, 2_000)
+    assert (again.rx_bytes, again.tx_bytes) == (0, 0)

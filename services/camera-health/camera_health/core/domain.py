@@ -146,12 +146,16 @@ class CameraMonitor:
     # --- views ---------------------------------------------------------------------------
 
     def status(self, state: CameraState, now: float) -> StatusView:
+        """The status published at `now`: only `updated_at` and, once the timer declared a
+        silence, health, reasons and health_since follow the clock. Availability is measured up
+        to the last heartbeat (event time), so it is a function of the heartbeats alone."""
         h, m, a = state.health, state.meta, state.availability
+        as_of = h.last_seen if h.last_seen is not None else now
         return StatusView(
             camera_id=state.camera_id, site_id=m.site_id, name=m.name, latitude=m.latitude,
             longitude=m.longitude, health=h.health, reasons=h.reasons(), health_since=h.health_since,
             last_seen=h.last_seen or now, last_seq=m.agent_seq or m.probe_seq,
-            availability=Availability3(a.ratio(now, HOUR), a.ratio(now, DAY), a.ratio(now, WEEK)),
+            availability=Availability3(a.ratio(as_of, HOUR), a.ratio(as_of, DAY), a.ratio(as_of, WEEK)),
             fps=m.fps, configured_fps=m.configured_fps, recording=m.recording, updated_at=now,
             open_incident_id=state.incidents.open_id,
         )

@@ -18,8 +18,10 @@ from wifi_telemetry.core.published import ApView
 ACCESS_POINTS = Gauge("smartcity_wifi_access_points", "Access points by health state per site",
                       ["site", "health"])
 CLIENTS_ONLINE = Gauge("smartcity_wifi_clients_online", "Clients connected now per site", ["site"])
-THROUGHPUT = Gauge("smartcity_wifi_throughput_bps", "Traffic per site in bits per second",
-                   ["site", "direction"])
+# Traffic as a counter (a rate is the query's business: rate(...[5m]) * 8 for bits per second):
+# the bytes each applied heartbeat's counters moved by, attributed to its site.
+TRAFFIC = Counter("smartcity_wifi_traffic_bytes", "Bytes the site's APs received (rx) and sent (tx)",
+                  ["site", "direction"])
 EVENTS = Counter("smartcity_wifi_events_processed_total",
                  "Telemetry and session events by outcome (applied, buffered, duplicate, late, rejected)",
                  ["kind", "outcome"])
@@ -41,19 +43,14 @@ def set_site_gauges(views: Iterable[ApView]) -> None:
     """Sets the per-site gauges from the current AP views (every state present, even at 0)."""
     by_state: Tally[tuple[str, str]] = Tally()
     clients: Tally[str] = Tally()
-    rx: dict[str, float] = {}
-    tx: dict[str, float] = {}
     sites: set[str] = set()
     for view in views:
         site = view.state.site_id
         sites.add(site)
         by_state[(site, health_label(view.health))] += 1
         clients[site] += view.clients
-        rx[site] = rx.get(site, 0.0) + view.rx_bps
-        tx[site] = tx.get(site, 0.0) + view.tx_bps
     for site in sites:
         for state in _STATES.values():
             ACCESS_POINTS.labels(site, state).set(by_state[(site, state)])
         CLIENTS_ONLINE.labels(site).set(clients[site])
-        THROUGHPUT.labels(site, "rx").set(rx[site])
-        THROUGHPUT.labels(site, "tx").set(tx[site])
+

@@ -135,6 +135,7 @@ class _Tally:
         self.events: TallyCounter[tuple[str, str]] = TallyCounter()
         self.reboots: TallyCounter[str] = TallyCounter()
         self.gaps: TallyCounter[str] = TallyCounter()
+        self.traffic: TallyCounter[tuple[str, str]] = TallyCounter()
         self.oldest: dict[str, float] = {}
 
     def telemetry(self, sample: Sample, result: TelemetryResult) -> None:
@@ -143,6 +144,8 @@ class _Tally:
             self.reboots[sample.site_id] += result.reboots
         if result.skipped_gaps:
             self.gaps[sample.site_id] += result.skipped_gaps
+        self.traffic[(sample.site_id, "rx")] += result.rx_bytes
+        self.traffic[(sample.site_id, "tx")] += result.tx_bytes
         self._seen("telemetry", sample.t)
 
     def session(self, session: SessionEvent, outcome: str) -> None:
@@ -160,6 +163,8 @@ class _Tally:
             metrics.REBOOTS.labels(site).inc(count)
         for site, count in self.gaps.items():
             metrics.SEQ_GAPS.labels(site).inc(count)
+        for (site, direction), count in self.traffic.items():
+            metrics.TRAFFIC.labels(site, direction).inc(count)
         # Latency per batch, of its oldest reading: the worst case of the batch.
         topics = {"telemetry": service.telemetry_in, "session": service.sessions_in}
         for kind, t in self.oldest.items():
@@ -170,7 +175,8 @@ class _Tally:
 class _Published:
     """What was last published, to publish changes only (memory: a restart republishes all)."""
 
-    health: dict[str, tuple[int, bool, float]] = field(default_factory=dict)
+    # ap_id -> (health, silent, last seq, when): what the AP's last status said.
+    health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
     stats: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
     stats_at: float = 0.0
 
@@ -312,7 +318,8 @@ class WifiTelemetryService(StreamService):
             await self.writer.flush()  # state first: the statuses below are derived from it
             now = time.time()
             for view in changes:  # marked before the sends, so the timer does not send them again
-                self.published.health[view.state.ap_id] = (int(view.health), view.silent, now)
+                self.published.health[view.state.ap_id] = (int(view.health), view.silent,
+                                                         view.state.last_seq, now)
             for view in changes:
                 metrics.HEALTH_CHANGES.labels(view.state.site_id, metrics.health_label(view.health)).inc()
                 await self._publish_status(view, now)
@@ -353,7 +360,7 @@ class WifiTelemetryService(StreamService):
         with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
             await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
                                        headers=headers)
-        self.published.health[ap_id] = (int(view.health), view.silent, now)
+        self.published.health[ap_id] = (int(view.health), view.silent, view.state.last_seq, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
@@ -415,8 +422,11 @@ class WifiTelemetryService(StreamService):
     async def _publish_statuses(self, views: Mapping[str, ApView], now: float) -> None:
         for ap_id, view in views.items():
             last = self.published.health.get(ap_id)
+            # A silent AP's status is not republished by its heartbeats (they stopped) but by a
+            # backlog of them, read after it went silent: its last status must carry them.
             due = (last is None or last[0] != int(view.health) or last[1] != view.silent
-                   or now - last[2] >= self.config.status_interval_s)
+                   or (view.silent and last[2] != view.state.last_seq)
+                   or now - last[3] >= self.config.status_interval_s)
             if due:
                 await self._publish_status(view, now)
 

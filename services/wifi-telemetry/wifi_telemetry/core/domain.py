@@ -157,6 +157,9 @@ class OfferResult:
     retired: dict[str, list[int]] = field(default_factory=dict)
     # Minute buckets whose max clients went up (the site's peak may have gone up).
     peak_minutes: set[str] = field(default_factory=set)
+    # Bytes the applied samples reported (counter differences), received and sent.
+    rx_bytes: int = 0
+    tx_bytes: int = 0
     reboots: int = 0
     skipped_gaps: int = 0
 
@@ -204,6 +207,8 @@ class AccessPointModel:
         self._update_identity(state, sample)
         self._update_health(state, sample, result)
         drx, dtx = self._update_traffic(state, sample, previous_t, result)
+        result.rx_bytes += drx
+        result.tx_bytes += dtx
         state.clients, state.cpu, state.mem = sample.clients, sample.cpu, sample.mem
         state.uptime_s = sample.uptime_s
         if state.first_seen is None:

@@ -109,6 +109,9 @@ class TelemetryResult:
     changes: list[HealthChange] = field(default_factory=list)
     reboots: int = 0
     skipped_gaps: int = 0
+    # Traffic the applied heartbeats reported (bytes received, sent).
+    rx_bytes: int = 0
+    tx_bytes: int = 0
 
 
 @dataclass
@@ -225,7 +228,8 @@ class SiteProcessor:
         state = self._ap(sample.ap_id) or self.model.new_state(sample)
         state.partition = partition
         offer = self.model.offer(state, sample)
-        result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps)
+        result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
+                                 offer.rx_bytes, offer.tx_bytes)
         if offer.outcome is Arrival.DUPLICATE:
             return result
         if offer.outcome is Arrival.APPLIED:

@@ -1,11 +1,13 @@
 """What the service publishes, computed from the stored state (pure Python).
 
 The stored state only ever reflects the input events, so a replay rebuilds it exactly. What
-depends on the wall clock is added here, when publishing: an AP whose last heartbeat is older
-than the heartbeat tolerance is shown CRITICAL ("no heartbeat for ...") with no clients and no
-traffic, and the time since then counts as down in its availability. Publishing is idempotent:
-the outputs go to compacted topics keyed by entity, so publishing the same view again is
-harmless.
+depends on the wall clock is added here, when publishing, and only to the fields the contract
+marks so (protos/smartcity/v1/wifi.proto): an AP whose last heartbeat is older than the
+heartbeat tolerance is shown CRITICAL ("no heartbeat for ...") with no clients and no traffic.
+Availability is not among them: it is measured up to the AP's last heartbeat (event time), so
+a silence counts once a later heartbeat shows it (domain.py records it then), and the same
+input always gives the same ratios whenever they are published. Publishing is idempotent: the
+outputs go to compacted topics keyed by entity, so publishing the same view again is harmless.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class ApView:
     rx_bps: float
     tx_bps: float
     availability: Availability
-    # The time availability is measured up to: the last heartbeat, or now when silent.
+    # The event time availability is measured up to: the last heartbeat (never the clock).
     as_of: float
 
     def availability_ratios(self) -> tuple[float, float, float]:
@@ -50,7 +52,11 @@ class ApView:
 
 
 def ap_view(model: AccessPointModel, state: AccessPointState, now: float | None = None) -> ApView:
-    """The view of `state`; with `now` (wall clock) a long silence shows as CRITICAL."""
+    """The view of `state`; with `now` (wall clock) a long silence shows as CRITICAL.
+
+    Only health, reasons, health_since, clients and traffic follow the clock; the availability
+    is the stored one, as of the last heartbeat.
+    """
     seen = state.last_seen
     tolerance = model.health.heartbeat_tolerance_s
     if now is None or seen is None or now - seen <= tolerance:
@@ -59,10 +65,8 @@ def ap_view(model: AccessPointModel, state: AccessPointState, now: float | None 
                       seen if seen is not None else 0.0)
     health = DeviceHealth.from_dict(state.health.to_dict(), model.specs, tolerance)
     health.check_silence(now)
-    availability = Availability.from_dict(state.availability.to_dict())
-    availability.record(seen + tolerance, Health.CRITICAL)
     return ApView(state, health.health, health.reasons(), health.health_since, True, 0, 0.0, 0.0,
-                  availability, now)
+                  state.availability, seen)
 
 
 def change_view(state: AccessPointState, change: HealthChange) -> ApView:
