@@ -900,9 +900,11 @@ def test_the_build_context_leaves_local_environments_out_and_keeps_what_the_imag
 # the gateway's projector.py VIEW_TOPICS and publisher.py). A stream service writes the dead-letter
 # twin of each input that has one, and owns its Faust group and internal topics (<app id>-...).
 SERVICE_TOPICS: dict[str, tuple[set[str], set[str]]] = {
-    "wifi-telemetry": ({"wifi.ap-telemetry.v1", "wifi.client-sessions.v1"},
+    "wifi-telemetry": ({"wifi.ap-telemetry.v1", "wifi.client-sessions.v1",
+                        "wifi.ap-telemetry-batches.v1", "wifi.client-session-batches.v1"},
                        {"wifi.ap-status.v1", "wifi.site-stats.v1"}),
-    "camera-health": ({"camera.heartbeats.v1"}, {"camera.status.v1", "camera.incidents.v1"}),
+    "camera-health": ({"camera.heartbeats.v1", "camera.heartbeat-batches.v1"},
+                      {"camera.status.v1", "camera.incidents.v1"}),
     "citizen-requests": ({"requests.commands.v1"},
                          {"requests.events.v1", "requests.state.v1", "requests.stats.v1"}),
     "gateway": ({"wifi.ap-status.v1", "wifi.site-stats.v1", "camera.status.v1", "camera.incidents.v1",
