@@ -561,7 +561,8 @@ class RequestServiceServicer:
     """
 
     def SubmitRequest(self, request, context):
-        """Idempotent on idempotency_key: a retry returns the original request.
+        """Idempotent on idempotency_key: a retry with the same body returns the original request;
+        the same key with a different body is ALREADY_EXISTS, naming the key and the fields.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
