@@ -159,10 +159,12 @@ def messaging_attributes(operation: str, topic: str, key: bytes | str | None = N
 
 @contextmanager
 def producer_span(topic: str, key: bytes | str | None = None,
-                  headers: Headers | None = None) -> Iterator[Headers]:
+                  headers: Headers | None = None, *, parent: Span | None = None) -> Iterator[Headers]:
     """A PRODUCER span `send <topic>` around a send; yields the headers to put on the message
-    (the given ones plus the trace context of this span)."""
-    with _tracer.start_as_current_span(f"send {topic}", kind=SpanKind.PRODUCER,
+    (the given ones plus the trace context of this span). `parent`: the span it continues
+    when that is not the current one (a batch sends after its events' spans have ended)."""
+    context = trace.set_span_in_context(parent) if parent is not None else None
+    with _tracer.start_as_current_span(f"send {topic}", context=context, kind=SpanKind.PRODUCER,
                                        attributes=messaging_attributes("send", topic, key)):
         yield inject_headers(headers)
 

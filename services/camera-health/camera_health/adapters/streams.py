@@ -52,7 +52,7 @@ from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers
+from smartcity.tracing import inject_headers, message_span, producer_span
 from smartcity.v1 import camera_pb2
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,8 @@ class _Batch:
         self.effects: list[MonitorEffects] = []
         self.changed: set[str] = set()
         self.contexts: list[Any] = []
+        # The span of each camera's traced heartbeat (a traced device's): its status continues it.
+        self.traced: dict[str, Any] = {}
         self.events: Tally[tuple[str, str]] = Tally()
         self.oldest = math.inf
 
@@ -233,9 +235,13 @@ class CameraHealthService(StreamService):
                 item = await self.decode(event, HEARTBEATS, key_matches_camera)
                 if item is not None:
                     batch.contexts.append(item.trace_context)
-                    self.on_heartbeat(batch, item.value, item.record.partition)
+                    # A span of its own only for a heartbeat that came with a trace.
+                    with message_span(item.record, group=self.app.conf.id, only_traced=True) as span:
+                        self.on_heartbeat(batch, item.value, item.record.partition)
+                    if span.get_span_context().is_valid:
+                        batch.traced[item.value.camera_id] = span
         with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
-            await self._publish(batch.effects)
+            await self._publish(batch.effects, batch.traced)
             for camera_id in batch.changed:
                 state = batch.states[camera_id]
                 self.writer.partition = state.meta.partition
@@ -278,7 +284,8 @@ class CameraHealthService(StreamService):
         if outcome.changed:
             batch.changed.add(camera_id)
 
-    async def _publish(self, outcomes: Sequence[MonitorEffects]) -> None:
+    async def _publish(self, outcomes: Sequence[MonitorEffects],
+                       traced: dict[str, Any] | None = None) -> None:
         """Sends every incident, then each camera's newest status of the batch, and waits until
         the broker has them all. The status topic is compacted by camera: a status the same
         batch supersedes would only be compacted away (one message per camera per batch, not
@@ -294,8 +301,14 @@ class CameraHealthService(StreamService):
                 newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
                 newest[status.camera_id] = status
         for camera_id, status in newest.items():
-            pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
-                                                      headers=headers))
+            span = (traced or {}).get(camera_id)
+            if span is None:
+                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
+                                                          headers=headers))
+                continue
+            with producer_span(self.status_out.get_topic_name(), camera_id, parent=span) as own:
+                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
+                                                          headers=own))
         for future in pending:
             await future
         for outcome in outcomes:

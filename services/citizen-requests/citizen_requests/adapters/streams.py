@@ -69,7 +69,7 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.topics import load_catalogue
-from smartcity.tracing import producer_span
+from smartcity.tracing import message_span, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -164,8 +164,10 @@ class RequestsWorker(StreamService):
                         self.record_writer.partition = item.record.partition
                         done.append((item.value.request_id, self._apply_command(item.value)))
                     await self.record_writer.flush()  # each changed record once, before the outputs
-                    for request_id, processed in done:
-                        await self._emit(request_id, processed)
+                    for item, (request_id, processed) in zip(items, done, strict=True):
+                        # A traced command (the gateway's) gets its own span, parent of its outputs.
+                        with message_span(item.record, group=self.app.conf.id, only_traced=True):
+                            await self._emit(request_id, processed)
             oldest = min(from_timestamp(i.value.issued_time) for i in items)
             self.observe_latency(items[0].record.topic, oldest)
 
