@@ -12,7 +12,6 @@ The tools come from scripts/install_edge_tools.sh (called by `make test`).
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
@@ -20,12 +19,11 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 
-from smartcity.testing import JARS_DIR, REPO_ROOT, _reachable, free_port
+from smartcity.testing import free_port
 
 
 def free_udp_port() -> int:
@@ -77,68 +75,6 @@ def _stop_group(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -
 
 
 # ---------------------------------------------------------------- a restartable second broker
-
-class ThrowawayKafka:
-    """A plaintext single-node broker of its own (KRaft) whose data survives stop/start."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port, self.controller_port = free_port(), free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.log_path = workdir / "broker.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._formatted = False
-
-    def _java(self) -> list[str]:
-        java_home = os.environ.get("JAVA_HOME")
-        return [os.path.join(java_home, "bin", "java") if java_home else "java",
-                "-Xms96m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                f"-Dlog4j.configuration=file:{self.workdir / 'log4j.properties'}", "-cp", f"{JARS_DIR}/*"]
-
-    def start(self, timeout_s: float = 60.0) -> ThrowawayKafka:
-        if not (JARS_DIR / ".complete").exists():
-            subprocess.run(["bash", str(REPO_ROOT / "deploy/local/kafka.sh"), "fetch"], check=True)
-        props = self._write_configs()
-        with self.log_path.open("ab") as log:
-            if not self._formatted:
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-                subprocess.run([*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                "-c", str(props)], check=True, stdout=log, stderr=subprocess.STDOUT,
-                               timeout=90)
-                self._formatted = True
-            self._proc = subprocess.Popen([*self._java(), "kafka.Kafka", str(props)], stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while not _reachable(self.bootstrap):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"the throw-away broker did not start:\n{tail}")
-            time.sleep(0.2)
-        return self
-
-    def stop(self) -> None:
-        _stop_group(self._proc)
-
-    def _write_configs(self) -> Path:
-        props = self.workdir / "server.properties"
-        props.write_text("\n".join([
-            "process.roles=broker,controller", "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "controller.listener.names=CONTROLLER", "inter.broker.listener.name=PLAINTEXT",
-            f"log.dirs={self.workdir / 'data'}", "num.partitions=1", "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=1",
-            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-            "group.initial.rebalance.delay.ms=0", "num.network.threads=2", "num.io.threads=2", ""]))
-        (self.workdir / "log4j.properties").write_text(
-            "log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
-            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
-        return props
-
 
 # ---------------------------------------------------------------- RADIUS: Debian's radclient
 

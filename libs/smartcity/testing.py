@@ -391,7 +391,8 @@ def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredK
 class ThrowawayKafka:
     """A private plaintext Kafka 3.9 broker (KRaft, combined roles) on free 127.0.0.1 ports,
     for tests that need broker settings the shared one must not have (fast log cleaning,
-    tiny segments) or that read the broker's segment files (`data_dir`)."""
+    tiny segments) or that read the broker's segment files (`data_dir`). Its data survives
+    `stop()`/`start()` (a broker outage in the middle of a test)."""
 
     def __init__(self, workdir: Path, **properties: str) -> None:
         self.workdir, self.properties = workdir, properties
@@ -400,6 +401,7 @@ class ThrowawayKafka:
         self.data_dir = workdir / "data"
         self.log_path = workdir / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._formatted = False
 
     def start(self, timeout_s: float = 60.0) -> ThrowawayKafka:
         if not (JARS_DIR / ".complete").exists():
@@ -425,10 +427,13 @@ class ThrowawayKafka:
             "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
             "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n")
         java = _broker_java(self.workdir)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         with self.log_path.open("ab") as log:
-            subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-                           check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60)
+            if not self._formatted:  # once: a restart keeps the data
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+                subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                                "-c", str(props)],
+                               check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60)
+                self._formatted = True
             self._proc = subprocess.Popen([*java, "kafka.Kafka", str(props)], stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcity.edge_testing import ThrowawayKafka, free_udp_port, http_text, radclient, send_udp, wait_http_ok
-from smartcity.testing import ServiceProcess, consume, free_port
+from smartcity.edge_testing import free_udp_port, http_text, radclient, send_udp, wait_http_ok
+from smartcity.testing import ServiceProcess, ThrowawayKafka, consume, free_port
 from smartcity.topics import delete_topics, ensure_topics
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.core.privacy import ClientHasher
