@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -63,6 +65,10 @@ def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
         "table_cleanup_interval": 30.0,
         # Changelogs are the tables' only durable copy: as many replicas as the cluster wants.
         "topic_replication_factor": settings.topic_replication_factor,
+        # Faust keeps a small local directory even with memory stores; its default is
+        # "<app id>-data" in the working directory, which litters whatever directory a worker
+        # or a test happens to start in.
+        "datadir": str(Path(tempfile.gettempdir()) / "smartcity-faust" / settings.group_id),
     }
     return faust.App(settings.group_id, **(config | overrides))
 
