@@ -40,6 +40,9 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+    # The protobuf type of `value` when it is not the topic's own (one reading taken out of a
+    # batch message): what a personal-data redactor parses it as.
+    value_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def dead_letter_for(record: SourceRecord, error: str, service: str,
         ("dlq.time", str(int(time.time() * 1000)).encode()),
         *extra_headers,
     ]
-    payload = dead_letter_payload(record.topic, record.value)
+    payload = dead_letter_payload(record.topic, record.value, record.value_type)
     if payload.treatment:
         headers.append(("dlq.payload", payload.treatment.encode()))
     return DeadLetter(topic=record.topic + DLQ_SUFFIX, key=record.key, value=payload.value,

@@ -332,6 +332,24 @@ def test_a_dead_letter_of_wifi_sessions_never_holds_a_raw_mac() -> None:
     assert wifi_pb2.ClientSession.FromString(payload.value or b"") == fine  # a real hash is no MAC
 
 
+def test_a_session_dead_lettered_out_of_a_batch_is_judged_as_a_session() -> None:
+    hashed = "cd" * 32
+    fine = wifi_pb2.ClientSession(ap_id="ap-1", session_id="s-1", client_hash=hashed)
+    leaky = wifi_pb2.ClientSession(ap_id="ap-2", session_id="s-2", client_hash="aa:bb:cc:dd:ee:ff")
+    topic = "p.wifi.client-session-batches.v1"
+    for session, expected_hash in ((fine, hashed), (leaky, "<redacted>")):
+        record = SourceRecord(topic, 0, 7, b"site-1", session.SerializeToString(),
+                              value_type="smartcity.v1.ClientSession")
+        letter = dead_letter_for(record, "bad reading", "wifi")
+        assert dict(letter.headers)["dlq.payload"] == b"redacted"
+        assert wifi_pb2.ClientSession.FromString(letter.value or b"").client_hash == expected_hash
+    batch = wifi_pb2.ClientSessionBatch(site_id="site-1", sessions=[leaky]).SerializeToString()
+    whole = dead_letter_for(SourceRecord(topic, 0, 8, b"site-1", batch), "bad batch", "wifi")
+    assert whole.value is not None and b"aa:bb:cc:dd:ee:ff" not in whole.value
+    broken = dead_letter_for(SourceRecord(topic, 0, 9, b"site-1", batch[:-3] + b"\xff"), "x", "wifi")
+    assert broken.value is None and dict(broken.headers)["dlq.payload"] == b"withheld"
+
+
 def test_clear_reporters_reaches_nested_requests() -> None:
     event = pb.RequestEvent(event_id="e1")
     event.request.reporter.CopyFrom(SITI)

@@ -8,6 +8,8 @@ The catalogue marks such topics (`personal_data:` in topics.yaml):
   client-mac  wifi client sessions: a bad record may hold a raw MAC in any field. A record that
               parses keeps its fields except those spelled like a MAC address, which are
               blanked; one that does not parse is withheld.
+A bad reading taken out of a batch message is judged as its own type (the dead letter carries
+the reading alone); a batch that does not parse is withheld whole.
 A withheld payload leaves the value empty; the headers still say why, and where the original
 was (topic, partition, offset) while the source topic keeps it.
 """
@@ -51,15 +53,16 @@ def spec_of(topic: str) -> TopicSpec | None:
     return None
 
 
-def dead_letter_payload(topic: str, value: bytes | None) -> Payload:
-    """The value a dead letter of `topic` may carry."""
+def dead_letter_payload(topic: str, value: bytes | None, value_type: str = "") -> Payload:
+    """The value a dead letter of `topic` may carry. `value_type` names the protobuf type of
+    `value` when it is not the topic's own (one reading out of a batch message)."""
     spec = spec_of(topic)
     kind = spec.personal_data if spec is not None else ""
     if value is None or not kind:
         return Payload(value, "")
     if spec is None or kind not in _REDACTORS:
         return Payload(None, "withheld")
-    message = _parsed(spec.value, value)
+    message = _parsed(value_type or spec.value, value)
     if message is None:
         return Payload(None, "withheld")
     _REDACTORS[kind](message)

@@ -120,7 +120,7 @@ async def publish_item_dead_letter(publisher: DeadLetterPublisher, record: Sourc
                 index, problem)
     alone = SourceRecord(topic=record.topic, partition=record.partition, offset=record.offset,
                          key=record.key, value=item.SerializeToString(deterministic=True),
-                         headers=record.headers)
+                         headers=record.headers, value_type=item.DESCRIPTOR.full_name)
     await publisher.publish(alone, problem, [(BATCH_INDEX_HEADER, str(index).encode())])
 
 
