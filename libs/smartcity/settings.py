@@ -5,9 +5,12 @@ Every service reads the same names, so one ConfigMap or one shell export configu
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -52,6 +55,31 @@ def env_bool(name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+_READERS: dict[str, Callable[[str, Any], Any]] = {
+    "str": env_str, "int": env_int, "float": env_float, "bool": env_bool,
+}
+
+
+def env_fields(cls: type, prefix: str, *, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The fields of the dataclass `cls`, each read from the variable `<prefix><FIELD NAME>`
+    (upper case) by its type (str, int, float or bool), its default the field's own: the
+    keyword arguments of `cls(...)`, to which a `from_env` adds its checks. Fields in `skip`,
+    and fields of other types, are left to the caller."""
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):
+        reader = _READERS.get(spec.type if isinstance(spec.type, str) else spec.type.__name__)
+        if spec.name in skip or reader is None or not spec.init:
+            continue
+        if spec.default is not dataclasses.MISSING:
+            default = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__}.{spec.name} has no default to fall back on")
+        values[spec.name] = reader(prefix + spec.name.upper(), default)
+    return values
 
 
 def _env_file(name: str) -> str:

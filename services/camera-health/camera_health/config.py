@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from smartcity.settings import SettingsError, env_float, env_int, env_str
+from smartcity.settings import SettingsError, env_fields, env_float, env_str
 
 ENV_PREFIX = "CAMERA_"
 
@@ -59,9 +59,7 @@ class Thresholds:
 
     @classmethod
     def from_env(cls) -> Thresholds:
-        base = cls()
-        values = {f.name: env_float(ENV_PREFIX + f.name.upper(), getattr(base, f.name)) for f in fields(cls)}
-        return cls(**values).validated()
+        return cls(**env_fields(cls, ENV_PREFIX)).validated()
 
     def with_overrides(self, overrides: Mapping[str, Any], where: str) -> Thresholds:
         known = {f.name for f in fields(self)}
@@ -144,15 +142,10 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
-        config = cls(
-            thresholds=ThresholdBook.from_env(),
-            reorder_window_s=env_float("CAMERA_REORDER_WINDOW_S", cls.reorder_window_s),
-            reorder_max_pending=env_int("CAMERA_REORDER_MAX_PENDING", cls.reorder_max_pending),
-            silence_check_interval_s=env_float("CAMERA_SILENCE_CHECK_INTERVAL_S",
-                                               cls.silence_check_interval_s),
-            status_interval_s=env_float("CAMERA_STATUS_INTERVAL_S", cls.status_interval_s),
-            session_timeout_s=env_float("CAMERA_HEALTH_SESSION_TIMEOUT_S", cls.session_timeout_s),
-        )
+        config = cls(thresholds=ThresholdBook.from_env(),
+                     **env_fields(cls, ENV_PREFIX, skip={"session_timeout_s"}),
+                     # Named after the service like the other workers' group session timeouts.
+                     session_timeout_s=env_float("CAMERA_HEALTH_SESSION_TIMEOUT_S", cls.session_timeout_s))
         if config.silence_check_interval_s <= 0 or config.status_interval_s <= 0:
             raise SettingsError("timer intervals must be positive")
         if config.reorder_window_s < 0 or config.reorder_max_pending < 1:

@@ -29,8 +29,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartcity.settings import env_float, env_int, env_str
+from smartcity.settings import env_fields
 
+ENV_PREFIX = "WIFI_"
 SERVICE_NAME = "wifi-telemetry"
 DEFAULT_METRICS_PORT = 9101
 
@@ -56,16 +57,7 @@ class HealthConfig:
 
     @classmethod
     def from_env(cls) -> HealthConfig:
-        d = cls()
-        return cls(
-            heartbeat_tolerance_s=env_float("WIFI_HEARTBEAT_TOLERANCE_S", d.heartbeat_tolerance_s),
-            cpu_threshold_percent=env_float("WIFI_CPU_THRESHOLD_PERCENT", d.cpu_threshold_percent),
-            cpu_tolerance_s=env_float("WIFI_CPU_TOLERANCE_S", d.cpu_tolerance_s),
-            cpu_recovery_s=env_float("WIFI_CPU_RECOVERY_S", d.cpu_recovery_s),
-            memory_threshold_percent=env_float("WIFI_MEMORY_THRESHOLD_PERCENT", d.memory_threshold_percent),
-            memory_tolerance_s=env_float("WIFI_MEMORY_TOLERANCE_S", d.memory_tolerance_s),
-            memory_recovery_s=env_float("WIFI_MEMORY_RECOVERY_S", d.memory_recovery_s),
-        )
+        return cls(**env_fields(cls, ENV_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -82,24 +74,11 @@ class WifiConfig:
     tick_interval_s: float = 1.0
     site_partitions: int = 6
     session_timeout_s: float = 10.0
-    data_dir: str = ""
+    data_dir: str = str(Path(tempfile.gettempdir()) / "smartcity")
 
     @classmethod
     def from_env(cls) -> WifiConfig:
-        d = cls()
-        config = cls(
-            health=HealthConfig.from_env(),
-            reorder_window_s=env_float("WIFI_REORDER_WINDOW_S", d.reorder_window_s),
-            reorder_max_pending=env_int("WIFI_REORDER_MAX_PENDING", d.reorder_max_pending),
-            allowed_lateness_s=env_float("WIFI_ALLOWED_LATENESS_S", d.allowed_lateness_s),
-            tz_offset_s=env_int("WIFI_TZ_OFFSET_S", d.tz_offset_s),
-            status_interval_s=env_float("WIFI_STATUS_INTERVAL_S", d.status_interval_s),
-            stats_interval_s=env_float("WIFI_STATS_INTERVAL_S", d.stats_interval_s),
-            tick_interval_s=env_float("WIFI_TICK_INTERVAL_S", d.tick_interval_s),
-            site_partitions=env_int("WIFI_SITE_PARTITIONS", d.site_partitions),
-            session_timeout_s=env_float("WIFI_SESSION_TIMEOUT_S", d.session_timeout_s),
-            data_dir=env_str("WIFI_DATA_DIR", str(Path(tempfile.gettempdir()) / "smartcity")),
-        )
+        config = cls(health=HealthConfig.from_env(), **env_fields(cls, ENV_PREFIX))
         config.validate()
         return config
 

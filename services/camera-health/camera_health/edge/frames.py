@@ -41,7 +41,7 @@ from smartcity.codec import to_timestamp
 from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, start_observability
-from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, SettingsError, env_fields
 from smartcity.topics import load_catalogue
 from smartcity.v1 import camera_pb2
 
@@ -92,16 +92,7 @@ class FramesConfig:
 
     @classmethod
     def from_env(cls) -> FramesConfig:
-        d = cls()
-        config = cls(targets_file=env_str("CAMERA_FRAMES_TARGETS_FILE", d.targets_file),
-                     interval_s=env_float("CAMERA_FRAMES_INTERVAL_S", d.interval_s),
-                     sample_s=env_float("CAMERA_FRAMES_SAMPLE_S", d.sample_s),
-                     analyse_every_s=env_float("CAMERA_FRAMES_ANALYSE_EVERY_S", d.analyse_every_s),
-                     open_timeout_s=env_float("CAMERA_FRAMES_OPEN_TIMEOUT_S", d.open_timeout_s),
-                     read_timeout_s=env_float("CAMERA_FRAMES_READ_TIMEOUT_S", d.read_timeout_s),
-                     concurrency=env_int("CAMERA_FRAMES_CONCURRENCY", d.concurrency),
-                     transport=env_str("CAMERA_FRAMES_TRANSPORT", d.transport),
-                     reference_dir=env_str("CAMERA_FRAMES_REFERENCE_DIR", d.reference_dir))
+        config = cls(**env_fields(cls, "CAMERA_FRAMES_"))
         if not config.targets_file:
             raise SettingsError("CAMERA_FRAMES_TARGETS_FILE must name the YAML list of the cameras")
         if config.transport not in ("tcp", "udp"):

@@ -44,7 +44,7 @@ from smartcity.dlq import DeadLetterPublisher, SourceRecord, aiokafka_sender
 from smartcity.edge_runtime import run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
-from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, SettingsError, env_fields
 from smartcity.topics import load_catalogue
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.core.privacy import ClientHasher
@@ -92,13 +92,7 @@ class RadiusConfig:
 
     @classmethod
     def from_env(cls) -> RadiusConfig:
-        d = cls()
-        config = cls(host=env_str("WIFI_RADIUS_HOST", d.host), port=env_int("WIFI_RADIUS_PORT", d.port),
-                     nas_file=env_str("WIFI_RADIUS_NAS_FILE", d.nas_file),
-                     max_in_flight=env_int("WIFI_RADIUS_MAX_IN_FLIGHT", d.max_in_flight),
-                     produce_timeout_s=env_float("WIFI_RADIUS_PRODUCE_TIMEOUT_S", d.produce_timeout_s),
-                     dedup_size=env_int("WIFI_RADIUS_DEDUP_SIZE", d.dedup_size),
-                     dedup_ttl_s=env_float("WIFI_RADIUS_DEDUP_TTL_S", d.dedup_ttl_s))
+        config = cls(**env_fields(cls, "WIFI_RADIUS_"))
         if not config.nas_file:
             raise SettingsError("WIFI_RADIUS_NAS_FILE must name the YAML table of the NASes")
         return config

@@ -45,7 +45,7 @@ from smartcity.codec import to_timestamp
 from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
-from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, SettingsError, env_fields
 from smartcity.topics import load_catalogue
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.core import snmp_counters as sc
@@ -101,13 +101,7 @@ class SnmpConfig:
 
     @classmethod
     def from_env(cls) -> SnmpConfig:
-        d = cls()
-        config = cls(targets_file=env_str("WIFI_SNMP_TARGETS_FILE", d.targets_file),
-                     vendors_file=env_str("WIFI_SNMP_VENDORS_FILE", d.vendors_file),
-                     interval_s=env_float("WIFI_SNMP_INTERVAL_S", d.interval_s),
-                     timeout_s=env_float("WIFI_SNMP_TIMEOUT_S", d.timeout_s),
-                     retries=env_int("WIFI_SNMP_RETRIES", d.retries),
-                     concurrency=env_int("WIFI_SNMP_CONCURRENCY", d.concurrency))
+        config = cls(**env_fields(cls, "WIFI_SNMP_"))
         if not config.targets_file:
             raise SettingsError("WIFI_SNMP_TARGETS_FILE must name the YAML list of the APs to poll")
         if config.concurrency < 1 or config.interval_s <= 0 or config.timeout_s <= 0 or config.retries < 0:
