@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from open311.core.catalogue import DEFAULT_SERVICES_FILE
-from smartcity.settings import PlatformSettings, SettingsError, env_bool, env_float, env_int, env_str
+from smartcity.settings import PlatformSettings, SettingsError, env_fields, env_str
 
 SERVICE_NAME = "open311"
 DEFAULT_METRICS_PORT = 9105
@@ -89,25 +89,9 @@ class Open311Config:
         origins = env_str("OPEN311_CORS_ORIGINS", ",".join(d.cors_origins))
         config = cls(
             platform=PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT),
-            address=env_str("OPEN311_ADDRESS", d.address),
-            public_url=env_str("OPEN311_PUBLIC_URL", d.public_url),
+            **env_fields(cls, "OPEN311_"),
             services_file=Path(env_str("OPEN311_SERVICES_FILE", "") or d.services_file),
-            gateway_address=env_str("OPEN311_GATEWAY_ADDRESS", d.gateway_address),
-            gateway_tls_ca_file=env_str("OPEN311_GATEWAY_TLS_CA_FILE", d.gateway_tls_ca_file),
-            gateway_token_file=env_str("OPEN311_GATEWAY_TOKEN_FILE", d.gateway_token_file),
-            read_timeout_s=env_float("OPEN311_READ_TIMEOUT_S", d.read_timeout_s),
-            submit_timeout_s=env_float("OPEN311_SUBMIT_TIMEOUT_S", d.submit_timeout_s),
-            max_body_bytes=env_int("OPEN311_MAX_BODY_BYTES", d.max_body_bytes),
-            rate_limit_rps=env_float("OPEN311_RATE_LIMIT_RPS", d.rate_limit_rps),
-            rate_limit_burst=env_float("OPEN311_RATE_LIMIT_BURST", d.rate_limit_burst),
-            rate_limit_callers=env_int("OPEN311_RATE_LIMIT_CALLERS", d.rate_limit_callers),
-            trust_forwarded_for=env_bool("OPEN311_TRUST_FORWARDED_FOR", d.trust_forwarded_for),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
-            max_results=env_int("OPEN311_MAX_RESULTS", d.max_results),
-            max_scan_pages=env_int("OPEN311_MAX_SCAN_PAGES", d.max_scan_pages),
-            list_cache_s=env_float("OPEN311_LIST_CACHE_S", d.list_cache_s),
-            utc_offset_h=env_float("OPEN311_UTC_OFFSET_H", d.utc_offset_h),
-            shutdown_grace_s=env_float("OPEN311_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
         )
         config.check()
         return config
