@@ -34,7 +34,8 @@ def test_unset_or_empty_variables_keep_the_fields_defaults(monkeypatch: pytest.M
     assert "tags" not in values  # not a scalar: the caller's to read
 
 
-def test_a_bad_value_names_its_variable_and_skipped_fields_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_value_names_its_variable_and_skipped_fields_are_not_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGE_RETRIES", "many")
     with pytest.raises(SettingsError, match="EDGE_RETRIES='many' is not an integer"):
         env_fields(Knobs, "EDGE_")

@@ -32,12 +32,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import av
 import av.error
 import numpy as np
-import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from camera_health.core import image_checks as ic
 from smartcity.codec import to_timestamp
+from smartcity.device_files import DeviceFile
 from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, start_observability
@@ -137,27 +137,19 @@ def load_cameras(path: str | Path) -> list[Camera]:
     ```
     Threshold names are those of core/image_checks.PictureThresholds.
     """
-    base = Path(path)
-    try:
-        document = yaml.safe_load(base.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"CAMERA_FRAMES_TARGETS_FILE {path}: {exc}") from exc
-    defaults = document.get("defaults") or {}
+    cameras_file = DeviceFile.load("CAMERA_FRAMES_TARGETS_FILE", path)
+    defaults = cameras_file.document.get("defaults") or {}
     cameras = []
-    for index, entry in enumerate(document.get("cameras") or []):
-        item = defaults | entry
-        where = f"CAMERA_FRAMES_TARGETS_FILE: cameras[{index}]"
-        try:
-            url = str(item["url"])
-            if urlsplit(url).scheme != "rtsp" or urlsplit(url).username:
-                raise SettingsError(f"{where} url must be rtsp:// without credentials (credentials_file)")
-            cameras.append(Camera(str(item["camera_id"]), str(item["site_id"]), url,
-                                  _thresholds(where, defaults.get("thresholds"), entry.get("thresholds")),
-                                  float(item.get("configured_fps", 0.0)),
-                                  _credentials(item.get("credentials_file"), base.parent, where),
-                                  str(item.get("name", ""))))
-        except KeyError as exc:
-            raise SettingsError(f"{where} lacks {exc.args[0]}") from exc
+    for entry in cameras_file.entries("cameras"):
+        url = entry.required("url")
+        if urlsplit(url).scheme != "rtsp" or urlsplit(url).username:
+            raise SettingsError(f"{entry.where} url must be rtsp:// without credentials (credentials_file)")
+        thresholds = _thresholds(entry.where, defaults.get("thresholds"), entry.fields.get("thresholds"))
+        cameras.append(Camera(entry.required("camera_id"), entry.required("site_id"), url, thresholds,
+                              float(entry.fields.get("configured_fps", 0.0)),
+                              _credentials(cameras_file.secret(entry, "credentials", required=False),
+                                           entry.where),
+                              str(entry.fields.get("name", ""))))
     return cameras
 
 
@@ -172,14 +164,10 @@ def _thresholds(where: str, *layers: Any) -> ic.PictureThresholds:
     return replace(ic.PictureThresholds(), **merged)
 
 
-def _credentials(file: Any, base: Path, where: str) -> tuple[str, str] | None:
-    if not file:
+def _credentials(line: str, where: str) -> tuple[str, str] | None:
+    if not line:
         return None
-    try:
-        line = (base / str(file)).read_text().strip().splitlines()[0]
-    except (OSError, IndexError) as exc:
-        raise SettingsError(f"{where} credentials_file: cannot read it") from exc
-    user, sep, password = line.partition(":")
+    user, sep, password = line.splitlines()[0].partition(":")
     if not sep or not user:
         raise SettingsError(f"{where} credentials_file: expected one line user:password")
     return user, password

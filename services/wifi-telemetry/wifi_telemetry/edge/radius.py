@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
 
 from smartcity.codec import to_timestamp
+from smartcity.device_files import DeviceEntry, DeviceFile
 from smartcity.dlq import DeadLetterPublisher, SourceRecord, aiokafka_sender
 from smartcity.edge_runtime import run_until_signalled
 from smartcity.kafka import make_producer
@@ -132,16 +132,14 @@ class NasTable:
 
     @classmethod
     def load(cls, path: str | Path) -> NasTable:
-        base = Path(path)
-        try:
-            document = yaml.safe_load(base.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SettingsError(f"WIFI_RADIUS_NAS_FILE {path}: {exc}") from exc
+        nas_file = DeviceFile.load("WIFI_RADIUS_NAS_FILE", path)
         nas: dict[str, Nas] = {}
-        for index, entry in enumerate(document.get("nas") or []):
-            for key in _nas_keys(entry, index):
-                nas[key] = Nas(key, _secret(entry, index, base.parent), str(entry.get("ap_id", "")),
-                               str(entry.get("site_id", "")))
+        for entry in nas_file.entries("nas"):
+            secret = nas_file.secret(entry, "secret").encode()
+            for key in _nas_keys(entry):
+                nas[key] = Nas(key, secret, str(entry.fields.get("ap_id", "")),
+                               str(entry.fields.get("site_id", "")))
+        document = nas_file.document
         aps = {rp.called_station_ap(str(k)): Placement(str(v["ap_id"]), str(v.get("site_id", "")))
                for k, v in (document.get("access_points") or {}).items()}
         return cls(nas, aps)
@@ -157,25 +155,11 @@ class NasTable:
         return Placement(nas.ap_id, nas.site_id)
 
 
-def _nas_keys(entry: Mapping[str, Any], index: int) -> list[str]:
-    keys = [str(entry[k]) for k in ("nas_identifier", "nas_ip") if entry.get(k)]
+def _nas_keys(entry: DeviceEntry) -> list[str]:
+    keys = [str(entry.fields[k]) for k in ("nas_identifier", "nas_ip") if entry.fields.get(k)]
     if not keys:
-        raise SettingsError(f"WIFI_RADIUS_NAS_FILE: nas[{index}] needs nas_identifier or nas_ip")
+        raise SettingsError(f"{entry.where} needs nas_identifier or nas_ip")
     return keys
-
-
-def _secret(entry: Mapping[str, Any], index: int, base: Path) -> bytes:
-    if entry.get("secret_file"):
-        path = base / str(entry["secret_file"])
-        try:
-            secret = path.read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"WIFI_RADIUS_NAS_FILE: nas[{index}] secret_file: {exc.strerror}") from exc
-    else:
-        secret = str(entry.get("secret", ""))
-    if not secret:
-        raise SettingsError(f"WIFI_RADIUS_NAS_FILE: nas[{index}] has no secret (secret_file or secret)")
-    return secret.encode()
 
 
 class TtlCache:

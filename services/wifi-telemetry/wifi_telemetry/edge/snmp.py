@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -42,6 +41,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 
 from smartcity.codec import to_timestamp
+from smartcity.device_files import DeviceFile
 from smartcity.edge_runtime import every, run_until_signalled
 from smartcity.kafka import make_producer
 from smartcity.observability import configure_logging, latency_histogram, start_observability
@@ -129,10 +129,7 @@ class Target:
 
 
 def load_vendors(path: str | Path) -> dict[str, Vendor]:
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"WIFI_SNMP_VENDORS_FILE {path}: {exc}") from exc
+    document = DeviceFile.load("WIFI_SNMP_VENDORS_FILE", path).document
     return {str(name): Vendor(str(name), str(entry["clients_oid"]), bool(entry.get("walk", False)))
             for name, entry in document.items()}
 
@@ -148,40 +145,17 @@ def load_targets(path: str | Path, vendors: Mapping[str, Vendor]) -> list[Target
     ```
     `community_file` (relative to the targets file) keeps the community out of the file.
     """
-    base = Path(path)
-    try:
-        document = yaml.safe_load(base.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"WIFI_SNMP_TARGETS_FILE {path}: {exc}") from exc
-    defaults = document.get("defaults") or {}
+    targets_file = DeviceFile.load("WIFI_SNMP_TARGETS_FILE", path)
     targets = []
-    for index, entry in enumerate(document.get("access_points") or []):
-        item = defaults | entry
-        vendor = vendors.get(str(item.get("vendor", "")))
+    for entry in targets_file.entries("access_points"):
+        vendor = vendors.get(str(entry.fields.get("vendor", "")))
         if vendor is None:
-            raise SettingsError(f"WIFI_SNMP_TARGETS_FILE: access_points[{index}] vendor "
-                                f"{item.get('vendor')!r} is not one of {sorted(vendors)}")
-        try:
-            targets.append(Target(str(item["ap_id"]), str(item["site_id"]), str(item["host"]),
-                                  int(item.get("port", 161)), _community(item, base.parent, index), vendor,
-                                  str(item.get("name", ""))))
-        except KeyError as exc:
-            raise SettingsError(f"WIFI_SNMP_TARGETS_FILE: access_points[{index}] "
-                                f"lacks {exc.args[0]}") from exc
+            raise SettingsError(f"{entry.where} vendor {entry.fields.get('vendor')!r} "
+                                f"is not one of {sorted(vendors)}")
+        targets.append(Target(entry.required("ap_id"), entry.required("site_id"), entry.required("host"),
+                              int(entry.fields.get("port", 161)), targets_file.secret(entry, "community"),
+                              vendor, str(entry.fields.get("name", ""))))
     return targets
-
-
-def _community(item: Mapping[str, Any], base: Path, index: int) -> str:
-    if item.get("community_file"):
-        try:
-            return (base / str(item["community_file"])).read_text().strip()
-        except OSError as exc:
-            raise SettingsError(f"WIFI_SNMP_TARGETS_FILE: access_points[{index}] community_file: "
-                                f"{exc.strerror}") from exc
-    community = str(item.get("community", ""))
-    if not community:
-        raise SettingsError(f"WIFI_SNMP_TARGETS_FILE: access_points[{index}] has no community")
-    return community
 
 
 class PollError(Exception):
