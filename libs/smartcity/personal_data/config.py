@@ -18,7 +18,7 @@ from pathlib import Path
 
 from smartcity.personal_data.keyring import Keyring, KeyringError, load_keyring
 from smartcity.personal_data.subjects import SubjectHasher, read_salt
-from smartcity.settings import SettingsError, env_bool, env_float, env_str
+from smartcity.settings import SettingsError, env_fields, env_str
 
 KEYRING_VAR = "PERSONAL_DATA_KEYRING"
 ACTIVE_KEK_VAR = "PERSONAL_DATA_ACTIVE_KEK"
@@ -54,10 +54,7 @@ class PersonalDataSettings:
             keyring_path=Path(keyring),
             active_kek_id=env_str(ACTIVE_KEK_VAR, "").strip(),
             salt_file=Path(salt),
-            retention_days=env_float("PERSONAL_DATA_RETENTION_DAYS", cls.retention_days),
-            orphan_grace_s=env_float("PERSONAL_DATA_ORPHAN_GRACE_S", cls.orphan_grace_s),
-            sweep_interval_s=env_float("PERSONAL_DATA_SWEEP_INTERVAL_S", cls.sweep_interval_s),
-            rewrap_on_start=env_bool("PERSONAL_DATA_REWRAP_ON_START", cls.rewrap_on_start),
+            **env_fields(cls, "PERSONAL_DATA_", skip={"active_kek_id"}),
         )
         settings.check()
         return settings
