@@ -2,6 +2,7 @@
 
     flock /tmp/smartcity-bench.lock uv run --frozen python bench/bench_gateway_history.py \
         [--requests 100000 1000000] [--reads 200] [--aps 2000] [--cameras 400] [--keep-topics]
+        [--history PREFIX]
 
 For each size, under a fresh topic prefix on the real broker:
 1. history: that many closed requests, six lifecycle events each on requests.events.v1 as
@@ -19,7 +20,9 @@ For each size, under a fresh topic prefix on the real broker:
    as that OPD's own client, city-wide filtered by category and status (third page);
    ListRequestEvents. p50/p99 in ms over --reads calls each. RSS after the reads.
 5. warm: SIGTERM, restart on the store it left: start to SERVING, RSS.
-The topics are deleted afterwards unless --keep-topics. Last line: one JSON object of the
+The topics are deleted afterwards unless --keep-topics (the run prints their prefix); --history
+PREFIX measures on a history a kept run left (one size, the same --requests) instead of producing
+one again, and keeps it too. Last line: one JSON object of the
 figures, per size.
 """
 
@@ -463,9 +466,11 @@ async def paged(stub: Any, request: Any, token: str, page: int) -> Call:
     return unary(stub.ListRequests, request, token)
 
 
-async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topics: bool) -> dict[str, Any]:
+async def one_size(  # noqa: PLR0917
+    requests: int, reads: int, aps: int, cameras: int, keep_topics: bool, reuse: str = ""
+) -> dict[str, Any]:
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-history-"))
-    prefix = f"benchh{uuid.uuid4().hex[:8]}."
+    prefix = reuse or f"benchh{uuid.uuid4().hex[:8]}."
     await ensure_topics(BOOTSTRAP, prefix, security=SECURITY)
     history = History(requests, start=time.time() - YEAR_S - 4 * 86400)
     figures: dict[str, Any] = {
@@ -476,12 +481,15 @@ async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topic
     }
     started: list[ServiceProcess] = []
     try:
-        figures["produce"] = await build_history(prefix, history, aps, cameras)
-        print(
-            f"[{requests}] produced {figures['produce']['records']} records in "
-            f"{figures['produce']['seconds']:.1f} s",
-            flush=True,
-        )
+        if reuse:
+            print(f"[{requests}] on the history kept under the prefix {prefix}", flush=True)
+        else:
+            figures["produce"] = await build_history(prefix, history, aps, cameras)
+            print(
+                f"[{requests}] produced {figures['produce']['records']} records in "
+                f"{figures['produce']['seconds']:.1f} s under the prefix {prefix}",
+                flush=True,
+            )
         figures["ceiling_read"] = await read_ceiling(prefix)
         ceiling = figures["ceiling_read"]
         print(
@@ -512,7 +520,7 @@ async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topic
     finally:
         for proc in started:
             proc.stop()
-        if not keep_topics:
+        if not keep_topics and not reuse:
             await delete_topics(BOOTSTRAP, prefix, security=SECURITY)
     return figures
 
@@ -545,8 +553,14 @@ async def main() -> None:
     parser.add_argument("--aps", type=int, default=2000)
     parser.add_argument("--cameras", type=int, default=400)
     parser.add_argument("--keep-topics", action="store_true")
+    parser.add_argument("--history", default="", metavar="PREFIX", help="a kept history's topic prefix")
     args = parser.parse_args()
-    rows = [await one_size(n, args.reads, args.aps, args.cameras, args.keep_topics) for n in args.requests]
+    if args.history and len(args.requests) != 1:
+        parser.error("--history measures one size: give the --requests it was produced with")
+    rows = [
+        await one_size(n, args.reads, args.aps, args.cameras, args.keep_topics, args.history)
+        for n in args.requests
+    ]
     report(rows)
     print(json.dumps({"bench": "gateway_history", "sizes": rows}))
 
