@@ -380,3 +380,24 @@ def test_a_large_store_opens_unverified_and_its_page_check_finds_the_damage(tmp_
     assert store.rebuild_reason == "no store on disk"  # the next start rebuilds
     assert (tmp_path / "h.sqlite3.set-aside").exists()
     store.close()
+
+
+def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_went_down(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    store.begin_rebuild()
+    write(store, [service_request("r1")], offset=1)
+    store.close()  # the process stops mid-rebuild: what it committed is in the file
+    store = store_at(path)
+    assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 1}
+    store.end_rebuild()
+    assert not store.rebuilding
+    store.begin_rebuild()
+    store._w.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'rebuilding'")
+    store.close()
+    store = store_at(path)
+    assert "machine going down" in store.rebuild_reason and store.checkpoint() == {}
+    assert not store.rebuilding  # the new file: the projector begins its rebuild anew
+    store.close()

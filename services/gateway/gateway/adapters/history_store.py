@@ -16,7 +16,8 @@ never the source of truth: every replica builds its own, so replicas stay interc
     request_counts(opd_code, category, status, submitted_by, n)   ListRequests' total_size
     offsets(topic, partition, next_offset)      what the rows above hold, per partition
     meta(key, value)                            schema version, the topics and the Kafka
-                                                cluster it was built from
+                                                cluster it was built from; `rebuilding`: the
+                                                boot id of the machine rebuilding it unsynced
 
 The projector is the only writer: one transaction per batch holds the rows *and* the offsets
 they came from, so after a crash the rows are never ahead of or behind the checkpoint. Reads go
@@ -24,6 +25,12 @@ through a second connection and see committed batches only (WAL: readers never w
 writer). A store that fails its integrity check, has another schema version, was built from
 other topics or another Kafka cluster, or whose checkpoint is ahead of a topic's end is set
 aside (renamed, one copy kept) and rebuilt from the beginning of the topics.
+
+A rebuild from the beginning writes without fsync (`synchronous=OFF`) and with a larger page
+cache: a killed process loses nothing SQLite committed (the OS holds the pages), and the next
+start resumes the rebuild from its checkpoint; only the machine going down could lose committed
+pages, so the store is marked with the machine's boot id until the rebuild ends, and a store
+marked by another boot is set aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ SCHEMA_VERSION = 1
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
+_BUSY_TIMEOUT_MS = 60_000
+# The page cache while rebuilding, times the configured one.
+_REBUILD_CACHE_FACTOR = 4
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 Partition = tuple[str, int]  # (full topic name, partition)
 
@@ -144,7 +155,7 @@ class HistoryStore:
         # serving): the owner runs `verify` in the background.
         self.unverified = False
         self._identity = json.dumps(sorted(topics))
-        self._cache_mib = cache_mib
+        self.cache_mib = cache_mib
         self._lock: IO[bytes] | None = None
         self._writer: sqlite3.Connection | None = None
         # Held by a write (which runs on a worker thread) and by closing: a gateway stopping in
@@ -172,6 +183,14 @@ class HistoryStore:
             self.rebuild_reason = problem
         elif not self.checkpoint():
             self.rebuild_reason = "the store holds no checkpoint yet"
+        return self
+
+    def attach(self) -> HistoryStore:
+        """Opens a store another process of this gateway opened (and checked, and holds the lock
+        of), to write beside it: a rebuild worker (gateway.adapters.rebuild). Unsynced, as the
+        rebuild that started it."""
+        self._connect()
+        self._w.execute("PRAGMA synchronous=OFF")
         return self
 
     def reset(self, reason: str) -> None:
@@ -222,6 +241,8 @@ class HistoryStore:
             return f"schema version {meta.get('schema_version')!r}, this gateway writes {SCHEMA_VERSION}"
         if meta.get("topics") != self._identity:
             return "built from other topics (another topic prefix or catalogue)"
+        if meta.get("rebuilding", _boot_id()) != _boot_id():
+            return "its rebuild was cut short by the machine going down (writes not synced)"
         if self.path.stat().st_size > self._check_at_open_bytes:
             self.unverified = True
             return ""
@@ -264,11 +285,13 @@ class HistoryStore:
         # Opened in a worker thread (the check may take a while), used on the event loop after:
         # one thread at a time, never two.
         writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Rebuild workers write beside the gateway (one transaction at a time): wait for a turn.
+        writer.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         writer.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a process crash; only a power loss may lose the last
         # ones, and the store is rebuilt from Kafka anyway.
         writer.execute("PRAGMA synchronous=NORMAL")
-        writer.execute(f"PRAGMA cache_size=-{self._cache_mib * 1024}")
+        writer.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
         writer.execute("PRAGMA journal_size_limit=67108864")
         if fresh or not writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
             writer.executescript(_SCHEMA)
@@ -277,7 +300,7 @@ class HistoryStore:
                 [("schema_version", str(SCHEMA_VERSION)), ("topics", self._identity)],
             )
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        reader.execute(f"PRAGMA cache_size=-{max(1, self._cache_mib // 4) * 1024}")
+        reader.execute(f"PRAGMA cache_size=-{max(1, self.cache_mib // 4) * 1024}")
         reader.execute("PRAGMA query_only=1")
         self._writer, self._reader = writer, reader
 
@@ -300,6 +323,29 @@ class HistoryStore:
 
     # ---------------- writing (the projector) ----------------
 
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a rebuild from the beginning is under way (begun here or by an earlier
+        process that stopped before it ended)."""
+        return self._w.execute("SELECT 1 FROM meta WHERE key = 'rebuilding'").fetchone() is not None
+
+    def begin_rebuild(self) -> None:
+        """Unsynced writes and a larger cache until `end_rebuild` (see the module doc)."""
+        self._w.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rebuilding', ?)", (_boot_id(),))
+        self._w.execute("PRAGMA synchronous=OFF")
+        self._w.execute(f"PRAGMA cache_size=-{self.cache_mib * _REBUILD_CACHE_FACTOR * 1024}")
+
+    def end_rebuild(self) -> None:
+        """Back to synced writes: everything written so far synced, then the mark removed."""
+        with self._write_lock:
+            db = self._w
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            # A checkpoint under synchronous=NORMAL syncs the log, copies it into the file and
+            # syncs the file: every page the rebuild wrote is on disk before the mark goes.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("DELETE FROM meta WHERE key = 'rebuilding'")
+
     def checkpoint(self) -> dict[Partition, int]:
         """The next offset to read per partition, as of the last committed batch."""
         rows = self._w.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
@@ -307,18 +353,25 @@ class HistoryStore:
 
     def known(self, request_ids: Collection[str]) -> dict[str, Known]:
         """Version, counting key and listing place of the stored requests among `request_ids`."""
-        found: dict[str, Known] = {}
+        rows = self._lookup(
+            "request_id, version, opd_code, category, status, submitted_by, listing_time", request_ids
+        )
+        return {
+            request_id: Known(version, (opd, category, status, client), placed)
+            for request_id, version, opd, category, status, client, placed in rows
+        }
+
+    def versions(self, request_ids: Collection[str]) -> dict[str, int]:
+        """The stored version of the requests among `request_ids` (what a catch-up compares)."""
+        return dict(self._lookup("request_id, version", request_ids))
+
+    def _lookup(self, columns: str, request_ids: Collection[str]) -> Iterator[Any]:
         ids = list(request_ids)
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
-            rows = self._w.execute(
-                "SELECT request_id, version, opd_code, category, status, submitted_by, listing_time "
-                f"FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})",
-                chunk,
+            yield from self._w.execute(
+                f"SELECT {columns} FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})", chunk
             )
-            for request_id, version, opd, category, status, client, placed in rows:
-                found[request_id] = Known(version, (opd, category, status, client), placed)
-        return found
 
     def commit(
         self,
@@ -514,6 +567,14 @@ class HistoryStore:
         requests = sum(self.counts().values())
         events = self._r.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
         return {"requests": requests, "request_events": int(events)}
+
+
+def _boot_id() -> str:
+    """This boot of the machine (changes when it restarts); "" where the kernel tells none."""
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _request(body: bytes, contact: bytes | None) -> Any:

@@ -107,7 +107,12 @@ class Gateway:
             config.api_limits(),
         )
         self.projector = Projector(
-            config.platform, self.views, self.history, self._route_change, self.bus.on_event
+            config.platform,
+            self.views,
+            self.history,
+            self._route_change,
+            self.bus.on_event,
+            rebuild_workers=config.rebuild_workers,
         )
         self.api.catch_up = self._read_requests_up_to_now
         self.api.not_ready_reason = lambda: self.projector.catching_up
