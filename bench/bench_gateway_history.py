@@ -36,6 +36,7 @@ import heapq
 import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -500,8 +501,15 @@ async def paged(stub: Any, request: Any, token: str, page: int) -> Call:
 async def one_size(  # noqa: PLR0917
     requests: int, reads: int, aps: int, cameras: int, keep_topics: bool, reuse: str = ""
 ) -> dict[str, Any]:
-    workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-history-"))
     prefix = reuse or f"benchh{uuid.uuid4().hex[:8]}."
+    if keep_topics or reuse:
+        # A kept history's folder is found again by its prefix: the gateway's secrets (its KEK
+        # keyring made the data keys on the history's topic) are in it.
+        workdir = Path(tempfile.gettempdir()) / f"bench-history-{prefix.rstrip('.')}"
+        workdir.mkdir(exist_ok=True)
+        shutil.rmtree(workdir / "store", ignore_errors=True)  # cold means cold
+    else:
+        workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-history-"))
     await ensure_topics(BOOTSTRAP, prefix, security=SECURITY)
     history = History(requests, start=time.time() - YEAR_S - 4 * 86400)
     figures: dict[str, Any] = {

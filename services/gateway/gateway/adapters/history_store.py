@@ -14,7 +14,8 @@ never the source of truth: every replica builds its own, so replicas stay interc
            history and contact fields)          index (request_id, event_key): trail + dedup
     incidents(incident_id, phase, resolved_time, body)
     request_counts(opd_code, category, status, submitted_by, n)   ListRequests' total_size
-    offsets(topic, partition, next_offset)      what the rows above hold, per partition
+    offsets(topic, partition, next_offset,      what the rows above hold, per partition, and
+            last_record)                        the mark of the last record read (see mark_of)
     meta(key, value)                            schema version, the topics and the Kafka
                                                 cluster it was built from; `rebuilding`: the
                                                 boot id of the machine rebuilding it unsynced
@@ -42,6 +43,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -63,13 +65,16 @@ from smartcity.v1 import camera_pb2, requests_pb2
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
 _BUSY_TIMEOUT_MS = 60_000
 # The page cache while rebuilding, times the configured one.
 _REBUILD_CACHE_FACTOR = 4
+# Pages in the write-ahead log before it is copied into the file, while rebuilding (SQLite's
+# default is 1,000): index pages a rebuild changes over and over are copied once per checkpoint.
+_REBUILD_CHECKPOINT_PAGES = 25_000
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 Partition = tuple[str, int]  # (full topic name, partition)
@@ -77,7 +82,7 @@ Partition = tuple[str, int]  # (full topic name, partition)
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE offsets (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, last_record TEXT,
     PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE requests (
     request_id TEXT NOT NULL UNIQUE,
@@ -191,6 +196,7 @@ class HistoryStore:
         rebuild that started it."""
         self._connect()
         self._w.execute("PRAGMA synchronous=OFF")
+        self._w.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
         return self
 
     def reset(self, reason: str) -> None:
@@ -334,6 +340,7 @@ class HistoryStore:
         self._w.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rebuilding', ?)", (_boot_id(),))
         self._w.execute("PRAGMA synchronous=OFF")
         self._w.execute(f"PRAGMA cache_size=-{self.cache_mib * _REBUILD_CACHE_FACTOR * 1024}")
+        self._w.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
 
     def end_rebuild(self) -> None:
         """Back to synced writes: everything written so far synced, then the mark removed."""
@@ -341,6 +348,7 @@ class HistoryStore:
             db = self._w
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            db.execute("PRAGMA wal_autocheckpoint=1000")
             # A checkpoint under synchronous=NORMAL syncs the log, copies it into the file and
             # syncs the file: every page the rebuild wrote is on disk before the mark goes.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -350,6 +358,13 @@ class HistoryStore:
         """The next offset to read per partition, as of the last committed batch."""
         rows = self._w.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
         return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def last_records(self) -> dict[Partition, tuple[int, str]]:
+        """Per partition: (the offset of the last record read, its mark), where marked."""
+        rows = self._w.execute(
+            "SELECT topic, partition, next_offset, last_record FROM offsets WHERE last_record IS NOT NULL"
+        )
+        return {(topic, partition): (offset - 1, mark) for topic, partition, offset, mark in rows}
 
     def known(self, request_ids: Collection[str]) -> dict[str, Known]:
         """Version, counting key and listing place of the stored requests among `request_ids`."""
@@ -382,14 +397,16 @@ class HistoryStore:
         offsets: Mapping[Partition, int],
         *,
         bodies: Mapping[str, tuple[bytes, bytes | None]] | None = None,
+        marks: Mapping[Partition, str] | None = None,
     ) -> None:
         """One transaction: the batch's rows and the offsets they were read up to.
 
         `known` is what `known()` answered for the batch's requests; `events` are
         (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
-        (body, contact) when the caller already made them (else made here)."""
+        (body, contact) when the caller already made them (else made here); `marks` the
+        `mark_of` the last record read per partition (what `recreated` compares)."""
         with self._write_lock:
-            self._commit(requests, known, events, incidents, offsets, bodies)
+            self._commit(requests, known, events, incidents, offsets, bodies, marks or {})
 
     def _commit(  # noqa: PLR0917
         self,
@@ -399,6 +416,7 @@ class HistoryStore:
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
         bodies: Mapping[str, tuple[bytes, bytes | None]] | None,
+        marks: Mapping[Partition, str],
     ) -> None:
         db = self._w
         db.execute("BEGIN IMMEDIATE")
@@ -450,8 +468,9 @@ class HistoryStore:
                 db.executemany(_ADD_COUNT, deltas)
                 db.execute("DELETE FROM request_counts WHERE n = 0")
             db.executemany(
-                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)",
-                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset, last_record) "
+                "VALUES (?, ?, ?, ?)",
+                [(topic, p, offset, marks.get((topic, p))) for (topic, p), offset in offsets.items()],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -567,6 +586,13 @@ class HistoryStore:
         requests = sum(self.counts().values())
         events = self._r.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
         return {"requests": requests, "request_events": int(events)}
+
+
+def mark_of(record: Any) -> str:
+    """What tells a Kafka record from another at the same offset of a topic deleted and made
+    again (offsets start at 0 again): its timestamp and a checksum of its key and value."""
+    checksum = zlib.crc32(record.value or b"", zlib.crc32(record.key or b""))
+    return f"{record.timestamp}:{checksum:08x}"
 
 
 def _boot_id() -> str:

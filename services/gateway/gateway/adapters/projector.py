@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from gateway.adapters import metrics
+from gateway.adapters.history_store import mark_of
 from gateway.adapters.rebuild import PHASES, Job, ParallelRebuild, decode_record, jobs_for
 from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from gateway.core.history import RequestBatch
@@ -67,6 +68,8 @@ STORED_VIEWS = frozenset({"requests", "events", "incidents"})
 _MAX_BATCH = 500
 _REBUILD_BATCH = 5000
 _PROGRESS_LOG_S = 10.0
+# The longest the start waits to read again the last record the store read of each partition.
+_PROBE_TIMEOUT_S = 10.0
 
 
 def stored_topics(topic_prefix: str) -> list[str]:
@@ -129,6 +132,7 @@ class Projector:
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         await self._bind_store_to_cluster()
+        await self._set_aside_a_store_of_recreated_topics()
         resume = self._resume_points(ends)
         await consumer.seek_to_beginning(*[tp for tp in partitions if tp not in resume])
         for tp, offset in resume.items():
@@ -196,6 +200,46 @@ class Projector:
         store.bind_cluster(cluster_id)
         if store.set_aside.startswith("built from another Kafka cluster"):
             metrics.STORE_SET_ASIDE.inc()
+
+    async def _set_aside_a_store_of_recreated_topics(self) -> None:
+        """A topic deleted and made again starts at offset 0 again: once it holds more records
+        than the store applied, the checkpoint looks valid. The last record the store read of
+        each partition is read again: another record at that offset (another mark) means
+        other topics, and the store is set aside. (Where that record is gone, compacted or
+        past retention, nothing can be told: the store is kept.)"""
+        store = self._history.store
+        last = {TopicPartition(t, p): found for (t, p), found in store.last_records().items()}
+        if not last:
+            return
+        probe = make_consumer(
+            self._settings,
+            group_id=None,
+            client_id=f"{self._settings.service_name}-probe",
+            max_partition_fetch_bytes=64 * 1024,
+        )
+        await probe.start()
+        try:
+            probe.assign(list(last))
+            for tp, (offset, _) in last.items():
+                probe.seek(tp, offset)
+            seen: dict[TopicPartition, Any] = {}
+            deadline = time.monotonic() + _PROBE_TIMEOUT_S
+            while len(seen) < len(last) and time.monotonic() < deadline:
+                batch = await probe.getmany(
+                    *[tp for tp in last if tp not in seen], timeout_ms=500, max_records=1
+                )
+                seen.update({tp: records[0] for tp, records in batch.items() if records})
+        finally:
+            await probe.stop()
+        for tp, record in seen.items():
+            offset, mark = last[tp]
+            if record.offset == offset and mark_of(record) != mark:
+                store.reset(
+                    f"{tp.topic}[{tp.partition}]@{offset} is not the record the store read there "
+                    "(the topic was deleted and made again)"
+                )
+                metrics.STORE_SET_ASIDE.inc()
+                return
 
     def _resume_points(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Where each store-backed partition resumes: the store's checkpoint, unless it is ahead
@@ -323,7 +367,7 @@ class Projector:
             )
             self._applying = True
             try:
-                changes, events, stored, offsets = self._apply_batch(batch, live)
+                changes, events, stored, offsets, marks = self._apply_batch(batch, live)
                 if pending is not None:
                     self._history.remember(await pending)
                     pending = None
@@ -332,7 +376,7 @@ class Projector:
                     # answered meanwhile. While catching up the decoded messages go nowhere
                     # else, so the store may strip them in place.
                     write = asyncio.ensure_future(
-                        asyncio.to_thread(self._history.write, stored, offsets, not live)
+                        asyncio.to_thread(self._history.write, stored, offsets, not live, marks)
                     )
                     if live:
                         changes.extend(("requests", r) for r in self._history.remember(await write))
@@ -358,16 +402,23 @@ class Projector:
 
     def _apply_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], live: bool
-    ) -> tuple[list[tuple[str, Change]], list[Any], list[HistoryRecord], dict[tuple[str, int], int]]:
+    ) -> tuple[
+        list[tuple[str, Change]],
+        list[Any],
+        list[HistoryRecord],
+        dict[tuple[str, int], int],
+        dict[tuple[str, int], str],
+    ]:
         """Applies a batch to the memory views; sorts out what goes to the history store.
 
         Returns the changes for watch streams and the request events for the command bus
-        (both empty while catching up: nobody waits for history), the records for the store
-        and the offsets they reach."""
+        (both empty while catching up: nobody waits for history), the records for the store,
+        the offsets they reach and the marks of the last records read."""
         changes: list[tuple[str, Change]] = []
         events: list[Any] = []
         stored: list[HistoryRecord] = []
         offsets: dict[tuple[str, int], int] = {}
+        marks: dict[tuple[str, int], str] = {}
         # Outcomes counted per batch and topic: a rebuild reads millions of records.
         outcomes: dict[str, Counter[str]] = {}
         for tp, records in batch.items():
@@ -397,10 +448,11 @@ class Projector:
                     events.append(message)
             if is_stored and records:
                 offsets[(tp.topic, partition)] = records[-1].offset + 1
+                marks[(tp.topic, partition)] = mark_of(records[-1])
         for name, found in outcomes.items():
             for outcome, n in found.items():
                 metrics.RECORDS.labels(name, outcome).inc(n)
-        return changes, events, stored, offsets
+        return changes, events, stored, offsets, marks
 
     def _decode(
         self,

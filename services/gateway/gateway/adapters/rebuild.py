@@ -40,7 +40,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from gateway.adapters.history_store import HistoryStore
+from gateway.adapters.history_store import HistoryStore, mark_of
 from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
@@ -188,13 +188,15 @@ async def _read_into_store(job: Job) -> Outcomes:
             if os.getppid() != job.parent_pid:
                 raise SystemExit("the gateway that started this rebuild worker is gone")
             batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
-            records, offsets = decode_batch(batch.items(), job.view, codec, outcomes)
+            records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
             if pending is not None:
                 await pending
                 pending = None
             if offsets:
                 # Written on a thread while the next batch is fetched and decoded here.
-                pending = asyncio.ensure_future(asyncio.to_thread(history.write, records, offsets, True))
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(history.write, records, offsets, True, marks)
+                )
             for tp, end in list(ends.items()):
                 if await consumer.position(tp) >= end:
                     del ends[tp]
@@ -208,11 +210,13 @@ async def _read_into_store(job: Job) -> Outcomes:
 
 def decode_batch(
     batch: Iterable[tuple[TopicPartition, list[Any]]], view: str, codec: ProtoCodec[Any], outcomes: Outcomes
-) -> tuple[list[HistoryRecord], dict[tuple[str, int], int]]:
-    """The batch's records for the store and the offsets they reach (as the projector sorts
-    them: a tombstone on the state topic deletes, one on the event topic means nothing)."""
+) -> tuple[list[HistoryRecord], dict[tuple[str, int], int], dict[tuple[str, int], str]]:
+    """The batch's records for the store, the offsets they reach and the marks of the last
+    records (as the projector sorts them: a tombstone on the state topic deletes, one on the
+    event topic means nothing)."""
     records: list[HistoryRecord] = []
     offsets: dict[tuple[str, int], int] = {}
+    marks: dict[tuple[str, int], str] = {}
     for tp, found in batch:
         for record in found:
             message = decode_record(codec, record, outcomes)
@@ -221,7 +225,8 @@ def decode_batch(
                 records.append(HistoryRecord(view, tp.partition, record.offset, key, message))
         if found:
             offsets[(tp.topic, tp.partition)] = found[-1].offset + 1
-    return records, offsets
+            marks[(tp.topic, tp.partition)] = mark_of(found[-1])
+    return records, offsets, marks
 
 
 def decode_record(codec: ProtoCodec[Any], record: Any, outcomes: Outcomes) -> Any | None:

@@ -77,7 +77,11 @@ class RequestHistory:
         return self.remember(self.write(records, offsets))
 
     def write(
-        self, records: Iterable[HistoryRecord], offsets: dict[Partition, int], owned: bool = False
+        self,
+        records: Iterable[HistoryRecord],
+        offsets: dict[Partition, int],
+        owned: bool = False,
+        marks: dict[Partition, str] | None = None,
     ) -> RequestBatch:
         """Writes one batch with the offsets it was read up to (one transaction). Touches the
         store only, so the projector runs it off the event loop; `remember` follows on it.
@@ -121,7 +125,7 @@ class RequestHistory:
             )
             for request_id, key, event in trail
         ]
-        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies)
+        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies, marks=marks)
         return batch
 
     def _newer_than_stored(self, carried: list[Arrival], deleted: bool) -> list[Arrival]:
