@@ -227,8 +227,9 @@ def test_the_trail_keeps_arrival_order_drops_repeats_and_holds_contact_fields_on
     second_page = store.list_events("r1", trail[1].position, 2)
     assert [e.event.event_id for e in second_page] == [events[2].event_id, events[3].event_id]
     assert [r.request_id for r in store.of_subject("subject-siti")] == ["r1"]
-    uses = list(store.contact_uses())
+    uses = list(store.contact_uses(["subject-siti", "subject-other"]))
     assert [(u.request_id, u.encrypted_reporter.subject_id) for u in uses] == [("r1", "subject-siti")]
+    assert list(store.contact_uses(["subject-other"])) == []
 
     assert store.drop_contact("r1")
     erased = store.get_request("r1")

@@ -528,13 +528,19 @@ class HistoryStore:
         rows = self._r.execute("SELECT body, contact FROM requests WHERE subject_id = ?", (subject_id,))
         return [_request(body, contact) for body, contact in rows]
 
-    def contact_uses(self, page: int = 1000) -> Iterator[Any]:
-        """Every request with a sealed contact as (id, status, updated time, subject) only, in
-        a request each: what the retention rule reads, without decoding whole requests."""
-        cursor = self._r.execute(
-            "SELECT request_id, status, updated_time, subject_id FROM requests WHERE subject_id IS NOT NULL"
-        )
-        while rows := cursor.fetchmany(page):
+    def contact_uses(self, subject_ids: Collection[str]) -> Iterator[Any]:
+        """The requests carrying the contact of one of `subject_ids`, as (id, status, updated
+        time, subject) only, in a request each: what the retention rule reads of the subjects
+        that still have a data key. Found through the subject index, so a sweep reads the
+        requests of the live contacts (the retention period's), not the whole history."""
+        ids = list(subject_ids)
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            rows = self._r.execute(
+                "SELECT request_id, status, updated_time, subject_id FROM requests "
+                f"WHERE subject_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
             for request_id, status, updated, subject_id in rows:
                 use = requests_pb2.ServiceRequest(request_id=request_id, status=status)
                 use.updated_time.CopyFrom(to_timestamp(updated))

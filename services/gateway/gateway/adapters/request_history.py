@@ -14,7 +14,7 @@ outcome reads it back (read-your-writes) and a watcher never hears of a version 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 from gateway.adapters.history_store import HistoryStore, Partition
@@ -175,8 +175,8 @@ class RequestHistory:
     def of_subject(self, subject_id: str) -> list[Any]:
         return self.store.of_subject(subject_id)
 
-    def contact_uses(self) -> Iterator[Any]:
-        return self.store.contact_uses()
+    def contact_uses(self, subject_ids: Collection[str]) -> Iterator[Any]:
+        return self.store.contact_uses(subject_ids)
 
     def every_request(self) -> Iterator[Any]:
         """Every request in listing order as of now, streamed (WatchRequests' snapshot): later

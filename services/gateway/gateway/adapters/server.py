@@ -94,8 +94,14 @@ class Gateway:
             lambda reason: metrics.CONTACT_ERASURES.labels(reason).inc(),
             actor=config.platform.service_name,
         )
+        # The rule reads only subjects that still have a data key: their requests are found
+        # through the store's subject index, not by reading every request.
         self.sweeper = RetentionSweeper(
-            vault, self._record_audit, self.history.contact_uses, personal, actor=config.platform.service_name
+            vault,
+            self._record_audit,
+            lambda: self.history.contact_uses(vault.store.subjects()),
+            personal,
+            actor=config.platform.service_name,
         )
         self.api = Api(
             self.views,
