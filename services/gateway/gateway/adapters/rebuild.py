@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -104,8 +105,17 @@ class ParallelRebuild:
     async def run(self, phases: Sequence[list[Job]]) -> dict[str, Outcomes]:
         outcomes: dict[str, Outcomes] = {}
         for jobs in phases:
+            began = time.monotonic()
             for job, found in zip(jobs, await asyncio.gather(*[self._run(job) for job in jobs]), strict=True):
                 outcomes.setdefault(job.view, Counter()).update(found)
+            if jobs:
+                log.info(
+                    "rebuild: %s read by %d workers in %.1f s (%s)",
+                    jobs[0].view,
+                    len(jobs),
+                    time.monotonic() - began,
+                    dict(outcomes.get(jobs[0].view, {})),
+                )
         return outcomes
 
     async def _run(self, job: Job) -> Outcomes:
@@ -164,7 +174,7 @@ class _NoMemory:
 async def _read_into_store(job: Job) -> Outcomes:
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
-    codec = ProtoCodec(_MESSAGE_TYPES[job.view])
+    codec: ProtoCodec[Any] = ProtoCodec(_MESSAGE_TYPES[job.view])
     consumer = make_consumer(
         job.settings,
         group_id=None,
