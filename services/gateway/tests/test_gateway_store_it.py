@@ -128,7 +128,7 @@ def checkpoint_records(store: Path) -> int:
 
 
 def start_on(
-    start_gateway: Callable[..., GatewayProcess], prefix: str, tokens: Path, store: Path
+    start_gateway: Callable[..., GatewayProcess], prefix: str, tokens: Path, store: Path, **env: str
 ) -> GatewayProcess:
     return start_gateway(
         prefix,
@@ -137,6 +137,7 @@ def start_on(
         LOG_LEVEL="INFO",
         GATEWAY_RATE_LIMIT_RPS="10000",
         GATEWAY_RATE_LIMIT_BURST="10000",
+        **env,
     )
 
 
@@ -354,10 +355,15 @@ async def test_a_gateway_killed_mid_rebuild_resumes_and_answers_as_one_rebuilt_f
     log = log_of(resumed)
     assert "resuming the history store from its checkpoint" in log
     assert f"{total - killed_at} records to read at most" in log
+    assert "with 2 worker processes" in log  # the rebuild resumed in the workers
     assert checkpoint_records(store) == total
 
-    fresh = start_on(start_gateway, topic_prefix, tokens_file, tmp_path / "fresh.sqlite3")
+    # The answers of a rebuild in the gateway process alone, from nothing.
+    fresh = start_on(
+        start_gateway, topic_prefix, tokens_file, tmp_path / "fresh.sqlite3", GATEWAY_REBUILD_WORKERS="0"
+    )
     await fresh.wait_serving(timeout_s=180)
+    assert "worker processes" not in log_of(fresh)
     sample = ["req-000000", "req-005001", "req-011999"]
     expected = await answers(fresh, sample)
     assert expected["list:"][0] == 12000

@@ -70,6 +70,9 @@ _REBUILD_BATCH = 5000
 _PROGRESS_LOG_S = 10.0
 # The longest the start waits to read again the last record the store read of each partition.
 _PROBE_TIMEOUT_S = 10.0
+# Request records to read before a rebuild is worth worker processes (each costs a second or
+# two to start).
+_PARALLEL_FROM = 20_000
 
 
 def stored_topics(topic_prefix: str) -> list[str]:
@@ -148,7 +151,11 @@ class Projector:
         else:
             self.catching_up = "resuming the history store from its checkpoint"
         metrics.STORE_REBUILDING.set(1 if store.rebuilding else 0)
-        if store.rebuilding and self._rebuild_workers > 0:
+        if (
+            store.rebuilding
+            and self._rebuild_workers > 0
+            and self._request_records_behind(resume) >= _PARALLEL_FROM
+        ):
             self._hand_requests_to_workers(consumer, resume)
         else:
             self._pause_trails_until_states_are_read(consumer)
@@ -272,6 +279,12 @@ class Projector:
             self._paused = {tp for tp in self._behind if self._topics[tp.topic] == "requests.events.v1"}
             consumer.pause(*self._paused)
             self._states_behind = states
+
+    def _request_records_behind(self, resume: dict[TopicPartition, int]) -> int:
+        names = {name for name, _ in PHASES}
+        return sum(
+            end - resume.get(tp, 0) for tp, end in self._behind.items() if self._topics[tp.topic] in names
+        )
 
     def _hand_requests_to_workers(
         self, consumer: AIOKafkaConsumer, resume: dict[TopicPartition, int]
