@@ -2,6 +2,7 @@
 
     flock /tmp/smartcity-bench.lock uv run --frozen python bench/bench_gateway_history.py \
         [--requests 100000 1000000] [--reads 200] [--aps 2000] [--cameras 400] [--keep-topics]
+        [--history PREFIX]
 
 For each size, under a fresh topic prefix on the real broker:
 1. history: that many closed requests, six lifecycle events each on requests.events.v1 as
@@ -14,12 +15,15 @@ For each size, under a fresh topic prefix on the real broker:
 2. ceiling: a bare consumer reads the request topics from the beginning and decodes every
    record, nothing else: no rebuild in Python can be faster than that here (read and decode
    seconds apart).
-3. cold: the gateway (python -m gateway) on an empty store: start to SERVING, peak RSS.
+3. cold: the gateway (python -m gateway) on an empty store: start to SERVING, peak RSS of the
+   gateway process, and of it with its rebuild worker processes (sampled every 0.2 s).
 4. reads, one call at a time: GetRequest; ListRequests per OPD (first page, fifth page), per OPD
    as that OPD's own client, city-wide filtered by category and status (third page);
    ListRequestEvents. p50/p99 in ms over --reads calls each. RSS after the reads.
 5. warm: SIGTERM, restart on the store it left: start to SERVING, RSS.
-The topics are deleted afterwards unless --keep-topics. Last line: one JSON object of the
+The topics are deleted afterwards unless --keep-topics (the run prints their prefix); --history
+PREFIX measures on a history a kept run left (one size, the same --requests) instead of producing
+one again, and keeps it too. Last line: one JSON object of the
 figures, per size.
 """
 
@@ -27,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import json
 import os
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -367,6 +373,29 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants (the rebuild workers), MiB, now."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += rss_mib(current)[0]
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending.extend(int(child) for child in children)
+    return total
+
+
+async def sample_tree_rss(gateway: GatewayProcess, peak: list[float]) -> None:
+    """Keeps peak[0] at the highest resident memory of the gateway's process tree seen."""
+    while True:
+        with contextlib.suppress(AssertionError, FileNotFoundError, ProcessLookupError):
+            peak[0] = max(peak[0], await asyncio.to_thread(tree_rss_mib, gateway_pid(gateway)))
+        await asyncio.sleep(0.2)
+
+
 def gateway_pid(gateway: GatewayProcess) -> int:
     assert gateway.proc._proc is not None
     return gateway.proc._proc.pid
@@ -374,7 +403,8 @@ def gateway_pid(gateway: GatewayProcess) -> int:
 
 async def start_and_wait(
     starter: Callable[..., GatewayProcess], prefix: str, tokens: Path, store: Path
-) -> tuple[GatewayProcess, float]:
+) -> tuple[GatewayProcess, float, float]:
+    """(the gateway, seconds to SERVING, peak resident memory of its process tree meanwhile)."""
     began = time.perf_counter()
     gateway = starter(
         prefix,
@@ -384,8 +414,13 @@ async def start_and_wait(
         GATEWAY_RATE_LIMIT_RPS="1000000",
         GATEWAY_RATE_LIMIT_BURST="1000000",
     )
-    await gateway.wait_serving(timeout_s=3600)
-    return gateway, time.perf_counter() - began
+    peak = [0.0]
+    sampler = asyncio.create_task(sample_tree_rss(gateway, peak))
+    try:
+        await gateway.wait_serving(timeout_s=3600)
+    finally:
+        sampler.cancel()
+    return gateway, time.perf_counter() - began, peak[0]
 
 
 Call = Callable[[], Awaitable[Any]]
@@ -463,9 +498,18 @@ async def paged(stub: Any, request: Any, token: str, page: int) -> Call:
     return unary(stub.ListRequests, request, token)
 
 
-async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topics: bool) -> dict[str, Any]:
-    workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-history-"))
-    prefix = f"benchh{uuid.uuid4().hex[:8]}."
+async def one_size(  # noqa: PLR0917
+    requests: int, reads: int, aps: int, cameras: int, keep_topics: bool, reuse: str = ""
+) -> dict[str, Any]:
+    prefix = reuse or f"benchh{uuid.uuid4().hex[:8]}."
+    if keep_topics or reuse:
+        # A kept history's folder is found again by its prefix: the gateway's secrets (its KEK
+        # keyring made the data keys on the history's topic) are in it.
+        workdir = Path(tempfile.gettempdir()) / f"bench-history-{prefix.rstrip('.')}"
+        workdir.mkdir(exist_ok=True)
+        shutil.rmtree(workdir / "store", ignore_errors=True)  # cold means cold
+    else:
+        workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bench-history-"))
     await ensure_topics(BOOTSTRAP, prefix, security=SECURITY)
     history = History(requests, start=time.time() - YEAR_S - 4 * 86400)
     figures: dict[str, Any] = {
@@ -476,12 +520,15 @@ async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topic
     }
     started: list[ServiceProcess] = []
     try:
-        figures["produce"] = await build_history(prefix, history, aps, cameras)
-        print(
-            f"[{requests}] produced {figures['produce']['records']} records in "
-            f"{figures['produce']['seconds']:.1f} s",
-            flush=True,
-        )
+        if reuse:
+            print(f"[{requests}] on the history kept under the prefix {prefix}", flush=True)
+        else:
+            figures["produce"] = await build_history(prefix, history, aps, cameras)
+            print(
+                f"[{requests}] produced {figures['produce']['records']} records in "
+                f"{figures['produce']['seconds']:.1f} s under the prefix {prefix}",
+                flush=True,
+            )
         figures["ceiling_read"] = await read_ceiling(prefix)
         ceiling = figures["ceiling_read"]
         print(
@@ -492,19 +539,22 @@ async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topic
         starter = make_starter(BOOTSTRAP, workdir, started)
         tokens = write_tokens(workdir / "tokens.yaml")
         store = workdir / "store" / "history.sqlite3"
-        gateway, cold_s = await start_and_wait(starter, prefix, tokens, store)
+        gateway, cold_s, tree_peak = await start_and_wait(starter, prefix, tokens, store)
         figures["cold_start_s"] = round(cold_s, 2)
         figures["cold_peak_rss_mib"] = round(rss_mib(gateway_pid(gateway))[1], 1)
+        figures["cold_peak_tree_rss_mib"] = round(tree_peak, 1)
+        figures["cold_vs_ceiling"] = round(cold_s / figures["ceiling_read"]["seconds"], 2)
         print(
-            f"[{requests}] cold start to SERVING {cold_s:.1f} s, peak RSS "
-            f"{figures['cold_peak_rss_mib']:.0f} MiB",
+            f"[{requests}] cold start to SERVING {cold_s:.1f} s ({figures['cold_vs_ceiling']:.2f} x the "
+            f"ceiling), peak RSS {figures['cold_peak_rss_mib']:.0f} MiB, with its rebuild workers "
+            f"{tree_peak:.0f} MiB (sampled)",
             flush=True,
         )
         figures["reads"] = await measure_reads(gateway, history, reads)
         figures["rss_after_reads_mib"] = round(rss_mib(gateway_pid(gateway))[0], 1)
         gateway.proc.stop()
         figures["store_mib"] = round(sum(f.stat().st_size for f in store.parent.glob("*")) / 2**20, 1)
-        gateway, warm_s = await start_and_wait(starter, prefix, tokens, store)
+        gateway, warm_s, _ = await start_and_wait(starter, prefix, tokens, store)
         figures["warm_start_s"] = round(warm_s, 2)
         current, peak = rss_mib(gateway_pid(gateway))
         figures["warm_rss_mib"], figures["warm_peak_rss_mib"] = round(current, 1), round(peak, 1)
@@ -512,20 +562,21 @@ async def one_size(requests: int, reads: int, aps: int, cameras: int, keep_topic
     finally:
         for proc in started:
             proc.stop()
-        if not keep_topics:
+        if not keep_topics and not reuse:
             await delete_topics(BOOTSTRAP, prefix, security=SECURITY)
     return figures
 
 
 def report(rows: list[dict[str, Any]]) -> None:
     print(
-        f"\n{'requests':>9} {'events':>9} {'cold s':>7} {'warm s':>7} {'peak MiB':>9} {'RSS MiB':>8} "
-        f"{'store MiB':>9} {'ceiling s':>9}"
+        f"\n{'requests':>9} {'events':>9} {'cold s':>7} {'warm s':>7} {'peak MiB':>9} {'tree MiB':>9} "
+        f"{'RSS MiB':>8} {'store MiB':>9} {'ceiling s':>9}"
     )
     for r in rows:
         print(
             f"{r['requests']:>9} {r['events']:>9} {r['cold_start_s']:>7.1f} {r['warm_start_s']:>7.1f} "
-            f"{r['cold_peak_rss_mib']:>9.0f} {r['rss_after_reads_mib']:>8.0f} {r['store_mib']:>9.0f} "
+            f"{r['cold_peak_rss_mib']:>9.0f} {r['cold_peak_tree_rss_mib']:>9.0f} "
+            f"{r['rss_after_reads_mib']:>8.0f} {r['store_mib']:>9.0f} "
             f"{r['ceiling_read']['seconds']:>9.1f}"
         )
     print(f"\n{'read (ms)':<28}" + "".join(f"{r['requests']:>16}" for r in rows))
@@ -545,8 +596,14 @@ async def main() -> None:
     parser.add_argument("--aps", type=int, default=2000)
     parser.add_argument("--cameras", type=int, default=400)
     parser.add_argument("--keep-topics", action="store_true")
+    parser.add_argument("--history", default="", metavar="PREFIX", help="a kept history's topic prefix")
     args = parser.parse_args()
-    rows = [await one_size(n, args.reads, args.aps, args.cameras, args.keep_topics) for n in args.requests]
+    if args.history and len(args.requests) != 1:
+        parser.error("--history measures one size: give the --requests it was produced with")
+    rows = [
+        await one_size(n, args.reads, args.aps, args.cameras, args.keep_topics, args.history)
+        for n in args.requests
+    ]
     report(rows)
     print(json.dumps({"bench": "gateway_history", "sizes": rows}))
 

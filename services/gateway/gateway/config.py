@@ -20,6 +20,9 @@
     GATEWAY_STORE_CACHE_MIB         the store's page cache (32; readers get a quarter)
     GATEWAY_STORE_CHECK_AT_OPEN_MIB a store up to this size is page-checked before it is used;
                                     a larger one while the gateway serves (256)
+    GATEWAY_REBUILD_WORKERS         worker processes that rebuild the store from the beginning of
+                                    the request topics, a share of the partitions each (2; 0 = the
+                                    gateway process reads them itself)
     GATEWAY_SHUTDOWN_GRACE_S        time in-flight calls get to finish after SIGTERM (10)
     GATEWAY_MAX_CONNECTION_AGE_S    a connection older than this gets GOAWAY, so clients reconnect
                                     and long watch streams spread over replicas added since (300)
@@ -76,6 +79,7 @@ class GatewayConfig:
     store_path: Path = Path(".local/gateway/history.sqlite3")
     store_cache_mib: int = 32
     store_check_at_open_mib: int = 256
+    rebuild_workers: int = 2
     shutdown_grace_s: float = 10.0
     # Connection lifetime: without it a watch stream stays on the replica it first reached, and
     # replicas added by a scale-out get no watchers. gRPC core adds +-10 % jitter to the age.
@@ -148,6 +152,8 @@ class GatewayConfig:
             value = getattr(self, name)
             if value <= 0:
                 raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
+        if self.rebuild_workers < 0:
+            raise SettingsError(f"GATEWAY_REBUILD_WORKERS must be >= 0, got {self.rebuild_workers}")
         if self.store_path in (Path(""), Path(".")) or self.store_path.is_dir():
             raise SettingsError(f"GATEWAY_STORE_PATH must name a file, got {str(self.store_path)!r}")
         if self.snapshot_interval_s < self.snapshot_min_interval_s:
@@ -177,6 +183,7 @@ ENV_VARIABLES = {
     "store_path": "GATEWAY_STORE_PATH",
     "store_cache_mib": "GATEWAY_STORE_CACHE_MIB",
     "store_check_at_open_mib": "GATEWAY_STORE_CHECK_AT_OPEN_MIB",
+    "rebuild_workers": "GATEWAY_REBUILD_WORKERS",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
     "max_connection_age_s": "GATEWAY_MAX_CONNECTION_AGE_S",
     "max_connection_age_grace_s": "GATEWAY_MAX_CONNECTION_AGE_GRACE_S",

@@ -227,8 +227,9 @@ def test_the_trail_keeps_arrival_order_drops_repeats_and_holds_contact_fields_on
     second_page = store.list_events("r1", trail[1].position, 2)
     assert [e.event.event_id for e in second_page] == [events[2].event_id, events[3].event_id]
     assert [r.request_id for r in store.of_subject("subject-siti")] == ["r1"]
-    uses = list(store.contact_uses())
+    uses = list(store.contact_uses(["subject-siti", "subject-other"]))
     assert [(u.request_id, u.encrypted_reporter.subject_id) for u in uses] == [("r1", "subject-siti")]
+    assert list(store.contact_uses(["subject-other"])) == []
 
     assert store.drop_contact("r1")
     erased = store.get_request("r1")
@@ -379,4 +380,25 @@ def test_a_large_store_opens_unverified_and_its_page_check_finds_the_damage(tmp_
     store = store_at(path)
     assert store.rebuild_reason == "no store on disk"  # the next start rebuilds
     assert (tmp_path / "h.sqlite3.set-aside").exists()
+    store.close()
+
+
+def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_went_down(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    store.begin_rebuild()
+    write(store, [service_request("r1")], offset=1)
+    store.close()  # the process stops mid-rebuild: what it committed is in the file
+    store = store_at(path)
+    assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 1}
+    store.end_rebuild()
+    assert not store.rebuilding
+    store.begin_rebuild()
+    store._w.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'rebuilding'")
+    store.close()
+    store = store_at(path)
+    assert "machine going down" in store.rebuild_reason and store.checkpoint() == {}
+    assert not store.rebuilding  # the new file: the projector begins its rebuild anew
     store.close()

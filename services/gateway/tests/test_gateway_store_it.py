@@ -128,7 +128,7 @@ def checkpoint_records(store: Path) -> int:
 
 
 def start_on(
-    start_gateway: Callable[..., GatewayProcess], prefix: str, tokens: Path, store: Path
+    start_gateway: Callable[..., GatewayProcess], prefix: str, tokens: Path, store: Path, **env: str
 ) -> GatewayProcess:
     return start_gateway(
         prefix,
@@ -137,6 +137,7 @@ def start_on(
         LOG_LEVEL="INFO",
         GATEWAY_RATE_LIMIT_RPS="10000",
         GATEWAY_RATE_LIMIT_BURST="10000",
+        **env,
     )
 
 
@@ -276,6 +277,45 @@ async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_store_of_topics_recreated_with_more_records_is_set_aside_never_served(
+    kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "history.sqlite3"
+    await write_history(kafka_bootstrap, topic_prefix, 0, 20)
+    gw = start_on(start_gateway, topic_prefix, tokens_file, store)
+    await gw.wait_serving()
+    gw.proc.stop()
+    # The topics are recreated and, by the next start, hold more than the store applied: the
+    # checkpoint is behind every end, as if nothing had happened.
+    await delete_topics(kafka_bootstrap, topic_prefix)
+    for _ in range(100):
+        try:
+            await ensure_topics(kafka_bootstrap, topic_prefix)
+            await write_history(kafka_bootstrap, topic_prefix, 2000, 200)
+            break
+        except Exception:  # the deletion is still in progress on the broker
+            await asyncio.sleep(0.5)
+
+    gw = start_on(start_gateway, topic_prefix, tokens_file, store)
+    await gw.wait_serving()
+    assert "(the topic was deleted and made again)" in log_of(gw)
+    now = await answers(gw, ["req-002000"])
+    assert now["list:"][0] == 200  # exactly the new topics' requests
+    async with gw.channel() as channel:
+        err = await rpc_error(
+            Stubs(channel).requests.GetRequest(
+                gateway_pb2.GetRequestRequest(request_id="req-000003"), metadata=auth("t-cc"), timeout=10
+            )
+        )
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    gw.proc.stop()
+    # Restarted on the topics it was rebuilt from, it resumes: the marks match.
+    gw = start_on(start_gateway, topic_prefix, tokens_file, store)
+    await gw.wait_serving()
+    assert "resuming the history store from its checkpoint" in log_of(gw)
+    assert "deleted and made again" not in log_of(gw)
+
+
 async def test_a_gateway_killed_mid_rebuild_resumes_and_answers_as_one_rebuilt_from_nothing(
     kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
 ) -> None:
@@ -315,10 +355,15 @@ async def test_a_gateway_killed_mid_rebuild_resumes_and_answers_as_one_rebuilt_f
     log = log_of(resumed)
     assert "resuming the history store from its checkpoint" in log
     assert f"{total - killed_at} records to read at most" in log
+    assert "with 2 worker processes" in log  # the rebuild resumed in the workers
     assert checkpoint_records(store) == total
 
-    fresh = start_on(start_gateway, topic_prefix, tokens_file, tmp_path / "fresh.sqlite3")
+    # The answers of a rebuild in the gateway process alone, from nothing.
+    fresh = start_on(
+        start_gateway, topic_prefix, tokens_file, tmp_path / "fresh.sqlite3", GATEWAY_REBUILD_WORKERS="0"
+    )
     await fresh.wait_serving(timeout_s=180)
+    assert "worker processes" not in log_of(fresh)
     sample = ["req-000000", "req-005001", "req-011999"]
     expected = await answers(fresh, sample)
     assert expected["list:"][0] == 12000

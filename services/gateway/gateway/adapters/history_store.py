@@ -14,9 +14,11 @@ never the source of truth: every replica builds its own, so replicas stay interc
            history and contact fields)          index (request_id, event_key): trail + dedup
     incidents(incident_id, phase, resolved_time, body)
     request_counts(opd_code, category, status, submitted_by, n)   ListRequests' total_size
-    offsets(topic, partition, next_offset)      what the rows above hold, per partition
+    offsets(topic, partition, next_offset,      what the rows above hold, per partition, and
+            last_record)                        the mark of the last record read (see mark_of)
     meta(key, value)                            schema version, the topics and the Kafka
-                                                cluster it was built from
+                                                cluster it was built from; `rebuilding`: the
+                                                boot id of the machine rebuilding it unsynced
 
 The projector is the only writer: one transaction per batch holds the rows *and* the offsets
 they came from, so after a crash the rows are never ahead of or behind the checkpoint. Reads go
@@ -24,6 +26,12 @@ through a second connection and see committed batches only (WAL: readers never w
 writer). A store that fails its integrity check, has another schema version, was built from
 other topics or another Kafka cluster, or whose checkpoint is ahead of a topic's end is set
 aside (renamed, one copy kept) and rebuilt from the beginning of the topics.
+
+A rebuild from the beginning writes without fsync (`synchronous=OFF`) and with a larger page
+cache: a killed process loses nothing SQLite committed (the OS holds the pages), and the next
+start resumes the rebuild from its checkpoint; only the machine going down could lose committed
+pages, so the store is marked with the machine's boot id until the rebuild ends, and a store
+marked by another boot is set aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -56,17 +65,24 @@ from smartcity.v1 import camera_pb2, requests_pb2
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
+_BUSY_TIMEOUT_MS = 60_000
+# The page cache while rebuilding, times the configured one.
+_REBUILD_CACHE_FACTOR = 4
+# Pages in the write-ahead log before it is copied into the file, while rebuilding (SQLite's
+# default is 1,000): index pages a rebuild changes over and over are copied once per checkpoint.
+_REBUILD_CHECKPOINT_PAGES = 25_000
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 Partition = tuple[str, int]  # (full topic name, partition)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE offsets (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, last_record TEXT,
     PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE requests (
     request_id TEXT NOT NULL UNIQUE,
@@ -144,7 +160,7 @@ class HistoryStore:
         # serving): the owner runs `verify` in the background.
         self.unverified = False
         self._identity = json.dumps(sorted(topics))
-        self._cache_mib = cache_mib
+        self.cache_mib = cache_mib
         self._lock: IO[bytes] | None = None
         self._writer: sqlite3.Connection | None = None
         # Held by a write (which runs on a worker thread) and by closing: a gateway stopping in
@@ -172,6 +188,15 @@ class HistoryStore:
             self.rebuild_reason = problem
         elif not self.checkpoint():
             self.rebuild_reason = "the store holds no checkpoint yet"
+        return self
+
+    def attach(self) -> HistoryStore:
+        """Opens a store another process of this gateway opened (and checked, and holds the lock
+        of), to write beside it: a rebuild worker (gateway.adapters.rebuild). Unsynced, as the
+        rebuild that started it."""
+        self._connect()
+        self._w.execute("PRAGMA synchronous=OFF")
+        self._w.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
         return self
 
     def reset(self, reason: str) -> None:
@@ -222,6 +247,8 @@ class HistoryStore:
             return f"schema version {meta.get('schema_version')!r}, this gateway writes {SCHEMA_VERSION}"
         if meta.get("topics") != self._identity:
             return "built from other topics (another topic prefix or catalogue)"
+        if meta.get("rebuilding", _boot_id()) != _boot_id():
+            return "its rebuild was cut short by the machine going down (writes not synced)"
         if self.path.stat().st_size > self._check_at_open_bytes:
             self.unverified = True
             return ""
@@ -264,11 +291,13 @@ class HistoryStore:
         # Opened in a worker thread (the check may take a while), used on the event loop after:
         # one thread at a time, never two.
         writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Rebuild workers write beside the gateway (one transaction at a time): wait for a turn.
+        writer.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         writer.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a process crash; only a power loss may lose the last
         # ones, and the store is rebuilt from Kafka anyway.
         writer.execute("PRAGMA synchronous=NORMAL")
-        writer.execute(f"PRAGMA cache_size=-{self._cache_mib * 1024}")
+        writer.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
         writer.execute("PRAGMA journal_size_limit=67108864")
         if fresh or not writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
             writer.executescript(_SCHEMA)
@@ -277,7 +306,7 @@ class HistoryStore:
                 [("schema_version", str(SCHEMA_VERSION)), ("topics", self._identity)],
             )
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        reader.execute(f"PRAGMA cache_size=-{max(1, self._cache_mib // 4) * 1024}")
+        reader.execute(f"PRAGMA cache_size=-{max(1, self.cache_mib // 4) * 1024}")
         reader.execute("PRAGMA query_only=1")
         self._writer, self._reader = writer, reader
 
@@ -300,25 +329,64 @@ class HistoryStore:
 
     # ---------------- writing (the projector) ----------------
 
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a rebuild from the beginning is under way (begun here or by an earlier
+        process that stopped before it ended)."""
+        return self._w.execute("SELECT 1 FROM meta WHERE key = 'rebuilding'").fetchone() is not None
+
+    def begin_rebuild(self) -> None:
+        """Unsynced writes and a larger cache until `end_rebuild` (see the module doc)."""
+        self._w.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rebuilding', ?)", (_boot_id(),))
+        self._w.execute("PRAGMA synchronous=OFF")
+        self._w.execute(f"PRAGMA cache_size=-{self.cache_mib * _REBUILD_CACHE_FACTOR * 1024}")
+        self._w.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
+
+    def end_rebuild(self) -> None:
+        """Back to synced writes: everything written so far synced, then the mark removed."""
+        with self._write_lock:
+            db = self._w
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            db.execute("PRAGMA wal_autocheckpoint=1000")
+            # A checkpoint under synchronous=NORMAL syncs the log, copies it into the file and
+            # syncs the file: every page the rebuild wrote is on disk before the mark goes.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("DELETE FROM meta WHERE key = 'rebuilding'")
+
     def checkpoint(self) -> dict[Partition, int]:
         """The next offset to read per partition, as of the last committed batch."""
         rows = self._w.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
         return {(topic, partition): offset for topic, partition, offset in rows}
 
+    def last_records(self) -> dict[Partition, tuple[int, str]]:
+        """Per partition: (the offset of the last record read, its mark), where marked."""
+        rows = self._w.execute(
+            "SELECT topic, partition, next_offset, last_record FROM offsets WHERE last_record IS NOT NULL"
+        )
+        return {(topic, partition): (offset - 1, mark) for topic, partition, offset, mark in rows}
+
     def known(self, request_ids: Collection[str]) -> dict[str, Known]:
         """Version, counting key and listing place of the stored requests among `request_ids`."""
-        found: dict[str, Known] = {}
+        rows = self._lookup(
+            "request_id, version, opd_code, category, status, submitted_by, listing_time", request_ids
+        )
+        return {
+            request_id: Known(version, (opd, category, status, client), placed)
+            for request_id, version, opd, category, status, client, placed in rows
+        }
+
+    def versions(self, request_ids: Collection[str]) -> dict[str, int]:
+        """The stored version of the requests among `request_ids` (what a catch-up compares)."""
+        return dict(self._lookup("request_id, version", request_ids))
+
+    def _lookup(self, columns: str, request_ids: Collection[str]) -> Iterator[Any]:
         ids = list(request_ids)
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             chunk = ids[start : start + _LOOKUP_CHUNK]
-            rows = self._w.execute(
-                "SELECT request_id, version, opd_code, category, status, submitted_by, listing_time "
-                f"FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})",
-                chunk,
+            yield from self._w.execute(
+                f"SELECT {columns} FROM requests WHERE request_id IN ({','.join('?' * len(chunk))})", chunk
             )
-            for request_id, version, opd, category, status, client, placed in rows:
-                found[request_id] = Known(version, (opd, category, status, client), placed)
-        return found
 
     def commit(
         self,
@@ -329,14 +397,16 @@ class HistoryStore:
         offsets: Mapping[Partition, int],
         *,
         bodies: Mapping[str, tuple[bytes, bytes | None]] | None = None,
+        marks: Mapping[Partition, str] | None = None,
     ) -> None:
         """One transaction: the batch's rows and the offsets they were read up to.
 
         `known` is what `known()` answered for the batch's requests; `events` are
         (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
-        (body, contact) when the caller already made them (else made here)."""
+        (body, contact) when the caller already made them (else made here); `marks` the
+        `mark_of` the last record read per partition (what `recreated` compares)."""
         with self._write_lock:
-            self._commit(requests, known, events, incidents, offsets, bodies)
+            self._commit(requests, known, events, incidents, offsets, bodies, marks or {})
 
     def _commit(  # noqa: PLR0917
         self,
@@ -346,6 +416,7 @@ class HistoryStore:
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
         bodies: Mapping[str, tuple[bytes, bytes | None]] | None,
+        marks: Mapping[Partition, str],
     ) -> None:
         db = self._w
         db.execute("BEGIN IMMEDIATE")
@@ -397,8 +468,9 @@ class HistoryStore:
                 db.executemany(_ADD_COUNT, deltas)
                 db.execute("DELETE FROM request_counts WHERE n = 0")
             db.executemany(
-                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset) VALUES (?, ?, ?)",
-                [(topic, partition, offset) for (topic, partition), offset in offsets.items()],
+                "INSERT OR REPLACE INTO offsets (topic, partition, next_offset, last_record) "
+                "VALUES (?, ?, ?, ?)",
+                [(topic, p, offset, marks.get((topic, p))) for (topic, p), offset in offsets.items()],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -456,13 +528,19 @@ class HistoryStore:
         rows = self._r.execute("SELECT body, contact FROM requests WHERE subject_id = ?", (subject_id,))
         return [_request(body, contact) for body, contact in rows]
 
-    def contact_uses(self, page: int = 1000) -> Iterator[Any]:
-        """Every request with a sealed contact as (id, status, updated time, subject) only, in
-        a request each: what the retention rule reads, without decoding whole requests."""
-        cursor = self._r.execute(
-            "SELECT request_id, status, updated_time, subject_id FROM requests WHERE subject_id IS NOT NULL"
-        )
-        while rows := cursor.fetchmany(page):
+    def contact_uses(self, subject_ids: Collection[str]) -> Iterator[Any]:
+        """The requests carrying the contact of one of `subject_ids`, as (id, status, updated
+        time, subject) only, in a request each: what the retention rule reads of the subjects
+        that still have a data key. Found through the subject index, so a sweep reads the
+        requests of the live contacts (the retention period's), not the whole history."""
+        ids = list(subject_ids)
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            rows = self._r.execute(
+                "SELECT request_id, status, updated_time, subject_id FROM requests "
+                f"WHERE subject_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
             for request_id, status, updated, subject_id in rows:
                 use = requests_pb2.ServiceRequest(request_id=request_id, status=status)
                 use.updated_time.CopyFrom(to_timestamp(updated))
@@ -514,6 +592,21 @@ class HistoryStore:
         requests = sum(self.counts().values())
         events = self._r.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0
         return {"requests": requests, "request_events": int(events)}
+
+
+def mark_of(record: Any) -> str:
+    """What tells a Kafka record from another at the same offset of a topic deleted and made
+    again (offsets start at 0 again): its timestamp and a checksum of its key and value."""
+    checksum = zlib.crc32(record.value or b"", zlib.crc32(record.key or b""))
+    return f"{record.timestamp}:{checksum:08x}"
+
+
+def _boot_id() -> str:
+    """This boot of the machine (changes when it restarts); "" where the kernel tells none."""
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
 
 
 def _request(body: bytes, contact: bytes | None) -> Any:

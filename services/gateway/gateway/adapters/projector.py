@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,10 +29,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from gateway.adapters import metrics
+from gateway.adapters.history_store import mark_of
+from gateway.adapters.rebuild import PHASES, Job, ParallelRebuild, decode_record, jobs_for
 from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from gateway.core.history import RequestBatch
 from gateway.core.views import Change, Views
-from smartcity.codec import DecodeError, ProtoCodec
+from smartcity.codec import ProtoCodec
 from smartcity.kafka import client_security, make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import admin_client, load_catalogue
@@ -64,6 +68,11 @@ STORED_VIEWS = frozenset({"requests", "events", "incidents"})
 _MAX_BATCH = 500
 _REBUILD_BATCH = 5000
 _PROGRESS_LOG_S = 10.0
+# The longest the start waits to read again the last record the store read of each partition.
+_PROBE_TIMEOUT_S = 10.0
+# Request records to read before a rebuild is worth worker processes (each costs a second or
+# two to start).
+_PARALLEL_FROM = 20_000
 
 
 def stored_topics(topic_prefix: str) -> list[str]:
@@ -84,8 +93,13 @@ class Projector:
         history: RequestHistory,
         on_change: OnChange,
         on_event: OnEvent,
+        *,
+        rebuild_workers: int = 0,
     ) -> None:
         self._settings = settings
+        # Worker processes for a rebuild from the beginning (0: this process reads everything).
+        self._rebuild_workers = rebuild_workers
+        self._parallel: asyncio.Task[None] | None = None
         self._views = views
         self._history = history
         self._on_change = on_change
@@ -112,6 +126,8 @@ class Projector:
             group_id=None,
             client_id=f"{self._settings.service_name}-views",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # Off while catching up (see _check_crcs_from_now_on).
+            check_crcs=False,
         )
         await consumer.start()
         self._consumer = consumer
@@ -119,20 +135,31 @@ class Projector:
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         await self._bind_store_to_cluster()
+        await self._set_aside_a_store_of_recreated_topics()
         resume = self._resume_points(ends)
         await consumer.seek_to_beginning(*[tp for tp in partitions if tp not in resume])
         for tp, offset in resume.items():
             consumer.seek(tp, offset)
         self._behind = {tp: end for tp, end in ends.items() if end > resume.get(tp, 0)}
-        self._pause_trails_until_states_are_read(consumer)
+        store = self._history.store
+        reason = store.rebuild_reason
+        if reason:
+            store.begin_rebuild()
+            self.catching_up = f"rebuilding the history store from the beginning of the topics ({reason})"
+        elif store.rebuilding:
+            self.catching_up = "resuming the history store from its checkpoint (a rebuild cut short)"
+        else:
+            self.catching_up = "resuming the history store from its checkpoint"
+        metrics.STORE_REBUILDING.set(1 if store.rebuilding else 0)
+        if (
+            store.rebuilding
+            and self._rebuild_workers > 0
+            and self._request_records_behind(resume) >= _PARALLEL_FROM
+        ):
+            self._hand_requests_to_workers(consumer, resume)
+        else:
+            self._pause_trails_until_states_are_read(consumer)
         self._load_memory()
-        reason = self._history.store.rebuild_reason
-        self.catching_up = (
-            f"rebuilding the history store from the beginning of the topics ({reason})"
-            if reason
-            else "resuming the history store from its checkpoint"
-        )
-        metrics.STORE_REBUILDING.set(1 if reason else 0)
         log.info(
             "%s; views from %d partitions, %d records to read at most",
             self.catching_up,
@@ -146,6 +173,9 @@ class Projector:
         self._task.add_done_callback(self._on_done)
 
     async def stop(self) -> None:
+        if self._parallel is not None:
+            self._parallel.cancel()
+            await asyncio.gather(self._parallel, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -177,6 +207,46 @@ class Projector:
         store.bind_cluster(cluster_id)
         if store.set_aside.startswith("built from another Kafka cluster"):
             metrics.STORE_SET_ASIDE.inc()
+
+    async def _set_aside_a_store_of_recreated_topics(self) -> None:
+        """A topic deleted and made again starts at offset 0 again: once it holds more records
+        than the store applied, the checkpoint looks valid. The last record the store read of
+        each partition is read again: another record at that offset (another mark) means
+        other topics, and the store is set aside. (Where that record is gone, compacted or
+        past retention, nothing can be told: the store is kept.)"""
+        store = self._history.store
+        last = {TopicPartition(t, p): found for (t, p), found in store.last_records().items()}
+        if not last:
+            return
+        probe = make_consumer(
+            self._settings,
+            group_id=None,
+            client_id=f"{self._settings.service_name}-probe",
+            max_partition_fetch_bytes=64 * 1024,
+        )
+        await probe.start()
+        try:
+            probe.assign(list(last))
+            for tp, (offset, _) in last.items():
+                probe.seek(tp, offset)
+            seen: dict[TopicPartition, Any] = {}
+            deadline = time.monotonic() + _PROBE_TIMEOUT_S
+            while len(seen) < len(last) and time.monotonic() < deadline:
+                batch = await probe.getmany(
+                    *[tp for tp in last if tp not in seen], timeout_ms=500, max_records=1
+                )
+                seen.update({tp: records[0] for tp, records in batch.items() if records})
+        finally:
+            await probe.stop()
+        for tp, record in seen.items():
+            offset, mark = last[tp]
+            if record.offset == offset and mark_of(record) != mark:
+                store.reset(
+                    f"{tp.topic}[{tp.partition}]@{offset} is not the record the store read there "
+                    "(the topic was deleted and made again)"
+                )
+                metrics.STORE_SET_ASIDE.inc()
+                return
 
     def _resume_points(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Where each store-backed partition resumes: the store's checkpoint, unless it is ahead
@@ -210,6 +280,74 @@ class Projector:
             consumer.pause(*self._paused)
             self._states_behind = states
 
+    def _request_records_behind(self, resume: dict[TopicPartition, int]) -> int:
+        names = {name for name, _ in PHASES}
+        return sum(
+            end - resume.get(tp, 0) for tp, end in self._behind.items() if self._topics[tp.topic] in names
+        )
+
+    def _hand_requests_to_workers(
+        self, consumer: AIOKafkaConsumer, resume: dict[TopicPartition, int]
+    ) -> None:
+        """A rebuild: the request topics' partitions go to worker processes (gateway.adapters
+        .rebuild), paused here meanwhile; the other topics are read here as usual."""
+        phases = []
+        handed: list[TopicPartition] = []
+        for name, view in PHASES:
+            behind = {
+                tp: (resume.get(tp, -1), end)
+                for tp, end in self._behind.items()
+                if self._topics[tp.topic] == name
+            }
+            phases.append(jobs_for(view, behind, self._rebuild_workers, self._job))
+            handed.extend(behind)
+        if not handed:
+            return
+        consumer.pause(*handed)
+        self._parallel = asyncio.create_task(self._rebuild_in_parallel(phases, handed), name="rebuild")
+        self._parallel.add_done_callback(self._on_parallel_done)
+
+    def _job(self, view: str, partitions: tuple[tuple[str, int, int, int], ...], number: int) -> Job:
+        store = self._history.store
+        return Job(
+            self._settings,
+            store.path,
+            tuple(stored_topics(self._settings.topic_prefix)),
+            store.cache_mib,
+            view,
+            partitions,
+            os.getpid(),
+            number,
+        )
+
+    async def _rebuild_in_parallel(self, phases: list[list[Job]], handed: list[TopicPartition]) -> None:
+        """Runs the workers; then fills the memory from what they stored (as a warm start does)
+        and reads those partitions on from the store's checkpoint."""
+        workers = max(len(jobs) for jobs in phases)
+        log.info("rebuilding the request history with %d worker processes", workers)
+        began = time.monotonic()
+        outcomes = await ParallelRebuild().run(phases)
+        for name, view in PHASES:
+            for outcome, n in outcomes.get(view, {}).items():
+                metrics.RECORDS.labels(name, outcome).inc(n)
+        assert self._consumer is not None
+        checkpoint = self._history.store.checkpoint()
+        self._load_memory(requests_only=True)
+        for tp in handed:
+            self._consumer.seek(tp, checkpoint.get((tp.topic, tp.partition), 0))
+        self._consumer.resume(*handed)
+        log.info(
+            "the workers rebuilt the request history in %.1f s: %s", time.monotonic() - began, self.sizes()
+        )
+
+    def _on_parallel_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.failed.done() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        log.error("the parallel rebuild failed: %r", exc)
+        self.failed.set_result(exc)
+
     def _resume_trails_once_states_are_read(self) -> None:
         assert self._consumer is not None
         if self._paused and not (self._states_behind & set(self._behind)):
@@ -217,9 +355,12 @@ class Projector:
             log.info("request states read; reading the audit trails")
             self._paused = set()
 
-    def _load_memory(self) -> None:
+    def _load_memory(self, requests_only: bool = False) -> None:
         """What the store holds that lives in memory too: open requests, recent incidents."""
         open_requests = self._history.load()
+        if requests_only:
+            log.info("from the history store: %d open requests", open_requests)
+            return
         incidents = self._history.store.incidents_to_keep(self._views.max_resolved_incidents)
         for incident in incidents:
             self._views.apply_incident(incident)
@@ -239,7 +380,7 @@ class Projector:
             )
             self._applying = True
             try:
-                changes, events, stored, offsets = self._apply_batch(batch, live)
+                changes, events, stored, offsets, marks = self._apply_batch(batch, live)
                 if pending is not None:
                     self._history.remember(await pending)
                     pending = None
@@ -248,7 +389,7 @@ class Projector:
                     # answered meanwhile. While catching up the decoded messages go nowhere
                     # else, so the store may strip them in place.
                     write = asyncio.ensure_future(
-                        asyncio.to_thread(self._history.write, stored, offsets, not live)
+                        asyncio.to_thread(self._history.write, stored, offsets, not live, marks)
                     )
                     if live:
                         changes.extend(("requests", r) for r in self._history.remember(await write))
@@ -274,59 +415,72 @@ class Projector:
 
     def _apply_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], live: bool
-    ) -> tuple[list[tuple[str, Change]], list[Any], list[HistoryRecord], dict[tuple[str, int], int]]:
+    ) -> tuple[
+        list[tuple[str, Change]],
+        list[Any],
+        list[HistoryRecord],
+        dict[tuple[str, int], int],
+        dict[tuple[str, int], str],
+    ]:
         """Applies a batch to the memory views; sorts out what goes to the history store.
 
         Returns the changes for watch streams and the request events for the command bus
-        (both empty while catching up: nobody waits for history), the records for the store
-        and the offsets they reach."""
+        (both empty while catching up: nobody waits for history), the records for the store,
+        the offsets they reach and the marks of the last records read."""
         changes: list[tuple[str, Change]] = []
         events: list[Any] = []
         stored: list[HistoryRecord] = []
         offsets: dict[tuple[str, int], int] = {}
+        marks: dict[tuple[str, int], str] = {}
+        # Outcomes counted per batch and topic: a rebuild reads millions of records.
+        outcomes: dict[str, Counter[str]] = {}
         for tp, records in batch.items():
             view = VIEW_TOPICS[self._topics[tp.topic]][1]
+            is_stored, partition = view in STORED_VIEWS, tp.partition
             for record in records:
                 key = record.key.decode("utf-8", "replace") if record.key else ""
-                # A span only for records a traced producer sent (not the whole history).
-                with message_span(record, only_traced=True):
-                    message = self._decode(tp.topic, view, key, record)
-                if view not in STORED_VIEWS:
+                if record.headers:
+                    # A span only for records a traced producer sent (not the whole history).
+                    with message_span(record, only_traced=True):
+                        message = self._decode(tp.topic, view, key, record, outcomes)
+                else:
+                    message = self._decode(tp.topic, view, key, record, outcomes)
+                if not is_stored:
                     change = self._dispatch(view, key, message) if message is not None else None
                     if change is not None and live:
                         changes.append((view, change))
                     continue
-                offsets[(tp.topic, tp.partition)] = record.offset + 1
                 if message is None and (record.value is not None or view in _STREAM_VIEWS):
                     continue  # undecodable, or a tombstone on a stream topic: nothing to apply
-                stored.append(HistoryRecord(view, tp.partition, record.offset, key, message))
+                stored.append(HistoryRecord(view, partition, record.offset, key, message))
                 if view == "incidents":
                     change = self._views.apply_incident(message)
                     if change is not None and live:
                         changes.append((view, change))
                 elif view == "events" and live:
                     events.append(message)
-        return changes, events, stored, offsets
+            if is_stored and records:
+                offsets[(tp.topic, partition)] = records[-1].offset + 1
+                marks[(tp.topic, partition)] = mark_of(records[-1])
+        for name, found in outcomes.items():
+            for outcome, n in found.items():
+                metrics.RECORDS.labels(name, outcome).inc(n)
+        return changes, events, stored, offsets, marks
 
-    def _decode(self, topic: str, view: str, key: str, record: ConsumerRecord[Any, Any]) -> Any | None:
+    def _decode(
+        self,
+        topic: str,
+        view: str,
+        key: str,
+        record: ConsumerRecord[Any, Any],
+        outcomes: dict[str, Counter[str]],
+    ) -> Any | None:
         """The record's message; None for a tombstone (applied to a memory view here) or an
         undecodable record (skipped: not ours to dead-letter, the topic's owner validates)."""
         name = self._topics[topic]
-        if record.value is None:
-            if view not in _STREAM_VIEWS and view not in STORED_VIEWS:
-                self._views.delete(view, key)
-            metrics.RECORDS.labels(name, "tombstone").inc()
-            return None
-        try:
-            message = self._codecs[topic].decode(record.value)
-        except DecodeError as exc:
-            log.warning(
-                "skipping undecodable record %s[%d]@%d: %s", topic, record.partition, record.offset, exc
-            )
-            metrics.RECORDS.labels(name, "undecodable").inc()
-            return None
-        metrics.RECORDS.labels(name, "ok").inc()
-        return message
+        if record.value is None and view not in _STREAM_VIEWS and view not in STORED_VIEWS:
+            self._views.delete(view, key)
+        return decode_record(self._codecs[topic], record, outcomes.setdefault(name, Counter()))
 
     async def read_up_to_now(self, timeout_s: float, views: tuple[str, ...] = ("requests",)) -> bool:
         """Waits until the given views hold every record their topics had when called.
@@ -364,6 +518,9 @@ class Projector:
         return False
 
     def _mark_caught_up(self) -> None:
+        if self._history.store.rebuilding:
+            self._history.store.end_rebuild()
+        self._check_crcs_from_now_on()
         elapsed = time.monotonic() - self._started
         metrics.CATCHUP_SECONDS.set(elapsed)
         metrics.STORE_REBUILDING.set(0)
@@ -371,6 +528,15 @@ class Projector:
         log.info("views caught up in %.2f s (%s): %s", elapsed, self.catching_up, self.sizes())
         self.catching_up = ""
         self.caught_up.set()
+
+    def _check_crcs_from_now_on(self) -> None:
+        """Record checksums are checked once live. While catching up they are not: checking
+        the CRC-32C of every record in Python costs as much as reading it (a third of a
+        rebuild), a damaged record still fails to decode or to match its request, and the
+        broker checked each record's checksum when it was written. (aiokafka reads the flag
+        per fetch, and has no public setter.)"""
+        if self._consumer is not None:
+            self._consumer._fetcher._check_crcs = True
 
     def _dispatch(self, view: str, key: str, message: Any) -> Change | None:
         views = self._views

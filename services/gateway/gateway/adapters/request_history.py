@@ -14,9 +14,8 @@ outcome reads it back (read-your-writes) and a watcher never hears of a version 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import Any, NamedTuple, Protocol
 
 from gateway.adapters.history_store import HistoryStore, Partition
 from gateway.core.history import (
@@ -42,9 +41,9 @@ class OpenRequests(Protocol):
         """Keeps the request when it is open, forgets it otherwise (None: deleted)."""
 
 
-@dataclass(frozen=True)
-class HistoryRecord:
-    """One record of a store-backed topic, decoded (message None: a tombstone)."""
+class HistoryRecord(NamedTuple):
+    """One record of a store-backed topic, decoded (message None: a tombstone). A tuple: a
+    rebuild makes millions of them."""
 
     view: str  # "requests" | "events" | "incidents"
     partition: int
@@ -78,7 +77,11 @@ class RequestHistory:
         return self.remember(self.write(records, offsets))
 
     def write(
-        self, records: Iterable[HistoryRecord], offsets: dict[Partition, int], owned: bool = False
+        self,
+        records: Iterable[HistoryRecord],
+        offsets: dict[Partition, int],
+        owned: bool = False,
+        marks: dict[Partition, str] | None = None,
     ) -> RequestBatch:
         """Writes one batch with the offsets it was read up to (one transaction). Touches the
         store only, so the projector runs it off the event loop; `remember` follows on it.
@@ -87,18 +90,22 @@ class RequestHistory:
         them), so contact fields and histories are stripped off them instead of off copies."""
         arrivals: list[Arrival] = []
         trail: list[tuple[str, str, Any]] = []
+        carried: list[Arrival] = []  # the requests the trail's events carry
         incidents: list[Any] = []
+        deleted = False
         for record in records:
             message = record.message
             if record.view == "requests":
                 arrivals.append((message.request_id if message is not None else record.key, message))
+                deleted = deleted or message is None
             elif record.view == "events" and message is not None:
                 if message.HasField("request") and message.request.request_id:
-                    arrivals.append((message.request.request_id, message.request))
+                    carried.append((message.request.request_id, message.request))
                 key = event_key(message, record.partition, record.offset)
                 trail.append((message.request_id or record.key, key, message))
             elif record.view == "incidents" and message is not None:
                 incidents.append(message)
+        arrivals.extend(self._newer_than_stored(carried, deleted))
         known = self.store.known({request_id for request_id, _ in arrivals})
         batch = plan_requests(arrivals, known)
         # The winners' rows first: stripping the trail's events in place takes their requests'
@@ -109,12 +116,27 @@ class RequestHistory:
             for request_id, request in batch.winners.items()
             if request is not None
         }
+        open_statuses = self._open_statuses
         events = [
-            (request_id, key, stored_event(event, in_place=owned and not self._is_open(event.request)))
+            (
+                request_id,
+                key,
+                stored_event(event, in_place=owned and event.request.status not in open_statuses),
+            )
             for request_id, key, event in trail
         ]
-        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies)
+        self.store.commit(batch, known, events, incidents, offsets, bodies=bodies, marks=marks)
         return batch
+
+    def _newer_than_stored(self, carried: list[Arrival], deleted: bool) -> list[Arrival]:
+        """The requests events carry that may be newer than the stored version: while catching
+        up, the state topic was read first and nearly every event carries an older version, so
+        only the few newer ones go through the planning (which would drop the others anyway).
+        With a tombstone in the batch all of them go (after a delete, any version counts)."""
+        if deleted or not carried:
+            return carried
+        stored = self.store.versions({request_id for request_id, _ in carried})
+        return [(rid, request) for rid, request in carried if request.version > stored.get(rid, -1)]
 
     def _is_open(self, request: Any) -> bool:
         return request.status in self._open_statuses
@@ -153,8 +175,8 @@ class RequestHistory:
     def of_subject(self, subject_id: str) -> list[Any]:
         return self.store.of_subject(subject_id)
 
-    def contact_uses(self) -> Iterator[Any]:
-        return self.store.contact_uses()
+    def contact_uses(self, subject_ids: Collection[str]) -> Iterator[Any]:
+        return self.store.contact_uses(subject_ids)
 
     def every_request(self) -> Iterator[Any]:
         """Every request in listing order as of now, streamed (WatchRequests' snapshot): later

@@ -94,8 +94,14 @@ class Gateway:
             lambda reason: metrics.CONTACT_ERASURES.labels(reason).inc(),
             actor=config.platform.service_name,
         )
+        # The rule reads only subjects that still have a data key: their requests are found
+        # through the store's subject index, not by reading every request.
         self.sweeper = RetentionSweeper(
-            vault, self._record_audit, self.history.contact_uses, personal, actor=config.platform.service_name
+            vault,
+            self._record_audit,
+            lambda: self.history.contact_uses(vault.store.subjects()),
+            personal,
+            actor=config.platform.service_name,
         )
         self.api = Api(
             self.views,
@@ -107,7 +113,12 @@ class Gateway:
             config.api_limits(),
         )
         self.projector = Projector(
-            config.platform, self.views, self.history, self._route_change, self.bus.on_event
+            config.platform,
+            self.views,
+            self.history,
+            self._route_change,
+            self.bus.on_event,
+            rebuild_workers=config.rebuild_workers,
         )
         self.api.catch_up = self._read_requests_up_to_now
         self.api.not_ready_reason = lambda: self.projector.catching_up

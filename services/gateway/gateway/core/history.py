@@ -17,7 +17,7 @@ these rules decide:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -242,6 +242,6 @@ class RequestReads(Protocol):
     def of_subject(self, subject_id: str) -> list[Any]:
         """The requests carrying a subject's sealed contact (erasure, discarding a data key)."""
 
-    def contact_uses(self) -> Iterator[Any]:
-        """Every request that carries a sealed contact, reduced to what the retention rule reads
-        (id, status, updated time, the contact's subject), streamed."""
+    def contact_uses(self, subject_ids: Collection[str]) -> Iterator[Any]:
+        """The requests carrying the sealed contact of one of `subject_ids`, reduced to what
+        the retention rule reads (id, status, updated time, the contact's subject), streamed."""

@@ -1,0 +1,257 @@
+"""The cold rebuild in parallel: worker processes read the request topics into the history store.
+
+    projector (store rebuilding) ── pauses its requests.state / requests.events partitions
+        phase 1: requests.state  partitions ──► W worker processes ─┐ each: its own consumer and
+        phase 2: requests.events partitions ──► W worker processes ─┤ store connection, one
+                                                                     │ transaction per batch
+                                                                     ▼ (rows + offsets)
+                                                               history store (SQLite, WAL)
+    then the projector fills its memory from the store (open requests, counts), as a warm start
+    does, seeks those partitions to the store's checkpoint and reads on from there.
+
+Why processes: a rebuild is Python work per record (Kafka record parsing, protobuf decoding,
+stripping contact fields, SQL parameters), bound by one interpreter lock; records of different
+partitions are independent, so W processes do W partitions at a time, and SQLite serialises only
+their short write transactions. The state topic is read whole before the event topic (as the
+single-process catch-up does), so nearly every event finds its request's newest version stored
+and adds its trail row only; a request's records share a partition of each topic (keyed by the
+request id), so no two workers ever write the same request in the same phase.
+
+Each batch commits its rows with its offsets, so a worker (or the gateway) killed half-way
+leaves a store the next start resumes from. A worker whose gateway is gone stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from gateway.adapters.history_store import HistoryStore, mark_of
+from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from smartcity.codec import DecodeError, ProtoCodec
+from smartcity.kafka import make_consumer
+from smartcity.request_rules import OPEN_STATUSES
+from smartcity.settings import PlatformSettings
+from smartcity.v1 import requests_pb2
+
+log = logging.getLogger(__name__)
+
+# The phases, in order: the state topic, then the event topic (see the module doc).
+PHASES: tuple[tuple[str, str], ...] = (("requests.state.v1", "requests"), ("requests.events.v1", "events"))
+_MESSAGE_TYPES = {"requests": requests_pb2.ServiceRequest, "events": requests_pb2.RequestEvent}
+_BATCH = 5000
+_PR_SET_PDEATHSIG = 1
+_FETCH_BYTES = 4 * 1024 * 1024
+
+Outcomes = Counter[str]  # "ok" | "tombstone" | "undecodable" -> records
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker process reads: partitions of one topic, each from `start` to `end`."""
+
+    settings: PlatformSettings
+    store_path: Path
+    store_topics: tuple[str, ...]
+    cache_mib: int
+    view: str  # "requests" | "events"
+    # (full topic name, partition, first offset to read, end offset to reach)
+    partitions: tuple[tuple[str, int, int, int], ...]
+    parent_pid: int
+    number: int
+
+
+def jobs_for(
+    view: str,
+    behind: dict[TopicPartition, tuple[int, int]],
+    workers: int,
+    make: Callable[[str, tuple[tuple[str, int, int, int], ...], int], Job],
+) -> list[Job]:
+    """The phase's partitions dealt to up to `workers` jobs, largest first, so that each job
+    gets about as many records to read (`behind`: partition -> (first offset, end))."""
+    ordered = sorted(behind.items(), key=lambda item: item[1][1] - max(0, item[1][0]), reverse=True)
+    shares: list[list[tuple[str, int, int, int]]] = [[] for _ in range(min(workers, len(ordered)))]
+    loads = [0] * len(shares)
+    for tp, (start, end) in ordered:  # start -1: from the beginning
+        lightest = loads.index(min(loads))
+        shares[lightest].append((tp.topic, tp.partition, start, end))
+        loads[lightest] += end - max(0, start)
+    return [make(view, tuple(share), n) for n, share in enumerate(shares) if share]
+
+
+class ParallelRebuild:
+    """Runs the phases, one worker process per job; returns the records' outcomes per view."""
+
+    def __init__(self) -> None:
+        # spawn, not fork: the gateway has threads (gRPC, SQLite writes) a fork would copy
+        # half-way.
+        self._context = multiprocessing.get_context("spawn")
+
+    async def run(self, phases: Sequence[list[Job]]) -> dict[str, Outcomes]:
+        outcomes: dict[str, Outcomes] = {}
+        for jobs in phases:
+            began = time.monotonic()
+            for job, found in zip(jobs, await asyncio.gather(*[self._run(job) for job in jobs]), strict=True):
+                outcomes.setdefault(job.view, Counter()).update(found)
+            if jobs:
+                log.info(
+                    "rebuild: %s read by %d workers in %.1f s (%s)",
+                    jobs[0].view,
+                    len(jobs),
+                    time.monotonic() - began,
+                    dict(outcomes.get(jobs[0].view, {})),
+                )
+        return outcomes
+
+    async def _run(self, job: Job) -> Outcomes:
+        """One job in a process of its own; cancelled (the gateway stops), the process is ended."""
+        receiver, sender = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=_job_main, args=(job, sender), name=f"rebuild-{job.number}")
+        process.start()
+        sender.close()
+        try:
+            while not receiver.poll():
+                if not process.is_alive() and not receiver.poll():
+                    raise RuntimeError(f"rebuild worker {job.number} exited with code {process.exitcode}")
+                await asyncio.sleep(0.05)
+            done, found = receiver.recv()
+        finally:
+            receiver.close()
+            if process.is_alive() and process.exitcode is None:
+                process.terminate()
+            await asyncio.to_thread(process.join, 10)
+        if done != "ok":
+            raise RuntimeError(f"rebuild worker {job.number} failed: {found}")
+        return Counter(found)
+
+
+# ---------------- in the worker process ----------------
+
+
+def _job_main(job: Job, result: Connection) -> None:
+    """A worker's entry point: reads its partitions up to their ends into the store, then
+    sends ("ok", outcomes) or ("failed", why)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _die_with_the_gateway()
+    try:
+        outcomes = asyncio.run(_read_into_store(job))
+    except BaseException as exc:
+        result.send(("failed", repr(exc)))
+        raise
+    result.send(("ok", dict(outcomes)))
+
+
+def _die_with_the_gateway() -> None:
+    """Linux: the kernel kills this process when the gateway dies (even by SIGKILL), so no
+    worker writes on after it. Elsewhere the worker notices its parent changed, per batch."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class _NoMemory:
+    """The worker keeps no memory views: the gateway loads them from the store afterwards."""
+
+    def place_request(self, request_id: str, request: Any | None) -> None:
+        return None
+
+
+async def _read_into_store(job: Job) -> Outcomes:
+    store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
+    history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
+    codec: ProtoCodec[Any] = ProtoCodec(_MESSAGE_TYPES[job.view])
+    consumer = make_consumer(
+        job.settings,
+        group_id=None,
+        client_id=f"{job.settings.service_name}-rebuild-{job.number}",
+        max_partition_fetch_bytes=_FETCH_BYTES,
+        # As the projector while catching up (see Projector._check_crcs_from_now_on).
+        check_crcs=False,
+    )
+    ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
+    outcomes: Outcomes = Counter()
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        for topic, p, start, _ in job.partitions:
+            if start < 0:
+                await consumer.seek_to_beginning(TopicPartition(topic, p))
+            else:
+                consumer.seek(TopicPartition(topic, p), start)
+        pending: asyncio.Future[Any] | None = None
+        while ends:
+            if os.getppid() != job.parent_pid:
+                raise SystemExit("the gateway that started this rebuild worker is gone")
+            batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
+            records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
+            if pending is not None:
+                await pending
+                pending = None
+            if offsets:
+                # Written on a thread while the next batch is fetched and decoded here.
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(history.write, records, offsets, True, marks)
+                )
+            for tp, end in list(ends.items()):
+                if await consumer.position(tp) >= end:
+                    del ends[tp]
+        if pending is not None:
+            await pending
+    finally:
+        await consumer.stop()
+        store.close()
+    return outcomes
+
+
+def decode_batch(
+    batch: Iterable[tuple[TopicPartition, list[Any]]], view: str, codec: ProtoCodec[Any], outcomes: Outcomes
+) -> tuple[list[HistoryRecord], dict[tuple[str, int], int], dict[tuple[str, int], str]]:
+    """The batch's records for the store, the offsets they reach and the marks of the last
+    records (as the projector sorts them: a tombstone on the state topic deletes, one on the
+    event topic means nothing)."""
+    records: list[HistoryRecord] = []
+    offsets: dict[tuple[str, int], int] = {}
+    marks: dict[tuple[str, int], str] = {}
+    for tp, found in batch:
+        for record in found:
+            message = decode_record(codec, record, outcomes)
+            if message is not None or (record.value is None and view == "requests"):
+                key = record.key.decode("utf-8", "replace") if record.key else ""
+                records.append(HistoryRecord(view, tp.partition, record.offset, key, message))
+        if found:
+            offsets[(tp.topic, tp.partition)] = found[-1].offset + 1
+            marks[(tp.topic, tp.partition)] = mark_of(found[-1])
+    return records, offsets, marks
+
+
+def decode_record(codec: ProtoCodec[Any], record: Any, outcomes: Outcomes) -> Any | None:
+    """The record's message; None for a tombstone or an undecodable record (skipped: not ours
+    to dead-letter, the topic's owner validates), counted in `outcomes` either way."""
+    if record.value is None:
+        outcomes["tombstone"] += 1
+        return None
+    try:
+        message = codec.decode(record.value)
+    except DecodeError as exc:
+        log.warning(
+            "skipping undecodable record %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+        )
+        outcomes["undecodable"] += 1
+        return None
+    outcomes["ok"] += 1
+    return message
