@@ -1,6 +1,6 @@
 """Throughput of one wifi-telemetry worker: N telemetry + session events, how fast are they done?
 
-    uv run python bench/bench_wifi_telemetry.py [--events 50000]
+    uv run python bench/bench_wifi_telemetry.py [--events 50000] [--batch 200] [--py-spy FILE]
 
 Produces N events of the simulated city (all 21 APs, heartbeats 10 s apart in event time, client
 sessions, a reboot and a CPU fault) to a fresh topic prefix, starts ONE worker from its entry
@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
+    Profiler,
     Record,
     bare_faust_rate,
     message_class,
@@ -165,6 +166,8 @@ async def main() -> int:
     parser.add_argument("--batch", type=int, default=0,
                         help="readings per edge batch message (keyed by site); 0: one reading a message")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks) and print a summary")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()
 
@@ -189,10 +192,13 @@ async def main() -> int:
           f"bare Faust agent {bare:,.0f} msg/s")
 
     worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
+    profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
         first, total = await wait_until_processed(args.bootstrap, prefix, inputs, len(records), worker=worker,
                                                   timeout_s=args.timeout)
     finally:
+        if profiler is not None:
+            print(profiler.stop())
         stop_worker(worker)
         await delete_topics(args.bootstrap, prefix, security=SECURITY)
     steady = total - first

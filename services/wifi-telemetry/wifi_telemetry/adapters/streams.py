@@ -25,9 +25,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,10 @@ from opentelemetry import trace
 from smartcity import topic_names
 from smartcity.codec import ProtoCodec
 from smartcity.headers import header_value, headers_of
+from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
-from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.batches import DecodedBatch, TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.tracing import inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
@@ -128,47 +130,66 @@ def batches_by_site(kind: bytes, messages: Sequence[Message]) -> list[tuple[str,
     return out
 
 
+def _passed(batch: DecodedBatch[Any, Any], rebuilt: Callable[[DecodedBatch[Any, Any]], Message]) -> bytes:
+    """The bytes of an edge batch's readings that passed: the batch's own bytes when all did (it
+    is one site's batch already: neither copied nor encoded again), else a batch of those."""
+    if not batch.dead_lettered and batch.record.value is not None:
+        return batch.record.value
+    return rebuilt(batch).SerializeToString()
+
+
+def _telemetry_batch(batch: DecodedBatch[Any, Any]) -> Message:
+    return wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items)
+
+
+def _session_batch(batch: DecodedBatch[Any, Any]) -> Message:
+    return wifi_pb2.ClientSessionBatch(site_id=batch.batch.site_id, sessions=batch.items)
+
+
 class _Tally:
     """The per-reading metrics of one batch, counted in memory and exported once."""
 
     def __init__(self) -> None:
         self.events: TallyCounter[tuple[str, str]] = TallyCounter()
-        self.reboots: TallyCounter[str] = TallyCounter()
-        self.gaps: TallyCounter[str] = TallyCounter()
-        self.traffic: TallyCounter[tuple[str, str]] = TallyCounter()
+        # site -> [rx bytes, tx bytes, reboots, seq gaps given up]
+        self.sites: dict[str, list[int]] = {}
         self.oldest: dict[str, float] = {}
 
     def telemetry(self, sample: Sample, result: TelemetryResult) -> None:
-        self.events[("telemetry", str(result.outcome))] += 1
-        if result.reboots:
-            self.reboots[sample.site_id] += result.reboots
-        if result.skipped_gaps:
-            self.gaps[sample.site_id] += result.skipped_gaps
-        self.traffic[(sample.site_id, "rx")] += result.rx_bytes
-        self.traffic[(sample.site_id, "tx")] += result.tx_bytes
-        self._seen("telemetry", sample.t)
+        self.events[_TELEMETRY_OUTCOME[result.outcome]] += 1
+        site = self.sites.get(sample.site_id)
+        if site is None:
+            site = self.sites[sample.site_id] = [0, 0, 0, 0]
+        site[0] += result.rx_bytes
+        site[1] += result.tx_bytes
+        site[2] += result.reboots
+        site[3] += result.skipped_gaps
+        if sample.t < self.oldest.get("telemetry", math.inf):
+            self.oldest["telemetry"] = sample.t
 
     def session(self, session: SessionEvent, outcome: str) -> None:
         self.events[("session", outcome)] += 1
-        self._seen("session", session.t)
-
-    def _seen(self, kind: str, t: float) -> None:
-        if t < self.oldest.get(kind, t + 1):
-            self.oldest[kind] = t
+        if session.t < self.oldest.get("session", math.inf):
+            self.oldest["session"] = session.t
 
     def record(self, service: WifiTelemetryService) -> None:
         for (kind, outcome), count in self.events.items():
             metrics.EVENTS.labels(kind, outcome).inc(count)
-        for site, count in self.reboots.items():
-            metrics.REBOOTS.labels(site).inc(count)
-        for site, count in self.gaps.items():
-            metrics.SEQ_GAPS.labels(site).inc(count)
-        for (site, direction), count in self.traffic.items():
-            metrics.TRAFFIC.labels(site, direction).inc(count)
+        for site, (rx, tx, reboots, gaps) in self.sites.items():
+            if reboots:
+                metrics.REBOOTS.labels(site).inc(reboots)
+            if gaps:
+                metrics.SEQ_GAPS.labels(site).inc(gaps)
+            metrics.TRAFFIC.labels(site, "rx").inc(rx)
+            metrics.TRAFFIC.labels(site, "tx").inc(tx)
         # Latency per batch, of its oldest reading: the worst case of the batch.
         topics = {"telemetry": service.telemetry_in, "session": service.sessions_in}
         for kind, t in self.oldest.items():
             service.observe_latency(topics[kind].get_topic_name(), t)
+
+
+# The events counter's labels of each outcome of a heartbeat, made once.
+_TELEMETRY_OUTCOME = {arrival: ("telemetry", str(arrival)) for arrival in Arrival}
 
 
 @dataclass
@@ -249,37 +270,42 @@ class WifiTelemetryService(StreamService):
 
     async def ingest_telemetry_batches(self, stream: faust.StreamT) -> None:
         async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
-            readings: list[wifi_pb2.ApTelemetry] = []
+            outgoing: list[tuple[str, bytes]] = []
             contexts = []
             for event in events:
                 batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of,
                                                 TELEMETRY_CODEC, check=reading_of_batch_site)
-                if batch is not None:
-                    readings.extend(batch.items)
+                if batch is not None and batch.items:
                     contexts.append(batch.trace_context)
-            await self._forward(KIND_TELEMETRY_BATCH, readings, contexts)
+                    outgoing.append((batch.batch.site_id, _passed(batch, _telemetry_batch)))
+            await self._send_by_site(KIND_TELEMETRY_BATCH, outgoing, contexts)
 
     async def ingest_session_batches(self, stream: faust.StreamT) -> None:
         async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
-            sessions: list[wifi_pb2.ClientSession] = []
+            outgoing: list[tuple[str, bytes]] = []
             contexts = []
             for event in events:
                 batch = await self.decode_batch(event, SESSION_BATCH_CODEC, _sessions_of, SESSION_CODEC,
                                                 check=session_of_batch_site, redact=redacted_session)
-                if batch is not None:
-                    sessions.extend(batch.items)
+                if batch is not None and batch.items:
                     contexts.append(batch.trace_context)
-            await self._forward(KIND_SESSION_BATCH, sessions, contexts)
+                    outgoing.append((batch.batch.site_id, _passed(batch, _session_batch)))
+            await self._send_by_site(KIND_SESSION_BATCH, outgoing, contexts)
 
     async def _forward(self, kind: bytes, messages: Sequence[Message], contexts: Sequence[Any]) -> None:
-        """Re-keys accepted readings by their site, many per message, and waits for the acks
-        (only then does Faust ack the events taken), linking the incoming traces."""
-        if not messages:
+        """Re-keys accepted single readings by their site, many per message."""
+        await self._send_by_site(kind, batches_by_site(kind, messages), contexts)
+
+    async def _send_by_site(self, kind: bytes, outgoing: Sequence[tuple[str, bytes]],
+                            contexts: Sequence[Any]) -> None:
+        """Sends (site, batch bytes) to the by-site topic in order and waits for the acks (only
+        then does Faust ack the events taken), linking the incoming traces."""
+        if not outgoing:
             return
         with tracer.start_as_current_span("wifi.ingest", links=span_links(contexts)):
             headers = inject_headers([(KIND_HEADER, kind)])
             pending = []
-            for site_id, value in batches_by_site(kind, messages):
+            for site_id, value in outgoing:
                 pending.append(await self.by_site.send(key=site_id.encode(), value=value, headers=headers))
             for future in pending:
                 await future
@@ -344,8 +370,8 @@ class WifiTelemetryService(StreamService):
         sample = sample_from_proto(message)
         result = self.processor.on_telemetry(sample, self.writer.partition)
         tally.telemetry(sample, result)
-        # The view now: the state goes on changing with the batch's next readings.
-        changes.extend(change_view(copy.deepcopy(result.state), change) for change in result.changes)
+        if result.changes:  # the view now: the state goes on changing with the batch's next readings
+            changes.extend(change_view(copy.deepcopy(result.state), change) for change in result.changes)
 
     def _on_session(self, message: wifi_pb2.ClientSession, tally: _Tally) -> None:
         session = session_from_proto(message)

@@ -154,7 +154,7 @@ class AccessPointState:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class OfferResult:
     outcome: Arrival
     applied: list[Sample] = field(default_factory=list)

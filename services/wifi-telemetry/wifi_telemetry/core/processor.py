@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
@@ -88,9 +88,9 @@ def site_key(site_id: str) -> str:
     return SITE_PREFIX + site_id
 
 
-@dataclass(frozen=True)
-class SessionEvent:
-    """A client joining or leaving an AP, its client already hashed."""
+class SessionEvent(NamedTuple):
+    """A client joining or leaving an AP, its client already hashed (a named tuple: one is
+    made per session event)."""
 
     ap_id: str
     site_id: str
@@ -102,7 +102,7 @@ class SessionEvent:
     tx: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TelemetryResult:
     outcome: Arrival
     state: AccessPointState
