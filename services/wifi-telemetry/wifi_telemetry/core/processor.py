@@ -294,6 +294,7 @@ class SiteProcessor:
         changed, gone = site.prune(now, self.config.allowed_lateness_s)
         for key in gone:
             for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
+                self._shards.pop(shard, None)
                 if shard in self.store:
                     del self.store[shard]
         return changed

@@ -24,8 +24,10 @@ the newest data of the site; later data for it is dropped and counted.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -115,11 +117,11 @@ class SiteState:
     # Windows that have distinct-member shards in the table (to delete them later).
     distinct: list[str] = field(default_factory=list)
     partition: int = -1
-    # (lateness, sizes of peaks/closed/distinct, earliest time a window stops being kept) of the
-    # last full scan of `prune`: windows are only ever removed by `prune`, so while the sizes
-    # are unchanged no window was added and nothing expires before that time. Not stored.
-    _kept_until: tuple[float, tuple[int, int, int], float] | None = field(
-        default=None, init=False, repr=False, compare=False)
+    # Every window of peaks/closed/distinct by the time it stops being kept, oldest first (a
+    # heap; entries of windows already forgotten are skipped): `prune` looks only at windows
+    # that expired, never at all of them. Not stored, made on first use.
+    _expiries: list[tuple[int, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _distinct_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     # Derived from the fields above, kept in step by the methods below (not stored): the set of
     # `aps`, each open minute's total over its APs, and the earliest end of those minutes.
@@ -139,6 +141,8 @@ class SiteState:
     def raise_peak(self, key: str, value: int) -> bool:
         if value <= self.peaks.get(key, 0):
             return False
+        if key not in self.peaks:
+            self._track(key)
         self.peaks[key] = value
         return True
 
@@ -176,36 +180,47 @@ class SiteState:
         for key, totals in retired.items():
             value = [int(totals[0]), int(totals[1])]
             if self.closed.get(key, {}).get(ap_id) != value:
+                if key not in self.closed:
+                    self._track(key)
                 self.closed.setdefault(key, {})[ap_id] = value
                 changed = True
         return changed
 
     def note_distinct(self, key: str) -> bool:
-        if key in self.distinct:
+        if self._distinct_set is None:
+            self._distinct_set = set(self.distinct)
+        if key in self._distinct_set:
             return False
-        self.distinct = sorted([*self.distinct, key])
+        self._distinct_set.add(key)
+        self._track(key)
+        self.distinct = [*self.distinct]  # a new list, as before: a reader may hold the old one
+        bisect.insort(self.distinct, key)
         return True
+
+    def _track(self, key: str) -> None:
+        """A window just added to peaks, closed or distinct."""
+        if self._expiries is not None:
+            heapq.heappush(self._expiries, (_bounds(key)[1], key))
 
     def prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         """Forgets windows past keeping: (anything forgotten, distinct windows whose shards must go)."""
-        sizes = (len(self.peaks), len(self.closed), len(self.distinct))
-        memo = self._kept_until
-        if memo is not None and memo[0] == lateness_s and memo[1] == sizes and now <= memo[2]:
-            return False, []  # the common case, a reading inside the windows kept: no scan
-        changed, gone = self._prune(now, lateness_s)
-        keys = [*self.peaks, *self.closed, *self.distinct]
-        until = min((_bounds(k)[1] + lateness_s for k in keys), default=math.inf)
-        self._kept_until = (lateness_s, (len(self.peaks), len(self.closed), len(self.distinct)), until)
-        return changed, gone
-
-    def _prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
-        peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
-        closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
-        gone = [k for k in self.distinct if not kept_for(k, now, lateness_s)]
+        if self._expiries is None:
+            self._expiries = [(_bounds(k)[1], k) for k in self.windows()]
+            heapq.heapify(self._expiries)
+        heap = self._expiries
+        expired = set()
+        while heap and heap[0][0] + lateness_s < now:  # not kept_for(key, now, lateness_s)
+            expired.add(heapq.heappop(heap)[1])
+        if not expired:
+            return False, []  # the common case, a reading inside the windows kept
+        peaks = {k: v for k, v in self.peaks.items() if k not in expired}
+        closed = {k: v for k, v in self.closed.items() if k not in expired}
+        gone = [k for k in self.distinct if k in expired]
         changed = bool(gone) or len(peaks) != len(self.peaks) or len(closed) != len(self.closed)
         if changed:
             self.peaks, self.closed = peaks, closed
-            self.distinct = [k for k in self.distinct if k not in gone]
+            self.distinct = [k for k in self.distinct if k not in expired]
+            self._distinct_set = None
         return changed, gone
 
     def windows(self) -> set[str]:
