@@ -27,6 +27,13 @@ _PHASES = {OPENED: camera_pb2.INCIDENT_PHASE_OPENED, "resolved": camera_pb2.INCI
 
 def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
     """Raises ValueError for a heartbeat that parsed but cannot be used (goes to the DLQ)."""
+    # Every heartbeat passes here: a good one in one expression (NaN and inf fail the
+    # comparisons), the reason worked out below only for a bad one.
+    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in _SOURCES_OR_NONE
+            and 0.0 <= hb.fps < math.inf and 0.0 <= hb.configured_fps < math.inf
+            and 0.0 <= hb.packet_loss_percent <= 100.0 and 0.0 <= hb.storage_free_percent <= 100.0
+            and 0.0 <= hb.probe_latency_ms < math.inf and all(f in TAMPER_NAMES for f in hb.tamper_flags)):
+        return
     missing = [name for name, ok in (("camera_id", hb.camera_id), ("seq", hb.seq),
                                      ("observed_time", hb.HasField("observed_time"))) if not ok]
     if missing:
@@ -47,6 +54,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
         raise ValueError(f"unknown tamper flag(s) {unknown}")
 
 
+_SOURCES_OR_NONE = frozenset(("", *SOURCES))
 HEARTBEATS = ProtoCodec(camera_pb2.CameraHeartbeat, validate_heartbeat)
 
 

@@ -112,12 +112,12 @@ class _Batch:
         self.oldest = math.inf
 
     def known(self, camera_id: str) -> bool:
-        return camera_id in self.states or self.service.table.get(camera_id) is not None
+        return camera_id in self.states or self.service.stored_state(camera_id) is not None
 
     def state(self, camera_id: str) -> CameraState:
         state = self.states.get(camera_id)
         if state is None:
-            state = self.service.monitor.load(camera_id, self.service.table.get(camera_id))
+            state = self.service.stored_state(camera_id) or self.service.monitor.new_state(camera_id)
             self.states[camera_id] = state
         return state
 
@@ -175,6 +175,11 @@ class CameraHealthService(StreamService):
         self.table = self.app.Table("cameras", partitions=partitions())
         self.writer = TableWriter(self.table)
         self.partition_of = CameraPartitions(partitions())
+        # The table's states decoded (decoding a state costs more than applying a heartbeat to
+        # it), kept equal to the table: updated when a batch writes, dropped on a rebalance
+        # (the table may then hold what another worker wrote) and when a batch fails.
+        self.states: dict[str, CameraState] = {}
+        self._generation = -1
         # Agents and timers.
         self.agent(self.batches_in, self.ingest_batches, "camera-health-batches")
         self.agent(self.source, self.process, "camera-health")
@@ -224,7 +229,25 @@ class CameraHealthService(StreamService):
     async def _process(self, events: Sequence[Any]) -> None:
         """A batch of events in partition order: states loaded once, outputs sent and
         acknowledged, then each changed state written once (crash safety: see the top)."""
+        if self.app.consumer_generation_id != self._generation:
+            self._generation = self.app.consumer_generation_id
+            self.states.clear()
         batch = _Batch(self)
+        try:
+            await self._apply_all(batch, events)
+            with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
+                await self._publish(batch.effects, batch.traced)
+                for camera_id in batch.changed:
+                    state = self.states[camera_id] = batch.states[camera_id]
+                    self.writer.partition = state.meta.partition
+                    self.writer[camera_id] = self.monitor.dump(state)
+                await self.writer.flush()
+        except BaseException:
+            self.states.clear()  # changed in memory, maybe not in the table
+            raise
+        batch.record_metrics()
+
+    async def _apply_all(self, batch: _Batch, events: Sequence[Any]) -> None:
         for event in events:
             topic = event.message.topic
             if topic == self.ticks_name:
@@ -240,14 +263,16 @@ class CameraHealthService(StreamService):
                         self.on_heartbeat(batch, item.value, item.record.partition)
                     if span.get_span_context().is_valid:
                         batch.traced[item.value.camera_id] = span
-        with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
-            await self._publish(batch.effects, batch.traced)
-            for camera_id in batch.changed:
-                state = batch.states[camera_id]
-                self.writer.partition = state.meta.partition
-                self.writer[camera_id] = self.monitor.dump(state)
-            await self.writer.flush()
-        batch.record_metrics()
+
+    def stored_state(self, camera_id: str) -> CameraState | None:
+        """The camera's state as the table holds it (decoded once, then kept), or None."""
+        state = self.states.get(camera_id)
+        if state is None:
+            data = self.table.get(camera_id)
+            if data is None:
+                return None
+            state = self.states[camera_id] = self.monitor.load(camera_id, data)
+        return state
 
     def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:
         try:
@@ -328,7 +353,7 @@ class CameraHealthService(StreamService):
             self._next_refresh = time.monotonic() + self.config.status_interval_s
         fleet = []
         for camera_id, data in list(self.table.items()):
-            state = self.monitor.load(camera_id, data)
+            state = self.states.get(camera_id) or self.monitor.load(camera_id, data)
             if state.meta.partition not in actives or state.health.last_seen is None:
                 continue
             fleet.append((state.meta.site_id, state.health.health, bool(state.incidents.open_id)))
