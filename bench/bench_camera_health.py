@@ -1,6 +1,7 @@
 """Benchmark: heartbeats per second through one camera-health worker.
 
-    uv run python bench/bench_camera_health.py [--heartbeats 20000] [--cameras 200]
+    uv run python bench/bench_camera_health.py [--heartbeats 20000] [--cameras 200] [--batch 200]
+                                               [--py-spy FILE]
 
 Writes N heartbeats (C cameras, mostly healthy, some failing so states change and incidents
 open) to camera.heartbeats.v1 under a fresh topic prefix, then starts one worker from its real
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
+    Profiler,
     Record,
     bare_faust_rate,
     message_class,
@@ -127,6 +129,8 @@ def main() -> int:
                         help="heartbeats per edge batch message (keyed by site); 0: one a message")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks) and print a summary")
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
@@ -142,9 +146,12 @@ def main() -> int:
                         "CAMERA_HEALTH_SESSION_TIMEOUT_S": "6"}
     worker = subprocess.Popen([sys.executable, "-m", "camera_health"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
         first_count, first_at, done_at = measure(port, args.heartbeats, worker, args.timeout)
     finally:
+        if profiler is not None:
+            print(profiler.stop())
         os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=30)

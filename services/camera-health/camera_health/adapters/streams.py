@@ -39,7 +39,13 @@ from aiokafka.partitioner import murmur2
 from opentelemetry import trace
 
 from camera_health.adapters import metrics
-from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
+from camera_health.adapters.messages import (
+    HEARTBEATS,
+    StateEncoder,
+    encode_incident,
+    encode_status,
+    sample_from_heartbeat,
+)
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
@@ -172,7 +178,12 @@ class CameraHealthService(StreamService):
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
         # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state,
         # written once per changed camera per batch of events.
-        self.table = self.app.Table("cameras", partitions=partitions())
+        # Keys are JSON (as before), values the JSON bytes of `StateEncoder` (what Faust's json
+        # serialiser wrote before, so an older changelog still reads).
+        self.table = self.app.Table("cameras", partitions=partitions(),
+                                    schema=faust.Schema(key_type=str, key_serializer="json",
+                                                        value_serializer="raw"))
+        self.encoder = StateEncoder()
         self.writer = TableWriter(self.table)
         self.partition_of = CameraPartitions(partitions())
         # The table's states decoded (decoding a state costs more than applying a heartbeat to
@@ -232,6 +243,7 @@ class CameraHealthService(StreamService):
         if self.app.consumer_generation_id != self._generation:
             self._generation = self.app.consumer_generation_id
             self.states.clear()
+            self.encoder.forget()
         batch = _Batch(self)
         try:
             await self._apply_all(batch, events)
@@ -240,7 +252,7 @@ class CameraHealthService(StreamService):
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
-                    self.writer[camera_id] = self.monitor.dump(state)
+                    self.writer[camera_id] = self.encoder.encode(state)
                 await self.writer.flush()
         except BaseException:
             self.states.clear()  # changed in memory, maybe not in the table
@@ -271,7 +283,7 @@ class CameraHealthService(StreamService):
             data = self.table.get(camera_id)
             if data is None:
                 return None
-            state = self.states[camera_id] = self.monitor.load(camera_id, data)
+            state = self.states[camera_id] = self.monitor.load(camera_id, self.encoder.decode(data))
         return state
 
     def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:
@@ -353,7 +365,7 @@ class CameraHealthService(StreamService):
             self._next_refresh = time.monotonic() + self.config.status_interval_s
         fleet = []
         for camera_id, data in list(self.table.items()):
-            state = self.states.get(camera_id) or self.monitor.load(camera_id, data)
+            state = self.states.get(camera_id) or self.monitor.load(camera_id, self.encoder.decode(data))
             if state.meta.partition not in actives or state.health.last_seen is None:
                 continue
             fleet.append((state.meta.site_id, state.health.health, bool(state.incidents.open_id)))

@@ -110,10 +110,16 @@ class CameraMonitor:
             CameraMeta(**data.get("m", {})),
         )
 
+    @classmethod
+    def dump(cls, state: CameraState) -> dict[str, Any]:
+        return {**cls.dump_changing(state), "a": state.availability.to_dict()}
+
     @staticmethod
-    def dump(state: CameraState) -> dict[str, Any]:
-        return {"h": state.health.to_dict(), "a": state.availability.to_dict(),
-                "i": state.incidents.to_dict(), "m": dict(vars(state.meta)),  # flat: no asdict walk
+    def dump_changing(state: CameraState) -> dict[str, Any]:
+        """`dump` but for the availability, which only changes with the health (a week of a
+        flapping camera's changes is most of its record: a writer may keep it encoded)."""
+        return {"h": state.health.to_dict(), "i": state.incidents.to_dict(),
+                "m": dict(vars(state.meta)),  # flat: no asdict walk
                 "c": {src: cursor.to_dict(Sample.to_dict) for src, cursor in state.cursors.items()}}
 
     # --- inputs --------------------------------------------------------------------------
