@@ -48,11 +48,13 @@ from camera_health.adapters.messages import (
 )
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
+from camera_health.core.deadlines import Deadlines
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import Sample
 from smartcity import topic_names
 from smartcity.codec import ProtoCodec
 from smartcity.headers import headers_of
+from smartcity.health import Health
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
@@ -191,6 +193,15 @@ class CameraHealthService(StreamService):
         # (the table may then hold what another worker wrote) and when a batch fails.
         self.states: dict[str, CameraState] = {}
         self._generation = -1
+        # What the timer watches, kept per batch instead of found by decoding every camera of
+        # the table at every tick: the owned cameras' (site, health, open incident) for the
+        # gauges, when each falls silent, and which wait on a seq gap. Rebuilt from the table
+        # once per rebalance.
+        self.fleet: dict[str, tuple[str, Health, bool]] = {}
+        self.silences = Deadlines()
+        self.gapped: set[str] = set()
+        self._fleet_changed = True
+        self._watched_generation = -1
         # Agents and timers.
         self.agent(self.batches_in, self.ingest_batches, "camera-health-batches")
         self.agent(self.source, self.process, "camera-health")
@@ -257,6 +268,8 @@ class CameraHealthService(StreamService):
         except BaseException:
             self.states.clear()  # changed in memory, maybe not in the table
             raise
+        for camera_id, state in batch.states.items():
+            self._watch(camera_id, state)
         batch.record_metrics()
 
     async def _apply_all(self, batch: _Batch, events: Sequence[Any]) -> None:
@@ -356,26 +369,63 @@ class CameraHealthService(StreamService):
     # --- the silence timer ---------------------------------------------------------------
 
     async def watch(self) -> None:
-        """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges."""
+        """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges.
+
+        Looks only at the cameras whose silence deadline passed and those waiting on a gap (and
+        at every owned camera once per status interval, to refresh each one's status)."""
         if not assigned_and_recovered(self.app):
             return
-        actives = self._active_partitions()
-        refresh = time.monotonic() >= self._next_refresh
+        if self.app.consumer_generation_id != self._watched_generation:
+            self._watched_generation = self.app.consumer_generation_id
+            self._watch_all()
+        mono = time.monotonic()
+        refresh = mono >= self._next_refresh
         if refresh:
-            self._next_refresh = time.monotonic() + self.config.status_interval_s
-        fleet = []
-        for camera_id, data in list(self.table.items()):
-            state = self.states.get(camera_id) or self.monitor.load(camera_id, self.encoder.decode(data))
-            if state.meta.partition not in actives or state.health.last_seen is None:
+            self._next_refresh = mono + self.config.status_interval_s
+        due = self.silences.pop_due(mono)
+        actives = self._active_partitions()
+        for camera_id in list(self.fleet) if refresh else dict.fromkeys([*due, *self.gapped]):
+            state = self.stored_state(camera_id)
+            if state is None or state.meta.partition not in actives or state.health.last_seen is None:
                 continue
-            fleet.append((state.meta.site_id, state.health.health, bool(state.incidents.open_id)))
             now = self.clock.now_for(camera_id, state.health.last_seen)
-            due = self.monitor.needs_tick(state, now)
-            if refresh or due:
+            silent_or_gap = self.monitor.needs_tick(state, now)
+            if silent_or_gap:  # looked at again next time, until the tick has been applied
+                self.silences.set(camera_id, mono + self.config.silence_check_interval_s)
+            if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
                 await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
                                       value=json.dumps({"now": now, "refresh": refresh}).encode())
-        metrics.set_fleet(fleet)
+        if self._fleet_changed:
+            self._fleet_changed = False
+            metrics.set_fleet(self.fleet.values())
+
+    def _watch_all(self) -> None:
+        """After a rebalance: every owned camera of the table, once."""
+        self.fleet.clear()
+        self.silences.clear()
+        self.gapped.clear()
+        self._fleet_changed = True
+        actives = self._active_partitions()
+        for camera_id in list(self.table.keys()):
+            state = self.stored_state(camera_id)
+            if state is not None and state.meta.partition in actives:
+                self._watch(camera_id, state)
+
+    def _watch(self, camera_id: str, state: CameraState) -> None:
+        """Keeps what the timer needs of a camera whose state a batch touched."""
+        health = state.health
+        if health.last_seen is None:
+            return
+        entry = (state.meta.site_id, health.health, bool(state.incidents.open_id))
+        if self.fleet.get(camera_id) != entry:
+            self.fleet[camera_id] = entry
+            self._fleet_changed = True
+        self.silences.set(camera_id, self.clock.silent_after(camera_id, health.heartbeat_tolerance_s))
+        if any(cursor.pending for cursor in state.cursors.values()):
+            self.gapped.add(camera_id)
+        else:
+            self.gapped.discard(camera_id)
 
     def _active_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives()
