@@ -48,11 +48,11 @@ from camera_health.adapters.messages import (
 )
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
-from camera_health.core.deadlines import Deadlines
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import Sample
 from smartcity import topic_names
 from smartcity.codec import ProtoCodec
+from smartcity.deadlines import Deadlines
 from smartcity.headers import headers_of
 from smartcity.health import Health
 from smartcity.settings import PlatformSettings

@@ -1,8 +1,8 @@
-"""The deadline heap behind the silence timer."""
+"""The deadline heap behind the services' timers."""
 
 from __future__ import annotations
 
-from camera_health.core.deadlines import Deadlines
+from smartcity.deadlines import Deadlines
 
 
 def test_only_what_is_due_comes_out_soonest_first_and_once() -> None:
