@@ -1,23 +1,30 @@
 """The Faust side of wifi-telemetry: thin adapters around `core/processor.py` and `core/published.py`.
 
-    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches): decode,
-    wifi.client-sessions.v1 ──────┤ validate (bad → <topic>.dlq; a bad reading of a
-    wifi.ap-telemetry-batches.v1 ─┤ batch alone, with dlq.batch.index), group by site
-    wifi.client-session-batches.v1┘   │
-                                      ▼  one ApTelemetryBatch / ClientSessionBatch per site
-                               <app>-by-site ─► process (a batch of events at a time) ─┐
-                                                     table "state": one changelog     │
-                                                     record per changed key per batch ◄┘
+    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches): decode, validate
+    wifi.client-sessions.v1 ──────┘ (bad → <topic>.dlq), group by site
+                                      │  one ApTelemetryBatch / ClientSessionBatch per site
+                                      ▼
+                               <app>-by-site ─────────┐
+    wifi.ap-telemetry-batches.v1 ─────────────────────┤ process (a batch of events at a time):
+    wifi.client-session-batches.v1 ───────────────────┘ an edge batch decoded and checked here,
+      (keyed by site already: read as they come,          once (a bad reading to <topic>.dlq
+       no second hop)                                      alone, with dlq.batch.index)
+                                                           table "state": one changelog
+                                                           record per changed key per batch
                        timer: AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
                               SiteWifiStats when changed                      ─► wifi.site-stats.v1
 
-Why re-key by site: site statistics combine the APs of a site, and a Faust table is partitioned
-like its input. With the input keyed by site, one worker owns a site, its APs and its windows,
-and every record of a site lives in one changelog partition (see processor.py for how that
-makes a crash harmless). Health changes are published once their batch's state is flushed;
-everything else is published by the timer from the table, so a restarted worker republishes
-the same values. Faust acks a batch's events only after its handler returned (state flushed,
-forwards acknowledged), and commits offsets only after the changelog is flushed.
+Why by site: site statistics combine the APs of a site, and a Faust table is partitioned like
+its input. With the input keyed by site, one worker owns a site, its APs and its windows, and
+every record of a site lives in one changelog partition (see processor.py for how that makes a
+crash harmless). Single readings come keyed by AP, so they are re-keyed; edge batches come keyed
+by site, and on topics with as many partitions as the table (the default) the processing agent
+reads them directly (decoded once, no second hop); with WIFI_SITE_PARTITIONS set otherwise they
+are checked and re-keyed to the by-site topic like single readings. Health changes are
+published once their batch's state is flushed; everything else is published by the timer from
+the table, so a restarted worker republishes the same values. Faust acks a batch's events only
+after its handler returned (state flushed, forwards acknowledged), and commits offsets only
+after the changelog is flushed.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import logging
 import math
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +51,9 @@ from smartcity.headers import header_value, headers_of
 from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
-from smartcity.streams.batches import DecodedBatch, TableWriter, event_batches, span_links
+from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
+from smartcity.topics import load_catalogue
 from smartcity.tracing import inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
@@ -136,20 +144,11 @@ def batches_by_site(kind: bytes, messages: Sequence[Message]) -> list[tuple[str,
     return out
 
 
-def _passed(batch: DecodedBatch[Any, Any], rebuilt: Callable[[DecodedBatch[Any, Any]], Message]) -> bytes:
-    """The bytes of an edge batch's readings that passed: the batch's own bytes when all did (it
-    is one site's batch already: neither copied nor encoded again), else a batch of those."""
-    if not batch.dead_lettered and batch.record.value is not None:
-        return batch.record.value
-    return rebuilt(batch).SerializeToString()
-
-
-def _telemetry_batch(batch: DecodedBatch[Any, Any]) -> Message:
-    return wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items)
-
-
-def _session_batch(batch: DecodedBatch[Any, Any]) -> Message:
-    return wifi_pb2.ClientSessionBatch(site_id=batch.batch.site_id, sessions=batch.items)
+def co_partitioned(config: WifiConfig) -> bool:
+    """Whether the edge-batch topics are partitioned like the by-site table (then read directly)."""
+    catalogue = load_catalogue()
+    return all(catalogue[name].partitions == config.site_partitions
+               for name in (topic_names.WIFI_AP_TELEMETRY_BATCHES, topic_names.WIFI_CLIENT_SESSION_BATCHES))
 
 
 class _Tally:
@@ -226,7 +225,15 @@ class WifiTelemetryService(StreamService):
         self.sessions_in = self.catalogue_topic(topic_names.WIFI_CLIENT_SESSIONS)
         self.telemetry_batches_in = self.catalogue_topic(topic_names.WIFI_AP_TELEMETRY_BATCHES)
         self.session_batches_in = self.catalogue_topic(topic_names.WIFI_CLIENT_SESSION_BATCHES)
-        self.by_site = self.internal_topic("by-site", config.site_partitions)
+        self.by_site = self.internal_topic("by-site", config.site_partitions, merged=True)
+        self.telemetry_batches_name = self.telemetry_batches_in.get_topic_name()
+        self.session_batches_name = self.session_batches_in.get_topic_name()
+        # Edge batches go straight to the processing agent when their topics are partitioned
+        # like the table (the default); else (WIFI_SITE_PARTITIONS set otherwise) through the
+        # by-site topic like single readings.
+        self.direct = co_partitioned(config)
+        edge = [self.telemetry_batches_name, self.session_batches_name]
+        self.process_in = self.merged_channel(self.by_site.get_topic_name(), *(edge if self.direct else []))
         self.status_out = self.catalogue_topic(topic_names.WIFI_AP_STATUS)
         self.stats_out = self.catalogue_topic(topic_names.WIFI_SITE_STATS)
         # Tables. Every heartbeat rewrites its AP's record: short segments let the broker
@@ -251,9 +258,9 @@ class WifiTelemetryService(StreamService):
         # Agents and timers.
         self.agent(self.telemetry_in, self.ingest_telemetry, "wifi-ingest-telemetry")
         self.agent(self.sessions_in, self.ingest_sessions, "wifi-ingest-sessions")
-        self.agent(self.telemetry_batches_in, self.ingest_telemetry_batches, "wifi-ingest-telemetry-batches")
-        self.agent(self.session_batches_in, self.ingest_session_batches, "wifi-ingest-session-batches")
-        self.agent(self.by_site, self.process, "wifi-process")
+        if not self.direct:
+            self.agent(self.merged_channel(*edge), self.ingest_edge_batches, "wifi-ingest-edge-batches")
+        self.agent(self.process_in, self.process, "wifi-process")
         self.timer(config.tick_interval_s, self.publish_tick, "wifi-publish")
 
     # -- ingest: decode, validate, re-key by site in batches ------------------------------------
@@ -281,45 +288,39 @@ class WifiTelemetryService(StreamService):
             await self._forward(KIND_SESSION_BATCH, [i.value for i in accepted],
                                 [i.trace_context for i in accepted])
 
-    async def ingest_telemetry_batches(self, stream: faust.StreamT) -> None:
+    async def ingest_edge_batches(self, stream: faust.StreamT) -> None:
+        """Edge batches re-keyed to the by-site topic (only when not partitioned like it): each
+        checked here, its good readings sent on (as they came when all passed)."""
         async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
-            outgoing: list[tuple[str, bytes]] = []
-            contexts = []
+            outgoing: list[tuple[bytes, str, bytes]] = []
+            contexts: list[Any] = []
             for event in events:
-                batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of,
-                                                TELEMETRY_CODEC, check=reading_of_batch_site)
-                if batch is not None and batch.items:
-                    contexts.append(batch.trace_context)
-                    outgoing.append((batch.batch.site_id, _passed(batch, _telemetry_batch)))
-            await self._send_by_site(KIND_TELEMETRY_BATCH, outgoing, contexts)
-
-    async def ingest_session_batches(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
-            outgoing: list[tuple[str, bytes]] = []
-            contexts = []
-            for event in events:
-                batch = await self.decode_batch(event, SESSION_BATCH_CODEC, _sessions_of, SESSION_CODEC,
-                                                check=session_of_batch_site, redact=redacted_session)
-                if batch is not None and batch.items:
-                    contexts.append(batch.trace_context)
-                    outgoing.append((batch.batch.site_id, _passed(batch, _session_batch)))
-            await self._send_by_site(KIND_SESSION_BATCH, outgoing, contexts)
+                if event.message.topic == self.telemetry_batches_name:
+                    kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
+                else:
+                    kind, good = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
+                if good is not None:
+                    value = event.value if good[1] else good[0].SerializeToString()
+                    outgoing.append((kind, good[0].site_id, value))  # type: ignore[attr-defined]
+            await self._send_by_site(outgoing, contexts)
 
     async def _forward(self, kind: bytes, messages: Sequence[Message], contexts: Sequence[Any]) -> None:
         """Re-keys accepted single readings by their site, many per message."""
-        await self._send_by_site(kind, batches_by_site(kind, messages), contexts)
+        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(kind, messages)],
+                                 contexts)
 
-    async def _send_by_site(self, kind: bytes, outgoing: Sequence[tuple[str, bytes]],
+    async def _send_by_site(self, outgoing: Sequence[tuple[bytes, str, bytes]],
                             contexts: Sequence[Any]) -> None:
-        """Sends (site, batch bytes) to the by-site topic in order and waits for the acks (only
-        then does Faust ack the events taken), linking the incoming traces."""
+        """Sends (kind, site, batch bytes) to the by-site topic in order and waits for the acks
+        (only then does Faust ack the events taken), linking the incoming traces."""
         if not outgoing:
             return
         with tracer.start_as_current_span("wifi.ingest", links=span_links(contexts)):
-            headers = inject_headers([(KIND_HEADER, kind)])
+            headers = {kind: inject_headers([(KIND_HEADER, kind)]) for kind in {k for k, _, _ in outgoing}}
             pending = []
-            for site_id, value in outgoing:
-                pending.append(await self.by_site.send(key=site_id.encode(), value=value, headers=headers))
+            for kind, site_id, value in outgoing:
+                pending.append(await self.by_site.send(key=site_id.encode(), value=value,
+                                                       headers=headers[kind]))
             for future in pending:
                 await future
 
@@ -339,15 +340,26 @@ class WifiTelemetryService(StreamService):
             self.processor.forget()
         tally = _Tally()
         changes: list[ApView] = []
-        contexts = []
+        contexts: list[Any] = []
         for event in events:
             message = event.message
-            headers = headers_of(message)
-            contexts.append(trace_context_of(headers))
-            kind = header_value(headers, KIND_HEADER)
             self.writer.partition = message.partition
+            kind: bytes | None
+            value: bytes | Message | None
+            if message.topic == self.telemetry_batches_name:
+                kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
+                value = None if good is None else good[0]
+            elif message.topic == self.session_batches_name:
+                kind, good = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
+                value = None if good is None else good[0]
+            else:
+                headers = headers_of(message)
+                contexts.append(trace_context_of(headers))
+                kind, value = header_value(headers, KIND_HEADER), event.value
+            if value is None:
+                continue
             try:
-                self._apply(kind, event.value, tally, changes)
+                self._apply(kind, value, tally, changes)
             except Exception:  # one bad event must not stop the site's stream
                 log.exception("event at %s[%d]@%d not processed", message.topic, message.partition,
                               message.offset)
@@ -369,16 +381,43 @@ class WifiTelemetryService(StreamService):
                 self.status_due.set(ap_id, 0.0)
         tally.record(self)
 
-    def _apply(self, kind: bytes | None, value: bytes, tally: _Tally, changes: list[ApView]) -> None:
+    async def _telemetry_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
+        """An edge batch decoded, its bad readings dead-lettered alone: its good readings as one
+        message (the decoded batch itself when all passed, then with True), or None when none."""
+        batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of, TELEMETRY_CODEC,
+                                        check=reading_of_batch_site)
+        if batch is None or not batch.items:
+            return None
+        contexts.append(batch.trace_context)
+        if not batch.dead_lettered:
+            return batch.batch, True
+        return wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items), False
+
+    async def _session_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
+        """Like `_telemetry_edge_batch`; a bad session's client id is redacted in the DLQ."""
+        batch = await self.decode_batch(event, SESSION_BATCH_CODEC, _sessions_of, SESSION_CODEC,
+                                        check=session_of_batch_site, redact=redacted_session)
+        if batch is None or not batch.items:
+            return None
+        contexts.append(batch.trace_context)
+        if not batch.dead_lettered:
+            return batch.batch, True
+        return wifi_pb2.ClientSessionBatch(site_id=batch.batch.site_id, sessions=batch.items), False
+
+    def _apply(self, kind: bytes | None, value: bytes | Message, tally: _Tally,
+               changes: list[ApView]) -> None:
+        """Applies one by-site message (bytes) or edge batch (decoded already)."""
         if kind == KIND_TELEMETRY_BATCH:
-            for reading in wifi_pb2.ApTelemetryBatch.FromString(value).readings:
+            batch = value if isinstance(value, Message) else wifi_pb2.ApTelemetryBatch.FromString(value)
+            for reading in batch.readings:  # type: ignore[attr-defined]
                 self._on_telemetry(reading, tally, changes)
         elif kind == KIND_SESSION_BATCH:
-            for session in wifi_pb2.ClientSessionBatch.FromString(value).sessions:
+            batch = value if isinstance(value, Message) else wifi_pb2.ClientSessionBatch.FromString(value)
+            for session in batch.sessions:  # type: ignore[attr-defined]
                 self._on_session(session, tally)
-        elif kind == KIND_TELEMETRY:  # one reading per message, as forwarded before batches
+        elif kind == KIND_TELEMETRY and isinstance(value, bytes):  # one reading a message, as before batches
             self._on_telemetry(wifi_pb2.ApTelemetry.FromString(value), tally, changes)
-        elif kind == KIND_SESSION:
+        elif kind == KIND_SESSION and isinstance(value, bytes):
             self._on_session(wifi_pb2.ClientSession.FromString(value), tally)
         else:
             log.warning("by-site message without a known %s header skipped", KIND_HEADER)
@@ -419,7 +458,7 @@ class WifiTelemetryService(StreamService):
         """Whether no input partition has a backlog (only then is silence really silence)."""
         consumer = self.app.consumer
         inputs = {self.telemetry_in.get_topic_name(), self.sessions_in.get_topic_name(),
-                  self.by_site.get_topic_name()}
+                  self.by_site.get_topic_name(), self.telemetry_batches_name, self.session_batches_name}
         read: Mapping[Any, int | None] = getattr(consumer, "_read_offset", {})
         committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
         for tp in consumer.assignment():
