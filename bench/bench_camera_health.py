@@ -1,6 +1,7 @@
 """Benchmark: heartbeats per second through one camera-health worker.
 
-    uv run python bench/bench_camera_health.py [--heartbeats 20000] [--cameras 200]
+    uv run python bench/bench_camera_health.py [--heartbeats 20000] [--cameras 200] [--batch 200]
+                                               [--py-spy FILE]
 
 Writes N heartbeats (C cameras, mostly healthy, some failing so states change and incidents
 open) to camera.heartbeats.v1 under a fresh topic prefix, then starts one worker from its real
@@ -26,8 +27,10 @@ from pathlib import Path
 
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
+    Profiler,
     Record,
-    bare_faust_rate,
+    bare_faust_figures,
+    cpu_seconds,
     message_class,
     print_figures,
     produce_all,
@@ -101,20 +104,21 @@ def processed(port: int) -> float:
 
 
 def measure(port: int, n: int, worker: subprocess.Popen[bytes],
-            timeout_s: float) -> tuple[float, float, float]:
-    """(count when timing started, that time, time when all n were processed).
+            timeout_s: float) -> tuple[float, float, float, float]:
+    """(count when timing started, that time, time when all n were processed, the worker's CPU
+    seconds in between).
 
     Timing starts once 5% are done: start-up (group join, table recovery) is not throughput.
     """
     deadline = time.monotonic() + timeout_s
-    first_count, first_at = 0.0, 0.0
+    first_count, first_at, first_cpu = 0.0, 0.0, 0.0
     while time.monotonic() < deadline and worker.poll() is None:
         count = processed(port)
         if count >= n * 0.05 and not first_at:
-            first_count, first_at = count, time.perf_counter()
+            first_count, first_at, first_cpu = count, time.perf_counter(), cpu_seconds(worker.pid)
         if count >= n:
-            return first_count, first_at, time.perf_counter()
-        time.sleep(0.1)
+            return first_count, first_at, time.perf_counter(), cpu_seconds(worker.pid) - first_cpu
+        time.sleep(0.25)  # each poll costs the worker a /metrics exposition (3 series a camera)
     raise SystemExit(f"worker processed {processed(port):.0f} of {n} heartbeats before giving up")
 
 
@@ -127,6 +131,8 @@ def main() -> int:
                         help="heartbeats per edge batch message (keyed by site); 0: one a message")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks) and print a summary")
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     asyncio.run(ensure_topics(args.bootstrap, prefix, security=SECURITY))
@@ -135,16 +141,19 @@ def main() -> int:
     topic, proto = records[0][0], BATCH_PROTO if args.batch else PROTO
     produce_s = asyncio.run(produce_all(args.bootstrap, records, linger_ms=10, max_batch_size=256 * 1024))
     raw = asyncio.run(raw_rate(args.bootstrap, {topic: message_class(proto).FromString}, len(records)))
-    bare = bare_faust_rate(args.bootstrap, [topic], len(records), [proto])
+    bare, bare_per_cpu = bare_faust_figures(args.bootstrap, [topic], len(records), [proto])
     port = free_port()
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
                         "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
                         "CAMERA_HEALTH_SESSION_TIMEOUT_S": "6"}
     worker = subprocess.Popen([sys.executable, "-m", "camera_health"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
-        first_count, first_at, done_at = measure(port, args.heartbeats, worker, args.timeout)
+        first_count, first_at, done_at, cpu = measure(port, args.heartbeats, worker, args.timeout)
     finally:
+        if profiler is not None:
+            print(profiler.stop())
         os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=30)
@@ -162,9 +171,15 @@ def main() -> int:
     print(f"  one worker processed {timed:.0f} heartbeats in {done_at - first_at:.2f}s: "
           f"{rate:,.0f} heartbeats/s, {messages:,.0f} messages/s "
           f"({messages / bare:.0%} of bare Faust, {messages / raw:.1%} of raw)")
+    # On a shared machine the steadier comparison: work per CPU second, the worker's and Faust's.
+    per_cpu = timed * len(records) / args.heartbeats / max(cpu, 1e-9)
+    print(f"  worker CPU {cpu:.1f}s -> {timed / max(cpu, 1e-9):,.0f} heartbeats, {per_cpu:,.0f} messages per "
+          f"CPU second ({per_cpu / bare_per_cpu:.0%} of bare Faust's {bare_per_cpu:,.0f})")
     print_figures({"bench": "camera_health" + (f"_batch{args.batch}" if args.batch else ""),
                    "readings_per_s": rate, "messages_per_s": messages,
-                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw,
+                   "readings_per_cpu_s": timed / max(cpu, 1e-9), "messages_per_cpu_s": per_cpu,
+                   "bare_faust_messages_per_cpu_s": bare_per_cpu})
     return 0
 
 

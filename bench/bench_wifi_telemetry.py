@@ -1,6 +1,6 @@
 """Throughput of one wifi-telemetry worker: N telemetry + session events, how fast are they done?
 
-    uv run python bench/bench_wifi_telemetry.py [--events 50000]
+    uv run python bench/bench_wifi_telemetry.py [--events 50000] [--batch 200] [--py-spy FILE]
 
 Produces N events of the simulated city (all 21 APs, heartbeats 10 s apart in event time, client
 sessions, a reboot and a CPU fault) to a fresh topic prefix, starts ONE worker from its entry
@@ -30,8 +30,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
+    Profiler,
     Record,
-    bare_faust_rate,
+    bare_faust_figures,
+    cpu_seconds,
     message_class,
     print_figures,
     produce_all,
@@ -107,9 +109,11 @@ async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group
 
 
 async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], count: int, *,
-                               worker: subprocess.Popen[bytes], timeout_s: float) -> tuple[float, float]:
+                               worker: subprocess.Popen[bytes],
+                               timeout_s: float) -> tuple[float, float, float]:
     """Seconds from the worker's start to its first commit and to having committed everything
-    (`count` messages on `topics`, and all they became on the by-site topic)."""
+    (`count` messages on `topics`, and all they became on the by-site topic), and the CPU
+    seconds the worker used in between."""
     group = f"{prefix}wifi-telemetry"
     by_site = f"{group}-by-site"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
@@ -118,6 +122,7 @@ async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], c
     await consumer.start()
     started = time.monotonic()
     first: float | None = None
+    first_cpu = 0.0
     try:
         while time.monotonic() - started < timeout_s:
             if worker.poll() is not None:
@@ -126,11 +131,11 @@ async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], c
             raw_done, raw_end = await progress(admin, consumer, group, topics)
             site_done, site_end = await progress(admin, consumer, group, [by_site])
             if first is None and raw_done > 0:
-                first = time.monotonic() - started
+                first, first_cpu = time.monotonic() - started, cpu_seconds(worker.pid)
             # Once the inputs are committed, all they became is on by-site (forwards are
             # acknowledged before their inputs are): its end offsets read after are final.
             if raw_end >= count and raw_done >= raw_end and site_done >= site_end:
-                return first or 0.0, time.monotonic() - started
+                return first or 0.0, time.monotonic() - started, cpu_seconds(worker.pid) - first_cpu
             await asyncio.sleep(0.25)
         raise SystemExit(f"not done after {timeout_s:.0f}s: raw {raw_done}/{raw_end}, "
                          f"by-site {site_done}/{site_end}")
@@ -165,6 +170,8 @@ async def main() -> int:
     parser.add_argument("--batch", type=int, default=0,
                         help="readings per edge batch message (keyed by site); 0: one reading a message")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks) and print a summary")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()
 
@@ -184,15 +191,18 @@ async def main() -> int:
     inputs = [load_catalogue()[name].full_name(prefix) for name in names]
     decoders = {t: message_class(p).FromString for t, p in zip(inputs, protos, strict=True)}
     raw = await raw_rate(args.bootstrap, decoders, len(records))
-    bare = bare_faust_rate(args.bootstrap, inputs, len(records), protos)
+    bare, bare_per_cpu = bare_faust_figures(args.bootstrap, inputs, len(records), protos)
     print(f"ceilings on the same topics: raw aiokafka + decode {raw:,.0f} msg/s, "
-          f"bare Faust agent {bare:,.0f} msg/s")
+          f"bare Faust agent {bare:,.0f} msg/s ({bare_per_cpu:,.0f} per CPU second)")
 
     worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
+    profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
-        first, total = await wait_until_processed(args.bootstrap, prefix, inputs, len(records), worker=worker,
-                                                  timeout_s=args.timeout)
+        first, total, cpu = await wait_until_processed(args.bootstrap, prefix, inputs, len(records),
+                                                       worker=worker, timeout_s=args.timeout)
     finally:
+        if profiler is not None:
+            print(profiler.stop())
         stop_worker(worker)
         await delete_topics(args.bootstrap, prefix, security=SECURITY)
     steady = total - first
@@ -203,10 +213,16 @@ async def main() -> int:
     if rate is not None and messages is not None:
         print(f"first commit to all committed: {steady:.1f}s -> {rate:,.0f} readings/s, {messages:,.0f} "
               f"messages/s ({messages / bare:.0%} of bare Faust, {messages / raw:.1%} of raw)")
+    # On a shared machine the steadier comparison: work per CPU second, the worker's and Faust's.
+    per_cpu = len(records) / max(cpu, 1e-9)
+    print(f"worker CPU {cpu:.1f}s -> {len(events) / max(cpu, 1e-9):,.0f} readings, {per_cpu:,.0f} messages "
+          f"per CPU second ({per_cpu / bare_per_cpu:.0%} of bare Faust's {bare_per_cpu:,.0f})")
     shutil.rmtree(data_dir, ignore_errors=True)
     print_figures({"bench": "wifi_telemetry" + (f"_batch{args.batch}" if args.batch else ""),
                    "readings_per_s": rate, "messages_per_s": messages,
-                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw,
+                   "readings_per_cpu_s": len(events) / max(cpu, 1e-9), "messages_per_cpu_s": per_cpu,
+                   "bare_faust_messages_per_cpu_s": bare_per_cpu})
     return 0
 
 

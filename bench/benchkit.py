@@ -1,7 +1,7 @@
 """What the benchmarks share: the broker's security from the environment, feeding topics as fast
 as an idempotent producer allows, the two ceilings every worker benchmark measures on its own
 topic in the same run (a raw aiokafka consumer decoding each value; a bare Faust agent doing
-the same), and the closing JSON line."""
+the same), the closing JSON line, and py-spy's summary of where a worker's time went."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import asyncio
 import importlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -80,9 +82,16 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> li
 
 
 def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: Sequence[str]) -> float:
-    """The bare-Faust ceiling: messages/s of one Faust agent decoding `count` messages of `topics`
-    (bench/bare_faust.py in its own process), from its first message to the last. `protos`:
-    "module:MessageClass" of each topic's values."""
+    """`bare_faust_figures`' messages/s."""
+    return bare_faust_figures(bootstrap, topics, count, protos)[0]
+
+
+def bare_faust_figures(bootstrap: str, topics: Sequence[str], count: int,
+                       protos: Sequence[str]) -> tuple[float, float]:
+    """The bare-Faust ceiling: (messages/s, messages per CPU second) of one Faust agent decoding
+    `count` messages of `topics` (bench/bare_faust.py in its own process), from its first message
+    to the last. `protos`: "module:MessageClass" of each topic's values. On a shared machine the
+    second is the steadier figure: it does not count the time other processes had the CPU."""
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "METRICS_PORT": "0",
                         "SMARTCITY_TOPIC_PREFIX": ""}
     env.pop("KAFKA_GROUP_INSTANCE_ID", None)
@@ -94,7 +103,9 @@ def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: S
     if not lines:
         raise SystemExit(f"bare Faust ceiling failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     figures = json.loads(lines[-1])
-    return float(figures["messages"]) / max(float(figures["seconds"]), 1e-9)
+    messages = float(figures["messages"])
+    cpu = max(float(figures["cpu_seconds"]), 1e-9)
+    return messages / max(float(figures["seconds"]), 1e-9), messages / cpu
 
 
 def message_class(path: str) -> Any:
@@ -107,3 +118,69 @@ def print_figures(figures: Mapping[str, object]) -> None:
     """The benchmark's last line: its figures as one JSON object (None fields left out)."""
     print(json.dumps({k: (round(v) if isinstance(v, float) and k.endswith("_per_s") else v)
                       for k, v in figures.items() if v is not None}))
+
+
+class Profiler:
+    """py-spy sampling a worker process while it works (when `py-spy` is on PATH): where a
+    benchmark's time goes, summarised by the functions that were running (self time) and by
+    the functions on the stack (total time). Sampling needs ptrace rights over the worker."""
+
+    def __init__(self, pid: int, output: Path, rate: int = 250) -> None:
+        self.output = output
+        executable = shutil.which("py-spy")
+        if executable is None:
+            raise SystemExit("--py-spy needs py-spy on PATH (e.g. `uv tool install py-spy`)")
+        self.process = subprocess.Popen([executable, "record", "--pid", str(pid), "--rate", str(rate),
+                                         "--format", "raw", "--output", str(output), "--nonblocking"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self, top: int = 25) -> str:
+        """Stops sampling; the summary of what was sampled."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if not self.output.exists():
+            error = self.process.stderr.read().decode() if self.process.stderr else ""
+            return f"py-spy wrote nothing: {error}"
+        return summarise_stacks(self.output.read_text(), top)
+
+
+def summarise_stacks(collapsed: str, top: int = 25) -> str:
+    """Self and total shares of each function in py-spy's collapsed stacks ("a;b;c count")."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [_short_frame(f) for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    if not samples:
+        return "py-spy: no samples"
+    lines = [f"py-spy: {samples} samples; self time:"]
+    lines += [f"  {n / samples:6.1%}  {f}" for f, n in sorted(own.items(), key=lambda i: -i[1])[:top]]
+    lines.append("total time (on the stack):")
+    lines += [f"  {n / samples:6.1%}  {f}" for f, n in sorted(total.items(), key=lambda i: -i[1])[:top]]
+    return "\n".join(lines)
+
+
+def _short_frame(frame: str) -> str:
+    """"func (path/to/module.py:12)" as "func (module.py)": lines apart, one row per function."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{name} ({'/'.join(Path(path).parts[-2:])})" if path else name
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (and its waited-for children) used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")

@@ -156,6 +156,8 @@ class DeviceHealth:
             state.firing, state.failing_since, state.clear_since = False, None, None
 
     def _settle(self, at: float) -> HealthChange | None:
+        if self.health == Health.OK and not any(state.firing for state in self.checks.values()):
+            return None  # the common case, nothing firing and nothing was: no reasons to sort
         reasons = self.reasons()
         after = max((r.severity for r in reasons), default=Health.OK)
         if after == self.health:

@@ -61,8 +61,8 @@ class SeqCursor(Generic[E]):
     def accept(self, event: E, window_s: float, max_pending: int,
                restarts: bool = True) -> Accepted[E]:
         """Verdict on an event and the events now ready to apply, in order."""
-        if self.last_seq is None:
-            return Accepted(Arrival.APPLIED, [self._take(event)])
+        if self.last_seq is None or (event.seq == self.last_seq + 1 and not self.pending):
+            return Accepted(Arrival.APPLIED, [self._take(event)])  # also the common case: next in line
         if event.seq <= self.last_seq or event.seq in self.pending:
             if restarts and self._is_restart(event):
                 ready = self._drain_all()

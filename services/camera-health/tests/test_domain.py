@@ -308,6 +308,6 @@ def test_incident_ids_do_not_depend_on_processing_and_differ_per_opening() -> No
 def test_per_camera_overrides_apply_to_that_camera_only() -> None:
     book = ThresholdBook(Thresholds(), {"cam-b": Thresholds().with_overrides({"fps_tolerance_s": 0}, "t")})
     m = CameraMonitor(book)
-    result = replay(m, [beat(1, 0, fps=5), replace(beat(1, 0, fps=5), camera_id="cam-b")])
+    result = replay(m, [beat(1, 0, fps=5), beat(1, 0, fps=5)._replace(camera_id="cam-b")])
     assert health_of(result.states[CAM]) == Health.OK
     assert health_of(result.states["cam-b"]) == Health.PROBLEM

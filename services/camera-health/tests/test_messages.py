@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from camera_health.adapters.messages import (
     HEARTBEATS,
+    StateEncoder,
     incident_message,
     sample_from_heartbeat,
     status_message,
 )
-from camera_health.core.model import OPENED, RESOLVED, Availability3, IncidentEvent, StatusView
+from camera_health.core.domain import CameraMonitor
+from camera_health.core.model import OPENED, RESOLVED, Availability3, IncidentEvent, Sample, StatusView
 from smartcity.codec import DecodeError, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
 from smartcity.v1 import camera_pb2, common_pb2
@@ -81,3 +84,19 @@ def test_incident_messages_opened_and_resolved_with_duration() -> None:
     assert last.phase == camera_pb2.INCIDENT_PHASE_RESOLVED
     assert from_timestamp(last.resolved_time) == 200.25
     assert last.duration.ToNanoseconds() == 130_250_000_000
+
+
+def test_the_state_encoder_writes_what_dump_says_and_re_encodes_a_changed_availability() -> None:
+    monitor = CameraMonitor()
+    encoder = StateEncoder()
+    state = monitor.new_state("cam-1")
+    written = []
+    for seq, recording in enumerate([True, True, False, False, True, True], start=1):
+        monitor.on_heartbeat(state, Sample("cam-1", seq, 100.0 + 30 * seq, recording=recording, fps=25.0,
+                                           configured_fps=25.0))
+        data = encoder.decode(encoder.encode(state))
+        assert data == json.loads(json.dumps(monitor.dump(state)))  # the same record as before
+        written.append(data["a"]["c"])
+    assert written[0] != written[-1]  # the availability changed on the way, and was re-encoded
+    reloaded = monitor.load("cam-1", encoder.decode(encoder.encode(state)))
+    assert monitor.dump(reloaded) == monitor.dump(state)

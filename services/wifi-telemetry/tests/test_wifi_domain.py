@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -230,6 +229,6 @@ def test_state_survives_a_json_round_trip_and_carries_on_identically() -> None:
 
 def test_identity_fields_follow_the_latest_sample() -> None:
     m = model()
-    first = replace(sample(1), name="Old", lat=-7.1, lon=109.1, firmware="1.0")
-    state, _ = run(m, [first, replace(sample(2), name="New", firmware="2.0")])
+    first = sample(1)._replace(name="Old", lat=-7.1, lon=109.1, firmware="1.0")
+    state, _ = run(m, [first, sample(2)._replace(name="New", firmware="2.0")])
     assert (state.name, state.lat, state.firmware) == ("New", -7.1, "2.0")

@@ -333,9 +333,12 @@ async def test_malformed_input_goes_to_the_dlq_with_a_reason_and_the_rest_is_pro
     assert wifi_pb2.ClientSession.FromString(sessions_dlq[0].value).session_id == "s-raw"
 
 
+# 6 partitions like the batch topics: the batches are read directly by the processing agent; 3:
+# they are checked and re-keyed through the by-site topic first.
+@pytest.mark.parametrize("site_partitions", ["6", "3"], ids=["read-directly", "re-keyed"])
 async def test_a_bad_reading_of_a_batch_goes_to_the_dlq_alone_and_its_neighbours_are_processed(
         kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer,
-        run_service: Callable[..., ServiceProcess]) -> None:
+        run_service: Callable[..., ServiceProcess], site_partitions: str) -> None:
     now = time.time()
     mac = "a4:5e:60:12:34:56"
 
@@ -359,7 +362,8 @@ async def test_a_bad_reading_of_a_batch_goes_to_the_dlq_alone_and_its_neighbours
         ("wifi.ap-telemetry-batches.v1", "mpp", telemetry.SerializeToString()),
         ("wifi.client-session-batches.v1", "mpp", sessions.SerializeToString()),
     ])
-    run_service("wifi_telemetry", topic_prefix, **service_env(WIFI_REORDER_WINDOW_S="2"))
+    run_service("wifi_telemetry", topic_prefix, **service_env(WIFI_REORDER_WINDOW_S="2",
+                                                               WIFI_SITE_PARTITIONS=site_partitions))
     async with Outputs(kafka_bootstrap, topic_prefix) as outputs:
         await outputs.wait_for(lambda o: "ap-mpp-01" in o.statuses and o.statuses["ap-mpp-01"].last_seq == 6
                                and "mpp:hour" in o.stats and o.stats["mpp:hour"].unique_users == 1,

@@ -248,3 +248,64 @@ def test_a_heartbeat_reports_the_bytes_its_counters_moved_by_for_the_traffic_cou
     assert (first.rx_bytes, first.tx_bytes) == (0, 0)  # the first sample is the baseline
     assert (second.rx_bytes, second.tx_bytes) == (4_000, 2_000)
     assert (again.rx_bytes, again.tx_bytes) == (0, 0)
+
+
+# -- the incremental bookkeeping behind the hot path equals looking at everything -------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.floats(0, 60), st.integers(0, 3)), min_size=1, max_size=60))
+def test_the_sites_oldest_newest_heartbeat_equals_a_scan_of_its_aps(
+        steps: list[tuple[int, float, int]]) -> None:
+    """The heap of newest-heartbeat times gives what a scan of every AP of the site gives, with
+    APs silent (in the data) past the hold left out: lateness 0, so the hold is MINUTES_HOLD_S."""
+    from wifi_telemetry.core import processor as processor_module
+
+    config = WifiConfig(allowed_lateness_s=0.0)
+    proc = SiteProcessor(config, {})
+    hold = processor_module.MINUTES_HOLD_S
+    newest: dict[str, float] = {}
+    clock_t = T0
+    seqs: dict[str, int] = {}
+    for ap_index, gap, jump in steps:
+        ap = f"ap-{ap_index}"
+        clock_t += gap + (hold * 1.5 if jump == 3 else 0)  # now and then a long silence of the others
+        seqs[ap] = seqs.get(ap, 0) + 1
+        proc.on_telemetry(tele(ap, seqs[ap], clock_t))
+        newest[ap] = clock_t
+        high = max(newest.values())
+        want = min(t for t in newest.values() if t >= high - hold)
+        clock = proc._clocks["alun-alun"]
+        assert clock.oldest(config.allowed_lateness_s + hold) == want
+        assert clock.newest == high
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["minute", "hour", "day"]), st.integers(0, 200),
+                          st.sampled_from(["peak", "closed", "distinct"])), max_size=40),
+       st.lists(st.integers(0, 400_000), min_size=1, max_size=10))
+def test_pruning_from_the_expiry_heap_equals_checking_every_window(
+        windows: list[tuple[str, int, str]], nows: list[int]) -> None:
+    from wifi_telemetry.core.windows import SiteState, bucket_key, kept_for
+
+    sizes = {"minute": 60, "hour": 3600, "day": 86400}
+    site = SiteState("s")
+    lateness = 600.0
+    for now in sorted(nows):
+        for window, index, kind in windows:
+            key = bucket_key(window, int(T0) + index * sizes[window])
+            if kind == "peak":
+                site.raise_peak(key, index + 1)
+            elif kind == "closed":
+                site.keep_closed("ap", {key: [index, index]})
+            else:
+                site.note_distinct(key)
+        t = T0 + now
+        want_peaks = {k: v for k, v in site.peaks.items() if kept_for(k, t, lateness)}
+        want_closed = {k: v for k, v in site.closed.items() if kept_for(k, t, lateness)}
+        want_gone = [k for k in site.distinct if not kept_for(k, t, lateness)]
+        want_distinct = [k for k in site.distinct if kept_for(k, t, lateness)]
+        _, gone = site.prune(t, lateness)
+        assert (site.peaks, site.closed, site.distinct, gone) == (want_peaks, want_closed, want_distinct,
+                                                                 want_gone)
+        assert site.distinct == sorted(site.distinct)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
+from camera_health.core.domain import CameraMonitor, CameraState
 from camera_health.core.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
 from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
@@ -27,6 +30,13 @@ _PHASES = {OPENED: camera_pb2.INCIDENT_PHASE_OPENED, "resolved": camera_pb2.INCI
 
 def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
     """Raises ValueError for a heartbeat that parsed but cannot be used (goes to the DLQ)."""
+    # Every heartbeat passes here: a good one in one expression (NaN and inf fail the
+    # comparisons), the reason worked out below only for a bad one.
+    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in _SOURCES_OR_NONE
+            and 0.0 <= hb.fps < math.inf and 0.0 <= hb.configured_fps < math.inf
+            and 0.0 <= hb.packet_loss_percent <= 100.0 and 0.0 <= hb.storage_free_percent <= 100.0
+            and 0.0 <= hb.probe_latency_ms < math.inf and all(f in TAMPER_NAMES for f in hb.tamper_flags)):
+        return
     missing = [name for name, ok in (("camera_id", hb.camera_id), ("seq", hb.seq),
                                      ("observed_time", hb.HasField("observed_time"))) if not ok]
     if missing:
@@ -47,6 +57,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
         raise ValueError(f"unknown tamper flag(s) {unknown}")
 
 
+_SOURCES_OR_NONE = frozenset(("", *SOURCES))
 HEARTBEATS = ProtoCodec(camera_pb2.CameraHeartbeat, validate_heartbeat)
 
 
@@ -106,3 +117,33 @@ def encode_status(view: StatusView) -> bytes:
 
 def encode_incident(event: IncidentEvent) -> bytes:
     return incident_message(event).SerializeToString(deterministic=True)
+
+
+class StateEncoder:
+    """A camera's state as the table's bytes (JSON), its availability encoded again only when
+    it changed: a state is written at every batch that touched the camera, its availability
+    (up to a week of change points) only changes with the camera's health."""
+
+    def __init__(self) -> None:
+        # camera_id -> (what the availability was, its JSON)
+        self._availability: dict[str, tuple[tuple[Any, ...], str]] = {}
+
+    def encode(self, state: CameraState) -> bytes:
+        availability = state.availability
+        changes = availability.changes
+        # Change points are only appended (and old ones trimmed in the same call): the count
+        # and the newest one tell whether anything changed.
+        version = (availability.first_seen, len(changes), changes[-1] if changes else None)
+        cached = self._availability.get(state.camera_id)
+        if cached is None or cached[0] != version:
+            cached = self._availability[state.camera_id] = (version, json.dumps(availability.to_dict()))
+        rest = json.dumps(CameraMonitor.dump_changing(state))
+        return f'{rest[:-1]}, "a": {cached[1]}}}'.encode()
+
+    @staticmethod
+    def decode(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
+        """A table value as `CameraMonitor.load` takes it."""
+        return data if isinstance(data, dict) else json.loads(data)
+
+    def forget(self) -> None:
+        self._availability.clear()

@@ -39,14 +39,22 @@ from aiokafka.partitioner import murmur2
 from opentelemetry import trace
 
 from camera_health.adapters import metrics
-from camera_health.adapters.messages import HEARTBEATS, encode_incident, encode_status, sample_from_heartbeat
+from camera_health.adapters.messages import (
+    HEARTBEATS,
+    StateEncoder,
+    encode_incident,
+    encode_status,
+    sample_from_heartbeat,
+)
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import Sample
 from smartcity import topic_names
 from smartcity.codec import ProtoCodec
+from smartcity.deadlines import Deadlines
 from smartcity.headers import headers_of
+from smartcity.health import Health
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
@@ -66,6 +74,10 @@ TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 EDGE_BATCHES_AT_ONCE = 50
 FORWARD_CHUNK = 2000
 BATCH_CODEC = ProtoCodec(camera_pb2.CameraHeartbeatBatch)
+# How long the agent waits to fill a batch: each batch writes each camera it touched once (its
+# state record), so the longer the wait, the more heartbeats of a camera share that write, for
+# this much more latency.
+PROCESS_WITHIN_S = 0.05
 
 
 def _heartbeats_of(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
@@ -112,12 +124,12 @@ class _Batch:
         self.oldest = math.inf
 
     def known(self, camera_id: str) -> bool:
-        return camera_id in self.states or self.service.table.get(camera_id) is not None
+        return camera_id in self.states or self.service.stored_state(camera_id) is not None
 
     def state(self, camera_id: str) -> CameraState:
         state = self.states.get(camera_id)
         if state is None:
-            state = self.service.monitor.load(camera_id, self.service.table.get(camera_id))
+            state = self.service.stored_state(camera_id) or self.service.monitor.new_state(camera_id)
             self.states[camera_id] = state
         return state
 
@@ -172,9 +184,28 @@ class CameraHealthService(StreamService):
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
         # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state,
         # written once per changed camera per batch of events.
-        self.table = self.app.Table("cameras", partitions=partitions())
+        # Keys are JSON (as before), values the JSON bytes of `StateEncoder` (what Faust's json
+        # serialiser wrote before, so an older changelog still reads).
+        self.table = self.app.Table("cameras", partitions=partitions(),
+                                    schema=faust.Schema(key_type=str, key_serializer="json",
+                                                        value_serializer="raw"))
+        self.encoder = StateEncoder()
         self.writer = TableWriter(self.table)
         self.partition_of = CameraPartitions(partitions())
+        # The table's states decoded (decoding a state costs more than applying a heartbeat to
+        # it), kept equal to the table: updated when a batch writes, dropped on a rebalance
+        # (the table may then hold what another worker wrote) and when a batch fails.
+        self.states: dict[str, CameraState] = {}
+        self._generation = -1
+        # What the timer watches, kept per batch instead of found by decoding every camera of
+        # the table at every tick: the owned cameras' (site, health, open incident) for the
+        # gauges, when each falls silent, and which wait on a seq gap. Rebuilt from the table
+        # once per rebalance.
+        self.fleet: dict[str, tuple[str, Health, bool]] = {}
+        self.silences = Deadlines()
+        self.gapped: set[str] = set()
+        self._fleet_changed = True
+        self._watched_generation = -1
         # Agents and timers.
         self.agent(self.batches_in, self.ingest_batches, "camera-health-batches")
         self.agent(self.source, self.process, "camera-health")
@@ -218,13 +249,34 @@ class CameraHealthService(StreamService):
     # --- the agent -----------------------------------------------------------------------
 
     async def process(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream):
+        async for events in event_batches(stream, within_s=PROCESS_WITHIN_S):
             await self._process(events)
 
     async def _process(self, events: Sequence[Any]) -> None:
         """A batch of events in partition order: states loaded once, outputs sent and
         acknowledged, then each changed state written once (crash safety: see the top)."""
+        if self.app.consumer_generation_id != self._generation:
+            self._generation = self.app.consumer_generation_id
+            self.states.clear()
+            self.encoder.forget()
         batch = _Batch(self)
+        try:
+            await self._apply_all(batch, events)
+            with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
+                await self._publish(batch.effects, batch.traced)
+                for camera_id in batch.changed:
+                    state = self.states[camera_id] = batch.states[camera_id]
+                    self.writer.partition = state.meta.partition
+                    self.writer[camera_id] = self.encoder.encode(state)
+                await self.writer.flush()
+        except BaseException:
+            self.states.clear()  # changed in memory, maybe not in the table
+            raise
+        for camera_id, state in batch.states.items():
+            self._watch(camera_id, state)
+        batch.record_metrics()
+
+    async def _apply_all(self, batch: _Batch, events: Sequence[Any]) -> None:
         for event in events:
             topic = event.message.topic
             if topic == self.ticks_name:
@@ -240,14 +292,16 @@ class CameraHealthService(StreamService):
                         self.on_heartbeat(batch, item.value, item.record.partition)
                     if span.get_span_context().is_valid:
                         batch.traced[item.value.camera_id] = span
-        with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
-            await self._publish(batch.effects, batch.traced)
-            for camera_id in batch.changed:
-                state = batch.states[camera_id]
-                self.writer.partition = state.meta.partition
-                self.writer[camera_id] = self.monitor.dump(state)
-            await self.writer.flush()
-        batch.record_metrics()
+
+    def stored_state(self, camera_id: str) -> CameraState | None:
+        """The camera's state as the table holds it (decoded once, then kept), or None."""
+        state = self.states.get(camera_id)
+        if state is None:
+            data = self.table.get(camera_id)
+            if data is None:
+                return None
+            state = self.states[camera_id] = self.monitor.load(camera_id, self.encoder.decode(data))
+        return state
 
     def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:
         try:
@@ -319,26 +373,63 @@ class CameraHealthService(StreamService):
     # --- the silence timer ---------------------------------------------------------------
 
     async def watch(self) -> None:
-        """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges."""
+        """Sends ticks for silent cameras, overdue seq gaps and the status cadence; sets gauges.
+
+        Looks only at the cameras whose silence deadline passed and those waiting on a gap (and
+        at every owned camera once per status interval, to refresh each one's status)."""
         if not assigned_and_recovered(self.app):
             return
-        actives = self._active_partitions()
-        refresh = time.monotonic() >= self._next_refresh
+        if self.app.consumer_generation_id != self._watched_generation:
+            self._watched_generation = self.app.consumer_generation_id
+            self._watch_all()
+        mono = time.monotonic()
+        refresh = mono >= self._next_refresh
         if refresh:
-            self._next_refresh = time.monotonic() + self.config.status_interval_s
-        fleet = []
-        for camera_id, data in list(self.table.items()):
-            state = self.monitor.load(camera_id, data)
-            if state.meta.partition not in actives or state.health.last_seen is None:
+            self._next_refresh = mono + self.config.status_interval_s
+        due = self.silences.pop_due(mono)
+        actives = self._active_partitions()
+        for camera_id in list(self.fleet) if refresh else dict.fromkeys([*due, *self.gapped]):
+            state = self.stored_state(camera_id)
+            if state is None or state.meta.partition not in actives or state.health.last_seen is None:
                 continue
-            fleet.append((state.meta.site_id, state.health.health, bool(state.incidents.open_id)))
             now = self.clock.now_for(camera_id, state.health.last_seen)
-            due = self.monitor.needs_tick(state, now)
-            if refresh or due:
+            silent_or_gap = self.monitor.needs_tick(state, now)
+            if silent_or_gap:  # looked at again next time, until the tick has been applied
+                self.silences.set(camera_id, mono + self.config.silence_check_interval_s)
+            if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
                 await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
                                       value=json.dumps({"now": now, "refresh": refresh}).encode())
-        metrics.set_fleet(fleet)
+        if self._fleet_changed:
+            self._fleet_changed = False
+            metrics.set_fleet(self.fleet.values())
+
+    def _watch_all(self) -> None:
+        """After a rebalance: every owned camera of the table, once."""
+        self.fleet.clear()
+        self.silences.clear()
+        self.gapped.clear()
+        self._fleet_changed = True
+        actives = self._active_partitions()
+        for camera_id in list(self.table.keys()):
+            state = self.stored_state(camera_id)
+            if state is not None and state.meta.partition in actives:
+                self._watch(camera_id, state)
+
+    def _watch(self, camera_id: str, state: CameraState) -> None:
+        """Keeps what the timer needs of a camera whose state a batch touched."""
+        health = state.health
+        if health.last_seen is None:
+            return
+        entry = (state.meta.site_id, health.health, bool(state.incidents.open_id))
+        if self.fleet.get(camera_id) != entry:
+            self.fleet[camera_id] = entry
+            self._fleet_changed = True
+        self.silences.set(camera_id, self.clock.silent_after(camera_id, health.heartbeat_tolerance_s))
+        if any(cursor.pending for cursor in state.cursors.values()):
+            self.gapped.add(camera_id)
+        else:
+            self.gapped.discard(camera_id)
 
     def _active_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives()

@@ -36,5 +36,11 @@ class ReceiptClock:
         received = self._received.setdefault(camera_id, mono)
         return last_seen + (mono - received)
 
+    def silent_after(self, camera_id: str, tolerance_s: float) -> float:
+        """The monotonic time after which the camera's "now" is more than `tolerance_s` past its
+        last heartbeat (`now_for(...) - last_seen > tolerance_s`): when the timer must look."""
+        received = self._received.setdefault(camera_id, self._monotonic())
+        return received + tolerance_s
+
     def forget(self, camera_id: str) -> None:
         self._received.pop(camera_id, None)

@@ -17,7 +17,7 @@ Silence is judged two ways, both stamped in event time at `last_seen + tolerance
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from camera_health.config import ThresholdBook
@@ -110,10 +110,16 @@ class CameraMonitor:
             CameraMeta(**data.get("m", {})),
         )
 
+    @classmethod
+    def dump(cls, state: CameraState) -> dict[str, Any]:
+        return {**cls.dump_changing(state), "a": state.availability.to_dict()}
+
     @staticmethod
-    def dump(state: CameraState) -> dict[str, Any]:
-        return {"h": state.health.to_dict(), "a": state.availability.to_dict(),
-                "i": state.incidents.to_dict(), "m": asdict(state.meta),
+    def dump_changing(state: CameraState) -> dict[str, Any]:
+        """`dump` but for the availability, which only changes with the health (a week of a
+        flapping camera's changes is most of its record: a writer may keep it encoded)."""
+        return {"h": state.health.to_dict(), "i": state.incidents.to_dict(),
+                "m": dict(vars(state.meta)),  # flat: no asdict walk
                 "c": {src: cursor.to_dict(Sample.to_dict) for src, cursor in state.cursors.items()}}
 
     # --- inputs --------------------------------------------------------------------------

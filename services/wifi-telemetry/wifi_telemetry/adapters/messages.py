@@ -38,6 +38,11 @@ def _require_percent(name: str, value: float) -> None:
 
 
 def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
+    # Every reading of a batch passes here: a good one in one expression (NaN fails the
+    # comparisons), the reason worked out below only for a bad one.
+    if (message.observed_time.seconds > EARLIEST_EVENT_TIME and 0.0 <= message.cpu_percent <= 100.0
+            and 0.0 <= message.memory_percent <= 100.0 and message.ap_id.strip() and message.site_id.strip()):
+        return
     _require_text(ap_id=message.ap_id, site_id=message.site_id)
     _require_time("observed_time", from_timestamp(message.observed_time))
     _require_percent("cpu_percent", message.cpu_percent)
@@ -46,6 +51,9 @@ def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
 
 def validate_session(message: wifi_pb2.ClientSession) -> None:
     """Structure only; the client_hash is checked apart, so a raw MAC can be redacted first."""
+    if (message.event_time.seconds > EARLIEST_EVENT_TIME and message.kind in _KINDS
+            and message.ap_id.strip() and message.site_id.strip() and message.session_id.strip()):
+        return  # a good one at once, as for telemetry
     _require_text(ap_id=message.ap_id, site_id=message.site_id, session_id=message.session_id)
     if message.kind not in _KINDS:
         raise ValueError(f"kind {message.kind} is not CONNECT, INTERIM_UPDATE or DISCONNECT")

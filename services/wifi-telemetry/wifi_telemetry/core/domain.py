@@ -26,22 +26,26 @@ attributed to the windows of the sample that reported them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from smartcity.health import Availability, CheckResult, CheckSpec, DeviceHealth, Health, HealthChange
 from smartcity.ordering import Arrival, SeqCursor, gaps_skipped
-from wifi_telemetry.config import WINDOWS, HealthConfig, WifiConfig
-from wifi_telemetry.core.windows import bucket_key, bucket_start, open_for
+from wifi_telemetry.config import HealthConfig, WifiConfig
+from wifi_telemetry.core.windows import bucket_end, open_for, window_keys
 
 CPU_CHECK = "cpu"
 MEMORY_CHECK = "memory"
+_PASSING = CheckResult(False)
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One heartbeat of an AP (ApTelemetry without the parts the processor does not use)."""
+class Sample(NamedTuple):
+    """One heartbeat of an AP (ApTelemetry without the parts the processor does not use).
+
+    A named tuple, not a dataclass: one is made per reading, and a tuple costs a fraction of a
+    frozen dataclass to build."""
 
     ap_id: str
     site_id: str
@@ -63,8 +67,7 @@ class Sample:
         return self.t
 
     def to_list(self) -> list[Any]:
-        return [self.ap_id, self.site_id, self.seq, self.t, self.uptime_s, self.cpu, self.mem,
-                self.clients, self.rx, self.tx, self.name, self.lat, self.lon, self.firmware]
+        return list(self)
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Sample:
@@ -101,6 +104,9 @@ class AccessPointState:
     # "<window>:<start>" -> [rx bytes, tx bytes, max clients] reported in that window.
     buckets: dict[str, list[int]] = field(default_factory=dict)
     partition: int = -1
+    # The earliest event time at which one of `buckets` closes, or earlier (never later): until
+    # the AP's newest heartbeat passes it, no bucket needs retiring. Not stored.
+    open_until: float = field(default=-math.inf, repr=False, compare=False)
 
     @property
     def last_seen(self) -> float | None:
@@ -148,7 +154,7 @@ class AccessPointState:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class OfferResult:
     outcome: Arrival
     applied: list[Sample] = field(default_factory=list)
@@ -243,13 +249,14 @@ class AccessPointModel:
         result.changes.extend(changes)
 
     def evaluate(self, sample: Sample) -> dict[str, CheckResult]:
+        # A passing check's detail is never shown (only a failing one's is kept): the text is
+        # only made for a failing check, and a passing one is the one shared verdict.
         cfg = self.health
-        return {
-            CPU_CHECK: CheckResult(sample.cpu > cfg.cpu_threshold_percent,
-                                   f"cpu {sample.cpu:.1f}% > {cfg.cpu_threshold_percent:g}%"),
-            MEMORY_CHECK: CheckResult(sample.mem > cfg.memory_threshold_percent,
-                                      f"memory {sample.mem:.1f}% > {cfg.memory_threshold_percent:g}%"),
-        }
+        cpu = (CheckResult(True, f"cpu {sample.cpu:.1f}% > {cfg.cpu_threshold_percent:g}%")
+               if sample.cpu > cfg.cpu_threshold_percent else _PASSING)
+        memory = (CheckResult(True, f"memory {sample.mem:.1f}% > {cfg.memory_threshold_percent:g}%")
+                  if sample.mem > cfg.memory_threshold_percent else _PASSING)
+        return {CPU_CHECK: cpu, MEMORY_CHECK: memory}
 
     @staticmethod
     def _update_traffic(state: AccessPointState, sample: Sample, previous_t: float | None,
@@ -282,17 +289,27 @@ class AccessPointModel:
                         result: OfferResult) -> None:
         tz, lateness = self.config.tz_offset_s, self.config.allowed_lateness_s
         newest = state.health.last_seen or sample.t
-        for window, size in WINDOWS:
-            key = bucket_key(window, bucket_start(sample.t, size, tz))
-            if not open_for(key, newest, lateness):
+        buckets = state.buckets
+        for key in window_keys(sample.t, tz):  # minute, hour, day
+            closes = bucket_end(key) + lateness
+            if closes < newest:
                 continue  # a clock that jumped back: that window is closed for this AP
-            totals = state.buckets.setdefault(key, [0, 0, 0])
+            totals = buckets.get(key)
+            if totals is None:
+                totals = buckets[key] = [0, 0, 0]
+                state.open_until = min(state.open_until, closes)
             totals[0] += drx
             totals[1] += dtx
             if sample.clients > totals[2]:
                 totals[2] = sample.clients
-                if window == "minute":
+                if key.startswith("minute:"):
                     result.peak_minutes.add(key)
+        if newest > state.open_until:  # some bucket closed: only then look at them all
+            self._retire(state, newest, lateness, result)
+
+    @staticmethod
+    def _retire(state: AccessPointState, newest: float, lateness: float, result: OfferResult) -> None:
         for key in list(state.buckets):
             if not open_for(key, newest, lateness):
                 result.retired[key] = state.buckets.pop(key)
+        state.open_until = min((bucket_end(k) + lateness for k in state.buckets), default=math.inf)

@@ -23,9 +23,10 @@ or its effect already there:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
@@ -38,7 +39,6 @@ from wifi_telemetry.core.windows import (
     distinct_key,
     distinct_keys,
     minute_parents,
-    newest,
     open_for,
     session_member,
     shard_of,
@@ -88,9 +88,9 @@ def site_key(site_id: str) -> str:
     return SITE_PREFIX + site_id
 
 
-@dataclass(frozen=True)
-class SessionEvent:
-    """A client joining or leaving an AP, its client already hashed."""
+class SessionEvent(NamedTuple):
+    """A client joining or leaving an AP, its client already hashed (a named tuple: one is
+    made per session event)."""
 
     ap_id: str
     site_id: str
@@ -102,7 +102,7 @@ class SessionEvent:
     tx: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class TelemetryResult:
     outcome: Arrival
     state: AccessPointState
@@ -138,12 +138,19 @@ class SiteProcessor:
         # `forget`.
         self._aps: dict[str, AccessPointState] = {}
         self._sites: dict[str, SiteState] = {}
+        # Per site, the newest and the oldest newest-heartbeat of its APs (see `_SiteClock`).
+        self._clocks: dict[str, _SiteClock] = {}
+        # Distinct-member shards written since the last flush (write-behind only), with a set of
+        # their members: a batch copies a shard once, not once per session.
+        self._shards: dict[str, tuple[list[str], set[str]]] = {}
 
     def forget(self) -> None:
         """Drops the decoded records (and what was not written yet): the store changed under
         the processor, or an event failed half-way."""
         self._aps.clear()
         self._sites.clear()
+        self._clocks.clear()
+        self._shards.clear()
         self._unwritten.clear()
 
     def _give_up(self) -> None:
@@ -159,6 +166,7 @@ class SiteProcessor:
             self.store[key] = record.to_dict()
         written = len(self._unwritten)
         self._unwritten.clear()
+        self._shards.clear()  # the store holds them now: the next batch copies before changing
         return written
 
     def ap_state(self, ap_id: str) -> AccessPointState | None:
@@ -227,7 +235,10 @@ class SiteProcessor:
     def _on_telemetry(self, sample: Sample, partition: int) -> TelemetryResult:
         state = self._ap(sample.ap_id) or self.model.new_state(sample)
         state.partition = partition
+        site_before = state.site_id
         offer = self.model.offer(state, sample)
+        if state.site_id != site_before:
+            self._clocks.clear()  # an AP that moved counts in both sites' lists: start over
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
                                  offer.rx_bytes, offer.tx_bytes)
         if offer.outcome is Arrival.DUPLICATE:
@@ -264,15 +275,18 @@ class SiteProcessor:
         APs says which minutes may still grow. An AP silent for more than `MINUTES_HOLD_S`
         beyond the lateness (in the data) no longer holds minutes back: the record stays small.
         """
-        seen = {ap_id: current.last_seen if ap_id == current.ap_id else self._last_seen(ap_id)
-                for ap_id in site.aps}
-        times = [t for t in seen.values() if t is not None]
-        if not times:
+        clock = self._clock(site)
+        clock.note(current.ap_id, current.last_seen)
+        low = clock.oldest(self.config.allowed_lateness_s + MINUTES_HOLD_S)
+        if low is None:
             return False
-        lateness = self.config.allowed_lateness_s
-        high = max(times)
-        low = min(t for t in times if t >= high - lateness - MINUTES_HOLD_S)
-        return site.forget_minutes(lambda minute: open_for(minute, low, lateness))
+        return site.forget_minutes(low, self.config.allowed_lateness_s)
+
+    def _clock(self, site: SiteState) -> _SiteClock:
+        clock = self._clocks.get(site.site_id)
+        if clock is None:
+            clock = self._clocks[site.site_id] = _SiteClock(site, self._last_seen)
+        return clock
 
     def _prune(self, site: SiteState, now: float | None) -> bool:
         if now is None:
@@ -280,6 +294,7 @@ class SiteProcessor:
         changed, gone = site.prune(now, self.config.allowed_lateness_s)
         for key in gone:
             for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
+                self._shards.pop(shard, None)
                 if shard in self.store:
                     del self.store[shard]
         return changed
@@ -288,7 +303,7 @@ class SiteProcessor:
 
     def site_time(self, site: SiteState) -> float | None:
         """The newest event time the site's APs reported (the site's watermark)."""
-        return newest(self._last_seen(ap_id) for ap_id in site.aps)
+        return self._clock(site).newest
 
     def _last_seen(self, ap_id: str) -> float | None:
         state = self._ap(ap_id)
@@ -327,13 +342,62 @@ class SiteProcessor:
     def _add_member(self, site_id: str, kind: str, key: str, member: str) -> int:
         window, _ = split_bucket_key(key)
         shard = distinct_key(site_id, kind, key, shard_of(member, window))
-        record = self.store.get(shard)
-        members: list[str] = [] if record is None else list(record["m"])
-        if member in members:
+        cached = self._shards.get(shard)
+        if cached is None:
+            record = self.store.get(shard)
+            members: list[str] = [] if record is None else list(record["m"])
+            cached = (members, set(members))
+            if self.write_behind:  # the copy is the processor's until the flush
+                self._shards[shard] = cached
+        members, known = cached
+        if member in known:
             return 0
         members.append(member)
+        known.add(member)
         self.store[shard] = {"m": members}
         return 1
+
+
+class _SiteClock:
+    """The newest heartbeat time of a site's APs, and the oldest of those newest ones among the
+    APs not silent (in the data) for longer than a hold, kept per reading instead of looked up
+    over every AP of the site at every reading.
+
+    A min-heap of (time, AP) with lazy deletion: an AP's newest time only grows, so an entry
+    is out of date once its AP has a newer one, and an AP held back too long stays out until it
+    reports again (the newest time only grows too). Exact as long as the processor sees every
+    change of its APs' states (it starts over with `forget`)."""
+
+    def __init__(self, site: SiteState, last_seen: Callable[[str], float | None]) -> None:
+        self.times: dict[str, float] = {}
+        for ap_id in site.aps:
+            t = last_seen(ap_id)
+            if t is not None:
+                self.times[ap_id] = t
+        self.heap = [(t, ap_id) for ap_id, t in self.times.items()]
+        heapq.heapify(self.heap)
+        self.newest: float | None = max(self.times.values(), default=None)
+
+    def note(self, ap_id: str, t: float | None) -> None:
+        """AP `ap_id`'s newest heartbeat time is now `t`."""
+        if t is None or self.times.get(ap_id) == t:
+            return
+        self.times[ap_id] = t
+        heapq.heappush(self.heap, (t, ap_id))
+        if self.newest is None or t > self.newest:
+            self.newest = t
+
+    def oldest(self, hold_s: float) -> float | None:
+        """The oldest newest-heartbeat among the APs within `hold_s` of the site's newest."""
+        if self.newest is None:
+            return None
+        floor, heap = self.newest - hold_s, self.heap
+        while heap:
+            t, ap_id = heap[0]
+            if t >= floor and self.times.get(ap_id) == t:
+                return t
+            heapq.heappop(heap)
+        return None
 
 
 def iter_records(items: Iterator[tuple[Any, Any]], prefix: str) -> Iterator[tuple[str, Any]]:

@@ -24,10 +24,12 @@ the newest data of the site; later data for it is dropped and counted.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
+import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,7 @@ USERS = "u"
 SESSIONS = "s"
 # Shards per window: a day of a busy site holds thousands of members, a minute a handful.
 SHARDS: dict[str, int] = {"minute": 1, "hour": 4, "day": 32}
+MINUTE_S = WINDOW_SIZES["minute"]
 
 
 def bucket_start(t: float, size: int, tz_offset_s: int) -> int:
@@ -114,35 +117,62 @@ class SiteState:
     # Windows that have distinct-member shards in the table (to delete them later).
     distinct: list[str] = field(default_factory=list)
     partition: int = -1
-    # (lateness, sizes of peaks/closed/distinct, earliest time a window stops being kept) of the
-    # last full scan of `prune`: windows are only ever removed by `prune`, so while the sizes
-    # are unchanged no window was added and nothing expires before that time. Not stored.
-    _kept_until: tuple[float, tuple[int, int, int], float] | None = field(
-        default=None, init=False, repr=False, compare=False)
+    # Every window of peaks/closed/distinct by the time it stops being kept, oldest first (a
+    # heap; entries of windows already forgotten are skipped): `prune` looks only at windows
+    # that expired, never at all of them. Not stored, made on first use.
+    _expiries: list[tuple[int, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _distinct_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    # Derived from the fields above, kept in step by the methods below (not stored): the set of
+    # `aps`, each open minute's total over its APs, and the earliest end of those minutes.
+    _ap_set: set[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _minute_totals: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _minutes_end: float | None = field(default=None, init=False, repr=False, compare=False)
 
     def add_ap(self, ap_id: str) -> bool:
-        if ap_id in self.aps:
+        if self._ap_set is None:
+            self._ap_set = set(self.aps)
+        if ap_id in self._ap_set:
             return False
+        self._ap_set.add(ap_id)
         self.aps = sorted([*self.aps, ap_id])
         return True
 
     def raise_peak(self, key: str, value: int) -> bool:
         if value <= self.peaks.get(key, 0):
             return False
+        if key not in self.peaks:
+            self._track(key)
         self.peaks[key] = value
         return True
 
     def note_minute_clients(self, minute: str, ap_id: str, clients: int) -> int:
         """Raises the AP's highest count of `minute`; the site's total of that minute after it."""
-        per_ap = self.minutes.setdefault(minute, {})
-        per_ap[ap_id] = max(per_ap.get(ap_id, 0), int(clients))
-        return sum(per_ap.values())
+        per_ap = self.minutes.get(minute)
+        if per_ap is None:
+            per_ap = self.minutes[minute] = {}
+            if self._minutes_end is not None:
+                self._minutes_end = min(self._minutes_end, bucket_end(minute))
+        before = per_ap.get(ap_id, 0)
+        after = per_ap[ap_id] = max(before, int(clients))
+        total = self._minute_totals.get(minute)
+        # The running total, or the sum once (a minute loaded from the table has none yet).
+        total = sum(per_ap.values()) if total is None else total + after - before
+        self._minute_totals[minute] = total
+        return total
 
-    def forget_minutes(self, still_open: Callable[[str], bool]) -> bool:
-        """Drops the per-AP counts of the minutes no AP can take data for any more."""
-        kept = {k: v for k, v in self.minutes.items() if still_open(k)}
+    def forget_minutes(self, low: float, lateness_s: float) -> bool:
+        """Drops the per-AP counts of the minutes no AP can take data for any more: those not
+        open for event time `low` (the oldest newest-heartbeat of the site's APs)."""
+        if self._minutes_end is None:
+            self._minutes_end = min((bucket_end(k) for k in self.minutes), default=math.inf)
+        if self._minutes_end + lateness_s >= low:
+            return False  # the common case: even the oldest minute is still open, no scan
+        kept = {k: v for k, v in self.minutes.items() if open_for(k, low, lateness_s)}
         changed = len(kept) != len(self.minutes)
         self.minutes = kept
+        self._minute_totals = {k: v for k, v in self._minute_totals.items() if k in kept}
+        self._minutes_end = min((bucket_end(k) for k in kept), default=math.inf)
         return changed
 
     def keep_closed(self, ap_id: str, retired: Mapping[str, list[int]]) -> bool:
@@ -150,36 +180,47 @@ class SiteState:
         for key, totals in retired.items():
             value = [int(totals[0]), int(totals[1])]
             if self.closed.get(key, {}).get(ap_id) != value:
+                if key not in self.closed:
+                    self._track(key)
                 self.closed.setdefault(key, {})[ap_id] = value
                 changed = True
         return changed
 
     def note_distinct(self, key: str) -> bool:
-        if key in self.distinct:
+        if self._distinct_set is None:
+            self._distinct_set = set(self.distinct)
+        if key in self._distinct_set:
             return False
-        self.distinct = sorted([*self.distinct, key])
+        self._distinct_set.add(key)
+        self._track(key)
+        self.distinct = [*self.distinct]  # a new list, as before: a reader may hold the old one
+        bisect.insort(self.distinct, key)
         return True
+
+    def _track(self, key: str) -> None:
+        """A window just added to peaks, closed or distinct."""
+        if self._expiries is not None:
+            heapq.heappush(self._expiries, (_bounds(key)[1], key))
 
     def prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
         """Forgets windows past keeping: (anything forgotten, distinct windows whose shards must go)."""
-        sizes = (len(self.peaks), len(self.closed), len(self.distinct))
-        memo = self._kept_until
-        if memo is not None and memo[0] == lateness_s and memo[1] == sizes and now <= memo[2]:
-            return False, []  # the common case, a reading inside the windows kept: no scan
-        changed, gone = self._prune(now, lateness_s)
-        keys = [*self.peaks, *self.closed, *self.distinct]
-        until = min((_bounds(k)[1] + lateness_s for k in keys), default=math.inf)
-        self._kept_until = (lateness_s, (len(self.peaks), len(self.closed), len(self.distinct)), until)
-        return changed, gone
-
-    def _prune(self, now: float, lateness_s: float) -> tuple[bool, list[str]]:
-        peaks = {k: v for k, v in self.peaks.items() if kept_for(k, now, lateness_s)}
-        closed = {k: v for k, v in self.closed.items() if kept_for(k, now, lateness_s)}
-        gone = [k for k in self.distinct if not kept_for(k, now, lateness_s)]
+        if self._expiries is None:
+            self._expiries = [(_bounds(k)[1], k) for k in self.windows()]
+            heapq.heapify(self._expiries)
+        heap = self._expiries
+        expired = set()
+        while heap and heap[0][0] + lateness_s < now:  # not kept_for(key, now, lateness_s)
+            expired.add(heapq.heappop(heap)[1])
+        if not expired:
+            return False, []  # the common case, a reading inside the windows kept
+        peaks = {k: v for k, v in self.peaks.items() if k not in expired}
+        closed = {k: v for k, v in self.closed.items() if k not in expired}
+        gone = [k for k in self.distinct if k in expired]
         changed = bool(gone) or len(peaks) != len(self.peaks) or len(closed) != len(self.closed)
         if changed:
             self.peaks, self.closed = peaks, closed
-            self.distinct = [k for k in self.distinct if k not in gone]
+            self.distinct = [k for k in self.distinct if k not in expired]
+            self._distinct_set = None
         return changed, gone
 
     def windows(self) -> set[str]:
@@ -206,13 +247,27 @@ class SiteState:
 
 def windows_of(t: float, tz_offset_s: int) -> list[str]:
     """The window keys (minute, hour, day) that event time `t` falls in."""
-    return [bucket_key(w, bucket_start(t, size, tz_offset_s)) for w, size in WINDOW_SIZES.items()]
+    return list(window_keys(t, tz_offset_s))
 
 
-def minute_parents(minute_key: str, tz_offset_s: int) -> list[str]:
+# Every reading needs its three window keys, and a minute holds many readings: the keys are
+# made once per minute. Exact: a minute lies inside one hour and one day (60 divides 3600 and
+# 86400, and all windows start at the same offset).
+@functools.lru_cache(maxsize=1 << 12)
+def _windows_of_minute(minute_start: int, tz_offset_s: int) -> tuple[str, ...]:
+    return tuple(bucket_key(w, bucket_start(minute_start, size, tz_offset_s))
+                 for w, size in WINDOW_SIZES.items())
+
+
+def window_keys(t: float, tz_offset_s: int) -> tuple[str, ...]:
+    """`windows_of` as a shared tuple (do not change it): what the hot path uses."""
+    return _windows_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
+
+
+def minute_parents(minute_key: str, tz_offset_s: int) -> tuple[str, ...]:
     """The minute itself and the hour and day windows containing it."""
     _, start = split_bucket_key(minute_key)
-    return windows_of(float(start), tz_offset_s)
+    return _windows_of_minute(start, tz_offset_s)
 
 
 def newest(times: Iterable[float | None]) -> float | None:
