@@ -10,7 +10,7 @@ heartbeat to camera.heartbeats.v1 with SIM_BATCHES=false), and takes faults on P
     SIM_CONTROL_PORT          control endpoint port (default 9112; 0 picks a free one)
     SIM_CONTROL_HOST          interface of the control endpoint (default 127.0.0.1)
     SIM_CAMERA_COUNT          simulate N cameras: the first N of the inventory, or beyond its size
-                              copies of them at the same sites, `<camera_id>-x<n>` (default 0 = all)
+                              copies of them at copies of their sites (default 0 = all)
     SIM_SEED                  seed of the noise (default 1)
     SIM_DURATION_S            stop after this long (default 0 = run until stopped)
     SIM_BATCHES               one batch message per site (default true) or one per heartbeat
@@ -114,15 +114,21 @@ async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: A
             await asyncio.wait_for(stop.wait(), options.interval_s)
 
 
+# Copies of the inventory's cameras one site (one NVR, one batch message) holds at city scale.
+COPIES_PER_SITE = 10
+
+
 def scaled_cameras(inventory: Sequence[CameraInfo], count: int) -> list[CameraInfo]:
-    """`count` cameras (0: the whole inventory): the inventory's first, then copies of them at
-    the same sites, so one box can be loaded like a city of thousands of cameras."""
+    """`count` cameras (0: the whole inventory): the inventory's first, then copies of them named
+    `<camera_id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each),
+    so one box can be loaded like a city of thousands of cameras."""
     if count <= 0:
         return list(inventory)
     copies = []
     for n in range(count):
         original, copy = inventory[n % len(inventory)], n // len(inventory)
-        copies.append(replace(original, camera_id=f"{original.camera_id}-x{copy}") if copy else original)
+        copies.append(replace(original, camera_id=f"{original.camera_id}-x{copy}",
+                              site_id=f"{original.site_id}-x{copy // COPIES_PER_SITE}") if copy else original)
     return copies
 
 
