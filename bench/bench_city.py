@@ -156,25 +156,28 @@ async def wait_ready(running: Sequence[Running], gateway_address: str, timeout_s
 
 
 class Channel:
-    """One way of seeing the gateway's view (the watch stream, reads): the health it last showed
-    of each probe AP, the change it still has to show, and the delays of those it showed."""
+    """One way of seeing the gateway's view (the watch stream, reads): the health changes it
+    still has to show per probe AP, as (seq of the reading that caused it, health, observed
+    time), and the delays of those it showed. A status shows a change once its last_seq reached
+    the causing reading's seq (several readings may come together in one status)."""
 
     def __init__(self) -> None:
-        self.shown: dict[str, int] = {}
-        self.awaited: dict[str, tuple[int, float]] = {}
+        self.pending: dict[str, list[tuple[int, int, float]]] = {}
         self.delays_s: list[float] = []
+        self.wrong = 0  # a status of exactly the causing reading with another health
 
-    def expect(self, ap_id: str, health: int, observed: float) -> None:
-        self.awaited[ap_id] = (health, observed)
+    def expect(self, ap_id: str, seq: int, health: int, observed: float) -> None:
+        self.pending.setdefault(ap_id, []).append((seq, health, observed))
 
-    def show(self, ap_id: str, health: int) -> None:
-        """What the channel shows now; a change to the awaited health is timed, provided the
-        channel showed the other health first (so a change is seen happen, never assumed)."""
-        before, self.shown[ap_id] = self.shown.get(ap_id), health
-        awaited = self.awaited.get(ap_id)
-        if awaited is not None and awaited[0] == health and before is not None and before != health:
-            self.delays_s.append(time.time() - awaited[1])
-            del self.awaited[ap_id]
+    def show(self, ap_id: str, last_seq: int, health: int) -> None:
+        waiting, now = self.pending.get(ap_id, []), time.time()
+        while waiting and waiting[0][0] <= last_seq:
+            seq, expected, observed = waiting.pop(0)
+            self.delays_s.append(now - observed)
+            self.wrong += seq == last_seq and health != expected
+
+    def unseen(self) -> int:
+        return sum(len(waiting) for waiting in self.pending.values())
 
 
 @dataclass
@@ -185,9 +188,9 @@ class Freshness:
     read: Channel = field(default_factory=Channel)
     injected: int = 0
 
-    def expect(self, ap_id: str, health: int, observed: float) -> None:
-        self.watch.expect(ap_id, health, observed)
-        self.read.expect(ap_id, health, observed)
+    def expect(self, ap_id: str, seq: int, health: int, observed: float) -> None:
+        self.watch.expect(ap_id, seq, health, observed)
+        self.read.expect(ap_id, seq, health, observed)
         self.injected += 1
 
 
@@ -217,9 +220,9 @@ async def probe(bootstrap: str, prefix: str, freshness: Freshness, stop: asyncio
             await producer.send_and_wait(topic, wifi_pb2.ApTelemetryBatch(
                 site_id=PROBE_SITE, readings=readings).SerializeToString(), key=PROBE_SITE.encode())
             if hot is not None:  # its reading of this second is normal again: back to OK
-                freshness.expect(hot, OK, now)
+                freshness.expect(hot, seq0 + tick, OK, now)
             if spike is not None:
-                freshness.expect(spike, PROBLEM, now)
+                freshness.expect(spike, seq0 + tick, PROBLEM, now)
                 next_spike = time.monotonic() + every_s
             hot = spike
             await asyncio.sleep(max(0.0, 1.0 - (time.time() - now)))
@@ -247,7 +250,7 @@ async def watch(address: str, freshness: Freshness, stop: asyncio.Event) -> None
                     raise SystemExit("the gateway ended the watch stream")
                 if message.HasField("access_point"):
                     ap = message.access_point
-                    freshness.watch.show(ap.ap_id, ap.health)
+                    freshness.watch.show(ap.ap_id, ap.last_seq, ap.health)
         finally:
             call.cancel()
             stopping.cancel()
@@ -255,12 +258,11 @@ async def watch(address: str, freshness: Freshness, stop: asyncio.Event) -> None
 
 async def read_poll(address: str, freshness: Freshness, stop: asyncio.Event, interval_s: float) -> None:
     """GetAccessPoint of every probe AP with a change not yet read, every `interval_s`."""
-    aps = [f"ap-probe-{n}" for n in range(PROBE_APS)]
     async with grpc.aio.insecure_channel(address) as channel:
         stub = gateway_pb2_grpc.DeviceServiceStub(channel)
         metadata = [("authorization", f"Bearer {TOKEN}")]
         while not stop.is_set():
-            for ap_id in [ap for ap in aps if ap in freshness.read.awaited or ap not in freshness.read.shown]:
+            for ap_id in [ap for ap, waiting in freshness.read.pending.items() if waiting]:
                 try:
                     reply = await stub.GetAccessPoint(gateway_pb2.GetAccessPointRequest(ap_id=ap_id),
                                                       metadata=metadata, timeout=2)
@@ -268,7 +270,7 @@ async def read_poll(address: str, freshness: Freshness, stop: asyncio.Event, int
                     if error.code() != grpc.StatusCode.NOT_FOUND:
                         raise
                     continue
-                freshness.read.show(ap_id, reply.access_point.health)
+                freshness.read.show(ap_id, reply.access_point.last_seq, reply.access_point.health)
             await asyncio.sleep(interval_s)
 
 
@@ -349,6 +351,13 @@ def process_figures(running: Sequence[Running], seconds: float) -> dict[str, dic
     return out
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine spent busy since boot (every process: other work too)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def quantile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
@@ -375,7 +384,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                  asyncio.create_task(watch(gateway, freshness, stop)),
                  asyncio.create_task(read_poll(gateway, freshness, stop, 0.02))]
         async with LagSampler(args.bootstrap, prefix) as lags:
-            started = time.monotonic()
+            started, busy_before = time.monotonic(), busy_cpu_s()
             while time.monotonic() - started < args.seconds:
                 await asyncio.sleep(args.sample_every)
                 for task in tasks:
@@ -390,6 +399,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stop.set()
             await asyncio.gather(*tasks)
             seconds = time.monotonic() - started
+            box_busy = (busy_cpu_s() - busy_before) / seconds
             processes = process_figures(running, seconds + ready_s)
             stages = lags.figures()
     finally:
@@ -397,7 +407,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             r.proc.stop()
         await delete_topics(args.bootstrap, prefix, security=SECURITY)
     shutil.rmtree(work, ignore_errors=True)
-    return figures_of(scale, seconds, stages, freshness, processes)
+    return figures_of(scale, seconds, stages, freshness, processes) | {
+        "box_cores": os.cpu_count(), "box_busy_cores": round(box_busy, 2),
+        "city_cores": round(sum(p["cores"] for p in processes.values()), 2)}
 
 
 def figures_of(scale: Scale, seconds: float, stages: dict[str, dict[str, Any]], freshness: Freshness,
@@ -420,10 +432,12 @@ def figures_of(scale: Scale, seconds: float, stages: dict[str, dict[str, Any]], 
         "watch_freshness_p50_ms": quantile(freshness.watch.delays_s, 0.5),
         "watch_freshness_p99_ms": quantile(freshness.watch.delays_s, 0.99),
         "watch_freshness_max_ms": quantile(freshness.watch.delays_s, 1.0),
-        "watch_seen": len(freshness.watch.delays_s),
+        "watch_seen": len(freshness.watch.delays_s), "watch_unseen_at_end": freshness.watch.unseen(),
+        "watch_wrong_health": freshness.watch.wrong,
         "read_freshness_p50_ms": quantile(freshness.read.delays_s, 0.5),
         "read_freshness_p99_ms": quantile(freshness.read.delays_s, 0.99),
-        "read_seen": len(freshness.read.delays_s),
+        "read_seen": len(freshness.read.delays_s), "read_unseen_at_end": freshness.read.unseen(),
+        "read_wrong_health": freshness.read.wrong,
         "processes": processes,
     }
 
@@ -438,11 +452,14 @@ def report(figures: dict[str, Any]) -> None:
               f"{s['lag_max_s'] if s['lag_max_s'] is not None else '-':>6}  {s['growing']}")
     print(f"health changes injected {figures['health_changes']}: WatchDevices p50 "
           f"{figures['watch_freshness_p50_ms']} ms, p99 {figures['watch_freshness_p99_ms']} ms "
-          f"({figures['watch_seen']} seen); GetAccessPoint p50 {figures['read_freshness_p50_ms']} ms, "
-          f"p99 {figures['read_freshness_p99_ms']} ms ({figures['read_seen']} seen)")
+          f"({figures['watch_seen']} seen, {figures['watch_unseen_at_end']} not by the end); GetAccessPoint "
+          f"p50 {figures['read_freshness_p50_ms']} ms, p99 {figures['read_freshness_p99_ms']} ms "
+          f"({figures['read_seen']} seen, {figures['read_unseen_at_end']} not by the end)")
     print(f"{'process':<20} {'peak RSS MiB':>12} {'cores':>6}")
     for name, p in figures["processes"].items():
         print(f"{name:<20} {p['peak_rss_mib']:>12} {p['cores']:>6}")
+    print(f"the city's processes used {figures['city_cores']} cores; the machine was busy "
+          f"{figures['box_busy_cores']} of {figures['box_cores']} cores (the broker and other work included)")
 
 
 async def main() -> int:
