@@ -14,7 +14,7 @@ from smartcity.topics import InternalTopic
 # never compacts a log's active segment. Short segments keep that read near one record per key
 # (plus one segment): at 10,000 devices rewritten every second, the broker's default segment
 # (1 GiB) would hold minutes of records to replay. A table's own extra_topic_configs win.
-CHANGELOG_DEFAULTS: dict[str, str] = {"segment.bytes": str(16 * 1024 * 1024),
+CHANGELOG_DEFAULTS: dict[str, str] = {"segment.bytes": str(8 * 1024 * 1024),
                                       "min.cleanable.dirty.ratio": "0.2"}
 
 
