@@ -280,8 +280,8 @@ async def read_poll(address: str, freshness: Freshness, stop: asyncio.Event, int
 class LagSampler:
     """Each stream service's consumer lag per topic it commits (one stage each), sampled."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, bootstrap: str, prefix: str, interval_s: float) -> None:
+        self.prefix, self.interval_s = prefix, interval_s
         self.groups = [prefix + service for service in STREAM_SERVICES]
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, group_id=None)
@@ -321,17 +321,27 @@ class LagSampler:
         for stage, lags in self.samples.items():
             (t0, e0), (t1, e1) = self.ends_first[stage], self.ends_last[stage]
             rate = (e1 - e0) / (t1 - t0) if t1 > t0 else 0.0
-            third = max(1, len(lags) // 3)
-            early, late = statistics.median(lags[:third]), statistics.median(lags[-third:])
             out[stage] = {
                 "lag_p50": statistics.median(lags), "lag_max": max(lags), "lag_last": lags[-1],
                 "in_messages_per_s": round(rate, 1),
                 "lag_max_s": round(max(lags) / rate, 2) if rate > 0 else None,
-                # Growing: the late third's median well above the early third's, by more than
-                # two seconds of input (a steady lag of a few batches is not a backlog).
-                "growing": late > 2 * early + 2 * rate,
+                "lag_growth_per_s": round(lag_slope(lags, self.interval_s), 1),
+                # Growing: a backlog that rises by more than 5% of the input (least squares over
+                # the run) and ends above five seconds of input (a lag of a few batches that
+                # comes and goes is no backlog).
+                "growing": lag_slope(lags, self.interval_s) > 0.05 * rate and lags[-1] > 5 * rate,
             }
         return out
+
+
+def lag_slope(lags: Sequence[int], interval_s: float) -> float:
+    """Messages per second the lag grew by over the samples (least squares; 0 for one sample)."""
+    if len(lags) < 2:
+        return 0.0
+    times = [n * interval_s for n in range(len(lags))]
+    mean_t, mean_lag = statistics.fmean(times), statistics.fmean(lags)
+    spread = sum((t - mean_t) ** 2 for t in times)
+    return sum((t - mean_t) * (lag - mean_lag) for t, lag in zip(times, lags, strict=True)) / spread
 
 
 def process_figures(running: Sequence[Running], seconds: float) -> dict[str, dict[str, float]]:
@@ -383,7 +393,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks = [asyncio.create_task(probe(args.bootstrap, prefix, freshness, stop, args.probe_every)),
                  asyncio.create_task(watch(gateway, freshness, stop)),
                  asyncio.create_task(read_poll(gateway, freshness, stop, 0.02))]
-        async with LagSampler(args.bootstrap, prefix) as lags:
+        async with LagSampler(args.bootstrap, prefix, args.sample_every) as lags:
             started, busy_before = time.monotonic(), busy_cpu_s()
             while time.monotonic() - started < args.seconds:
                 await asyncio.sleep(args.sample_every)
@@ -446,10 +456,12 @@ def report(figures: dict[str, Any]) -> None:
     print(f"\n{figures['aps']} APs + {figures['cameras']} cameras for {figures['seconds']}s: "
           f"{figures['readings_per_s']} readings/s offered (target {figures['readings_per_s_target']}); "
           + ("every stage kept up" if figures["sustained"] else "NOT SUSTAINED: a stage's lag kept growing"))
-    print(f"{'stage (group:topic)':<62} {'in msg/s':>9} {'lag p50':>8} {'lag max':>8} {'max s':>6}  growing")
+    print(f"{'stage (group:topic)':<56} {'in msg/s':>9} {'lag p50':>8} {'lag max':>8} {'max s':>6} "
+          f"{'lag +/s':>8}  growing")
     for stage, s in figures["stages"].items():
-        print(f"{stage:<62} {s['in_messages_per_s']:>9} {s['lag_p50']:>8.0f} {s['lag_max']:>8} "
-              f"{s['lag_max_s'] if s['lag_max_s'] is not None else '-':>6}  {s['growing']}")
+        print(f"{stage:<56} {s['in_messages_per_s']:>9} {s['lag_p50']:>8.0f} {s['lag_max']:>8} "
+              f"{s['lag_max_s'] if s['lag_max_s'] is not None else '-':>6} {s['lag_growth_per_s']:>8}  "
+              f"{s['growing']}")
     print(f"health changes injected {figures['health_changes']}: WatchDevices p50 "
           f"{figures['watch_freshness_p50_ms']} ms, p99 {figures['watch_freshness_p99_ms']} ms "
           f"({figures['watch_seen']} seen, {figures['watch_unseen_at_end']} not by the end); GetAccessPoint "
