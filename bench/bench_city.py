@@ -20,7 +20,9 @@ it OK again). It times each such change from the reading's observed time to the 
                          bench ◄─ WatchDevices / GetAccessPoint ─ gateway
 
 Sampled every few seconds through the run: each consumer group's lag per topic it reads (a
-stage), and at the end each process's peak RSS (VmHWM) and CPU time. A stage whose lag keeps
+stage; from committed offsets, so about one commit interval, 1 s, of input even when idle; the
+gateway reads without a group: its delay is in the freshness), and at the end each process's
+peak RSS (VmHWM) and CPU time, next to how busy the whole machine was. A stage whose lag keeps
 growing means the box does not sustain the load: the bench says so. Stops by itself, stops the
 processes, deletes its topics. Last line: one JSON object of the figures.
 """
