@@ -40,7 +40,7 @@ def test_changelogs_internal_sources_and_extras_with_faust_s_own_configs() -> No
     # The platform's changelog defaults (short segments, so restarts replay little), the
     # table's own settings over them.
     assert changelog.config == {"cleanup.policy": "compact", "segment.ms": "600000",
-                                "segment.bytes": str(8 * 1024 * 1024), "min.cleanable.dirty.ratio": "0.2"}
+                                "segment.bytes": str(1 * 1024 * 1024), "min.cleanable.dirty.ratio": "0.2"}
     assert found["p.svc-by-site"].partitions == 3 and found["p.svc-by-site"].config == {}
     assert found["p.svc-ticks"].config == {"cleanup.policy": "delete", "retention.ms": "3600000"}
 

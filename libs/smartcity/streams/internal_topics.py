@@ -10,11 +10,13 @@ from mode.utils.times import want_seconds
 
 from smartcity.topics import InternalTopic
 
-# A worker whose tables live in memory reads its changelogs whole at every restart, and Kafka
-# never compacts a log's active segment. Short segments keep that read near one record per key
-# (plus one segment): at 10,000 devices rewritten every second, the broker's default segment
-# (1 GiB) would hold minutes of records to replay. A table's own extra_topic_configs win.
-CHANGELOG_DEFAULTS: dict[str, str] = {"segment.bytes": str(8 * 1024 * 1024),
+# A worker whose tables live in memory replays its changelogs at every restart, and Kafka never
+# compacts a log's active segment (nor one the cleaner has not reached yet). Short segments keep
+# the replay near one record per key plus the last few seconds of writes: a wifi worker
+# restarted after a minute at 3,000 APs replayed for 18.3 s with 8 MiB segments, 7.0 s with
+# 1 MiB (the broker's default segment, 1 GiB, would hold minutes of writes at city scale).
+# A table's own extra_topic_configs win.
+CHANGELOG_DEFAULTS: dict[str, str] = {"segment.bytes": str(1 * 1024 * 1024),
                                       "min.cleanable.dirty.ratio": "0.2"}
 
 
