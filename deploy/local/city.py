@@ -108,7 +108,7 @@ def _read_pid(path: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
-def _child_env(process: Process) -> dict[str, str]:
+def child_env(process: Process) -> dict[str, str]:
     defaults = process.defaults
     if process.personal_data:  # local secrets, unless the caller's environment names others
         from smartcity.personal_data.local import write_local_secrets
@@ -150,7 +150,7 @@ class Supervisor:
 
     def _start(self, process: Process) -> None:
         log = (LOG_DIR / f"{process.name}.log").open("ab")
-        child = subprocess.Popen([sys.executable, "-m", process.module], env=_child_env(process), cwd=ROOT,
+        child = subprocess.Popen([sys.executable, "-m", process.module], env=child_env(process), cwd=ROOT,
                                  stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.children[process.name] = child
@@ -231,7 +231,7 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _gateway_serving(address: str) -> bool:
+def gateway_serving(address: str) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -253,7 +253,7 @@ def _wait_until_ready(timeout_s: float) -> None:
             if process.name in pending and _http_ok(f"http://127.0.0.1:{process.metrics_port}/readyz"):
                 pending.discard(process.name)
                 say(f"{process.name} ready")
-        if "gateway:grpc" in pending and _gateway_serving(GATEWAY_ADDRESS):
+        if "gateway:grpc" in pending and gateway_serving(GATEWAY_ADDRESS):
             pending.discard("gateway:grpc")
             say(f"gateway SERVING on {GATEWAY_ADDRESS}")
         if pending:
@@ -342,7 +342,7 @@ def _kill_leftovers() -> None:
         pid_file.unlink(missing_ok=True)
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -359,7 +359,7 @@ def status() -> int:
     rows += [(p.name, _read_pid(RUN_DIR / f"{p.name}.pid")) for p in PROCESSES]
     rows.append(("kafka", _read_pid(ROOT / ".local/kafka/kafka.pid")))
     for name, pid in rows:
-        rss = _rss_mib(pid) if pid else 0.0
+        rss = rss_mib(pid) if pid else 0.0
         total += rss
         running += pid is not None
         print(f"  {name:<20} {'running' if pid else 'stopped':<8} pid {pid or '-':<8} {rss:7.1f} MiB")

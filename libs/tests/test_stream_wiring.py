@@ -37,9 +37,20 @@ def test_changelogs_internal_sources_and_extras_with_faust_s_own_configs() -> No
     assert set(found) == {"p.svc-state-changelog", "p.svc-by-site", "p.svc-ticks"}
     changelog = found["p.svc-state-changelog"]
     assert changelog.partitions == 6
-    assert changelog.config == {"cleanup.policy": "compact", "segment.ms": "600000"}
+    # The platform's changelog defaults (short segments, so restarts replay little), the
+    # table's own settings over them.
+    assert changelog.config == {"cleanup.policy": "compact", "segment.ms": "600000",
+                                "segment.bytes": str(1 * 1024 * 1024), "min.cleanable.dirty.ratio": "0.2"}
     assert found["p.svc-by-site"].partitions == 3 and found["p.svc-by-site"].config == {}
     assert found["p.svc-ticks"].config == {"cleanup.policy": "delete", "retention.ms": "3600000"}
+
+
+def test_a_table_s_own_changelog_settings_win_over_the_platform_s() -> None:
+    app = _app()
+    app.Table("state", partitions=6, extra_topic_configs={"segment.bytes": "1048576"})
+    (changelog,) = internal_topics_of(app)
+    assert changelog.config["segment.bytes"] == "1048576"
+    assert changelog.config["min.cleanable.dirty.ratio"] == "0.2"
 
 
 def test_internal_topics_get_the_platform_s_replication_factor(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
+from faust.tables import TableManager
 
 from smartcity.kafka import client_security
 from smartcity.settings import PlatformSettings, env_str
@@ -45,6 +46,21 @@ def group_instance_id() -> str | None:
     return env_str(GROUP_INSTANCE_ID_ENV, "").strip() or None
 
 
+class PromptTableManager(TableManager):  # type: ignore[misc]
+    """Faust's table manager without its fixed one-second pause at start.
+
+    Faust's waits a second before registering the tables, so that tables declared late (after
+    the app started) still make it; the consumer subscribes only after that, so every start and
+    restart of a worker lost that second. A StreamService declares every table in `__init__`,
+    before `serve`: nothing to wait for (a table added after the start still fails loudly).
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
     """A Faust app named after the service (isolated by the topic prefix), raw bytes on the wire,
     connecting with the settings' Kafka security (TLS, SASL) like every other client, a static
@@ -63,6 +79,7 @@ def create_app(settings: PlatformSettings, **overrides: Any) -> faust.App:
         "consumer_auto_offset_reset": "earliest",
         "consumer_group_instance_id": group_instance_id(),
         "table_cleanup_interval": 30.0,
+        "TableManager": PromptTableManager,
         # Changelogs are the tables' only durable copy: as many replicas as the cluster wants.
         "topic_replication_factor": settings.topic_replication_factor,
         # Faust keeps a small local directory even with memory stores; its default is

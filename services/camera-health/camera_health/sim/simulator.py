@@ -9,7 +9,8 @@ heartbeat to camera.heartbeats.v1 with SIM_BATCHES=false), and takes faults on P
     SIM_HEARTBEAT_INTERVAL_S  seconds between heartbeats (default 10; tests and demos ~1)
     SIM_CONTROL_PORT          control endpoint port (default 9112; 0 picks a free one)
     SIM_CONTROL_HOST          interface of the control endpoint (default 127.0.0.1)
-    SIM_CAMERA_COUNT          simulate only the first N cameras (default 0 = all)
+    SIM_CAMERA_COUNT          simulate N cameras: the first N of the inventory, or beyond its size
+                              copies of them at copies of their sites (default 0 = all)
     SIM_SEED                  seed of the noise (default 1)
     SIM_DURATION_S            stop after this long (default 0 = run until stopped)
     SIM_BATCHES               one batch message per site (default true) or one per heartbeat
@@ -26,6 +27,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaProducer
@@ -33,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from camera_health.sim.fleet import Fleet
 from camera_health.sim.rtsp_server import start_rtsp_server
 from smartcity import topic_names
-from smartcity.inventory import cameras
+from smartcity.inventory import CameraInfo, cameras
 from smartcity.kafka import make_producer, wait_for_broker
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
@@ -112,12 +114,29 @@ async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: A
             await asyncio.wait_for(stop.wait(), options.interval_s)
 
 
+# Copies of the inventory's cameras one site (one NVR, one batch message) holds at city scale.
+COPIES_PER_SITE = 10
+
+
+def scaled_cameras(inventory: Sequence[CameraInfo], count: int) -> list[CameraInfo]:
+    """`count` cameras (0: the whole inventory): the inventory's first, then copies of them named
+    `<camera_id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each),
+    so one box can be loaded like a city of thousands of cameras."""
+    if count <= 0:
+        return list(inventory)
+    copies = []
+    for n in range(count):
+        original, copy = inventory[n % len(inventory)], n // len(inventory)
+        copies.append(replace(original, camera_id=f"{original.camera_id}-x{copy}",
+                              site_id=f"{original.site_id}-x{copy // COPIES_PER_SITE}") if copy else original)
+    return copies
+
+
 def main() -> None:
     settings = PlatformSettings.from_env("camera-simulator")
     configure_logging(settings)
     options = SimOptions.from_env()
-    chosen = cameras()[:options.camera_count] if options.camera_count > 0 else cameras()
-    fleet = Fleet(chosen, seed=options.seed)
+    fleet = Fleet(scaled_cameras(cameras(), options.camera_count), seed=options.seed)
     control = ControlServer(options.host, options.control_port, fleet.command, fleet.active).start()
     asyncio.run(run(settings, fleet, control, replace(options, control_port=control.port)))
 

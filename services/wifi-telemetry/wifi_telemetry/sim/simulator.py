@@ -18,7 +18,9 @@ an ap_id, a site_id or "all":
     {"fault": "clear", "target": "..."}                                 ends every fault of the target
 
 Environment: WIFI_SIM_HEARTBEAT_S (10), WIFI_SIM_SITES (comma separated site ids; all),
-WIFI_SIM_SEED (random), WIFI_SIM_LOAD (demand multiplier, 1.0), WIFI_SIM_MEAN_SESSION_S (1500),
+WIFI_SIM_AP_COUNT (0: the inventory's APs; more: copies of them at copies of their sites, for
+load at city scale), WIFI_SIM_SEED (random), WIFI_SIM_LOAD (demand multiplier, 1.0; it also sizes the
+pool of returning phones), WIFI_SIM_MEAN_SESSION_S (1500),
 WIFI_SIM_BATCHES (true: one ApTelemetryBatch / ClientSessionBatch per site and interval, as a
 site controller sends them; false: one message per reading),
 SIM_CONTROL_PORT (9111, 0 = any free port), SIM_CONTROL_HOST (127.0.0.1), plus the platform's
@@ -37,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartcity.inventory import AccessPointInfo, access_points, site
@@ -108,7 +110,7 @@ class WifiCity:
         seq0 = int(now * 1000)
         self.aps: dict[str, SimulatedAp] = {
             ap.ap_id: SimulatedAp(
-                info=ap, kind=site(ap.site_id).kind, seq=seq0,
+                info=ap, kind=site(inventory_site(ap.site_id)).kind, seq=seq0,
                 boot_time=now - self.rng.uniform(3600, 30 * 86400),
                 cpu_base=self.rng.uniform(8, 25), mem_base=self.rng.uniform(35, 55),
                 firmware=self.rng.choice(["OpenWrt 23.05.3", "OpenWrt 23.05.5", "UniFi 6.6.77"]),
@@ -116,10 +118,11 @@ class WifiCity:
             )
             for ap in aps
         }
-        # Phones that come back: a pool per site, about four times its capacity.
+        # Phones that come back: a pool per site, about four times the clients it sees at peak.
         self.pools: dict[str, list[str]] = {}
         for ap in aps:
-            self.pools.setdefault(ap.site_id, []).extend(self._new_mac() for _ in range(4 * ap.capacity))
+            pool_size = max(4, round(4 * ap.capacity * min(1.0, load)))
+            self.pools.setdefault(ap.site_id, []).extend(self._new_mac() for _ in range(pool_size))
         self._lock = threading.Lock()
 
     # -- faults ------------------------------------------------------------------------------
@@ -276,6 +279,31 @@ def selected_access_points(sites: str) -> list[AccessPointInfo]:
     return aps
 
 
+# Copies of the inventory's APs one site (one controller, one batch message) holds at city
+# scale: ten copies of a site, 20 to 40 APs.
+COPIES_PER_SITE = 10
+
+
+def scaled_access_points(aps: Sequence[AccessPointInfo], count: int) -> list[AccessPointInfo]:
+    """`count` APs (0: `aps` as they are): `aps` first, then copies of them named
+    `<ap_id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each), so
+    one box can be loaded like a city of thousands of APs behind hundreds of controllers."""
+    if count <= 0:
+        return list(aps)
+    copies = []
+    for n in range(count):
+        original, copy = aps[n % len(aps)], n // len(aps)
+        copies.append(replace(original, ap_id=f"{original.ap_id}-x{copy}",
+                              site_id=f"{original.site_id}-x{copy // COPIES_PER_SITE}") if copy else original)
+    return copies
+
+
+def inventory_site(site_id: str) -> str:
+    """The inventory site a site of `scaled_access_points` copies (itself when not a copy)."""
+    base, mark, number = site_id.rpartition("-x")
+    return base if mark and number.isdigit() else site_id
+
+
 async def send_readings(collector: EdgeCollector, telemetry: Iterable[Reading],
                         sessions: Iterable[Reading], *, batches: bool = True) -> None:
     """One batch message per site and kind (the default, WIFI_SIM_BATCHES), or one per reading."""
@@ -293,7 +321,9 @@ async def run(settings: PlatformSettings) -> None:
     interval = env_float("WIFI_SIM_HEARTBEAT_S", 10.0)
     batches = env_bool("WIFI_SIM_BATCHES", True)
     seed_raw = env_str("WIFI_SIM_SEED", "")
-    city = WifiCity(selected_access_points(env_str("WIFI_SIM_SITES", "")),
+    aps = scaled_access_points(selected_access_points(env_str("WIFI_SIM_SITES", "")),
+                               env_int("WIFI_SIM_AP_COUNT", 0))
+    city = WifiCity(aps,
                     seed=int(seed_raw) if seed_raw else None, load=env_float("WIFI_SIM_LOAD", 1.0),
                     mean_session_s=env_float("WIFI_SIM_MEAN_SESSION_S", 1500.0))
     control = ControlServer(env_str("SIM_CONTROL_HOST", "127.0.0.1"), env_int("SIM_CONTROL_PORT", 9111),
