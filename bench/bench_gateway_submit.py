@@ -109,6 +109,10 @@ def show(name: str, row: dict[str, Any]) -> None:
         return
     print(f"{name:44} {row['ok']:>6} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['max_ms']:>8.1f}"
           + (f"   {row['failed']} failed, e.g. {row['errors'][0]}" if row["failed"] else ""), flush=True)
+    cpu = [f"{key.removesuffix('_cpu_ms_per_call')} {value:.2f}" for key, value in row.items()
+           if key.endswith("_cpu_ms_per_call")]
+    if cpu:
+        print(f"{'':44} CPU ms per call: {', '.join(cpu)}", flush=True)
 
 
 # ---- the gateway's SubmitRequest
@@ -150,6 +154,12 @@ def pid_of(proc: ServiceProcess) -> int:
     return proc._proc.pid
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_profiler(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling a running process (by pid) for `seconds`, then writing `output`."""
     return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
@@ -188,8 +198,15 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
             profilers = [] if profile is None else [
                 start_profiler(pid, seconds + 2, profile / f"{name}.txt")
                 for name, pid in (("gateway", pid_of(gateway.proc)), ("citizen-requests", pid_of(worker)))]
+            pids = {"gateway": pid_of(gateway.proc), "worker": pid_of(worker)}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             try:
-                return await open_loop(call, rate, seconds)
+                row = await open_loop(call, rate, seconds)
+                # CPU per call, whatever else the machine runs: what the rate costs each process.
+                for name, pid in pids.items():
+                    used = cpu_seconds(pid) - cpu_before[name]
+                    row[f"{name}_cpu_ms_per_call"] = used * 1000.0 / max(row["calls"] + rate * 2.0, 1)
+                return row
             finally:
                 for profiler in profilers:
                     await asyncio.to_thread(profiler.wait, 60)
@@ -293,6 +310,8 @@ async def main(rate: float, seconds: float, ceiling_s: float, *, with_reporter: 
         await delete_topics(BOOTSTRAP, prefix, security=SECURITY)
     figures: dict[str, Any] = {"bench": "gateway_submit", "rate_per_s": rate, "seconds": seconds,
                                "with_reporter": with_reporter}
+    for name in ("gateway", "worker"):
+        figures[f"{name}_cpu_ms_per_submit"] = round(gateway_row[f"{name}_cpu_ms_per_call"], 2)
     for key, row in (("submit", gateway_row), ("bare_grpc", grpc_row), ("kafka_hop", kafka_row)):
         figures[f"{key}_failed"] = row["failed"]
         for stat in ("p50_ms", "p99_ms", "max_ms"):
