@@ -1,13 +1,14 @@
 """Benchmark of citizen-requests: N commands through one worker started from its entry point.
 
-    uv run python bench/bench_citizen_requests.py [--commands 6000] [--keep]
+    uv run python bench/bench_citizen_requests.py [--commands 6000] [--keep] [--profile out.txt]
 
 Writes N commands (each request: submit, acknowledge, assign, start, resolve, close; requests
 interleaved) to `requests.commands.v1` under a fresh topic prefix, then starts one worker
 (`python -m citizen_requests`) and reads `requests.events.v1` until every command has its
 outcome. Prints commands/s over the processing span (first to last outcome, broker timestamps)
 and end to end (worker start to last outcome, startup and recovery included). Stops by itself
-and deletes its topics unless --keep.
+and deletes its topics unless --keep. With --profile, the worker runs under py-spy, which
+writes its samples there (collapsed stacks, one per line: flamegraph.pl or speedscope read them).
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]
     return await produce(bootstrap, prefix + "requests.commands.v1", commands)
 
 
+def worker_command(profile: Path | None) -> list[str]:
+    """The worker from its entry point; under py-spy (its own child, so no ptrace rights
+    needed) when profiling, sampled at 200 Hz with idle threads left out."""
+    worker = [sys.executable, "-m", "citizen_requests"]
+    if profile is None:
+        return worker
+    return [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
+            "--output", str(profile), "--", *worker]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,6 +121,7 @@ def main() -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's topics")
+    parser.add_argument("--profile", type=Path, help="run the worker under py-spy, samples to this file")
     args = parser.parse_args()
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
@@ -125,13 +137,13 @@ def main() -> int:
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
                         "METRICS_PORT": "0", "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
     started = time.time()
-    worker = subprocess.Popen([sys.executable, "-m", "citizen_requests"], env=env, cwd=ROOT,
-                              start_new_session=True)
+    worker = subprocess.Popen(worker_command(args.profile), env=env, cwd=ROOT, start_new_session=True)
     try:
         count, first_ms, last_ms = asyncio.run(count_outcomes(
             args.bootstrap, prefix + "requests.events.v1", len(commands), args.timeout))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        # py-spy writes its samples on SIGINT (SIGTERM would kill it first); the worker stops on either.
+        os.killpg(worker.pid, signal.SIGINT if args.profile else signal.SIGTERM)
         worker.wait(timeout=30)
     if not args.keep:
         asyncio.run(delete_topics(args.bootstrap, prefix, security=SECURITY))

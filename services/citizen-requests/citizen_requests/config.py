@@ -159,6 +159,9 @@ class ServiceSettings:
                                       request whose last change is older leaves `total` and the
                                       medians/p90 (and the summaries topic); open ones never leave
     REQUESTS_UTC_OFFSET_H             the city's UTC offset for "today" and Open311 times (7, WIB)
+    REQUESTS_COMMAND_BATCH_WAIT_S     how long a partial batch of commands waits for more before it
+                                      is applied (default 0.01): each waiting citizen pays up to
+                                      this much; a busy stream fills its batches without waiting
     REQUESTS_BROKER_SESSION_TIMEOUT_S consumer session timeout: how fast a dead worker's partitions
                                       move to another one (default 30)
     REQUESTS_DATADIR                  Faust's data directory, even for in-memory tables (default
@@ -173,6 +176,7 @@ class ServiceSettings:
     stats_refresh_s: float = 30.0
     stats_window_days: float = 90.0
     utc_offset_h: float = 7.0
+    command_batch_wait_s: float = 0.01
     broker_session_timeout_s: float = 30.0
     # Kept out of the working tree.
     datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
@@ -189,12 +193,16 @@ class ServiceSettings:
             stats_refresh_s=env_float("REQUESTS_STATS_REFRESH_S", cls.stats_refresh_s),
             stats_window_days=env_float("REQUESTS_STATS_WINDOW_DAYS", cls.stats_window_days),
             utc_offset_h=env_float("REQUESTS_UTC_OFFSET_H", cls.utc_offset_h),
+            command_batch_wait_s=env_float("REQUESTS_COMMAND_BATCH_WAIT_S", cls.command_batch_wait_s),
             broker_session_timeout_s=env_float("REQUESTS_BROKER_SESSION_TIMEOUT_S",
                                                cls.broker_session_timeout_s),
             datadir=env_str("REQUESTS_DATADIR", cls.datadir),
         )
         if settings.outcome_memory < 1 or settings.history_limit < 1:
             raise SettingsError("REQUESTS_OUTCOME_MEMORY and REQUESTS_HISTORY_LIMIT must be >= 1")
+        if not settings.command_batch_wait_s > 0:  # 0 would make Faust wait for a full batch
+            raise SettingsError("REQUESTS_COMMAND_BATCH_WAIT_S must be > 0, "
+                                f"not {settings.command_batch_wait_s}")
         if not settings.stats_window_days > 0:  # also refuses nan
             raise SettingsError(f"REQUESTS_STATS_WINDOW_DAYS must be > 0, not {settings.stats_window_days}")
         return settings

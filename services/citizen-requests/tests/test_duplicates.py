@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from citizen_requests.config import load_config
-from citizen_requests.core.duplicates import DuplicateIndex, candidate_of
+from citizen_requests.core.duplicates import Candidate, DuplicateIndex, candidate_of, possible_duplicates
 from citizen_requests.core.ledger import Ledger
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
@@ -115,3 +117,23 @@ def test_the_index_says_whose_flags_a_late_report_changes() -> None:
     index.discard("r1")
     assert "r1" not in index and len(index) == 2
     assert candidate_of(pb.ServiceRequest(request_id="r4", category="fire", version=1)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-0.004, 0.004), st.floats(-0.004, 0.004), st.integers(0, 7200),
+                          st.sampled_from(["fire", "roads"])), min_size=1, max_size=40),
+       st.sampled_from([ALUN_ALUN[0], 0.0, 59.9, -70.0]))
+def test_the_grid_index_flags_what_comparing_every_pair_flags(
+        points: list[tuple[float, float, int, str]], latitude: float) -> None:
+    """Reports scattered over a few cells (at Purbalingga, the equator and far north and south,
+    where a degree of longitude is short): the grid finds the same possible duplicates as
+    comparing each report with every other."""
+    index = DuplicateIndex(max_distance_m=150, window_s=3600)
+    everyone: list[Candidate] = []
+    for i, (dlat, dlon, dt, category) in enumerate(points):
+        candidate = Candidate(f"r{i}", category, latitude + dlat, ALUN_ALUN[1] + dlon, T0 + dt)
+        decided = index.add(candidate)
+        everyone.append(candidate)
+        assert decided[candidate.request_id] == possible_duplicates(candidate, everyone, 150, 3600)
+    for candidate in everyone:
+        assert index.flags_of(candidate) == possible_duplicates(candidate, everyone, 150, 3600)

@@ -221,8 +221,11 @@ async def test_an_invalid_transition_is_rejected_with_the_correlation_id_and_cha
     assert rejection.version == 1 and rejection.request.status == pb.REQUEST_STATUS_SUBMITTED
     assert (events[2].type, events[2].version) == (pb.REQUEST_EVENT_TYPE_COMMENTED, 2)  # nothing in between
     states = decode_all(await consume_all(kafka_bootstrap, topic_prefix + STATE), pb.ServiceRequest)
-    assert [(s.version, s.status) for s in states] == [(1, pb.REQUEST_STATUS_SUBMITTED),
-                                                       (2, pb.REQUEST_STATUS_SUBMITTED)]
+    # The state topic holds the latest state: once per batch of commands, so version 1 may be
+    # superseded within the batch. No state for the rejection, none out of order.
+    versions = [(s.version, s.status) for s in states]
+    assert versions in ([(1, pb.REQUEST_STATUS_SUBMITTED), (2, pb.REQUEST_STATUS_SUBMITTED)],
+                        [(2, pb.REQUEST_STATUS_SUBMITTED)])
 
 
 async def test_a_duplicate_submit_yields_one_request(
@@ -372,8 +375,10 @@ async def test_malformed_commands_go_to_the_dlq_and_good_ones_still_flow(
     assert {r.value for r in letters} >= {no_time.SerializeToString(), wrong_key.SerializeToString()}
     states = await read_until(kafka_bootstrap, topic_prefix + STATE, pb.ServiceRequest,
                               lambda s: any(x.version == 2 for x in s))
-    assert [(s.request_id, s.status) for s in states] == [(good.request_id, pb.REQUEST_STATUS_SUBMITTED),
-                                                         (good.request_id, pb.REQUEST_STATUS_ACKNOWLEDGED)]
+    # Only the good request; its submitted state may be superseded in the same batch.
+    assert [(s.request_id, s.status) for s in states] in (
+        [(good.request_id, pb.REQUEST_STATUS_SUBMITTED), (good.request_id, pb.REQUEST_STATUS_ACKNOWLEDGED)],
+        [(good.request_id, pb.REQUEST_STATUS_ACKNOWLEDGED)])
 
 
 async def test_the_timer_flags_an_sla_breach_once_and_the_stats_show_it(
@@ -417,8 +422,13 @@ async def test_a_request_that_leaves_the_stats_window_is_tombstoned_and_a_reopen
     gone = report("gone", "roads", old, 0)
     worker = start_worker(run_service, topic_prefix, REQUESTS_STATS_WINDOW_DAYS="90")
     steps = ["acknowledge", "assign", "start", "resolve"]
-    await send(producer, topic_prefix, gone, *lifecycle(gone, old, steps))
     key = gone.request_id.encode()
+    # The submit first, on its own: the book takes the open request in, so the finished one
+    # that follows leaves by the flush timer's eviction. (Sent in one batch, the request is
+    # already finished when the book first sees it, and never enters the book at all.)
+    await send(producer, topic_prefix, gone)
+    await consume(kafka_bootstrap, summaries, until=lambda rs: any(r.key == key for r in rs), timeout_s=45)
+    await send(producer, topic_prefix, *lifecycle(gone, old, steps))
 
     def tombstoned(records: list[Any]) -> bool:
         return any(r.key == key and r.value is None for r in records)
@@ -429,7 +439,7 @@ async def test_a_request_that_leaves_the_stats_window_is_tombstoned_and_a_reopen
     assert pb.ServiceRequest.FromString(last.value).status == pb.REQUEST_STATUS_RESOLVED
     changelog = await consume(kafka_bootstrap, f"{topic_prefix}citizen-requests-summaries-changelog",
                               until=tombstoned, timeout_s=30)
-    assert tombstoned(changelog), "the summary table still holds the evicted request"
+    assert tombstoned(changelog), "the summary table still holds the evicted request\n" + worker.log_tail()
 
     # Only the fresh request counts now (submitted today, open); the old one is out of total.
     fresh = report("fresh", "roads", time.time(), 1)

@@ -6,7 +6,7 @@ never anything about the reporter. Processing latency and dead letters are the l
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge
 
@@ -35,24 +35,36 @@ def initialise(routes: Mapping[str, str]) -> None:
             SLA_BREACHES.labels(category, opd, kind)
 
 
-def record_outcome(processed: Processed, request: pb.ServiceRequest | None) -> None:
-    """Counts what one command or tick did (a replayed outcome counts only as replayed)."""
-    if processed.replayed:
-        COMMANDS.labels("replayed").inc()
-        return
-    for event in processed.events:
-        if event.type == pb.REQUEST_EVENT_TYPE_COMMAND_REJECTED:
-            REJECTIONS.labels(rejection_code_name(event.rejection_code).lower()).inc()
-            COMMANDS.labels("rejected").inc()
-        elif event.type == pb.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED:
-            COMMANDS.labels("deduplicated").inc()
-        else:
-            TRANSITIONS.labels(event_type_name(event.type).lower()).inc()
-            if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and request is not None:
-                SLA_BREACHES.labels(request.category, request.opd_code,
-                                    sla_kind_name(event.sla_breach.kind).lower()).inc()
-    if processed.state is not None and any(e.command_id for e in processed.events):
-        COMMANDS.labels("applied").inc()
+def record_outcomes(processed: Iterable[Processed]) -> None:
+    """Counts what a batch of commands or a tick did (a replayed outcome counts only as
+    replayed): tallied first, each series moved once per batch."""
+    commands: Tally[str] = Tally()
+    rejections: Tally[str] = Tally()
+    transitions: Tally[str] = Tally()
+    breaches: Tally[tuple[str, str, str]] = Tally()
+    for one in processed:
+        if one.replayed:
+            commands["replayed"] += 1
+            continue
+        request = one.record.request
+        for event in one.events:
+            if event.type == pb.REQUEST_EVENT_TYPE_COMMAND_REJECTED:
+                rejections[rejection_code_name(event.rejection_code).lower()] += 1
+                commands["rejected"] += 1
+            elif event.type == pb.REQUEST_EVENT_TYPE_SUBMIT_DEDUPLICATED:
+                commands["deduplicated"] += 1
+            else:
+                transitions[event_type_name(event.type).lower()] += 1
+                if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and request is not None:
+                    breaches[(request.category, request.opd_code,
+                              sla_kind_name(event.sla_breach.kind).lower())] += 1
+        if one.state is not None and any(e.command_id for e in one.events):
+            commands["applied"] += 1
+    for counter, tally in ((COMMANDS, commands), (REJECTIONS, rejections), (TRANSITIONS, transitions)):
+        for label, count in tally.items():
+            counter.labels(label).inc(count)
+    for labels, count in breaches.items():
+        SLA_BREACHES.labels(*labels).inc(count)
 
 
 def set_open_gauges(open_by_pair: Tally[tuple[str, str]], overdue_by_pair: Tally[tuple[str, str]]) -> None:

@@ -40,7 +40,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from citizen_requests.config import ServiceSettings, load_config
 from citizen_requests.core.duplicates import DuplicateIndex, candidate_of, flags_to_send
 from citizen_requests.core.ledger import (
     Processed,
-    process_command,
+    process_commands,
     process_duplicates,
     process_tick,
     summary_of,
@@ -68,8 +68,9 @@ from smartcity.codec import ProtoCodec, from_timestamp
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService
 from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.dead_letters import Decoded
 from smartcity.topics import load_catalogue
-from smartcity.tracing import message_span, producer_span
+from smartcity.tracing import Headers, has_trace_context, inject_headers, message_span, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -77,7 +78,8 @@ COMMANDS = "requests.commands.v1"
 # At most this many requests leave the statistics window per flush (the rest at the next ones),
 # so the first pass over a long history does not hold the event loop.
 EVICTIONS_PER_FLUSH = 10_000
-COMMAND_BATCH_WITHIN_S = 0.003
+# How long a partial batch of summaries waits for more: nobody waits on the statistics.
+STATS_BATCH_WITHIN_S = 0.02
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(SERVICE)
@@ -102,6 +104,8 @@ class RequestsWorker(StreamService):
         self.stats = self.catalogue_topic(topic_names.REQUESTS_STATS)
         self.ticks = self.internal_topic("sla-ticks", partitions, retention=86400.0, deleting=True)
         self.ticks_name = self.ticks.get_topic_name()
+        self.events_name = self.events.get_topic_name()
+        self.states_name = self.states.get_topic_name()
         self.summaries = self.internal_topic("summaries", 1, compacting=True)
         self.summaries_name = self.summaries.get_topic_name()
         self.duplicate_flags = self.internal_topic("duplicates", partitions, retention=86400.0, deleting=True)
@@ -111,6 +115,9 @@ class RequestsWorker(StreamService):
         # agents never share unflushed writes.
         self.record_writer = TableWriter(self.records)
         self.summary_table = app.Table("summaries", partitions=1, key_type=bytes, value_type=bytes)
+        # The stats agent's reads and writes of it, flushed once per batch of summaries.
+        self.summary_writer = TableWriter(self.summary_table)
+        self.summary_writer.partition = 0
         self.codec = ProtoCodec(pb.RequestCommand, validate_envelope)
         # Both request agents touch the same records; one at a time keeps each read-apply-write
         # and its outputs in order (state versions reach the compacted topic in order).
@@ -149,67 +156,87 @@ class RequestsWorker(StreamService):
     # ---- commands
 
     async def _commands_agent(self, stream: faust.StreamT) -> None:
-        # A batch of commands at a time: decoded and counted per batch, one lock, one span
-        # linking the commands' traces; each command still applied and emitted in order. A
-        # citizen waits on each command's outcome: a partial batch waits only a few ms for more.
-        async for events in event_batches(stream, within_s=COMMAND_BATCH_WITHIN_S):
+        # A batch of commands at a time: decoded, applied (each record read and written once),
+        # counted and traced per batch (one span linking the commands' traces); each command's
+        # events still go out in order, each request's state once, after its last command.
+        # A citizen waits on each command's outcome: a partial batch waits only a few ms for more.
+        async for events in event_batches(stream, within_s=self.knobs.command_batch_wait_s):
             items = await self.decode_all(events, self.codec, key_is_request_id)
             if not items:
                 continue
             with tracer.start_as_current_span("request.commands",
                                               links=span_links(i.trace_context for i in items)):
                 async with self.lock:
-                    done = []
-                    for item in items:
-                        self.record_writer.partition = item.record.partition
-                        done.append((item.value.request_id, self._apply_command(item.value)))
-                    await self.record_writer.flush()  # each changed record once, before the outputs
-                    for item, (request_id, processed) in zip(items, done, strict=True):
-                        # A traced command (the gateway's) gets its own span, parent of its outputs.
-                        with message_span(item.record, group=self.app.conf.id, only_traced=True):
-                            await self._emit(request_id, processed)
+                    await self._apply_commands(items)
             oldest = min(from_timestamp(i.value.issued_time) for i in items)
             self.observe_latency(items[0].record.topic, oldest)
+
+    async def _apply_commands(self, items: Sequence[Decoded[pb.RequestCommand]]) -> None:
+        partition_of = {i.value.request_id: i.record.partition for i in items}
+        batch = process_commands(self._load, [i.value for i in items], self.config,
+                                 outcome_memory=self.knobs.outcome_memory,
+                                 history_limit=self.knobs.history_limit)
+        for request_id, record in batch.records.items():
+            self.record_writer.partition = partition_of[request_id]
+            self.record_writer[request_id.encode()] = encode_record(record)
+            self._track_deadline(request_id, record.request)
+        await self.record_writer.flush()  # each changed record once, before the outputs
+        metrics.record_outcomes(batch.processed)
+        batch_headers = inject_headers()  # the batch span: what untraced commands' outputs carry
+        for index, (item, processed) in enumerate(zip(items, batch.processed, strict=True)):
+            state = batch.states.get(index)
+            if not has_trace_context(item.record.headers):
+                await self._emit(item.value.request_id, processed, state, batch_headers)
+                continue
+            # A traced command (the gateway's) gets its own span, parent of its outputs.
+            with message_span(item.record, group=self.app.conf.id):
+                await self._emit(item.value.request_id, processed, state)
 
     def _load(self, request_id: str) -> RequestRecord | None:
         raw = self.record_writer.get(request_id.encode())
         return decode_record(raw) if raw else None
 
-    def _apply_command(self, command: pb.RequestCommand) -> Processed:
-        processed = process_command(self._load(command.request_id), command, self.config,
-                                    outcome_memory=self.knobs.outcome_memory,
-                                    history_limit=self.knobs.history_limit)
-        self._store(command.request_id, processed)
-        return processed
-
     def _store(self, request_id: str, processed: Processed) -> None:
+        """One request's record after a tick or a flag update (commands: `_apply_commands`)."""
         if processed.record_changed:
             self.record_writer[request_id.encode()] = encode_record(processed.record)
-        request = processed.record.request
-        if request is not None:
-            due = next_due(request)
-            if due is None:
-                self.deadlines.pop(request_id, None)
-            else:
-                self.deadlines[request_id] = due
-        metrics.record_outcome(processed, request)
+            self._track_deadline(request_id, processed.record.request)
+        metrics.record_outcomes([processed])
 
-    async def _emit(self, request_id: str, processed: Processed) -> None:
+    def _track_deadline(self, request_id: str, request: pb.ServiceRequest | None) -> None:
+        due = next_due(request) if request is not None else None
+        if due is None:
+            self.deadlines.pop(request_id, None)
+        else:
+            self.deadlines[request_id] = due
+
+    async def _emit(self, request_id: str, processed: Processed, state: pb.ServiceRequest | None,
+                    headers: Headers | None = None) -> None:
+        """Hands a request's events, then its state (and summary), to the producer.
+
+        Handed over, not waited for one by one: Faust's commit flushes the producer before it
+        commits the offsets, so outputs are on the broker before their commands count as done.
+        `headers`: the trace context to carry (a producer span per send when None)."""
         key = request_id.encode()
         for event in processed.events:
-            value = event.SerializeToString(deterministic=True)
-            with producer_span(self.events.get_topic_name(), key) as headers:
-                await self.events.send(key=key, value=value, headers=headers)
+            await self._send(self.events_name, key, event.SerializeToString(deterministic=True), headers)
             if event.type == pb.REQUEST_EVENT_TYPE_SLA_BREACHED and not processed.replayed:
                 log.info("SLA breached", extra={"fields": {
                     "request_id": request_id, "category": event.request.category,
                     "opd": event.request.opd_code, "kind": pb.SlaKind.Name(event.sla_breach.kind)}})
-        if processed.state is not None:
-            with producer_span(self.states.get_topic_name(), key) as headers:
-                await self.states.send(key=key, value=processed.state.SerializeToString(deterministic=True),
-                                       headers=headers)
-            summary = summary_of(processed.state).SerializeToString(deterministic=True)
-            await self.summaries.send(key=key, value=summary)
+        if state is not None:
+            await self._send(self.states_name, key, state.SerializeToString(deterministic=True), headers)
+            summary = summary_of(state).SerializeToString(deterministic=True)
+            await self._send(self.summaries_name, key, summary, [])
+
+    async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers | None) -> None:
+        # The app's producer itself, not Topic.send: no FutureMessage and callbacks per message
+        # (a third of the command path's cost, by py-spy). Send errors are logged by the producer.
+        if headers is None:
+            with producer_span(topic, key) as own:
+                await self.app.producer.send(topic, key, value, None, None, own)
+        else:
+            await self.app.producer.send(topic, key, value, None, None, headers)
 
     # ---- SLA timer
 
@@ -248,47 +275,56 @@ class RequestsWorker(StreamService):
                 processed = process_tick(self._load(request_id), as_of, self.knobs.history_limit)
                 self._store(request_id, processed)
                 await self.record_writer.flush()
-                await self._emit(request_id, processed)
+                await self._emit(request_id, processed, processed.state)
 
     # ---- statistics
 
     async def _stats_agent(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if event.value is None:
-                await self._on_tombstone(await self._book(), event.key)
-                continue
-            try:
-                summary = pb.ServiceRequest.FromString(event.value)
-            except Exception:  # protobuf raises its own DecodeError; only this service writes here
-                log.warning("ignoring an undecodable request summary")
-                continue
-            book = await self._book()
-            if book.version_of(summary.request_id) >= summary.version:
-                self._keep_flags(event.key, event.value, summary)
-                continue  # redelivered or re-emitted: already counted
-            if book.expired(summary):
-                # An old version of a request that left the window (re-emitted by a replayed
-                # command, or redelivered): it stays out, and off the topic too.
-                await self.summaries.send(key=event.key, value=None)
-                continue
-            self.summary_table[event.key] = event.value
-            # Published by `_flush_stats` a moment later: a burst of changes to one category
-            # becomes one stats record instead of one per command.
-            self._dirty |= book.update(summary)
-            await self._flag_duplicates(summary)
+        # Summaries a batch at a time: each changed one written to the table once, then the
+        # table flushed (its changelog before the batch's offsets can be committed).
+        async for events in event_batches(stream, within_s=STATS_BATCH_WITHIN_S):
+            # One book and one index for the whole batch: what they were built from is the
+            # table as the batch found it (a rebuild mid-batch would miss its pending writes).
+            book, index = await self._book(), self._duplicate_index()
+            for event in events:
+                await self._on_summary(book, index, event.key, event.value)
+            await self.summary_writer.flush()
 
-    async def _on_tombstone(self, book: StatsBook, key: bytes) -> None:
+    async def _on_summary(self, book: StatsBook, index: DuplicateIndex, key: bytes,
+                          value: bytes | None) -> None:
+        if value is None:
+            await self._on_tombstone(book, index, key)
+            return
+        try:
+            summary = pb.ServiceRequest.FromString(value)
+        except Exception:  # protobuf raises its own DecodeError; only this service writes here
+            log.warning("ignoring an undecodable request summary")
+            return
+        if book.version_of(summary.request_id) >= summary.version:
+            self._keep_flags(key, value, summary)
+            return  # redelivered or re-emitted: already counted
+        if book.expired(summary):
+            # An old version of a request that left the window (re-emitted by a replayed
+            # command, or redelivered): it stays out, and off the topic too.
+            await self.summaries.send(key=key, value=None)
+            return
+        self.summary_writer[key] = value
+        # Published by `_flush_stats` a moment later: a burst of changes to one category
+        # becomes one stats record instead of one per command.
+        self._dirty |= book.update(summary)
+        await self._flag_duplicates(index, summary)
+
+    async def _on_tombstone(self, book: StatsBook, index: DuplicateIndex, key: bytes) -> None:
         """One of our tombstones, read back (value None: nothing to decode, nothing to dead-letter)."""
         request_id = key.decode(errors="replace")
-        raw = self.summary_table.get(key)
+        raw = self.summary_writer.get(key)
         if request_id in book and raw is not None:
             # A newer version reached the topic before the tombstone and came back into the
             # window (a reopen): compaction would keep the tombstone, so write it again after.
             await self.summaries.send(key=key, value=raw)
         elif raw is not None:
-            del self.summary_table[key]  # evicted: off the table and its changelog too
-            if self.duplicates is not None:
-                self.duplicates.discard(request_id)
+            del self.summary_writer[key]  # evicted: off the table and its changelog too
+            index.discard(request_id)
 
     async def _book(self) -> StatsBook:
         """The stats book, rebuilt from the summary table after a start or a rebalance."""
@@ -351,13 +387,12 @@ class RequestsWorker(StreamService):
             self.duplicates = index
         return self.duplicates
 
-    async def _flag_duplicates(self, summary: pb.ServiceRequest) -> None:
+    async def _flag_duplicates(self, index: DuplicateIndex, summary: pb.ServiceRequest) -> None:
         """Sends the flags a request decides to the requests whose flags differ from them.
 
         Done for a request's first version, and for any version of one the index does not hold
         yet: a replay after a crash decides again, and sends again what the requests still lack.
         """
-        index = self._duplicate_index()
         candidate = candidate_of(summary)
         if candidate is None or (summary.version > 1 and candidate.request_id in index):
             return
@@ -368,20 +403,20 @@ class RequestsWorker(StreamService):
     def _current_flags(self, request_ids: Iterable[str]) -> dict[str, list[str]]:
         current: dict[str, list[str]] = {}
         for request_id in request_ids:
-            raw = self.summary_table.get(request_id.encode())
+            raw = self.summary_writer.get(request_id.encode())
             if raw is not None:
                 current[request_id] = list(pb.ServiceRequest.FromString(raw).possible_duplicate_of)
         return current
 
     def _keep_flags(self, key: bytes, value: bytes, summary: pb.ServiceRequest) -> None:
         """A version already counted whose flags changed (the duplicates agent wrote it): kept."""
-        raw = self.summary_table.get(key)
+        raw = self.summary_writer.get(key)
         if raw is None:
             return
         stored = pb.ServiceRequest.FromString(raw)
         same_version = stored.version == summary.version
         if same_version and stored.possible_duplicate_of != summary.possible_duplicate_of:
-            self.summary_table[key] = value
+            self.summary_writer[key] = value
 
     async def _duplicates_agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -395,7 +430,7 @@ class RequestsWorker(StreamService):
                 processed = process_duplicates(self._load(request_id), flags)
                 self._store(request_id, processed)
                 await self.record_writer.flush()
-                await self._emit(request_id, processed)
+                await self._emit(request_id, processed, processed.state)
 
 
 def key_is_request_id(key: str, command: pb.RequestCommand) -> str | None:

@@ -17,6 +17,7 @@ arrives late; the last value is the same whatever the arrival order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -67,40 +68,79 @@ def possible_duplicates(target: Candidate, candidates: Iterable[Candidate], max_
     return [request_id for _, request_id in sorted(near)[:MAX_DUPLICATES]]
 
 
+# Metres per degree of latitude, rounded down (110,574 m at the equator): a cell this many
+# degrees tall is at least `max_distance_m` tall everywhere.
+_METRES_PER_DEGREE = 110_000.0
+
+Cell = tuple[str, int, int]  # (category, latitude row, longitude column)
+
+
 class DuplicateIndex:
-    """The candidates by category; says which requests' flags a new one decides."""
+    """The candidates by category on a grid of cells about `max_distance_m` wide; says which
+    requests' flags a new one decides.
+
+    A request's possible duplicates lie within `max_distance_m`, so in its own cell or a
+    neighbouring one: a new request is compared with the requests of those few cells, not with
+    every request of its category (a whole city's reports of a stats window).
+    """
 
     def __init__(self, max_distance_m: float, window_s: float) -> None:
         self.max_distance_m = max_distance_m
         self.window_s = window_s
-        self._by_category: dict[str, dict[str, Candidate]] = {}
+        self._cell_deg = max(max_distance_m, 1.0) / _METRES_PER_DEGREE
+        self._cells: dict[Cell, dict[str, Candidate]] = {}
+        self._cell_of: dict[str, Cell] = {}
 
     def add(self, candidate: Candidate) -> dict[str, list[str]]:
         """Takes a candidate in (again: idempotent); the flags of every request it may change.
 
         Those are its own and those of the later requests of its category within the window.
         """
-        bucket = self._by_category.setdefault(candidate.category, {})
-        bucket[candidate.request_id] = candidate
-        affected = [c for c in bucket.values()
+        self.discard(candidate.request_id)
+        cell = self._cell(candidate)
+        self._cells.setdefault(cell, {})[candidate.request_id] = candidate
+        self._cell_of[candidate.request_id] = cell
+        affected = [c for c in self._near(candidate)
                     if c.order >= candidate.order and c.requested_s - candidate.requested_s <= self.window_s
                     and (c is candidate or distance_m(c.latitude, c.longitude, candidate.latitude,
                                                       candidate.longitude) <= self.max_distance_m)]
         return {c.request_id: self.flags_of(c) for c in affected}
 
     def flags_of(self, candidate: Candidate) -> list[str]:
-        return possible_duplicates(candidate, self._by_category.get(candidate.category, {}).values(),
-                                   self.max_distance_m, self.window_s)
+        return possible_duplicates(candidate, self._near(candidate), self.max_distance_m, self.window_s)
+
+    def _cell(self, candidate: Candidate) -> Cell:
+        return (candidate.category, math.floor(candidate.latitude / self._cell_deg),
+                math.floor(candidate.longitude / self._cell_deg))
+
+    def _near(self, candidate: Candidate) -> list[Candidate]:
+        """The candidates of its category in the cells within `max_distance_m` of it."""
+        category, row, column = self._cell(candidate)
+        # A degree of longitude shrinks with the cosine of the latitude: more columns to reach.
+        widest = math.radians(min(89.0, abs(candidate.latitude) + self._cell_deg))
+        reach = math.ceil(1.0 / math.cos(widest))
+        near: list[Candidate] = []
+        for r in (row - 1, row, row + 1):
+            for c in range(column - reach, column + reach + 1):
+                cell = self._cells.get((category, r, c))
+                if cell:
+                    near.extend(cell.values())
+        return near
 
     def discard(self, request_id: str) -> None:
-        for bucket in self._by_category.values():
-            bucket.pop(request_id, None)
+        cell = self._cell_of.pop(request_id, None)
+        if cell is None:
+            return
+        members = self._cells[cell]
+        members.pop(request_id, None)
+        if not members:
+            del self._cells[cell]
 
     def __contains__(self, request_id: object) -> bool:
-        return any(request_id in bucket for bucket in self._by_category.values())
+        return request_id in self._cell_of
 
     def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self._by_category.values())
+        return len(self._cell_of)
 
 
 def flags_to_send(decided: Mapping[str, list[str]], current: Mapping[str, list[str]]) -> dict[str, list[str]]:

@@ -9,14 +9,19 @@ unknown ids are remembered the same way.
 Possible-duplicate flags are decided over every partition's requests (core/duplicates.py) and
 applied afterwards with `process_duplicates`: same version, no event.
 
+The worker applies commands a batch at a time (`process_commands`): each record read once,
+the commands applied to it in order, each changed record kept once (the last one), and the
+request's state published once, after the last command of the batch that changed it. Every
+command still has its own outcome events, in order.
+
 `Ledger` is the stream processor's logic over plain dicts: what the Faust worker does, minus
 Kafka.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from citizen_requests.core.duplicates import DuplicateIndex, candidate_of
 from citizen_requests.core.lifecycle import (
@@ -103,6 +108,44 @@ def process_duplicates(record: RequestRecord | None, flags: Iterable[str]) -> Pr
         return Processed(record, [], None, record_changed=False, outcome=outcome)
     return Processed(RequestRecord(outcome.request, record.outcomes), [], outcome.request,
                      record_changed=True, outcome=outcome)
+
+
+@dataclass
+class CommandBatch:
+    """What a batch of commands did, command by command, and per request at the end."""
+
+    # One per command, in the batch's order.
+    processed: list[Processed] = field(default_factory=list)
+    # Each record the batch changed, as the batch leaves it (insertion order: first change).
+    records: dict[str, RequestRecord] = field(default_factory=dict)
+    # Index of a command -> the state to publish after its events: each request's state once,
+    # at the last command that produced one (the same request that command left).
+    states: dict[int, pb.ServiceRequest] = field(default_factory=dict)
+
+
+def process_commands(load: Callable[[str], RequestRecord | None], commands: Sequence[pb.RequestCommand],
+                     config: RequestsConfig, *, outcome_memory: int = DEFAULT_OUTCOME_MEMORY,
+                     history_limit: int = DEFAULT_HISTORY_LIMIT) -> CommandBatch:
+    """Applies commands in order; `load` is asked once per request id, before its first command."""
+    batch = CommandBatch()
+    current: dict[str, RequestRecord | None] = {}
+    last_state: dict[str, int] = {}
+    for index, command in enumerate(commands):
+        request_id = command.request_id
+        record = current[request_id] if request_id in current else load(request_id)
+        processed = process_command(record, command, config, outcome_memory=outcome_memory,
+                                    history_limit=history_limit)
+        if processed.record_changed:
+            record = batch.records[request_id] = processed.record
+        current[request_id] = record
+        if processed.state is not None:
+            last_state[request_id] = index
+        batch.processed.append(processed)
+    for index in sorted(last_state.values()):
+        state = batch.processed[index].state
+        assert state is not None
+        batch.states[index] = state
+    return batch
 
 
 def summary_of(request: pb.ServiceRequest) -> pb.ServiceRequest:

@@ -14,11 +14,15 @@ from smartcity.topics import load_catalogue
 from smartcity.tracing import producer_span
 from smartcity.v1 import requests_pb2
 
+# A caller waits on every command: it goes out at once instead of lingering for company
+# (the platform's producers wait 5 ms to fill batches).
+COMMAND_LINGER_MS = 0
+
 
 class CommandPublisher:
     def __init__(self, settings: PlatformSettings) -> None:
         self._topic = load_catalogue()["requests.commands.v1"].full_name(settings.topic_prefix)
-        self._producer = make_producer(settings)
+        self._producer = make_producer(settings, linger_ms=COMMAND_LINGER_MS)
         self._codec = ProtoCodec(requests_pb2.RequestCommand)
 
     async def start(self) -> None:
