@@ -31,6 +31,7 @@ import random
 import re
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +41,16 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError, NotCoordinatorError
+from aiokafka.errors import CoordinatorLoadInProgressError as LoadingGroups
+from aiokafka.errors import GroupCoordinatorNotAvailableError as NoCoordinator
+from aiokafka.errors import NotCoordinatorError as NotCoordinator
 from aiokafka.structs import TopicPartition
 from google.protobuf.message import Message
 
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import to_timestamp
 from smartcity.inventory import access_points
-from smartcity.testing import REPO_ROOT, ServiceProcess, ThrowawayKafka
+from smartcity.testing import REPO_ROOT, ServiceProcess, ThrowawayKafka, consume_all, free_port
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 from wifi_telemetry.sim.scenario import Fault, simulated_events
@@ -252,15 +255,28 @@ class Workers:
     bootstrap: str
     logs: Path
     started: list[ServiceProcess] = field(default_factory=list)
+    # Per prefix, counters of the workers that stopped (`tally`): what a run did on the way.
+    counted: dict[str, dict[str, float]] = field(default_factory=dict)
+    _ports: dict[int, int] = field(default_factory=dict)
 
     def start(self, prefix: str, service: str) -> ServiceProcess:
         module, env = SERVICES[service]
-        full_env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
-                                 "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1", "METRICS_PORT": "0"} | env
+        port = free_port()
+        full_env = os.environ | env | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+            "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(port)}
         log_path = self.logs / f"{prefix.rstrip('.')}-{service}-{len(self.started)}.log"
         worker = ServiceProcess([sys.executable, "-m", module], full_env, log_path).start()
         self.started.append(worker)
+        self._ports[id(worker)] = port
         return worker
+
+    async def tally(self, prefix: str, running: Iterable[ServiceProcess]) -> None:
+        """Adds the workers' counters of note (TALLIED) to the run's, before they stop or die."""
+        counts = self.counted.setdefault(prefix, {})
+        for worker in running:
+            for name, value in (await asyncio.to_thread(scrape, self._ports[id(worker)])).items():
+                counts[name] = counts.get(name, 0.0) + value
 
     def start_all(self, prefix: str) -> dict[str, ServiceProcess]:
         return {service: self.start(prefix, service) for service in SERVICES}
@@ -323,7 +339,7 @@ async def lagging(bootstrap: str, prefix: str) -> list[str]:
         for service in SERVICES:
             try:
                 offsets = await admin.list_consumer_group_offsets(prefix + service)
-            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError) as exc:
+            except (NoCoordinator, LoadingGroups, NotCoordinator) as exc:
                 return [f"{service}: {exc}"]  # a fresh or restarted broker loading its groups
             if not offsets:
                 return [f"{service}: nothing committed yet"]
@@ -362,6 +378,51 @@ async def settle(outputs: Outputs, timeout_s: float, workers: Workers,
             f"the services did not finish the input in time: behind: {behind}, "
             f"outputs: { {t: len(r) for t, r in outputs.records.items()} }")
     await outputs.poll(1.0)
+
+
+# Counters that say what a run went through (printed, not compared): a seq gap given up in the
+# fault run and not in the clean one means a worker was handed heartbeats out of order.
+TALLIED = ("smartcity_wifi_seq_gaps_total", "smartcity_wifi_events_processed_total",
+           "smartcity_camera_seq_gaps_total")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The TALLIED samples of a worker's /metrics (none when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(TALLIED) and not name.startswith("#"):
+            out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+async def by_site_disorder(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Per AP, the heartbeats wifi-telemetry's by-site topic holds after a later one of the same
+    AP: first copies out of seq order (re-sends of what came before are fine). Printed, so a
+    difference in availability can be told apart: disorder here is the forwarding's doing, none
+    here and seq gaps given up is the reading's."""
+    topic = f"{prefix}wifi-telemetry-by-site"
+    records = await consume_all(bootstrap, topic, settle_s=2.0, timeout_s=60.0)
+    seen: dict[str, set[int]] = {}
+    newest: dict[str, int] = {}
+    late: dict[str, int] = {}
+    for record in records:
+        if dict(record.headers or ()).get("wifi.kind") != b"telemetry-batch":
+            continue
+        for reading in wifi_pb2.ApTelemetryBatch.FromString(record.value).readings:
+            ap, seq = reading.ap_id, int(reading.seq)
+            if seq in seen.setdefault(ap, set()):
+                continue
+            seen[ap].add(seq)
+            if seq < newest.get(ap, seq):
+                late[ap] = late.get(ap, 0) + 1
+            newest[ap] = max(seq, newest.get(ap, seq))
+    return late
 
 
 def published_on(topic: str, beyond: int = 0) -> Callable[[Outputs], bool]:
@@ -480,6 +541,7 @@ async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
         clean_workers = workers.start_all(clean_prefix)
         async with Outputs(bootstrap, clean_prefix) as clean:
             await settle(clean, 300, workers, clean_workers.values())
+        await workers.tally(clean_prefix, clean_workers.values())
         for worker in clean_workers.values():
             worker.stop()
 
@@ -491,6 +553,7 @@ async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
             for service, topic in FIRST_OUTPUT.items():
                 await faulty.wait_for(published_on(topic), 90, f"{service} to publish")
             await faulty.poll(1.5)  # past a commit: the restart has state to recover and input to redo
+            await workers.tally(fault_prefix, killed.values())
             for worker in killed.values():
                 worker.kill()
             await produce(producer, fault_prefix, third)
@@ -502,6 +565,8 @@ async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
         await produce(producer, fault_prefix, fourth)
         async with Outputs(bootstrap, fault_prefix) as faulty:  # everything again, from the start
             await settle(faulty, 300, workers, restarted.values())
+        await workers.tally(fault_prefix, restarted.values())
+        disorder = await by_site_disorder(bootstrap, fault_prefix)
         for worker in restarted.values():
             worker.stop()  # before the fixture deletes their topics
     finally:
@@ -510,6 +575,10 @@ async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
     report = compare(clean.records, faulty.records)
     print(summary(report, clean.records))
     print("differing keys per field:", field_counts(report))
+    for name in sorted(set(workers.counted[clean_prefix]) | set(workers.counted[fault_prefix])):
+        print(f"{name}: clean {workers.counted[clean_prefix].get(name, 0):g}, "
+              f"fault {workers.counted[fault_prefix].get(name, 0):g}")
+    print("fault run, by-site heartbeats out of seq order per AP:", disorder)
     assert not any(report.values()), summary(report, clean.records)
 
 
