@@ -57,3 +57,31 @@ def test_the_session_watermarks_are_stored_after_the_members_they_follow() -> No
     SiteProcessor(WifiConfig(), store).on_session(sess("ap-1", 1, T0 + 5))
     assert store[watermark_key(SITE)] == {"id": SITE, "t": {"ap-1": T0 + 5}, "p": -1}
     assert list(store).index(watermark_key(SITE)) == len(store) - 1
+
+
+class _PartitionedDict(dict[str, object]):
+    """A store that, like the service's table writer, places each write on `partition`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partition = -1
+        self.placed: dict[str, int] = {}
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.placed[key] = self.partition
+        super().__setitem__(key, value)
+
+
+def test_a_batch_across_partitions_writes_each_record_on_its_own_partition() -> None:
+    # Written on the partition of the batch's last event, a record would be recovered from
+    # another partition's changelog, where an old value of it could win after a restart.
+    store = _PartitionedDict()
+    proc = SiteProcessor(WifiConfig(), store, write_behind=True)
+    for partition, sample in ((5, tele("ap-mpp-1", 1, T0, site="mpp")),
+                              (2, tele("ap-tuj-1", 1, T0, site="taman-usman-janatin"))):
+        store.partition = partition
+        proc.on_telemetry(sample, partition)
+    proc.flush()
+    assert store.placed == {"site/mpp": 5, "ap/ap-mpp-1": 5, "site/taman-usman-janatin": 2,
+                            "ap/ap-tuj-1": 2}
+    assert store.partition == 2  # the caller's own setting is left as it was

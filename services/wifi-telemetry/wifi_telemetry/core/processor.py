@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
@@ -78,6 +78,13 @@ class Store(Protocol):
     def __delitem__(self, key: str) -> None: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+
+@runtime_checkable
+class PartitionedStore(Store, Protocol):
+    """A store that writes each key to a partition: the one `partition` names at the write."""
+
+    partition: int
 
 
 def write_rank(key: str) -> int:
@@ -169,9 +176,22 @@ class SiteProcessor:
         self.forget()
 
     def flush(self) -> int:
-        """Writes the records changed since the last flush (write-behind); returns how many."""
+        """Writes the records changed since the last flush (write-behind); returns how many.
+
+        Each on its own partition: a store that places writes by partition (its `partition`,
+        set by the caller for the event at hand, see `PartitionedStore`) is told the record's.
+        A batch spans partitions, and a record written to another partition's changelog is
+        recovered from there: an old value of it may then win over the newest (a restarted
+        worker took a long-gone AP state for its current one: a silence that never was).
+        """
+        placed = self.store if isinstance(self.store, PartitionedStore) else None
+        current = placed.partition if placed is not None else -1
         for key, record in self._unwritten.items():
+            if placed is not None:
+                placed.partition = record.partition
             self.store[key] = record.to_dict()
+        if placed is not None:
+            placed.partition = current
         written = len(self._unwritten)
         self._unwritten.clear()
         return written
