@@ -26,6 +26,7 @@ difference that shows once is a difference.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -425,6 +426,21 @@ async def by_site_disorder(bootstrap: str, prefix: str) -> dict[str, int]:
     return late
 
 
+async def ap_records(bootstrap: str, prefix: str, ap_ids: Iterable[str]) -> dict[str, Any]:
+    """The last changelog record of each AP named (wifi-telemetry's state), to show where two
+    runs' availabilities part: the health change points, in event time."""
+    wanted = {f"ap/{ap}".encode() for ap in ap_ids}
+    if not wanted:
+        return {}
+    records = await consume_all(bootstrap, f"{prefix}wifi-telemetry-state-changelog", settle_s=2.0)
+    out: dict[str, Any] = {}
+    for record in records:
+        if record.key is not None and record.key.strip(b'"') in wanted and record.value is not None:
+            data = json.loads(record.value)
+            out[data["id"]] = {"av": data.get("av"), "seq": data.get("seq"), "fs": data.get("fs")}
+    return out
+
+
 def published_on(topic: str, beyond: int = 0) -> Callable[[Outputs], bool]:
     return lambda outputs: len(outputs.records[topic]) >= beyond + 5
 
@@ -579,6 +595,13 @@ async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
         print(f"{name}: clean {workers.counted[clean_prefix].get(name, 0):g}, "
               f"fault {workers.counted[fault_prefix].get(name, 0):g}")
     print("fault run, by-site heartbeats out of seq order per AP:", disorder)
+    print("wifi heartbeat event times where the fault run's parts begin:",
+          [min((wifi_pb2.ApTelemetry.FromString(r.value).observed_time.seconds for r in part
+                if r.topic == "wifi.ap-telemetry.v1"), default=0) for part in (first, third, fourth)])
+    parted = [line.split(":", 1)[0] for line in report["wifi.ap-status.v1"]]
+    for name, prefix in (("clean", clean_prefix), ("fault", fault_prefix)):
+        for ap, record in (await ap_records(bootstrap, prefix, parted)).items():
+            print(f"{name} run, {ap}: {record}")
     assert not any(report.values()), summary(report, clean.records)
 
 

@@ -155,7 +155,8 @@ class CameraHealthService(StreamService):
                          broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         self.config = config
         self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
-        self.clock = ReceiptClock()
+        # A tick back later than a quarter of the tolerance: the worker had stalled (core/clock.py).
+        self.clock = ReceiptClock(stall_s=config.thresholds.defaults.heartbeat_tolerance_s / 4)
         # Topics. The ticks and the re-keyed batches are internal and co-partitioned with the
         # heartbeats; one agent reads the three through one channel (so `serve` must create the
         # internal ones first: merged).
@@ -272,13 +273,19 @@ class CameraHealthService(StreamService):
         try:
             camera_id = (key or b"").decode("utf-8")
             tick = json.loads(value or b"")
+            holds = self.clock.came_back(tick)
+            if tick.get("probe"):
+                return  # only there to show a stall (see watch)
             now, refresh = float(tick["now"]), bool(tick["refresh"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("ignoring a malformed tick: %s", exc)  # internal topic: nothing to keep
             return
         if not batch.known(camera_id):
             return
         state = batch.state(camera_id)
+        if not holds and state.health.last_seen is not None:
+            # Computed before the worker stalled: neither a silence nor a gap to give up.
+            now = min(now, state.health.last_seen)
         outcome = self.monitor.on_tick(state, now, refresh)
         batch.effects.append(outcome)
         if outcome.changed:
@@ -336,8 +343,12 @@ class CameraHealthService(StreamService):
             due = self.monitor.needs_tick(state, now)
             if refresh or due:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
+                tick = {"now": now, "refresh": refresh} | self.clock.stamp()
                 await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
-                                      value=json.dumps({"now": now, "refresh": refresh}).encode())
+                                      value=json.dumps(tick).encode())
+        for partition in sorted(actives):  # a probe per partition: a stall shows when none is due
+            await self.ticks.send(key=b"", partition=partition,
+                                  value=json.dumps({"probe": True} | self.clock.stamp()).encode())
         metrics.set_fleet(fleet)
 
     def _active_partitions(self) -> set[int]:
