@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
+MIN_STALL_S = 2.0
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 
 
@@ -155,8 +156,10 @@ class CameraHealthService(StreamService):
                          broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         self.config = config
         self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
-        # A tick back later than a quarter of the tolerance: the worker had stalled (core/clock.py).
-        self.clock = ReceiptClock(stall_s=config.thresholds.defaults.heartbeat_tolerance_s / 4)
+        # A tick back later than a quarter of the tolerance (2 s at least, more than a tick's
+        # round trip under load): the worker had stalled (core/clock.py).
+        self.clock = ReceiptClock(stall_s=max(config.thresholds.defaults.heartbeat_tolerance_s / 4,
+                                              MIN_STALL_S))
         # Topics. The ticks and the re-keyed batches are internal and co-partitioned with the
         # heartbeats; one agent reads the three through one channel (so `serve` must create the
         # internal ones first: merged).
