@@ -344,8 +344,10 @@ async def lagging(bootstrap: str, prefix: str) -> list[str]:
                 return [f"{service}: {exc}"]  # a fresh or restarted broker loading its groups
             if not offsets:
                 return [f"{service}: nothing committed yet"]
+            # Not the tables' changelogs, nor the timers' own ticks (camera-health probes its
+            # pipeline with one every check: there is always one on its way).
             committed.update({tp: meta.offset for tp, meta in offsets.items()
-                              if not tp.topic.endswith("-changelog")})
+                              if not tp.topic.endswith(("-changelog", "-ticks"))})
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
