@@ -66,7 +66,15 @@ from wifi_telemetry.core.processor import (
     TelemetryResult,
     write_rank,
 )
-from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
+from wifi_telemetry.core.published import (
+    ApView,
+    SiteStats,
+    ap_view,
+    change_view,
+    site_stats,
+    site_windows,
+    view_as_of_now,
+)
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
 
 log = logging.getLogger(__name__)
@@ -356,11 +364,13 @@ class WifiTelemetryService(StreamService):
 
     async def _publish_status(self, view: ApView, now: float) -> None:
         ap_id = view.state.ap_id
+        # The status and what it said, both before the send: the state goes on changing meanwhile.
         status = status_proto(view, now)
+        said = (int(view.health), view.silent, view.state.last_seq, now)
         with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
             await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
                                        headers=headers)
-        self.published.health[ap_id] = (int(view.health), view.silent, view.state.last_seq, now)
+        self.published.health[ap_id] = said
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
@@ -413,14 +423,16 @@ class WifiTelemetryService(StreamService):
         states = [state for raw in self._records(AP_PREFIX, owned)
                   if (state := self.processor.ap_state(str(raw["id"]))) is not None]
         views = {s.ap_id: ap_view(model, s, now if live else None) for s in states}
-        await self._publish_statuses(views, now)
+        await self._publish_statuses(views, now, live)
         metrics.set_site_gauges(views.values())
         if now - self.published.stats_at >= self.config.stats_interval_s:
             self.published.stats_at = now
             await self._publish_site_stats(views, owned, now)
 
-    async def _publish_statuses(self, views: Mapping[str, ApView], now: float) -> None:
-        for ap_id, view in views.items():
+    async def _publish_statuses(self, views: Mapping[str, ApView], now: float, live: bool) -> None:
+        for ap_id, built in views.items():
+            # Its state may have moved on while earlier statuses were being sent.
+            view = view_as_of_now(self.processor.model, built, now if live else None)
             last = self.published.health.get(ap_id)
             # A silent AP's status is not republished by its heartbeats (they stopped) but by a
             # backlog of them, read after it went silent: its last status must carry them.

@@ -1,11 +1,14 @@
-"""Session lateness: judged against the session's own AP's earlier sessions (one partition, log
-order), never against how far the site's heartbeats (another topic) had been read by then."""
+"""What keeps wifi's outputs a function of the input log: session lateness judged against the
+session's own AP's earlier sessions (one partition, log order), never against how far the site's
+heartbeats (another topic) had been read; each record written to its own partition's changelog;
+a status made of one moment's state."""
 
 from __future__ import annotations
 
 from wifi_telemetry.config import WifiConfig
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.processor import SessionEvent, SiteProcessor, watermark_key, write_rank
+from wifi_telemetry.core.published import ap_view, view_as_of_now
 from wifi_telemetry.core.windows import USERS, bucket_key, distinct_key
 
 from .test_wifi_site import T0, sess, tele
@@ -85,3 +88,17 @@ def test_a_batch_across_partitions_writes_each_record_on_its_own_partition() -> 
     assert store.placed == {"site/mpp": 5, "ap/ap-mpp-1": 5, "site/taman-usman-janatin": 2,
                             "ap/ap-tuj-1": 2}
     assert store.partition == 2  # the caller's own setting is left as it was
+
+
+def test_a_view_of_a_state_that_moved_on_is_made_again_before_it_is_published() -> None:
+    # The timer makes every AP's view, then sends them one by one; meanwhile readings go on
+    # being applied to the same state. A silent view sent later must be of the state then.
+    proc = SiteProcessor(WifiConfig(), {})
+    state = proc.on_telemetry(tele("ap-1", 1, T0)).state
+    clock = T0 + 1000
+    early = ap_view(proc.model, state, clock)
+    assert view_as_of_now(proc.model, early, clock) is early
+    proc.on_telemetry(tele("ap-1", 2, T0 + 10))
+    again = view_as_of_now(proc.model, early, clock)
+    assert early.health_since == T0 + 90 and again.health_since == T0 + 100
+    assert again.as_of == state.last_seen == T0 + 10
