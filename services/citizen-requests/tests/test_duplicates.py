@@ -6,7 +6,8 @@ import pytest
 
 from citizen_requests.config import load_config
 from citizen_requests.core.duplicates import DuplicateIndex, candidate_of
-from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.ledger import Ledger, process_duplicates
+from citizen_requests.core.records import RequestRecord
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.v1 import requests_pb2 as pb
@@ -115,3 +116,13 @@ def test_the_index_says_whose_flags_a_late_report_changes() -> None:
     index.discard("r1")
     assert "r1" not in index and len(index) == 2
     assert candidate_of(pb.ServiceRequest(request_id="r4", category="fire", version=1)) is None
+
+
+def test_flags_a_request_already_carries_publish_its_state_again() -> None:
+    # Sent again when the statistics stage finds the request without them: a crash between the
+    # record's write and its publication left the published state behind the record.
+    request = pb.ServiceRequest(request_id="req-1", version=3, possible_duplicate_of=["req-0"])
+    again = process_duplicates(RequestRecord(request), ["req-0"])
+    assert not again.record_changed and again.events == []
+    assert again.state is not None and list(again.state.possible_duplicate_of) == ["req-0"]
+    assert process_duplicates(None, ["req-0"]).state is None  # no such request here: nothing
