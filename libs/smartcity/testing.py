@@ -235,6 +235,15 @@ def _broker_java(workdir: Path) -> list[str]:
             f"-Dlog4j.configuration=file:{workdir / 'log4j.properties'}", "-cp", f"{JARS_DIR}/*"]
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id that does not start with "-" (kafka-storage would take it for
+    an option and refuse to format: one id in 64), as Kafka's own random ids never do."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _stop_broker(proc: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM to the broker's process group, SIGKILL if it lingers."""
     if proc is not None and proc.poll() is None:
@@ -293,7 +302,7 @@ class SecuredKafka:
         self._make_certificates()
         props = self._write_configs()
         java = _broker_java(self.workdir)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         with self.log_path.open("ab") as log:
             subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
                             "--add-scram",
@@ -429,7 +438,7 @@ class ThrowawayKafka:
         java = _broker_java(self.workdir)
         with self.log_path.open("ab") as log:
             if not self._formatted:  # once: a restart keeps the data
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+                cluster_id = _cluster_id()
                 subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                 "-c", str(props)],
                                check=True, stdout=log, stderr=subprocess.STDOUT, timeout=60)

@@ -5,7 +5,9 @@ One fixed, seeded input (AP telemetry and client sessions, camera heartbeats, re
 is generated once and produced, byte for byte and in the same per-partition order, under two
 topic prefixes. Under the first, the three stream services process it undisturbed. Under the
 second, each worker is SIGKILLed mid-stream (after it published its first outputs, with half of
-the input still to come) and started again. Then every output topic is compared:
+the input still to come) and started again, and then, while the restarted workers work through
+their backlog, the broker is restarted (stopped, down for a while, started on the same data).
+Then every output topic is compared:
 
 - compacted topics (statuses, site statistics, request states and statistics): the latest value
   of every key, protobuf for protobuf;
@@ -16,40 +18,53 @@ The only fields left out are those the contract (protos/smartcity/v1/*.proto) ma
 function of the input (`contract_exclusions` reads the marks). The SLA timer of
 citizen-requests is parked: the contract says its breaches are flagged as of the wall clock.
 
-The shared broker is never restarted: a broker restart mid-stream is not part of this test.
+Both runs use a broker of their own (`smartcity.testing.ThrowawayKafka`, which keeps its data
+across a restart): the shared one is never restarted. The test is not rerun on failure: a
+difference that shows once is a difference.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import re
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError as LoadingGroups
+from aiokafka.errors import GroupCoordinatorNotAvailableError as NoCoordinator
+from aiokafka.errors import NotCoordinatorError as NotCoordinator
 from aiokafka.structs import TopicPartition
 from google.protobuf.message import Message
 
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import to_timestamp
 from smartcity.inventory import access_points
-from smartcity.testing import REPO_ROOT, ServiceProcess
+from smartcity.testing import REPO_ROOT, ServiceProcess, ThrowawayKafka, consume_all, free_port
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 from wifi_telemetry.sim.scenario import Fault, simulated_events
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+# Not rerun on failure (the suite reruns integration tests): a run that differs once is a finding.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900), pytest.mark.flaky(reruns=0)]
 
 SEED = 16
 # Seconds a run stays at the end of its input before it counts as finished: longer than the
 # camera heartbeat tolerance, so every camera's silence has been declared by then.
 QUIET_S = 25.0
+# How long the broker stays down in the fault run: longer than the workers' group sessions (6 s).
+BROKER_DOWN_S = 8.0
 
 # Output topic -> (message type, compacted: latest per key, else the set of events).
 OUTPUTS: dict[str, tuple[type[Message], bool]] = {
@@ -233,9 +248,48 @@ async def produce(producer: AIOKafkaProducer, prefix: str, records: Sequence[Rec
     await asyncio.gather(*futures)
 
 
-def start(run_service: Callable[..., ServiceProcess], prefix: str, service: str) -> ServiceProcess:
-    module, env = SERVICES[service]
-    return run_service(module, prefix, METRICS_PORT="0", **env)
+@dataclass
+class Workers:
+    """The services' workers of both runs, started from their real entry points against the
+    test's own broker, each with its log in `logs`."""
+
+    bootstrap: str
+    logs: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+    # Per prefix, counters of the workers that stopped (`tally`): what a run did on the way.
+    counted: dict[str, dict[str, float]] = field(default_factory=dict)
+    _ports: dict[int, int] = field(default_factory=dict)
+
+    def start(self, prefix: str, service: str) -> ServiceProcess:
+        module, env = SERVICES[service]
+        port = free_port()
+        full_env = os.environ | env | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+            "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1", "METRICS_PORT": str(port)}
+        log_path = self.logs / f"{prefix.rstrip('.')}-{service}-{len(self.started)}.log"
+        worker = ServiceProcess([sys.executable, "-m", module], full_env, log_path).start()
+        self.started.append(worker)
+        self._ports[id(worker)] = port
+        return worker
+
+    async def tally(self, prefix: str, running: Iterable[ServiceProcess]) -> None:
+        """Adds the workers' counters of note (TALLIED) to the run's, before they stop or die."""
+        counts = self.counted.setdefault(prefix, {})
+        for worker in running:
+            for name, value in (await asyncio.to_thread(scrape, self._ports[id(worker)])).items():
+                counts[name] = counts.get(name, 0.0) + value
+
+    def start_all(self, prefix: str) -> dict[str, ServiceProcess]:
+        return {service: self.start(prefix, service) for service in SERVICES}
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+    def dead(self, running: Iterable[ServiceProcess]) -> list[str]:
+        """What a worker that exited by itself wrote last (none expected: a worker outlives a
+        broker restart)."""
+        return [f"{w.argv[-1]} exited with {w.wait(0)}:\n{w.log_tail(30)}" for w in running if not w.running]
 
 
 @dataclass
@@ -284,11 +338,16 @@ async def lagging(bootstrap: str, prefix: str) -> list[str]:
     try:
         committed = {}
         for service in SERVICES:
-            offsets = await admin.list_consumer_group_offsets(prefix + service)
+            try:
+                offsets = await admin.list_consumer_group_offsets(prefix + service)
+            except (NoCoordinator, LoadingGroups, NotCoordinator) as exc:
+                return [f"{service}: {exc}"]  # a fresh or restarted broker loading its groups
             if not offsets:
                 return [f"{service}: nothing committed yet"]
+            # Not the tables' changelogs, nor the timers' own ticks (camera-health probes its
+            # pipeline with one every check: there is always one on its way).
             committed.update({tp: meta.offset for tp, meta in offsets.items()
-                              if not tp.topic.endswith("-changelog")})
+                              if not tp.topic.endswith(("-changelog", "-ticks"))})
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
@@ -302,14 +361,17 @@ async def lagging(bootstrap: str, prefix: str) -> list[str]:
         await consumer.stop()
 
 
-async def settle(outputs: Outputs, timeout_s: float) -> None:
+async def settle(outputs: Outputs, timeout_s: float, workers: Workers,
+                 running: Iterable[ServiceProcess]) -> None:
     """Until every group has been at the end of its input for QUIET_S (what follows then is the
     timers' doing: silences declared, statistics published)."""
     deadline = time.monotonic() + timeout_s
     caught_up_at: float | None = None
     behind: list[str] = []
+    running = list(running)
     while caught_up_at is None or time.monotonic() - caught_up_at < QUIET_S:
         await outputs.poll(2.0)
+        assert not workers.dead(running), "\n".join(workers.dead(running))
         behind = await lagging(outputs.bootstrap, outputs.prefix)
         if behind:
             caught_up_at = None
@@ -321,8 +383,75 @@ async def settle(outputs: Outputs, timeout_s: float) -> None:
     await outputs.poll(1.0)
 
 
-def published_on(topic: str) -> Callable[[Outputs], bool]:
-    return lambda outputs: len(outputs.records[topic]) >= 5
+# Counters that say what a run went through (printed, not compared): a seq gap given up in the
+# fault run and not in the clean one means a worker was handed heartbeats out of order.
+TALLIED = ("smartcity_wifi_seq_gaps_total", "smartcity_wifi_events_processed_total",
+           "smartcity_camera_seq_gaps_total")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The TALLIED samples of a worker's /metrics (none when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(TALLIED) and not name.startswith("#"):
+            out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+async def by_site_disorder(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Per AP, the heartbeats wifi-telemetry's by-site topic holds after a later one of the same
+    AP: first copies out of seq order (re-sends of what came before are fine). Printed, so a
+    difference in availability can be told apart: disorder here is the forwarding's doing, none
+    here and seq gaps given up is the reading's."""
+    topic = f"{prefix}wifi-telemetry-by-site"
+    records = await consume_all(bootstrap, topic, settle_s=2.0, timeout_s=60.0)
+    seen: dict[str, set[int]] = {}
+    newest: dict[str, int] = {}
+    late: dict[str, int] = {}
+    for record in records:
+        if dict(record.headers or ()).get("wifi.kind") != b"telemetry-batch":
+            continue
+        for reading in wifi_pb2.ApTelemetryBatch.FromString(record.value).readings:
+            ap, seq = reading.ap_id, int(reading.seq)
+            if seq in seen.setdefault(ap, set()):
+                continue
+            seen[ap].add(seq)
+            if seq < newest.get(ap, seq):
+                late[ap] = late.get(ap, 0) + 1
+            newest[ap] = max(seq, newest.get(ap, seq))
+    return late
+
+
+async def ap_records(bootstrap: str, prefix: str, ap_ids: Iterable[str]) -> dict[str, Any]:
+    """The last changelog record of each AP named (wifi-telemetry's state), to show where two
+    runs' availabilities part: the health change points, in event time."""
+    wanted = {f"ap/{ap}".encode() for ap in ap_ids}
+    if not wanted:
+        return {}
+    records = await consume_all(bootstrap, f"{prefix}wifi-telemetry-state-changelog", settle_s=2.0)
+    out: dict[str, Any] = {}
+    for record in records:
+        if record.key is not None and record.key.strip(b'"') in wanted and record.value is not None:
+            data = json.loads(record.value)
+            out[data["id"]] = {"av": data.get("av"), "seq": data.get("seq"), "fs": data.get("fs")}
+    return out
+
+
+def published_on(topic: str, beyond: int = 0) -> Callable[[Outputs], bool]:
+    return lambda outputs: len(outputs.records[topic]) >= beyond + 5
+
+
+async def restart_broker(broker: ThrowawayKafka, down_s: float) -> None:
+    """Stops the broker (SIGTERM: a controlled shutdown), leaves it down, starts it on its data."""
+    await asyncio.to_thread(broker.stop)
+    await asyncio.sleep(down_s)
+    await asyncio.to_thread(broker.start)
 
 
 # ---- comparing
@@ -413,50 +542,96 @@ def field_counts(report: Mapping[str, list[str]]) -> dict[str, int]:
 
 # ---- the test
 
-async def test_a_crash_of_every_worker_changes_no_output(
-        kafka_bootstrap: str, producer: AIOKafkaProducer, run_service: Callable[..., ServiceProcess],
-        prefix_pair: tuple[str, str]) -> None:
+async def test_a_crash_of_every_worker_and_a_broker_restart_change_no_output(
+        broker: ThrowawayKafka, prefix_pair: tuple[str, str], workers: Workers) -> None:
     clean_prefix, fault_prefix = prefix_pair
+    bootstrap = broker.bootstrap
     log = input_log(time.time())
-    # Every service's input is cut in its middle: the first half of each topic, then the rest.
+    # Every service's input is cut in its middle (the first half of each topic, then the rest),
+    # and the rest again: the broker restarts between its two parts.
     first, second = halves(log)
+    third, fourth = halves(second)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        # The clean run: everything in, the services undisturbed.
+        await produce(producer, clean_prefix, first + second)
+        clean_workers = workers.start_all(clean_prefix)
+        async with Outputs(bootstrap, clean_prefix) as clean:
+            await settle(clean, 300, workers, clean_workers.values())
+        await workers.tally(clean_prefix, clean_workers.values())
+        for worker in clean_workers.values():
+            worker.stop()
 
-    # The clean run: everything in, the services undisturbed.
-    await produce(producer, clean_prefix, first + second)
-    clean_workers = [start(run_service, clean_prefix, s) for s in SERVICES]
-    async with Outputs(kafka_bootstrap, clean_prefix) as clean:
-        await settle(clean, timeout_s=240)
-    for worker in clean_workers:
-        worker.stop()
-
-    # The fault run: half in, each worker SIGKILLed once it published, the rest in, restarted.
-    await produce(producer, fault_prefix, first)
-    workers = {s: start(run_service, fault_prefix, s) for s in SERVICES}
-    async with Outputs(kafka_bootstrap, fault_prefix) as faulty:
-        for service, topic in FIRST_OUTPUT.items():
-            await faulty.wait_for(published_on(topic), 90, f"{service} to publish")
-        await faulty.poll(1.5)  # past a commit: the restart has state to recover and input to redo
-        for worker in workers.values():
-            worker.kill()
-        await produce(producer, fault_prefix, second)
-        restarted = [start(run_service, fault_prefix, s) for s in SERVICES]
-        await settle(faulty, timeout_s=240)
-    for worker in restarted:
-        worker.stop()  # before the fixture deletes their topics
+        # The fault run: half in, each worker SIGKILLed once it published, a quarter more in,
+        # the workers restarted, the broker restarted under them while they catch up, the rest in.
+        await produce(producer, fault_prefix, first)
+        killed = workers.start_all(fault_prefix)
+        async with Outputs(bootstrap, fault_prefix) as faulty:
+            for service, topic in FIRST_OUTPUT.items():
+                await faulty.wait_for(published_on(topic), 90, f"{service} to publish")
+            await faulty.poll(1.5)  # past a commit: the restart has state to recover and input to redo
+            await workers.tally(fault_prefix, killed.values())
+            for worker in killed.values():
+                worker.kill()
+            await produce(producer, fault_prefix, third)
+            seen = {topic: len(faulty.records[topic]) for topic in FIRST_OUTPUT.values()}
+            restarted = workers.start_all(fault_prefix)
+            for service, topic in FIRST_OUTPUT.items():
+                await faulty.wait_for(published_on(topic, seen[topic]), 120, f"{service} to publish again")
+        await restart_broker(broker, BROKER_DOWN_S)
+        await produce(producer, fault_prefix, fourth)
+        async with Outputs(bootstrap, fault_prefix) as faulty:  # everything again, from the start
+            await settle(faulty, 300, workers, restarted.values())
+        await workers.tally(fault_prefix, restarted.values())
+        disorder = await by_site_disorder(bootstrap, fault_prefix)
+        for worker in restarted.values():
+            worker.stop()  # before the fixture deletes their topics
+    finally:
+        await producer.stop()
 
     report = compare(clean.records, faulty.records)
     print(summary(report, clean.records))
     print("differing keys per field:", field_counts(report))
+    for name in sorted(set(workers.counted[clean_prefix]) | set(workers.counted[fault_prefix])):
+        print(f"{name}: clean {workers.counted[clean_prefix].get(name, 0):g}, "
+              f"fault {workers.counted[fault_prefix].get(name, 0):g}")
+    print("fault run, by-site heartbeats out of seq order per AP:", disorder)
+    print("wifi heartbeat event times where the fault run's parts begin:",
+          [min((wifi_pb2.ApTelemetry.FromString(r.value).observed_time.seconds for r in part
+                if r.topic == "wifi.ap-telemetry.v1"), default=0) for part in (first, third, fourth)])
+    parted = [line.split(":", 1)[0] for line in report["wifi.ap-status.v1"]]
+    for name, prefix in (("clean", clean_prefix), ("fault", fault_prefix)):
+        for ap, record in (await ap_records(bootstrap, prefix, parted)).items():
+            print(f"{name} run, {ap}: {record}")
     assert not any(report.values()), summary(report, clean.records)
 
 
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayKafka]:
+    """The test's own broker: the fault run restarts it."""
+    kafka = ThrowawayKafka(tmp_path_factory.mktemp("differential-kafka")).start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture
+def workers(broker: ThrowawayKafka, prefix_pair: tuple[str, str], tmp_path: Path) -> Iterator[Workers]:
+    """Stopped after the test, before `prefix_pair` deletes their topics."""
+    started = Workers(broker.bootstrap, tmp_path)
+    yield started
+    started.stop_all()
+
+
 @pytest_asyncio.fixture
-async def prefix_pair(kafka_bootstrap: str) -> AsyncIterator[tuple[str, str]]:
+async def prefix_pair(broker: ThrowawayKafka) -> AsyncIterator[tuple[str, str]]:
     """Two fresh topic prefixes (the clean and the fault run), deleted after the test."""
     prefixes = (f"d{time.time_ns() % 10**10:010d}c.", f"d{time.time_ns() % 10**10:010d}f.")
     for prefix in prefixes:
-        await ensure_topics(kafka_bootstrap, prefix)
+        await ensure_topics(broker.bootstrap, prefix)
     yield prefixes
     for prefix in prefixes:
-        await delete_topics(kafka_bootstrap, prefix)
+        await delete_topics(broker.bootstrap, prefix)
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from citizen_requests.config import load_config
 from citizen_requests.core.duplicates import Candidate, DuplicateIndex, candidate_of, possible_duplicates
-from citizen_requests.core.ledger import Ledger
+from citizen_requests.core.ledger import Ledger, process_duplicates
+from citizen_requests.core.records import RequestRecord
 from citizen_requests.core.routing import RequestsConfig
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
 from smartcity.v1 import requests_pb2 as pb
@@ -137,3 +138,13 @@ def test_the_grid_index_flags_what_comparing_every_pair_flags(
         assert decided[candidate.request_id] == possible_duplicates(candidate, everyone, 150, 3600)
     for candidate in everyone:
         assert index.flags_of(candidate) == possible_duplicates(candidate, everyone, 150, 3600)
+
+
+def test_flags_a_request_already_carries_publish_its_state_again() -> None:
+    # Sent again when the statistics stage finds the request without them: a crash between the
+    # record's write and its publication left the published state behind the record.
+    request = pb.ServiceRequest(request_id="req-1", version=3, possible_duplicate_of=["req-0"])
+    again = process_duplicates(RequestRecord(request), ["req-0"])
+    assert not again.record_changed and again.events == []
+    assert again.state is not None and list(again.state.possible_duplicate_of) == ["req-0"]
+    assert process_duplicates(None, ["req-0"]).state is None  # no such request here: nothing

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("camera-health")
 
 SERVICE = "camera-health"
+MIN_STALL_S = 2.0
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 
 
@@ -167,7 +168,10 @@ class CameraHealthService(StreamService):
                          broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         self.config = config
         self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
-        self.clock = ReceiptClock()
+        # A tick back later than a quarter of the tolerance (2 s at least, more than a tick's
+        # round trip under load): the worker had stalled (core/clock.py).
+        self.clock = ReceiptClock(stall_s=max(config.thresholds.defaults.heartbeat_tolerance_s / 4,
+                                              MIN_STALL_S))
         # Topics. The ticks and the re-keyed batches are internal and co-partitioned with the
         # heartbeats; one agent reads the three through one channel (so `serve` must create the
         # internal ones first: merged).
@@ -326,13 +330,19 @@ class CameraHealthService(StreamService):
         try:
             camera_id = (key or b"").decode("utf-8")
             tick = json.loads(value or b"")
+            holds = self.clock.came_back(tick)
+            if tick.get("probe"):
+                return  # only there to show a stall (see watch)
             now, refresh = float(tick["now"]), bool(tick["refresh"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("ignoring a malformed tick: %s", exc)  # internal topic: nothing to keep
             return
         if not batch.known(camera_id):
             return
         state = batch.state(camera_id)
+        if not holds and state.health.last_seen is not None:
+            # Computed before the worker stalled: neither a silence nor a gap to give up.
+            now = min(now, state.health.last_seen)
         outcome = self.monitor.on_tick(state, now, refresh)
         batch.effects.append(outcome)
         if outcome.changed:
@@ -396,10 +406,17 @@ class CameraHealthService(StreamService):
             silent_or_gap = self.monitor.needs_tick(state, now)
             if silent_or_gap:  # looked at again next time, until the tick has been applied
                 self.silences.set(camera_id, mono + self.config.silence_check_interval_s)
+            else:  # not silent after all (a stall counted every camera as heard): look again then
+                self.silences.set(camera_id, self.clock.silent_after(camera_id,
+                                                                     state.health.heartbeat_tolerance_s))
             if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
+                tick = {"now": now, "refresh": refresh} | self.clock.stamp()
                 await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
-                                      value=json.dumps({"now": now, "refresh": refresh}).encode())
+                                      value=json.dumps(tick).encode())
+        for partition in sorted(actives):  # a probe per partition: a stall shows when none is due
+            await self.ticks.send(key=b"", partition=partition,
+                                  value=json.dumps({"probe": True} | self.clock.stamp()).encode())
         if self._fleet_changed:
             self._fleet_changed = False
             metrics.set_fleet(self.fleet.values())

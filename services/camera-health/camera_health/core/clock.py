@@ -9,6 +9,11 @@ A camera's "now" is its last seen event time plus the wall-clock time since this
 - never mistakes a backlog for silence: while old heartbeats are being replayed (after a crash
   or a deploy) they keep arriving, so the camera's "now" stays at its replayed event time
   instead of jumping to today and declaring every camera silent;
+- never mistakes a stall of the worker itself for silence (a broker restart, a consumer group
+  rejoining): the timer's ticks travel through the broker like the heartbeats, stamped when
+  sent (`stamp`), and one that comes back later than `stall_s` (`came_back`) shows the worker
+  received nothing meanwhile. Then every camera counts as received at that moment, as after a
+  restart, and the ticks computed before it (an older epoch) no longer hold;
 - stamps the silence in event time (at last_seen + tolerance, see `smartcity.health`), so an
   incident has the same id whether the timer or the camera's next heartbeat revealed it.
 
@@ -19,13 +24,27 @@ Monotonic time, so wall-clock jumps (NTP) do not fake silence.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# Ticks come back within a fraction of a second when the worker keeps up.
+DEFAULT_STALL_S = 15.0
 
 
 class ReceiptClock:
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
+                 stall_s: float = DEFAULT_STALL_S) -> None:
         self._monotonic = monotonic
         self._received: dict[str, float] = {}
+        self.stall_s = stall_s
+        # Monotonic stamps only compare within one process: its ticks carry its own token.
+        self._token = uuid.uuid4().hex[:12]
+        self._resets = 0
+
+    @property
+    def epoch(self) -> str:
+        return f"{self._token}:{self._resets}"
 
     def heard(self, camera_id: str) -> None:
         self._received[camera_id] = self._monotonic()
@@ -44,3 +63,29 @@ class ReceiptClock:
 
     def forget(self, camera_id: str) -> None:
         self._received.pop(camera_id, None)
+
+    def stamp(self) -> dict[str, Any]:
+        """What a tick carries so that `came_back` can judge it."""
+        return {"epoch": self.epoch, "sent": self._monotonic()}
+
+    def came_back(self, stamp: Mapping[str, Any]) -> bool:
+        """A tick came back through the broker: whether the silence it was computed for holds.
+
+        A tick of this process that took longer than `stall_s` means the worker was not
+        receiving meanwhile: every camera counts as received now, and the epoch moves on. A tick
+        of another epoch (before such a stall, or of another process) does not hold.
+        """
+        epoch = str(stamp.get("epoch", ""))
+        if epoch.partition(":")[0] == self._token:
+            try:
+                sent = float(stamp["sent"])
+            except (KeyError, TypeError, ValueError):
+                return False
+            if self._monotonic() - sent > self.stall_s:
+                self.stalled()
+        return epoch == self.epoch
+
+    def stalled(self) -> None:
+        """The worker received nothing for a while: what it did not hear is not silence."""
+        self._received.clear()
+        self._resets += 1

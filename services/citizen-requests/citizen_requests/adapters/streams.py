@@ -302,7 +302,10 @@ class RequestsWorker(StreamService):
             return
         if book.version_of(summary.request_id) >= summary.version:
             self._keep_flags(key, value, summary)
-            return  # redelivered or re-emitted: already counted
+            # Already counted; its flags decided again all the same: a crash may have lost
+            # the flags sent the first time (their send was not waited for).
+            await self._flag_duplicates(index, summary, again=True)
+            return  # redelivered or re-emitted
         if book.expired(summary):
             # An old version of a request that left the window (re-emitted by a replayed
             # command, or redelivered): it stays out, and off the topic too.
@@ -387,14 +390,16 @@ class RequestsWorker(StreamService):
             self.duplicates = index
         return self.duplicates
 
-    async def _flag_duplicates(self, index: DuplicateIndex, summary: pb.ServiceRequest) -> None:
+    async def _flag_duplicates(self, index: DuplicateIndex, summary: pb.ServiceRequest,
+                               again: bool = False) -> None:
         """Sends the flags a request decides to the requests whose flags differ from them.
 
-        Done for a request's first version, and for any version of one the index does not hold
-        yet: a replay after a crash decides again, and sends again what the requests still lack.
+        Done for a request's first version, for any version of one the index does not hold
+        yet, and (`again`) for a version read again: a replay after a crash decides again, and
+        sends again what the requests still lack (nothing once they carry their flags).
         """
         candidate = candidate_of(summary)
-        if candidate is None or (summary.version > 1 and candidate.request_id in index):
+        if candidate is None or (not again and summary.version > 1 and candidate.request_id in index):
             return
         decided = index.add(candidate)
         for request_id, flags in flags_to_send(decided, self._current_flags(decided)).items():

@@ -101,11 +101,18 @@ def process_tick(record: RequestRecord | None, as_of: float,
 
 
 def process_duplicates(record: RequestRecord | None, flags: Iterable[str]) -> Processed:
-    """Replaces the possible-duplicate flags of a record's request (no event, same version)."""
+    """Replaces the possible-duplicate flags of a record's request (no event, same version).
+
+    The request's state is published even when its flags were already these: flags are sent
+    again only when the statistics stage finds the request without them, which is also what a
+    crash between this record's write and its publication leaves behind.
+    """
     record = record or RequestRecord()
     outcome = set_duplicates(record.request, flags)
     if not outcome.changed:
-        return Processed(record, [], None, record_changed=False, outcome=outcome)
+        known = record.request is not None and bool(record.request.request_id)
+        return Processed(record, [], record.request if known else None, record_changed=False,
+                         outcome=outcome)
     return Processed(RequestRecord(outcome.request, record.outcomes), [], outcome.request,
                      record_changed=True, outcome=outcome)
 

@@ -77,7 +77,15 @@ from wifi_telemetry.core.processor import (
     TelemetryResult,
     write_rank,
 )
-from wifi_telemetry.core.published import ApView, SiteStats, ap_view, change_view, site_stats, site_windows
+from wifi_telemetry.core.published import (
+    ApView,
+    SiteStats,
+    ap_view,
+    change_view,
+    site_stats,
+    site_windows,
+    view_as_of_now,
+)
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
 
 log = logging.getLogger(__name__)
@@ -439,11 +447,13 @@ class WifiTelemetryService(StreamService):
 
     async def _publish_status(self, view: ApView, now: float) -> None:
         ap_id = view.state.ap_id
+        # The status and what it said, both before the send: the state goes on changing meanwhile.
         status = status_proto(view, now)
+        said = (int(view.health), view.silent, view.state.last_seq, now)
         with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
             await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
                                        headers=headers)
-        self.published.health[ap_id] = (int(view.health), view.silent, view.state.last_seq, now)
+        self.published.health[ap_id] = said
         self._schedule(view, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
@@ -500,7 +510,7 @@ class WifiTelemetryService(StreamService):
         else:  # between: only the APs whose status is due
             ap_ids = self.status_due.pop_due(now)
         views = self._views(ap_ids, owned, now if live else None)
-        await self._publish_statuses(views, now)
+        await self._publish_statuses(views, now, live)
         if full:
             metrics.set_site_gauges(views.values())
             await self._publish_site_stats(views, owned, now)
@@ -513,8 +523,10 @@ class WifiTelemetryService(StreamService):
         return {state.ap_id: ap_view(model, state, now) for ap_id in ap_ids
                 if (state := self.processor.ap_state(ap_id)) is not None and state.partition in owned}
 
-    async def _publish_statuses(self, views: Mapping[str, ApView], now: float) -> None:
-        for ap_id, view in views.items():
+    async def _publish_statuses(self, views: Mapping[str, ApView], now: float, live: bool) -> None:
+        for ap_id, built in views.items():
+            # Its state may have moved on while earlier statuses were being sent.
+            view = view_as_of_now(self.processor.model, built, now if live else None)
             last = self.published.health.get(ap_id)
             # A silent AP's status is not republished by its heartbeats (they stopped) but by a
             # backlog of them, read after it went silent: its last status must carry them.

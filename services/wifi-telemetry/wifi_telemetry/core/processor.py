@@ -6,6 +6,7 @@ so the same code decides both. Records, all keyed by entity:
     ap/<ap_id>                          AccessPointState (domain.py)
     site/<site_id>                      SiteState (windows.py)
     d/<site>/<u|s>/<window:start>/<n>   one shard of a distinct-member set
+    w/<site_id>                         per AP of the site, the newest session event time
 
 Crash safety without transactions: all records of a site live in one changelog partition (the
 input is keyed by site), Kafka keeps a partition's writes in order and the worker commits an
@@ -18,7 +19,13 @@ or its effect already there:
   happened to be in the table when another AP's arrived) is
   written before the AP record (which carries the applied seq). A replay of a seq whose AP
   record survived is a duplicate; one whose AP record was lost recomputes the same values;
-- sessions: the site record (window index) first, then set additions, which are idempotent.
+- sessions: the site record (window index) first, then set additions, which are idempotent,
+  then the session watermarks (which only grow: a replay sees the same or a later one, and a
+  later one survived only if the additions before it did).
+
+A session is late when its window closed (the allowed lateness after its end) before the newest
+session its own AP reported earlier: a function of that AP's sessions in log order (one
+partition), not of how far the site's heartbeats, another topic, happened to be read by then.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
@@ -38,6 +45,7 @@ from wifi_telemetry.core.windows import (
     SiteState,
     distinct_key,
     distinct_keys,
+    kept_for,
     minute_parents,
     open_for,
     session_member,
@@ -50,6 +58,7 @@ from wifi_telemetry.core.windows import (
 AP_PREFIX = "ap/"
 SITE_PREFIX = "site/"
 DISTINCT_PREFIX = "d/"
+WATERMARK_PREFIX = "w/"
 
 # How long (event time, beyond the allowed lateness) an AP that fell silent in the data still
 # holds its site's per-minute client counts open (see `_forget_minutes`).
@@ -71,13 +80,20 @@ class Store(Protocol):
     def __contains__(self, key: object) -> bool: ...
 
 
+@runtime_checkable
+class PartitionedStore(Store, Protocol):
+    """A store that writes each key to a partition: the one `partition` names at the write."""
+
+    partition: int
+
+
 def write_rank(key: str) -> int:
     """The order a batch's writes must reach the changelog in (lower first), so that any prefix
     surviving a crash stays consistent: site records before distinct-member shards and AP
     records (which mark a seq as applied), as one event writes them (see the module's text)."""
     if key.startswith(SITE_PREFIX):
         return 0
-    return 2 if key.startswith(AP_PREFIX) else 1
+    return 2 if key.startswith((AP_PREFIX, WATERMARK_PREFIX)) else 1
 
 
 def ap_key(ap_id: str) -> str:
@@ -86,6 +102,10 @@ def ap_key(ap_id: str) -> str:
 
 def site_key(site_id: str) -> str:
     return SITE_PREFIX + site_id
+
+
+def watermark_key(site_id: str) -> str:
+    return WATERMARK_PREFIX + site_id
 
 
 class SessionEvent(NamedTuple):
@@ -138,6 +158,7 @@ class SiteProcessor:
         # `forget`.
         self._aps: dict[str, AccessPointState] = {}
         self._sites: dict[str, SiteState] = {}
+        self._marks: dict[str, dict[str, float]] = {}
         # Per site, the newest and the oldest newest-heartbeat of its APs (see `_SiteClock`).
         self._clocks: dict[str, _SiteClock] = {}
         # Distinct-member shards written since the last flush (write-behind only), with a set of
@@ -149,6 +170,7 @@ class SiteProcessor:
         the processor, or an event failed half-way."""
         self._aps.clear()
         self._sites.clear()
+        self._marks.clear()
         self._clocks.clear()
         self._shards.clear()
         self._unwritten.clear()
@@ -161,9 +183,22 @@ class SiteProcessor:
         self.forget()
 
     def flush(self) -> int:
-        """Writes the records changed since the last flush (write-behind); returns how many."""
+        """Writes the records changed since the last flush (write-behind); returns how many.
+
+        Each on its own partition: a store that places writes by partition (its `partition`,
+        set by the caller for the event at hand, see `PartitionedStore`) is told the record's.
+        A batch spans partitions, and a record written to another partition's changelog is
+        recovered from there: an old value of it may then win over the newest (a restarted
+        worker took a long-gone AP state for its current one: a silence that never was).
+        """
+        placed = self.store if isinstance(self.store, PartitionedStore) else None
+        current = placed.partition if placed is not None else -1
         for key, record in self._unwritten.items():
+            if placed is not None:
+                placed.partition = record.partition
             self.store[key] = record.to_dict()
+        if placed is not None:
+            placed.partition = current
         written = len(self._unwritten)
         self._unwritten.clear()
         self._shards.clear()  # the store holds them now: the next batch copies before changing
@@ -318,11 +353,15 @@ class SiteProcessor:
 
     def _on_session(self, session: SessionEvent, partition: int) -> SessionResult:
         site = self._site(session.site_id)
-        # Only stored times move the watermark: a replay then sees the same or a later one.
+        lateness = self.config.allowed_lateness_s
+        marks = self._watermarks(session.site_id)
+        newest = max(marks.get(session.ap_id, session.t), session.t)
+        # The site's heartbeats only say which windows the site no longer keeps (pruned, never
+        # published again): a window kept at the end was kept at every moment before.
         seen = self.site_time(site)
-        now = session.t if seen is None else seen
+        now = newest if seen is None else seen
         keys = [k for k in windows_of(session.t, self.config.tz_offset_s)
-                if open_for(k, now, self.config.allowed_lateness_s)]
+                if open_for(k, newest, lateness) and kept_for(k, now, lateness)]
         late = 3 - len(keys)
         changed = any([site.note_distinct(k) for k in keys])
         changed |= self._prune(site, now)
@@ -335,9 +374,25 @@ class SiteProcessor:
             if session.kind == CONNECT:
                 added += self._add_member(site.site_id, SESSIONS, key,
                                           session_member(session.ap_id, session.session_id))
+        if marks.get(session.ap_id) != newest:  # after the additions: see the module's text
+            marks[session.ap_id] = newest
+            self._write_watermarks(session.site_id, marks, partition)
         if not keys:
             return SessionResult("late", late)
         return SessionResult("applied" if added else "duplicate", late)
+
+    def _watermarks(self, site_id: str) -> dict[str, float]:
+        """Per AP of the site, the newest session event time applied (the processor's copy)."""
+        marks = self._marks.get(site_id)
+        if marks is None:
+            raw = self.store.get(watermark_key(site_id))
+            marks = {} if raw is None else {str(a): float(t) for a, t in dict(raw["t"]).items()}
+            self._marks[site_id] = marks
+        return marks
+
+    def _write_watermarks(self, site_id: str, marks: dict[str, float], partition: int) -> None:
+        # Written through the store's write order (rank 2, after the additions they follow).
+        self.store[watermark_key(site_id)] = {"id": site_id, "t": dict(marks), "p": partition}
 
     def _add_member(self, site_id: str, kind: str, key: str, member: str) -> int:
         window, _ = split_bucket_key(key)

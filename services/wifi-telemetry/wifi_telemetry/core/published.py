@@ -69,6 +69,15 @@ def ap_view(model: AccessPointModel, state: AccessPointState, now: float | None 
                   state.availability, seen)
 
 
+def view_as_of_now(model: AccessPointModel, view: ApView, now: float | None) -> ApView:
+    """`view` if its state has not moved on since it was made, else the view of the state as it
+    is now: a view's health and health_since must not be published with a later state's seq
+    (the state object goes on taking readings while earlier statuses are being sent)."""
+    if view.as_of == view.state.last_seen:
+        return view
+    return ap_view(model, view.state, now)
+
+
 def change_view(state: AccessPointState, change: HealthChange) -> ApView:
     """The view right after one health change (several can come from one heartbeat)."""
     return ApView(state, change.after, change.reasons, change.at, False, state.clients, state.rx_bps,

@@ -18,8 +18,11 @@ same input twice, or in another order across APs, gives the same result:
   count is the sum of the shard sizes. Counting is exact except for 64-bit hash collisions
   (probability about n^2 / 2^65: ~3e-12 for 10,000 users).
 
-Data may change a window until `allowed_lateness_s` (event time) after it ended, as seen from
-the newest data of the site; later data for it is dropped and counted.
+Data may change a window until `allowed_lateness_s` (event time) after it ended; later data for
+it is dropped and counted. A heartbeat is judged against its own AP's newest heartbeat, a
+session against the newest session its AP reported before (both that AP's order in its input
+partition, so a function of the log; see processor.py). The site forgets a window once its
+newest heartbeat is past keeping it (`kept_for`): such a window is never published again.
 """
 
 from __future__ import annotations
