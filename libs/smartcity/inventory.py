@@ -9,8 +9,10 @@ deployment replaces it with its asset register; the services themselves do not d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,33 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * r * math.asin(math.sqrt(a))
+
+
+# City scale on one box: copies of the inventory's devices at copies of their sites. One copied
+# site (one controller or NVR, one batch message) holds this many copies of a site's devices.
+COPIES_PER_SITE = 10
+Device = TypeVar("Device", AccessPointInfo, CameraInfo)
+
+
+def scaled_devices(devices: Sequence[Device], count: int, id_field: str) -> list[Device]:
+    """`count` devices (0: `devices` as they are): `devices` first, then copies of them named
+    `<id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each), so one
+    box can be loaded like a city of thousands of devices behind hundreds of controllers."""
+    if count <= 0:
+        return list(devices)
+    scaled = []
+    for n in range(count):
+        original, copy = devices[n % len(devices)], n // len(devices)
+        if not copy:
+            scaled.append(original)
+            continue
+        renamed: dict[str, Any] = {id_field: f"{getattr(original, id_field)}-x{copy}",
+                                   "site_id": f"{original.site_id}-x{copy // COPIES_PER_SITE}"}
+        scaled.append(replace(original, **renamed))
+    return scaled
+
+
+def inventory_site(site_id: str) -> str:
+    """The inventory site a site of `scaled_devices` copies (itself when not a copy)."""
+    base, mark, number = site_id.rpartition("-x")
+    return base if mark and number.isdigit() else site_id

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from camera_health.sim.fleet import Fleet
-from camera_health.sim.simulator import COPIES_PER_SITE, messages, scaled_cameras
-from smartcity.inventory import cameras
+from camera_health.sim.simulator import messages, scaled_cameras
+from smartcity.inventory import COPIES_PER_SITE, cameras
 
 
 def test_no_count_keeps_the_inventory_and_a_smaller_one_takes_its_first_cameras() -> None:

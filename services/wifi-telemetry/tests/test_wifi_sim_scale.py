@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from smartcity.inventory import access_points
-from wifi_telemetry.sim.simulator import COPIES_PER_SITE, WifiCity, inventory_site, scaled_access_points
+from smartcity.inventory import COPIES_PER_SITE, access_points, inventory_site
+from wifi_telemetry.sim.simulator import WifiCity, scaled_access_points
 
 
 def test_no_count_keeps_the_inventory_and_a_smaller_one_takes_its_first_aps() -> None:

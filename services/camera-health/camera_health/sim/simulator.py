@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from camera_health.sim.fleet import Fleet
 from camera_health.sim.rtsp_server import start_rtsp_server
 from smartcity import topic_names
-from smartcity.inventory import CameraInfo, cameras
+from smartcity.inventory import CameraInfo, cameras, scaled_devices
 from smartcity.kafka import make_producer, wait_for_broker
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
@@ -114,22 +114,9 @@ async def _send_heartbeats(settings: PlatformSettings, fleet: Fleet, producer: A
             await asyncio.wait_for(stop.wait(), options.interval_s)
 
 
-# Copies of the inventory's cameras one site (one NVR, one batch message) holds at city scale.
-COPIES_PER_SITE = 10
-
-
 def scaled_cameras(inventory: Sequence[CameraInfo], count: int) -> list[CameraInfo]:
-    """`count` cameras (0: the whole inventory): the inventory's first, then copies of them named
-    `<camera_id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each),
-    so one box can be loaded like a city of thousands of cameras."""
-    if count <= 0:
-        return list(inventory)
-    copies = []
-    for n in range(count):
-        original, copy = inventory[n % len(inventory)], n // len(inventory)
-        copies.append(replace(original, camera_id=f"{original.camera_id}-x{copy}",
-                              site_id=f"{original.site_id}-x{copy // COPIES_PER_SITE}") if copy else original)
-    return copies
+    """`count` cameras at city scale (smartcity.inventory.scaled_devices)."""
+    return scaled_devices(inventory, count, "camera_id")
 
 
 def main() -> None:

@@ -39,10 +39,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from smartcity.inventory import AccessPointInfo, access_points, site
+from smartcity.inventory import AccessPointInfo, access_points, inventory_site, scaled_devices, site
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
@@ -279,29 +279,9 @@ def selected_access_points(sites: str) -> list[AccessPointInfo]:
     return aps
 
 
-# Copies of the inventory's APs one site (one controller, one batch message) holds at city
-# scale: ten copies of a site, 20 to 40 APs.
-COPIES_PER_SITE = 10
-
-
 def scaled_access_points(aps: Sequence[AccessPointInfo], count: int) -> list[AccessPointInfo]:
-    """`count` APs (0: `aps` as they are): `aps` first, then copies of them named
-    `<ap_id>-x<n>` at copies of their sites (`<site_id>-x<m>`, COPIES_PER_SITE copies each), so
-    one box can be loaded like a city of thousands of APs behind hundreds of controllers."""
-    if count <= 0:
-        return list(aps)
-    copies = []
-    for n in range(count):
-        original, copy = aps[n % len(aps)], n // len(aps)
-        copies.append(replace(original, ap_id=f"{original.ap_id}-x{copy}",
-                              site_id=f"{original.site_id}-x{copy // COPIES_PER_SITE}") if copy else original)
-    return copies
-
-
-def inventory_site(site_id: str) -> str:
-    """The inventory site a site of `scaled_access_points` copies (itself when not a copy)."""
-    base, mark, number = site_id.rpartition("-x")
-    return base if mark and number.isdigit() else site_id
+    """`count` APs at city scale (smartcity.inventory.scaled_devices)."""
+    return scaled_devices(aps, count, "ap_id")
 
 
 async def send_readings(collector: EdgeCollector, telemetry: Iterable[Reading],
