@@ -16,6 +16,7 @@ Faust table can hold it.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -194,6 +195,10 @@ DAY = 24 * HOUR
 WEEK = 7 * DAY
 
 
+def _time(change: tuple[float, bool]) -> float:
+    return change[0]
+
+
 @dataclass
 class Availability:
     """Share of time a device was not CRITICAL, from its health changes in event time.
@@ -224,22 +229,25 @@ class Availability:
         start = max(now - window_s, self.first_seen)
         if now <= start:
             return 1.0 if not self._down_at(now) else 0.0
+        changes = self.changes
+        # Only the points from the one in force at `start` to the last before `now` can add
+        # down time (a segment that ends before the window adds none): a status asks for three
+        # windows over up to a week of points, so the rest is skipped, not scanned.
+        before_now = bisect_left(changes, now, key=_time)
+        index = max(0, bisect_right(changes, start, key=_time) - 1)
         down = 0.0
-        points = [(t, d) for t, d in self.changes if t < now]
-        for index, (t, was_down) in enumerate(points):
-            end = points[index + 1][0] if index + 1 < len(points) else now
+        while index < before_now:
+            t, was_down = changes[index]
+            end = changes[index + 1][0] if index + 1 < before_now else now
             lo, hi = max(t, start), min(end, now)
             if was_down and hi > lo:
                 down += hi - lo
+            index += 1
         return max(0.0, 1.0 - down / (now - start))
 
     def _down_at(self, at: float) -> bool:
-        state = False
-        for t, down in self.changes:
-            if t > at:
-                break
-            state = down
-        return state
+        index = bisect_right(self.changes, at, key=_time) - 1
+        return self.changes[index][1] if index >= 0 else False
 
     def _trim(self, now: float) -> None:
         horizon = now - WEEK

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smartcity.health import (
     DAY,
@@ -134,3 +136,36 @@ def test_availability_while_still_down() -> None:
 
 def test_availability_before_anything_is_seen_is_full() -> None:
     assert Availability().ratio(100, HOUR) == 1.0
+
+
+def scanned_ratio(availability: Availability, now: float, window_s: float) -> float:
+    """The ratio by scanning every change point (what `ratio` skips must add nothing)."""
+    if availability.first_seen is None:
+        return 1.0
+    start = max(now - window_s, availability.first_seen)
+    if now <= start:
+        state = False
+        for t, down in availability.changes:
+            if t > now:
+                break
+            state = down
+        return 0.0 if state else 1.0
+    points = [(t, d) for t, d in availability.changes if t < now]
+    down_s = 0.0
+    for index, (t, was_down) in enumerate(points):
+        end = points[index + 1][0] if index + 1 < len(points) else now
+        lo, hi = max(t, start), min(end, now)
+        if was_down and hi > lo:
+            down_s += hi - lo
+    return max(0.0, 1.0 - down_s / (now - start))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 3 * 86400), st.booleans()), max_size=60),
+       st.floats(-3600, 8 * 86400), st.sampled_from([3600.0, 86400.0, 7 * 86400.0, 0.0]))
+def test_the_ratio_over_a_window_equals_a_scan_of_every_change(
+        changes: list[tuple[float, bool]], now: float, window_s: float) -> None:
+    availability = Availability()
+    for at, down in sorted(changes):
+        availability.record(at, Health.CRITICAL if down else Health.OK)
+    assert availability.ratio(now, window_s) == scanned_ratio(availability, now, window_s)
