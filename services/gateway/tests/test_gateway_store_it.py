@@ -245,6 +245,19 @@ async def test_damage_found_by_the_background_check_stops_the_gateway_and_the_re
     assert await answers(gw, sample) == before
 
 
+async def recreate_topics(bootstrap: str, prefix: str, first: int, count: int) -> None:
+    """Deletes the prefix's topics and makes them again holding `count` requests from `first`."""
+    await delete_topics(bootstrap, prefix)
+    for _ in range(100):
+        try:
+            await ensure_topics(bootstrap, prefix)
+            await write_history(bootstrap, prefix, first, count)
+            return
+        except Exception:  # the deletion is still in progress on the broker
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"the topics under {prefix} could not be made again")
+
+
 async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
 ) -> None:
@@ -254,14 +267,7 @@ async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     await gw.wait_serving()
     gw.proc.stop()
     # The topics are recreated (e.g. a cluster rebuilt) and hold less than the store applied.
-    await delete_topics(kafka_bootstrap, topic_prefix)
-    for _ in range(100):
-        try:
-            await ensure_topics(kafka_bootstrap, topic_prefix)
-            await write_history(kafka_bootstrap, topic_prefix, 1000, 10)
-            break
-        except Exception:  # the deletion is still in progress on the broker
-            await asyncio.sleep(0.5)
+    await recreate_topics(kafka_bootstrap, topic_prefix, 1000, 10)
 
     gw = start_on(start_gateway, topic_prefix, tokens_file, store)
     await gw.wait_serving()
@@ -287,14 +293,7 @@ async def test_a_store_of_topics_recreated_with_more_records_is_set_aside_never_
     gw.proc.stop()
     # The topics are recreated and, by the next start, hold more than the store applied: the
     # checkpoint is behind every end, as if nothing had happened.
-    await delete_topics(kafka_bootstrap, topic_prefix)
-    for _ in range(100):
-        try:
-            await ensure_topics(kafka_bootstrap, topic_prefix)
-            await write_history(kafka_bootstrap, topic_prefix, 2000, 200)
-            break
-        except Exception:  # the deletion is still in progress on the broker
-            await asyncio.sleep(0.5)
+    await recreate_topics(kafka_bootstrap, topic_prefix, 2000, 200)
 
     gw = start_on(start_gateway, topic_prefix, tokens_file, store)
     await gw.wait_serving()
