@@ -31,6 +31,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     bare_faust_rate,
     print_figures,
     produce_all,
+    py_spy,
     raw_rate,
 )
 
@@ -110,7 +111,7 @@ def worker_command(profile: Path | None) -> list[str]:
     worker = [sys.executable, "-m", "citizen_requests"]
     if profile is None:
         return worker
-    return [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
+    return [py_spy(), "record", "--format", "raw", "--rate", "200",
             "--output", str(profile), "--", *worker]
 
 

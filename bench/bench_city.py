@@ -115,8 +115,7 @@ class Running:
 
     @property
     def pid(self) -> int:
-        assert self.proc._proc is not None
-        return self.proc._proc.pid
+        return self.proc.pid
 
 
 def start_city(env: dict[str, str], logs: Path) -> tuple[list[Running], str]:

@@ -392,13 +392,8 @@ async def sample_tree_rss(gateway: GatewayProcess, peak: list[float]) -> None:
     """Keeps peak[0] at the highest resident memory of the gateway's process tree seen."""
     while True:
         with contextlib.suppress(AssertionError, FileNotFoundError, ProcessLookupError):
-            peak[0] = max(peak[0], await asyncio.to_thread(tree_rss_mib, gateway_pid(gateway)))
+            peak[0] = max(peak[0], await asyncio.to_thread(tree_rss_mib, gateway.proc.pid))
         await asyncio.sleep(0.2)
-
-
-def gateway_pid(gateway: GatewayProcess) -> int:
-    assert gateway.proc._proc is not None
-    return gateway.proc._proc.pid
 
 
 async def start_and_wait(
@@ -541,7 +536,7 @@ async def one_size(  # noqa: PLR0917
         store = workdir / "store" / "history.sqlite3"
         gateway, cold_s, tree_peak = await start_and_wait(starter, prefix, tokens, store)
         figures["cold_start_s"] = round(cold_s, 2)
-        figures["cold_peak_rss_mib"] = round(rss_mib(gateway_pid(gateway))[1], 1)
+        figures["cold_peak_rss_mib"] = round(rss_mib(gateway.proc.pid)[1], 1)
         figures["cold_peak_tree_rss_mib"] = round(tree_peak, 1)
         figures["cold_vs_ceiling"] = round(cold_s / figures["ceiling_read"]["seconds"], 2)
         print(
@@ -551,12 +546,12 @@ async def one_size(  # noqa: PLR0917
             flush=True,
         )
         figures["reads"] = await measure_reads(gateway, history, reads)
-        figures["rss_after_reads_mib"] = round(rss_mib(gateway_pid(gateway))[0], 1)
+        figures["rss_after_reads_mib"] = round(rss_mib(gateway.proc.pid)[0], 1)
         gateway.proc.stop()
         figures["store_mib"] = round(sum(f.stat().st_size for f in store.parent.glob("*")) / 2**20, 1)
         gateway, warm_s, _ = await start_and_wait(starter, prefix, tokens, store)
         figures["warm_start_s"] = round(warm_s, 2)
-        current, peak = rss_mib(gateway_pid(gateway))
+        current, peak = rss_mib(gateway.proc.pid)
         figures["warm_rss_mib"], figures["warm_peak_rss_mib"] = round(current, 1), round(peak, 1)
         print(f"[{requests}] warm start to SERVING {warm_s:.1f} s, RSS {current:.0f} MiB", flush=True)
     finally:

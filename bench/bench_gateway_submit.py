@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,12 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
-from benchkit import SECURITY, partitions_of  # a sibling module (bench/ is on sys.path)
+from benchkit import (  # a sibling module (bench/ is on sys.path)
+    SECURITY,
+    Profiler,
+    cpu_seconds,
+    partitions_of,
+)
 
 from gateway_testing import auth, make_starter, write_tokens
 from open311_testing import http_ok
@@ -149,24 +153,6 @@ async def wait_http_ok(url: str, proc: ServiceProcess, timeout_s: float) -> None
         await asyncio.sleep(0.3)
 
 
-def pid_of(proc: ServiceProcess) -> int:
-    assert proc._proc is not None, "not started"
-    return proc._proc.pid
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_profiler(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling a running process (by pid) for `seconds`, then writing `output`."""
-    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
-                             "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
-                             "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: float, *,
                           with_reporter: bool, profile: Path | None) -> dict[str, Any]:
     started: list[ServiceProcess] = []
@@ -195,10 +181,9 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
             call = submit_call(gateway_pb2_grpc.RequestServiceStub(channel), with_reporter)
             for _ in range(5):  # the first requests open the topics' partitions: not measured
                 await call()
-            profilers = [] if profile is None else [
-                start_profiler(pid, seconds + 2, profile / f"{name}.txt")
-                for name, pid in (("gateway", pid_of(gateway.proc)), ("citizen-requests", pid_of(worker)))]
-            pids = {"gateway": pid_of(gateway.proc), "worker": pid_of(worker)}
+            pids = {"gateway": gateway.proc.pid, "worker": worker.pid}
+            profilers = {} if profile is None else {
+                name: Profiler(pid, profile / f"{name}.txt") for name, pid in pids.items()}
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             try:
                 row = await open_loop(call, rate, seconds)
@@ -208,8 +193,8 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
                     row[f"{name}_cpu_ms_per_call"] = used * 1000.0 / max(row["calls"] + rate * 2.0, 1)
                 return row
             finally:
-                for profiler in profilers:
-                    await asyncio.to_thread(profiler.wait, 60)
+                for name, profiler in profilers.items():
+                    print(f"py-spy, {name}:\n{await asyncio.to_thread(profiler.stop)}")
     finally:
         for proc in reversed(started):
             proc.stop()

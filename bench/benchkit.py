@@ -120,6 +120,15 @@ def print_figures(figures: Mapping[str, object]) -> None:
                       for k, v in figures.items() if v is not None}))
 
 
+def py_spy() -> str:
+    """The py-spy of the project's environment (a dev dependency), else one on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    executable = str(beside) if beside.exists() else shutil.which("py-spy")
+    if executable is None:
+        raise SystemExit("profiling needs py-spy: `make install` (a dev dependency) or on PATH")
+    return executable
+
+
 class Profiler:
     """py-spy sampling a worker process while it works (when `py-spy` is on PATH): where a
     benchmark's time goes, summarised by the functions that were running (self time) and by
@@ -127,9 +136,7 @@ class Profiler:
 
     def __init__(self, pid: int, output: Path, rate: int = 250) -> None:
         self.output = output
-        executable = shutil.which("py-spy")
-        if executable is None:
-            raise SystemExit("--py-spy needs py-spy on PATH (e.g. `uv tool install py-spy`)")
+        executable = py_spy()
         self.process = subprocess.Popen([executable, "record", "--pid", str(pid), "--rate", str(rate),
                                          "--format", "raw", "--output", str(output), "--nonblocking"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

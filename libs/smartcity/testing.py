@@ -160,6 +160,13 @@ class ServiceProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The process id (benchmarks read its CPU and memory from /proc)."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.argv[0]} was not started")
+        return self._proc.pid
+
     def wait(self, timeout_s: float) -> int | None:
         """Waits for the process to exit by itself; its return code, None if still running."""
         if self._proc is None:
