@@ -47,7 +47,7 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from benchkit import SECURITY, print_figures  # a sibling module (bench/ is on sys.path)
+from benchkit import SECURITY, Profiler, print_figures  # a sibling module (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -362,6 +362,17 @@ def process_figures(running: Sequence[Running], seconds: float) -> dict[str, dic
     return out
 
 
+def profile(running: Sequence[Running], name: str | None, work: Path) -> Profiler | None:
+    """py-spy on the process called `name` (as city.py names it) for the measured time."""
+    if name is None:
+        return None
+    chosen = [r for r in running if r.process.name == name]
+    if not chosen:
+        names = ", ".join(r.process.name for r in running)
+        raise SystemExit(f"--py-spy {name}: no such process (have {names})")
+    return Profiler(chosen[0].pid, work / f"{name}.py-spy.txt")
+
+
 def busy_cpu_s() -> float:
     """CPU seconds the whole machine spent busy since boot (every process: other work too)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -394,6 +405,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks = [asyncio.create_task(probe(args.bootstrap, prefix, freshness, stop, args.probe_every)),
                  asyncio.create_task(watch(gateway, freshness, stop)),
                  asyncio.create_task(read_poll(gateway, freshness, stop, 0.02))]
+        profiler = profile(running, args.py_spy, work)
         async with LagSampler(args.bootstrap, prefix, args.sample_every) as lags:
             started, busy_before = time.monotonic(), busy_cpu_s()
             while time.monotonic() - started < args.seconds:
@@ -413,6 +425,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             box_busy = (busy_cpu_s() - busy_before) / seconds
             processes = process_figures(running, seconds + ready_s)
             stages = lags.figures()
+            if profiler is not None:
+                print(f"{args.py_spy}: {profiler.stop()}", flush=True)
     finally:
         for r in running:
             r.proc.stop()
@@ -484,6 +498,8 @@ async def main() -> int:
     parser.add_argument("--requests-per-s", type=float, default=5.0)
     parser.add_argument("--probe-every", type=float, default=3.0, help="seconds between health changes")
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between lag samples")
+    parser.add_argument("--py-spy", metavar="PROCESS",
+                        help="profile this process (e.g. wifi-telemetry) with py-spy")
     parser.add_argument("--ready-timeout", type=float, default=240.0)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()

@@ -14,6 +14,7 @@ The names below stay importable from `smartcity.streams` itself.
 """
 
 from smartcity.streams.app import (
+    bytes_topic,
     create_app,
     faust_credentials,
     internal_topic,
@@ -22,7 +23,6 @@ from smartcity.streams.app import (
 )
 from smartcity.streams.dead_letters import (
     Decoded,
-    bytes_topic,
     decode_or_dead_letter,
     decoded,
     faust_dead_letter_publisher,
@@ -38,6 +38,7 @@ from smartcity.streams.metrics import (
     sample_consumer_lag,
 )
 from smartcity.streams.readiness import AgentCrashes, assigned_and_recovered
+from smartcity.streams.sending import send_record
 from smartcity.streams.service import StreamService
 from smartcity.streams.transport import IdempotentTransport, RewindingConsumer
 from smartcity.streams.worker import run_worker, serve
@@ -47,6 +48,6 @@ __all__ = [
     "Decoded", "IdempotentTransport", "RewindingConsumer", "StreamService",
     "assigned_and_recovered", "bytes_topic", "create_app", "decode_or_dead_letter", "decoded",
     "faust_credentials", "faust_dead_letter_publisher", "internal_topic", "internal_topics_of",
-    "observe_latency", "raw_topic", "run_worker", "sample_consumer_lag", "serve", "source_record",
-    "topics_of",
+    "observe_latency", "raw_topic", "run_worker", "sample_consumer_lag", "send_record", "serve",
+    "source_record", "topics_of",
 ]

@@ -32,6 +32,7 @@ from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.dlq import DeadLetterPublisher, SourceRecord
 from smartcity.streams.dead_letters import source_record, trace_context_of
 from smartcity.streams.metrics import EVENTS_CONSUMED
+from smartcity.streams.sending import send_record
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,11 @@ class TableWriter:
             else:
                 data[key] = value
         changelog = self.table.changelog_topic
+        app, name = self.table.app, changelog.get_topic_name()
         for key, partition, value in writes:
-            await changelog.send(key=key, value=value, partition=partition,
-                                 key_serializer=self.table.key_serializer,
-                                 value_serializer="raw" if value is None else self.table.value_serializer)
+            # Serialised as Topic.send would (the same bytes a recovery decodes), sent past it.
+            key_bytes, _ = changelog.prepare_key(key, self.table.key_serializer)
+            value_bytes = (None if value is None
+                           else changelog.prepare_value(value, self.table.value_serializer)[0])
+            await send_record(app, name, key_bytes, value_bytes, partition=partition)
         return len(writes)

@@ -22,6 +22,7 @@ from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.dlq import DeadLetter, DeadLetterPublisher, SourceRecord
 from smartcity.headers import headers_of
 from smartcity.streams.metrics import EVENTS_CONSUMED
+from smartcity.streams.sending import send_record
 from smartcity.tracing import extract_context
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,11 @@ class Decoded(Generic[M]):
     trace_context: Context
 
 
-def bytes_topic(app: faust.App, full_name: str) -> faust.TopicT:
-    """A topic by full name for raw bytes (dead-letter topics)."""
-    return app.topic(full_name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw")
-
-
 def faust_dead_letter_publisher(app: faust.App, service: str) -> DeadLetterPublisher:
     """Publishes dead letters through the app's producer and waits for the broker's ack."""
 
     async def send(letter: DeadLetter) -> None:
-        fut = await bytes_topic(app, letter.topic).send(key=letter.key, value=letter.value,
-                                                       headers=letter.headers)
-        await fut
+        await (await send_record(app, letter.topic, letter.key, letter.value, headers=list(letter.headers)))
 
     return DeadLetterPublisher(service, send)
 

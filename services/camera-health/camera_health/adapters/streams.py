@@ -59,6 +59,7 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
+from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
 from smartcity.tracing import inject_headers, message_span, producer_span
 from smartcity.v1 import camera_pb2
@@ -245,8 +246,8 @@ class CameraHealthService(StreamService):
                 for start in range(0, len(heartbeats), FORWARD_CHUNK):
                     value = camera_pb2.CameraHeartbeatBatch(
                         heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
-                    pending.append(await self.by_camera.send(key=None, value=value, partition=partition,
-                                                             headers=headers))
+                    pending.append(await send_record(self.app, self.by_camera.get_topic_name(), None, value,
+                                                     partition=partition, headers=headers))
             for future in pending:
                 await future
 
@@ -359,20 +360,22 @@ class CameraHealthService(StreamService):
         newest: dict[str, Any] = {}
         for outcome in outcomes:
             for incident in outcome.incidents:
-                pending.append(await self.incidents_out.send(
-                    key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
+                pending.append(await send_record(self.app, self.incidents_out.get_topic_name(),
+                                                 incident.camera_id.encode(), encode_incident(incident),
+                                                 headers=headers))
             for status in outcome.statuses:
                 newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
                 newest[status.camera_id] = status
+        status_topic = self.status_out.get_topic_name()
         for camera_id, status in newest.items():
             span = (traced or {}).get(camera_id)
             if span is None:
-                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
-                                                          headers=headers))
+                pending.append(await send_record(self.app, status_topic, camera_id.encode(),
+                                                 encode_status(status), headers=headers))
                 continue
-            with producer_span(self.status_out.get_topic_name(), camera_id, parent=span) as own:
-                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
-                                                          headers=own))
+            with producer_span(status_topic, camera_id, parent=span) as own:
+                pending.append(await send_record(self.app, status_topic, camera_id.encode(),
+                                                 encode_status(status), headers=own))
         for future in pending:
             await future
         for outcome in outcomes:
@@ -398,6 +401,7 @@ class CameraHealthService(StreamService):
             self._next_refresh = mono + self.config.status_interval_s
         due = self.silences.pop_due(mono)
         actives = self._active_partitions()
+        ticks_topic = self.ticks.get_topic_name()
         for camera_id in list(self.fleet) if refresh else dict.fromkeys([*due, *self.gapped]):
             state = self.stored_state(camera_id)
             if state is None or state.meta.partition not in actives or state.health.last_seen is None:
@@ -412,11 +416,11 @@ class CameraHealthService(StreamService):
             if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
                 tick = {"now": now, "refresh": refresh} | self.clock.stamp()
-                await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
-                                      value=json.dumps(tick).encode())
+                await send_record(self.app, ticks_topic, camera_id.encode(), json.dumps(tick).encode(),
+                                  partition=state.meta.partition)
         for partition in sorted(actives):  # a probe per partition: a stall shows when none is due
-            await self.ticks.send(key=b"", partition=partition,
-                                  value=json.dumps({"probe": True} | self.clock.stamp()).encode())
+            probe = json.dumps({"probe": True} | self.clock.stamp()).encode()
+            await send_record(self.app, ticks_topic, b"", probe, partition=partition)
         if self._fleet_changed:
             self._fleet_changed = False
             metrics.set_fleet(self.fleet.values())

@@ -53,6 +53,7 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
+from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
 from smartcity.tracing import inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
@@ -325,10 +326,10 @@ class WifiTelemetryService(StreamService):
             return
         with tracer.start_as_current_span("wifi.ingest", links=span_links(contexts)):
             headers = {kind: inject_headers([(KIND_HEADER, kind)]) for kind in {k for k, _, _ in outgoing}}
-            pending = []
+            pending, by_site = [], self.by_site.get_topic_name()
             for kind, site_id, value in outgoing:
-                pending.append(await self.by_site.send(key=site_id.encode(), value=value,
-                                                       headers=headers[kind]))
+                pending.append(await send_record(self.app, by_site, site_id.encode(), value,
+                                                 headers=headers[kind]))
             for future in pending:
                 await future
 
@@ -450,18 +451,20 @@ class WifiTelemetryService(StreamService):
         # The status and what it said, both before the send: the state goes on changing meanwhile.
         status = status_proto(view, now)
         said = (int(view.health), view.silent, view.state.last_seq, now)
-        with producer_span(self.status_out.get_topic_name(), ap_id) as headers:
-            await self.status_out.send(key=ap_id.encode(), value=status.SerializeToString(deterministic=True),
-                                       headers=headers)
+        topic = self.status_out.get_topic_name()
+        with producer_span(topic, ap_id) as headers:
+            await send_record(self.app, topic, ap_id.encode(), status.SerializeToString(deterministic=True),
+                              headers=headers)
         self.published.health[ap_id] = said
         self._schedule(view, now)
         metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
         message = site_stats_proto(stats, now)
-        with producer_span(self.stats_out.get_topic_name(), stats.key) as headers:
-            await self.stats_out.send(key=stats.key.encode(),
-                                      value=message.SerializeToString(deterministic=True), headers=headers)
+        topic = self.stats_out.get_topic_name()
+        with producer_span(topic, stats.key) as headers:
+            await send_record(self.app, topic, stats.key.encode(),
+                              message.SerializeToString(deterministic=True), headers=headers)
         metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc()
 
     def caught_up(self) -> bool:
