@@ -10,16 +10,18 @@ from typing import Any
 import pytest
 
 from gateway.adapters.history_store import HistoryStore, StoreLocked
-from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
     Known,
     RequestBatch,
     RequestCounts,
     RequestFilter,
+    TrailRow,
     count_key,
     event_key,
     plan_requests,
     stored_event,
+    trail_row,
 )
 from gateway.core.views import Views
 from gateway_testing import incident
@@ -344,6 +346,67 @@ def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_w
         assert stored is not None and stored.HasField("encrypted_reporter") and len(stored.history) == 1
         trail, _ = history.trail(request_id, 0, 5)
         assert trail[0].event.request.HasField("encrypted_reporter") and not trail[0].event.request.history
+    history.store.close()
+
+
+def test_a_trail_row_read_without_decoding_is_the_stored_event_without_history_or_contact() -> None:
+    request = sealed(service_request("r1", reporter=True, version=3))
+    request.history.add(version=1, note="first")
+    request.history.add(version=2, note="second")
+    event = event_of(request, 2)
+    event.note = "looked at it"
+    canonical = event.SerializeToString(deterministic=True)
+    (request_id, key, body), carried_id, version = trail_row(canonical, "key-r1", 4, 17)
+    assert (request_id, key, carried_id, version) == ("r1", "ev-r1-2", "r1", 3)
+    assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(event))
+    assert b"siti@example.id" not in body and b"sealed-bytes" not in body
+    # Fields in any order and a message given in two parts (protobuf merges them) read the same.
+    own = RS.RequestEvent(event_id="ev-x")
+    own.request.version = 4
+    head = RS.RequestEvent()
+    head.CopyFrom(event)
+    head.ClearField("event_id")
+    (_, key, body), _, version = trail_row(head.SerializeToString() + own.SerializeToString(), "", 0, 0)
+    merged = RS.RequestEvent.FromString(head.SerializeToString() + own.SerializeToString())
+    assert (key, version) == ("ev-x", 4)
+    assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(merged))
+    # No event id, no request id, no request: the key and the record's place stand in.
+    bare = RS.RequestEvent(type=RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED).SerializeToString()
+    assert trail_row(bare, "r9", 2, 5) == (("r9", "@2:5", bare), "", 0)
+
+
+def test_a_stored_event_that_does_not_decode_is_skipped_by_the_trail(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    good = stored_event(event_of(service_request("r1"), 1))
+    # Parses as far as trail_row reads (it never opens the actor) but is no RequestEvent.
+    bad = RS.RequestEvent(event_id="ev-bad").SerializeToString() + b"\x3a\x02\xff\xff"
+    store.commit(RequestBatch(), {}, [("r1", "ev-bad", bad), ("r1", "ev-1", good)], (), {(EVENTS, 0): 2})
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == ["ev-r1-1"]
+    store.close()
+
+
+def test_a_rebuilt_trail_takes_a_carried_request_only_when_newer_than_the_stored_one(tmp_path: Path) -> None:
+    history = RequestHistory(store_at(tmp_path / "h.sqlite3"), Views(), OPEN_STATUSES)
+    closed = sealed(service_request("r1", version=6, status=RS.REQUEST_STATUS_CLOSED))
+    write(history.store, [closed], offset=1)  # the state topic, read first
+    older = sealed(service_request("r1", version=2, status=RS.REQUEST_STATUS_ACKNOWLEDGED))
+    newer = sealed(service_request("r2", version=7, status=RS.REQUEST_STATUS_IN_PROGRESS))
+    values = [event_of(r, n).SerializeToString() for n, r in enumerate((older, newer))]
+    rows: list[TrailRow] = []
+    carried: list[Carried] = []
+    for offset, value in enumerate(values):
+        row, request_id, version = trail_row(value, "", 0, offset)
+        carried.append((len(rows), request_id, version, value))
+        rows.append(row)
+    batch = history.write_trail(rows, carried, {(EVENTS, 0): 2})
+    assert list(batch.winners) == ["r2"]  # r1's stored version 6 is newer than the event's 2
+    assert history.get("r1") == closed
+    kept = history.get("r2")
+    assert kept is not None and kept.version == 7 and kept.encrypted_reporter == newer.encrypted_reporter
+    assert [e.event.request.version for e in history.trail("r1", 0, 5)[0]] == [2]
+    assert history.store.counts() == {count_key(closed): 1, count_key(newer): 1}
+    bodies = history.store._r.execute("SELECT body FROM events").fetchall()
+    assert all(b"sealed-bytes" not in body for (body,) in bodies)
     history.store.close()
 
 

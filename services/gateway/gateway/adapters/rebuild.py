@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import multiprocessing
 import os
@@ -42,7 +43,8 @@ from typing import Any
 from aiokafka.structs import TopicPartition
 
 from gateway.adapters.history_store import HistoryStore, mark_of
-from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
+from gateway.core.history import NotAnEvent, TrailRow, trail_row
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.request_rules import OPEN_STATUSES
@@ -198,15 +200,19 @@ async def _read_into_store(job: Job) -> Outcomes:
             if os.getppid() != job.parent_pid:
                 raise SystemExit("the gateway that started this rebuild worker is gone")
             batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
-            records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
+            write: Callable[[], Any]
+            if job.view == "events":
+                rows, carried, offsets, marks = trail_batch(batch.items(), outcomes)
+                write = functools.partial(history.write_trail, rows, carried, offsets, marks)
+            else:
+                records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
+                write = functools.partial(history.write, records, offsets, True, marks)
             if pending is not None:
                 await pending
                 pending = None
             if offsets:
                 # Written on a thread while the next batch is fetched and decoded here.
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(history.write, records, offsets, True, marks)
-                )
+                pending = asyncio.ensure_future(asyncio.to_thread(write))
             for tp, end in list(ends.items()):
                 if await consumer.position(tp) >= end:
                     del ends[tp]
@@ -237,6 +243,45 @@ def decode_batch(
             offsets[(tp.topic, tp.partition)] = found[-1].offset + 1
             marks[(tp.topic, tp.partition)] = mark_of(found[-1])
     return records, offsets, marks
+
+
+def trail_batch(
+    batch: Iterable[tuple[TopicPartition, list[Any]]], outcomes: Outcomes
+) -> tuple[list[TrailRow], list[Carried], dict[tuple[str, int], int], dict[tuple[str, int], str]]:
+    """A batch of the event topic as the trail stores it, without decoding its events whole
+    (`trail_row`): the rows, the events that carry a request (for `write_trail` to find the
+    newer ones), the offsets reached and the marks of the last records."""
+    rows: list[TrailRow] = []
+    carried: list[Carried] = []
+    offsets: dict[tuple[str, int], int] = {}
+    marks: dict[tuple[str, int], str] = {}
+    ok = tombstones = 0
+    for tp, found in batch:
+        partition = tp.partition
+        for record in found:
+            value = record.value
+            if value is None:
+                tombstones += 1  # means nothing on a stream topic
+                continue
+            key = record.key.decode("utf-8", "replace") if record.key else ""
+            try:
+                row, request_id, version = trail_row(value, key, partition, record.offset)
+            except NotAnEvent as exc:
+                log.warning(
+                    "skipping undecodable record %s[%d]@%d: %s", tp.topic, partition, record.offset, exc
+                )
+                outcomes["undecodable"] += 1
+                continue
+            if request_id:
+                carried.append((len(rows), request_id, version, value))
+            rows.append(row)
+            ok += 1
+        if found:
+            offsets[(tp.topic, partition)] = found[-1].offset + 1
+            marks[(tp.topic, partition)] = mark_of(found[-1])
+    outcomes["ok"] += ok
+    outcomes["tombstone"] += tombstones
+    return rows, carried, offsets, marks
 
 
 def decode_record(codec: ProtoCodec[Any], record: Any, outcomes: Outcomes) -> Any | None:
