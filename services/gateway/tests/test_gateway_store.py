@@ -16,11 +16,13 @@ from gateway.core.history import (
     RequestBatch,
     RequestCounts,
     RequestFilter,
+    StateRequest,
     TrailRow,
     count_key,
     event_key,
     plan_requests,
     stored_event,
+    stored_request,
     trail_row,
 )
 from gateway.core.views import Views
@@ -373,6 +375,57 @@ def test_a_trail_row_read_without_decoding_is_the_stored_event_without_history_o
     # No event id, no request id, no request: the key and the record's place stand in.
     bare = RS.RequestEvent(type=RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED).SerializeToString()
     assert trail_row(bare, "r9", 2, 5) == (("r9", "@2:5", bare), "", 0)
+
+
+def test_requests_read_as_a_rebuild_reads_them_are_stored_as_the_full_messages_are(tmp_path: Path) -> None:
+    requests = []
+    statuses = (RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED, RS.REQUEST_STATUS_REJECTED)
+    for n, status in enumerate(statuses):
+        request = service_request(f"r{n}", status=status, version=n + 2, reporter=n == 1)
+        request.history.add(version=1, note="first")
+        requests.append(sealed(request, subject=f"subject-{n}") if n < 2 else request)
+    values = [r.SerializeToString(deterministic=True) for r in requests]
+    slim = [StateRequest.FromString(v) for v in values]
+    for full, light in zip(requests, slim, strict=True):
+        body, contact = stored_request(light, in_place=True)
+        expected_body, expected_contact = stored_request(full)
+        assert RS.ServiceRequest.FromString(body) == RS.ServiceRequest.FromString(expected_body)
+        assert (contact is None) == (expected_contact is None)
+        if contact is not None and expected_contact is not None:
+            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(
+                expected_contact
+            )
+        assert b"siti@example.id" not in body
+    answers = []
+    for name, kind in (("full", RS.ServiceRequest), ("slim", StateRequest)):
+        messages = [kind.FromString(v) for v in values]
+        history = RequestHistory(store_at(tmp_path / f"{name}.sqlite3"), Views(), OPEN_STATUSES)
+        records = [HistoryRecord("requests", 0, n, m.request_id, m) for n, m in enumerate(messages)]
+        history.write(records, {(TOPICS[1], 0): 3}, owned=True)
+        store = history.store
+        answers.append(
+            (
+                [store.get_request(r.request_id) for r in requests],
+                store.counts(),
+                store.list_requests(RequestFilter(), None, 10),
+                [u.request_id for u in store.contact_uses(["subject-0", "subject-1"])],
+                store._r.execute("SELECT * FROM requests ORDER BY request_id").fetchall(),
+            )
+        )
+        store.close()
+    assert answers[0][:4] == answers[1][:4]
+    kept = answers[1][0]
+    assert kept[1] is not None and not kept[1].HasField("reporter")  # the plaintext is dropped
+    assert kept[1].encrypted_reporter == requests[1].encrypted_reporter and kept[1].history
+    # Whose contact each holds survives stripping the messages in place (erasure and retention
+    # find a subject's requests by it).
+    assert answers[0][3] == answers[1][3] == ["r0", "r1"]
+    for full_row, slim_row in zip(answers[0][4], answers[1][4], strict=True):
+        assert full_row[:9] == slim_row[:9]  # the columns
+        assert RS.ServiceRequest.FromString(full_row[9]) == RS.ServiceRequest.FromString(slim_row[9])
+        assert full_row[10] is None or RS.EncryptedContact.FromString(
+            full_row[10]
+        ) == RS.EncryptedContact.FromString(slim_row[10])
 
 
 def test_a_stored_event_that_does_not_decode_is_skipped_by_the_trail(tmp_path: Path) -> None:

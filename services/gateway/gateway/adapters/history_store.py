@@ -58,8 +58,7 @@ from gateway.core.history import (
     RequestFilter,
     StoredEvent,
     listing_time,
-    stored_request,
-    subject_of,
+    stored_parts,
     with_contact,
 )
 from smartcity.codec import from_timestamp, to_timestamp
@@ -398,14 +397,15 @@ class HistoryStore:
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
         *,
-        bodies: Mapping[str, tuple[bytes, bytes | None]] | None = None,
+        bodies: Mapping[str, tuple[bytes, bytes | None, str | None]] | None = None,
         marks: Mapping[Partition, str] | None = None,
     ) -> None:
         """One transaction: the batch's rows and the offsets they were read up to.
 
         `known` is what `known()` answered for the batch's requests; `events` are
         (request_id, event key, stored event bytes) in arrival order; `bodies` the winners'
-        (body, contact) when the caller already made them (else made here); `marks` the
+        `stored_parts` (body, contact, subject) when the caller already made them (else made
+        here); `marks` the
         `mark_of` the last record read per partition (what `recreated` compares)."""
         with self._write_lock:
             self._commit(requests, known, events, incidents, offsets, bodies, marks or {})
@@ -417,7 +417,7 @@ class HistoryStore:
         events: Sequence[tuple[str, str, bytes]],
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
-        bodies: Mapping[str, tuple[bytes, bytes | None]] | None,
+        bodies: Mapping[str, tuple[bytes, bytes | None, str | None]] | None,
         marks: Mapping[Partition, str],
     ) -> None:
         db = self._w
@@ -428,14 +428,14 @@ class HistoryStore:
                 if request is None:
                     deletes.append((request_id,))
                     continue
-                body, contact = bodies[request_id] if bodies is not None else stored_request(request)
+                body, contact, subject = bodies[request_id] if bodies is not None else stored_parts(request)
                 before = known.get(request_id)
                 if before is not None and before.placed_as(request):
                     updates.append(
                         (
                             request.version,
                             int(request.status),
-                            subject_of(request),
+                            subject,
                             from_timestamp(request.updated_time),
                             body,
                             contact,
@@ -452,7 +452,7 @@ class HistoryStore:
                         int(request.status),
                         request.submitted_by_client,
                         listing_time(request),
-                        subject_of(request),
+                        subject,
                         from_timestamp(request.updated_time),
                         body,
                         contact,

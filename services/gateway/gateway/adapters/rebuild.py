@@ -44,7 +44,7 @@ from aiokafka.structs import TopicPartition
 
 from gateway.adapters.history_store import HistoryStore, mark_of
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
-from gateway.core.history import NotAnEvent, TrailRow, trail_row
+from gateway.core.history import NotAnEvent, StateRequest, TrailRow, trail_row
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.request_rules import OPEN_STATUSES
@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 
 # The phases, in order: the state topic, then the event topic (see the module doc).
 PHASES: tuple[tuple[str, str], ...] = (("requests.state.v1", "requests"), ("requests.events.v1", "events"))
-_MESSAGE_TYPES = {"requests": requests_pb2.ServiceRequest, "events": requests_pb2.RequestEvent}
+# The state topic's requests as far as the store reads them (core.history.StateRequest); the
+# event topic is read through `trail_row`.
+_MESSAGE_TYPES = {"requests": StateRequest, "events": requests_pb2.RequestEvent}
 _BATCH = 5000
 _PR_SET_PDEATHSIG = 1
 _FETCH_BYTES = 4 * 1024 * 1024

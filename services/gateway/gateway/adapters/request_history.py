@@ -32,7 +32,7 @@ from gateway.core.history import (
     event_key,
     plan_requests,
     stored_event,
-    stored_request,
+    stored_parts,
 )
 from smartcity.v1 import requests_pb2
 
@@ -122,7 +122,7 @@ class RequestHistory:
         # history and contact fields, which a winner's row keeps. Open requests also go to the
         # memory whole: never stripped in place.
         bodies = {
-            request_id: stored_request(request, in_place=owned and not self._is_open(request))
+            request_id: stored_parts(request, in_place=owned and not self._is_open(request))
             for request_id, request in batch.winners.items()
             if request is not None
         }
@@ -168,7 +168,7 @@ class RequestHistory:
         known = self.store.known({request_id for request_id, _ in arrivals})
         batch = plan_requests(arrivals, known)
         bodies = {
-            request_id: stored_request(request, in_place=not self._is_open(request))
+            request_id: stored_parts(request, in_place=not self._is_open(request))
             for request_id, request in batch.winners.items()
             if request is not None
         }

@@ -168,52 +168,97 @@ def stored_event(event: Any, in_place: bool = False) -> bytes:
     return bytes(kept.SerializeToString())
 
 
-# ---------------- the audit trail while rebuilding: no full decode ----------------
+# ---------------- while rebuilding: no full decode ----------------
 #
-# A rebuild reads every event ever written. Stored, an event needs only its request id, its
-# key, and its bytes without its request's history and contact fields; the state topic, read
-# first, already gave every request's newest version, so only an event carrying a newer one
-# (rare) needs its request whole. `TrailEvent` is a message type wire-compatible with
-# RequestEvent that knows only those fields: every other field is kept, undecoded, as an unknown
-# field and written back byte for byte, so the bytes stored are those `stored_event` makes (the
-# full message stripped), in a fraction of the time (no nested message but the request is
-# parsed, no Python object is made for the rest).
+# A rebuild reads every request version and every event ever written, and needs only a few of
+# their fields: a request's columns (id, version, OPD, category, status, submitter, times, whose
+# contact), and its bytes without contact fields; an event's request id, its key, and its bytes
+# without its request's history and contact fields (the state topic, read first, gave every
+# request's newest version, so only an event carrying a newer one needs its request whole).
+# `StateRequest` and `TrailEvent` are message types wire-compatible with ServiceRequest and
+# RequestEvent that know only those fields (with the same names): every other field stays
+# undecoded, as an unknown field, and is written back byte for byte. So the bytes stored are
+# those `stored_request` and `stored_event` make of the full messages, in a fraction of the time
+# (no history entry, location or timestamp of the rest is parsed, no Python object made for it).
 
 
-def _trail_types() -> tuple[Any, Any]:
-    file = descriptor_pb2.FileDescriptorProto(
-        name="gateway/trail_event.proto", package="gateway.trail", syntax="proto3"
-    )
+def _slim_types() -> dict[str, Any]:
     fd = descriptor_pb2.FieldDescriptorProto
-    request = file.message_type.add(name="TrailRequest")  # ServiceRequest's field numbers
-    for name, number, kind, label in (
-        ("request_id", 1, fd.TYPE_STRING, fd.LABEL_OPTIONAL),
-        ("version", 7, fd.TYPE_UINT64, fd.LABEL_OPTIONAL),
-        # The fields a trail never keeps: their bytes only, to be dropped.
-        ("reporter", 13, fd.TYPE_BYTES, fd.LABEL_OPTIONAL),
-        ("history", 23, fd.TYPE_BYTES, fd.LABEL_REPEATED),
-        ("encrypted_reporter", 26, fd.TYPE_BYTES, fd.LABEL_OPTIONAL),
-    ):
-        request.field.add(name=name, number=number, type=kind, label=label)
-    event = file.message_type.add(name="TrailEvent")  # RequestEvent's field numbers
-    event.field.add(name="event_id", number=1, type=fd.TYPE_STRING, label=fd.LABEL_OPTIONAL)
-    event.field.add(name="request_id", number=2, type=fd.TYPE_STRING, label=fd.LABEL_OPTIONAL)
-    event.field.add(
-        name="request",
-        number=15,
-        type=fd.TYPE_MESSAGE,
-        label=fd.LABEL_OPTIONAL,
-        type_name=".gateway.trail.TrailRequest",
+    string, uint64, int32, int64, raw, message = (
+        fd.TYPE_STRING,
+        fd.TYPE_UINT64,
+        fd.TYPE_INT32,
+        fd.TYPE_INT64,
+        fd.TYPE_BYTES,
+        fd.TYPE_MESSAGE,
     )
+    # Each message type: (name, [(field name, number, type, repeated, message type name)]).
+    shapes: list[tuple[str, list[tuple[str, int, int, bool, str]]]] = [
+        ("Timestamp", [("seconds", 1, int64, False, ""), ("nanos", 2, int32, False, "")]),
+        ("Opaque", []),  # a message whose fields are all kept undecoded
+        ("Envelope", [("subject_id", 1, string, False, "")]),  # EncryptedContact
+        (
+            "StateRequest",  # ServiceRequest
+            [
+                ("request_id", 1, string, False, ""),
+                ("category", 2, string, False, ""),
+                ("opd_code", 4, string, False, ""),
+                ("status", 6, int32, False, ""),
+                ("version", 7, uint64, False, ""),
+                ("reporter", 13, message, False, "Opaque"),
+                ("submitted_by_client", 16, string, False, ""),
+                ("requested_time", 17, message, False, "Timestamp"),
+                ("updated_time", 18, message, False, "Timestamp"),
+                ("encrypted_reporter", 26, message, False, "Envelope"),
+            ],
+        ),
+        (
+            "TrailRequest",  # ServiceRequest, as an event carries it
+            [
+                ("request_id", 1, string, False, ""),
+                ("version", 7, uint64, False, ""),
+                # The fields a trail never keeps: their bytes only (not parsed), dropped.
+                ("reporter", 13, raw, False, ""),
+                ("history", 23, raw, True, ""),
+                ("encrypted_reporter", 26, raw, False, ""),
+            ],
+        ),
+        (
+            "TrailEvent",  # RequestEvent
+            [
+                ("event_id", 1, string, False, ""),
+                ("request_id", 2, string, False, ""),
+                ("request", 15, message, False, "TrailRequest"),
+            ],
+        ),
+    ]
+    file = descriptor_pb2.FileDescriptorProto(
+        name="gateway/slim.proto", package="gateway.slim", syntax="proto3"
+    )
+    for name, fields in shapes:
+        shape = file.message_type.add(name=name)
+        for field_name, number, kind, repeated, type_name in fields:
+            field = shape.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=fd.LABEL_REPEATED if repeated else fd.LABEL_OPTIONAL,
+            )
+            if type_name:
+                field.type_name = f".gateway.slim.{type_name}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("gateway.trail.TrailEvent")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("gateway.trail.TrailRequest")),
-    )
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"gateway.slim.{name}"))
+        for name, _ in shapes
+    }
 
 
-TrailEvent, _TrailRequest = _trail_types()
+_SLIM = _slim_types()
+# A ServiceRequest as far as a rebuild reads it: what `plan_requests`, `stored_request` and
+# the store's columns use of a request, under the same names (so it goes through them as is).
+StateRequest = _SLIM["StateRequest"]
+TrailEvent = _SLIM["TrailEvent"]
 # A trail row: (request id, event key, stored event bytes), as HistoryStore.commit takes it.
 TrailRow = tuple[str, str, bytes]
 
@@ -261,11 +306,18 @@ def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes |
     )
     kept = request
     if not in_place:
-        kept = requests_pb2.ServiceRequest()
+        kept = type(request)()  # a ServiceRequest, or a StateRequest while rebuilding
         kept.CopyFrom(request)
     kept.ClearField("reporter")
     kept.ClearField("encrypted_reporter")
     return bytes(kept.SerializeToString()), contact
+
+
+def stored_parts(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None, str | None]:
+    """(body, sealed contact, whose contact) of a request's row: `stored_request`, with the
+    subject taken before the contact fields are (in place) taken off."""
+    subject = subject_of(request)
+    return (*stored_request(request, in_place), subject)
 
 
 def subject_of(request: Any) -> str | None:
