@@ -66,7 +66,8 @@ from smartcity.v1 import camera_pb2, requests_pb2
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+# 3: 32 KiB pages; rows of finished requests rebuilt before it lack their subject_id.
+SCHEMA_VERSION = 3
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
@@ -77,6 +78,11 @@ _REBUILD_CACHE_FACTOR = 4
 # default is 1,000): index pages a rebuild changes over and over are copied once per checkpoint.
 _REBUILD_CHECKPOINT_PAGES = 25_000
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+# Bytes per page of a new file (SQLite's default is 4 KiB). A rebuild appends millions of rows
+# of a few hundred bytes and their index entries: larger pages mean fewer page splits and b-tree
+# levels, about a third less CPU per row; a read of a trail or a page of a listing touches the
+# same few pages either way.
+_PAGE_SIZE = 32768
 
 Partition = tuple[str, int]  # (full topic name, partition)
 
@@ -292,6 +298,8 @@ class HistoryStore:
         # Opened in a worker thread (the check may take a while), used on the event loop after:
         # one thread at a time, never two.
         writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if fresh:
+            writer.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # before WAL mode: then it is fixed
         # Rebuild workers write beside the gateway (one transaction at a time): wait for a turn.
         writer.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         writer.execute("PRAGMA journal_mode=WAL")

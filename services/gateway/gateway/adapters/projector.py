@@ -442,9 +442,9 @@ class Projector:
                 if record.headers:
                     # A span only for records a traced producer sent (not the whole history).
                     with message_span(record, only_traced=True):
-                        message = self._decode(tp.topic, view, key, record, outcomes)
+                        message = self._decode(tp, view, key, record, outcomes)
                 else:
-                    message = self._decode(tp.topic, view, key, record, outcomes)
+                    message = self._decode(tp, view, key, record, outcomes)
                 if not is_stored:
                     change = self._dispatch(view, key, message) if message is not None else None
                     if change is not None and live:
@@ -469,7 +469,7 @@ class Projector:
 
     def _decode(
         self,
-        topic: str,
+        tp: TopicPartition,
         view: str,
         key: str,
         record: ConsumerRecord[Any, Any],
@@ -477,10 +477,10 @@ class Projector:
     ) -> Any | None:
         """The record's message; None for a tombstone (applied to a memory view here) or an
         undecodable record (skipped: not ours to dead-letter, the topic's owner validates)."""
-        name = self._topics[topic]
+        name = self._topics[tp.topic]
         if record.value is None and view not in _STREAM_VIEWS and view not in STORED_VIEWS:
             self._views.delete(view, key)
-        return decode_record(self._codecs[topic], record, outcomes.setdefault(name, Counter()))
+        return decode_record(self._codecs[tp.topic], tp, record, outcomes.setdefault(name, Counter()))
 
     async def read_up_to_now(self, timeout_s: float, views: tuple[str, ...] = ("requests",)) -> bool:
         """Waits until the given views hold every record their topics had when called.
