@@ -509,8 +509,17 @@ def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_wen
     store.close()  # the process stops mid-rebuild: what it committed is in the file
     store = store_at(path)
     assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 1}
+    store.leave_bulk_mode()  # caught up: serving, the rebuilt pages not yet on disk
+    write(store, [service_request("r2")], offset=2)
+    assert store.rebuilding
+    store.close()  # stopped before they were: the next start still knows
+    store = store_at(path)
+    assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 2}
     store.end_rebuild()
-    assert not store.rebuilding
+    assert not store.rebuilding and store._w.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    store.close()
+    store = store_at(path)
+    assert not store.rebuilding and store.get_request("r2") is not None
     store.begin_rebuild()
     store._w.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'rebuilding'")
     store.close()

@@ -72,17 +72,19 @@ RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
 _BUSY_TIMEOUT_MS = 60_000
-# The page cache while rebuilding, times the configured one.
-_REBUILD_CACHE_FACTOR = 4
-# Pages in the write-ahead log before it is copied into the file, while rebuilding (SQLite's
-# default is 1,000): index pages a rebuild changes over and over are copied once per checkpoint.
-_REBUILD_CHECKPOINT_PAGES = 25_000
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 # Bytes per page of a new file (SQLite's default is 4 KiB). A rebuild appends millions of rows
 # of a few hundred bytes and their index entries: larger pages mean fewer page splits and b-tree
 # levels, about a third less CPU per row; a read of a trail or a page of a listing touches the
 # same few pages either way.
 _PAGE_SIZE = 32768
+# The page cache while rebuilding, times the configured one.
+_REBUILD_CACHE_FACTOR = 4
+# Pages of the write-ahead log before it is copied into the file: SQLite's default (1,000)
+# when live; while rebuilding about 100 MiB, so that index pages a rebuild changes over and
+# over are copied once per checkpoint.
+_CHECKPOINT_PAGES = 1000
+_REBUILD_CHECKPOINT_PAGES = 100 * 2**20 // _PAGE_SIZE
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 Partition = tuple[str, int]  # (full topic name, partition)
 
@@ -352,16 +354,35 @@ class HistoryStore:
         self._w.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
 
     def end_rebuild(self) -> None:
-        """Back to synced writes: everything written so far synced, then the mark removed."""
+        """`leave_bulk_mode`, then `seal_rebuild`."""
+        self.leave_bulk_mode()
+        self.seal_rebuild()
+
+    def leave_bulk_mode(self) -> None:
+        """Synced writes and the usual cache from now on (quick: nothing is synced here). The
+        store stays marked as rebuilding until `seal_rebuild`, which may run while it serves:
+        the pages written unsynced reach the disk, and then the mark goes."""
         with self._write_lock:
             db = self._w
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
-            db.execute("PRAGMA wal_autocheckpoint=1000")
-            # A checkpoint under synchronous=NORMAL syncs the log, copies it into the file and
-            # syncs the file: every page the rebuild wrote is on disk before the mark goes.
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            db.execute("DELETE FROM meta WHERE key = 'rebuilding'")
+            db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+
+    def seal_rebuild(self) -> None:
+        """Everything committed so far synced to disk, then the rebuilding mark removed. Seconds
+        per GiB the rebuild wrote (the pages the OS still holds are written out): run on a thread
+        while serving, it holds up no batch. A checkpoint on a connection of its own (synced:
+        SQLite's default) syncs the log, copies what no reader still needs into the file and
+        syncs the file; what stays in the log is synced there."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+        with self._write_lock:
+            if self._writer is not None:  # not closed meanwhile (else the next start seals it)
+                self._writer.execute("DELETE FROM meta WHERE key = 'rebuilding'")
 
     def checkpoint(self) -> dict[Partition, int]:
         """The next offset to read per partition, as of the last committed batch."""
