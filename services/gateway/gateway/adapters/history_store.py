@@ -43,6 +43,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -180,6 +181,8 @@ class HistoryStore:
         self.rebuild_reason = ""
         # Why a file was set aside at the last open or reset ("" when none was).
         self.set_aside = ""
+        # Seconds the writes waited for SQLite's write lock (another process writing).
+        self.lock_wait_s = 0.0
 
     # ---------------- opening ----------------
 
@@ -450,7 +453,9 @@ class HistoryStore:
         marks: Mapping[Partition, str],
     ) -> None:
         db = self._w
+        began = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
+        self.lock_wait_s += time.perf_counter() - began
         try:
             upserts, updates, deletes = [], [], []
             for request_id, request in requests.winners.items():

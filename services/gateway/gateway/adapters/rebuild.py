@@ -134,7 +134,7 @@ class ParallelRebuild:
                 if not process.is_alive() and not receiver.poll():
                     raise RuntimeError(f"rebuild worker {job.number} exited with code {process.exitcode}")
                 await asyncio.sleep(0.05)
-            done, found = receiver.recv()
+            done, found, spent = receiver.recv()
         finally:
             receiver.close()
             if process.is_alive() and process.exitcode is None:
@@ -142,6 +142,12 @@ class ParallelRebuild:
             await asyncio.to_thread(process.join, 10)
         if done != "ok":
             raise RuntimeError(f"rebuild worker {job.number} failed: {found}")
+        log.info(
+            "rebuild worker %d (%s): %s",
+            job.number,
+            job.view,
+            ", ".join(f"{what} {seconds:.1f} s" for what, seconds in spent.items()),
+        )
         return Counter(found)
 
 
@@ -150,15 +156,15 @@ class ParallelRebuild:
 
 def _job_main(job: Job, result: Connection) -> None:
     """A worker's entry point: reads its partitions up to their ends into the store, then
-    sends ("ok", outcomes) or ("failed", why)."""
+    sends ("ok", outcomes, seconds spent per step) or ("failed", why, {})."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _die_with_the_gateway()
     try:
-        outcomes = asyncio.run(_read_into_store(job))
+        outcomes, spent = asyncio.run(_read_into_store(job))
     except BaseException as exc:
-        result.send(("failed", repr(exc)))
+        result.send(("failed", repr(exc), {}))
         raise
-    result.send(("ok", dict(outcomes)))
+    result.send(("ok", dict(outcomes), spent))
 
 
 def _die_with_the_gateway() -> None:
@@ -187,7 +193,10 @@ def _plain_records() -> None:
         records._consumer_record = lambda self, tp, record: record
 
 
-async def _read_into_store(job: Job) -> Outcomes:
+async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
+    """Reads the job's partitions into the store; returns the records' outcomes and the seconds
+    spent fetching, decoding, waiting for the previous batch's write, writing (on the thread)
+    and waiting for the store's write lock (the workers' transactions take turns)."""
     _plain_records()
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
@@ -202,32 +211,34 @@ async def _read_into_store(job: Job) -> Outcomes:
     )
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
+    spent = dict.fromkeys(("fetch", "decode", "wait", "write"), 0.0)
+
+    def timed(write: Callable[[], Any]) -> None:
+        began = time.perf_counter()
+        write()
+        spent["write"] += time.perf_counter() - began
+
     await consumer.start()
     try:
-        consumer.assign(list(ends))
-        for topic, p, start, _ in job.partitions:
-            if start < 0:
-                await consumer.seek_to_beginning(TopicPartition(topic, p))
-            else:
-                consumer.seek(TopicPartition(topic, p), start)
+        await _assign(consumer, job)
         pending: asyncio.Future[Any] | None = None
         while ends:
             if os.getppid() != job.parent_pid:
                 raise SystemExit("the gateway that started this rebuild worker is gone")
+            began = time.perf_counter()
             batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
-            write: Callable[[], Any]
-            if job.view == "events":
-                rows, carried, offsets, marks = trail_batch(batch.items(), outcomes)
-                write = functools.partial(history.write_trail, rows, carried, offsets, marks)
-            else:
-                records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
-                write = functools.partial(history.write, records, offsets, True, marks)
+            fetched = time.perf_counter()
+            spent["fetch"] += fetched - began
+            write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
+            decoded = time.perf_counter()
+            spent["decode"] += decoded - fetched
             if pending is not None:
                 await pending
                 pending = None
-            if offsets:
+            spent["wait"] += time.perf_counter() - decoded
+            if wrote_to:
                 # Written on a thread while the next batch is fetched and decoded here.
-                pending = asyncio.ensure_future(asyncio.to_thread(write))
+                pending = asyncio.ensure_future(asyncio.to_thread(timed, write))
             for tp, end in list(ends.items()):
                 if await consumer.position(tp) >= end:
                     del ends[tp]
@@ -236,7 +247,32 @@ async def _read_into_store(job: Job) -> Outcomes:
     finally:
         await consumer.stop()
         store.close()
-    return outcomes
+    spent["store lock"] = store.lock_wait_s
+    return outcomes, spent
+
+
+async def _assign(consumer: Any, job: Job) -> None:
+    consumer.assign([TopicPartition(topic, p) for topic, p, _, _ in job.partitions])
+    for topic, p, start, _ in job.partitions:
+        if start < 0:
+            await consumer.seek_to_beginning(TopicPartition(topic, p))
+        else:
+            consumer.seek(TopicPartition(topic, p), start)
+
+
+def _batch_write(
+    view: str,
+    batch: dict[TopicPartition, list[Any]],
+    history: RequestHistory,
+    codec: ProtoCodec[Any],
+    outcomes: Outcomes,
+) -> tuple[Callable[[], Any], dict[tuple[str, int], int]]:
+    """The batch decoded for the store: (the write to run, the offsets it reaches)."""
+    if view == "events":
+        rows, carried, offsets, marks = trail_batch(batch.items(), outcomes)
+        return functools.partial(history.write_trail, rows, carried, offsets, marks), offsets
+    records, offsets, marks = decode_batch(batch.items(), view, codec, outcomes)
+    return functools.partial(history.write, records, offsets, True, marks), offsets
 
 
 def decode_batch(
