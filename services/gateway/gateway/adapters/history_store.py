@@ -383,6 +383,14 @@ class HistoryStore:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             db.close()
+        # A checkpoint with nothing left to copy syncs nothing, and earlier ones ran unsynced.
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                descriptor = os.open(self.path.with_name(self.path.name + suffix), os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
         with self._write_lock:
             if self._writer is not None:  # not closed meanwhile (else the next start seals it)
                 self._writer.execute("DELETE FROM meta WHERE key = 'rebuilding'")
