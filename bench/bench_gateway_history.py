@@ -36,6 +36,7 @@ import heapq
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import tempfile
@@ -418,6 +419,13 @@ async def start_and_wait(
     return gateway, time.perf_counter() - began, peak[0]
 
 
+def rebuild_phases(log: Path) -> dict[str, float]:
+    """Seconds the rebuild workers spent per phase (states, then events), from the gateway's log
+    ("rebuild: <view> read by <n> workers in <s> s")."""
+    found = re.finditer(r"rebuild: (\w+) read by \d+ workers in ([0-9.]+) s", log.read_text(errors="replace"))
+    return {match.group(1): float(match.group(2)) for match in found}
+
+
 Call = Callable[[], Awaitable[Any]]
 
 
@@ -539,10 +547,11 @@ async def one_size(  # noqa: PLR0917
         figures["cold_peak_rss_mib"] = round(rss_mib(gateway.proc.pid)[1], 1)
         figures["cold_peak_tree_rss_mib"] = round(tree_peak, 1)
         figures["cold_vs_ceiling"] = round(cold_s / figures["ceiling_read"]["seconds"], 2)
+        figures["cold_phases_s"] = rebuild_phases(gateway.proc.log_path)
         print(
             f"[{requests}] cold start to SERVING {cold_s:.1f} s ({figures['cold_vs_ceiling']:.2f} x the "
             f"ceiling), peak RSS {figures['cold_peak_rss_mib']:.0f} MiB, with its rebuild workers "
-            f"{tree_peak:.0f} MiB (sampled)",
+            f"{tree_peak:.0f} MiB (sampled); rebuild phases {figures['cold_phases_s']}",
             flush=True,
         )
         figures["reads"] = await measure_reads(gateway, history, reads)

@@ -10,16 +10,20 @@ from typing import Any
 import pytest
 
 from gateway.adapters.history_store import HistoryStore, StoreLocked
-from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
     Known,
     RequestBatch,
     RequestCounts,
     RequestFilter,
+    StateRequest,
+    TrailRow,
     count_key,
     event_key,
     plan_requests,
     stored_event,
+    stored_request,
+    trail_row,
 )
 from gateway.core.views import Views
 from gateway_testing import incident
@@ -347,6 +351,118 @@ def test_a_rebuild_batch_may_strip_its_messages_but_open_requests_reach_memory_w
     history.store.close()
 
 
+def test_a_trail_row_read_without_decoding_is_the_stored_event_without_history_or_contact() -> None:
+    request = sealed(service_request("r1", reporter=True, version=3))
+    request.history.add(version=1, note="first")
+    request.history.add(version=2, note="second")
+    event = event_of(request, 2)
+    event.note = "looked at it"
+    canonical = event.SerializeToString(deterministic=True)
+    (request_id, key, body), carried_id, version = trail_row(canonical, "key-r1", 4, 17)
+    assert (request_id, key, carried_id, version) == ("r1", "ev-r1-2", "r1", 3)
+    assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(event))
+    assert b"siti@example.id" not in body and b"sealed-bytes" not in body
+    # Fields in any order and a message given in two parts (protobuf merges them) read the same.
+    own = RS.RequestEvent(event_id="ev-x")
+    own.request.version = 4
+    head = RS.RequestEvent()
+    head.CopyFrom(event)
+    head.ClearField("event_id")
+    (_, key, body), _, version = trail_row(head.SerializeToString() + own.SerializeToString(), "", 0, 0)
+    merged = RS.RequestEvent.FromString(head.SerializeToString() + own.SerializeToString())
+    assert (key, version) == ("ev-x", 4)
+    assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(merged))
+    # No event id, no request id, no request: the key and the record's place stand in.
+    bare = RS.RequestEvent(type=RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED).SerializeToString()
+    assert trail_row(bare, "r9", 2, 5) == (("r9", "@2:5", bare), "", 0)
+
+
+def test_requests_read_as_a_rebuild_reads_them_are_stored_as_the_full_messages_are(tmp_path: Path) -> None:
+    requests = []
+    statuses = (RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED, RS.REQUEST_STATUS_REJECTED)
+    for n, status in enumerate(statuses):
+        request = service_request(f"r{n}", status=status, version=n + 2, reporter=n == 1)
+        request.history.add(version=1, note="first")
+        requests.append(sealed(request, subject=f"subject-{n}") if n < 2 else request)
+    values = [r.SerializeToString(deterministic=True) for r in requests]
+    slim = [StateRequest.FromString(v) for v in values]
+    for full, light in zip(requests, slim, strict=True):
+        body, contact = stored_request(light, in_place=True)
+        expected_body, expected_contact = stored_request(full)
+        assert RS.ServiceRequest.FromString(body) == RS.ServiceRequest.FromString(expected_body)
+        assert (contact is None) == (expected_contact is None)
+        if contact is not None and expected_contact is not None:
+            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(
+                expected_contact
+            )
+        assert b"siti@example.id" not in body
+    answers = []
+    for name, kind in (("full", RS.ServiceRequest), ("slim", StateRequest)):
+        messages = [kind.FromString(v) for v in values]
+        history = RequestHistory(store_at(tmp_path / f"{name}.sqlite3"), Views(), OPEN_STATUSES)
+        records = [HistoryRecord("requests", 0, n, m.request_id, m) for n, m in enumerate(messages)]
+        history.write(records, {(TOPICS[1], 0): 3}, owned=True)
+        store = history.store
+        answers.append(
+            (
+                [store.get_request(r.request_id) for r in requests],
+                store.counts(),
+                store.list_requests(RequestFilter(), None, 10),
+                [u.request_id for u in store.contact_uses(["subject-0", "subject-1"])],
+                store._r.execute("SELECT * FROM requests ORDER BY request_id").fetchall(),
+            )
+        )
+        store.close()
+    assert answers[0][:4] == answers[1][:4]
+    kept = answers[1][0]
+    assert kept[1] is not None and not kept[1].HasField("reporter")  # the plaintext is dropped
+    assert kept[1].encrypted_reporter == requests[1].encrypted_reporter and kept[1].history
+    # Whose contact each holds survives stripping the messages in place (erasure and retention
+    # find a subject's requests by it).
+    assert answers[0][3] == answers[1][3] == ["r0", "r1"]
+    for full_row, slim_row in zip(answers[0][4], answers[1][4], strict=True):
+        assert full_row[:9] == slim_row[:9]  # the columns
+        assert RS.ServiceRequest.FromString(full_row[9]) == RS.ServiceRequest.FromString(slim_row[9])
+        assert full_row[10] is None or RS.EncryptedContact.FromString(
+            full_row[10]
+        ) == RS.EncryptedContact.FromString(slim_row[10])
+
+
+def test_a_stored_event_that_does_not_decode_is_skipped_by_the_trail(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    good = stored_event(event_of(service_request("r1"), 1))
+    # Parses as far as trail_row reads (it never opens the actor) but is no RequestEvent.
+    bad = RS.RequestEvent(event_id="ev-bad").SerializeToString() + b"\x3a\x02\xff\xff"
+    store.commit(RequestBatch(), {}, [("r1", "ev-bad", bad), ("r1", "ev-1", good)], (), {(EVENTS, 0): 2})
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == ["ev-r1-1"]
+    store.close()
+
+
+def test_a_rebuilt_trail_takes_a_carried_request_only_when_newer_than_the_stored_one(tmp_path: Path) -> None:
+    history = RequestHistory(store_at(tmp_path / "h.sqlite3"), Views(), OPEN_STATUSES)
+    closed = sealed(service_request("r1", version=6, status=RS.REQUEST_STATUS_CLOSED))
+    write(history.store, [closed], offset=1)  # the state topic, read first
+    older = sealed(service_request("r1", version=2, status=RS.REQUEST_STATUS_ACKNOWLEDGED))
+    newer = sealed(service_request("r2", version=7, status=RS.REQUEST_STATUS_IN_PROGRESS))
+    values = [event_of(r, n).SerializeToString() for n, r in enumerate((older, newer))]
+    rows: list[TrailRow] = []
+    carried: list[Carried] = []
+    for offset, value in enumerate(values):
+        row, request_id, version = trail_row(value, "", 0, offset)
+        carried.append((len(rows), request_id, version, value))
+        rows.append(row)
+    batch = history.write_trail(rows, carried, {(EVENTS, 0): 2})
+    assert list(batch.winners) == ["r2"]  # r1's stored version 6 is newer than the event's 2
+    assert history.get("r1") == closed
+    kept = history.get("r2")
+    assert kept is not None and kept.version == 7 and kept.encrypted_reporter == newer.encrypted_reporter
+    assert [e.event.request.version for e in history.trail("r1", 0, 5)[0]] == [2]
+    assert history.store.counts() == {count_key(closed): 1, count_key(newer): 1}
+    bodies = history.store._r.execute("SELECT body FROM events").fetchall()
+    assert all(b"sealed-bytes" not in body for (body,) in bodies)
+    history.store.close()
+
+
 def test_a_store_built_from_another_kafka_cluster_is_set_aside(tmp_path: Path) -> None:
     store = store_at(tmp_path / "h.sqlite3")
     store.bind_cluster("cluster-a")
@@ -393,8 +509,17 @@ def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_wen
     store.close()  # the process stops mid-rebuild: what it committed is in the file
     store = store_at(path)
     assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 1}
+    store.leave_bulk_mode()  # caught up: serving, the rebuilt pages not yet on disk
+    write(store, [service_request("r2")], offset=2)
+    assert store.rebuilding
+    store.close()  # stopped before they were: the next start still knows
+    store = store_at(path)
+    assert store.rebuild_reason == "" and store.rebuilding and store.checkpoint() == {(EVENTS, 0): 2}
     store.end_rebuild()
-    assert not store.rebuilding
+    assert not store.rebuilding and store._w.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    store.close()
+    store = store_at(path)
+    assert not store.rebuilding and store.get_request("r2") is not None
     store.begin_rebuild()
     store._w.execute("UPDATE meta SET value = 'an-earlier-boot' WHERE key = 'rebuilding'")
     store.close()

@@ -100,6 +100,7 @@ class Projector:
         # Worker processes for a rebuild from the beginning (0: this process reads everything).
         self._rebuild_workers = rebuild_workers
         self._parallel: asyncio.Task[None] | None = None
+        self._sealing: asyncio.Task[None] | None = None
         self._views = views
         self._history = history
         self._on_change = on_change
@@ -173,6 +174,9 @@ class Projector:
         self._task.add_done_callback(self._on_done)
 
     async def stop(self) -> None:
+        if self._sealing is not None:
+            # Not interrupted (a thread): a stop waits for it, so the mark goes when it can.
+            await asyncio.gather(self._sealing, return_exceptions=True)
         if self._parallel is not None:
             self._parallel.cancel()
             await asyncio.gather(self._parallel, return_exceptions=True)
@@ -442,9 +446,9 @@ class Projector:
                 if record.headers:
                     # A span only for records a traced producer sent (not the whole history).
                     with message_span(record, only_traced=True):
-                        message = self._decode(tp.topic, view, key, record, outcomes)
+                        message = self._decode(tp, view, key, record, outcomes)
                 else:
-                    message = self._decode(tp.topic, view, key, record, outcomes)
+                    message = self._decode(tp, view, key, record, outcomes)
                 if not is_stored:
                     change = self._dispatch(view, key, message) if message is not None else None
                     if change is not None and live:
@@ -469,7 +473,7 @@ class Projector:
 
     def _decode(
         self,
-        topic: str,
+        tp: TopicPartition,
         view: str,
         key: str,
         record: ConsumerRecord[Any, Any],
@@ -477,10 +481,10 @@ class Projector:
     ) -> Any | None:
         """The record's message; None for a tombstone (applied to a memory view here) or an
         undecodable record (skipped: not ours to dead-letter, the topic's owner validates)."""
-        name = self._topics[topic]
+        name = self._topics[tp.topic]
         if record.value is None and view not in _STREAM_VIEWS and view not in STORED_VIEWS:
             self._views.delete(view, key)
-        return decode_record(self._codecs[topic], record, outcomes.setdefault(name, Counter()))
+        return decode_record(self._codecs[tp.topic], tp, record, outcomes.setdefault(name, Counter()))
 
     async def read_up_to_now(self, timeout_s: float, views: tuple[str, ...] = ("requests",)) -> bool:
         """Waits until the given views hold every record their topics had when called.
@@ -518,8 +522,13 @@ class Projector:
         return False
 
     def _mark_caught_up(self) -> None:
-        if self._history.store.rebuilding:
-            self._history.store.end_rebuild()
+        store = self._history.store
+        if store.rebuilding:
+            store.leave_bulk_mode()
+            # Serving does not wait for the rebuilt pages to reach the disk (seconds per GiB):
+            # the store is a copy of the topics, and stays marked until they are there.
+            self._sealing = asyncio.create_task(asyncio.to_thread(store.seal_rebuild), name="seal")
+            self._sealing.add_done_callback(self._on_sealed)
         self._check_crcs_from_now_on()
         elapsed = time.monotonic() - self._started
         metrics.CATCHUP_SECONDS.set(elapsed)
@@ -528,6 +537,16 @@ class Projector:
         log.info("views caught up in %.2f s (%s): %s", elapsed, self.catching_up, self.sizes())
         self.catching_up = ""
         self.caught_up.set()
+
+    def _on_sealed(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.warning(
+                "the rebuilt history store was not synced (the next start finishes it): %r", task.exception()
+            )
+        else:
+            log.info("the rebuilt history store is synced to disk")
 
     def _check_crcs_from_now_on(self) -> None:
         """Record checksums are checked once live. While catching up they are not: checking

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import multiprocessing
 import os
@@ -39,10 +40,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.structs import TopicPartition
 
 from gateway.adapters.history_store import HistoryStore, mark_of
-from gateway.adapters.request_history import HistoryRecord, RequestHistory
+from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
+from gateway.core.history import NotAnEvent, StateRequest, TrailRow, trail_row
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.request_rules import OPEN_STATUSES
@@ -53,7 +56,9 @@ log = logging.getLogger(__name__)
 
 # The phases, in order: the state topic, then the event topic (see the module doc).
 PHASES: tuple[tuple[str, str], ...] = (("requests.state.v1", "requests"), ("requests.events.v1", "events"))
-_MESSAGE_TYPES = {"requests": requests_pb2.ServiceRequest, "events": requests_pb2.RequestEvent}
+# The state topic's requests as far as the store reads them (core.history.StateRequest); the
+# event topic is read through `trail_row`.
+_MESSAGE_TYPES = {"requests": StateRequest, "events": requests_pb2.RequestEvent}
 _BATCH = 5000
 _PR_SET_PDEATHSIG = 1
 _FETCH_BYTES = 4 * 1024 * 1024
@@ -129,7 +134,7 @@ class ParallelRebuild:
                 if not process.is_alive() and not receiver.poll():
                     raise RuntimeError(f"rebuild worker {job.number} exited with code {process.exitcode}")
                 await asyncio.sleep(0.05)
-            done, found = receiver.recv()
+            done, found, spent = receiver.recv()
         finally:
             receiver.close()
             if process.is_alive() and process.exitcode is None:
@@ -137,6 +142,12 @@ class ParallelRebuild:
             await asyncio.to_thread(process.join, 10)
         if done != "ok":
             raise RuntimeError(f"rebuild worker {job.number} failed: {found}")
+        log.info(
+            "rebuild worker %d (%s): %s",
+            job.number,
+            job.view,
+            ", ".join(f"{what} {seconds:.1f} s" for what, seconds in spent.items()),
+        )
         return Counter(found)
 
 
@@ -145,15 +156,15 @@ class ParallelRebuild:
 
 def _job_main(job: Job, result: Connection) -> None:
     """A worker's entry point: reads its partitions up to their ends into the store, then
-    sends ("ok", outcomes) or ("failed", why)."""
+    sends ("ok", outcomes, seconds spent per step) or ("failed", why, {})."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _die_with_the_gateway()
     try:
-        outcomes = asyncio.run(_read_into_store(job))
+        outcomes, spent = asyncio.run(_read_into_store(job))
     except BaseException as exc:
-        result.send(("failed", repr(exc)))
+        result.send(("failed", repr(exc), {}))
         raise
-    result.send(("ok", dict(outcomes)))
+    result.send(("ok", dict(outcomes), spent))
 
 
 def _die_with_the_gateway() -> None:
@@ -171,7 +182,22 @@ class _NoMemory:
         return None
 
 
-async def _read_into_store(job: Job) -> Outcomes:
+def _plain_records() -> None:
+    """aiokafka wraps every record it parsed (in C) in a ConsumerRecord made in Python, which
+    costs about as much as the parsing: a worker, which reads nothing else, takes the parsed
+    records as they are (offset, key, value, timestamp and headers, as a ConsumerRecord has
+    them; no topic or partition: the batch gives those). aiokafka has no public way to do
+    this: where the private method is not there, the records stay wrapped, and all works."""
+    records = getattr(aiokafka_fetcher, "PartitionRecords", None)
+    if records is not None and hasattr(records, "_consumer_record"):
+        records._consumer_record = lambda self, tp, record: record
+
+
+async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
+    """Reads the job's partitions into the store; returns the records' outcomes and the seconds
+    spent fetching, decoding, waiting for the previous batch's write, writing (on the thread)
+    and waiting for the store's write lock (the workers' transactions take turns)."""
+    _plain_records()
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
     codec: ProtoCodec[Any] = ProtoCodec(_MESSAGE_TYPES[job.view])
@@ -185,28 +211,34 @@ async def _read_into_store(job: Job) -> Outcomes:
     )
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
+    spent = dict.fromkeys(("fetch", "decode", "wait", "write"), 0.0)
+
+    def timed(write: Callable[[], Any]) -> None:
+        began = time.perf_counter()
+        write()
+        spent["write"] += time.perf_counter() - began
+
     await consumer.start()
     try:
-        consumer.assign(list(ends))
-        for topic, p, start, _ in job.partitions:
-            if start < 0:
-                await consumer.seek_to_beginning(TopicPartition(topic, p))
-            else:
-                consumer.seek(TopicPartition(topic, p), start)
+        await _assign(consumer, job)
         pending: asyncio.Future[Any] | None = None
         while ends:
             if os.getppid() != job.parent_pid:
                 raise SystemExit("the gateway that started this rebuild worker is gone")
+            began = time.perf_counter()
             batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
-            records, offsets, marks = decode_batch(batch.items(), job.view, codec, outcomes)
+            fetched = time.perf_counter()
+            spent["fetch"] += fetched - began
+            write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
+            decoded = time.perf_counter()
+            spent["decode"] += decoded - fetched
             if pending is not None:
                 await pending
                 pending = None
-            if offsets:
+            spent["wait"] += time.perf_counter() - decoded
+            if wrote_to:
                 # Written on a thread while the next batch is fetched and decoded here.
-                pending = asyncio.ensure_future(
-                    asyncio.to_thread(history.write, records, offsets, True, marks)
-                )
+                pending = asyncio.ensure_future(asyncio.to_thread(timed, write))
             for tp, end in list(ends.items()):
                 if await consumer.position(tp) >= end:
                     del ends[tp]
@@ -215,7 +247,32 @@ async def _read_into_store(job: Job) -> Outcomes:
     finally:
         await consumer.stop()
         store.close()
-    return outcomes
+    spent["store lock"] = store.lock_wait_s
+    return outcomes, spent
+
+
+async def _assign(consumer: Any, job: Job) -> None:
+    consumer.assign([TopicPartition(topic, p) for topic, p, _, _ in job.partitions])
+    for topic, p, start, _ in job.partitions:
+        if start < 0:
+            await consumer.seek_to_beginning(TopicPartition(topic, p))
+        else:
+            consumer.seek(TopicPartition(topic, p), start)
+
+
+def _batch_write(
+    view: str,
+    batch: dict[TopicPartition, list[Any]],
+    history: RequestHistory,
+    codec: ProtoCodec[Any],
+    outcomes: Outcomes,
+) -> tuple[Callable[[], Any], dict[tuple[str, int], int]]:
+    """The batch decoded for the store: (the write to run, the offsets it reaches)."""
+    if view == "events":
+        rows, carried, offsets, marks = trail_batch(batch.items(), outcomes)
+        return functools.partial(history.write_trail, rows, carried, offsets, marks), offsets
+    records, offsets, marks = decode_batch(batch.items(), view, codec, outcomes)
+    return functools.partial(history.write, records, offsets, True, marks), offsets
 
 
 def decode_batch(
@@ -229,7 +286,7 @@ def decode_batch(
     marks: dict[tuple[str, int], str] = {}
     for tp, found in batch:
         for record in found:
-            message = decode_record(codec, record, outcomes)
+            message = decode_record(codec, tp, record, outcomes)
             if message is not None or (record.value is None and view == "requests"):
                 key = record.key.decode("utf-8", "replace") if record.key else ""
                 records.append(HistoryRecord(view, tp.partition, record.offset, key, message))
@@ -239,7 +296,46 @@ def decode_batch(
     return records, offsets, marks
 
 
-def decode_record(codec: ProtoCodec[Any], record: Any, outcomes: Outcomes) -> Any | None:
+def trail_batch(
+    batch: Iterable[tuple[TopicPartition, list[Any]]], outcomes: Outcomes
+) -> tuple[list[TrailRow], list[Carried], dict[tuple[str, int], int], dict[tuple[str, int], str]]:
+    """A batch of the event topic as the trail stores it, without decoding its events whole
+    (`trail_row`): the rows, the events that carry a request (for `write_trail` to find the
+    newer ones), the offsets reached and the marks of the last records."""
+    rows: list[TrailRow] = []
+    carried: list[Carried] = []
+    offsets: dict[tuple[str, int], int] = {}
+    marks: dict[tuple[str, int], str] = {}
+    ok = tombstones = 0
+    for tp, found in batch:
+        partition = tp.partition
+        for record in found:
+            value = record.value
+            if value is None:
+                tombstones += 1  # means nothing on a stream topic
+                continue
+            key = record.key.decode("utf-8", "replace") if record.key else ""
+            try:
+                row, request_id, version = trail_row(value, key, partition, record.offset)
+            except NotAnEvent as exc:
+                log.warning(
+                    "skipping undecodable record %s[%d]@%d: %s", tp.topic, partition, record.offset, exc
+                )
+                outcomes["undecodable"] += 1
+                continue
+            if request_id:
+                carried.append((len(rows), request_id, version, value))
+            rows.append(row)
+            ok += 1
+        if found:
+            offsets[(tp.topic, partition)] = found[-1].offset + 1
+            marks[(tp.topic, partition)] = mark_of(found[-1])
+    outcomes["ok"] += ok
+    outcomes["tombstone"] += tombstones
+    return rows, carried, offsets, marks
+
+
+def decode_record(codec: ProtoCodec[Any], tp: TopicPartition, record: Any, outcomes: Outcomes) -> Any | None:
     """The record's message; None for a tombstone or an undecodable record (skipped: not ours
     to dead-letter, the topic's owner validates), counted in `outcomes` either way."""
     if record.value is None:
@@ -248,9 +344,7 @@ def decode_record(codec: ProtoCodec[Any], record: Any, outcomes: Outcomes) -> An
     try:
         message = codec.decode(record.value)
     except DecodeError as exc:
-        log.warning(
-            "skipping undecodable record %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
-        )
+        log.warning("skipping undecodable record %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc)
         outcomes["undecodable"] += 1
         return None
     outcomes["ok"] += 1

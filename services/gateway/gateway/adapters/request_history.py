@@ -14,8 +14,11 @@ outcome reads it back (read-your-writes) and a watcher never hears of a version 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
+
+from google.protobuf.message import DecodeError
 
 from gateway.adapters.history_store import HistoryStore, Partition
 from gateway.core.history import (
@@ -25,13 +28,20 @@ from gateway.core.history import (
     RequestCounts,
     RequestFilter,
     StoredEvent,
+    TrailRow,
     event_key,
     plan_requests,
     stored_event,
-    stored_request,
+    stored_parts,
 )
+from smartcity.v1 import requests_pb2
+
+log = logging.getLogger(__name__)
 
 Change = Any  # a ServiceRequest version a watch stream hears
+# An event record carrying a request, as a rebuild reads the event topic: (its index in the
+# batch's trail rows, the carried request's id and version, the record's bytes).
+Carried = tuple[int, str, int, bytes]
 
 
 class OpenRequests(Protocol):
@@ -112,7 +122,7 @@ class RequestHistory:
         # history and contact fields, which a winner's row keeps. Open requests also go to the
         # memory whole: never stripped in place.
         bodies = {
-            request_id: stored_request(request, in_place=owned and not self._is_open(request))
+            request_id: stored_parts(request, in_place=owned and not self._is_open(request))
             for request_id, request in batch.winners.items()
             if request is not None
         }
@@ -126,6 +136,43 @@ class RequestHistory:
             for request_id, key, event in trail
         ]
         self.store.commit(batch, known, events, incidents, offsets, bodies=bodies, marks=marks)
+        return batch
+
+    def write_trail(
+        self,
+        rows: list[TrailRow],
+        carried: list[Carried],
+        offsets: dict[Partition, int],
+        marks: dict[Partition, str] | None = None,
+    ) -> RequestBatch:
+        """Writes one batch of the event topic read by a rebuild (`trail_row` made its rows,
+        nothing decoded whole) with the offsets it was read up to, in one transaction.
+
+        The state topic was read first, so the stored version of nearly every request is the
+        newest: only the events carrying a newer one are decoded whole, and their requests
+        planned as `write` plans them. Another gateway may read the event topic before the
+        state topic catches up (a request submitted a moment ago): the event's version wins."""
+        stored = self.store.versions({request_id for _, request_id, _, _ in carried})
+        arrivals: list[Arrival] = []
+        dropped: set[int] = set()
+        for index, request_id, version, value in carried:
+            if version <= stored.get(request_id, -1):
+                continue
+            try:
+                arrivals.append((request_id, requests_pb2.RequestEvent.FromString(value).request))
+            except DecodeError as exc:
+                log.warning("skipping an undecodable event of request %s: %s", request_id, exc)
+                dropped.add(index)
+        if dropped:
+            rows = [row for index, row in enumerate(rows) if index not in dropped]
+        known = self.store.known({request_id for request_id, _ in arrivals})
+        batch = plan_requests(arrivals, known)
+        bodies = {
+            request_id: stored_parts(request, in_place=not self._is_open(request))
+            for request_id, request in batch.winners.items()
+            if request is not None
+        }
+        self.store.commit(batch, known, rows, (), offsets, bodies=bodies, marks=marks)
         return batch
 
     def _newer_than_stored(self, carried: list[Arrival], deleted: bool) -> list[Arrival]:

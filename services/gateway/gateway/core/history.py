@@ -21,6 +21,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError as _ProtobufDecodeError
+
 from smartcity.codec import from_timestamp
 from smartcity.v1 import requests_pb2
 
@@ -165,6 +168,130 @@ def stored_event(event: Any, in_place: bool = False) -> bytes:
     return bytes(kept.SerializeToString())
 
 
+# ---------------- while rebuilding: no full decode ----------------
+#
+# A rebuild reads every request version and every event ever written, and needs only a few of
+# their fields: a request's columns (id, version, OPD, category, status, submitter, times, whose
+# contact), and its bytes without contact fields; an event's request id, its key, and its bytes
+# without its request's history and contact fields (the state topic, read first, gave every
+# request's newest version, so only an event carrying a newer one needs its request whole).
+# `StateRequest` and `TrailEvent` are message types wire-compatible with ServiceRequest and
+# RequestEvent that know only those fields (with the same names): every other field stays
+# undecoded, as an unknown field, and is written back byte for byte. So the bytes stored are
+# those `stored_request` and `stored_event` make of the full messages, in a fraction of the time
+# (no history entry, location or timestamp of the rest is parsed, no Python object made for it).
+
+
+def _slim_types() -> dict[str, Any]:
+    fd = descriptor_pb2.FieldDescriptorProto
+    string, uint64, int32, int64, raw, message = (
+        fd.TYPE_STRING,
+        fd.TYPE_UINT64,
+        fd.TYPE_INT32,
+        fd.TYPE_INT64,
+        fd.TYPE_BYTES,
+        fd.TYPE_MESSAGE,
+    )
+    # Each message type: (name, [(field name, number, type, repeated, message type name)]).
+    shapes: list[tuple[str, list[tuple[str, int, int, bool, str]]]] = [
+        ("Timestamp", [("seconds", 1, int64, False, ""), ("nanos", 2, int32, False, "")]),
+        ("Opaque", []),  # a message whose fields are all kept undecoded
+        ("Envelope", [("subject_id", 1, string, False, "")]),  # EncryptedContact
+        (
+            "StateRequest",  # ServiceRequest
+            [
+                ("request_id", 1, string, False, ""),
+                ("category", 2, string, False, ""),
+                ("opd_code", 4, string, False, ""),
+                ("status", 6, int32, False, ""),
+                ("version", 7, uint64, False, ""),
+                ("reporter", 13, message, False, "Opaque"),
+                ("submitted_by_client", 16, string, False, ""),
+                ("requested_time", 17, message, False, "Timestamp"),
+                ("updated_time", 18, message, False, "Timestamp"),
+                ("encrypted_reporter", 26, message, False, "Envelope"),
+            ],
+        ),
+        (
+            "TrailRequest",  # ServiceRequest, as an event carries it
+            [
+                ("request_id", 1, string, False, ""),
+                ("version", 7, uint64, False, ""),
+                # The fields a trail never keeps: their bytes only (not parsed), dropped.
+                ("reporter", 13, raw, False, ""),
+                ("history", 23, raw, True, ""),
+                ("encrypted_reporter", 26, raw, False, ""),
+            ],
+        ),
+        (
+            "TrailEvent",  # RequestEvent
+            [
+                ("event_id", 1, string, False, ""),
+                ("request_id", 2, string, False, ""),
+                ("request", 15, message, False, "TrailRequest"),
+            ],
+        ),
+    ]
+    file = descriptor_pb2.FileDescriptorProto(
+        name="gateway/slim.proto", package="gateway.slim", syntax="proto3"
+    )
+    for name, fields in shapes:
+        shape = file.message_type.add(name=name)
+        for field_name, number, kind, repeated, type_name in fields:
+            field = shape.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                label=fd.LABEL_REPEATED if repeated else fd.LABEL_OPTIONAL,
+            )
+            if type_name:
+                field.type_name = f".gateway.slim.{type_name}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"gateway.slim.{name}"))
+        for name, _ in shapes
+    }
+
+
+_SLIM = _slim_types()
+# A ServiceRequest as far as a rebuild reads it: what `plan_requests`, `stored_request` and
+# the store's columns use of a request, under the same names (so it goes through them as is).
+StateRequest = _SLIM["StateRequest"]
+TrailEvent = _SLIM["TrailEvent"]
+# A trail row: (request id, event key, stored event bytes), as HistoryStore.commit takes it.
+TrailRow = tuple[str, str, bytes]
+
+
+class NotAnEvent(ValueError):
+    """Bytes that do not parse as a RequestEvent (as far as the trail reads them)."""
+
+
+def trail_row(value: bytes, key: str, partition: int, offset: int) -> tuple[TrailRow, str, int]:
+    """(the trail row of an event record, the id and version of the request it carries: "" and
+    0 when none). `key` is the record's key (the request id), used when the event names none.
+
+    The row's bytes equal `stored_event` of the decoded event: the event with its request's
+    history and both contact fields (plaintext and sealed) taken off."""
+    try:
+        event = TrailEvent.FromString(value)
+    except (_ProtobufDecodeError, RuntimeError, ValueError) as exc:
+        raise NotAnEvent(str(exc)) from exc
+    carried_id, carried_version = "", 0
+    if event.HasField("request"):
+        request = event.request
+        carried_id, carried_version = request.request_id, request.version
+        request.ClearField("history")
+        request.ClearField("reporter")
+        request.ClearField("encrypted_reporter")
+    row = (
+        event.request_id or key,
+        event.event_id or f"@{partition}:{offset}",
+        event.SerializeToString(),
+    )
+    return row, carried_id, carried_version
+
+
 def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None]:
     """(the request without contact fields, its sealed contact as the topic carried it).
 
@@ -179,11 +306,18 @@ def stored_request(request: Any, in_place: bool = False) -> tuple[bytes, bytes |
     )
     kept = request
     if not in_place:
-        kept = requests_pb2.ServiceRequest()
+        kept = type(request)()  # a ServiceRequest, or a StateRequest while rebuilding
         kept.CopyFrom(request)
     kept.ClearField("reporter")
     kept.ClearField("encrypted_reporter")
     return bytes(kept.SerializeToString()), contact
+
+
+def stored_parts(request: Any, in_place: bool = False) -> tuple[bytes, bytes | None, str | None]:
+    """(body, sealed contact, whose contact) of a request's row: `stored_request`, with the
+    subject taken before the contact fields are (in place) taken off."""
+    subject = subject_of(request)
+    return (*stored_request(request, in_place), subject)
 
 
 def subject_of(request: Any) -> str | None:
