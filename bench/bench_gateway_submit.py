@@ -9,7 +9,8 @@ Starts on loopback, from their entry points, the real citizen-requests worker an
 latency counts from its scheduled start, so a stall shows in every call it delays), as the
 citizen portal, each a new request with a reporter (sealed by the gateway: a new subject, so a
 new data key each time) unless --no-reporter. After a short warm-up it runs for a bounded time
-and prints p50, p99 and max latency.
+and prints p50, p99 and max latency, and the worker's share of it: from a command's timestamp
+(the gateway's producer) to its outcome event's (the worker's producer), read back from the topics.
 
 The same run measures the ceilings, at the same rate with the same driver:
   - a bare grpc.aio server answering SubmitRequest with a fixed reply (the RPC alone);
@@ -49,8 +50,8 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
 from gateway_testing import auth, make_starter, write_tokens
 from open311_testing import http_ok
 from smartcity.settings import LOCAL_BOOTSTRAP
-from smartcity.testing import ServiceProcess, free_port
-from smartcity.topics import admin_client, delete_topics, ensure_topics
+from smartcity.testing import ServiceProcess, consume_all, free_port
+from smartcity.topics import admin_client, delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP)
@@ -185,8 +186,10 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
             profilers = {} if profile is None else {
                 name: Profiler(pid, profile / f"{name}.txt") for name, pid in pids.items()}
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            measured_from = time.time() + 2.0  # after open_loop's warm-up
             try:
                 row = await open_loop(call, rate, seconds)
+                row["measured_from"] = measured_from
                 # CPU per call, whatever else the machine runs: what the rate costs each process.
                 for name, pid in pids.items():
                     used = cpu_seconds(pid) - cpu_before[name]
@@ -198,6 +201,27 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
     finally:
         for proc in reversed(started):
             proc.stop()
+
+
+async def worker_stage(prefix: str, since: float) -> dict[str, Any]:
+    """Command to outcome event, in ms, of the submits made from `since` (epoch seconds): each
+    record's producer timestamp, so the worker's consumer fetch, batch wait and processing and
+    its producer, without the gateway's side (gRPC, sealing, reading the outcome back)."""
+    catalogue = load_catalogue()
+    commands = await consume_all(BOOTSTRAP, catalogue["requests.commands.v1"].full_name(prefix),
+                                 security=SECURITY)
+    events = await consume_all(BOOTSTRAP, catalogue["requests.events.v1"].full_name(prefix),
+                               security=SECURITY)
+    sent = {r.key: r.timestamp for r in commands if r.timestamp >= since * 1000.0}
+    first: dict[bytes, int] = {}
+    for record in events:
+        if record.key in sent:
+            first.setdefault(record.key, record.timestamp)
+    ordered = sorted(float(first[key] - sent[key]) for key in first)
+    if not ordered:
+        return {}
+    return {"worker_stage_p50_ms": statistics.median(ordered),
+            "worker_stage_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
 
 
 # ---- the ceilings
@@ -291,12 +315,18 @@ async def main(rate: float, seconds: float, ceiling_s: float, *, with_reporter: 
         gateway_row = await measure_gateway(prefix, workdir, rate, seconds, with_reporter=with_reporter,
                                             profile=profile)
         show("gateway SubmitRequest" + (" (with a reporter)" if with_reporter else ""), gateway_row)
+        stage = await worker_stage(prefix, gateway_row["measured_from"])
+        if stage:
+            print(f"{'':44} of which command to outcome event (the worker): "
+                  f"p50 {stage['worker_stage_p50_ms']:.1f} ms, p99 {stage['worker_stage_p99_ms']:.1f} ms",
+                  flush=True)
     finally:
         await delete_topics(BOOTSTRAP, prefix, security=SECURITY)
     figures: dict[str, Any] = {"bench": "gateway_submit", "rate_per_s": rate, "seconds": seconds,
                                "with_reporter": with_reporter}
     for name in ("gateway", "worker"):
         figures[f"{name}_cpu_ms_per_submit"] = round(gateway_row[f"{name}_cpu_ms_per_call"], 2)
+    figures.update({key: round(value, 1) for key, value in stage.items()})
     for key, row in (("submit", gateway_row), ("bare_grpc", grpc_row), ("kafka_hop", kafka_row)):
         figures[f"{key}_failed"] = row["failed"]
         for stat in ("p50_ms", "p99_ms", "max_ms"):

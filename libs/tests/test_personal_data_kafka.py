@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -76,3 +77,20 @@ async def test_keys_survive_restarts_rotate_and_die_by_tombstone(kafka_bootstrap
         await retired.touch()
     finally:
         await retired.stop()
+
+
+async def test_concurrent_submits_make_one_key_per_subject(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """Submits of many contacts at once, each contact twice: every subject gets one key, made
+    by exactly one of its two callers, whatever the interleaving of their publishes."""
+    settings = PlatformSettings("gateway", kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    keys = await started(settings, Keyring({"k1": kek()}, "k1"))
+    subjects = [f"subj-{n}" for n in range(20)]
+    try:
+        made = await asyncio.gather(*[keys.ensure_key(s) for s in subjects for _ in range(2)])
+        assert [made[2 * n] + made[2 * n + 1] for n in range(len(subjects))] == [1] * len(subjects)
+        assert all(keys.store.record(s) is not None for s in subjects)
+    finally:
+        await keys.stop()
+    records = await consume_all(kafka_bootstrap, keys.topic)
+    for subject in subjects:
+        assert sum(r.key.startswith(f"{subject}/".encode()) for r in records) == 1, subject

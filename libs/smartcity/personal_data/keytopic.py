@@ -41,10 +41,14 @@ class DataKeyTopic:
         self.store = store
         self._settings = settings
         self.topic = load_catalogue()[DATA_KEYS_TOPIC].full_name(settings.topic_prefix)
-        self._producer = make_producer(settings, client_id=f"{settings.service_name}-data-keys")
+        # A submit waits on its key's publish: it goes out at once (no 5 ms linger for company).
+        self._producer = make_producer(settings, client_id=f"{settings.service_name}-data-keys",
+                                       linger_ms=0)
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._creating = asyncio.Lock()
+        # The publish of each subject's new key in flight: a second submit of the same contact
+        # waits for it instead of making another key; other subjects' publishes go on meanwhile.
+        self._creating: dict[str, asyncio.Future[None]] = {}
         # Offset of this process's last write per subject: older records read back later
         # must not undo it (a key destroyed here must not reappear from a lagging read).
         self._written: dict[str, int] = {}
@@ -138,12 +142,22 @@ class DataKeyTopic:
         """Makes sure the subject has a data key, publishing a new one if it has none (True)."""
         if subject_id in self.store:
             return False
-        async with self._creating:
-            if subject_id in self.store:
-                return False
+        pending = self._creating.get(subject_id)
+        if pending is not None:
+            # Shielded, here and below: a caller that gives up must not cancel the publish others
+            # wait on. A failed publish fails its waiters too (they retry their submits).
+            await asyncio.shield(pending)
+            return False
+        creation = self._creating[subject_id] = asyncio.ensure_future(self._create_key(subject_id))
+        await asyncio.shield(creation)
+        return True
+
+    async def _create_key(self, subject_id: str) -> None:
+        try:
             record = self.store.new_key(subject_id)
             await self._publish(record_key(subject_id, record.data_key_id), record)
-            return True
+        finally:
+            del self._creating[subject_id]
 
     async def destroy_key(self, subject_id: str, data_key_id: str) -> None:
         """Destroys one data key of a subject (the one a rejected submit made)."""

@@ -26,6 +26,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ class Principal:
     def has(self, scope: str) -> bool:
         return scope in self.effective_scopes
 
-    @property
+    @cached_property  # asked on every call (require, has): computed once per principal
     def effective_scopes(self) -> frozenset[str]:
         result = set(self.scopes)
         for scope in self.scopes:
