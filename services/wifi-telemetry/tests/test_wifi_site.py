@@ -309,3 +309,24 @@ def test_pruning_from_the_expiry_heap_equals_checking_every_window(
         assert (site.peaks, site.closed, site.distinct, gone) == (want_peaks, want_closed, want_distinct,
                                                                  want_gone)
         assert site.distinct == sorted(site.distinct)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), write_behind=st.booleans())
+def test_the_common_case_shortcut_leaves_the_store_the_general_path_leaves(seed: int,
+                                                                          write_behind: bool) -> None:
+    events = _events(seed)
+    config = WifiConfig(allowed_lateness_s=60, reorder_window_s=20)
+    stores: list[dict[str, Any]] = [{}, {}]
+    for store, shortcut in zip(stores, (True, False), strict=True):
+        proc = SiteProcessor(config, store, write_behind=write_behind)
+        proc.model.shortcut = shortcut
+        for index, event in enumerate(events):
+            if isinstance(event, Sample):
+                proc.on_telemetry(event, 2)
+            else:
+                proc.on_session(event, 2)
+            if index % 7 == 6:
+                proc.flush()
+        proc.flush()
+    assert normalized(stores[0]) == normalized(stores[1])

@@ -267,6 +267,28 @@ def window_keys(t: float, tz_offset_s: int) -> tuple[str, ...]:
     return _windows_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _bounds_of_minute(minute_start: int, tz_offset_s: int) -> tuple[tuple[str, int, int], ...]:
+    return tuple((key, *_bounds(key)) for key in _windows_of_minute(minute_start, tz_offset_s))
+
+
+def window_bounds(t: float, tz_offset_s: int) -> tuple[tuple[str, int, int], ...]:
+    """`window_keys` with each window's end and the end of its keeping: (key, `_bounds(key)`):
+    open for `now` while end + lateness >= now (`open_for`), kept while the second one is
+    (`kept_for`)."""
+    return _bounds_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _ends_of_minute(minute_start: int, tz_offset_s: int) -> tuple[tuple[str, int], ...]:
+    return tuple((key, _bounds(key)[0]) for key in _windows_of_minute(minute_start, tz_offset_s))
+
+
+def window_ends(t: float, tz_offset_s: int) -> tuple[tuple[str, int], ...]:
+    """`window_keys` with each window's end: (key, `bucket_end(key)`), minute first."""
+    return _ends_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
+
+
 def minute_parents(minute_key: str, tz_offset_s: int) -> tuple[str, ...]:
     """The minute itself and the hour and day windows containing it."""
     _, start = split_bucket_key(minute_key)
