@@ -60,6 +60,7 @@ from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
+    checked_sample,
     redacted_session,
     sample_from_proto,
     session_from_proto,
@@ -103,6 +104,11 @@ CAUGHT_UP_LAG = 100
 
 # Edge batch messages taken at once (each holds many readings).
 EDGE_BATCHES_AT_ONCE = 50
+# Messages the processing agent takes at once. A batch is acknowledged (and its offsets
+# committed) only as a whole and blocks the event loop while it is applied: 1,000 edge batches
+# of 200 readings made one batch of 200,000 readings, several seconds of work (the group's
+# heartbeats wait meanwhile). 250 bound it to about a second at 200 readings a message.
+PROCESS_MAX_EVENTS = 250
 # Readings per forwarded by-site message at most (well under the producer's request size).
 FORWARD_CHUNK = 2000
 # How long the by-site stage waits to fill a batch. Each batch writes every key it changed once
@@ -111,6 +117,8 @@ FORWARD_CHUNK = 2000
 # reading at 40 readings a batch, 0.9 and 0.5 kB at 200), for this much more latency.
 PROCESS_WITHIN_S = 0.05
 TELEMETRY_BATCH_CODEC = ProtoCodec(wifi_pb2.ApTelemetryBatch)
+# An edge batch's readings are checked by `_SampleCheck`, not by the codec.
+UNCHECKED_TELEMETRY_CODEC = ProtoCodec(wifi_pb2.ApTelemetry)
 SESSION_BATCH_CODEC = ProtoCodec(wifi_pb2.ClientSessionBatch)
 
 
@@ -127,6 +135,24 @@ def reading_of_batch_site(batch: wifi_pb2.ApTelemetryBatch, reading: wifi_pb2.Ap
     if reading.site_id != batch.site_id:
         return f"reading of site {reading.site_id!r} in a batch of site {batch.site_id!r}"
     return None
+
+
+class _SampleCheck:
+    """The check of an edge batch's readings that makes their samples on the way (in order, the
+    good ones only): a reading's fields are read once, for the check and the sample both."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def __call__(self, batch: wifi_pb2.ApTelemetryBatch, reading: wifi_pb2.ApTelemetry) -> str | None:
+        try:
+            sample = checked_sample(reading)
+        except ValueError as exc:  # worded as the codec's check words it
+            return f"invalid {UNCHECKED_TELEMETRY_CODEC.type_name}: {exc}"
+        if sample.site_id != batch.site_id:
+            return reading_of_batch_site(batch, reading)
+        self.samples.append(sample)
+        return None
 
 
 def session_of_batch_site(batch: wifi_pb2.ClientSessionBatch, session: wifi_pb2.ClientSession) -> str | None:
@@ -303,6 +329,7 @@ class WifiTelemetryService(StreamService):
             outgoing: list[tuple[bytes, str, bytes]] = []
             contexts: list[Any] = []
             for event in events:
+                good: tuple[Message, bool, Any] | tuple[Message, bool] | None
                 if event.message.topic == self.telemetry_batches_name:
                     kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
                 else:
@@ -333,7 +360,7 @@ class WifiTelemetryService(StreamService):
                 await future
 
     async def process(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream, within_s=PROCESS_WITHIN_S):
+        async for events in event_batches(stream, max_events=PROCESS_MAX_EVENTS, within_s=PROCESS_WITHIN_S):
             await self._process(events)
 
     async def publish_tick(self) -> None:
@@ -353,13 +380,13 @@ class WifiTelemetryService(StreamService):
             message = event.message
             self.writer.partition = message.partition
             kind: bytes | None
-            value: bytes | Message | None
+            value: bytes | Message | list[Sample] | None
             if message.topic == self.telemetry_batches_name:
-                kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
-                value = None if good is None else good[0]
+                kind, readings = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
+                value = None if readings is None else readings[2]
             elif message.topic == self.session_batches_name:
-                kind, good = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
-                value = None if good is None else good[0]
+                kind, sessions = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
+                value = None if sessions is None else sessions[0]
             else:
                 headers = headers_of(message)
                 contexts.append(trace_context_of(headers))
@@ -389,17 +416,21 @@ class WifiTelemetryService(StreamService):
                 self.status_due.set(ap_id, 0.0)
         tally.record(self)
 
-    async def _telemetry_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
+    async def _telemetry_edge_batch(self, event: Any,
+                                    contexts: list[Any]) -> tuple[Message, bool, list[Sample]] | None:
         """An edge batch decoded, its bad readings dead-lettered alone: its good readings as one
-        message (the decoded batch itself when all passed, then with True), or None when none."""
-        batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of, TELEMETRY_CODEC,
-                                        check=reading_of_batch_site)
+        message (the decoded batch itself when all passed, then with True) and as samples, or
+        None when none."""
+        check = _SampleCheck()
+        batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of, UNCHECKED_TELEMETRY_CODEC,
+                                        check=check)
         if batch is None or not batch.items:
             return None
         contexts.append(batch.trace_context)
         if not batch.dead_lettered:
-            return batch.batch, True
-        return wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items), False
+            return batch.batch, True, check.samples
+        return (wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items), False,
+                check.samples)
 
     async def _session_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
         """Like `_telemetry_edge_batch`; a bad session's client id is redacted in the DLQ."""
@@ -412,14 +443,17 @@ class WifiTelemetryService(StreamService):
             return batch.batch, True
         return wifi_pb2.ClientSessionBatch(site_id=batch.batch.site_id, sessions=batch.items), False
 
-    def _apply(self, kind: bytes | None, value: bytes | Message, tally: _Tally,
+    def _apply(self, kind: bytes | None, value: bytes | Message | list[Sample], tally: _Tally,
                changes: list[ApView]) -> None:
-        """Applies one by-site message (bytes) or edge batch (decoded already)."""
-        if kind == KIND_TELEMETRY_BATCH:
+        """Applies one by-site message (bytes) or edge batch (its checked samples, or decoded)."""
+        if kind == KIND_TELEMETRY_BATCH and isinstance(value, list):
+            for sample in value:
+                self._on_sample(sample, tally, changes)
+        elif kind == KIND_TELEMETRY_BATCH and not isinstance(value, list):
             batch = value if isinstance(value, Message) else wifi_pb2.ApTelemetryBatch.FromString(value)
             for reading in batch.readings:  # type: ignore[attr-defined]
                 self._on_telemetry(reading, tally, changes)
-        elif kind == KIND_SESSION_BATCH:
+        elif kind == KIND_SESSION_BATCH and not isinstance(value, list):
             batch = value if isinstance(value, Message) else wifi_pb2.ClientSessionBatch.FromString(value)
             for session in batch.sessions:  # type: ignore[attr-defined]
                 self._on_session(session, tally)
@@ -432,7 +466,9 @@ class WifiTelemetryService(StreamService):
 
     def _on_telemetry(self, message: wifi_pb2.ApTelemetry, tally: _Tally,
                       changes: list[ApView]) -> None:
-        sample = sample_from_proto(message)
+        self._on_sample(sample_from_proto(message), tally, changes)
+
+    def _on_sample(self, sample: Sample, tally: _Tally, changes: list[ApView]) -> None:
         result = self.processor.on_telemetry(sample, self.writer.partition)
         tally.telemetry(sample, result)
         if result.changes:  # the view now: the state goes on changing with the batch's next readings
