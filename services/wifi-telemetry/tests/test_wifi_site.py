@@ -330,3 +330,22 @@ def test_the_common_case_shortcut_leaves_the_store_the_general_path_leaves(seed:
                 proc.flush()
         proc.flush()
     assert normalized(stores[0]) == normalized(stores[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 120), min_size=0, max_size=20), st.integers(0, 10_000), st.integers(0, 10_000))
+def test_a_site_that_may_not_forget_minutes_for_the_newest_time_forgets_none_for_an_older_one(
+        minutes: list[int], high_s: int, below_s: int) -> None:
+    from wifi_telemetry.core.windows import SiteState, bucket_key
+
+    lateness = 600.0
+    site = SiteState("s")
+    for index in minutes:
+        site.note_minute_clients(bucket_key("minute", int(T0) + 60 * index), "ap", index)
+    high = T0 + high_s
+    before = {k: dict(v) for k, v in site.minutes.items()}
+    if not site.may_forget_minutes(high, lateness):
+        assert not site.forget_minutes(high - below_s, lateness)
+        assert site.minutes == before
+    else:  # it may: then the newest time itself forgets some
+        assert site.forget_minutes(high, lateness)

@@ -295,8 +295,9 @@ class SiteProcessor:
                      peak_minutes: set[str], partition: int) -> None:
         site = self._site(state.site_id)
         changed = site.add_ap(state.ap_id)
-        changed |= site.keep_closed(state.ap_id, retired)
-        for minute in sorted(peak_minutes):
+        if retired:
+            changed |= site.keep_closed(state.ap_id, retired)
+        for minute in sorted(peak_minutes) if len(peak_minutes) > 1 else peak_minutes:
             totals = state.buckets.get(minute)
             if not totals:
                 continue
@@ -320,6 +321,8 @@ class SiteProcessor:
         """
         clock = self._clock(site)
         clock.note(current.ap_id, current.last_seen)
+        if clock.newest is None or not site.may_forget_minutes(clock.newest, self.config.allowed_lateness_s):
+            return False  # the common case: not even the newest heartbeat closes a minute
         low = clock.oldest(self.config.allowed_lateness_s + MINUTES_HOLD_S)
         if low is None:
             return False

@@ -164,6 +164,13 @@ class SiteState:
         self._minute_totals[minute] = total
         return total
 
+    def may_forget_minutes(self, high: float, lateness_s: float) -> bool:
+        """Whether `forget_minutes(low)` can forget anything for some `low` <= `high`: False
+        while even the oldest minute is open for `high`."""
+        if self._minutes_end is None:
+            self._minutes_end = min((bucket_end(k) for k in self.minutes), default=math.inf)
+        return self._minutes_end + lateness_s < high
+
     def forget_minutes(self, low: float, lateness_s: float) -> bool:
         """Drops the per-AP counts of the minutes no AP can take data for any more: those not
         open for event time `low` (the oldest newest-heartbeat of the site's APs)."""
@@ -211,6 +218,8 @@ class SiteState:
             self._expiries = [(_bounds(k)[1], k) for k in self.windows()]
             heapq.heapify(self._expiries)
         heap = self._expiries
+        if not heap or heap[0][0] + lateness_s >= now:
+            return False, []  # the common case, a reading inside the windows kept
         expired = set()
         while heap and heap[0][0] + lateness_s < now:  # not kept_for(key, now, lateness_s)
             expired.add(heapq.heappop(heap)[1])
