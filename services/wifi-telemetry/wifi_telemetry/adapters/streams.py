@@ -162,20 +162,35 @@ def session_of_batch_site(batch: wifi_pb2.ClientSessionBatch, session: wifi_pb2.
     return client_hash_problem(session.client_hash)
 
 
-def batches_by_site(kind: bytes, messages: Sequence[Message]) -> list[tuple[str, bytes]]:
-    """The messages grouped by their site, in arrival order, as by-site batch messages."""
-    groups: dict[str, list[Any]] = {}
-    for message in messages:
-        groups.setdefault(message.site_id, []).append(message)  # type: ignore[attr-defined]
+def batches_by_site(readings: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """(site, encoded reading) grouped by their site, in arrival order, as by-site batch messages
+    (an ApTelemetryBatch, or a ClientSessionBatch: both are the site, field 1, then the
+    readings, field 2). Made of the readings' own bytes: a repeated message field is its items'
+    encodings one after another, so nothing is copied into a message to be encoded again."""
+    groups: dict[str, list[bytes]] = {}
+    for site_id, value in readings:
+        groups.setdefault(site_id, []).append(value)
     out = []
     for site_id, group in groups.items():
+        head = _length_delimited(1, site_id.encode())
         for start in range(0, len(group), FORWARD_CHUNK):
             chunk = group[start:start + FORWARD_CHUNK]
-            batch: Message = (wifi_pb2.ApTelemetryBatch(site_id=site_id, readings=chunk)
-                              if kind == KIND_TELEMETRY_BATCH
-                              else wifi_pb2.ClientSessionBatch(site_id=site_id, sessions=chunk))
-            out.append((site_id, batch.SerializeToString()))
+            out.append((site_id, head + b"".join([_length_delimited(2, value) for value in chunk])))
     return out
+
+
+def _length_delimited(field_number: int, payload: bytes) -> bytes:
+    """A protobuf length-delimited field (a string, bytes or message) on the wire."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def co_partitioned(config: WifiConfig) -> bool:
@@ -302,7 +317,7 @@ class WifiTelemetryService(StreamService):
     async def ingest_telemetry(self, stream: faust.StreamT) -> None:
         async for events in event_batches(stream):
             items = await self.decode_all(events, TELEMETRY_CODEC)
-            await self._forward(KIND_TELEMETRY_BATCH, [i.value for i in items],
+            await self._forward(KIND_TELEMETRY_BATCH, items,
                                 [i.trace_context for i in items])
 
     async def ingest_sessions(self, stream: faust.StreamT) -> None:
@@ -319,7 +334,7 @@ class WifiTelemetryService(StreamService):
                 record = dataclasses.replace(item.record, value=redacted)
                 await self.dlq.publish(record, problem)
                 metrics.EVENTS.labels("session", "rejected").inc()
-            await self._forward(KIND_SESSION_BATCH, [i.value for i in accepted],
+            await self._forward(KIND_SESSION_BATCH, accepted,
                                 [i.trace_context for i in accepted])
 
     async def ingest_edge_batches(self, stream: faust.StreamT) -> None:
@@ -339,10 +354,10 @@ class WifiTelemetryService(StreamService):
                     outgoing.append((kind, good[0].site_id, value))  # type: ignore[attr-defined]
             await self._send_by_site(outgoing, contexts)
 
-    async def _forward(self, kind: bytes, messages: Sequence[Message], contexts: Sequence[Any]) -> None:
-        """Re-keys accepted single readings by their site, many per message."""
-        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(kind, messages)],
-                                 contexts)
+    async def _forward(self, kind: bytes, items: Sequence[Any], contexts: Sequence[Any]) -> None:
+        """Re-keys accepted single readings (decoded items) by their site, many per message."""
+        readings = [(item.value.site_id, item.record.value) for item in items]
+        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(readings)], contexts)
 
     async def _send_by_site(self, outgoing: Sequence[tuple[bytes, str, bytes]],
                             contexts: Sequence[Any]) -> None:
