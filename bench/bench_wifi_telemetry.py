@@ -119,15 +119,20 @@ def single_records(prefix: str, events: Events) -> list[Record]:
 
 
 def batch_records(prefix: str, events: Events, size: int) -> list[Record]:
-    """Edge batches keyed by site: each site's readings (and sessions) in input order, `size` a
-    message, as a site's controller would send them."""
+    """Edge batches keyed by site, as a site's controller sends them: per site, `size`
+    heartbeats a message and, beside each, the sessions of the same interval. Cut by count on
+    both topics, a session batch (sessions are fewer than heartbeats) spanned 2.6 times the
+    event time of a heartbeat batch, so the worker read the sessions days ahead of the
+    heartbeats in a long run, and every window between was kept (and published) meanwhile."""
     catalogue = load_catalogue()
     telemetry, sessions = (catalogue[n].full_name(prefix) for n in BATCH_INPUTS)
     pending: dict[tuple[str, bool], list[Any]] = {}
     out: list[Record] = []
 
     def close(site: str, is_telemetry: bool) -> None:
-        group = pending.pop((site, is_telemetry))
+        group = pending.pop((site, is_telemetry), None)
+        if not group:
+            return
         batch: Any = (wifi_pb2.ApTelemetryBatch(site_id=site, readings=group) if is_telemetry
                       else wifi_pb2.ClientSessionBatch(site_id=site, sessions=group))
         out.append((telemetry if is_telemetry else sessions, site.encode(), batch.SerializeToString()))
@@ -135,10 +140,11 @@ def batch_records(prefix: str, events: Events, size: int) -> list[Record]:
     for event in events:
         slot = (event.site_id, isinstance(event, wifi_pb2.ApTelemetry))
         pending.setdefault(slot, []).append(event)
-        if len(pending[slot]) >= size:
-            close(*slot)
-    for slot in list(pending):
-        close(*slot)
+        if slot[1] and len(pending[slot]) >= size:  # the interval ends: both of the site's batches go
+            close(event.site_id, True)
+            close(event.site_id, False)
+    for site, is_telemetry in list(pending):
+        close(site, is_telemetry)
     return out
 
 
