@@ -225,15 +225,23 @@ class SiteState:
             expired.add(heapq.heappop(heap)[1])
         if not expired:
             return False, []  # the common case, a reading inside the windows kept
-        peaks = {k: v for k, v in self.peaks.items() if k not in expired}
-        closed = {k: v for k, v in self.closed.items() if k not in expired}
-        gone = [k for k in self.distinct if k in expired]
-        changed = bool(gone) or len(peaks) != len(self.peaks) or len(closed) != len(self.closed)
-        if changed:
-            self.peaks, self.closed = peaks, closed
-            self.distinct = [k for k in self.distinct if k not in expired]
-            self._distinct_set = None
-        return changed, gone
+        # What expired is a few windows, what is kept may be thousands (a backlog of sessions
+        # read ahead of the heartbeats keeps every window between): look up the few, and let
+        # the copies and removals below run in C, not a comprehension over all that is kept.
+        if self._distinct_set is None:
+            self._distinct_set = set(self.distinct)
+        gone = sorted(k for k in expired if k in self._distinct_set)  # in `distinct`'s order
+        peaks = [k for k in expired if k in self.peaks]
+        closed = [k for k in expired if k in self.closed]
+        if not (gone or peaks or closed):
+            return False, []
+        self.peaks, self.closed = _without(self.peaks, peaks), _without(self.closed, closed)
+        distinct = [*self.distinct]  # a new list, as before: a reader may hold the old one
+        for key in gone:
+            distinct.remove(key)
+            self._distinct_set.discard(key)
+        self.distinct = distinct
+        return True, gone
 
     def windows(self) -> set[str]:
         return set(self.peaks) | set(self.closed) | set(self.distinct)
@@ -255,6 +263,14 @@ class SiteState:
                     for k, v in dict(data.get("cl", {})).items()},
             distinct=[str(k) for k in data.get("ds", [])], partition=int(data.get("p", -1)),
         )
+
+
+def _without(mapping: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """A copy of `mapping` without `keys` (all of them in it), in its order."""
+    copy = dict(mapping)
+    for key in keys:
+        del copy[key]
+    return copy
 
 
 def windows_of(t: float, tz_offset_s: int) -> list[str]:
