@@ -261,7 +261,9 @@ class _Published:
 
     # ap_id -> (health, silent, last seq, when): what the AP's last status said.
     health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
-    stats: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
+    # (site, window) -> window start -> what its statistics said (per site and window, so a
+    # site's pass looks at its own windows, not at every site's).
+    stats: dict[tuple[str, str], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
     stats_at: float = 0.0
 
 
@@ -628,17 +630,16 @@ class WifiTelemetryService(StreamService):
             for key in keys
         ]
         changed = []
+        said = self.published.stats.setdefault((site.site_id, window), {})
         for stats in current:
-            marker = (stats.site_id, stats.window, stats.start)
             signature = tuple(stats.__dict__.values())
-            if self.published.stats.get(marker) != signature:
-                self.published.stats[marker] = signature
+            if said.get(stats.start) != signature:
+                said[stats.start] = signature
                 changed.append(stats)
         if changed and changed[-1] is not current[-1]:
             changed.append(current[-1])
-        kept = {(s.site_id, s.window, s.start) for s in current}
-        for marker in [m for m in self.published.stats if m[0] == site.site_id and m[1] == window]:
-            if marker not in kept:
-                del self.published.stats[marker]
+        kept = {s.start for s in current}
+        for start in [start for start in said if start not in kept]:
+            del said[start]
         return changed
 
