@@ -127,8 +127,8 @@ def batch_records(prefix: str, events: Events, size: int) -> list[Record]:
     """Edge batches keyed by site, as a site's controller sends them: per site, `size`
     heartbeats a message and, beside each, the sessions of the same interval. Cut by count on
     both topics, a session batch (sessions are fewer than heartbeats) spanned 2.6 times the
-    event time of a heartbeat batch, so the worker read the sessions days ahead of the
-    heartbeats in a long run, and every window between was kept (and published) meanwhile."""
+    event time of a heartbeat batch, so the two topics read at one message rate put the
+    sessions ahead of the heartbeats in event time (the worker keeps every window between)."""
     catalogue = load_catalogue()
     telemetry, sessions = (catalogue[n].full_name(prefix) for n in BATCH_INPUTS)
     pending: dict[tuple[str, bool], list[Any]] = {}
