@@ -2,7 +2,7 @@
 again, and how soon has it caught up?
 
     uv run python bench/bench_recovery.py [--service wifi|camera] [--devices 10000] [--per-site 20]
-                                          [--membership static|dynamic|both]
+                                          [--membership static|dynamic|both] [--py-spy FILE]
 
 Feeds the service's edge batch topic at one reading per device per second (a steady, bounded
 load: it stops with the run), starts one worker from its entry point, waits until it has caught
@@ -38,7 +38,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from benchkit import SECURITY, partitions_of, print_figures  # a sibling module (bench/ is on sys.path)
+from benchkit import (  # a sibling module (bench/ is on sys.path)
+    SECURITY,
+    Profiler,
+    partitions_of,
+    print_figures,
+)
 
 from smartcity import topic_names
 from smartcity.codec import to_timestamp
@@ -179,11 +184,15 @@ async def one_kill(args: argparse.Namespace, target: Target, static: bool) -> di
     feeding = asyncio.create_task(feed(args.bootstrap, topic, target, args.devices, stop_feed,
                                         per_site=args.per_site))
     worker = start(target, args.bootstrap, prefix, instance, log)
+    profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
         await asyncio.sleep(2)  # the internal topic exists once the worker created it
         async with Progress(args.bootstrap, group, [topic, f"{group}-{target.internal}"]) as progress:
             warm = await caught_up(progress, worker, args.timeout)
             await asyncio.sleep(args.settle)
+            if profiler is not None:
+                print(profiler.stop())
+                profiler = None
             worker.send_signal(signal.SIGKILL)
             worker.wait()
             before = await progress.committed()
@@ -198,6 +207,8 @@ async def one_kill(args: argparse.Namespace, target: Target, static: bool) -> di
             after_consuming = await caught_up(progress, worker, args.timeout)
             lag0 = None if after_consuming is None else consuming + after_consuming
     finally:
+        if profiler is not None:
+            print(profiler.stop())
         stop_feed.set()
         await feeding
         stop(worker)
@@ -237,6 +248,8 @@ async def main() -> int:
     parser.add_argument("--membership", choices=("static", "dynamic", "both"), default="both")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds of steady state before the kill")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
+                        help="sample the first worker with py-spy into FILE until the kill; print a summary")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()
     target = TARGETS[args.service]

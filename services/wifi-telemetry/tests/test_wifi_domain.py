@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -232,3 +233,40 @@ def test_identity_fields_follow_the_latest_sample() -> None:
     first = sample(1)._replace(name="Old", lat=-7.1, lon=109.1, firmware="1.0")
     state, _ = run(m, [first, sample(2)._replace(name="New", firmware="2.0")])
     assert (state.name, state.lat, state.firmware) == ("New", -7.1, "2.0")
+
+
+# -- the common-case shortcut equals the general path --------------------------------------------
+
+
+def _offer_result(result: object) -> dict[str, object]:
+    return json.loads(json.dumps(dataclasses.asdict(result), default=sorted))  # type: ignore[call-overload,no-any-return]
+
+
+_STEPS = st.tuples(st.sampled_from([-1, 0, 1, 1, 1, 2]), st.sampled_from([-5.0, 0.0, 10.0, 10.0, 60.5, 95.0]),
+                   st.sampled_from([20.0, 93.0, 97.0]), st.sampled_from([50.0, 96.0]), st.integers(0, 40),
+                   st.sampled_from([-2, 0, 7, 3000]), st.sampled_from([-2, 0, 7, 3000]), st.booleans())
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_STEPS, min_size=1, max_size=60))
+def test_the_common_case_shortcut_gives_what_the_general_path_gives(
+        steps: list[tuple[int, float, float, float, int, int, int, bool]]) -> None:
+    """Seq steps (repeats, gaps, out of order), time steps (backwards, past the heartbeat
+    tolerance), failing checks, counters going down, reboots: state and result after every
+    sample equal with and without `_offer_next`."""
+    config = WifiConfig(health=HealthConfig(cpu_tolerance_s=30, memory_tolerance_s=20, memory_recovery_s=15),
+                        reorder_window_s=25, reorder_max_pending=4)
+    fast, general = AccessPointModel(config), AccessPointModel(config, shortcut=False)
+    seq, t, uptime, rx, tx = 1, T0, 100_000, 1_000_000, 3_000_000
+    samples = []
+    for seq_step, t_step, cpu, mem, clients, rx_step, tx_step, reboot in steps:
+        seq, t = seq + seq_step, t + t_step
+        uptime = 5 if reboot else uptime + max(int(t_step), 0)
+        rx, tx = max(rx + rx_step, 0), max(tx + tx_step, 0)
+        samples.append(sample(max(seq, 1), t, cpu=cpu, mem=mem, clients=clients, rx=rx, tx=tx, uptime=uptime))
+    fast_state, general_state = fast.new_state(samples[0]), general.new_state(samples[0])
+    for item in samples:
+        fast_result, general_result = fast.offer(fast_state, item), general.offer(general_state, item)
+        assert _offer_result(fast_result) == _offer_result(general_result)
+        assert comparable(fast_state) == comparable(general_state)
+        assert fast_state.open_until == general_state.open_until

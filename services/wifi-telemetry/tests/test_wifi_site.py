@@ -309,3 +309,43 @@ def test_pruning_from_the_expiry_heap_equals_checking_every_window(
         assert (site.peaks, site.closed, site.distinct, gone) == (want_peaks, want_closed, want_distinct,
                                                                  want_gone)
         assert site.distinct == sorted(site.distinct)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), write_behind=st.booleans())
+def test_the_common_case_shortcut_leaves_the_store_the_general_path_leaves(seed: int,
+                                                                          write_behind: bool) -> None:
+    events = _events(seed)
+    config = WifiConfig(allowed_lateness_s=60, reorder_window_s=20)
+    stores: list[dict[str, Any]] = [{}, {}]
+    for store, shortcut in zip(stores, (True, False), strict=True):
+        proc = SiteProcessor(config, store, write_behind=write_behind)
+        proc.model.shortcut = shortcut
+        for index, event in enumerate(events):
+            if isinstance(event, Sample):
+                proc.on_telemetry(event, 2)
+            else:
+                proc.on_session(event, 2)
+            if index % 7 == 6:
+                proc.flush()
+        proc.flush()
+    assert normalized(stores[0]) == normalized(stores[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 120), min_size=0, max_size=20), st.integers(0, 10_000), st.integers(0, 10_000))
+def test_a_site_that_may_not_forget_minutes_for_the_newest_time_forgets_none_for_an_older_one(
+        minutes: list[int], high_s: int, below_s: int) -> None:
+    from wifi_telemetry.core.windows import SiteState, bucket_key
+
+    lateness = 600.0
+    site = SiteState("s")
+    for index in minutes:
+        site.note_minute_clients(bucket_key("minute", int(T0) + 60 * index), "ap", index)
+    high = T0 + high_s
+    before = {k: dict(v) for k, v in site.minutes.items()}
+    if not site.may_forget_minutes(high, lateness):
+        assert not site.forget_minutes(high - below_s, lateness)
+        assert site.minutes == before
+    else:  # it may: then the newest time itself forgets some
+        assert site.forget_minutes(high, lateness)

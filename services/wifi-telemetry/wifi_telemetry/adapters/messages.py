@@ -83,6 +83,16 @@ def sample_from_proto(message: wifi_pb2.ApTelemetry) -> Sample:
     )
 
 
+def checked_sample(message: wifi_pb2.ApTelemetry) -> Sample:
+    """The reading as a `Sample`, validated as `validate_telemetry` does (its ValueError): an
+    edge batch's reading has its fields read once, for the check and the sample both."""
+    sample = sample_from_proto(message)
+    if not (sample.t > EARLIEST_EVENT_TIME and 0.0 <= sample.cpu <= 100.0 and 0.0 <= sample.mem <= 100.0
+            and sample.ap_id.strip() and sample.site_id.strip()):
+        validate_telemetry(message)  # the reason, or none (a reading at the edge of a limit)
+    return sample
+
+
 def session_from_proto(message: wifi_pb2.ClientSession) -> SessionEvent:
     return SessionEvent(
         ap_id=message.ap_id, site_id=message.site_id, kind=_KINDS[message.kind],

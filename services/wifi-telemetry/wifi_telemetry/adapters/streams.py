@@ -61,6 +61,7 @@ from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
+    checked_sample,
     redacted_session,
     sample_from_proto,
     session_from_proto,
@@ -104,6 +105,15 @@ CAUGHT_UP_LAG = 100
 
 # Edge batch messages taken at once (each holds many readings).
 EDGE_BATCHES_AT_ONCE = 50
+# Messages the processing agent takes at once, and readings applied between two flushes of
+# its state. Catching up, a batch of 1,000 messages of 20 readings (a 10,000-AP city's two
+# seconds) writes each AP's record once per two of its readings, where batches of a second
+# wrote it once per reading. But 1,000 edge batches of 200 readings are 200,000 readings,
+# seconds of work: the state is flushed every 20,000 readings on the way (each flush awaits
+# the producer, so the group's heartbeats get their turn), though the batch is still
+# acknowledged, and its offsets committed, only as a whole.
+PROCESS_MAX_EVENTS = 1000
+FLUSH_EVERY_READINGS = 20_000
 # Readings per forwarded by-site message at most (well under the producer's request size).
 FORWARD_CHUNK = 2000
 # How long the by-site stage waits to fill a batch. Each batch writes every key it changed once
@@ -112,6 +122,8 @@ FORWARD_CHUNK = 2000
 # reading at 40 readings a batch, 0.9 and 0.5 kB at 200), for this much more latency.
 PROCESS_WITHIN_S = 0.05
 TELEMETRY_BATCH_CODEC = ProtoCodec(wifi_pb2.ApTelemetryBatch)
+# An edge batch's readings are checked by `_SampleCheck`, not by the codec.
+UNCHECKED_TELEMETRY_CODEC = ProtoCodec(wifi_pb2.ApTelemetry)
 SESSION_BATCH_CODEC = ProtoCodec(wifi_pb2.ClientSessionBatch)
 
 
@@ -130,6 +142,24 @@ def reading_of_batch_site(batch: wifi_pb2.ApTelemetryBatch, reading: wifi_pb2.Ap
     return None
 
 
+class _SampleCheck:
+    """The check of an edge batch's readings that makes their samples on the way (in order, the
+    good ones only): a reading's fields are read once, for the check and the sample both."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def __call__(self, batch: wifi_pb2.ApTelemetryBatch, reading: wifi_pb2.ApTelemetry) -> str | None:
+        try:
+            sample = checked_sample(reading)
+        except ValueError as exc:  # worded as the codec's check words it
+            return f"invalid {UNCHECKED_TELEMETRY_CODEC.type_name}: {exc}"
+        if sample.site_id != batch.site_id:
+            return reading_of_batch_site(batch, reading)
+        self.samples.append(sample)
+        return None
+
+
 def session_of_batch_site(batch: wifi_pb2.ClientSessionBatch, session: wifi_pb2.ClientSession) -> str | None:
     """Like `reading_of_batch_site`, and the client hash checked (a raw MAC is redacted)."""
     if session.site_id != batch.site_id:
@@ -137,20 +167,35 @@ def session_of_batch_site(batch: wifi_pb2.ClientSessionBatch, session: wifi_pb2.
     return client_hash_problem(session.client_hash)
 
 
-def batches_by_site(kind: bytes, messages: Sequence[Message]) -> list[tuple[str, bytes]]:
-    """The messages grouped by their site, in arrival order, as by-site batch messages."""
-    groups: dict[str, list[Any]] = {}
-    for message in messages:
-        groups.setdefault(message.site_id, []).append(message)  # type: ignore[attr-defined]
+def batches_by_site(readings: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """(site, encoded reading) grouped by their site, in arrival order, as by-site batch messages
+    (an ApTelemetryBatch, or a ClientSessionBatch: both are the site, field 1, then the
+    readings, field 2). Made of the readings' own bytes: a repeated message field is its items'
+    encodings one after another, so nothing is copied into a message to be encoded again."""
+    groups: dict[str, list[bytes]] = {}
+    for site_id, value in readings:
+        groups.setdefault(site_id, []).append(value)
     out = []
     for site_id, group in groups.items():
+        head = _length_delimited(1, site_id.encode())
         for start in range(0, len(group), FORWARD_CHUNK):
             chunk = group[start:start + FORWARD_CHUNK]
-            batch: Message = (wifi_pb2.ApTelemetryBatch(site_id=site_id, readings=chunk)
-                              if kind == KIND_TELEMETRY_BATCH
-                              else wifi_pb2.ClientSessionBatch(site_id=site_id, sessions=chunk))
-            out.append((site_id, batch.SerializeToString()))
+            out.append((site_id, head + b"".join([_length_delimited(2, value) for value in chunk])))
     return out
+
+
+def _length_delimited(field_number: int, payload: bytes) -> bytes:
+    """A protobuf length-delimited field (a string, bytes or message) on the wire."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def co_partitioned(config: WifiConfig) -> bool:
@@ -169,8 +214,10 @@ class _Tally:
         self.sites: dict[str, list[int]] = {}
         self.oldest: dict[str, float] = {}
         self.aps: set[str] = set()  # the APs the batch's heartbeats were for
+        self.applied = 0  # heartbeats and sessions taken, whatever became of them
 
     def telemetry(self, sample: Sample, result: TelemetryResult) -> None:
+        self.applied += 1
         self.events[_TELEMETRY_OUTCOME[result.outcome]] += 1
         self.aps.add(sample.ap_id)
         site = self.sites.get(sample.site_id)
@@ -184,6 +231,7 @@ class _Tally:
             self.oldest["telemetry"] = sample.t
 
     def session(self, session: SessionEvent, outcome: str) -> None:
+        self.applied += 1
         self.events[("session", outcome)] += 1
         if session.t < self.oldest.get("session", math.inf):
             self.oldest["session"] = session.t
@@ -214,7 +262,9 @@ class _Published:
 
     # ap_id -> (health, silent, last seq, when): what the AP's last status said.
     health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
-    stats: dict[tuple[str, str, int], tuple[Any, ...]] = field(default_factory=dict)
+    # (site, window) -> window start -> what its statistics said (per site and window, so a
+    # site's pass looks at its own windows, not at every site's).
+    stats: dict[tuple[str, str], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
     stats_at: float = 0.0
 
 
@@ -277,7 +327,7 @@ class WifiTelemetryService(StreamService):
     async def ingest_telemetry(self, stream: faust.StreamT) -> None:
         async for events in event_batches(stream):
             items = await self.decode_all(events, TELEMETRY_CODEC)
-            await self._forward(KIND_TELEMETRY_BATCH, [i.value for i in items],
+            await self._forward(KIND_TELEMETRY_BATCH, items,
                                 [i.trace_context for i in items])
 
     async def ingest_sessions(self, stream: faust.StreamT) -> None:
@@ -294,7 +344,7 @@ class WifiTelemetryService(StreamService):
                 record = dataclasses.replace(item.record, value=redacted)
                 await self.dlq.publish(record, problem)
                 metrics.EVENTS.labels("session", "rejected").inc()
-            await self._forward(KIND_SESSION_BATCH, [i.value for i in accepted],
+            await self._forward(KIND_SESSION_BATCH, accepted,
                                 [i.trace_context for i in accepted])
 
     async def ingest_edge_batches(self, stream: faust.StreamT) -> None:
@@ -304,6 +354,7 @@ class WifiTelemetryService(StreamService):
             outgoing: list[tuple[bytes, str, bytes]] = []
             contexts: list[Any] = []
             for event in events:
+                good: tuple[Message, bool, Any] | tuple[Message, bool] | None
                 if event.message.topic == self.telemetry_batches_name:
                     kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
                 else:
@@ -313,10 +364,10 @@ class WifiTelemetryService(StreamService):
                     outgoing.append((kind, good[0].site_id, value))  # type: ignore[attr-defined]
             await self._send_by_site(outgoing, contexts)
 
-    async def _forward(self, kind: bytes, messages: Sequence[Message], contexts: Sequence[Any]) -> None:
-        """Re-keys accepted single readings by their site, many per message."""
-        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(kind, messages)],
-                                 contexts)
+    async def _forward(self, kind: bytes, items: Sequence[Any], contexts: Sequence[Any]) -> None:
+        """Re-keys accepted single readings (decoded items) by their site, many per message."""
+        readings = [(item.value.site_id, item.record.value) for item in items]
+        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(readings)], contexts)
 
     async def _send_by_site(self, outgoing: Sequence[tuple[bytes, str, bytes]],
                             contexts: Sequence[Any]) -> None:
@@ -334,7 +385,7 @@ class WifiTelemetryService(StreamService):
                 await future
 
     async def process(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream, within_s=PROCESS_WITHIN_S):
+        async for events in event_batches(stream, max_events=PROCESS_MAX_EVENTS, within_s=PROCESS_WITHIN_S):
             await self._process(events)
 
     async def publish_tick(self) -> None:
@@ -350,17 +401,22 @@ class WifiTelemetryService(StreamService):
         tally = _Tally()
         changes: list[ApView] = []
         contexts: list[Any] = []
+        flushed_at = 0
         for event in events:
+            if tally.applied - flushed_at >= FLUSH_EVERY_READINGS:
+                flushed_at = tally.applied
+                self.processor.flush()
+                await self.writer.flush()
             message = event.message
             self.writer.partition = message.partition
             kind: bytes | None
-            value: bytes | Message | None
+            value: bytes | Message | list[Sample] | None
             if message.topic == self.telemetry_batches_name:
-                kind, good = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
-                value = None if good is None else good[0]
+                kind, readings = KIND_TELEMETRY_BATCH, await self._telemetry_edge_batch(event, contexts)
+                value = None if readings is None else readings[2]
             elif message.topic == self.session_batches_name:
-                kind, good = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
-                value = None if good is None else good[0]
+                kind, sessions = KIND_SESSION_BATCH, await self._session_edge_batch(event, contexts)
+                value = None if sessions is None else sessions[0]
             else:
                 headers = headers_of(message)
                 contexts.append(trace_context_of(headers))
@@ -390,17 +446,21 @@ class WifiTelemetryService(StreamService):
                 self.status_due.set(ap_id, 0.0)
         tally.record(self)
 
-    async def _telemetry_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
+    async def _telemetry_edge_batch(self, event: Any,
+                                    contexts: list[Any]) -> tuple[Message, bool, list[Sample]] | None:
         """An edge batch decoded, its bad readings dead-lettered alone: its good readings as one
-        message (the decoded batch itself when all passed, then with True), or None when none."""
-        batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of, TELEMETRY_CODEC,
-                                        check=reading_of_batch_site)
+        message (the decoded batch itself when all passed, then with True) and as samples, or
+        None when none."""
+        check = _SampleCheck()
+        batch = await self.decode_batch(event, TELEMETRY_BATCH_CODEC, _readings_of, UNCHECKED_TELEMETRY_CODEC,
+                                        check=check)
         if batch is None or not batch.items:
             return None
         contexts.append(batch.trace_context)
         if not batch.dead_lettered:
-            return batch.batch, True
-        return wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items), False
+            return batch.batch, True, check.samples
+        return (wifi_pb2.ApTelemetryBatch(site_id=batch.batch.site_id, readings=batch.items), False,
+                check.samples)
 
     async def _session_edge_batch(self, event: Any, contexts: list[Any]) -> tuple[Message, bool] | None:
         """Like `_telemetry_edge_batch`; a bad session's client id is redacted in the DLQ."""
@@ -413,14 +473,17 @@ class WifiTelemetryService(StreamService):
             return batch.batch, True
         return wifi_pb2.ClientSessionBatch(site_id=batch.batch.site_id, sessions=batch.items), False
 
-    def _apply(self, kind: bytes | None, value: bytes | Message, tally: _Tally,
+    def _apply(self, kind: bytes | None, value: bytes | Message | list[Sample], tally: _Tally,
                changes: list[ApView]) -> None:
-        """Applies one by-site message (bytes) or edge batch (decoded already)."""
-        if kind == KIND_TELEMETRY_BATCH:
+        """Applies one by-site message (bytes) or edge batch (its checked samples, or decoded)."""
+        if kind == KIND_TELEMETRY_BATCH and isinstance(value, list):
+            for sample in value:
+                self._on_sample(sample, tally, changes)
+        elif kind == KIND_TELEMETRY_BATCH and not isinstance(value, list):
             batch = value if isinstance(value, Message) else wifi_pb2.ApTelemetryBatch.FromString(value)
             for reading in batch.readings:  # type: ignore[attr-defined]
                 self._on_telemetry(reading, tally, changes)
-        elif kind == KIND_SESSION_BATCH:
+        elif kind == KIND_SESSION_BATCH and not isinstance(value, list):
             batch = value if isinstance(value, Message) else wifi_pb2.ClientSessionBatch.FromString(value)
             for session in batch.sessions:  # type: ignore[attr-defined]
                 self._on_session(session, tally)
@@ -433,7 +496,9 @@ class WifiTelemetryService(StreamService):
 
     def _on_telemetry(self, message: wifi_pb2.ApTelemetry, tally: _Tally,
                       changes: list[ApView]) -> None:
-        sample = sample_from_proto(message)
+        self._on_sample(sample_from_proto(message), tally, changes)
+
+    def _on_sample(self, sample: Sample, tally: _Tally, changes: list[ApView]) -> None:
         result = self.processor.on_telemetry(sample, self.writer.partition)
         tally.telemetry(sample, result)
         if result.changes:  # the view now: the state goes on changing with the batch's next readings
@@ -568,17 +633,16 @@ class WifiTelemetryService(StreamService):
             for key in keys
         ]
         changed = []
+        said = self.published.stats.setdefault((site.site_id, window), {})
         for stats in current:
-            marker = (stats.site_id, stats.window, stats.start)
             signature = tuple(stats.__dict__.values())
-            if self.published.stats.get(marker) != signature:
-                self.published.stats[marker] = signature
+            if said.get(stats.start) != signature:
+                said[stats.start] = signature
                 changed.append(stats)
         if changed and changed[-1] is not current[-1]:
             changed.append(current[-1])
-        kept = {(s.site_id, s.window, s.start) for s in current}
-        for marker in [m for m in self.published.stats if m[0] == site.site_id and m[1] == window]:
-            if marker not in kept:
-                del self.published.stats[marker]
+        kept = {s.start for s in current}
+        for start in [start for start in said if start not in kept]:
+            del said[start]
         return changed
 

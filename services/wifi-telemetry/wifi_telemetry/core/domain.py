@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 from smartcity.health import Availability, CheckResult, CheckSpec, DeviceHealth, Health, HealthChange
 from smartcity.ordering import Arrival, SeqCursor, gaps_skipped
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.core.windows import bucket_end, open_for, window_keys
+from wifi_telemetry.core.windows import bucket_end, open_for, window_ends
 
 CPU_CHECK = "cpu"
 MEMORY_CHECK = "memory"
@@ -173,8 +173,11 @@ class OfferResult:
 class AccessPointModel:
     """Applies heartbeats to `AccessPointState` under one configuration."""
 
-    def __init__(self, config: WifiConfig) -> None:
+    def __init__(self, config: WifiConfig, *, shortcut: bool = True) -> None:
         self.config = config
+        # shortcut: a sample that is the common case (`_offer_next`) skips the general path;
+        # off only to compare the two (property tests).
+        self.shortcut = shortcut
         self.health: HealthConfig = config.health
         self.specs: dict[str, CheckSpec] = {
             CPU_CHECK: CheckSpec(CPU_CHECK, Health.PROBLEM, self.health.cpu_tolerance_s,
@@ -194,6 +197,10 @@ class AccessPointModel:
 
     def offer(self, state: AccessPointState, sample: Sample) -> OfferResult:
         """Takes one arriving heartbeat: ignores duplicates, buffers, applies in seq order."""
+        if self.shortcut:
+            result = self._offer_next(state, sample)
+            if result is not None:
+                return result
         previous_seq = state.order.last_seq
         arrival, ready = state.order.accept(sample, self.config.reorder_window_s,
                                             self.config.reorder_max_pending, restarts=False)
@@ -204,6 +211,46 @@ class AccessPointModel:
         result = OfferResult(arrival, skipped_gaps=gaps_skipped(previous_seq, ready))
         for item in ready:
             self._apply(state, item, result)
+        return result
+
+    def _offer_next(self, state: AccessPointState, sample: Sample) -> OfferResult | None:
+        """`offer` for the common case, or None (and nothing changed) for any other sample.
+
+        The common case: the next seq with nothing waiting, no older than the AP's newest
+        heartbeat and within the heartbeat tolerance of it, the AP OK with no check firing and
+        both checks passing, uptime and counters going on. Then the cursor only moves on, the
+        health only takes the time (a passing check that is not firing only forgets when it
+        started failing), and the traffic is the counters' difference: what the general path
+        does for such a sample, without its verdicts, lists and loops (a property test checks
+        that both give the same states and results)."""
+        order, health, cfg = state.order, state.health, self.health
+        last_seq, previous_t, t = order.last_seq, health.last_seen, sample.t
+        if (last_seq is None or sample.seq != last_seq + 1 or order.pending or previous_t is None
+                or not previous_t <= t <= previous_t + cfg.heartbeat_tolerance_s
+                or health.health is not Health.OK
+                or not sample.cpu <= cfg.cpu_threshold_percent
+                or not sample.mem <= cfg.memory_threshold_percent
+                or sample.uptime_s < state.uptime_s or sample.rx < state.rx_counter
+                or sample.tx < state.tx_counter or state.first_seen is None):
+            return None
+        checks = health.checks
+        cpu_check, memory_check = checks.get(CPU_CHECK), checks.get(MEMORY_CHECK)
+        if cpu_check is None or memory_check is None or any(c.firing for c in checks.values()):
+            return None
+        order.last_seq = sample.seq
+        order.newest_at = t if order.newest_at is None or t > order.newest_at else order.newest_at
+        self._update_identity(state, sample)
+        health.last_seen = t
+        cpu_check.failing_since = memory_check.failing_since = None
+        drx, dtx = sample.rx - state.rx_counter, sample.tx - state.tx_counter
+        state.rx_counter, state.tx_counter = sample.rx, sample.tx
+        span = t - previous_t
+        if span > 0:
+            state.rx_bps, state.tx_bps = drx * 8 / span, dtx * 8 / span
+        state.clients, state.cpu, state.mem = sample.clients, sample.cpu, sample.mem
+        state.uptime_s = sample.uptime_s
+        result = OfferResult(Arrival.APPLIED, [sample], rx_bytes=drx, tx_bytes=dtx)
+        self._add_to_buckets(state, sample, drx, dtx, result)
         return result
 
     # -- applying one sample in order -----------------------------------------------------
@@ -289,10 +336,12 @@ class AccessPointModel:
                         result: OfferResult) -> None:
         tz, lateness = self.config.tz_offset_s, self.config.allowed_lateness_s
         newest = state.health.last_seen or sample.t
-        buckets = state.buckets
-        for key in window_keys(sample.t, tz):  # minute, hour, day
-            closes = bucket_end(key) + lateness
+        buckets, clients = state.buckets, sample.clients
+        minute = True  # the first of the windows is the minute
+        for key, end in window_ends(sample.t, tz):  # minute, hour, day
+            closes = end + lateness
             if closes < newest:
+                minute = False
                 continue  # a clock that jumped back: that window is closed for this AP
             totals = buckets.get(key)
             if totals is None:
@@ -300,10 +349,11 @@ class AccessPointModel:
                 state.open_until = min(state.open_until, closes)
             totals[0] += drx
             totals[1] += dtx
-            if sample.clients > totals[2]:
-                totals[2] = sample.clients
-                if key.startswith("minute:"):
+            if clients > totals[2]:
+                totals[2] = clients
+                if minute:
                     result.peak_minutes.add(key)
+            minute = False
         if newest > state.open_until:  # some bucket closed: only then look at them all
             self._retire(state, newest, lateness, result)
 

@@ -43,16 +43,11 @@ from wifi_telemetry.core.windows import (
     SESSIONS,
     USERS,
     SiteState,
-    distinct_key,
     distinct_keys,
-    kept_for,
     minute_parents,
-    open_for,
     session_member,
-    shard_of,
-    split_bucket_key,
     user_member,
-    windows_of,
+    window_bounds,
 )
 
 AP_PREFIX = "ap/"
@@ -164,6 +159,11 @@ class SiteProcessor:
         # Distinct-member shards written since the last flush (write-behind only), with a set of
         # their members: a batch copies a shard once, not once per session.
         self._shards: dict[str, tuple[list[str], set[str]]] = {}
+        # Sites whose session watermarks changed since the last flush (write-behind only), with
+        # the partition of the last session that moved them.
+        self._unwritten_marks: dict[str, int] = {}
+        # The shard keys of each (site, kind, window): made once, not per member added.
+        self._shard_names: dict[tuple[str, str, str], list[str]] = {}
 
     def forget(self) -> None:
         """Drops the decoded records (and what was not written yet): the store changed under
@@ -174,6 +174,8 @@ class SiteProcessor:
         self._clocks.clear()
         self._shards.clear()
         self._unwritten.clear()
+        self._unwritten_marks.clear()
+        self._shard_names.clear()
 
     def _give_up(self) -> None:
         """After an event failed half-way: what the events before it changed is written (with
@@ -197,10 +199,16 @@ class SiteProcessor:
             if placed is not None:
                 placed.partition = record.partition
             self.store[key] = record.to_dict()
+        for site_id, partition in self._unwritten_marks.items():
+            if placed is not None:
+                placed.partition = partition
+            marks = dict(self._marks[site_id])
+            self.store[watermark_key(site_id)] = {"id": site_id, "t": marks, "p": partition}
         if placed is not None:
             placed.partition = current
-        written = len(self._unwritten)
+        written = len(self._unwritten) + len(self._unwritten_marks)
         self._unwritten.clear()
+        self._unwritten_marks.clear()
         self._shards.clear()  # the store holds them now: the next batch copies before changing
         return written
 
@@ -287,8 +295,9 @@ class SiteProcessor:
                      peak_minutes: set[str], partition: int) -> None:
         site = self._site(state.site_id)
         changed = site.add_ap(state.ap_id)
-        changed |= site.keep_closed(state.ap_id, retired)
-        for minute in sorted(peak_minutes):
+        if retired:
+            changed |= site.keep_closed(state.ap_id, retired)
+        for minute in sorted(peak_minutes) if len(peak_minutes) > 1 else peak_minutes:
             totals = state.buckets.get(minute)
             if not totals:
                 continue
@@ -312,6 +321,8 @@ class SiteProcessor:
         """
         clock = self._clock(site)
         clock.note(current.ap_id, current.last_seen)
+        if clock.newest is None or not site.may_forget_minutes(clock.newest, self.config.allowed_lateness_s):
+            return False  # the common case: not even the newest heartbeat closes a minute
         low = clock.oldest(self.config.allowed_lateness_s + MINUTES_HOLD_S)
         if low is None:
             return False
@@ -355,13 +366,15 @@ class SiteProcessor:
         site = self._site(session.site_id)
         lateness = self.config.allowed_lateness_s
         marks = self._watermarks(session.site_id)
-        newest = max(marks.get(session.ap_id, session.t), session.t)
+        t = session.t
+        newest = max(marks.get(session.ap_id, t), t)
         # The site's heartbeats only say which windows the site no longer keeps (pruned, never
         # published again): a window kept at the end was kept at every moment before.
         seen = self.site_time(site)
         now = newest if seen is None else seen
-        keys = [k for k in windows_of(session.t, self.config.tz_offset_s)
-                if open_for(k, newest, lateness) and kept_for(k, now, lateness)]
+        # open_for(key, newest) and kept_for(key, now), from the window's two bounds.
+        keys = [key for key, end, kept_until in window_bounds(t, self.config.tz_offset_s)
+                if end + lateness >= newest and kept_until + lateness >= now]
         late = 3 - len(keys)
         changed = any([site.note_distinct(k) for k in keys])
         changed |= self._prune(site, now)
@@ -369,11 +382,12 @@ class SiteProcessor:
             site.partition = partition
             self._write_site(site)
         added = 0
+        user = user_member(session.client_hash)
+        visit = session_member(session.ap_id, session.session_id) if session.kind == CONNECT else None
         for key in keys:
-            added += self._add_member(site.site_id, USERS, key, user_member(session.client_hash))
-            if session.kind == CONNECT:
-                added += self._add_member(site.site_id, SESSIONS, key,
-                                          session_member(session.ap_id, session.session_id))
+            added += self._add_member(site.site_id, USERS, key, user)
+            if visit is not None:
+                added += self._add_member(site.site_id, SESSIONS, key, visit)
         if marks.get(session.ap_id) != newest:  # after the additions: see the module's text
             marks[session.ap_id] = newest
             self._write_watermarks(session.site_id, marks, partition)
@@ -391,12 +405,18 @@ class SiteProcessor:
         return marks
 
     def _write_watermarks(self, site_id: str, marks: dict[str, float], partition: int) -> None:
-        # Written through the store's write order (rank 2, after the additions they follow).
-        self.store[watermark_key(site_id)] = {"id": site_id, "t": dict(marks), "p": partition}
+        # Written through the store's write order (rank 2, after the additions they follow);
+        # write-behind: once per site per flush, not a copy of every AP's mark per session.
+        if self.write_behind:
+            self._unwritten_marks[site_id] = partition
+        else:
+            self.store[watermark_key(site_id)] = {"id": site_id, "t": dict(marks), "p": partition}
 
     def _add_member(self, site_id: str, kind: str, key: str, member: str) -> int:
-        window, _ = split_bucket_key(key)
-        shard = distinct_key(site_id, kind, key, shard_of(member, window))
+        names = self._shard_names.get((site_id, kind, key))
+        if names is None:
+            names = self._shard_names[(site_id, kind, key)] = distinct_keys(site_id, kind, key)
+        shard = names[int(member[:8], 16) % len(names)]  # shard_of(member, window)
         cached = self._shards.get(shard)
         if cached is None:
             record = self.store.get(shard)

@@ -164,6 +164,13 @@ class SiteState:
         self._minute_totals[minute] = total
         return total
 
+    def may_forget_minutes(self, high: float, lateness_s: float) -> bool:
+        """Whether `forget_minutes(low)` can forget anything for some `low` <= `high`: False
+        while even the oldest minute is open for `high`."""
+        if self._minutes_end is None:
+            self._minutes_end = min((bucket_end(k) for k in self.minutes), default=math.inf)
+        return self._minutes_end + lateness_s < high
+
     def forget_minutes(self, low: float, lateness_s: float) -> bool:
         """Drops the per-AP counts of the minutes no AP can take data for any more: those not
         open for event time `low` (the oldest newest-heartbeat of the site's APs)."""
@@ -211,20 +218,30 @@ class SiteState:
             self._expiries = [(_bounds(k)[1], k) for k in self.windows()]
             heapq.heapify(self._expiries)
         heap = self._expiries
+        if not heap or heap[0][0] + lateness_s >= now:
+            return False, []  # the common case, a reading inside the windows kept
         expired = set()
         while heap and heap[0][0] + lateness_s < now:  # not kept_for(key, now, lateness_s)
             expired.add(heapq.heappop(heap)[1])
         if not expired:
             return False, []  # the common case, a reading inside the windows kept
-        peaks = {k: v for k, v in self.peaks.items() if k not in expired}
-        closed = {k: v for k, v in self.closed.items() if k not in expired}
-        gone = [k for k in self.distinct if k in expired]
-        changed = bool(gone) or len(peaks) != len(self.peaks) or len(closed) != len(self.closed)
-        if changed:
-            self.peaks, self.closed = peaks, closed
-            self.distinct = [k for k in self.distinct if k not in expired]
-            self._distinct_set = None
-        return changed, gone
+        # What expired is a few windows, what is kept may be thousands (a backlog of sessions
+        # read ahead of the heartbeats keeps every window between): look up the few, and let
+        # the copies and removals below run in C, not a comprehension over all that is kept.
+        if self._distinct_set is None:
+            self._distinct_set = set(self.distinct)
+        gone = sorted(k for k in expired if k in self._distinct_set)  # in `distinct`'s order
+        peaks = [k for k in expired if k in self.peaks]
+        closed = [k for k in expired if k in self.closed]
+        if not (gone or peaks or closed):
+            return False, []
+        self.peaks, self.closed = _without(self.peaks, peaks), _without(self.closed, closed)
+        distinct = [*self.distinct]  # a new list, as before: a reader may hold the old one
+        for key in gone:
+            distinct.remove(key)
+            self._distinct_set.discard(key)
+        self.distinct = distinct
+        return True, gone
 
     def windows(self) -> set[str]:
         return set(self.peaks) | set(self.closed) | set(self.distinct)
@@ -248,6 +265,14 @@ class SiteState:
         )
 
 
+def _without(mapping: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """A copy of `mapping` without `keys` (all of them in it), in its order."""
+    copy = dict(mapping)
+    for key in keys:
+        del copy[key]
+    return copy
+
+
 def windows_of(t: float, tz_offset_s: int) -> list[str]:
     """The window keys (minute, hour, day) that event time `t` falls in."""
     return list(window_keys(t, tz_offset_s))
@@ -265,6 +290,28 @@ def _windows_of_minute(minute_start: int, tz_offset_s: int) -> tuple[str, ...]:
 def window_keys(t: float, tz_offset_s: int) -> tuple[str, ...]:
     """`windows_of` as a shared tuple (do not change it): what the hot path uses."""
     return _windows_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _bounds_of_minute(minute_start: int, tz_offset_s: int) -> tuple[tuple[str, int, int], ...]:
+    return tuple((key, *_bounds(key)) for key in _windows_of_minute(minute_start, tz_offset_s))
+
+
+def window_bounds(t: float, tz_offset_s: int) -> tuple[tuple[str, int, int], ...]:
+    """`window_keys` with each window's end and the end of its keeping: (key, `_bounds(key)`):
+    open for `now` while end + lateness >= now (`open_for`), kept while the second one is
+    (`kept_for`)."""
+    return _bounds_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _ends_of_minute(minute_start: int, tz_offset_s: int) -> tuple[tuple[str, int], ...]:
+    return tuple((key, _bounds(key)[0]) for key in _windows_of_minute(minute_start, tz_offset_s))
+
+
+def window_ends(t: float, tz_offset_s: int) -> tuple[tuple[str, int], ...]:
+    """`window_keys` with each window's end: (key, `bucket_end(key)`), minute first."""
+    return _ends_of_minute(bucket_start(t, MINUTE_S, tz_offset_s), tz_offset_s)
 
 
 def minute_parents(minute_key: str, tz_offset_s: int) -> tuple[str, ...]:
