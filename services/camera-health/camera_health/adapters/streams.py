@@ -51,12 +51,12 @@ from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import Sample
 from smartcity import topic_names
-from smartcity.codec import ProtoCodec
+from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.deadlines import Deadlines
 from smartcity.headers import headers_of
 from smartcity.health import Health
 from smartcity.settings import PlatformSettings
-from smartcity.streams import StreamService, assigned_and_recovered
+from smartcity.streams import EVENTS_CONSUMED, StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.topics import load_catalogue
@@ -121,6 +121,7 @@ class _Batch:
         self.contexts: list[Any] = []
         # The span of each camera's traced heartbeat (a traced device's): its status continues it.
         self.traced: dict[str, Any] = {}
+        self.singles = 0  # heartbeats one a message, decoded fine
         self.events: Tally[tuple[str, str]] = Tally()
         self.oldest = math.inf
 
@@ -150,6 +151,18 @@ class _Batch:
 
 def partitions() -> int:
     return load_catalogue()[topic_names.CAMERA_HEARTBEATS].partitions
+
+
+def good_heartbeat(key: bytes | None, value: bytes | None) -> camera_pb2.CameraHeartbeat | None:
+    """The heartbeat when it decodes, validates and is keyed by its camera; else None (then
+    `decode` with `key_matches_camera` says why, for the dead letter)."""
+    try:
+        heartbeat = HEARTBEATS.decode(value)
+        if key is not None and key.decode("utf-8") == heartbeat.camera_id:
+            return heartbeat
+    except (DecodeError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def key_matches_camera(key: str, heartbeat: camera_pb2.CameraHeartbeat) -> str | None:
@@ -186,6 +199,8 @@ class CameraHealthService(StreamService):
         self.source = self.merged_channel(self.heartbeats_name, self.by_camera_name, self.ticks_name)
         self.status_out = self.catalogue_topic(topic_names.CAMERA_STATUS)
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
+        self.status_name = self.status_out.get_topic_name()
+        self.incidents_name = self.incidents_out.get_topic_name()
         # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state,
         # written once per changed camera per batch of events.
         # Keys are JSON (as before), values the JSON bytes of `StateEncoder` (what Faust's json
@@ -245,8 +260,7 @@ class CameraHealthService(StreamService):
                 for start in range(0, len(heartbeats), FORWARD_CHUNK):
                     value = camera_pb2.CameraHeartbeatBatch(
                         heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
-                    pending.append(await self.by_camera.send(key=None, value=value, partition=partition,
-                                                             headers=headers))
+                    pending.append(await self._send(self.by_camera_name, None, value, headers, partition))
             for future in pending:
                 await future
 
@@ -288,14 +302,32 @@ class CameraHealthService(StreamService):
             elif topic == self.by_camera_name:
                 self.on_heartbeat_batch(batch, event)
             else:
-                item = await self.decode(event, HEARTBEATS, key_matches_camera)
-                if item is not None:
-                    batch.contexts.append(item.trace_context)
-                    # A span of its own only for a heartbeat that came with a trace.
-                    with message_span(item.record, group=self.app.conf.id, only_traced=True) as span:
-                        self.on_heartbeat(batch, item.value, item.record.partition)
-                    if span.get_span_context().is_valid:
-                        batch.traced[item.value.camera_id] = span
+                await self.on_single_heartbeat(batch, event)
+        if batch.singles:  # counted once per batch
+            EVENTS_CONSUMED.labels(self.service, self.heartbeats_name, "ok").inc(batch.singles)
+
+    async def on_single_heartbeat(self, batch: _Batch, event: Any) -> None:
+        """One heartbeat a message: decoded and checked in one go, dead-lettered (by the shared
+        path, which names the problem) when that fails; a span of its own only when it came
+        with a trace."""
+        message = event.message
+        heartbeat = good_heartbeat(event.key, event.value)
+        if heartbeat is None:
+            item = await self.decode(event, HEARTBEATS, key_matches_camera)
+            if item is None:
+                return
+            heartbeat = item.value
+        else:
+            batch.singles += 1
+        context = trace_context_of(headers_of(message)) if message.headers else None
+        if not context:  # no trace came with it (the empty context is falsy too)
+            self.on_heartbeat(batch, heartbeat, message.partition)
+            return
+        batch.contexts.append(context)
+        with message_span(message, group=self.app.conf.id, only_traced=True) as span:
+            self.on_heartbeat(batch, heartbeat, message.partition)
+        if span.get_span_context().is_valid:
+            batch.traced[heartbeat.camera_id] = span
 
     def stored_state(self, camera_id: str) -> CameraState | None:
         """The camera's state as the table holds it (decoded once, then kept), or None."""
@@ -359,26 +391,35 @@ class CameraHealthService(StreamService):
         newest: dict[str, Any] = {}
         for outcome in outcomes:
             for incident in outcome.incidents:
-                pending.append(await self.incidents_out.send(
-                    key=incident.camera_id.encode(), value=encode_incident(incident), headers=headers))
+                pending.append(await self._send(self.incidents_name, incident.camera_id.encode(),
+                                                encode_incident(incident), headers))
             for status in outcome.statuses:
                 newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
                 newest[status.camera_id] = status
         for camera_id, status in newest.items():
             span = (traced or {}).get(camera_id)
             if span is None:
-                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
-                                                          headers=headers))
+                pending.append(await self._send(self.status_name, camera_id.encode(), encode_status(status),
+                                                headers))
                 continue
-            with producer_span(self.status_out.get_topic_name(), camera_id, parent=span) as own:
-                pending.append(await self.status_out.send(key=camera_id.encode(), value=encode_status(status),
-                                                          headers=own))
+            with producer_span(self.status_name, camera_id, parent=span) as own:
+                pending.append(await self._send(self.status_name, camera_id.encode(), encode_status(status),
+                                                own))
         for future in pending:
             await future
         for outcome in outcomes:
             metrics.record_incidents(outcome.incidents)
             for status in outcome.statuses:
                 metrics.record_status(status)
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes, headers: Any,
+                    partition: int | None = None) -> Any:
+        """Hands a record to the app's producer; the future of its ack.
+
+        Not `Topic.send`: that yields to the event loop three times per record (mode's stampede
+        guard around starting the producer), and at each yield the producer's sender shipped
+        what had accumulated, about one produce request per three records."""
+        return await self.app.producer.send(topic, key, value, partition, None, headers or None)
 
     # --- the silence timer ---------------------------------------------------------------
 
@@ -412,11 +453,11 @@ class CameraHealthService(StreamService):
             if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
                 tick = {"now": now, "refresh": refresh} | self.clock.stamp()
-                await self.ticks.send(key=camera_id.encode(), partition=state.meta.partition,
-                                      value=json.dumps(tick).encode())
+                await self._send(self.ticks_name, camera_id.encode(), json.dumps(tick).encode(), None,
+                                 state.meta.partition)
         for partition in sorted(actives):  # a probe per partition: a stall shows when none is due
-            await self.ticks.send(key=b"", partition=partition,
-                                  value=json.dumps({"probe": True} | self.clock.stamp()).encode())
+            await self._send(self.ticks_name, b"", json.dumps({"probe": True} | self.clock.stamp()).encode(),
+                             None, partition)
         if self._fleet_changed:
             self._fleet_changed = False
             metrics.set_fleet(self.fleet.values())
