@@ -119,7 +119,8 @@ def measure(port: int, n: int, worker: subprocess.Popen[bytes],
             first_count, first_at, first_cpu = count, now, cpu_seconds(worker.pid)
         if count >= n:
             return first_count, first_at, now, cpu_seconds(worker.pid) - first_cpu
-        time.sleep(poll_interval(n - count, (count - first_count) / (now - first_at) if first_at else 0.0))
+        rate = (count - first_count) / (now - first_at) if first_at and now > first_at else 0.0
+        time.sleep(poll_interval(n - count, rate))
     raise SystemExit(f"worker processed {processed(port):.0f} of {n} heartbeats before giving up")
 
 

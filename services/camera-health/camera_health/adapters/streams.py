@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -122,7 +122,7 @@ class _Batch:
         # The span of each camera's traced heartbeat (a traced device's): its status continues it.
         self.traced: dict[str, Any] = {}
         self.singles = 0  # heartbeats one a message, decoded fine
-        self.events: Tally[tuple[str, str]] = Tally()
+        self.events: Tally[tuple[str, str]] = Tally()  # (source, arrival): labels once per batch
         self.oldest = math.inf
 
     def known(self, camera_id: str) -> bool:
@@ -136,15 +136,16 @@ class _Batch:
         return state
 
     def took(self, sample: Sample, outcome: MonitorEffects) -> None:
-        self.effects.append(outcome)
+        if outcome.statuses or outcome.incidents:  # most heartbeats publish nothing
+            self.effects.append(outcome)
         if outcome.changed:
             self.changed.add(sample.camera_id)
-        self.events[(sample.source, str(outcome.arrival))] += 1
+        self.events[(sample.source, outcome.arrival)] += 1
         self.oldest = min(self.oldest, sample.at)
 
     def record_metrics(self) -> None:
         for (source, arrival), count in self.events.items():
-            metrics.EVENTS.labels(source, arrival).inc(count)
+            metrics.EVENTS.labels(source, str(arrival)).inc(count)
         if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
             self.service.observe_latency(self.service.heartbeats_name, self.oldest)
 
@@ -180,7 +181,9 @@ class CameraHealthService(StreamService):
         super().__init__(settings, broker_session_timeout=config.session_timeout_s,
                          broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         self.config = config
-        self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
+        # Availability deferred: a batch publishes only each camera's newest status (`_publish`).
+        self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending,
+                                     defer_availability=True)
         # A tick back later than a quarter of the tolerance (2 s at least, more than a tick's
         # round trip under load): the worker had stalled (core/clock.py).
         self.clock = ReceiptClock(stall_s=max(config.thresholds.defaults.heartbeat_tolerance_s / 4,
@@ -281,7 +284,7 @@ class CameraHealthService(StreamService):
         try:
             await self._apply_all(batch, events)
             with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
-                await self._publish(batch.effects, batch.traced)
+                await self._publish(batch.effects, batch.states, batch.traced)
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
@@ -380,12 +383,13 @@ class CameraHealthService(StreamService):
         if outcome.changed:
             batch.changed.add(camera_id)
 
-    async def _publish(self, outcomes: Sequence[MonitorEffects],
+    async def _publish(self, outcomes: Sequence[MonitorEffects], states: Mapping[str, CameraState],
                        traced: dict[str, Any] | None = None) -> None:
-        """Sends every incident, then each camera's newest status of the batch, and waits until
-        the broker has them all. The status topic is compacted by camera: a status the same
-        batch supersedes would only be compacted away (one message per camera per batch, not
-        one per heartbeat)."""
+        """Sends every incident, then each camera's newest status of the batch (completed with
+        its availability from the camera's state in `states`), and waits until the broker has
+        them all. The status topic is compacted by camera: a status the same batch supersedes
+        would only be compacted away (one message per camera per batch, not one per
+        heartbeat)."""
         pending = []
         headers = inject_headers()
         newest: dict[str, Any] = {}
@@ -396,7 +400,8 @@ class CameraHealthService(StreamService):
             for status in outcome.statuses:
                 newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
                 newest[status.camera_id] = status
-        for camera_id, status in newest.items():
+        for camera_id, deferred in newest.items():
+            status = newest[camera_id] = self.monitor.completed(states[camera_id], deferred)
             span = (traced or {}).get(camera_id)
             if span is None:
                 pending.append(await self._send(self.status_name, camera_id.encode(), encode_status(status),
@@ -409,8 +414,8 @@ class CameraHealthService(StreamService):
             await future
         for outcome in outcomes:
             metrics.record_incidents(outcome.incidents)
-            for status in outcome.statuses:
-                metrics.record_status(status)
+        for status in newest.values():
+            metrics.record_status(status)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes, headers: Any,
                     partition: int | None = None) -> Any:
