@@ -71,7 +71,8 @@ def sample_from_heartbeat(hb: camera_pb2.CameraHeartbeat) -> Sample:
         fps=hb.fps, configured_fps=hb.configured_fps, bitrate_kbps=hb.bitrate_kbps,
         configured_bitrate_kbps=hb.configured_bitrate_kbps, dropped_frames=hb.dropped_frames,
         packet_loss_percent=hb.packet_loss_percent, storage_free_percent=hb.storage_free_percent,
-        recording=hb.recording, tamper_flags=tuple(TAMPER_NAMES[f] for f in hb.tamper_flags),
+        recording=hb.recording,
+        tamper_flags=tuple(TAMPER_NAMES[f] for f in hb.tamper_flags) if hb.tamper_flags else (),
         reachable=hb.reachable, probe_latency_ms=hb.probe_latency_ms, frames_decoded=hb.frames_decoded,
     )
 
@@ -82,6 +83,8 @@ def _reason(reason: Reason) -> common_pb2.HealthReason:
 
 
 def status_message(view: StatusView) -> camera_pb2.CameraStatus:
+    if view.availability is None:
+        raise ValueError(f"status of {view.camera_id} without its availability (CameraMonitor.completed)")
     message = camera_pb2.CameraStatus(
         camera_id=view.camera_id, site_id=view.site_id, name=view.name, health=_HEALTH[view.health],
         reasons=[_reason(r) for r in view.reasons], health_since=to_timestamp(view.health_since),

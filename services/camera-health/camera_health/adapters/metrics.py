@@ -38,6 +38,8 @@ def health_label(health: Health) -> str:
 
 def record_status(status: StatusView) -> None:
     a = status.availability
+    if a is None:
+        return
     for window, ratio in (("1h", a.hour), ("24h", a.day), ("7d", a.week)):
         AVAILABILITY.labels(status.camera_id, status.site_id, window).set(ratio)
 

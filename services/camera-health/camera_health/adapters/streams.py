@@ -31,7 +31,7 @@ import logging
 import math
 import time
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
@@ -51,12 +51,12 @@ from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import Sample
 from smartcity import topic_names
-from smartcity.codec import ProtoCodec
+from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.deadlines import Deadlines
 from smartcity.headers import headers_of
 from smartcity.health import Health
 from smartcity.settings import PlatformSettings
-from smartcity.streams import StreamService, assigned_and_recovered
+from smartcity.streams import EVENTS_CONSUMED, StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.streams.sending import send_record
@@ -122,7 +122,8 @@ class _Batch:
         self.contexts: list[Any] = []
         # The span of each camera's traced heartbeat (a traced device's): its status continues it.
         self.traced: dict[str, Any] = {}
-        self.events: Tally[tuple[str, str]] = Tally()
+        self.singles = 0  # heartbeats one a message, decoded fine
+        self.events: Tally[tuple[str, str]] = Tally()  # (source, arrival): labels once per batch
         self.oldest = math.inf
 
     def known(self, camera_id: str) -> bool:
@@ -136,21 +137,34 @@ class _Batch:
         return state
 
     def took(self, sample: Sample, outcome: MonitorEffects) -> None:
-        self.effects.append(outcome)
+        if outcome.statuses or outcome.incidents:  # most heartbeats publish nothing
+            self.effects.append(outcome)
         if outcome.changed:
             self.changed.add(sample.camera_id)
-        self.events[(sample.source, str(outcome.arrival))] += 1
+        self.events[(sample.source, outcome.arrival)] += 1
         self.oldest = min(self.oldest, sample.at)
 
     def record_metrics(self) -> None:
         for (source, arrival), count in self.events.items():
-            metrics.EVENTS.labels(source, arrival).inc(count)
+            metrics.EVENTS.labels(source, str(arrival)).inc(count)
         if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
             self.service.observe_latency(self.service.heartbeats_name, self.oldest)
 
 
 def partitions() -> int:
     return load_catalogue()[topic_names.CAMERA_HEARTBEATS].partitions
+
+
+def good_heartbeat(key: bytes | None, value: bytes | None) -> camera_pb2.CameraHeartbeat | None:
+    """The heartbeat when it decodes, validates and is keyed by its camera; else None (then
+    `decode` with `key_matches_camera` says why, for the dead letter)."""
+    try:
+        heartbeat = HEARTBEATS.decode(value)
+        if key is not None and key.decode("utf-8") == heartbeat.camera_id:
+            return heartbeat
+    except (DecodeError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def key_matches_camera(key: str, heartbeat: camera_pb2.CameraHeartbeat) -> str | None:
@@ -168,7 +182,9 @@ class CameraHealthService(StreamService):
         super().__init__(settings, broker_session_timeout=config.session_timeout_s,
                          broker_heartbeat_interval=min(3.0, config.session_timeout_s / 4))
         self.config = config
-        self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending)
+        # Availability deferred: a batch publishes only each camera's newest status (`_publish`).
+        self.monitor = CameraMonitor(config.thresholds, config.reorder_window_s, config.reorder_max_pending,
+                                     defer_availability=True)
         # A tick back later than a quarter of the tolerance (2 s at least, more than a tick's
         # round trip under load): the worker had stalled (core/clock.py).
         self.clock = ReceiptClock(stall_s=max(config.thresholds.defaults.heartbeat_tolerance_s / 4,
@@ -187,6 +203,8 @@ class CameraHealthService(StreamService):
         self.source = self.merged_channel(self.heartbeats_name, self.by_camera_name, self.ticks_name)
         self.status_out = self.catalogue_topic(topic_names.CAMERA_STATUS)
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
+        self.status_name = self.status_out.get_topic_name()
+        self.incidents_name = self.incidents_out.get_topic_name()
         # Tables. Keys and values are JSON (Faust's default for untyped tables): camera_id -> state,
         # written once per changed camera per batch of events.
         # Keys are JSON (as before), values the JSON bytes of `StateEncoder` (what Faust's json
@@ -246,8 +264,8 @@ class CameraHealthService(StreamService):
                 for start in range(0, len(heartbeats), FORWARD_CHUNK):
                     value = camera_pb2.CameraHeartbeatBatch(
                         heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
-                    pending.append(await send_record(self.app, self.by_camera.get_topic_name(), None, value,
-                                                     partition=partition, headers=headers))
+                    pending.append(await send_record(self.app, self.by_camera_name, None, value,
+                                                     headers=headers, partition=partition))
             for future in pending:
                 await future
 
@@ -268,7 +286,7 @@ class CameraHealthService(StreamService):
         try:
             await self._apply_all(batch, events)
             with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
-                await self._publish(batch.effects, batch.traced)
+                await self._publish(batch.effects, batch.states, batch.traced)
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
@@ -289,14 +307,32 @@ class CameraHealthService(StreamService):
             elif topic == self.by_camera_name:
                 self.on_heartbeat_batch(batch, event)
             else:
-                item = await self.decode(event, HEARTBEATS, key_matches_camera)
-                if item is not None:
-                    batch.contexts.append(item.trace_context)
-                    # A span of its own only for a heartbeat that came with a trace.
-                    with message_span(item.record, group=self.app.conf.id, only_traced=True) as span:
-                        self.on_heartbeat(batch, item.value, item.record.partition)
-                    if span.get_span_context().is_valid:
-                        batch.traced[item.value.camera_id] = span
+                await self.on_single_heartbeat(batch, event)
+        if batch.singles:  # counted once per batch
+            EVENTS_CONSUMED.labels(self.service, self.heartbeats_name, "ok").inc(batch.singles)
+
+    async def on_single_heartbeat(self, batch: _Batch, event: Any) -> None:
+        """One heartbeat a message: decoded and checked in one go, dead-lettered (by the shared
+        path, which names the problem) when that fails; a span of its own only when it came
+        with a trace."""
+        message = event.message
+        heartbeat = good_heartbeat(event.key, event.value)
+        if heartbeat is None:
+            item = await self.decode(event, HEARTBEATS, key_matches_camera)
+            if item is None:
+                return
+            heartbeat = item.value
+        else:
+            batch.singles += 1
+        context = trace_context_of(headers_of(message)) if message.headers else None
+        if not context:  # no trace came with it (the empty context is falsy too)
+            self.on_heartbeat(batch, heartbeat, message.partition)
+            return
+        batch.contexts.append(context)
+        with message_span(message, group=self.app.conf.id, only_traced=True) as span:
+            self.on_heartbeat(batch, heartbeat, message.partition)
+        if span.get_span_context().is_valid:
+            batch.traced[heartbeat.camera_id] = span
 
     def stored_state(self, camera_id: str) -> CameraState | None:
         """The camera's state as the table holds it (decoded once, then kept), or None."""
@@ -349,39 +385,39 @@ class CameraHealthService(StreamService):
         if outcome.changed:
             batch.changed.add(camera_id)
 
-    async def _publish(self, outcomes: Sequence[MonitorEffects],
+    async def _publish(self, outcomes: Sequence[MonitorEffects], states: Mapping[str, CameraState],
                        traced: dict[str, Any] | None = None) -> None:
-        """Sends every incident, then each camera's newest status of the batch, and waits until
-        the broker has them all. The status topic is compacted by camera: a status the same
-        batch supersedes would only be compacted away (one message per camera per batch, not
-        one per heartbeat)."""
+        """Sends every incident, then each camera's newest status of the batch (completed with
+        its availability from the camera's state in `states`), and waits until the broker has
+        them all. The status topic is compacted by camera: a status the same batch supersedes
+        would only be compacted away (one message per camera per batch, not one per
+        heartbeat)."""
         pending = []
         headers = inject_headers()
         newest: dict[str, Any] = {}
         for outcome in outcomes:
             for incident in outcome.incidents:
-                pending.append(await send_record(self.app, self.incidents_out.get_topic_name(),
-                                                 incident.camera_id.encode(), encode_incident(incident),
-                                                 headers=headers))
+                pending.append(await send_record(self.app, self.incidents_name, incident.camera_id.encode(),
+                                                 encode_incident(incident), headers=headers))
             for status in outcome.statuses:
                 newest.pop(status.camera_id, None)  # re-inserted: the order of the newest ones
                 newest[status.camera_id] = status
-        status_topic = self.status_out.get_topic_name()
-        for camera_id, status in newest.items():
+        for camera_id, deferred in newest.items():
+            status = newest[camera_id] = self.monitor.completed(states[camera_id], deferred)
             span = (traced or {}).get(camera_id)
             if span is None:
-                pending.append(await send_record(self.app, status_topic, camera_id.encode(),
+                pending.append(await send_record(self.app, self.status_name, camera_id.encode(),
                                                  encode_status(status), headers=headers))
                 continue
-            with producer_span(status_topic, camera_id, parent=span) as own:
-                pending.append(await send_record(self.app, status_topic, camera_id.encode(),
+            with producer_span(self.status_name, camera_id, parent=span) as own:
+                pending.append(await send_record(self.app, self.status_name, camera_id.encode(),
                                                  encode_status(status), headers=own))
         for future in pending:
             await future
         for outcome in outcomes:
             metrics.record_incidents(outcome.incidents)
-            for status in outcome.statuses:
-                metrics.record_status(status)
+        for status in newest.values():
+            metrics.record_status(status)
 
     # --- the silence timer ---------------------------------------------------------------
 
@@ -401,7 +437,6 @@ class CameraHealthService(StreamService):
             self._next_refresh = mono + self.config.status_interval_s
         due = self.silences.pop_due(mono)
         actives = self._active_partitions()
-        ticks_topic = self.ticks.get_topic_name()
         for camera_id in list(self.fleet) if refresh else dict.fromkeys([*due, *self.gapped]):
             state = self.stored_state(camera_id)
             if state is None or state.meta.partition not in actives or state.health.last_seen is None:
@@ -416,11 +451,11 @@ class CameraHealthService(StreamService):
             if refresh or silent_or_gap:
                 metrics.TICKS.labels("refresh" if refresh else "silence_or_gap").inc()
                 tick = {"now": now, "refresh": refresh} | self.clock.stamp()
-                await send_record(self.app, ticks_topic, camera_id.encode(), json.dumps(tick).encode(),
+                await send_record(self.app, self.ticks_name, camera_id.encode(), json.dumps(tick).encode(),
                                   partition=state.meta.partition)
         for partition in sorted(actives):  # a probe per partition: a stall shows when none is due
             probe = json.dumps({"probe": True} | self.clock.stamp()).encode()
-            await send_record(self.app, ticks_topic, b"", probe, partition=partition)
+            await send_record(self.app, self.ticks_name, b"", probe, partition=partition)
         if self._fleet_changed:
             self._fleet_changed = False
             metrics.set_fleet(self.fleet.values())

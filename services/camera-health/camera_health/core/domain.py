@@ -17,11 +17,11 @@ Silence is judged two ways, both stamped in event time at `last_seen + tolerance
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from camera_health.config import ThresholdBook
-from camera_health.core.checks import check_specs, evaluate
+from camera_health.core.checks import AGENT_CHECKS, check_specs, evaluate
 from camera_health.core.incidents import IncidentTracker
 from camera_health.core.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
 from smartcity.health import (
@@ -84,8 +84,11 @@ Signature = tuple[Health, tuple[str, ...], str]
 
 class CameraMonitor:
     def __init__(self, book: ThresholdBook | None = None, reorder_window_s: float = 15.0,
-                 reorder_max_pending: int = 32) -> None:
+                 reorder_max_pending: int = 32, defer_availability: bool = False) -> None:
         self.book = book or ThresholdBook()
+        # Statuses without their availability until `completed`: a batch publishes only each
+        # camera's newest status, and the three windows cost more than the rest of a status.
+        self.defer_availability = defer_availability
         self.reorder_window_s = reorder_window_s
         self.reorder_max_pending = reorder_max_pending
         self._specs: dict[str, dict[str, CheckSpec]] = {}
@@ -125,10 +128,14 @@ class CameraMonitor:
     # --- inputs --------------------------------------------------------------------------
 
     def on_heartbeat(self, state: CameraState, sample: Sample) -> MonitorEffects:
-        cursor = state.cursors.setdefault(sample.source, SeqCursor())
+        cursor = state.cursors.get(sample.source)
+        if cursor is None:
+            cursor = state.cursors[sample.source] = SeqCursor()
         arrival, ready = cursor.accept(sample, self.reorder_window_s, self.reorder_max_pending)
         outcome = MonitorEffects(arrival, changed=arrival != Arrival.DUPLICATE)
         for item in ready:  # one status per applied sample that changed something, as in order
+            if self._apply_quiet(state, item):
+                continue  # changed nothing a status shows
             before, first = self._signature(state), state.health.last_seen is None
             self._apply(state, item, outcome.incidents)
             if first or self._signature(state) != before:
@@ -155,16 +162,28 @@ class CameraMonitor:
         """The status published at `now`: only `updated_at` and, once the timer declared a
         silence, health, reasons and health_since follow the clock. Availability is measured up
         to the last heartbeat (event time), so it is a function of the heartbeats alone."""
-        h, m, a = state.health, state.meta, state.availability
-        as_of = h.last_seen if h.last_seen is not None else now
+        h, m = state.health, state.meta
         return StatusView(
             camera_id=state.camera_id, site_id=m.site_id, name=m.name, latitude=m.latitude,
             longitude=m.longitude, health=h.health, reasons=h.reasons(), health_since=h.health_since,
             last_seen=h.last_seen or now, last_seq=m.agent_seq or m.probe_seq,
-            availability=Availability3(a.ratio(as_of, HOUR), a.ratio(as_of, DAY), a.ratio(as_of, WEEK)),
+            # Deferred only where `last_seen` says what it is measured up to (not for 0.0).
+            availability=(None if self.defer_availability and h.last_seen else availability_at(
+                state.availability, h.last_seen if h.last_seen is not None else now)),
             fps=m.fps, configured_fps=m.configured_fps, recording=m.recording, updated_at=now,
             open_incident_id=state.incidents.open_id,
         )
+
+    @staticmethod
+    def completed(state: CameraState, status: StatusView) -> StatusView:
+        """A deferred status with its availability: only for the camera's *newest* status.
+
+        Exact: the change points change only with the health (or at a first heartbeat), and
+        each such change makes a new status at once, so none changed since the newest status
+        was made; and it is measured up to that status's own `last_seen`."""
+        if status.availability is not None:
+            return status
+        return replace(status, availability=availability_at(state.availability, status.last_seen))
 
     def needs_tick(self, state: CameraState, now: float) -> bool:
         """Whether the timer should send a tick now: silence to declare or a gap to give up."""
@@ -177,6 +196,34 @@ class CameraMonitor:
         return silent or overdue
 
     # --- internals -----------------------------------------------------------------------
+
+    def _apply_quiet(self, state: CameraState, s: Sample) -> bool:
+        """Applies, the short way, an agent heartbeat that passes every check of a camera that
+        is OK, heard from within its tolerance, with nothing firing and no incident open: most
+        heartbeats. `_apply` would only move `last_seen`, reset each check's failing streak and
+        update the descriptive fields, so that is all this does (a property test holds the two
+        equal). False, having changed nothing, for any other heartbeat."""
+        h = state.health
+        last = h.last_seen
+        if (s.source != AGENT or last is None or h.health is not Health.OK
+                or state.incidents.current is not None or s.at - last > h.heartbeat_tolerance_s):
+            return False
+        t = self.book.for_camera(state.camera_id)
+        expected = t.expected_fps or s.configured_fps
+        # Written as the checks' passing conditions (a NaN fails them all: the full path then).
+        if not (s.recording and not s.tamper_flags and s.packet_loss_percent <= t.packet_loss_max_percent
+                and s.storage_free_percent >= t.storage_min_free_percent
+                and (expected <= 0 or s.fps >= t.fps_min_ratio * expected)):
+            return False
+        checks = h.checks
+        agent_checks = [checks.get(name) for name in AGENT_CHECKS]
+        if None in agent_checks or any(check.firing for check in checks.values()):
+            return False  # a first agent heartbeat, or something firing
+        for check in agent_checks:
+            check.failing_since = None  # type: ignore[union-attr]
+        h.last_seen = max(last, s.at)
+        self._update_meta(state, s)
+        return True
 
     def _apply(self, state: CameraState, sample: Sample, out: list[IncidentEvent]) -> None:
         if state.health.last_seen is None:
@@ -225,6 +272,12 @@ class CameraMonitor:
         if camera_id not in self._specs:
             self._specs[camera_id] = check_specs(self.book.for_camera(camera_id))
         return self._specs[camera_id]
+
+
+def availability_at(availability: Availability, as_of: float) -> Availability3:
+    """The hour, day and week availability measured up to `as_of` (event time)."""
+    return Availability3(availability.ratio(as_of, HOUR), availability.ratio(as_of, DAY),
+                         availability.ratio(as_of, WEEK))
 
 
 @dataclass

@@ -81,7 +81,8 @@ class StatusView:
     health_since: float
     last_seen: float
     last_seq: int
-    availability: Availability3
+    # None from a monitor that defers it (`CameraMonitor.completed` fills it in).
+    availability: Availability3 | None
     fps: float
     configured_fps: float
     recording: bool
