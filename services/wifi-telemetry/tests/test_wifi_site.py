@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from wifi_telemetry.config import HealthConfig, WifiConfig
 from wifi_telemetry.core.domain import Sample
-from wifi_telemetry.core.processor import CONNECT, DISCONNECT, SessionEvent, SiteProcessor
+from wifi_telemetry.core.processor import CONNECT, DISCONNECT, SessionEvent, SiteProcessor, site_key
 from wifi_telemetry.core.published import ap_view, site_stats, site_windows
 from wifi_telemetry.core.windows import SESSIONS, USERS, bucket_start, windows_of
 
@@ -349,3 +349,21 @@ def test_a_site_that_may_not_forget_minutes_for_the_newest_time_forgets_none_for
         assert site.minutes == before
     else:  # it may: then the newest time itself forgets some
         assert site.forget_minutes(high, lateness)
+
+
+def test_the_decoded_records_name_every_ap_and_site_written_and_read_as_the_store_holds_them() -> None:
+    store: dict[str, Any] = {}
+    proc = SiteProcessor(WifiConfig(), store)
+    proc.on_telemetry(tele("ap-1", 1, T0), partition=2)
+    proc.on_telemetry(tele("ap-9", 1, T0, site="pasar"), partition=5)
+    aps, sites = proc.decoded_partitions()
+    assert aps == {"ap-1": 2, "ap-9": 5} and sites == {"alun-alun": 2, "pasar": 5}
+    site = proc.site_state("alun-alun")
+    assert site is not None and site.to_dict() == store[site_key("alun-alun")]
+    assert proc.site_state("nowhere") is None and site_key("nowhere") not in store
+
+    # After a rebalance the processor forgets; what the store holds it reads again.
+    proc.forget()
+    assert proc.decoded_partitions() == ({}, {})
+    again = proc.site_state("pasar")
+    assert again is not None and again.to_dict() == store[site_key("pasar")] and again.partition == 5

@@ -216,6 +216,18 @@ class SiteProcessor:
         """The processor's own record of the AP (read it, do not change it), or None."""
         return self._ap(ap_id)
 
+    def site_state(self, site_id: str) -> SiteState | None:
+        """The processor's own record of the site (read it, do not change it), or None."""
+        if site_id not in self._sites and self.store.get(site_key(site_id)) is None:
+            return None
+        return self._site(site_id)
+
+    def decoded_partitions(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The APs and the sites decoded since the last `forget` (every one written since is
+        among them), each id with its record's partition."""
+        return ({ap_id: state.partition for ap_id, state in self._aps.items()},
+                {site_id: site.partition for site_id, site in self._sites.items()})
+
     def _ap(self, ap_id: str) -> AccessPointState | None:
         state = self._aps.get(ap_id)
         if state is None:
