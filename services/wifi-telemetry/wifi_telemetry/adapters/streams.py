@@ -55,7 +55,7 @@ from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
-from smartcity.tracing import inject_headers, producer_span
+from smartcity.tracing import Headers, inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
@@ -514,18 +514,23 @@ class WifiTelemetryService(StreamService):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def _publish_status(self, view: ApView, now: float) -> None:
+    async def _publish_status(self, view: ApView, now: float, headers: Headers | None = None) -> None:
+        """Sends the AP's status: in a span of its own, or with the `headers` of the span of the
+        pass it belongs to (the timer's: one span per pass, not one per status)."""
         ap_id = view.state.ap_id
         # The status and what it said, both before the send: the state goes on changing meanwhile.
         status = status_proto(view, now)
         said = (int(view.health), view.silent, view.state.last_seq, now)
         topic = self.status_out.get_topic_name()
-        with producer_span(topic, ap_id) as headers:
-            await send_record(self.app, topic, ap_id.encode(), status.SerializeToString(deterministic=True),
-                              headers=headers)
+        value = status.SerializeToString(deterministic=True)
+        if headers is None:
+            with producer_span(topic, ap_id) as own:
+                await send_record(self.app, topic, ap_id.encode(), value, headers=own)
+            metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
+        else:
+            await send_record(self.app, topic, ap_id.encode(), value, headers=headers)
         self.published.health[ap_id] = said
         self._schedule(view, now)
-        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
 
     async def _publish_stats(self, stats: SiteStats, now: float) -> None:
         message = site_stats_proto(stats, now)
@@ -610,6 +615,13 @@ class WifiTelemetryService(StreamService):
                 if (state := self.processor.ap_state(ap_id)) is not None and state.partition in owned}
 
     async def _publish_statuses(self, views: Mapping[str, ApView], now: float, live: bool) -> None:
+        with producer_span(self.status_out.get_topic_name()) as headers:
+            sent = await self._publish_due_statuses(views, now, live, headers)
+        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc(sent)
+
+    async def _publish_due_statuses(self, views: Mapping[str, ApView], now: float, live: bool,
+                                    headers: Headers) -> int:
+        sent = 0
         for ap_id, built in views.items():
             # Its state may have moved on while earlier statuses were being sent.
             view = view_as_of_now(self.processor.model, built, now if live else None)
@@ -620,9 +632,11 @@ class WifiTelemetryService(StreamService):
                    or (view.silent and last[2] != view.state.last_seq)
                    or now - last[3] >= self.config.status_interval_s)
             if due:
-                await self._publish_status(view, now)
+                await self._publish_status(view, now, headers)
+                sent += 1
             else:
                 self._schedule(view, last[3] if last is not None else now)
+        return sent
 
     def _schedule(self, view: ApView, published_at: float) -> None:
         """When the AP's status must next be looked at: its cadence, or the moment it falls
