@@ -187,10 +187,11 @@ class RequestsWorker(StreamService):
             self._track_deadline(request_id, record.request)
         await self.record_writer.flush()  # each changed record once, before the outputs
         metrics.record_outcomes(batch.processed)
-        batch_headers = inject_headers()  # the batch span: what untraced commands' outputs carry
+        batch_headers: Headers | None = None  # the batch span: what untraced commands' outputs carry
         for index, (item, processed) in enumerate(zip(items, batch.processed, strict=True)):
             state = batch.states.get(index)
             if not traced(item):
+                batch_headers = inject_headers() if batch_headers is None else batch_headers
                 await self._emit(item.value.request_id, processed, state, batch_headers)
                 continue
             # A traced command (the gateway's) gets its own span, parent of its outputs.
