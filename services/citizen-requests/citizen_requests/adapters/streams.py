@@ -69,8 +69,9 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService
 from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import Decoded
+from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
-from smartcity.tracing import Headers, has_trace_context, inject_headers, message_span, producer_span
+from smartcity.tracing import Headers, inject_headers, message_span, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -78,8 +79,10 @@ COMMANDS = "requests.commands.v1"
 # At most this many requests leave the statistics window per flush (the rest at the next ones),
 # so the first pass over a long history does not hold the event loop.
 EVICTIONS_PER_FLUSH = 10_000
-# How long a partial batch of summaries waits for more: nobody waits on the statistics.
-STATS_BATCH_WITHIN_S = 0.02
+# How long a partial batch of summaries waits for more: nobody waits on the statistics (they
+# are published every REQUESTS_STATS_FLUSH_S, 0.5 s), and at 100 submits/s a 20 ms wait made a
+# produce request (the summary table's changelog) for every second submit; 0.25 s, for 25.
+STATS_BATCH_WITHIN_S = 0.25
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(SERVICE)
@@ -109,6 +112,8 @@ class RequestsWorker(StreamService):
         self.summaries = self.internal_topic("summaries", 1, compacting=True)
         self.summaries_name = self.summaries.get_topic_name()
         self.duplicate_flags = self.internal_topic("duplicates", partitions, retention=86400.0, deleting=True)
+        self.duplicate_flags_name = self.duplicate_flags.get_topic_name()
+        self.stats_name = self.stats.get_topic_name()
         self.records = app.Table("requests", partitions=partitions, key_type=bytes, value_type=bytes)
         # Every write of a request record goes through it, flushed once per unit of work (a batch
         # of commands, a tick, a flag update) before its outputs go out: under the lock, so the
@@ -182,10 +187,11 @@ class RequestsWorker(StreamService):
             self._track_deadline(request_id, record.request)
         await self.record_writer.flush()  # each changed record once, before the outputs
         metrics.record_outcomes(batch.processed)
-        batch_headers = inject_headers()  # the batch span: what untraced commands' outputs carry
+        batch_headers: Headers | None = None  # the batch span: what untraced commands' outputs carry
         for index, (item, processed) in enumerate(zip(items, batch.processed, strict=True)):
             state = batch.states.get(index)
-            if not has_trace_context(item.record.headers):
+            if not traced(item):
+                batch_headers = inject_headers() if batch_headers is None else batch_headers
                 await self._emit(item.value.request_id, processed, state, batch_headers)
                 continue
             # A traced command (the gateway's) gets its own span, parent of its outputs.
@@ -227,16 +233,18 @@ class RequestsWorker(StreamService):
         if state is not None:
             await self._send(self.states_name, key, state.SerializeToString(deterministic=True), headers)
             summary = summary_of(state).SerializeToString(deterministic=True)
-            await self._send(self.summaries_name, key, summary, [])
+            # Its one partition given: the producer's partitioner (murmur2 in Python) skipped.
+            await send_record(self.app, self.summaries_name, key, summary, partition=0, headers=[])
 
-    async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers | None) -> None:
-        # The app's producer itself, not Topic.send: no FutureMessage and callbacks per message
-        # (a third of the command path's cost, by py-spy). Send errors are logged by the producer.
+    async def _send(self, topic: str, key: bytes, value: bytes | None,
+                    headers: Headers | None = None) -> None:
+        # Every output goes through `send_record` (the app's producer, not Topic.send: no
+        # FutureMessage, callbacks and loop yield per record). Send errors are logged by the producer.
         if headers is None:
             with producer_span(topic, key) as own:
-                await self.app.producer.send(topic, key, value, None, None, own)
+                await send_record(self.app, topic, key, value, headers=own)
         else:
-            await self.app.producer.send(topic, key, value, None, None, headers)
+            await send_record(self.app, topic, key, value, headers=headers)
 
     # ---- SLA timer
 
@@ -251,7 +259,7 @@ class RequestsWorker(StreamService):
         for request_id in due:
             # Dropped until the tick is handled: the ticks agent puts the next due time back.
             del self.deadlines[request_id]
-            await self.ticks.send(key=request_id.encode(), value=repr(as_of).encode())
+            await self._send(self.ticks_name, request_id.encode(), repr(as_of).encode(), [])
 
     def _rebuild_deadlines(self) -> None:
         deadlines: dict[str, float] = {}
@@ -309,7 +317,7 @@ class RequestsWorker(StreamService):
         if book.expired(summary):
             # An old version of a request that left the window (re-emitted by a replayed
             # command, or redelivered): it stays out, and off the topic too.
-            await self.summaries.send(key=key, value=None)
+            await self._send(self.summaries_name, key, None, [])
             return
         self.summary_writer[key] = value
         # Published by `_flush_stats` a moment later: a burst of changes to one category
@@ -324,7 +332,7 @@ class RequestsWorker(StreamService):
         if request_id in book and raw is not None:
             # A newer version reached the topic before the tombstone and came back into the
             # window (a reopen): compaction would keep the tombstone, so write it again after.
-            await self.summaries.send(key=key, value=raw)
+            await self._send(self.summaries_name, key, raw, [])
         elif raw is not None:
             del self.summary_writer[key]  # evicted: off the table and its changelog too
             index.discard(request_id)
@@ -345,7 +353,7 @@ class RequestsWorker(StreamService):
         """Takes the finished requests older than the window out of the book and off the topic."""
         eviction = book.evict(time.time(), limit)
         for request_id in eviction.request_ids:
-            await self.summaries.send(key=request_id.encode(), value=None)
+            await self._send(self.summaries_name, request_id.encode(), None, [])
         if eviction.request_ids:
             log.info("statistics window: %d finished requests left, %d requests in the book",
                      len(eviction.request_ids), len(book))
@@ -355,7 +363,7 @@ class RequestsWorker(StreamService):
         now = time.time()
         for scope in sorted(scopes):
             stats = book.stats(scope, now).SerializeToString(deterministic=True)
-            await self.stats.send(key=stats_key(scope).encode(), value=stats)
+            await self._send(self.stats_name, stats_key(scope).encode(), stats, [])
         metrics.set_open_gauges(book.open_by_pair, book.overdue_by_pair)
 
     async def _flush_stats(self) -> None:
@@ -403,7 +411,7 @@ class RequestsWorker(StreamService):
             return
         decided = index.add(candidate)
         for request_id, flags in flags_to_send(decided, self._current_flags(decided)).items():
-            await self.duplicate_flags.send(key=request_id.encode(), value=json.dumps(flags).encode())
+            await self._send(self.duplicate_flags_name, request_id.encode(), json.dumps(flags).encode(), [])
 
     def _current_flags(self, request_ids: Iterable[str]) -> dict[str, list[str]]:
         current: dict[str, list[str]] = {}
@@ -436,6 +444,11 @@ class RequestsWorker(StreamService):
                 self._store(request_id, processed)
                 await self.record_writer.flush()
                 await self._emit(request_id, processed, processed.state)
+
+
+def traced(item: Decoded[pb.RequestCommand]) -> bool:
+    """Whether the command came with a trace (its context was extracted once, when decoded)."""
+    return trace.get_current_span(item.trace_context).get_span_context().is_valid
 
 
 def key_is_request_id(key: str, command: pb.RequestCommand) -> str | None:
