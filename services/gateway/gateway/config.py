@@ -11,6 +11,8 @@
                                     deadline (10)
     GATEWAY_WATCH_QUEUE_SIZE        changes buffered per watch subscriber before it is dropped (1000)
     GATEWAY_MAX_STREAMS_PER_CLIENT  concurrent watch streams per client (20)
+    GATEWAY_DATA_KEY_FOLLOW_WAIT_MS longest the broker holds a fetch of other replicas' data keys
+                                    to gather several (20; 0 = one fetch per key)
     GATEWAY_SNAPSHOT_INTERVAL_S     default WatchCitySnapshot interval (2)
     GATEWAY_SNAPSHOT_MIN_INTERVAL_S shortest allowed WatchCitySnapshot interval (1)
     GATEWAY_SNAPSHOT_CACHE_S        reuse a computed snapshot while the views are unchanged, up to (1)
@@ -80,6 +82,10 @@ class GatewayConfig:
     store_cache_mib: int = 32
     store_check_at_open_mib: int = 256
     rebuild_workers: int = 2
+    # A replica's own data keys are known as it publishes them; the follower only learns other
+    # replicas' keys, and one fetch per key (200/s at 200 submits/s) costs more than the rest of
+    # the follower. A key reaches the other replicas up to this much later.
+    data_key_follow_wait_ms: int = 20
     shutdown_grace_s: float = 10.0
     # Connection lifetime: without it a watch stream stays on the replica it first reached, and
     # replicas added by a scale-out get no watchers. gRPC core adds +-10 % jitter to the age.
@@ -152,6 +158,10 @@ class GatewayConfig:
             value = getattr(self, name)
             if value <= 0:
                 raise SettingsError(f"{ENV_VARIABLES[name]} must be > 0, got {value}")
+        if self.data_key_follow_wait_ms < 0:
+            raise SettingsError(
+                f"GATEWAY_DATA_KEY_FOLLOW_WAIT_MS must be >= 0, got {self.data_key_follow_wait_ms}"
+            )
         if self.rebuild_workers < 0:
             raise SettingsError(f"GATEWAY_REBUILD_WORKERS must be >= 0, got {self.rebuild_workers}")
         if self.store_path in (Path(""), Path(".")) or self.store_path.is_dir():
@@ -184,6 +194,7 @@ ENV_VARIABLES = {
     "store_cache_mib": "GATEWAY_STORE_CACHE_MIB",
     "store_check_at_open_mib": "GATEWAY_STORE_CHECK_AT_OPEN_MIB",
     "rebuild_workers": "GATEWAY_REBUILD_WORKERS",
+    "data_key_follow_wait_ms": "GATEWAY_DATA_KEY_FOLLOW_WAIT_MS",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
     "max_connection_age_s": "GATEWAY_MAX_CONNECTION_AGE_S",
     "max_connection_age_grace_s": "GATEWAY_MAX_CONNECTION_AGE_GRACE_S",

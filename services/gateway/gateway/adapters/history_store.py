@@ -377,12 +377,7 @@ class HistoryStore:
         while serving, it holds up no batch. A checkpoint on a connection of its own (synced:
         SQLite's default) syncs the log, copies what no reader still needs into the file and
         syncs the file; what stays in the log is synced there."""
-        db = sqlite3.connect(self.path, isolation_level=None)
-        try:
-            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            db.close()
+        self.copy_log()
         # A checkpoint with nothing left to copy syncs nothing, and earlier ones ran unsynced.
         for suffix in ("", "-wal"):
             with contextlib.suppress(FileNotFoundError):
@@ -394,6 +389,23 @@ class HistoryStore:
         with self._write_lock:
             if self._writer is not None:  # not closed meanwhile (else the next start seals it)
                 self._writer.execute("DELETE FROM meta WHERE key = 'rebuilding'")
+
+    def live_writes(self) -> None:
+        """From now on the writer never copies the log into the file itself: small live batches
+        are committed on the event loop, where such a checkpoint (up to a thousand 32 KiB pages
+        copied, then synced) would hold up every call. `copy_log`, on another thread, does it."""
+        with self._write_lock:
+            self._w.execute("PRAGMA wal_autocheckpoint=0")
+
+    def copy_log(self) -> None:
+        """A passive checkpoint on a connection of its own: the log's pages that no reader still
+        needs copied into the file, then synced. Never waits for the writer, nor it for this."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def checkpoint(self) -> dict[Partition, int]:
         """The next offset to read per partition, as of the last committed batch."""

@@ -5,6 +5,7 @@
     camera.incidents                                │               in one transaction)
                                                     └─► Views: open requests, incidents
     after each batch is applied and committed ──► on_change (watch streams), on_event (outcomes)
+    live: small batches committed on the event loop, the store's log copied on a thread now and then
 
 No consumer group: the projector assigns itself every partition of the topics it reads. The
 compacted device and stats topics (small: one record per entity) are read from the beginning at
@@ -67,6 +68,11 @@ STORED_VIEWS = frozenset({"requests", "events", "incidents"})
 # rebuilding (fewer transactions, more versions of a request collapse into one row write).
 _MAX_BATCH = 500
 _REBUILD_BATCH = 5000
+# Live batches up to this many records are committed on the event loop (a millisecond or two):
+# handing each to a thread cost more than the commit (at 200 submits/s a batch holds a few).
+_INLINE_RECORDS = 50
+# Live commits between two copies of the store's log into its file (on a thread).
+_COMMITS_PER_LOG_COPY = 100
 _PROGRESS_LOG_S = 10.0
 # The longest the start waits to read again the last record the store read of each partition.
 _PROBE_TIMEOUT_S = 10.0
@@ -101,6 +107,8 @@ class Projector:
         self._rebuild_workers = rebuild_workers
         self._parallel: asyncio.Task[None] | None = None
         self._sealing: asyncio.Task[None] | None = None
+        self._copying: asyncio.Future[None] | None = None
+        self._live_commits = 0
         self._views = views
         self._history = history
         self._on_change = on_change
@@ -174,6 +182,8 @@ class Projector:
         self._task.add_done_callback(self._on_done)
 
     async def stop(self) -> None:
+        if self._copying is not None:
+            await asyncio.gather(self._copying, return_exceptions=True)
         if self._sealing is not None:
             # Not interrupted (a thread): a stop waits for it, so the mark goes when it can.
             await asyncio.gather(self._sealing, return_exceptions=True)
@@ -388,7 +398,11 @@ class Projector:
                 if pending is not None:
                     self._history.remember(await pending)
                     pending = None
-                if offsets:
+                if offsets and live and len(stored) <= _INLINE_RECORDS:
+                    written = self._history.write(stored, offsets, False, marks)
+                    changes.extend(("requests", r) for r in self._history.remember(written))
+                    self._copy_log_now_and_then()
+                elif offsets:
                     # Off the event loop (SQLite lets go of the GIL): health checks and reads are
                     # answered meanwhile. While catching up the decoded messages go nowhere
                     # else, so the store may strip them in place.
@@ -397,6 +411,7 @@ class Projector:
                     )
                     if live:
                         changes.extend(("requests", r) for r in self._history.remember(await write))
+                        self._copy_log_now_and_then()
                     else:
                         pending = write
             finally:
@@ -416,6 +431,16 @@ class Projector:
                 self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()
+
+    def _copy_log_now_and_then(self) -> None:
+        """Every so many live commits, the store's log is copied into its file on a thread (the
+        writer does not: see HistoryStore.live_writes); one copy at a time."""
+        self._live_commits += 1
+        if self._live_commits < _COMMITS_PER_LOG_COPY or not (self._copying is None or self._copying.done()):
+            return
+        self._live_commits = 0
+        self._copying = asyncio.ensure_future(asyncio.to_thread(self._history.store.copy_log))
+        self._copying.add_done_callback(_log_copy_failure)
 
     def _apply_batch(
         self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]], live: bool
@@ -529,6 +554,7 @@ class Projector:
             # the store is a copy of the topics, and stays marked until they are there.
             self._sealing = asyncio.create_task(asyncio.to_thread(store.seal_rebuild), name="seal")
             self._sealing.add_done_callback(self._on_sealed)
+        store.live_writes()
         self._check_crcs_from_now_on()
         elapsed = time.monotonic() - self._started
         metrics.CATCHUP_SECONDS.set(elapsed)
@@ -591,3 +617,9 @@ class Projector:
         exc = task.exception() or RuntimeError("the projector stopped")
         log.error("projector failed: %r", exc)
         self.failed.set_result(exc)
+
+
+def _log_copy_failure(copy: asyncio.Future[None]) -> None:
+    if not copy.cancelled() and copy.exception() is not None:
+        # The next copy retries; meanwhile the log only grows.
+        log.warning("could not copy the history store's log into its file: %r", copy.exception())

@@ -84,7 +84,11 @@ class Gateway:
         self.publisher = CommandPublisher(config.platform)
         self.bus = CommandBus(self.publisher.send, metrics.count_command)
         personal = config.personal_data
-        self.data_keys = DataKeyTopic(config.platform, DataKeyStore(personal.keyring()))
+        self.data_keys = DataKeyTopic(
+            config.platform,
+            DataKeyStore(personal.keyring()),
+            follow_wait_ms=config.data_key_follow_wait_ms or None,
+        )
         self.audit = AuditLog(config.platform)
         vault = ContactVault(self.data_keys, personal.hasher())
         self.contacts = ContactGate(
