@@ -1,7 +1,7 @@
 """Benchmark: the whole city on one box, at city scale, for a bounded time.
 
     flock /tmp/smartcity-bench.lock uv run --frozen python bench/bench_city.py \
-        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5]
+        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5] [--py-spy PROCESS]
 
 On loopback, under a fresh topic prefix on the broker: every stream service and the gateway
 from their entry points, fed by the three simulators (batch mode, one reading per device per
@@ -23,8 +23,9 @@ Sampled every few seconds through the run: each consumer group's lag per topic i
 stage; from committed offsets, so about one commit interval, 1 s, of input even when idle; the
 gateway reads without a group: its delay is in the freshness), and at the end each process's
 peak RSS (VmHWM) and CPU time, next to how busy the whole machine was. A stage whose lag keeps
-growing means the box does not sustain the load: the bench says so. Stops by itself, stops the
-processes, deletes its topics. Last line: one JSON object of the figures.
+growing means the box does not sustain the load: the bench says so. `--py-spy wifi-telemetry`
+(any process of city.py's table) prints where that process's time went over the measured run.
+Stops by itself, stops the processes, deletes its topics. Last line: one JSON object of the figures.
 """
 
 from __future__ import annotations
