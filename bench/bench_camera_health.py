@@ -35,6 +35,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     print_figures,
     produce_all,
     raw_rate,
+    service_env,
 )
 
 from smartcity import topic_names
@@ -154,9 +155,8 @@ def main() -> int:
     raw = asyncio.run(raw_rate(args.bootstrap, {topic: message_class(proto).FromString}, len(records)))
     bare, bare_per_cpu = bare_faust_figures(args.bootstrap, [topic], len(records), [proto])
     port = free_port()
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
-                        "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
-                        "CAMERA_HEALTH_SESSION_TIMEOUT_S": "6"}
+    env = service_env(args.bootstrap, prefix, metrics_port=port, LOG_LEVEL="WARNING",
+                      CAMERA_HEALTH_SESSION_TIMEOUT_S="6")
     worker = subprocess.Popen([sys.executable, "-m", "camera_health"], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None

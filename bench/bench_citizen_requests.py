@@ -33,6 +33,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     produce_all,
     py_spy,
     raw_rate,
+    service_env,
 )
 
 from citizen_requests.sim.command_builders import STAFF, action_command, actor, submit_command
@@ -135,8 +136,7 @@ def main() -> int:
     print(f"ceilings on the same topic: raw aiokafka + decode {raw:,.0f} msg/s, "
           f"bare Faust agent {bare:,.0f} msg/s")
 
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
-                        "METRICS_PORT": "0", "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
+    env = service_env(args.bootstrap, prefix, LOG_FORMAT="text", LOG_LEVEL="WARNING")
     started = time.time()
     worker = subprocess.Popen(worker_command(args.profile), env=env, cwd=ROOT, start_new_session=True)
     try:

@@ -45,6 +45,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     Profiler,
     cpu_seconds,
     partitions_of,
+    service_env,
 )
 
 from gateway_testing import auth, make_starter, write_tokens
@@ -158,14 +159,7 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
                           with_reporter: bool, profile: Path | None) -> dict[str, Any]:
     started: list[ServiceProcess] = []
     worker_metrics = free_port()
-    env = dict(os.environ) | {
-        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "SMARTCITY_TOPIC_PREFIX": prefix,
-        "METRICS_PORT": str(worker_metrics),
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-    }
-    env.pop("KAFKA_GROUP_INSTANCE_ID", None)
+    env = service_env(BOOTSTRAP, prefix, metrics_port=worker_metrics, LOG_LEVEL="WARNING", LOG_FORMAT="text")
     worker = ServiceProcess([sys.executable, "-m", "citizen_requests"], env, workdir / "citizen-requests.log")
     started.append(worker.start())
     gateway = make_starter(BOOTSTRAP, workdir, started)(

@@ -36,7 +36,7 @@ from typing import Any
 import grpc
 from aiohttp import ClientSession, TCPConnector
 from aiokafka import AIOKafkaProducer
-from benchkit import SECURITY  # a sibling module (bench/ is on sys.path)
+from benchkit import SECURITY, service_env  # a sibling module (bench/ is on sys.path)
 
 from gateway_testing import GatewayProcess, auth, make_starter, produce, service_request
 from open311_testing import facade_starter, http_ok, write_tokens
@@ -156,13 +156,7 @@ async def main(list_calls: int, submit_calls: int, concurrency: int, seeded: int
     await seed(prefix, seeded)
     started: list[ServiceProcess] = []
     metrics_port = free_port()
-    env = dict(os.environ) | {
-        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "SMARTCITY_TOPIC_PREFIX": prefix,
-        "METRICS_PORT": str(metrics_port),
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "text",
-    }
+    env = service_env(BOOTSTRAP, prefix, metrics_port=metrics_port, LOG_LEVEL="WARNING", LOG_FORMAT="text")
     started.append(
         ServiceProcess(
             [sys.executable, "-m", "citizen_requests"], env, workdir / "citizen-requests.log"

@@ -43,6 +43,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     Profiler,
     partitions_of,
     print_figures,
+    service_env,
 )
 
 from smartcity import topic_names
@@ -139,9 +140,7 @@ class Progress:
 
 def start(target: Target, bootstrap: str, prefix: str, instance: str | None,
           log: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | target.env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
-                                     "METRICS_PORT": "0", "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
-    env.pop("KAFKA_GROUP_INSTANCE_ID", None)
+    env = service_env(bootstrap, prefix, LOG_FORMAT="text", PYTHONUNBUFFERED="1") | target.env
     if instance:
         env["KAFKA_GROUP_INSTANCE_ID"] = instance
     with log.open("ab") as out:

@@ -49,6 +49,7 @@ from benchkit import (  # a sibling module (bench/ is on sys.path)
     print_figures,
     produce_all,
     raw_rate,
+    service_env,
 )
 
 from smartcity import topic_names
@@ -209,9 +210,7 @@ def processing(log_path: Path) -> bool:
 
 
 def start_worker(bootstrap: str, prefix: str, data_dir: str, log_path: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
-                        "METRICS_PORT": "0", "LOG_FORMAT": "text", "WIFI_DATA_DIR": data_dir,
-                        "PYTHONUNBUFFERED": "1"}
+    env = service_env(bootstrap, prefix, LOG_FORMAT="text", WIFI_DATA_DIR=data_dir, PYTHONUNBUFFERED="1")
     with log_path.open("wb") as log:
         return subprocess.Popen([sys.executable, "-m", "wifi_telemetry"], env=env, cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

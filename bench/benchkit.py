@@ -81,6 +81,16 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> li
     raise SystemExit(f"topics not found: {[t for t, ps in known.items() if not ps]}")
 
 
+def service_env(bootstrap: str, prefix: str, *, metrics_port: int = 0, **extra: str) -> dict[str, str]:
+    """The environment of a service a benchmark starts: this one's, on `bootstrap` under topic
+    `prefix`, its metrics on `metrics_port` (0: any free port), never a static group member
+    (a KAFKA_GROUP_INSTANCE_ID left in the caller's environment would be two processes' id),
+    plus `extra` (e.g. LOG_LEVEL)."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_GROUP_INSTANCE_ID"}
+    return env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SMARTCITY_TOPIC_PREFIX": prefix,
+                  "METRICS_PORT": str(metrics_port)} | extra
+
+
 def bare_faust_rate(bootstrap: str, topics: Sequence[str], count: int, protos: Sequence[str]) -> float:
     """`bare_faust_figures`' messages/s."""
     return bare_faust_figures(bootstrap, topics, count, protos)[0]
@@ -92,9 +102,7 @@ def bare_faust_figures(bootstrap: str, topics: Sequence[str], count: int,
     `count` messages of `topics` (bench/bare_faust.py in its own process), from its first message
     to the last. `protos`: "module:MessageClass" of each topic's values. On a shared machine the
     second is the steadier figure: it does not count the time other processes had the CPU."""
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "METRICS_PORT": "0",
-                        "SMARTCITY_TOPIC_PREFIX": ""}
-    env.pop("KAFKA_GROUP_INSTANCE_ID", None)
+    env = service_env(bootstrap, "")
     done = subprocess.run([sys.executable, str(Path(__file__).with_name("bare_faust.py")),
                            "--topics", ",".join(topics), "--count", str(count), "--protos", ",".join(protos)],
                           env=env, capture_output=True, timeout=600, check=False)
