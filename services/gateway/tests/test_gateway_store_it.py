@@ -258,6 +258,17 @@ async def recreate_topics(bootstrap: str, prefix: str, first: int, count: int) -
     raise AssertionError(f"the topics under {prefix} could not be made again")
 
 
+async def get_request_status(gw: Any, request_id: str) -> grpc.StatusCode:
+    """The status a GetRequest of `request_id` fails with (by the command center's token)."""
+    async with gw.channel() as channel:
+        err = await rpc_error(
+            Stubs(channel).requests.GetRequest(
+                gateway_pb2.GetRequestRequest(request_id=request_id), metadata=auth("t-cc"), timeout=10
+            )
+        )
+    return err.code()
+
+
 async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     kafka_bootstrap: str, topic_prefix: str, start_gateway: Any, tokens_file: Path, tmp_path: Path
 ) -> None:
@@ -274,13 +285,7 @@ async def test_a_store_ahead_of_a_recreated_topic_is_set_aside_never_served(
     assert "is ahead of the topic's end" in log_of(gw)
     now = await answers(gw, ["req-001000"])
     assert now["list:"][0] == 10  # nothing of the old topics is served
-    async with gw.channel() as channel:
-        err = await rpc_error(
-            Stubs(channel).requests.GetRequest(
-                gateway_pb2.GetRequestRequest(request_id="req-000003"), metadata=auth("t-cc"), timeout=10
-            )
-        )
-    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert await get_request_status(gw, "req-000003") == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_store_of_topics_recreated_with_more_records_is_set_aside_never_served(
@@ -300,13 +305,7 @@ async def test_a_store_of_topics_recreated_with_more_records_is_set_aside_never_
     assert "(the topic was deleted and made again)" in log_of(gw)
     now = await answers(gw, ["req-002000"])
     assert now["list:"][0] == 200  # exactly the new topics' requests
-    async with gw.channel() as channel:
-        err = await rpc_error(
-            Stubs(channel).requests.GetRequest(
-                gateway_pb2.GetRequestRequest(request_id="req-000003"), metadata=auth("t-cc"), timeout=10
-            )
-        )
-    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert await get_request_status(gw, "req-000003") == grpc.StatusCode.NOT_FOUND
     gw.proc.stop()
     # Restarted on the topics it was rebuilt from, it resumes: the marks match.
     gw = start_on(start_gateway, topic_prefix, tokens_file, store)
