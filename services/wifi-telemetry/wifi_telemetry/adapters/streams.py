@@ -574,11 +574,9 @@ class WifiTelemetryService(StreamService):
             self._scanned_generation = generation
             self._scanned = ({}, {})
             for key, value in list(self.table.items()):
-                if isinstance(key, str) and value is not None:
-                    if key.startswith(AP_PREFIX):
-                        self._scanned[0][str(value["id"])] = value.get("p", -1)
-                    elif key.startswith(SITE_PREFIX):
-                        self._scanned[1][str(value["id"])] = value.get("p", -1)
+                if isinstance(key, str) and value is not None and key.startswith((AP_PREFIX, SITE_PREFIX)):
+                    ids = self._scanned[1] if key.startswith(SITE_PREFIX) else self._scanned[0]
+                    ids[str(value["id"])] = value.get("p", -1)
         aps, sites = self.processor.decoded_partitions()
         return ([i for i, p in (self._scanned[0] | aps).items() if p in owned],
                 [i for i, p in (self._scanned[1] | sites).items() if p in owned])

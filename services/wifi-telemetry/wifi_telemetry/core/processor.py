@@ -31,7 +31,7 @@ partition), not of how far the site's heartbeats, another topic, happened to be 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -485,9 +485,3 @@ class _SiteClock:
                 return t
             heapq.heappop(heap)
         return None
-
-
-def iter_records(items: Iterator[tuple[Any, Any]], prefix: str) -> Iterator[tuple[str, Any]]:
-    for key, value in items:
-        if isinstance(key, str) and key.startswith(prefix) and value is not None:
-            yield key, value
