@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from citizen_requests.config import load_config
 from citizen_requests.core.ledger import Ledger
-from citizen_requests.core.stats import StatsBook
+from citizen_requests.core.stats import StatsBook, day_of
 from citizen_requests.sim.command_builders import CITIZEN, STAFF, action_command, actor, submit_command
 from smartcity.codec import from_timestamp
 from smartcity.ids import request_id_for
@@ -154,8 +154,8 @@ async def test_command_stream_gives_the_expected_events_states_and_stats(
     for i, (category, steps) in enumerate(plans):
         sub = report(f"r{i}", category, now + i, i)
         commands += [sub, *lifecycle(sub, now + i, steps)]
-    # Reported an hour ago, reaching us now: its 5-minute acknowledgement SLA is already breached.
-    late = report("late", "emergency", now, 20, requested_at=now - 3600, priority=pb.PRIORITY_EMERGENCY)
+    # Reported ten minutes ago, reaching us now: its 5-minute acknowledgement SLA is already breached.
+    late = report("late", "emergency", now, 20, requested_at=now - 600, priority=pb.PRIORITY_EMERGENCY)
     commands.append(late)
     worker = start_worker(run_service, topic_prefix)
     await send(producer, topic_prefix, *commands)
@@ -192,7 +192,11 @@ async def test_command_stream_gives_the_expected_events_states_and_stats(
     assert all(e.request.encrypted_reporter == sealed[e.request_id] for e in events if e.request_id in sealed)
     assert not any(s.HasField("reporter") for s in states.values())
     want_stats = expected_stats(expected.values())
-    assert want_stats["category:roads"].open == 2 and want_stats["opd:BPBD"].sla_breaches_today == 1
+    # The breach counts for the day its deadline fell on: yesterday, in the first minutes after midnight.
+    offset_h = StatsBook().utc_offset_h  # the book expected_stats counts with
+    breached_today = day_of(now - 300, offset_h) == day_of(now, offset_h)
+    assert want_stats["category:roads"].open == 2
+    assert want_stats["opd:BPBD"].sla_breaches_today == (1 if breached_today else 0)
     stats = await read_until(kafka_bootstrap, topic_prefix + STATS, pb.RequestStats,
                              lambda s: {f"{'category' if x.scope == 1 else 'opd'}:{x.key}": without_time(x)
                                         for x in s} == want_stats)
