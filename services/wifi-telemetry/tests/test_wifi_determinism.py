@@ -85,8 +85,8 @@ def test_a_batch_across_partitions_writes_each_record_on_its_own_partition() -> 
         store.partition = partition
         proc.on_telemetry(sample, partition)
     proc.flush()
-    assert store.placed == {"site/mpp": 5, "ap/ap-mpp-1": 5, "site/taman-usman-janatin": 2,
-                            "ap/ap-tuj-1": 2}
+    assert store.placed == {"site/mpp": 5, "i/ap-mpp-1": 5, "site/taman-usman-janatin": 2,
+                            "i/ap-tuj-1": 2}
     assert store.partition == 2  # the caller's own setting is left as it was
 
 

@@ -359,11 +359,115 @@ def test_the_decoded_records_name_every_ap_and_site_written_and_read_as_the_stor
     aps, sites = proc.decoded_partitions()
     assert aps == {"ap-1": 2, "ap-9": 5} and sites == {"alun-alun": 2, "pasar": 5}
     site = proc.site_state("alun-alun")
-    assert site is not None and site.to_dict() == store[site_key("alun-alun")]
+    record = store[site_key("alun-alun")]
+    assert site is not None and site.to_dict() == {k: v for k, v in record.items() if k != "ap"}
+    ap1 = proc.ap_state("ap-1")
+    assert ap1 is not None and record["ap"] == {"ap-1": ap1.to_list()}
     assert proc.site_state("nowhere") is None and site_key("nowhere") not in store
 
     # After a rebalance the processor forgets; what the store holds it reads again.
     proc.forget()
     assert proc.decoded_partitions() == ({}, {})
     again = proc.site_state("pasar")
-    assert again is not None and again.to_dict() == store[site_key("pasar")] and again.partition == 5
+    assert again is not None and again.partition == 5
+    assert again.to_dict() == {k: v for k, v in store[site_key("pasar")].items() if k != "ap"}
+
+
+def _as_legacy(store: dict[str, Any], proc: SiteProcessor) -> dict[str, Any]:
+    """The store in the layout before APs moved into their site's record: a record per AP
+    (`to_dict`), site records without "ap", no index records."""
+    from wifi_telemetry.core.domain import AccessPointState
+
+    out: dict[str, Any] = {}
+    for key, value in store.items():
+        if key.startswith("i/"):
+            continue
+        if key.startswith("site/"):
+            out[key] = {k: v for k, v in value.items() if k != "ap"}
+            for ap_id, entry in value["ap"].items():
+                out[f"ap/{ap_id}"] = AccessPointState.from_list(entry, proc.model).to_dict()
+        else:
+            out[key] = value
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), cut=st.integers(0, 200), write_behind=st.booleans())
+def test_a_store_of_the_layout_before_is_read_and_carries_on_as_the_new_one_would(
+        seed: int, cut: int, write_behind: bool) -> None:
+    # An existing deployment's table holds one record per AP: a new worker reads it and goes on
+    # exactly as if it had always written the new layout, and deletes each AP's old record
+    # once its site's record holds the AP.
+    from wifi_telemetry.core.processor import stored_aps
+
+    events = _events(seed)
+    cut = min(cut, len(events))
+    config = WifiConfig(allowed_lateness_s=60, reorder_window_s=20)
+
+    def run(store: dict[str, Any], part: list[Any]) -> SiteProcessor:
+        proc = SiteProcessor(config, store, write_behind=write_behind)
+        for index, event in enumerate(part):
+            if isinstance(event, Sample):
+                proc.on_telemetry(event, 2)
+            else:
+                proc.on_session(event, 2)
+            if index % 7 == 6:
+                proc.flush()
+        proc.flush()
+        return proc
+
+    always: dict[str, Any] = {}
+    proc = run(always, events[:cut])
+    run(always, events[cut:])
+    migrated = _as_legacy(run({}, events[:cut]).store, proc)  # type: ignore[arg-type]
+    run(migrated, events[cut:])
+    assert stored_aps(proc.model, migrated.items()) == stored_aps(proc.model, always.items())
+    sites = {k: {f: v for f, v in value.items() if f != "ap"} for k, value in always.items()
+             if k.startswith("site/")}
+    assert {k: {f: v for f, v in value.items() if f != "ap"} for k, value in migrated.items()
+            if k.startswith("site/")} == sites
+    assert {k: v for k, v in migrated.items() if k.startswith(("d/", "w/"))} == \
+        {k: v for k, v in always.items() if k.startswith(("d/", "w/"))}
+    want = stored_aps(proc.model, always.items())
+    in_sites = {ap for k, v in migrated.items() if k.startswith("site/") for ap in v.get("ap", {})}
+    for key in [k for k in migrated if k.startswith("ap/")]:  # left: APs not changed since the cut
+        assert key[3:] not in in_sites and proc.model.load(migrated[key]) == want[key[3:]]
+    for ap in want:  # and a fresh processor finds each one, in either layout
+        assert SiteProcessor(config, migrated).load_ap(ap) == want[ap]
+
+
+def test_an_ap_that_moves_to_another_site_carries_on_whichever_site_is_read_first() -> None:
+    store: dict[str, Any] = {}
+    proc = SiteProcessor(WifiConfig(), store, write_behind=True)
+    proc.on_telemetry(tele("ap-1", 1, T0, site="pasar"))
+    proc.on_telemetry(tele("ap-2", 1, T0, site="pasar"))
+    proc.flush()
+    proc.on_telemetry(tele("ap-1", 2, T0 + 10, site="alun-alun"))
+    proc.flush()
+    assert store["i/ap-1"]["s"] == "alun-alun"
+    assert store["site/alun-alun"]["ap"]["ap-1"][6] == 2  # seq
+    for first in ("pasar", "alun-alun"):
+        again = SiteProcessor(WifiConfig(), store, write_behind=True)
+        again.site_state(first)  # the other site's record read first or not
+        result = again.on_telemetry(tele("ap-1", 3, T0 + 20, site="alun-alun"))
+        assert result.outcome.name == "APPLIED" and result.state.last_seq == 3
+    for order in (("pasar", "alun-alun"), ("alun-alun", "pasar")):
+        # A restart takes the newer copy, whichever record it reads first.
+        late = SiteProcessor(WifiConfig(), store, write_behind=True)
+        for site_id in order:
+            late.site_state(site_id)
+        state = late.ap_state("ap-1")
+        assert state is not None and state.last_seq == 2 and state.site_id == "alun-alun"
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_an_ap_state_survives_its_compact_form_and_json(seed: int) -> None:
+    from wifi_telemetry.core.domain import AccessPointState
+
+    proc = SiteProcessor(WifiConfig(allowed_lateness_s=60, reorder_window_s=20), {})
+    for event in _events(seed):
+        if isinstance(event, Sample):
+            state = proc.on_telemetry(event).state
+            again = AccessPointState.from_list(json.loads(json.dumps(state.to_list())), proc.model)
+            assert again.to_dict() == state.to_dict()

@@ -10,7 +10,8 @@
       (keyed by site already: read as they come,          once (a bad reading to <topic>.dlq
        no second hop)                                      alone, with dlq.batch.index)
                                                            table "state": one changelog
-                                                           record per changed key per batch
+                                                           record per changed site (its APs
+                                                           inside) and shard per batch
                        timer: AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
                               SiteWifiStats when changed                      ─► wifi.site-stats.v1
 
@@ -72,11 +73,10 @@ from wifi_telemetry.config import WINDOWS, WifiConfig
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.privacy import client_hash_problem
 from wifi_telemetry.core.processor import (
-    AP_PREFIX,
-    SITE_PREFIX,
     SessionEvent,
     SiteProcessor,
     TelemetryResult,
+    stored_ids,
     write_rank,
 )
 from wifi_telemetry.core.published import (
@@ -295,7 +295,7 @@ class WifiTelemetryService(StreamService):
         self.process_in = self.merged_channel(self.by_site.get_topic_name(), *(edge if self.direct else []))
         self.status_out = self.catalogue_topic(topic_names.WIFI_AP_STATUS)
         self.stats_out = self.catalogue_topic(topic_names.WIFI_SITE_STATS)
-        # Tables. Every heartbeat rewrites its AP's record: short segments let the broker
+        # Tables. Every batch rewrites its sites' records: short segments let the broker
         # compact the changelog, so a restart (in-memory store: it reads the changelog) stays quick.
         self.table = self.app.Table("state", partitions=config.site_partitions,
                                     schema=faust.Schema(key_type=str, key_serializer="json",
@@ -572,11 +572,7 @@ class WifiTelemetryService(StreamService):
         generation = self.app.consumer_generation_id
         if self._scanned_generation != generation:
             self._scanned_generation = generation
-            self._scanned = ({}, {})
-            for key, value in list(self.table.items()):
-                if isinstance(key, str) and value is not None and key.startswith((AP_PREFIX, SITE_PREFIX)):
-                    ids = self._scanned[1] if key.startswith(SITE_PREFIX) else self._scanned[0]
-                    ids[str(value["id"])] = value.get("p", -1)
+            self._scanned = stored_ids(list(self.table.items()))
         aps, sites = self.processor.decoded_partitions()
         return ([i for i, p in (self._scanned[0] | aps).items() if p in owned],
                 [i for i, p in (self._scanned[1] | sites).items() if p in owned])

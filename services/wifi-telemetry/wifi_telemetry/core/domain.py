@@ -132,6 +132,39 @@ class AccessPointState:
             "b": {k: list(v) for k, v in self.buckets.items()}, "p": self.partition,
         }
 
+    def to_list(self) -> list[Any]:
+        """`to_dict` without the field names (the AP inside its site's record, see processor.py):
+        the same values, positionally; `from_list` reads it back."""
+        health, availability = self.health, self.availability
+        return [
+            self.ap_id, self.site_id, self.name, self.lat, self.lon, self.firmware, self.last_seq,
+            [s.to_list() for _, s in sorted(self.pending.items())],
+            [int(health.health), health.health_since, health.last_seen,
+             {name: [c.failing_since, c.clear_since, c.firing, c.detail]
+              for name, c in health.checks.items()}],
+            [availability.first_seen, [[t, d] for t, d in availability.changes]],
+            self.uptime_s, self.rx_counter, self.tx_counter, self.rx_bps, self.tx_bps, self.clients,
+            self.cpu, self.mem, self.first_seen, self.reboots,
+            {k: list(v) for k, v in self.buckets.items()}, self.partition,
+        ]
+
+    @classmethod
+    def from_list(cls, data: list[Any], model: AccessPointModel) -> AccessPointState:
+        (ap_id, site_id, name, lat, lon, firmware, seq, pending, health, availability, uptime_s,
+         rx_counter, tx_counter, rx_bps, tx_bps, clients, cpu, mem, first_seen, reboots, buckets,
+         partition) = data
+        level, since, last_seen, checks = health
+        return cls.from_dict({
+            "id": ap_id, "site": site_id, "name": name, "lat": lat, "lon": lon, "fw": firmware,
+            "seq": seq, "pend": pending,
+            "h": {"id": ap_id, "h": level, "hs": since, "ls": last_seen,
+                  "c": {n: {"fs": c[0], "cs": c[1], "f": c[2], "d": c[3]} for n, c in dict(checks).items()}},
+            "av": {"fs": availability[0], "c": availability[1]},
+            "up": uptime_s, "rxc": rx_counter, "txc": tx_counter, "rxr": rx_bps, "txr": tx_bps,
+            "cl": clients, "cpu": cpu, "mem": mem, "fs": first_seen, "rb": reboots, "b": buckets,
+            "p": partition,
+        }, model)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], model: AccessPointModel) -> AccessPointState:
         pending = [Sample.from_list(item) for item in data.get("pend", [])]

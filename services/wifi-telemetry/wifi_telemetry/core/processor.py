@@ -3,10 +3,22 @@
 The store is a Faust table in the service and a dict in tests (and in the tests' expectation),
 so the same code decides both. Records, all keyed by entity:
 
-    ap/<ap_id>                          AccessPointState (domain.py)
-    site/<site_id>                      SiteState (windows.py)
+    site/<site_id>                      SiteState (windows.py), and under "ap" the states of the
+                                        APs reporting for the site (AccessPointState.to_list)
+    i/<ap_id>                           the site whose record holds the AP (written when the AP
+                                        first appears or moves to another site)
     d/<site>/<u|s>/<window:start>/<n>   one shard of a distinct-member set
     w/<site_id>                         per AP of the site, the newest session event time
+
+A site's APs live inside its record: a batch of a site's readings (the common input: one edge
+batch per site per interval, every AP in it) writes one changelog record, not one per AP.
+Before, each AP had a record of its own, `ap/<ap_id>` (a dict, `AccessPointState.to_dict`), and
+the site record had no "ap": those are still read (a site record without "ap" is of that
+layout, an AP not in its site's record is looked up there), and an AP read from one is deleted
+once its site's new record is written (after it, so a crash in between leaves it in one place
+or both, never in neither). An AP that moved to another site leaves a stale copy in its old
+site's record (dropping it there could reach the changelog before the new site's record, on
+another partition): when both are read, the one with the newer seq wins.
 
 Crash safety without transactions: all records of a site live in one changelog partition (the
 input is keyed by site), Kafka keeps a partition's writes in order and the worker commits an
@@ -14,11 +26,11 @@ input offset only after its writes are flushed. Each event therefore writes in a
 any prefix that survives a crash is consistent, and a replay of the event finds either nothing
 or its effect already there:
 
-- telemetry: the site record (made from the AP's *new* state, only max/replace updates, the
-  per-minute client counts of every AP included, so a peak never depends on which APs' data
-  happened to be in the table when another AP's arrived) is
-  written before the AP record (which carries the applied seq). A replay of a seq whose AP
-  record survived is a duplicate; one whose AP record was lost recomputes the same values;
+- telemetry: the site record holds the AP's new state (which carries the applied seq) and
+  what the site made of it (only max/replace updates, the per-minute client counts of every AP
+  included, so a peak never depends on which APs' data happened to be in the table when another
+  AP's arrived), in one record. A replay of a seq whose record survived is a duplicate; one
+  whose record was lost recomputes the same values;
 - sessions: the site record (window index) first, then set additions, which are idempotent,
   then the session watermarks (which only grow: a replay sees the same or a later one, and a
   later one survived only if the additions before it did).
@@ -31,7 +43,7 @@ partition), not of how far the site's heartbeats, another topic, happened to be 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -50,8 +62,9 @@ from wifi_telemetry.core.windows import (
     window_bounds,
 )
 
-AP_PREFIX = "ap/"
+AP_PREFIX = "ap/"  # an AP's own record: the layout before APs moved into their site's record
 SITE_PREFIX = "site/"
+INDEX_PREFIX = "i/"
 DISTINCT_PREFIX = "d/"
 WATERMARK_PREFIX = "w/"
 
@@ -88,7 +101,7 @@ def write_rank(key: str) -> int:
     records (which mark a seq as applied), as one event writes them (see the module's text)."""
     if key.startswith(SITE_PREFIX):
         return 0
-    return 2 if key.startswith((AP_PREFIX, WATERMARK_PREFIX)) else 1
+    return 2 if key.startswith((AP_PREFIX, WATERMARK_PREFIX, INDEX_PREFIX)) else 1
 
 
 def ap_key(ap_id: str) -> str:
@@ -101,6 +114,54 @@ def site_key(site_id: str) -> str:
 
 def watermark_key(site_id: str) -> str:
     return WATERMARK_PREFIX + site_id
+
+
+def index_key(ap_id: str) -> str:
+    return INDEX_PREFIX + ap_id
+
+
+def newer(state: AccessPointState, other: AccessPointState) -> bool:
+    """Whether `state` is a later state of the AP than `other` (a seq is applied once, in order:
+    the copy with the higher one saw more)."""
+    seq, other_seq = state.last_seq, other.last_seq
+    return seq is not None and (other_seq is None or seq > other_seq)
+
+
+def stored_ids(items: Iterable[tuple[Any, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """The ids of the APs and the sites a store's (key, value) items hold, each with its
+    record's partition (an AP's is its site record's), in either layout."""
+    aps: dict[str, int] = {}
+    sites: dict[str, int] = {}
+    for key, value in items:
+        if not isinstance(key, str) or value is None:
+            continue
+        if key.startswith(SITE_PREFIX):
+            partition = value.get("p", -1)
+            sites[str(value["id"])] = partition
+            for ap_id in value.get("ap", ()):
+                aps[str(ap_id)] = partition
+        elif key.startswith(AP_PREFIX):
+            aps.setdefault(str(value["id"]), value.get("p", -1))
+    return aps, sites
+
+
+def stored_aps(model: AccessPointModel, items: Iterable[tuple[Any, Any]]) -> dict[str, AccessPointState]:
+    """Every AP state a store's (key, value) items hold, the newest copy of each (either layout)."""
+    out: dict[str, AccessPointState] = {}
+    for key, value in items:
+        if not isinstance(key, str) or value is None:
+            continue
+        if key.startswith(SITE_PREFIX):
+            states = [AccessPointState.from_list(entry, model) for entry in value.get("ap", {}).values()]
+        elif key.startswith(AP_PREFIX):
+            states = [model.load(value)]
+        else:
+            continue
+        for state in states:
+            known = out.get(state.ap_id)
+            if known is None or newer(state, known):
+                out[state.ap_id] = state
+    return out
 
 
 class SessionEvent(NamedTuple):
@@ -142,17 +203,32 @@ class SiteProcessor:
         self.config = config
         self.model = AccessPointModel(config)
         self.store = store
-        # write_behind: AP and site records reach the store only on `flush` (once per key, for
-        # a batch of events), not on every event; the store's own order of writes must then
-        # keep the crash-safe order (`write_rank`). Without: written at every event.
+        # write_behind: site records (with their APs) reach the store only on `flush` (once per
+        # site, for a batch of events), not on every event; the store's own order of writes
+        # must then keep the crash-safe order (`write_rank`). Without: written at every event.
         self.write_behind = write_behind
-        self._unwritten: dict[str, AccessPointState | SiteState] = {}
+        # The sites whose record changed since the last flush (write-behind only).
+        self._unwritten: dict[str, None] = {}
         # The AP and site records decoded, as the store holds them: decoding a record costs
         # more than applying a reading to it. Every write through this processor keeps them
         # equal; whoever changes the store otherwise (a rebalance, a table recovery) calls
         # `forget`.
         self._aps: dict[str, AccessPointState] = {}
         self._sites: dict[str, SiteState] = {}
+        # Per site, the APs whose state its record holds (those reporting for it), and the
+        # copies of APs that moved elsewhere it keeps (see the module's text).
+        self._members: dict[str, dict[str, None]] = {}
+        self._departed: dict[str, dict[str, list[Any]]] = {}
+        # Each AP's encoding inside its site's record, while it did not change: a site record
+        # carries all its APs, a batch may have changed only some.
+        self._encoded: dict[str, list[Any]] = {}
+        # APs read from a record of their own (the layout before), with its partition: deleted
+        # once their site's record holds them.
+        self._legacy: dict[str, int] = {}
+        # Written since the last flush (write-behind only), each with its partition: AP index
+        # records, and legacy AP records to delete.
+        self._unwritten_index: dict[str, tuple[str, int]] = {}
+        self._unwritten_legacy: dict[str, int] = {}
         self._marks: dict[str, dict[str, float]] = {}
         # Per site, the newest and the oldest newest-heartbeat of its APs (see `_SiteClock`).
         self._clocks: dict[str, _SiteClock] = {}
@@ -168,14 +244,10 @@ class SiteProcessor:
     def forget(self) -> None:
         """Drops the decoded records (and what was not written yet): the store changed under
         the processor, or an event failed half-way."""
-        self._aps.clear()
-        self._sites.clear()
-        self._marks.clear()
-        self._clocks.clear()
-        self._shards.clear()
-        self._unwritten.clear()
-        self._unwritten_marks.clear()
-        self._shard_names.clear()
+        for held in (self._aps, self._sites, self._members, self._departed, self._encoded, self._legacy,
+                     self._unwritten_index, self._unwritten_legacy, self._marks, self._clocks, self._shards,
+                     self._unwritten, self._unwritten_marks, self._shard_names):
+            held.clear()
 
     def _give_up(self) -> None:
         """After an event failed half-way: what the events before it changed is written (with
@@ -195,10 +267,12 @@ class SiteProcessor:
         """
         placed = self.store if isinstance(self.store, PartitionedStore) else None
         current = placed.partition if placed is not None else -1
-        for key, record in self._unwritten.items():
+        for site_id in self._unwritten:
+            site = self._sites[site_id]
             if placed is not None:
-                placed.partition = record.partition
-            self.store[key] = record.to_dict()
+                placed.partition = site.partition
+            self.store[site_key(site_id)] = self._record(site)
+        self._write_extras(placed)
         for site_id, partition in self._unwritten_marks.items():
             if placed is not None:
                 placed.partition = partition
@@ -211,6 +285,37 @@ class SiteProcessor:
         self._unwritten_marks.clear()
         self._shards.clear()  # the store holds them now: the next batch copies before changing
         return written
+
+    def _write_extras(self, placed: PartitionedStore | None) -> None:
+        """The AP index records and the deletions of legacy AP records: after the site records
+        that hold those APs (write_rank)."""
+        for ap_id, (site_id, partition) in self._unwritten_index.items():
+            if placed is not None:
+                placed.partition = partition
+            self.store[index_key(ap_id)] = {"s": site_id, "p": partition}
+        for ap_id, partition in self._unwritten_legacy.items():
+            if placed is not None:
+                placed.partition = partition
+            if ap_key(ap_id) in self.store:
+                del self.store[ap_key(ap_id)]
+        self._unwritten_index.clear()
+        self._unwritten_legacy.clear()
+
+    def _record(self, site: SiteState) -> dict[str, Any]:
+        """The site's record: its state, and under "ap" its APs' (and the copies it keeps)."""
+        record = site.to_dict()
+        entries = dict(self._departed.get(site.site_id, {}))
+        encoded = self._encoded
+        for ap_id in self._members.get(site.site_id, ()):
+            entry = encoded.get(ap_id)
+            if entry is None:
+                entry = encoded[ap_id] = self._aps[ap_id].to_list()
+            entries[ap_id] = entry
+            if self._legacy and ap_id in self._legacy:  # from now on here, found through its index
+                self._unwritten_legacy[ap_id] = self._legacy.pop(ap_id)
+                self._unwritten_index[ap_id] = (site.site_id, site.partition)
+        record["ap"] = entries
+        return record
 
     def ap_state(self, ap_id: str) -> AccessPointState | None:
         """The processor's own record of the AP (read it, do not change it), or None."""
@@ -228,39 +333,94 @@ class SiteProcessor:
         return ({ap_id: state.partition for ap_id, state in self._aps.items()},
                 {site_id: site.partition for site_id, site in self._sites.items()})
 
-    def _ap(self, ap_id: str) -> AccessPointState | None:
+    def _ap(self, ap_id: str, site_id: str | None = None) -> AccessPointState | None:
+        """The AP's newest state among the records read, its site's (`site_id`, when known)
+        read first; else looked up through its index record, else in the layout before."""
+        if site_id is not None and site_id not in self._sites:
+            self._site(site_id)
         state = self._aps.get(ap_id)
-        if state is None:
-            raw = self.store.get(ap_key(ap_id))
-            if raw is None:
-                return None
-            state = self._aps[ap_id] = self.model.load(raw)
-        return state
+        if state is not None:
+            return state
+        index = self.store.get(index_key(ap_id))
+        if index is not None and str(index["s"]) not in self._sites:
+            self._site(str(index["s"]))
+            state = self._aps.get(ap_id)
+            if state is not None:
+                return state
+        raw = self.store.get(ap_key(ap_id))
+        if raw is None:
+            return None
+        state = self.model.load(raw)
+        self._legacy[ap_id] = int(raw.get("p", -1))
+        self._site(state.site_id)
+        self._hold(self._aps.get(ap_id) or state)
+        return self._aps[ap_id]
+
+    def _hold(self, state: AccessPointState) -> None:
+        """Keeps `state` as the AP's own, in its site's record."""
+        self._aps[state.ap_id] = state
+        self._members.setdefault(state.site_id, {})[state.ap_id] = None
 
     def _site(self, site_id: str) -> SiteState:
         site = self._sites.get(site_id)
         if site is None:
             raw = self.store.get(site_key(site_id))
             site = self._sites[site_id] = SiteState(site_id) if raw is None else SiteState.from_dict(raw)
+            self._members.setdefault(site_id, {})
+            if raw is not None and raw.get("ap"):
+                self._read_members(site_id, raw["ap"])
         return site
 
-    def _write_ap(self, state: AccessPointState) -> None:
-        self._aps[state.ap_id] = state
-        self._write(ap_key(state.ap_id), state)
+    def _read_members(self, site_id: str, entries: Mapping[str, list[Any]]) -> None:
+        """Takes the APs of a site record just read; a copy older than one already read (an AP
+        that moved) is kept, as it is, in the record it came from."""
+        for ap_id, entry in entries.items():
+            state = AccessPointState.from_list(entry, self.model)
+            known = self._aps.get(ap_id)
+            if known is not None and not newer(state, known):
+                self._departed.setdefault(site_id, {})[ap_id] = entry
+                continue
+            if known is not None:  # the copy read before is the stale one
+                self._members.get(known.site_id, {}).pop(ap_id, None)
+                self._departed.setdefault(known.site_id, {})[ap_id] = known.to_list()
+            self._hold(state)
+            self._encoded[ap_id] = entry
+
+    def _write_ap(self, state: AccessPointState, partition: int) -> None:
+        ap_id = state.ap_id
+        self._hold(state)
+        self._encoded.pop(ap_id, None)
+        site = self._site(state.site_id)
+        site.partition = partition
+        self._write_site(site)
 
     def _write_site(self, site: SiteState) -> None:
         self._sites[site.site_id] = site
-        self._write(site_key(site.site_id), site)
-
-    def _write(self, key: str, record: AccessPointState | SiteState) -> None:
         if self.write_behind:
-            self._unwritten[key] = record
+            self._unwritten[site.site_id] = None
         else:
-            self.store[key] = record.to_dict()
+            self.store[site_key(site.site_id)] = self._record(site)
+            self._write_extras(None)
+
+    def _moved(self, state: AccessPointState, site_before: str | None, partition: int) -> None:
+        """The AP is new, or reports for another site than before: its index record names the
+        site whose record holds it now; the site before keeps a copy (see the module's text)."""
+        if site_before is not None:
+            self._members.get(site_before, {}).pop(state.ap_id, None)
+            self._departed.setdefault(site_before, {})[state.ap_id] = state.to_list()
+        self._hold(state)
+        self._unwritten_index[state.ap_id] = (state.site_id, partition)
 
     # -- reading ------------------------------------------------------------------------------
 
     def load_ap(self, ap_id: str) -> AccessPointState | None:
+        """The AP's state as the store holds it (not the processor's copy)."""
+        index = self.store.get(index_key(ap_id))
+        if index is not None:
+            raw = self.store.get(site_key(str(index["s"])))
+            entry = None if raw is None else raw.get("ap", {}).get(ap_id)
+            if entry is not None:
+                return AccessPointState.from_list(entry, self.model)
         raw = self.store.get(ap_key(ap_id))
         return None if raw is None else self.model.load(raw)
 
@@ -288,19 +448,23 @@ class SiteProcessor:
             raise
 
     def _on_telemetry(self, sample: Sample, partition: int) -> TelemetryResult:
-        state = self._ap(sample.ap_id) or self.model.new_state(sample)
+        known = self._ap(sample.ap_id, sample.site_id)
+        state = known or self.model.new_state(sample)
         state.partition = partition
         site_before = state.site_id
         offer = self.model.offer(state, sample)
-        if state.site_id != site_before:
-            self._clocks.clear()  # an AP that moved counts in both sites' lists: start over
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
                                  offer.rx_bytes, offer.tx_bytes)
         if offer.outcome is Arrival.DUPLICATE:
             return result
+        if known is None:
+            self._moved(state, None, partition)
+        elif state.site_id != site_before:
+            self._clocks.clear()  # an AP that moved counts in both sites' lists: start over
+            self._moved(state, site_before, partition)
         if offer.outcome is Arrival.APPLIED:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
-        self._write_ap(state)
+        self._write_ap(state, partition)
         return result
 
     def _update_site(self, state: AccessPointState, retired: dict[str, list[int]],
@@ -363,8 +527,8 @@ class SiteProcessor:
         """The newest event time the site's APs reported (the site's watermark)."""
         return self._clock(site).newest
 
-    def _last_seen(self, ap_id: str) -> float | None:
-        state = self._ap(ap_id)
+    def _last_seen(self, ap_id: str, site_id: str) -> float | None:
+        state = self._ap(ap_id, site_id)
         return None if state is None else state.last_seen
 
     def on_session(self, session: SessionEvent, partition: int = -1) -> SessionResult:
@@ -455,10 +619,10 @@ class _SiteClock:
     reports again (the newest time only grows too). Exact as long as the processor sees every
     change of its APs' states (it starts over with `forget`)."""
 
-    def __init__(self, site: SiteState, last_seen: Callable[[str], float | None]) -> None:
+    def __init__(self, site: SiteState, last_seen: Callable[[str, str], float | None]) -> None:
         self.times: dict[str, float] = {}
         for ap_id in site.aps:
-            t = last_seen(ap_id)
+            t = last_seen(ap_id, site.site_id)
             if t is not None:
                 self.times[ap_id] = t
         self.heap = [(t, ap_id) for ap_id, t in self.times.items()]

@@ -18,7 +18,7 @@ from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters.messages import sample_from_proto, session_from_proto
 from wifi_telemetry.config import WINDOWS, WifiConfig
 from wifi_telemetry.core.privacy import DEV_SALT, ClientHasher
-from wifi_telemetry.core.processor import AP_PREFIX, SITE_PREFIX, SiteProcessor
+from wifi_telemetry.core.processor import SITE_PREFIX, SiteProcessor, stored_aps
 from wifi_telemetry.core.published import ApView, SiteStats, ap_view, site_stats, site_windows
 from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
 from wifi_telemetry.edge.readings import session_from_reading, telemetry_from_reading
@@ -77,8 +77,8 @@ def expected(config: WifiConfig, events: Iterable[Event]) -> Expected:
             processor.on_telemetry(sample_from_proto(event))
         else:
             processor.on_session(session_from_proto(event))
-    views = {key[len(AP_PREFIX):]: ap_view(processor.model, processor.model.load(raw))
-             for key, raw in store.items() if key.startswith(AP_PREFIX)}
+    views = {ap_id: ap_view(processor.model, state)
+             for ap_id, state in stored_aps(processor.model, store.items()).items()}
     stats: dict[str, SiteStats] = {}
     for key, raw in store.items():
         if key.startswith(SITE_PREFIX):
