@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,13 +82,13 @@ from wifi_telemetry.core.processor import (
 from wifi_telemetry.core.published import (
     ApView,
     SiteStats,
+    SiteStatsCache,
     ap_view,
     change_view,
-    site_stats,
     site_windows,
     view_as_of_now,
 )
-from wifi_telemetry.core.windows import SESSIONS, USERS, SiteState
+from wifi_telemetry.core.windows import SESSIONS, USERS
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("wifi_telemetry")
@@ -308,6 +308,8 @@ class WifiTelemetryService(StreamService):
         self.processor = SiteProcessor(config, self.writer, write_behind=True)
         self._generation = -1
         self.published = _Published()
+        # The site statistics' window parts, made again only for the windows that changed.
+        self.stats_cache = SiteStatsCache()
         # When each AP's status must next be looked at (its cadence, or when it falls silent):
         # a tick looks only at those, the full pass every stats interval at all of them.
         self.status_due = Deadlines()
@@ -643,26 +645,36 @@ class WifiTelemetryService(StreamService):
 
     async def _publish_site_stats(self, views: Mapping[str, ApView], site_ids: Sequence[str],
                                   now: float) -> None:
+        changes = self.processor.take_changes()
+        if changes is None:  # the records were read again: nothing of the cache holds
+            self.stats_cache.clear()
         for site_id in site_ids:
             site = self.processor.site_state(site_id)
             if site is None:
                 continue
             site_views = {ap: views[ap] for ap in site.aps if ap in views}
-            for window, _ in WINDOWS:
-                for stats in self._changed_stats(site, site_views, window):
+            keys = {window: site_windows(site, site_views, window, self.config.allowed_lateness_s)
+                    for window, _ in WINDOWS}
+            current = self.stats_cache.stats(
+                site, site_views, [key for window_keys in keys.values() for key in window_keys],
+                None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
+            for window, window_keys in keys.items():
+                window_stats, current = current[:len(window_keys)], current[len(window_keys):]
+                for stats in self._changed_stats(site_id, window, window_stats):
                     await self._publish_stats(stats, now)
 
-    def _changed_stats(self, site: SiteState, views: Mapping[str, ApView], window: str) -> list[SiteStats]:
-        """Windows whose numbers changed, oldest first, and always ending with the newest one,
-        so the compacted topic keeps the current window under "<site>:<window>"."""
-        keys = site_windows(site, views, window, self.config.allowed_lateness_s)
-        current = [
-            site_stats(site, views, key, self.processor.distinct_count(site.site_id, USERS, key),
-                       self.processor.distinct_count(site.site_id, SESSIONS, key))
-            for key in keys
-        ]
+    def _distinct_counts(self, site_id: str) -> Callable[[str], tuple[int, int]]:
+        def counts(key: str) -> tuple[int, int]:
+            return (self.processor.distinct_count(site_id, USERS, key),
+                    self.processor.distinct_count(site_id, SESSIONS, key))
+        return counts
+
+    def _changed_stats(self, site_id: str, window: str, current: Sequence[SiteStats]) -> list[SiteStats]:
+        """Of the statistics of a site's kept windows of one size (oldest first), those whose
+        numbers changed since they were last published, always ending with the newest one, so
+        the compacted topic keeps the current window under "<site>:<window>"."""
         changed = []
-        said = self.published.stats.setdefault((site.site_id, window), {})
+        said = self.published.stats.setdefault((site_id, window), {})
         for stats in current:
             signature = tuple(stats.__dict__.values())
             if said.get(stats.start) != signature:
@@ -674,4 +686,3 @@ class WifiTelemetryService(StreamService):
         for start in [start for start in said if start not in kept]:
             del said[start]
         return changed
-

@@ -43,6 +43,7 @@ partition), not of how far the site's heartbeats, another topic, happened to be 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -51,6 +52,7 @@ from smartcity.health import HealthChange
 from smartcity.ordering import Arrival
 from wifi_telemetry.config import WifiConfig
 from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.published import WindowChanges
 from wifi_telemetry.core.windows import (
     SESSIONS,
     USERS,
@@ -240,14 +242,18 @@ class SiteProcessor:
         self._unwritten_marks: dict[str, int] = {}
         # The shard keys of each (site, kind, window): made once, not per member added.
         self._shard_names: dict[tuple[str, str, str], list[str]] = {}
+        # What changed in each site's windows since `take_changes` (every site: after `forget`).
+        self._changes: dict[str, WindowChanges] = {}
+        self._changed_all = True
 
     def forget(self) -> None:
         """Drops the decoded records (and what was not written yet): the store changed under
         the processor, or an event failed half-way."""
         for held in (self._aps, self._sites, self._members, self._departed, self._encoded, self._legacy,
                      self._unwritten_index, self._unwritten_legacy, self._marks, self._clocks, self._shards,
-                     self._unwritten, self._unwritten_marks, self._shard_names):
+                     self._unwritten, self._unwritten_marks, self._shard_names, self._changes):
             held.clear()
+        self._changed_all = True
 
     def _give_up(self) -> None:
         """After an event failed half-way: what the events before it changed is written (with
@@ -316,6 +322,24 @@ class SiteProcessor:
                 self._unwritten_index[ap_id] = (site.site_id, site.partition)
         record["ap"] = entries
         return record
+
+    def take_changes(self) -> dict[str, WindowChanges] | None:
+        """What changed in the sites' windows since the last call (a site not named: nothing),
+        or None when anything may have (the records were read again since)."""
+        changes, self._changes = self._changes, {}
+        if self._changed_all:
+            self._changed_all = False
+            return None
+        return changes
+
+    def _note(self, site_id: str, since: float = math.inf, keys: Iterable[str] = (),
+              everything: bool = False) -> None:
+        changes = self._changes.get(site_id)
+        if changes is None:
+            changes = self._changes[site_id] = WindowChanges()
+        changes.since = min(changes.since, since)
+        changes.keys.update(keys)
+        changes.everything |= everything
 
     def ap_state(self, ap_id: str) -> AccessPointState | None:
         """The processor's own record of the AP (read it, do not change it), or None."""
@@ -451,7 +475,7 @@ class SiteProcessor:
         known = self._ap(sample.ap_id, sample.site_id)
         state = known or self.model.new_state(sample)
         state.partition = partition
-        site_before = state.site_id
+        site_before, seen_before = state.site_id, state.last_seen
         offer = self.model.offer(state, sample)
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
                                  offer.rx_bytes, offer.tx_bytes)
@@ -462,6 +486,17 @@ class SiteProcessor:
         elif state.site_id != site_before:
             self._clocks.clear()  # an AP that moved counts in both sites' lists: start over
             self._moved(state, site_before, partition)
+            self._note(site_before, everything=True)
+            self._note(state.site_id, everything=True)
+        # The windows this can change: those of the samples applied, and, through the AP's
+        # availability (its health changes, how far it was observed), those from what it had
+        # seen before (see published.WindowChanges).
+        since = sample.t if seen_before is None or seen_before > sample.t else seen_before
+        for item in offer.applied:
+            since = min(since, item.t)
+        for change in offer.changes:
+            since = min(since, change.at)
+        self._note(state.site_id, -math.inf if seen_before is None else since)
         if offer.outcome is Arrival.APPLIED:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
         self._write_ap(state, partition)
@@ -471,8 +506,11 @@ class SiteProcessor:
                      peak_minutes: set[str], partition: int) -> None:
         site = self._site(state.site_id)
         changed = site.add_ap(state.ap_id)
+        if changed:
+            self._note(site.site_id, everything=True)
         if retired:
             changed |= site.keep_closed(state.ap_id, retired)
+            self._note(site.site_id, keys=retired)
         for minute in sorted(peak_minutes) if len(peak_minutes) > 1 else peak_minutes:
             totals = state.buckets.get(minute)
             if not totals:
@@ -514,6 +552,8 @@ class SiteProcessor:
         if now is None:
             return False
         changed, gone = site.prune(now, self.config.allowed_lateness_s)
+        if changed:  # a window still published from its APs' buckets may have lost its closed totals
+            self._note(site.site_id, everything=True)
         for key in gone:
             for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
                 self._shards.pop(shard, None)
@@ -564,6 +604,8 @@ class SiteProcessor:
             added += self._add_member(site.site_id, USERS, key, user)
             if visit is not None:
                 added += self._add_member(site.site_id, SESSIONS, key, visit)
+        if added:
+            self._note(site.site_id, keys=keys)
         if marks.get(session.ap_id) != newest:  # after the additions: see the module's text
             marks[session.ap_id] = newest
             self._write_watermarks(session.site_id, marks, partition)

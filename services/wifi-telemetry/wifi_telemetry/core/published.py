@@ -12,13 +12,15 @@ outputs go to compacted topics keyed by entity, so publishing the same view agai
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from smartcity.health import DAY, HOUR, WEEK, Availability, DeviceHealth, Health, HealthChange, Reason
 from wifi_telemetry.config import WINDOW_SIZES
 from wifi_telemetry.core.domain import AccessPointModel, AccessPointState
-from wifi_telemetry.core.windows import SiteState, kept_for, split_bucket_key
+from wifi_telemetry.core.windows import SiteState, bucket_end, kept_for, split_bucket_key
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,32 @@ def site_windows(site: SiteState, views: Mapping[str, ApView], window: str, late
 def site_stats(site: SiteState, views: Mapping[str, ApView], key: str, unique_users: int,
                sessions_started: int) -> SiteStats:
     """The statistics of window `key` of a site from its state and its APs' views."""
+    return combined_stats(site, key, window_part(site, views, key, unique_users, sessions_started),
+                          now_part(site, views))
+
+
+class WindowPart(NamedTuple):
+    """What a site's statistics of one window take from the stored state of that window: the
+    same until a reading or session for it (or a change of the site's APs) comes."""
+
+    rx: int
+    tx: int
+    up: float
+    observed: float
+    unique_users: int
+    sessions_started: int
+
+
+class NowPart(NamedTuple):
+    """What the statistics of every window of a site take from its APs as they are now."""
+
+    clients_now: int
+    access_points_total: int
+    access_points_up: int
+
+
+def window_part(site: SiteState, views: Mapping[str, ApView], key: str, unique_users: int,
+                sessions_started: int) -> WindowPart:
     window, start = split_bucket_key(key)
     end = start + WINDOW_SIZES[window]
     rx = tx = 0
@@ -131,12 +159,79 @@ def site_stats(site: SiteState, views: Mapping[str, ApView], key: str, unique_us
         if view is not None:
             ap_up, ap_observed = view.up_seconds(start, end)
             up, observed = up + ap_up, observed + ap_observed
+    return WindowPart(rx, tx, up, observed, unique_users, sessions_started)
+
+
+def now_part(site: SiteState, views: Mapping[str, ApView]) -> NowPart:
     present = [views[a] for a in site.aps if a in views]
+    return NowPart(sum(v.clients for v in present), len(present),
+                   sum(1 for v in present if v.health != Health.CRITICAL))
+
+
+def combined_stats(site: SiteState, key: str, part: WindowPart, now: NowPart) -> SiteStats:
+    window, start = split_bucket_key(key)
     return SiteStats(
-        site_id=site.site_id, window=window, start=start, end=end, unique_users=unique_users,
-        peak_clients=site.peaks.get(key, 0), clients_now=sum(v.clients for v in present),
-        rx_bytes=rx, tx_bytes=tx, availability_ratio=up / observed if observed > 0 else 1.0,
-        access_points_total=len(present),
-        access_points_up=sum(1 for v in present if v.health != Health.CRITICAL),
-        sessions_started=sessions_started,
+        site_id=site.site_id, window=window, start=start, end=start + WINDOW_SIZES[window],
+        unique_users=part.unique_users, peak_clients=site.peaks.get(key, 0), clients_now=now.clients_now,
+        rx_bytes=part.rx, tx_bytes=part.tx,
+        availability_ratio=part.up / part.observed if part.observed > 0 else 1.0,
+        access_points_total=now.access_points_total, access_points_up=now.access_points_up,
+        sessions_started=part.sessions_started,
     )
+
+
+@dataclass
+class WindowChanges:
+    """What changed in a site's stored state since its statistics were last made: every window
+    ending at or after `since` (an event time: the readings applied, and what their APs had
+    seen before them), the windows in `keys`, or, with `everything`, all of them."""
+
+    since: float = math.inf
+    keys: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def touches(self, key: str) -> bool:
+        return self.everything or bucket_end(key) >= self.since or key in self.keys
+
+
+class SiteStatsCache:
+    """The window parts of each site's statistics, made again only for the windows that changed
+    (`WindowChanges`): a pass over every kept window of every site would otherwise recompute
+    the same numbers (summed over the site's APs, counted over up to 32 shards) every time.
+    `stats` gives exactly what `site_stats` gives (a property test holds them equal)."""
+
+    def __init__(self) -> None:
+        # site -> (the APs its parts were made with, key -> part)
+        self._parts: dict[str, tuple[frozenset[str], dict[str, WindowPart]]] = {}
+
+    def clear(self) -> None:
+        self._parts.clear()
+
+    def stats(self, site: SiteState, views: Mapping[str, ApView], keys: Sequence[str],
+              changes: WindowChanges | None, counts: Callable[[str], tuple[int, int]]) -> list[SiteStats]:
+        """The statistics of the site's windows `keys`; `changes` None: nothing changed since
+        the last call for this site; `counts(key)`: its unique users and sessions started."""
+        present = frozenset(views)
+        held = self._parts.get(site.site_id)
+        # An AP reporting for another site than this one (it moved) changes this one's numbers
+        # without a note here: then every window is made again, as before notes.
+        if (held is None or held[0] != present
+                or any(view.state.site_id != site.site_id for view in views.values())):
+            held = self._parts[site.site_id] = (present, {})
+            changes = WindowChanges(everything=True)
+        parts = held[1]
+        now = now_part(site, views)
+        out = []
+        for key in keys:
+            part = parts.get(key)
+            if part is None or (changes is not None and changes.touches(key)):
+                part = parts[key] = window_part(site, views, key, *counts(key))
+            out.append(combined_stats(site, key, part, now))
+        if len(parts) > len(keys):  # windows no longer kept
+            wanted = set(keys)
+            for key in [k for k in parts if k not in wanted]:
+                del parts[key]
+        return out
+
+    def forget_site(self, site_id: str) -> None:
+        self._parts.pop(site_id, None)
