@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,7 @@ BATCH_INPUTS = (topic_names.WIFI_AP_TELEMETRY_BATCHES, topic_names.WIFI_CLIENT_S
 BATCH_PROTOS = ("smartcity.v1.wifi_pb2:ApTelemetryBatch", "smartcity.v1.wifi_pb2:ClientSessionBatch")
 PROTOS = ("smartcity.v1.wifi_pb2:ApTelemetry", "smartcity.v1.wifi_pb2:ClientSession")
 Events = list[wifi_pb2.ApTelemetry | wifi_pb2.ClientSession]
+SLOW_PASS = re.compile(r"site statistics pass took ([0-9.]+) s: .*? \((\d+) at most for a site\)")
 # The worker's log line once its tables are recovered and it processes (smartcity.streams.worker).
 PROCESSING = b"startup: tables recovered, processing"
 
@@ -204,6 +206,19 @@ async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], c
         await admin.close()
 
 
+def stats_pass_figures(log_path: Path) -> dict[str, Any]:
+    """The site statistics passes the worker's log names, printed: those that were slow or went
+    over many windows of a site (a backlog of sessions read ahead of the heartbeats keeps every
+    window between them)."""
+    passes = [(float(m[1]), int(m[2])) for m in SLOW_PASS.finditer(log_path.read_text(errors="replace"))]
+    if not passes:
+        return {"slow_stats_passes": 0}
+    slowest, widest = max(p[0] for p in passes), max(p[1] for p in passes)
+    print(f"site statistics passes slow or over many windows: {len(passes)}, the slowest {slowest:.2f}s; "
+          f"windows kept for one site at most {widest}")
+    return {"slow_stats_passes": len(passes), "stats_pass_max_s": slowest, "stats_windows_max": widest}
+
+
 def processing(log_path: Path) -> bool:
     """Whether the worker's log says it is processing (tables recovered)."""
     return PROCESSING in log_path.read_bytes()
@@ -287,12 +302,13 @@ async def main() -> int:
     readings_per_cpu = len(events) * after / max(cpu, 1e-9)
     print(f"worker CPU {cpu:.1f}s -> {readings_per_cpu:,.0f} readings, {per_cpu:,.0f} messages "
           f"per CPU second ({per_cpu / bare_per_cpu:.0%} of bare Faust's {bare_per_cpu:,.0f})")
+    passes = stats_pass_figures(log_path)
     shutil.rmtree(data_dir, ignore_errors=True)
     print_figures({"bench": "wifi_telemetry" + (f"_batch{args.batch}" if args.batch else ""),
                    "readings_per_s": rate, "messages_per_s": messages,
                    "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw,
                    "readings_per_cpu_s": readings_per_cpu, "messages_per_cpu_s": per_cpu,
-                   "bare_faust_messages_per_cpu_s": bare_per_cpu})
+                   "bare_faust_messages_per_cpu_s": bare_per_cpu, **passes})
     return 0
 
 

@@ -114,6 +114,10 @@ EDGE_BATCHES_AT_ONCE = 50
 # acknowledged, and its offsets committed, only as a whole.
 PROCESS_MAX_EVENTS = 1000
 FLUSH_EVERY_READINGS = 20_000
+# A site statistics pass taking this long (wall clock), or over more windows of one site than
+# this (the default lateness keeps about 16), says so in the log, with its figures.
+SLOW_STATS_PASS_S = 0.5
+MANY_WINDOWS = 100
 # Readings per forwarded by-site message at most (well under the producer's request size).
 FORWARD_CHUNK = 2000
 # How long the by-site stage waits to fill a batch. Each batch writes every key it changed once
@@ -648,6 +652,7 @@ class WifiTelemetryService(StreamService):
         changes = self.processor.take_changes()
         if changes is None:  # the records were read again: nothing of the cache holds
             self.stats_cache.clear()
+        started, made, windows, widest, published = time.monotonic(), self.stats_cache.made, 0, 0, 0
         for site_id in site_ids:
             site = self.processor.site_state(site_id)
             if site is None:
@@ -658,10 +663,17 @@ class WifiTelemetryService(StreamService):
             current = self.stats_cache.stats(
                 site, site_views, [key for window_keys in keys.values() for key in window_keys],
                 None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
+            windows, widest = windows + len(current), max(widest, len(current))
             for window, window_keys in keys.items():
                 window_stats, current = current[:len(window_keys)], current[len(window_keys):]
                 for stats in self._changed_stats(site_id, window, window_stats):
                     await self._publish_stats(stats, now)
+                    published += 1
+        took = time.monotonic() - started
+        if took >= SLOW_STATS_PASS_S or widest > MANY_WINDOWS:  # many sites, or many windows kept
+            log.info("site statistics pass took %.2f s: %d sites, %d windows kept (%d at most for a site), "
+                     "%d made again, %d published", took, len(site_ids), windows, widest,
+                     self.stats_cache.made - made, published)
 
     def _distinct_counts(self, site_id: str) -> Callable[[str], tuple[int, int]]:
         def counts(key: str) -> tuple[int, int]:

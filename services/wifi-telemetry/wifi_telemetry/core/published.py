@@ -203,6 +203,7 @@ class SiteStatsCache:
     def __init__(self) -> None:
         # site -> (the APs its parts were made with, key -> part)
         self._parts: dict[str, tuple[frozenset[str], dict[str, WindowPart]]] = {}
+        self.made = 0  # window parts made (again), for the pass's log line
 
     def clear(self) -> None:
         self._parts.clear()
@@ -226,6 +227,7 @@ class SiteStatsCache:
             part = parts.get(key)
             if part is None or (changes is not None and changes.touches(key)):
                 part = parts[key] = window_part(site, views, key, *counts(key))
+                self.made += 1
             out.append(combined_stats(site, key, part, now))
         if len(parts) > len(keys):  # windows no longer kept
             wanted = set(keys)
