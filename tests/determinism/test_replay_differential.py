@@ -431,15 +431,18 @@ async def by_site_disorder(bootstrap: str, prefix: str) -> dict[str, int]:
 async def ap_records(bootstrap: str, prefix: str, ap_ids: Iterable[str]) -> dict[str, Any]:
     """The last changelog record of each AP named (wifi-telemetry's state), to show where two
     runs' availabilities part: the health change points, in event time."""
-    wanted = {f"ap/{ap}".encode() for ap in ap_ids}
+    wanted = set(ap_ids)
     if not wanted:
         return {}
     records = await consume_all(bootstrap, f"{prefix}wifi-telemetry-state-changelog", settle_s=2.0)
     out: dict[str, Any] = {}
     for record in records:
-        if record.key is not None and record.key.strip(b'"') in wanted and record.value is not None:
-            data = json.loads(record.value)
-            out[data["id"]] = {"av": data.get("av"), "seq": data.get("seq"), "fs": data.get("fs")}
+        if record.key is None or record.value is None or not record.key.strip(b'"').startswith(b"site/"):
+            continue
+        # The APs live in their site's record, each as AccessPointState.to_list.
+        for ap, entry in json.loads(record.value).get("ap", {}).items():
+            if ap in wanted:
+                out[ap] = {"av": entry[9], "seq": entry[6], "fs": entry[18]}
     return out
 
 
