@@ -523,3 +523,26 @@ def test_statistics_made_again_only_for_changed_windows_equal_those_made_from_sc
             assert made == [site_stats(site, views, key, *counts(key)) for key in keys]
             passes += 1
     assert passes > 0
+
+
+def test_an_older_window_is_published_again_only_when_its_own_numbers_change() -> None:
+    import dataclasses
+
+    from wifi_telemetry.core.published import SiteStats, changed_stats
+
+    def window(start: int, users: int, clients_now: int) -> SiteStats:
+        return SiteStats("s", "minute", start, start + 60, users, 5, clients_now, 100, 200, 1.0, 3, 3, 1)
+
+    said: dict[Any, Any] = {}
+    first = [window(0, 1, 7), window(60, 2, 7), window(120, 3, 7)]
+    assert changed_stats(said, first) == first
+    # Only the site's numbers now changed: the newest window says so, the older ones are left.
+    now_moved = [dataclasses.replace(s, clients_now=9) for s in first]
+    assert changed_stats(said, now_moved) == [now_moved[2]]
+    assert changed_stats(said, now_moved) == []
+    # An older window's own numbers changed (a late session): it, and the newest after it.
+    late = [dataclasses.replace(now_moved[0], unique_users=4), *now_moved[1:]]
+    assert changed_stats(said, late) == [late[0], late[2]]
+    # A window no longer kept is forgotten; one starting is published.
+    moved_on = [*late[1:], window(180, 1, 9)]
+    assert changed_stats(said, moved_on) == [moved_on[2]] and sorted(said) == [60, 120, 180]

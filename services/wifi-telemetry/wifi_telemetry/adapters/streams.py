@@ -81,10 +81,12 @@ from wifi_telemetry.core.processor import (
 )
 from wifi_telemetry.core.published import (
     ApView,
+    Said,
     SiteStats,
     SiteStatsCache,
     ap_view,
     change_view,
+    changed_stats,
     site_windows,
     view_as_of_now,
 )
@@ -268,7 +270,7 @@ class _Published:
     health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
     # (site, window) -> window start -> what its statistics said (per site and window, so a
     # site's pass looks at its own windows, not at every site's).
-    stats: dict[tuple[str, str], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
+    stats: dict[tuple[str, str], dict[int, Said]] = field(default_factory=dict)
     stats_at: float = 0.0
 
 
@@ -682,19 +684,4 @@ class WifiTelemetryService(StreamService):
         return counts
 
     def _changed_stats(self, site_id: str, window: str, current: Sequence[SiteStats]) -> list[SiteStats]:
-        """Of the statistics of a site's kept windows of one size (oldest first), those whose
-        numbers changed since they were last published, always ending with the newest one, so
-        the compacted topic keeps the current window under "<site>:<window>"."""
-        changed = []
-        said = self.published.stats.setdefault((site_id, window), {})
-        for stats in current:
-            signature = tuple(stats.__dict__.values())
-            if said.get(stats.start) != signature:
-                said[stats.start] = signature
-                changed.append(stats)
-        if changed and changed[-1] is not current[-1]:
-            changed.append(current[-1])
-        kept = {s.start for s in current}
-        for start in [start for start in said if start not in kept]:
-            del said[start]
-        return changed
+        return changed_stats(self.published.stats.setdefault((site_id, window), {}), current)

@@ -180,6 +180,39 @@ def combined_stats(site: SiteState, key: str, part: WindowPart, now: NowPart) ->
     )
 
 
+# What a window's published statistics said of the window itself, and of the site now.
+Said = tuple[tuple[int | float, ...], tuple[int, int, int]]
+
+
+def changed_stats(said: dict[int, Said], current: Sequence[SiteStats]) -> list[SiteStats]:
+    """Of the statistics of a site's kept windows of one size (oldest first), those to publish:
+    the ones whose numbers changed since `said` (window start -> what was published, updated
+    here), always ending with the newest one, so the compacted topic keeps the current window
+    under "<site>:<window>".
+
+    The newest one also when only what it says of the site now (clients now, APs up) changed;
+    an older one only when its own numbers did. Each message says the site's numbers "now" as of
+    its publishing (updated_time): republishing every kept window for them (a dozen per site and
+    size at the default lateness, thousands for a backlog of sessions read ahead of the
+    heartbeats) cost more than all the rest of the pass."""
+    changed = []
+    newest = current[-1] if current else None
+    for stats in current:
+        own = (stats.unique_users, stats.peak_clients, stats.rx_bytes, stats.tx_bytes,
+               stats.availability_ratio, stats.sessions_started, stats.start, stats.end)
+        now = (stats.clients_now, stats.access_points_total, stats.access_points_up)
+        before = said.get(stats.start)
+        if before is None or before[0] != own or (stats is newest and before[1] != now):
+            said[stats.start] = (own, now)
+            changed.append(stats)
+    if changed and changed[-1] is not newest:
+        changed.append(current[-1])
+    kept = {s.start for s in current}
+    for start in [start for start in said if start not in kept]:
+        del said[start]
+    return changed
+
+
 @dataclass
 class WindowChanges:
     """What changed in a site's stored state since its statistics were last made: every window
