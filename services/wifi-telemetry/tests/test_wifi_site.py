@@ -546,3 +546,13 @@ def test_an_older_window_is_published_again_only_when_its_own_numbers_change() -
     # A window no longer kept is forgotten; one starting is published.
     moved_on = [*late[1:], window(180, 1, 9)]
     assert changed_stats(said, moved_on) == [moved_on[2]] and sorted(said) == [60, 120, 180]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_the_shared_compact_form_encodes_as_the_copied_one(seed: int) -> None:
+    proc = SiteProcessor(WifiConfig(allowed_lateness_s=60, reorder_window_s=20), {})
+    for event in _events(seed):
+        if isinstance(event, Sample):
+            state = proc.on_telemetry(event).state
+            assert json.dumps(state.to_list(shared=True)) == json.dumps(state.to_list())

@@ -132,20 +132,25 @@ class AccessPointState:
             "b": {k: list(v) for k, v in self.buckets.items()}, "p": self.partition,
         }
 
-    def to_list(self) -> list[Any]:
+    def to_list(self, *, shared: bool = False) -> list[Any]:
         """`to_dict` without the field names (the AP inside its site's record, see processor.py):
-        the same values, positionally; `from_list` reads it back."""
+        the same values, positionally (as JSON gives them back); `from_list` reads it back.
+
+        `shared`: the buckets and the availability's change points are the state's own, not
+        copies (copying them was most of the cost of writing an AP): encode the list before the
+        state changes again, as the processor's flush does."""
         health, availability = self.health, self.availability
         return [
             self.ap_id, self.site_id, self.name, self.lat, self.lon, self.firmware, self.last_seq,
-            [s.to_list() for _, s in sorted(self.pending.items())],
+            [s.to_list() for _, s in sorted(self.pending.items())] if self.pending else [],
             [int(health.health), health.health_since, health.last_seen,
              {name: [c.failing_since, c.clear_since, c.firing, c.detail]
               for name, c in health.checks.items()}],
-            [availability.first_seen, [[t, d] for t, d in availability.changes]],
+            [availability.first_seen,
+             availability.changes if shared else [[t, d] for t, d in availability.changes]],
             self.uptime_s, self.rx_counter, self.tx_counter, self.rx_bps, self.tx_bps, self.clients,
             self.cpu, self.mem, self.first_seen, self.reboots,
-            {k: list(v) for k, v in self.buckets.items()}, self.partition,
+            self.buckets if shared else {k: list(v) for k, v in self.buckets.items()}, self.partition,
         ]
 
     @classmethod

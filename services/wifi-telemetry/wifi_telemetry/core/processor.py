@@ -270,6 +270,11 @@ class SiteProcessor:
         A batch spans partitions, and a record written to another partition's changelog is
         recovered from there: an old value of it may then win over the newest (a restarted
         worker took a long-gone AP state for its current one: a silence that never was).
+
+        A site record written here shares its APs' buckets and availability points with their
+        states (copying them cost more than the rest of the write): the store must encode what
+        it was given before the next event changes them, as the service's table writer does
+        (its flush follows this one, before the next batch).
         """
         placed = self.store if isinstance(self.store, PartitionedStore) else None
         current = placed.partition if placed is not None else -1
@@ -314,8 +319,8 @@ class SiteProcessor:
         encoded = self._encoded
         for ap_id in self._members.get(site.site_id, ()):
             entry = encoded.get(ap_id)
-            if entry is None:
-                entry = encoded[ap_id] = self._aps[ap_id].to_list()
+            if entry is None:  # write-behind: shared with the state (see `flush`)
+                entry = encoded[ap_id] = self._aps[ap_id].to_list(shared=self.write_behind)
             entries[ap_id] = entry
             if self._legacy and ap_id in self._legacy:  # from now on here, found through its index
                 self._unwritten_legacy[ap_id] = self._legacy.pop(ap_id)
