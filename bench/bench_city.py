@@ -1,7 +1,7 @@
 """Benchmark: the whole city on one box, at city scale, for a bounded time.
 
     flock /tmp/smartcity-bench.lock uv run --frozen python bench/bench_city.py \
-        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5] [--py-spy PROCESS]
+        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5] [--py-spy PROCESS [--py-spy-stacks FILE]]
 
 On loopback, under a fresh topic prefix on the broker: every stream service and the gateway
 from their entry points, fed by the three simulators (batch mode, one reading per device per
@@ -428,6 +428,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stages = lags.figures()
             if profiler is not None:
                 print(f"{args.py_spy}: {profiler.stop()}", flush=True)
+                if args.py_spy_stacks is not None:  # the raw stacks, for a closer look
+                    shutil.copyfile(profiler.output, args.py_spy_stacks)
     finally:
         for r in running:
             r.proc.stop()
@@ -501,6 +503,8 @@ async def main() -> int:
     parser.add_argument("--sample-every", type=float, default=5.0, help="seconds between lag samples")
     parser.add_argument("--py-spy", metavar="PROCESS",
                         help="profile this process (e.g. wifi-telemetry) with py-spy")
+    parser.add_argument("--py-spy-stacks", type=Path, default=None, metavar="FILE",
+                        help="with --py-spy: keep its collapsed stacks in FILE")
     parser.add_argument("--ready-timeout", type=float, default=240.0)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP))
     args = parser.parse_args()
