@@ -1,7 +1,8 @@
 """Benchmark: the whole city on one box, at city scale, for a bounded time.
 
     flock /tmp/smartcity-bench.lock uv run --frozen python bench/bench_city.py \
-        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5] [--py-spy PROCESS [--py-spy-stacks FILE]]
+        [--seconds 300] [--aps 10000] [--cameras 2000] [--requests-per-s 5]
+        [--py-spy PROCESS [--py-spy-stacks FILE]]
 
 On loopback, under a fresh topic prefix on the broker: every stream service and the gateway
 from their entry points, fed by the three simulators (batch mode, one reading per device per
