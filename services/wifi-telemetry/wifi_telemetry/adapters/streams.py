@@ -84,6 +84,7 @@ from wifi_telemetry.core.published import (
     Said,
     SiteStats,
     SiteStatsCache,
+    WindowChanges,
     ap_view,
     change_view,
     changed_stats,
@@ -540,14 +541,6 @@ class WifiTelemetryService(StreamService):
         self.published.health[ap_id] = said
         self._schedule(view, now)
 
-    async def _publish_stats(self, stats: SiteStats, now: float) -> None:
-        message = site_stats_proto(stats, now)
-        topic = self.stats_out.get_topic_name()
-        with producer_span(topic, stats.key) as headers:
-            await send_record(self.app, topic, stats.key.encode(),
-                              message.SerializeToString(deterministic=True), headers=headers)
-        metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc()
-
     def caught_up(self) -> bool:
         """Whether no input partition has a backlog (only then is silence really silence)."""
         consumer = self.app.consumer
@@ -651,37 +644,48 @@ class WifiTelemetryService(StreamService):
 
     async def _publish_site_stats(self, views: Mapping[str, ApView], site_ids: Sequence[str],
                                   now: float) -> None:
+        """The statistics that changed, of every owned site, in one producer span (per pass,
+        as the statuses: not one per message)."""
         changes = self.processor.take_changes()
         if changes is None:  # the records were read again: nothing of the cache holds
             self.stats_cache.clear()
         started, made, windows, widest, published = time.monotonic(), self.stats_cache.made, 0, 0, 0
-        for site_id in site_ids:
-            site = self.processor.site_state(site_id)
-            if site is None:
-                continue
-            site_views = {ap: views[ap] for ap in site.aps if ap in views}
-            keys = {window: site_windows(site, site_views, window, self.config.allowed_lateness_s)
-                    for window, _ in WINDOWS}
-            current = self.stats_cache.stats(
-                site, site_views, [key for window_keys in keys.values() for key in window_keys],
-                None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
-            windows, widest = windows + len(current), max(widest, len(current))
-            for window, window_keys in keys.items():
-                window_stats, current = current[:len(window_keys)], current[len(window_keys):]
-                for stats in self._changed_stats(site_id, window, window_stats):
-                    await self._publish_stats(stats, now)
-                    published += 1
+        topic = self.stats_out.get_topic_name()
+        with producer_span(topic) as headers:
+            for site_id in site_ids:
+                kept, due = self._site_stats_due(site_id, views, changes)
+                windows, widest = windows + kept, max(widest, kept)
+                for stats in due:
+                    message = site_stats_proto(stats, now).SerializeToString(deterministic=True)
+                    await send_record(self.app, topic, stats.key.encode(), message, headers=headers)
+                published += len(due)
+        metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc(published)
         took = time.monotonic() - started
         if took >= SLOW_STATS_PASS_S or widest > MANY_WINDOWS:  # many sites, or many windows kept
             log.info("site statistics pass took %.2f s: %d sites, %d windows kept (%d at most for a site), "
                      "%d made again, %d published", took, len(site_ids), windows, widest,
                      self.stats_cache.made - made, published)
 
+    def _site_stats_due(self, site_id: str, views: Mapping[str, ApView],
+                        changes: Mapping[str, WindowChanges] | None) -> tuple[int, list[SiteStats]]:
+        """How many windows the site keeps, and the statistics of those to publish now."""
+        site = self.processor.site_state(site_id)
+        if site is None:
+            return 0, []
+        site_views = {ap: views[ap] for ap in site.aps if ap in views}
+        keys = {window: site_windows(site, site_views, window, self.config.allowed_lateness_s)
+                for window, _ in WINDOWS}
+        current = self.stats_cache.stats(
+            site, site_views, [key for window_keys in keys.values() for key in window_keys],
+            None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
+        kept, due = len(current), []
+        for window, window_keys in keys.items():
+            window_stats, current = current[:len(window_keys)], current[len(window_keys):]
+            due.extend(changed_stats(self.published.stats.setdefault((site_id, window), {}), window_stats))
+        return kept, due
+
     def _distinct_counts(self, site_id: str) -> Callable[[str], tuple[int, int]]:
         def counts(key: str) -> tuple[int, int]:
             return (self.processor.distinct_count(site_id, USERS, key),
                     self.processor.distinct_count(site_id, SESSIONS, key))
         return counts
-
-    def _changed_stats(self, site_id: str, window: str, current: Sequence[SiteStats]) -> list[SiteStats]:
-        return changed_stats(self.published.stats.setdefault((site_id, window), {}), current)
