@@ -521,6 +521,11 @@ def test_statistics_made_again_only_for_changed_windows_equal_those_made_from_sc
 
             made = cache.stats(site, views, keys, None if changes is None else changes.get(site_id), counts)
             assert made == [site_stats(site, views, key, *counts(key)) for key in keys]
+            # The counts kept up to date by the additions are those of the store's shards.
+            for key in [*keys, *site.distinct]:
+                for kind in (USERS, SESSIONS):
+                    kept = proc.distinct_count(site_id, kind, key)
+                    assert kept == proc.stored_distinct_count(site_id, kind, key)
             passes += 1
     assert passes > 0
 
@@ -549,10 +554,13 @@ def test_an_older_window_is_published_again_only_when_its_own_numbers_change() -
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 1000))
-def test_the_shared_compact_form_encodes_as_the_copied_one(seed: int) -> None:
-    proc = SiteProcessor(WifiConfig(allowed_lateness_s=60, reorder_window_s=20), {})
+@given(seed=st.integers(0, 1000), firing=st.booleans())
+def test_the_shared_compact_form_encodes_as_the_copied_one(seed: int, firing: bool) -> None:
+    # firing: a cpu threshold every reading fails, with no tolerance (reasons to show).
+    health = HealthConfig(cpu_threshold_percent=10.0, cpu_tolerance_s=0.0) if firing else HealthConfig()
+    proc = SiteProcessor(WifiConfig(health=health, allowed_lateness_s=60, reorder_window_s=20), {})
     for event in _events(seed):
         if isinstance(event, Sample):
             state = proc.on_telemetry(event).state
             assert json.dumps(state.to_list(shared=True)) == json.dumps(state.to_list())
+            assert ap_view(proc.model, state).reasons == state.health.reasons()

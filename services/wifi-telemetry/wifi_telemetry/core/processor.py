@@ -242,6 +242,8 @@ class SiteProcessor:
         self._unwritten_marks: dict[str, int] = {}
         # The shard keys of each (site, kind, window): made once, not per member added.
         self._shard_names: dict[tuple[str, str, str], list[str]] = {}
+        # (site, kind, window) -> members of its distinct set, once counted (`distinct_count`).
+        self._distinct_counts: dict[tuple[str, str, str], int] = {}
         # What changed in each site's windows since `take_changes` (every site: after `forget`).
         self._changes: dict[str, WindowChanges] = {}
         self._changed_all = True
@@ -251,7 +253,8 @@ class SiteProcessor:
         the processor, or an event failed half-way."""
         for held in (self._aps, self._sites, self._members, self._departed, self._encoded, self._legacy,
                      self._unwritten_index, self._unwritten_legacy, self._marks, self._clocks, self._shards,
-                     self._unwritten, self._unwritten_marks, self._shard_names, self._changes):
+                     self._unwritten, self._unwritten_marks, self._shard_names, self._changes,
+                     self._distinct_counts):
             held.clear()
         self._changed_all = True
 
@@ -458,6 +461,16 @@ class SiteProcessor:
         return SiteState(site_id) if raw is None else SiteState.from_dict(raw)
 
     def distinct_count(self, site_id: str, kind: str, key: str) -> int:
+        """Members of a window's distinct set: summed over its shards once, then kept up to date
+        by the additions (a day's set has 32 shards, counted on every statistics pass)."""
+        total = self._distinct_counts.get((site_id, kind, key))
+        if total is None:
+            total = self.stored_distinct_count(site_id, kind, key)
+            self._distinct_counts[(site_id, kind, key)] = total
+        return total
+
+    def stored_distinct_count(self, site_id: str, kind: str, key: str) -> int:
+        """`distinct_count` from the store itself."""
         total = 0
         for shard in distinct_keys(site_id, kind, key):
             record = self.store.get(shard)
@@ -560,6 +573,8 @@ class SiteProcessor:
         if changed:  # a window still published from its APs' buckets may have lost its closed totals
             self._note(site.site_id, everything=True)
         for key in gone:
+            self._distinct_counts.pop((site.site_id, USERS, key), None)
+            self._distinct_counts.pop((site.site_id, SESSIONS, key), None)
             for shard in distinct_keys(site.site_id, USERS, key) + distinct_keys(site.site_id, SESSIONS, key):
                 self._shards.pop(shard, None)
                 if shard in self.store:
@@ -653,6 +668,9 @@ class SiteProcessor:
         members.append(member)
         known.add(member)
         self.store[shard] = {"m": members}
+        counted = (site_id, kind, key)
+        if counted in self._distinct_counts:
+            self._distinct_counts[counted] += 1
         return 1
 
 

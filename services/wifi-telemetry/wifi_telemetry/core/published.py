@@ -62,7 +62,9 @@ def ap_view(model: AccessPointModel, state: AccessPointState, now: float | None 
     seen = state.last_seen
     tolerance = model.health.heartbeat_tolerance_s
     if now is None or seen is None or now - seen <= tolerance:
-        return ApView(state, state.health.health, state.health.reasons(), state.health.health_since,
+        # No check firing (the common case): no reasons, without sorting the checks to say so.
+        reasons = state.health.reasons() if any(c.firing for c in state.health.checks.values()) else ()
+        return ApView(state, state.health.health, reasons, state.health.health_since,
                       False, state.clients, state.rx_bps, state.tx_bps, state.availability,
                       seen if seen is not None else 0.0)
     health = DeviceHealth.from_dict(state.health.to_dict(), model.specs, tolerance)
