@@ -110,8 +110,8 @@ CAUGHT_UP_LAG = 100
 EDGE_BATCHES_AT_ONCE = 50
 # Messages the processing agent takes at once, and readings applied between two flushes of
 # its state. Catching up, a batch of 1,000 messages of 20 readings (a 10,000-AP city's two
-# seconds) writes each AP's record once per two of its readings, where batches of a second
-# wrote it once per reading. But 1,000 edge batches of 200 readings are 200,000 readings,
+# seconds) writes each site's record (its APs inside) once per two of its batches, where
+# batches of a second wrote it once per batch. But 1,000 edge batches of 200 readings are 200,000 readings,
 # seconds of work: the state is flushed every 20,000 readings on the way (each flush awaits
 # the producer, so the group's heartbeats get their turn), though the batch is still
 # acknowledged, and its offsets committed, only as a whole.
@@ -124,9 +124,8 @@ MANY_WINDOWS = 100
 # Readings per forwarded by-site message at most (well under the producer's request size).
 FORWARD_CHUNK = 2000
 # How long the by-site stage waits to fill a batch. Each batch writes every key it changed once
-# (an AP's record, its site's, the distinct shards touched): the longer the wait, the more
-# readings share those writes (measured without Kafka: 1.6 changelog records and 1.3 kB per
-# reading at 40 readings a batch, 0.9 and 0.5 kB at 200), for this much more latency.
+# (a site's record with its APs, the distinct shards touched): the longer the wait, the more
+# readings share those writes, for this much more latency.
 PROCESS_WITHIN_S = 0.05
 TELEMETRY_BATCH_CODEC = ProtoCodec(wifi_pb2.ApTelemetryBatch)
 # An edge batch's readings are checked by `_SampleCheck`, not by the codec.
