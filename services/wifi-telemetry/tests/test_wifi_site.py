@@ -321,15 +321,21 @@ def test_the_common_case_shortcut_leaves_the_store_the_general_path_leaves(seed:
     for store, shortcut in zip(stores, (True, False), strict=True):
         proc = SiteProcessor(config, store, write_behind=write_behind)
         proc.model.shortcut = shortcut
-        for index, event in enumerate(events):
-            if isinstance(event, Sample):
-                proc.on_telemetry(event, 2)
-            else:
-                proc.on_session(event, 2)
-            if index % 7 == 6:
-                proc.flush()
-        proc.flush()
+        _apply_flushing(proc, events)
     assert normalized(stores[0]) == normalized(stores[1])
+
+
+def _apply_flushing(proc: SiteProcessor, events: list[Sample | SessionEvent]) -> SiteProcessor:
+    """Applies the events on partition 2, flushing every 7 and at the end."""
+    for index, event in enumerate(events):
+        if isinstance(event, Sample):
+            proc.on_telemetry(event, 2)
+        else:
+            proc.on_session(event, 2)
+        if index % 7 == 6:
+            proc.flush()
+    proc.flush()
+    return proc
 
 
 @settings(max_examples=60, deadline=None)
@@ -405,16 +411,7 @@ def test_a_store_of_the_layout_before_is_read_and_carries_on_as_the_new_one_woul
     config = WifiConfig(allowed_lateness_s=60, reorder_window_s=20)
 
     def run(store: dict[str, Any], part: list[Any]) -> SiteProcessor:
-        proc = SiteProcessor(config, store, write_behind=write_behind)
-        for index, event in enumerate(part):
-            if isinstance(event, Sample):
-                proc.on_telemetry(event, 2)
-            else:
-                proc.on_session(event, 2)
-            if index % 7 == 6:
-                proc.flush()
-        proc.flush()
-        return proc
+        return _apply_flushing(SiteProcessor(config, store, write_behind=write_behind), part)
 
     always: dict[str, Any] = {}
     proc = run(always, events[:cut])
