@@ -257,11 +257,19 @@ class SiteStatsCache:
             changes = WindowChanges(everything=True)
         parts = held[1]
         now = now_part(site, views)
+        # A window starting after every AP's last heartbeat has no bytes and no time observed
+        # (no bucket, no closed totals): only its sessions count. Such windows are the ones a
+        # backlog of sessions read ahead of the heartbeats keeps, thousands of them, each
+        # "changed" by every heartbeat that moves the site on.
+        seen = max((view.as_of for view in views.values()), default=-math.inf)
         out = []
         for key in keys:
             part = parts.get(key)
             if part is None or (changes is not None and changes.touches(key)):
-                part = parts[key] = window_part(site, views, key, *counts(key))
+                if split_bucket_key(key)[1] > seen and key not in site.closed:
+                    part = parts[key] = WindowPart(0, 0, 0.0, 0.0, *counts(key))
+                else:
+                    part = parts[key] = window_part(site, views, key, *counts(key))
                 self.made += 1
             out.append(combined_stats(site, key, part, now))
         if len(parts) > len(keys):  # windows no longer kept
