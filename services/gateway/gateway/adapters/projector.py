@@ -345,6 +345,8 @@ class Projector:
             for outcome, n in outcomes.get(view, {}).items():
                 metrics.RECORDS.labels(name, outcome).inc(n)
         assert self._consumer is not None
+        # Before the first read of the requests: the open ones are found by status.
+        await asyncio.to_thread(self._history.store.build_indexes)
         checkpoint = self._history.store.checkpoint()
         self._load_memory(requests_only=True)
         for tp in handed:
@@ -428,6 +430,9 @@ class Projector:
                 if pending is not None:
                     self._history.remember(await pending)
                     pending = None
+                if self._history.store.rebuilding:
+                    # Off the event loop: a rebuild's listing indexes (seconds at a million).
+                    await asyncio.to_thread(self._history.store.build_indexes)
                 self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()
