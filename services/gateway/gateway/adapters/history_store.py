@@ -130,6 +130,9 @@ _LISTING_INDEXES = {
     "requests_subject": "requests (subject_id) WHERE subject_id IS NOT NULL",
 }
 
+# The page cache (and so the in-memory sort) of an index build.
+_INDEX_BUILD_CACHE_MIB = 32
+
 _UPSERT_REQUEST = """
 INSERT INTO requests (request_id, version, opd_code, category, status, submitted_by, listing_time,
                       subject_id, updated_time, body, contact)
@@ -322,7 +325,7 @@ class HistoryStore:
         writer.execute("PRAGMA journal_size_limit=67108864")
         if fresh or not writer.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
             writer.executescript(_SCHEMA)
-            _create_indexes(writer)
+            _create_indexes(writer, self.path)
             writer.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("topics", self._identity)],
@@ -373,7 +376,7 @@ class HistoryStore:
         rebuild runs it before its first read of the requests (and `leave_bulk_mode` does,
         in case it did not)."""
         with self._write_lock:
-            _create_indexes(self._w)
+            _create_indexes(self._w, self.path)
 
     def end_rebuild(self) -> None:
         """`leave_bulk_mode`, then `seal_rebuild`."""
@@ -683,7 +686,7 @@ def mark_of(record: Any) -> str:
     return f"{record.timestamp}:{checksum:08x}"
 
 
-def _create_indexes(db: sqlite3.Connection) -> None:
+def _create_indexes(db: sqlite3.Connection, path: Path) -> None:
     missing = [
         name
         for name in _LISTING_INDEXES
@@ -693,8 +696,13 @@ def _create_indexes(db: sqlite3.Connection) -> None:
     if not missing:
         return
     began = time.perf_counter()
-    # Sorted by helper threads (SQLite's own), where the build has rows enough to share.
-    db.execute("PRAGMA threads=2")
+    # SQLite sorts in memory up to the page cache's size, then in temporary files: the build
+    # gets the live cache (the rebuild's is four times larger, and the memory limit holds the
+    # rebuild workers too), and its files go beside the store (on the store's volume, not the
+    # small /tmp of a pod), unless SQLITE_TMPDIR says where.
+    os.environ.setdefault("SQLITE_TMPDIR", str(path.parent))
+    (cache,) = db.execute("PRAGMA cache_size").fetchone()
+    db.execute(f"PRAGMA cache_size=-{_INDEX_BUILD_CACHE_MIB * 1024}")
     db.execute("BEGIN IMMEDIATE")
     try:
         for name in missing:
@@ -704,7 +712,7 @@ def _create_indexes(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     finally:
-        db.execute("PRAGMA threads=0")
+        db.execute(f"PRAGMA cache_size={cache}")
     elapsed = time.perf_counter() - began
     log.log(
         logging.INFO if elapsed >= 0.5 else logging.DEBUG,

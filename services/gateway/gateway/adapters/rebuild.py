@@ -24,6 +24,8 @@ leaves a store the next start resumes from. A worker whose gateway is gone stops
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -35,7 +37,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -65,6 +67,8 @@ _PR_SET_PDEATHSIG = 1
 _FETCH_BYTES = 4 * 1024 * 1024
 # A worker collects reference cycles itself, every so many batches (see _read_into_store).
 _BATCHES_PER_COLLECTION = 50
+# Decoded batches a worker may hold queued for its writer thread (each a few MiB at most).
+_WRITES_AHEAD = 4
 
 Outcomes = Counter[str]  # "ok" | "tombstone" | "undecodable" -> records
 
@@ -110,21 +114,38 @@ class ParallelRebuild:
         # half-way.
         self._context = multiprocessing.get_context("spawn")
 
-    async def run(self, phases: Sequence[list[Job]]) -> dict[str, Outcomes]:
+    async def run(
+        self, phases: Sequence[list[Job]], after_first: Callable[[], Awaitable[None]] | None = None
+    ) -> dict[str, Outcomes]:
+        """The phases one after the other; `after_first` runs beside the phases after the first
+        one (the store's listing indexes, built while the event topic is read) and is waited
+        for at the end."""
         outcomes: dict[str, Outcomes] = {}
-        for jobs in phases:
-            began = time.monotonic()
-            for job, found in zip(jobs, await asyncio.gather(*[self._run(job) for job in jobs]), strict=True):
-                outcomes.setdefault(job.view, Counter()).update(found)
-            if jobs:
-                log.info(
-                    "rebuild: %s read by %d workers in %.1f s (%s)",
-                    jobs[0].view,
-                    len(jobs),
-                    time.monotonic() - began,
-                    dict(outcomes.get(jobs[0].view, {})),
-                )
+        beside: asyncio.Task[None] | None = None
+        try:
+            for number, jobs in enumerate(phases):
+                if number == 1 and after_first is not None:
+                    beside = asyncio.ensure_future(after_first())
+                await self._phase(jobs, outcomes)
+            if beside is not None:
+                await beside
+        finally:
+            if beside is not None and not beside.done():
+                beside.cancel()
         return outcomes
+
+    async def _phase(self, jobs: list[Job], outcomes: dict[str, Outcomes]) -> None:
+        began = time.monotonic()
+        for job, found in zip(jobs, await asyncio.gather(*[self._run(job) for job in jobs]), strict=True):
+            outcomes.setdefault(job.view, Counter()).update(found)
+        if jobs:
+            log.info(
+                "rebuild: %s read by %d workers in %.1f s (%s)",
+                jobs[0].view,
+                len(jobs),
+                time.monotonic() - began,
+                dict(outcomes.get(jobs[0].view, {})),
+            )
 
     async def _run(self, job: Job) -> Outcomes:
         """One job in a process of its own; cancelled (the gateway stops), the process is ended."""
@@ -198,8 +219,8 @@ def _plain_records() -> None:
 
 async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     """Reads the job's partitions into the store; returns the records' outcomes and the seconds
-    spent fetching, decoding, waiting for the previous batch's write, writing (on the thread)
-    and waiting for the store's write lock (the workers' transactions take turns)."""
+    spent fetching, decoding, waiting for room in the write queue, writing (on the thread, wall
+    and CPU) and waiting for the store's write lock (the workers' transactions take turns)."""
     _plain_records()
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
@@ -214,14 +235,8 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     )
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
-    spent = dict.fromkeys(("fetch", "decode", "wait", "write", "write cpu"), 0.0)
-
-    def timed(write: Callable[[], Any]) -> None:
-        began, cpu = time.perf_counter(), time.thread_time()
-        write()
-        spent["write"] += time.perf_counter() - began
-        spent["write cpu"] += time.thread_time() - cpu
-
+    spent = dict.fromkeys(("fetch", "decode", "wait"), 0.0)
+    writes = _OrderedWrites(_WRITES_AHEAD)
     await consumer.start()
     # Python's collector would run every 700 new objects, and a batch makes tens of thousands
     # (records, rows, tuples): a twentieth of a worker's time went to scanning them. They are
@@ -230,7 +245,6 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     gc.disable()
     try:
         await _assign(consumer, job)
-        pending: asyncio.Future[Any] | None = None
         batches = 0
         while ends:
             if os.getppid() != job.parent_pid:
@@ -245,23 +259,64 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
             write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
             decoded = time.perf_counter()
             spent["decode"] += decoded - fetched
-            if pending is not None:
-                await pending
-                pending = None
+            await writes.room()
             spent["wait"] += time.perf_counter() - decoded
             if wrote_to:
-                # Written on a thread while the next batch is fetched and decoded here.
-                pending = asyncio.ensure_future(asyncio.to_thread(timed, write))
+                writes.submit(write)
             await _drop_partitions_read(consumer, ends)
-        if pending is not None:
-            await pending
+        await writes.drain()
     finally:
         gc.enable()
+        writes.close()
         await consumer.stop()
         store.close()
-    spent["store lock"] = store.lock_wait_s
+    spent |= {"write": writes.wall_s, "write cpu": writes.cpu_s, "store lock": store.lock_wait_s}
     spent["cpu"] = time.process_time()
     return outcomes, spent
+
+
+class _OrderedWrites:
+    """The batches' writes, one at a time and in the order read, on a thread of their own, up to
+    `ahead` of them queued: the worker fetches and decodes on meanwhile, also while a write waits
+    for the store's lock (the other workers' turn). After a write fails, none that follow it runs:
+    a later batch's offsets never reach the checkpoint without the rows before them."""
+
+    def __init__(self, ahead: int) -> None:
+        self._ahead = ahead
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rebuild-write")
+        self._queued: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._failed = False
+        self.wall_s = self.cpu_s = 0.0
+
+    def submit(self, write: Callable[[], Any]) -> None:
+        loop = asyncio.get_running_loop()
+        self._queued.append(asyncio.wrap_future(self._thread.submit(self._run, write), loop=loop))
+
+    def _run(self, write: Callable[[], Any]) -> None:
+        if self._failed:
+            raise RuntimeError("an earlier write of this worker failed")
+        began, cpu = time.perf_counter(), time.thread_time()
+        try:
+            write()
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            self.wall_s += time.perf_counter() - began
+            self.cpu_s += time.thread_time() - cpu
+
+    async def room(self) -> None:
+        """Returns once fewer than `ahead` writes are queued (raises what a finished one raised)."""
+        while len(self._queued) >= self._ahead:
+            await self._queued.popleft()
+
+    async def drain(self) -> None:
+        while self._queued:
+            await self._queued.popleft()
+
+    def close(self) -> None:
+        self._failed = True  # a worker stopping half-way writes nothing more
+        self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) -> None:
