@@ -9,7 +9,8 @@ never the source of truth: every replica builds its own, so replicas stay interc
              dropped; a plaintext reporter is never stored)
         indexes: request_id (GetRequest), (listing_time, request_id) city-wide listing,
                  (opd_code | status, listing_time, request_id) per OPD, per closing status,
-                 subject_id (erasure and retention find a contact's requests)
+                 subject_id (erasure and retention find a contact's requests); a rebuild
+                 into an empty store builds all but the first after the rows (build_indexes)
     events(position = rowid, request_id, event_key, body = RequestEvent without its request's
            history and contact fields)          index (request_id, event_key): trail + dedup
     incidents(incident_id, phase, resolved_time, body)
