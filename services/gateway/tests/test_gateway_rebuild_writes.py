@@ -4,6 +4,7 @@ none after one that failed (a later batch's offsets never reach the checkpoint a
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import pytest
@@ -34,7 +35,7 @@ async def test_writes_run_one_at_a_time_in_order_with_at_most_so_many_queued() -
     await room
     for n in range(2, 6):
         await writes.room()
-        writes.submit(lambda n=n: write(n))
+        writes.submit(functools.partial(write, n))
     await writes.drain()
     writes.close()
     assert done == [0, 1, 2, 3, 4, 5]
