@@ -10,8 +10,7 @@
     the projector fills its memory from the store (open requests, counts), as a warm start
     does, seeks those partitions to the store's checkpoint and reads on from there.
 
-    in a worker:  fetch ─► decode (main thread) ─► queue of up to 2 batches ─► write thread
-                                                   (one write at a time, in order)
+    in a worker, one batch at a time: fetch ─► decode ─► write (rows + offsets, one transaction)
 
 Why processes: a rebuild is Python work per record (Kafka record parsing, protobuf decoding,
 stripping contact fields, SQL parameters), bound by one interpreter lock; records of different
@@ -25,19 +24,17 @@ Each batch commits its rows with its offsets, so a worker (or the gateway) kille
 leaves a store the next start resumes from. A worker whose gateway is gone stops by itself.
 
 Where a worker's time goes (each logs it; py-spy of a million-request rebuild): it is bound by
-CPU, and its write thread's wall time is about three times the write's CPU time. The rest is
-waiting: for the interpreter lock, which the main thread holds while it decodes (sqlite3 lets
-go of it for every row's step and must take it back for the next row's parameters), for the
-store's lock (the other workers' transactions) and for a core (two workers, the broker and the
-gateway on two cores). So the thread buys little overlap; the queue lets a worker decode on
-while its write waits for the store's lock.
+CPU. Its writes run on its one thread: on a write thread of their own they overlapped nothing,
+and the thread's wall time was two and a half times its CPU time, waiting for the interpreter
+lock the decoding thread held (sqlite3 lets go of it for every row's step and must take it back
+for the next row's parameters), which slowed the decoding too. At a million requests, with
+the same in-run ceiling (49.9 s), the events took 56.6 s with the writes inline, 66.2 s with
+the write thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -79,8 +76,6 @@ _PR_SET_PDEATHSIG = 1
 _FETCH_BYTES = 4 * 1024 * 1024
 # A worker collects reference cycles itself, every so many batches (see _read_into_store).
 _BATCHES_PER_COLLECTION = 20
-# Decoded batches a worker may hold queued for its writer thread (each a few MiB at most).
-_WRITES_AHEAD = 2
 
 Outcomes = Counter[str]  # "ok" | "tombstone" | "undecodable" -> records
 
@@ -231,8 +226,8 @@ def _plain_records() -> None:
 
 async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     """Reads the job's partitions into the store; returns the records' outcomes and the seconds
-    spent fetching, decoding, waiting for room in the write queue, writing (on the thread, wall
-    and CPU) and waiting for the store's write lock (the workers' transactions take turns)."""
+    spent fetching, decoding, writing (wall and CPU) and waiting for the store's write lock (the
+    workers' transactions take turns)."""
     _plain_records()
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
@@ -247,8 +242,7 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     )
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
-    spent = dict.fromkeys(("fetch", "decode", "wait"), 0.0)
-    writes = _OrderedWrites(_WRITES_AHEAD)
+    spent = dict.fromkeys(("fetch", "decode", "write", "write cpu"), 0.0)
     await consumer.start()
     # Python's collector would run every 700 new objects, and a batch makes tens of thousands
     # (records, rows, tuples): a twentieth of a worker's time went to scanning them. They are
@@ -269,66 +263,21 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
             fetched = time.perf_counter()
             spent["fetch"] += fetched - began
             write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
-            decoded = time.perf_counter()
+            decoded, cpu = time.perf_counter(), time.thread_time()
             spent["decode"] += decoded - fetched
-            await writes.room()
-            spent["wait"] += time.perf_counter() - decoded
             if wrote_to:
-                writes.submit(write)
+                # Here, not on a thread (see the module doc).
+                write()
+            spent["write"] += time.perf_counter() - decoded
+            spent["write cpu"] += time.thread_time() - cpu
             await _drop_partitions_read(consumer, ends)
-        await writes.drain()
     finally:
         gc.enable()
-        writes.close()
         await consumer.stop()
         store.close()
-    spent |= {"write": writes.wall_s, "write cpu": writes.cpu_s, "store lock": store.lock_wait_s}
+    spent["store lock"] = store.lock_wait_s
     spent["cpu"] = time.process_time()
     return outcomes, spent
-
-
-class _OrderedWrites:
-    """The batches' writes, one at a time and in the order read, on a thread of their own, up to
-    `ahead` of them queued: the worker fetches and decodes on meanwhile, also while a write waits
-    for the store's lock (the other workers' turn). After a write fails, none that follow it runs:
-    a later batch's offsets never reach the checkpoint without the rows before them."""
-
-    def __init__(self, ahead: int) -> None:
-        self._ahead = ahead
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rebuild-write")
-        self._queued: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._failed = False
-        self.wall_s = self.cpu_s = 0.0
-
-    def submit(self, write: Callable[[], Any]) -> None:
-        loop = asyncio.get_running_loop()
-        self._queued.append(asyncio.wrap_future(self._thread.submit(self._run, write), loop=loop))
-
-    def _run(self, write: Callable[[], Any]) -> None:
-        if self._failed:
-            raise RuntimeError("an earlier write of this worker failed")
-        began, cpu = time.perf_counter(), time.thread_time()
-        try:
-            write()
-        except BaseException:
-            self._failed = True
-            raise
-        finally:
-            self.wall_s += time.perf_counter() - began
-            self.cpu_s += time.thread_time() - cpu
-
-    async def room(self) -> None:
-        """Returns once fewer than `ahead` writes are queued (raises what a finished one raised)."""
-        while len(self._queued) >= self._ahead:
-            await self._queued.popleft()
-
-    async def drain(self) -> None:
-        while self._queued:
-            await self._queued.popleft()
-
-    def close(self) -> None:
-        self._failed = True  # a worker stopping half-way writes nothing more
-        self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) -> None:
