@@ -527,3 +527,43 @@ def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_wen
     assert "machine going down" in store.rebuild_reason and store.checkpoint() == {}
     assert not store.rebuilding  # the new file: the projector begins its rebuild anew
     store.close()
+
+
+def listing_indexes(store: HistoryStore) -> set[str]:
+    rows = store._w.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'requests_%'")
+    return {name for (name,) in rows}
+
+
+def test_a_rebuild_into_an_empty_store_builds_the_listing_indexes_once_the_requests_are_in(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    every = {"requests_city", "requests_opd", "requests_status", "requests_subject"}
+    assert listing_indexes(store) == every
+    store.begin_rebuild()
+    assert listing_indexes(store) == set()  # written row by row without them
+    first, second = sealed(service_request("r1", requested=1000.0)), service_request("r2", requested=2000.0)
+    write(store, [first, second], 2)
+    store.close()  # cut short: the next start resumes the rebuild, still without them
+    store = store_at(path)
+    assert store.rebuilding and listing_indexes(store) == set()
+    store.begin_rebuild()  # (the resumed rebuild) the rows stay, nothing is dropped twice
+    store.build_indexes()
+    assert listing_indexes(store) == every
+    plan = store._w.execute(
+        "EXPLAIN QUERY PLAN SELECT body FROM requests WHERE opd_code = 'PUPR' ORDER BY listing_time LIMIT 5"
+    ).fetchall()
+    assert any("requests_opd" in str(step) for step in plan), plan
+    assert [r.request_id for r in store.list_requests(RequestFilter(), None, 10)] == ["r2", "r1"]
+    assert [r.request_id for r in store.of_subject("subject-siti")] == ["r1"]
+    store.close()
+
+
+def test_a_rebuild_that_never_built_them_gets_its_listing_indexes_before_it_serves(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    store.begin_rebuild()
+    write(store, [service_request("r1")], 1)
+    store.leave_bulk_mode()  # caught up
+    assert len(listing_indexes(store)) == 4
+    store.close()

@@ -340,11 +340,19 @@ class Projector:
         workers = max(len(jobs) for jobs in phases)
         log.info("rebuilding the request history with %d worker processes", workers)
         began = time.monotonic()
-        outcomes = await ParallelRebuild().run(phases)
+        store = self._history.store
+        # The listing indexes are built while the workers read the event topic: the build takes
+        # its turn at the file, and the workers decode on meanwhile (their writes queue).
+        outcomes = await ParallelRebuild().run(
+            phases, after_first=lambda: asyncio.to_thread(store.build_indexes)
+        )
         for name, view in PHASES:
             for outcome, n in outcomes.get(view, {}).items():
                 metrics.RECORDS.labels(name, outcome).inc(n)
         assert self._consumer is not None
+        # Before the first read of the requests (the open ones are found by status), where
+        # the workers had no event topic to read.
+        await asyncio.to_thread(store.build_indexes)
         checkpoint = self._history.store.checkpoint()
         self._load_memory(requests_only=True)
         for tp in handed:
@@ -428,6 +436,9 @@ class Projector:
                 if pending is not None:
                     self._history.remember(await pending)
                     pending = None
+                if self._history.store.rebuilding:
+                    # Off the event loop: a rebuild's listing indexes (seconds at a million).
+                    await asyncio.to_thread(self._history.store.build_indexes)
                 self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()
