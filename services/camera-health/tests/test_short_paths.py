@@ -2,6 +2,8 @@
 
 - a quiet heartbeat (`CameraMonitor._apply_quiet`) leaves the state and the outputs exactly as
   the full path (`_apply`, with statuses from the signature) does;
+- a heartbeat next in line taken quietly (`CameraMonitor.on_next_quiet_heartbeat`, tried first
+  as the edge-batch path does) leaves the states and outputs as `on_heartbeat` the full way;
 - a deferred availability (`defer_availability`, completed for each camera's newest status of
   a batch) equals the one computed when the status was made.
 """
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from camera_health.config import ThresholdBook, Thresholds
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import AGENT, PROBE, Sample, StatusView
+from smartcity.ordering import Arrival
 
 CAMERAS = ("cam-a", "cam-b", "cam-c")
 BOOK = ThresholdBook(Thresholds().with_overrides(
@@ -155,3 +158,59 @@ def test_a_deferred_availability_equals_the_one_computed_at_once(plan: list[dict
     assert completed == newest_per_batch(eager_out, cuts)
     assert any(s.availability is None for _, e in deferred_out for s in e.statuses) or not any(
         e.statuses for _, e in deferred_out)
+
+
+# --- on_next_quiet_heartbeat -------------------------------------------------------------------
+
+def drive_short_first(monitor: CameraMonitor, plan: list[dict[str, Any]]
+                      ) -> tuple[list[tuple[str, MonitorEffects]], dict[str, CameraState], int]:
+    """As `test_short_paths.drive`, each heartbeat tried the next-quiet way first."""
+    feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
+    out, short = [], 0
+    for step in plan:
+        camera = step["camera"]
+        state = states[camera]
+        if step.get("tick"):
+            now = (state.health.last_seen or feed.at[camera]) + step["ahead"]
+            out.append((camera, monitor.on_tick(state, now, step["refresh"])))
+            continue
+        sample = feed.sample(step)
+        if monitor.on_next_quiet_heartbeat(state, sample):
+            short += 1
+            out.append((camera, MonitorEffects(Arrival.APPLIED, changed=True)))
+        else:
+            out.append((camera, monitor.on_heartbeat(state, sample)))
+    return out, states, short
+
+
+def drive_long(monitor: CameraMonitor, plan: list[dict[str, Any]]
+               ) -> tuple[list[tuple[str, MonitorEffects]], dict[str, CameraState]]:
+    feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
+    out = []
+    for step in plan:
+        state = states[step["camera"]]
+        if step.get("tick"):
+            now = (state.health.last_seen or feed.at[step["camera"]]) + step["ahead"]
+            out.append((step["camera"], monitor.on_tick(state, now, step["refresh"])))
+        else:
+            out.append((step["camera"], monitor.on_heartbeat(state, feed.sample(step))))
+    return out, states
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_the_next_quiet_way_changes_what_the_full_path_changes(plan: list[dict[str, Any]]) -> None:
+    short_out, short_states, _ = drive_short_first(CameraMonitor(BOOK), plan)
+    long_out, long_states = drive_long(LongWayMonitor(BOOK), plan)
+    assert short_out == long_out
+    for camera in CAMERAS:
+        assert dumped(short_states[camera]) == dumped(long_states[camera])
+
+
+def test_the_next_quiet_way_is_taken_for_a_healthy_camera_in_sequence() -> None:
+    """Not only equal: used (else the property above would hold trivially)."""
+    plan = [{"camera": "cam-a", "seq_step": 1, "dt": 10.0, "source": AGENT, "fps": 25.0,
+             "configured_fps": 25.0, "packet_loss_percent": 0.0, "storage_free_percent": 60.0,
+             "recording": True, "tamper_flags": (), "reachable": True}] * 5
+    _, _, short = drive_short_first(CameraMonitor(BOOK), plan)
+    assert short == 4  # all but the first (it makes the cursor and the agent checks)

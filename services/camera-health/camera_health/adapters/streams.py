@@ -47,6 +47,7 @@ from camera_health.adapters import metrics
 from camera_health.adapters.messages import (
     HEARTBEATS,
     StateEncoder,
+    checked_sample,
     encode_incident,
     encode_status,
     sample_from_heartbeat,
@@ -55,15 +56,16 @@ from camera_health.adapters.routes import BARRIER_KEY, FORWARDED_BY_HEADER, Came
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
-from camera_health.core.model import Sample
+from camera_health.core.model import AGENT, Sample
 from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.deadlines import Deadlines
 from smartcity.headers import header_value, headers_of
 from smartcity.health import Health
+from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
 from smartcity.streams import EVENTS_CONSUMED, StreamService, assigned_and_recovered
-from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.batches import TableWriter, event_batches, publish_item_dead_letter, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
@@ -87,8 +89,9 @@ BATCH_CODEC = ProtoCodec(camera_pb2.CameraHeartbeatBatch)
 PROCESS_WITHIN_S = 0.05
 
 
-def _heartbeats_of(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
-    return batch.heartbeats  # type: ignore[return-value]
+def _none_checked_there(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
+    """For the shared batch decoder: the heartbeats are checked by `on_edge_batch`, in one pass."""
+    return ()
 
 
 def heartbeat_of_batch_site(batch: camera_pb2.CameraHeartbeatBatch,
@@ -133,6 +136,8 @@ class _Batch:
         # Edge-batch heartbeats of camera partitions not applied here, per partition, in order.
         self.forwards: dict[int, list[camera_pb2.CameraHeartbeat]] = {}
         self.routed: Tally[str] = Tally()  # edge-batch heartbeats by route, counted once per batch
+        self.quiet = 0  # heartbeats taken the short way (agent, applied)
+        self.heard: set[str] = set()  # cameras with a heartbeat in the batch
 
     def known(self, camera_id: str) -> bool:
         return camera_id in self.states or self.service.stored_state(camera_id) is not None
@@ -152,7 +157,14 @@ class _Batch:
         self.events[(sample.source, outcome.arrival)] += 1
         self.oldest = min(self.oldest, sample.at)
 
+    def took_quietly(self, sample: Sample) -> None:
+        self.quiet += 1
+        self.changed.add(sample.camera_id)
+        self.oldest = min(self.oldest, sample.at)
+
     def record_metrics(self) -> None:
+        if self.quiet:
+            self.events[(AGENT, Arrival.APPLIED)] += self.quiet
         for (source, arrival), count in self.events.items():
             metrics.EVENTS.labels(source, str(arrival)).inc(count)
         for route, count in self.routed.items():
@@ -227,7 +239,7 @@ class CameraHealthService(StreamService):
         self.encoder = StateEncoder()
         self.writer = TableWriter(self.table)
         self.partition_of = CameraPartitions(partitions())
-        self.routes: CameraRoutes[camera_pb2.CameraHeartbeat] = CameraRoutes()
+        self.routes: CameraRoutes[Sample] = CameraRoutes()
         # The table's states decoded (decoding a state costs more than applying a heartbeat to
         # it), kept equal to the table: updated when a batch writes, dropped on a rebalance
         # (the table may then hold what another worker wrote) and when a batch fails.
@@ -278,6 +290,7 @@ class CameraHealthService(StreamService):
             self.states.clear()  # changed in memory, maybe not in the table
             self._generation = -1  # routes opened again (held heartbeats maybe unforwarded)
             raise
+        self.clock.heard_all(batch.heard)
         for camera_id, state in batch.states.items():
             self._watch(camera_id, state)
         batch.record_metrics()
@@ -340,25 +353,46 @@ class CameraHealthService(StreamService):
             self.routes.barrier_sent(partition, (await future).offset)
 
     async def on_edge_batch(self, batch: _Batch, event: Any) -> None:
-        """An edge batch, decoded once: each heartbeat checked (a bad one dead-lettered alone,
-        with the batch's offset and its index), then applied here or forwarded (routes.py)."""
-        decoded = await self.decode_batch(event, BATCH_CODEC, _heartbeats_of, HEARTBEATS,
-                                          check=heartbeat_of_batch_site)
+        """An edge batch, decoded once (dead-lettered whole when it is no batch): each heartbeat
+        checked and made a sample in one pass (a bad one dead-lettered alone, with the batch's
+        offset and its index), then applied here or forwarded (routes.py)."""
+        decoded = await self.decode_batch(event, BATCH_CODEC, _none_checked_there, HEARTBEATS)
         if decoded is None:
             return
         batch.contexts.append(decoded.trace_context)
-        routes, partition_of = self.routes, self.partition_of
-        forwarded = 0
-        for heartbeat in decoded.items:
-            partition = partition_of(heartbeat.camera_id)
+        message = decoded.batch
+        routes, partition_of, site_id = self.routes, self.partition_of, message.site_id
+        good = forwarded = 0
+        for index, heartbeat in enumerate(message.heartbeats):
+            sample = checked_sample(heartbeat)
+            if sample is None or sample.site_id != site_id:
+                await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
+                continue
+            good += 1
+            partition = partition_of(sample.camera_id)
             if routes.direct(partition):
-                self.on_heartbeat(batch, heartbeat, partition)
+                self.on_sample(batch, sample, partition)
             else:
-                routes.forwarded(partition, heartbeat)
+                routes.forwarded(partition, sample)
                 batch.forwards.setdefault(partition, []).append(heartbeat)
                 forwarded += 1
         batch.routed["forwarded"] += forwarded
-        batch.routed["direct"] += len(decoded.items) - forwarded
+        batch.routed["direct"] += good - forwarded
+        if good:
+            EVENTS_CONSUMED.labels(self.service, self.batches_name, "ok").inc(good)
+        if good < len(message.heartbeats):
+            EVENTS_CONSUMED.labels(self.service, self.batches_name, "dead_letter").inc(
+                len(message.heartbeats) - good)
+
+    async def _dead_letter_heartbeat(self, record: Any, index: int, message: camera_pb2.CameraHeartbeatBatch,
+                                     heartbeat: camera_pb2.CameraHeartbeat) -> None:
+        """A bad heartbeat of an edge batch to the dead-letter topic alone, saying why."""
+        try:
+            HEARTBEATS.check(heartbeat)
+            problem = heartbeat_of_batch_site(message, heartbeat) or "invalid heartbeat"
+        except DecodeError as exc:
+            problem = str(exc)
+        await publish_item_dead_letter(self.dlq, record, index, heartbeat, problem)
 
     async def _forward(self, forwards: Mapping[int, list[camera_pb2.CameraHeartbeat]]) -> list[Any]:
         """One by-camera message per camera partition (chunked), marked with this generation's
@@ -379,8 +413,8 @@ class CameraHealthService(StreamService):
         """A by-camera message: heartbeats forwarded to this camera partition, or a barrier
         (then what this worker held for the partition is applied: see routes.py)."""
         message = event.message
-        for heartbeat in self.routes.read(message.partition, message.offset):
-            self.on_heartbeat(batch, heartbeat, message.partition)
+        for sample in self.routes.read(message.partition, message.offset):
+            self.on_sample(batch, sample, message.partition)
         headers = headers_of(message)
         if event.key == BARRIER_KEY or self.routes.skips(header_value(headers, FORWARDED_BY_HEADER)):
             return
@@ -392,15 +426,21 @@ class CameraHealthService(StreamService):
             return
         batch.contexts.append(trace_context_of(headers))
         for heartbeat in heartbeats:
-            self.on_heartbeat(batch, heartbeat, event.message.partition)
+            self.on_sample(batch, sample_from_heartbeat(heartbeat), message.partition)
 
     def on_heartbeat(self, batch: _Batch, heartbeat: camera_pb2.CameraHeartbeat, partition: int) -> None:
-        sample = sample_from_heartbeat(heartbeat)
-        state = batch.state(sample.camera_id)
+        self.on_sample(batch, sample_from_heartbeat(heartbeat), partition)
+
+    def on_sample(self, batch: _Batch, sample: Sample, partition: int) -> None:
+        """A heartbeat applied to its camera's state: most the short way (nothing to publish)."""
+        camera_id = sample.camera_id
+        state = batch.state(camera_id)
         state.meta.partition = partition
-        outcome = self.monitor.on_heartbeat(state, sample)
-        batch.took(sample, outcome)
-        self.clock.heard(sample.camera_id)
+        batch.heard.add(camera_id)
+        if self.monitor.on_next_quiet_heartbeat(state, sample):
+            batch.took_quietly(sample)
+        else:
+            batch.took(sample, self.monitor.on_heartbeat(state, sample))
 
     def on_tick(self, batch: _Batch, key: bytes | None, value: bytes | None, partition: int) -> None:
         try:

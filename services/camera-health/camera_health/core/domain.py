@@ -142,6 +142,21 @@ class CameraMonitor:
                 outcome.statuses.append(self.status(state, state.health.last_seen or item.at))
         return outcome
 
+    def on_next_quiet_heartbeat(self, state: CameraState, sample: Sample) -> bool:
+        """`on_heartbeat` the short way for most heartbeats of an edge batch: one next in line
+        (its source's seq + 1, nothing waiting) that `_apply_quiet` takes. True when so: then
+        the state changed as `on_heartbeat` changes it, the arrival was APPLIED and there is
+        nothing to publish. False, having changed nothing, for any other heartbeat (then
+        `on_heartbeat` must take it). A property test holds the two equal."""
+        cursor = state.cursors.get(sample.source)
+        if (cursor is None or cursor.pending or cursor.last_seq is None or sample.seq != cursor.last_seq + 1
+                or not self._apply_quiet(state, sample)):
+            return False
+        cursor.last_seq = sample.seq  # as SeqCursor.accept takes a next-in-line event
+        newest = cursor.newest_at
+        cursor.newest_at = sample.at if newest is None or sample.at > newest else newest
+        return True
+
     def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
         """The silence timer: gives up overdue seq gaps, detects silence, refreshes the status."""
         before = self._signature(state)
