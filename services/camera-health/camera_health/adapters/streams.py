@@ -361,21 +361,35 @@ class CameraHealthService(StreamService):
             return
         batch.contexts.append(decoded.trace_context)
         message = decoded.batch
-        routes, partition_of, site_id = self.routes, self.partition_of, message.site_id
-        good = forwarded = 0
+        site_id, routes, partition_of = message.site_id, self.routes, self.partition_of
+        # The loop of every heartbeat: `on_sample` written out for the quiet ones.
+        quietly, heard, changed = self.monitor.on_next_quiet_heartbeat, batch.heard, batch.changed
+        good = forwarded = quiet = 0
+        oldest = batch.oldest
         for index, heartbeat in enumerate(message.heartbeats):
             sample = checked_sample(heartbeat)
             if sample is None or sample.site_id != site_id:
                 await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
                 continue
             good += 1
-            partition = partition_of(sample.camera_id)
-            if routes.direct(partition):
-                self.on_sample(batch, sample, partition)
-            else:
+            camera_id = sample.camera_id
+            partition = partition_of(camera_id)
+            if not routes.direct(partition):
                 routes.forwarded(partition, sample)
                 batch.forwards.setdefault(partition, []).append(heartbeat)
                 forwarded += 1
+                continue
+            state = batch.state(camera_id)
+            state.meta.partition = partition
+            if quietly(state, sample):
+                quiet += 1
+                heard.add(camera_id)
+                changed.add(camera_id)
+                oldest = min(oldest, sample.at)
+            else:
+                self.on_sample(batch, sample, partition)
+        batch.quiet += quiet
+        batch.oldest = min(batch.oldest, oldest)
         batch.routed["forwarded"] += forwarded
         batch.routed["direct"] += good - forwarded
         if good:

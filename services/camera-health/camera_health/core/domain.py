@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 from camera_health.config import ThresholdBook
@@ -38,6 +39,8 @@ from smartcity.health import (
 from smartcity.ordering import Arrival, SeqCursor
 
 TICK = "tick"
+# The agent's checks of a camera's check states, in one call (KeyError before its first one).
+_agent_checks_of = itemgetter(*AGENT_CHECKS)
 
 
 @dataclass
@@ -231,11 +234,15 @@ class CameraMonitor:
                 and (expected <= 0 or s.fps >= t.fps_min_ratio * expected)):
             return False
         checks = h.checks
-        agent_checks = [checks.get(name) for name in AGENT_CHECKS]
-        if None in agent_checks or any(check.firing for check in checks.values()):
-            return False  # a first agent heartbeat, or something firing
+        for check in checks.values():
+            if check.firing:
+                return False
+        try:
+            agent_checks = _agent_checks_of(checks)
+        except KeyError:
+            return False  # a first agent heartbeat
         for check in agent_checks:
-            check.failing_since = None  # type: ignore[union-attr]
+            check.failing_since = None
         h.last_seen = max(last, s.at)
         self._update_meta(state, s)
         return True
