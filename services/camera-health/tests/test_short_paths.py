@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -78,7 +79,16 @@ class Feed:
                       tamper_flags=step["tamper_flags"], reachable=step["reachable"])
 
 
-def drive(monitor: CameraMonitor, plan: list[dict[str, Any]]) -> list[tuple[str, MonitorEffects]]:
+# How a driven monitor takes a heartbeat: the full way unless a test says otherwise.
+Take = Callable[[CameraMonitor, CameraState, Sample], MonitorEffects]
+
+
+def full_way(monitor: CameraMonitor, state: CameraState, sample: Sample) -> MonitorEffects:
+    return monitor.on_heartbeat(state, sample)
+
+
+def drive(monitor: CameraMonitor, plan: list[dict[str, Any]],
+          take: Take = full_way) -> list[tuple[str, MonitorEffects]]:
     """Each step's camera and effects; the states end in `monitor.states` (set here)."""
     feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
     out = []
@@ -89,7 +99,7 @@ def drive(monitor: CameraMonitor, plan: list[dict[str, Any]]) -> list[tuple[str,
             now = (state.health.last_seen or feed.at[camera]) + step["ahead"]
             out.append((camera, monitor.on_tick(state, now, step["refresh"])))
         else:
-            out.append((camera, monitor.on_heartbeat(state, feed.sample(step))))
+            out.append((camera, take(monitor, state, feed.sample(step))))
     monitor.states = states  # type: ignore[attr-defined]
     return out
 
@@ -162,49 +172,27 @@ def test_a_deferred_availability_equals_the_one_computed_at_once(plan: list[dict
 
 # --- on_next_quiet_heartbeat -------------------------------------------------------------------
 
-def drive_short_first(monitor: CameraMonitor, plan: list[dict[str, Any]]
-                      ) -> tuple[list[tuple[str, MonitorEffects]], dict[str, CameraState], int]:
-    """As `test_short_paths.drive`, each heartbeat tried the next-quiet way first."""
-    feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
-    out, short = [], 0
-    for step in plan:
-        camera = step["camera"]
-        state = states[camera]
-        if step.get("tick"):
-            now = (state.health.last_seen or feed.at[camera]) + step["ahead"]
-            out.append((camera, monitor.on_tick(state, now, step["refresh"])))
-            continue
-        sample = feed.sample(step)
+class NextQuietFirst:
+    """Takes a heartbeat as the edge-batch path does: the next-quiet way first, counted."""
+
+    def __init__(self) -> None:
+        self.short = 0
+
+    def __call__(self, monitor: CameraMonitor, state: CameraState, sample: Sample) -> MonitorEffects:
         if monitor.on_next_quiet_heartbeat(state, sample):
-            short += 1
-            out.append((camera, MonitorEffects(Arrival.APPLIED, changed=True)))
-        else:
-            out.append((camera, monitor.on_heartbeat(state, sample)))
-    return out, states, short
-
-
-def drive_long(monitor: CameraMonitor, plan: list[dict[str, Any]]
-               ) -> tuple[list[tuple[str, MonitorEffects]], dict[str, CameraState]]:
-    feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
-    out = []
-    for step in plan:
-        state = states[step["camera"]]
-        if step.get("tick"):
-            now = (state.health.last_seen or feed.at[step["camera"]]) + step["ahead"]
-            out.append((step["camera"], monitor.on_tick(state, now, step["refresh"])))
-        else:
-            out.append((step["camera"], monitor.on_heartbeat(state, feed.sample(step))))
-    return out, states
+            self.short += 1
+            return MonitorEffects(Arrival.APPLIED, changed=True)
+        return monitor.on_heartbeat(state, sample)
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
 def test_the_next_quiet_way_changes_what_the_full_path_changes(plan: list[dict[str, Any]]) -> None:
-    short_out, short_states, _ = drive_short_first(CameraMonitor(BOOK), plan)
-    long_out, long_states = drive_long(LongWayMonitor(BOOK), plan)
+    short, long = CameraMonitor(BOOK), LongWayMonitor(BOOK)
+    short_out, long_out = drive(short, plan, NextQuietFirst()), drive(long, plan)
     assert short_out == long_out
     for camera in CAMERAS:
-        assert dumped(short_states[camera]) == dumped(long_states[camera])
+        assert dumped(short.states[camera]) == dumped(long.states[camera])  # type: ignore[attr-defined]
 
 
 def test_the_next_quiet_way_is_taken_for_a_healthy_camera_in_sequence() -> None:
@@ -212,5 +200,6 @@ def test_the_next_quiet_way_is_taken_for_a_healthy_camera_in_sequence() -> None:
     plan = [{"camera": "cam-a", "seq_step": 1, "dt": 10.0, "source": AGENT, "fps": 25.0,
              "configured_fps": 25.0, "packet_loss_percent": 0.0, "storage_free_percent": 60.0,
              "recording": True, "tamper_flags": (), "reachable": True}] * 5
-    _, _, short = drive_short_first(CameraMonitor(BOOK), plan)
-    assert short == 4  # all but the first (it makes the cursor and the agent checks)
+    take = NextQuietFirst()
+    drive(CameraMonitor(BOOK), plan, take)
+    assert take.short == 4  # all but the first (it makes the cursor and the agent checks)
