@@ -130,13 +130,14 @@ class RoutedWorld:
         return self.read_to[q] < len(self.by_camera[q])
 
     def read_by_camera(self, q: int) -> None:
-        """The agent reads by-camera q's next record (only owned partitions are read here)."""
+        """The agent reads by-camera q's next record (also of a partition the routes do not
+        count as owned: the assignment they were opened with may have been incomplete)."""
         offset = self.read_to[q]
         key, token, heartbeat = self.by_camera[q][offset]
         self.read_to[q] = offset + 1
         for held in self.routes.read(q, offset):
             self.apply(held)
-        if key == b"barrier" or self.routes.skips(token):
+        if key == b"barrier" or self.routes.skips(q, token):
             return
         assert heartbeat is not None
         self.apply(heartbeat)
@@ -167,7 +168,7 @@ def test_routed_heartbeats_reach_each_camera_in_order_once(foreign: list[tuple[s
     for step in actions:
         if step[0] == "edge" and world.edge:
             world.take_edge()
-        elif step[0] == "read" and step[1] in world.owned and world.unread(step[1]):
+        elif step[0] == "read" and world.unread(step[1]):  # owned or not (an assignment seen late)
             world.read_by_camera(step[1])
         elif step[0] == "rebalance":
             world.open(step[1])

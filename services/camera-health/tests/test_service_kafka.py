@@ -271,7 +271,7 @@ async def test_killed_worker_restarts_to_the_same_results_as_the_domain_computes
         return last == want_last
 
     statuses = await consume(kafka_bootstrap, topic_prefix + STATUS_TOPIC, until=caught_up, timeout_s=40)
-    assert last_statuses(statuses) == expected_status
+    assert last_statuses(statuses) == expected_status, second.log_tail()
     if batched:  # past its barriers the restarted worker applies batches where it reads them
         await feed(producer, topic, beats[-10:])  # again: duplicates by seq, nothing to publish
         deadline = time.monotonic() + 20

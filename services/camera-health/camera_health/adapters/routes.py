@@ -77,6 +77,8 @@ class CameraRoutes(Generic[H]):
         self._ready.add(partition)
         return self._held.pop(partition, [])
 
-    def skips(self, token: bytes | None) -> bool:
-        """Whether a forwarded record was this generation's own (applied from what it held)."""
-        return token is not None and token == self.token
+    def skips(self, partition: int, token: bytes | None) -> bool:
+        """Whether a forwarded record was this generation's own to a partition it owns, so
+        applied from what it held. (One to a partition it did not own was not held: should the
+        agent read it anyway, say while the assignment it saw was incomplete, it applies it.)"""
+        return token is not None and token == self.token and partition in self.owned

@@ -430,7 +430,8 @@ class CameraHealthService(StreamService):
         for sample in self.routes.read(message.partition, message.offset):
             self.on_sample(batch, sample, message.partition)
         headers = headers_of(message)
-        if event.key == BARRIER_KEY or self.routes.skips(header_value(headers, FORWARDED_BY_HEADER)):
+        token = header_value(headers, FORWARDED_BY_HEADER)
+        if event.key == BARRIER_KEY or self.routes.skips(message.partition, token):
             return
         try:
             heartbeats = camera_pb2.CameraHeartbeatBatch.FromString(event.value).heartbeats
