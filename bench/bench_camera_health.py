@@ -95,13 +95,25 @@ def batch_records(prefix: str, beats: list[camera_pb2.CameraHeartbeat], size: in
     return out
 
 
-def processed(port: int) -> float:
+# Edge-batch heartbeats applied where they were read, or forwarded to their camera's partition.
+ROUTED = re.compile(r'^smartcity_camera_batch_heartbeats_total\{route="(\w+)"\} ([0-9.e+]+)$', re.M)
+
+
+def metrics_text(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-            body = reply.read().decode()
+            return str(reply.read().decode())
     except OSError:
-        return 0.0
-    return sum(float(v) for v in PROCESSED.findall(body))
+        return ""
+
+
+def processed(port: int) -> float:
+    return sum(float(v) for v in PROCESSED.findall(metrics_text(port)))
+
+
+def routed(port: int) -> dict[str, float]:
+    """The worker's edge-batch heartbeats by route (none from a worker that only forwards)."""
+    return {route: float(count) for route, count in ROUTED.findall(metrics_text(port))}
 
 
 def measure(port: int, n: int, worker: subprocess.Popen[bytes],
@@ -162,6 +174,7 @@ def main() -> int:
     profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
         first_count, first_at, done_at, cpu = measure(port, args.heartbeats, worker, args.timeout)
+        routes = routed(port)
     finally:
         if profiler is not None:
             print(profiler.stop())
@@ -182,6 +195,9 @@ def main() -> int:
     print(f"  one worker processed {timed:.0f} heartbeats in {done_at - first_at:.2f}s: "
           f"{rate:,.0f} heartbeats/s, {messages:,.0f} messages/s "
           f"({messages / bare:.0%} of bare Faust, {messages / raw:.1%} of raw)")
+    if routes:
+        shown = ", ".join(f"{route} {count:,.0f}" for route, count in sorted(routes.items()))
+        print(f"  edge-batch heartbeats by route: {shown}")
     # On a shared machine the steadier comparison: work per CPU second, the worker's and Faust's.
     per_cpu = timed * len(records) / args.heartbeats / max(cpu, 1e-9)
     print(f"  worker CPU {cpu:.1f}s -> {timed / max(cpu, 1e-9):,.0f} heartbeats, {per_cpu:,.0f} messages per "

@@ -2,6 +2,8 @@
 
 - a quiet heartbeat (`CameraMonitor._apply_quiet`) leaves the state and the outputs exactly as
   the full path (`_apply`, with statuses from the signature) does;
+- a heartbeat next in line taken quietly (`CameraMonitor.on_next_quiet_heartbeat`, tried first
+  as the edge-batch path does) leaves the states and outputs as `on_heartbeat` the full way;
 - a deferred availability (`defer_availability`, completed for each camera's newest status of
   a batch) equals the one computed when the status was made.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -18,6 +21,7 @@ from hypothesis import strategies as st
 from camera_health.config import ThresholdBook, Thresholds
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
 from camera_health.core.model import AGENT, PROBE, Sample, StatusView
+from smartcity.ordering import Arrival
 
 CAMERAS = ("cam-a", "cam-b", "cam-c")
 BOOK = ThresholdBook(Thresholds().with_overrides(
@@ -75,7 +79,16 @@ class Feed:
                       tamper_flags=step["tamper_flags"], reachable=step["reachable"])
 
 
-def drive(monitor: CameraMonitor, plan: list[dict[str, Any]]) -> list[tuple[str, MonitorEffects]]:
+# How a driven monitor takes a heartbeat: the full way unless a test says otherwise.
+Take = Callable[[CameraMonitor, CameraState, Sample], MonitorEffects]
+
+
+def full_way(monitor: CameraMonitor, state: CameraState, sample: Sample) -> MonitorEffects:
+    return monitor.on_heartbeat(state, sample)
+
+
+def drive(monitor: CameraMonitor, plan: list[dict[str, Any]],
+          take: Take = full_way) -> list[tuple[str, MonitorEffects]]:
     """Each step's camera and effects; the states end in `monitor.states` (set here)."""
     feed, states = Feed(), {c: monitor.new_state(c) for c in CAMERAS}
     out = []
@@ -86,7 +99,7 @@ def drive(monitor: CameraMonitor, plan: list[dict[str, Any]]) -> list[tuple[str,
             now = (state.health.last_seen or feed.at[camera]) + step["ahead"]
             out.append((camera, monitor.on_tick(state, now, step["refresh"])))
         else:
-            out.append((camera, monitor.on_heartbeat(state, feed.sample(step))))
+            out.append((camera, take(monitor, state, feed.sample(step))))
     monitor.states = states  # type: ignore[attr-defined]
     return out
 
@@ -155,3 +168,38 @@ def test_a_deferred_availability_equals_the_one_computed_at_once(plan: list[dict
     assert completed == newest_per_batch(eager_out, cuts)
     assert any(s.availability is None for _, e in deferred_out for s in e.statuses) or not any(
         e.statuses for _, e in deferred_out)
+
+
+# --- on_next_quiet_heartbeat -------------------------------------------------------------------
+
+class NextQuietFirst:
+    """Takes a heartbeat as the edge-batch path does: the next-quiet way first, counted."""
+
+    def __init__(self) -> None:
+        self.short = 0
+
+    def __call__(self, monitor: CameraMonitor, state: CameraState, sample: Sample) -> MonitorEffects:
+        if monitor.on_next_quiet_heartbeat(state, sample):
+            self.short += 1
+            return MonitorEffects(Arrival.APPLIED, changed=True)
+        return monitor.on_heartbeat(state, sample)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_the_next_quiet_way_changes_what_the_full_path_changes(plan: list[dict[str, Any]]) -> None:
+    short, long = CameraMonitor(BOOK), LongWayMonitor(BOOK)
+    short_out, long_out = drive(short, plan, NextQuietFirst()), drive(long, plan)
+    assert short_out == long_out
+    for camera in CAMERAS:
+        assert dumped(short.states[camera]) == dumped(long.states[camera])  # type: ignore[attr-defined]
+
+
+def test_the_next_quiet_way_is_taken_for_a_healthy_camera_in_sequence() -> None:
+    """Not only equal: used (else the property above would hold trivially)."""
+    plan = [{"camera": "cam-a", "seq_step": 1, "dt": 10.0, "source": AGENT, "fps": 25.0,
+             "configured_fps": 25.0, "packet_loss_percent": 0.0, "storage_free_percent": 60.0,
+             "recording": True, "tamper_flags": (), "reachable": True}] * 5
+    take = NextQuietFirst()
+    drive(CameraMonitor(BOOK), plan, take)
+    assert take.short == 4  # all but the first (it makes the cursor and the agent checks)

@@ -77,6 +77,36 @@ def sample_from_heartbeat(hb: camera_pb2.CameraHeartbeat) -> Sample:
     )
 
 
+def checked_sample(hb: camera_pb2.CameraHeartbeat) -> Sample | None:
+    """`validate_heartbeat` then `sample_from_heartbeat` in one pass, each field read once (an
+    edge batch's heartbeats all come here): the sample, or None when `validate_heartbeat` would
+    raise (it then says why). A property test holds it equal to the two."""
+    camera_id, seq, source = hb.camera_id, hb.seq, hb.source
+    fps, configured_fps = hb.fps, hb.configured_fps
+    packet_loss, storage_free, latency = hb.packet_loss_percent, hb.storage_free_percent, hb.probe_latency_ms
+    flags = hb.tamper_flags
+    if not (camera_id and seq and hb.HasField("observed_time") and source in _SOURCES_OR_NONE
+            and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
+            and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
+            and 0.0 <= latency < math.inf and (not flags or all(f in TAMPER_NAMES for f in flags))):
+        return None
+    stamp = hb.observed_time
+    latitude: float | None = None
+    longitude: float | None = None
+    if hb.HasField("location"):
+        location = hb.location
+        latitude, longitude = location.latitude, location.longitude
+    # Positional, in Sample's field order (a keyword call costs more than the rest of this).
+    return _SAMPLE((camera_id, seq, stamp.seconds + stamp.nanos / 1e9, source or AGENT, hb.site_id, hb.name,
+                    latitude, longitude, fps, configured_fps, hb.bitrate_kbps, hb.configured_bitrate_kbps,
+                    hb.dropped_frames, packet_loss, storage_free, hb.recording,
+                    tuple(TAMPER_NAMES[f] for f in flags) if flags else (), hb.reachable, latency,
+                    hb.frames_decoded))
+
+
+_SAMPLE = Sample._make
+
+
 def _reason(reason: Reason) -> common_pb2.HealthReason:
     return common_pb2.HealthReason(check=reason.check, severity=_HEALTH[reason.severity],
                                    detail=reason.detail, since=to_timestamp(reason.since))

@@ -24,6 +24,9 @@ EVENTS = Counter("smartcity_camera_events_processed_total",
                  ["source", "outcome"])
 INCIDENTS = Counter("smartcity_camera_incidents_total", "Incident events published, by phase and cause",
                     ["site", "phase", "cause"])
+BATCH_ROUTES = Counter("smartcity_camera_batch_heartbeats_total",
+                       "Edge-batch heartbeats by route: applied where they were read (direct) or "
+                       "forwarded to their camera's partition (forwarded)", ["route"])
 TICKS = Counter("smartcity_camera_timer_ticks_total",
                 "Ticks of the silence timer, by why (silence or a gap to give up, or refresh)",
                 ["reason"])

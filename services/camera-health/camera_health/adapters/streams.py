@@ -1,27 +1,32 @@
 """Faust wiring of camera-health: a thin adapter around `domain.CameraMonitor`.
 
     in    camera.heartbeats.v1                       CameraHeartbeat, key camera_id
-          camera.heartbeat-batches.v1                CameraHeartbeatBatch, key site_id: each
-                                                      heartbeat checked (a bad one to the DLQ
-                                                      alone), re-keyed ─► <app id>-by-camera
-          <app id>-by-camera (internal, co-partitioned) CameraHeartbeatBatch per partition
+          camera.heartbeat-batches.v1                CameraHeartbeatBatch, key site_id: decoded
+                                                      once, each heartbeat checked (a bad one to
+                                                      the DLQ alone) and applied here when its
+                                                      camera's partition is this worker's (see
+                                                      routes.py), else forwarded ─► by-camera
+          <app id>-by-camera (internal, co-partitioned) CameraHeartbeatBatch per camera partition
           <app id>-ticks (internal, co-partitioned)   silence-timer ticks, key camera_id
     out   camera.status.v1 (compacted)               CameraStatus on changes and every
                                                       CAMERA_STATUS_INTERVAL_S
           camera.incidents.v1                        CameraIncident opened / resolved
           camera.heartbeats.v1.dlq                   what could not be decoded or validated
-    table cameras (changelog <app id>-cameras-changelog): the CameraState of each camera
+          camera.heartbeat-batches.v1.dlq            the same for batches (dlq.batch.index)
+    table cameras (changelog <app id>-cameras-changelog): the CameraState of each camera, on
+          the changelog partition of the camera's own partition
 
-One agent reads heartbeats, re-keyed batches and ticks together, a batch of events at a time,
-so a camera's state only ever changes in its partition's order: the timer never races the
-stream. The timer itself
-only reads the table and sends ticks (Faust tables can only be changed from a stream).
+One agent reads heartbeats, edge batches, forwarded batches and ticks together, a batch of
+events at a time, so a camera's state only ever changes in one order: the timer never races
+the stream. The timer itself only reads the table and sends ticks (Faust tables can only be
+changed from a stream).
 
-Crash safety (at-least-once): a batch's outputs are sent and acknowledged *before* its new
-states are put in the table (once per changed camera), Faust acks the batch's events only after
-that, and it flushes the changelog before it commits offsets. After a
-crash an event is either reprocessed (its outputs are sent again: same incident ids, statuses
-compacted by key) or already reflected in the recovered state (its outputs went out before).
+Crash safety (at-least-once): a batch's outputs (and forwards) are sent and acknowledged
+*before* its new states are put in the table (once per changed camera), Faust acks the batch's
+events only after that, and it flushes the changelog before it commits offsets. After a crash
+an event is either reprocessed (its outputs are sent again: same incident ids, statuses
+compacted by key; heartbeats already applied are duplicates by seq) or already reflected in
+the recovered state (its outputs went out before).
 """
 
 from __future__ import annotations
@@ -42,22 +47,25 @@ from camera_health.adapters import metrics
 from camera_health.adapters.messages import (
     HEARTBEATS,
     StateEncoder,
+    checked_sample,
     encode_incident,
     encode_status,
     sample_from_heartbeat,
 )
+from camera_health.adapters.routes import BARRIER_KEY, FORWARDED_BY_HEADER, CameraRoutes
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
 from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
-from camera_health.core.model import Sample
+from camera_health.core.model import AGENT, Sample
 from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.deadlines import Deadlines
-from smartcity.headers import headers_of
+from smartcity.headers import header_value, headers_of
 from smartcity.health import Health
+from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
 from smartcity.streams import EVENTS_CONSUMED, StreamService, assigned_and_recovered
-from smartcity.streams.batches import TableWriter, event_batches, span_links
+from smartcity.streams.batches import TableWriter, event_batches, publish_item_dead_letter, span_links
 from smartcity.streams.dead_letters import trace_context_of
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
@@ -72,8 +80,7 @@ MIN_STALL_S = 2.0
 TICKS_RETENTION_S = 3600.0  # ticks are only useful for seconds
 
 
-# Edge batch messages taken at once, and heartbeats per re-keyed message at most.
-EDGE_BATCHES_AT_ONCE = 50
+# Heartbeats per forwarded by-camera message at most (well under the producer's request size).
 FORWARD_CHUNK = 2000
 BATCH_CODEC = ProtoCodec(camera_pb2.CameraHeartbeatBatch)
 # How long the agent waits to fill a batch: each batch writes each camera it touched once (its
@@ -82,8 +89,9 @@ BATCH_CODEC = ProtoCodec(camera_pb2.CameraHeartbeatBatch)
 PROCESS_WITHIN_S = 0.05
 
 
-def _heartbeats_of(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
-    return batch.heartbeats  # type: ignore[return-value]
+def _none_checked_there(batch: camera_pb2.CameraHeartbeatBatch) -> Sequence[camera_pb2.CameraHeartbeat]:
+    """For the shared batch decoder: the heartbeats are checked by `on_edge_batch`, in one pass."""
+    return ()
 
 
 def heartbeat_of_batch_site(batch: camera_pb2.CameraHeartbeatBatch,
@@ -125,6 +133,11 @@ class _Batch:
         self.singles = 0  # heartbeats one a message, decoded fine
         self.events: Tally[tuple[str, str]] = Tally()  # (source, arrival): labels once per batch
         self.oldest = math.inf
+        # Edge-batch heartbeats of camera partitions not applied here, per partition, in order.
+        self.forwards: dict[int, list[camera_pb2.CameraHeartbeat]] = {}
+        self.routed: Tally[str] = Tally()  # edge-batch heartbeats by route, counted once per batch
+        self.quiet = 0  # heartbeats taken the short way (agent, applied)
+        self.heard: set[str] = set()  # cameras with a heartbeat in the batch
 
     def known(self, camera_id: str) -> bool:
         return camera_id in self.states or self.service.stored_state(camera_id) is not None
@@ -144,9 +157,18 @@ class _Batch:
         self.events[(sample.source, outcome.arrival)] += 1
         self.oldest = min(self.oldest, sample.at)
 
+    def took_quietly(self, sample: Sample) -> None:
+        self.quiet += 1
+        self.changed.add(sample.camera_id)
+        self.oldest = min(self.oldest, sample.at)
+
     def record_metrics(self) -> None:
+        if self.quiet:
+            self.events[(AGENT, Arrival.APPLIED)] += self.quiet
         for (source, arrival), count in self.events.items():
             metrics.EVENTS.labels(source, str(arrival)).inc(count)
+        for route, count in self.routed.items():
+            metrics.BATCH_ROUTES.labels(route).inc(count)
         if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
             self.service.observe_latency(self.service.heartbeats_name, self.oldest)
 
@@ -175,8 +197,8 @@ def key_matches_camera(key: str, heartbeat: camera_pb2.CameraHeartbeat) -> str |
 
 
 class CameraHealthService(StreamService):
-    """The app, its topics, the cameras table, two agents (batches re-keyed; heartbeats, batches
-    and ticks) and the timer."""
+    """The app, its topics, the cameras table, the agent (heartbeats, edge batches, forwarded
+    batches and ticks) and the timer."""
 
     def __init__(self, settings: PlatformSettings, config: ServiceConfig) -> None:
         super().__init__(settings, broker_session_timeout=config.session_timeout_s,
@@ -189,8 +211,8 @@ class CameraHealthService(StreamService):
         # round trip under load): the worker had stalled (core/clock.py).
         self.clock = ReceiptClock(stall_s=max(config.thresholds.defaults.heartbeat_tolerance_s / 4,
                                               MIN_STALL_S))
-        # Topics. The ticks and the re-keyed batches are internal and co-partitioned with the
-        # heartbeats; one agent reads the three through one channel (so `serve` must create the
+        # Topics. The ticks and the forwarded batches are internal and co-partitioned with the
+        # heartbeats; one agent reads the four through one channel (so `serve` must create the
         # internal ones first: merged).
         self.heartbeats_in = self.catalogue_topic(topic_names.CAMERA_HEARTBEATS)
         self.batches_in = self.catalogue_topic(topic_names.CAMERA_HEARTBEAT_BATCHES)
@@ -198,9 +220,11 @@ class CameraHealthService(StreamService):
                                          retention=TICKS_RETENTION_S)
         self.by_camera = self.internal_topic("by-camera", partitions(), merged=True)
         self.heartbeats_name = self.heartbeats_in.get_topic_name()
+        self.batches_name = self.batches_in.get_topic_name()
         self.ticks_name = self.ticks.get_topic_name()
         self.by_camera_name = self.by_camera.get_topic_name()
-        self.source = self.merged_channel(self.heartbeats_name, self.by_camera_name, self.ticks_name)
+        self.source = self.merged_channel(self.heartbeats_name, self.batches_name, self.by_camera_name,
+                                          self.ticks_name)
         self.status_out = self.catalogue_topic(topic_names.CAMERA_STATUS)
         self.incidents_out = self.catalogue_topic(topic_names.CAMERA_INCIDENTS)
         self.status_name = self.status_out.get_topic_name()
@@ -215,6 +239,7 @@ class CameraHealthService(StreamService):
         self.encoder = StateEncoder()
         self.writer = TableWriter(self.table)
         self.partition_of = CameraPartitions(partitions())
+        self.routes: CameraRoutes[Sample] = CameraRoutes()
         # The table's states decoded (decoding a state costs more than applying a heartbeat to
         # it), kept equal to the table: updated when a batch writes, dropped on a rebalance
         # (the table may then hold what another worker wrote) and when a batch fails.
@@ -230,44 +255,9 @@ class CameraHealthService(StreamService):
         self._fleet_changed = True
         self._watched_generation = -1
         # Agents and timers.
-        self.agent(self.batches_in, self.ingest_batches, "camera-health-batches")
         self.agent(self.source, self.process, "camera-health")
         self.timer(config.silence_check_interval_s, self.watch, "camera-health-watch")
         self._next_refresh = time.monotonic() + config.status_interval_s
-
-    # --- edge batches: checked one by one, re-keyed to the cameras' partitions ---------------
-
-    async def ingest_batches(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream, max_events=EDGE_BATCHES_AT_ONCE):
-            groups: dict[int, list[camera_pb2.CameraHeartbeat]] = {}
-            contexts = []
-            for event in events:
-                batch = await self.decode_batch(event, BATCH_CODEC, _heartbeats_of, HEARTBEATS,
-                                                check=heartbeat_of_batch_site)
-                if batch is None:
-                    continue
-                contexts.append(batch.trace_context)
-                for heartbeat in batch.items:
-                    groups.setdefault(self.partition_of(heartbeat.camera_id), []).append(heartbeat)
-            await self._forward(groups, contexts)
-
-    async def _forward(self, groups: dict[int, list[camera_pb2.CameraHeartbeat]],
-                       contexts: list[Any]) -> None:
-        """One batch message per camera partition (chunked), acknowledged before Faust acks the
-        batches taken."""
-        if not groups:
-            return
-        with tracer.start_as_current_span("camera-health.ingest", links=span_links(contexts)):
-            headers = inject_headers()
-            pending = []
-            for partition, heartbeats in groups.items():
-                for start in range(0, len(heartbeats), FORWARD_CHUNK):
-                    value = camera_pb2.CameraHeartbeatBatch(
-                        heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
-                    pending.append(await send_record(self.app, self.by_camera_name, None, value,
-                                                     headers=headers, partition=partition))
-            for future in pending:
-                await future
 
     # --- the agent -----------------------------------------------------------------------
 
@@ -282,11 +272,15 @@ class CameraHealthService(StreamService):
             self._generation = self.app.consumer_generation_id
             self.states.clear()
             self.encoder.forget()
+            await self._open_routes()
         batch = _Batch(self)
         try:
             await self._apply_all(batch, events)
             with tracer.start_as_current_span("camera-health.process", links=span_links(batch.contexts)):
+                forwarded = await self._forward(batch.forwards)
                 await self._publish(batch.effects, batch.states, batch.traced)
+                for future in forwarded:
+                    await future
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
@@ -294,7 +288,9 @@ class CameraHealthService(StreamService):
                 await self.writer.flush()
         except BaseException:
             self.states.clear()  # changed in memory, maybe not in the table
+            self._generation = -1  # routes opened again (held heartbeats maybe unforwarded)
             raise
+        self.clock.heard_all(batch.heard)
         for camera_id, state in batch.states.items():
             self._watch(camera_id, state)
         batch.record_metrics()
@@ -302,7 +298,9 @@ class CameraHealthService(StreamService):
     async def _apply_all(self, batch: _Batch, events: Sequence[Any]) -> None:
         for event in events:
             topic = event.message.topic
-            if topic == self.ticks_name:
+            if topic == self.batches_name:
+                await self.on_edge_batch(batch, event)
+            elif topic == self.ticks_name:
                 self.on_tick(batch, event.key, event.value, event.message.partition)
             elif topic == self.by_camera_name:
                 self.on_heartbeat_batch(batch, event)
@@ -344,24 +342,120 @@ class CameraHealthService(StreamService):
             state = self.states[camera_id] = self.monitor.load(camera_id, self.encoder.decode(data))
         return state
 
+    async def _open_routes(self) -> None:
+        """A new generation: a barrier record to each owned camera partition of by-camera, so
+        batches are applied here only once what was forwarded there before has been read."""
+        self.routes.reset(self._active_partitions())
+        pending = [(partition, await send_record(self.app, self.by_camera_name, BARRIER_KEY, b"",
+                                                 partition=partition))
+                   for partition in sorted(self.routes.owned)]
+        for partition, future in pending:
+            self.routes.barrier_sent(partition, (await future).offset)
+
+    async def on_edge_batch(self, batch: _Batch, event: Any) -> None:
+        """An edge batch, decoded once (dead-lettered whole when it is no batch): each heartbeat
+        checked and made a sample in one pass (a bad one dead-lettered alone, with the batch's
+        offset and its index), then applied here or forwarded (routes.py)."""
+        decoded = await self.decode_batch(event, BATCH_CODEC, _none_checked_there, HEARTBEATS)
+        if decoded is None:
+            return
+        batch.contexts.append(decoded.trace_context)
+        message = decoded.batch
+        site_id, routes, partition_of = message.site_id, self.routes, self.partition_of
+        # The loop of every heartbeat: `on_sample` written out for the quiet ones.
+        quietly, heard, changed = self.monitor.on_next_quiet_heartbeat, batch.heard, batch.changed
+        good = forwarded = quiet = 0
+        oldest = batch.oldest
+        for index, heartbeat in enumerate(message.heartbeats):
+            sample = checked_sample(heartbeat)
+            if sample is None or sample.site_id != site_id:
+                await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
+                continue
+            good += 1
+            camera_id = sample.camera_id
+            partition = partition_of(camera_id)
+            if not routes.direct(partition):
+                routes.forwarded(partition, sample)
+                batch.forwards.setdefault(partition, []).append(heartbeat)
+                forwarded += 1
+                continue
+            state = batch.state(camera_id)
+            state.meta.partition = partition
+            if quietly(state, sample):
+                quiet += 1
+                heard.add(camera_id)
+                changed.add(camera_id)
+                oldest = min(oldest, sample.at)
+            else:
+                self.on_sample(batch, sample, partition)
+        batch.quiet += quiet
+        batch.oldest = min(batch.oldest, oldest)
+        batch.routed["forwarded"] += forwarded
+        batch.routed["direct"] += good - forwarded
+        if good:
+            EVENTS_CONSUMED.labels(self.service, self.batches_name, "ok").inc(good)
+        if good < len(message.heartbeats):
+            EVENTS_CONSUMED.labels(self.service, self.batches_name, "dead_letter").inc(
+                len(message.heartbeats) - good)
+
+    async def _dead_letter_heartbeat(self, record: Any, index: int, message: camera_pb2.CameraHeartbeatBatch,
+                                     heartbeat: camera_pb2.CameraHeartbeat) -> None:
+        """A bad heartbeat of an edge batch to the dead-letter topic alone, saying why."""
+        try:
+            HEARTBEATS.check(heartbeat)
+            problem = heartbeat_of_batch_site(message, heartbeat) or "invalid heartbeat"
+        except DecodeError as exc:
+            problem = str(exc)
+        await publish_item_dead_letter(self.dlq, record, index, heartbeat, problem)
+
+    async def _forward(self, forwards: Mapping[int, list[camera_pb2.CameraHeartbeat]]) -> list[Any]:
+        """One by-camera message per camera partition (chunked), marked with this generation's
+        token; the acks' futures, awaited before Faust acks the batches taken."""
+        if not forwards:
+            return []
+        headers = [*inject_headers(), (FORWARDED_BY_HEADER, self.routes.token)]
+        pending = []
+        for partition, heartbeats in forwards.items():
+            for start in range(0, len(heartbeats), FORWARD_CHUNK):
+                value = camera_pb2.CameraHeartbeatBatch(
+                    heartbeats=heartbeats[start:start + FORWARD_CHUNK]).SerializeToString()
+                pending.append(await send_record(self.app, self.by_camera_name, None, value,
+                                                 headers=headers, partition=partition))
+        return pending
+
     def on_heartbeat_batch(self, batch: _Batch, event: Any) -> None:
+        """A by-camera message: heartbeats forwarded to this camera partition, or a barrier
+        (then what this worker held for the partition is applied: see routes.py)."""
+        message = event.message
+        for sample in self.routes.read(message.partition, message.offset):
+            self.on_sample(batch, sample, message.partition)
+        headers = headers_of(message)
+        token = header_value(headers, FORWARDED_BY_HEADER)
+        if event.key == BARRIER_KEY or self.routes.skips(message.partition, token):
+            return
         try:
             heartbeats = camera_pb2.CameraHeartbeatBatch.FromString(event.value).heartbeats
-        except Exception:  # internal topic, written by ingest_batches: nothing to keep
+        except Exception:  # internal topic, written by `_forward`: nothing to keep
             log.exception("malformed batch at %s[%d]@%d", event.message.topic, event.message.partition,
                           event.message.offset)
             return
-        batch.contexts.append(trace_context_of(headers_of(event.message)))
+        batch.contexts.append(trace_context_of(headers))
         for heartbeat in heartbeats:
-            self.on_heartbeat(batch, heartbeat, event.message.partition)
+            self.on_sample(batch, sample_from_heartbeat(heartbeat), message.partition)
 
     def on_heartbeat(self, batch: _Batch, heartbeat: camera_pb2.CameraHeartbeat, partition: int) -> None:
-        sample = sample_from_heartbeat(heartbeat)
-        state = batch.state(sample.camera_id)
+        self.on_sample(batch, sample_from_heartbeat(heartbeat), partition)
+
+    def on_sample(self, batch: _Batch, sample: Sample, partition: int) -> None:
+        """A heartbeat applied to its camera's state: most the short way (nothing to publish)."""
+        camera_id = sample.camera_id
+        state = batch.state(camera_id)
         state.meta.partition = partition
-        outcome = self.monitor.on_heartbeat(state, sample)
-        batch.took(sample, outcome)
-        self.clock.heard(sample.camera_id)
+        batch.heard.add(camera_id)
+        if self.monitor.on_next_quiet_heartbeat(state, sample):
+            batch.took_quietly(sample)
+        else:
+            batch.took(sample, self.monitor.on_heartbeat(state, sample))
 
     def on_tick(self, batch: _Batch, key: bytes | None, value: bytes | None, partition: int) -> None:
         try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 # Ticks come back within a fraction of a second when the worker keeps up.
@@ -48,6 +48,13 @@ class ReceiptClock:
 
     def heard(self, camera_id: str) -> None:
         self._received[camera_id] = self._monotonic()
+
+    def heard_all(self, camera_ids: Iterable[str]) -> None:
+        """`heard` for the cameras of one batch, at one moment."""
+        mono = self._monotonic()
+        received = self._received
+        for camera_id in camera_ids:
+            received[camera_id] = mono
 
     def now_for(self, camera_id: str, last_seen: float) -> float:
         """The camera's event-time "now" (starts counting at the first call for an unknown one)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 from camera_health.config import ThresholdBook
@@ -38,6 +39,8 @@ from smartcity.health import (
 from smartcity.ordering import Arrival, SeqCursor
 
 TICK = "tick"
+# The agent's checks of a camera's check states, in one call (KeyError before its first one).
+_agent_checks_of = itemgetter(*AGENT_CHECKS)
 
 
 @dataclass
@@ -142,6 +145,21 @@ class CameraMonitor:
                 outcome.statuses.append(self.status(state, state.health.last_seen or item.at))
         return outcome
 
+    def on_next_quiet_heartbeat(self, state: CameraState, sample: Sample) -> bool:
+        """`on_heartbeat` the short way for most heartbeats of an edge batch: one next in line
+        (its source's seq + 1, nothing waiting) that `_apply_quiet` takes. True when so: then
+        the state changed as `on_heartbeat` changes it, the arrival was APPLIED and there is
+        nothing to publish. False, having changed nothing, for any other heartbeat (then
+        `on_heartbeat` must take it). A property test holds the two equal."""
+        cursor = state.cursors.get(sample.source)
+        if (cursor is None or cursor.pending or cursor.last_seq is None or sample.seq != cursor.last_seq + 1
+                or not self._apply_quiet(state, sample)):
+            return False
+        cursor.last_seq = sample.seq  # as SeqCursor.accept takes a next-in-line event
+        newest = cursor.newest_at
+        cursor.newest_at = sample.at if newest is None or sample.at > newest else newest
+        return True
+
     def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
         """The silence timer: gives up overdue seq gaps, detects silence, refreshes the status."""
         before = self._signature(state)
@@ -216,11 +234,15 @@ class CameraMonitor:
                 and (expected <= 0 or s.fps >= t.fps_min_ratio * expected)):
             return False
         checks = h.checks
-        agent_checks = [checks.get(name) for name in AGENT_CHECKS]
-        if None in agent_checks or any(check.firing for check in checks.values()):
-            return False  # a first agent heartbeat, or something firing
+        for check in checks.values():
+            if check.firing:
+                return False
+        try:
+            agent_checks = _agent_checks_of(checks)
+        except KeyError:
+            return False  # a first agent heartbeat
         for check in agent_checks:
-            check.failing_since = None  # type: ignore[union-attr]
+            check.failing_since = None
         h.last_seen = max(last, s.at)
         self._update_meta(state, s)
         return True
