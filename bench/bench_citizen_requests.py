@@ -28,7 +28,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from benchkit import (  # a sibling module (bench/ is on sys.path)
     SECURITY,
-    bare_faust_rate,
+    bare_faust_figures,
+    cpu_seconds,
     print_figures,
     produce_all,
     py_spy,
@@ -75,12 +76,14 @@ async def produce(bootstrap: str, topic: str, commands: list[pb.RequestCommand])
                                          for c in commands))
 
 
-async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float) -> tuple[int, int, int]:
-    """Reads the events topic until `expected` outcomes: (count, first ts ms, last ts ms)."""
+async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: float,
+                         worker_pid: int) -> tuple[int, int, int, float]:
+    """Reads the events topic until `expected` outcomes: (count, first ts ms, last ts ms, the
+    worker's CPU seconds from the first outcome read to the last)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **SECURITY, enable_auto_commit=False,
                                 group_id=None)
     await consumer.start()
-    count, first, last = 0, 0, 0
+    count, first, last, first_cpu, cpu = 0, 0, 0, 0.0, 0.0
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         while not partitions:
@@ -91,14 +94,17 @@ async def count_outcomes(bootstrap: str, topic: str, expected: int, timeout_s: f
         deadline = time.monotonic() + timeout_s
         while count < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            if batch and not count:
+                first_cpu = cpu_seconds(worker_pid)
             for records in batch.values():
                 for record in records:
                     count += 1
                     first = record.timestamp if not first else min(first, record.timestamp)
                     last = max(last, record.timestamp)
+        cpu = cpu_seconds(worker_pid) - first_cpu
     finally:
         await consumer.stop()
-    return count, first, last
+    return count, first, last, cpu
 
 
 async def prepare(bootstrap: str, prefix: str, commands: list[pb.RequestCommand]) -> float:
@@ -114,6 +120,20 @@ def worker_command(profile: Path | None) -> list[str]:
         return worker
     return [py_spy(), "record", "--format", "raw", "--rate", "200",
             "--output", str(profile), "--", *worker]
+
+
+def worker_process(pid: int, under_py_spy: bool) -> int:
+    """The worker's pid: py-spy's child when profiling (waits until py-spy started it)."""
+    if not under_py_spy:
+        return pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = children.read_text().split()
+        if found:
+            return int(found[0])
+        time.sleep(0.05)
+    raise SystemExit("py-spy did not start the worker within 30 s")
 
 
 def main() -> int:
@@ -132,7 +152,7 @@ def main() -> int:
     print(f"produced {len(commands)} commands in {produce_s:.2f}s under prefix {prefix}")
     topic = prefix + "requests.commands.v1"
     raw = asyncio.run(raw_rate(args.bootstrap, {topic: pb.RequestCommand.FromString}, len(commands)))
-    bare = bare_faust_rate(args.bootstrap, [topic], len(commands), [PROTO])
+    bare, bare_per_cpu = bare_faust_figures(args.bootstrap, [topic], len(commands), [PROTO])
     print(f"ceilings on the same topic: raw aiokafka + decode {raw:,.0f} msg/s, "
           f"bare Faust agent {bare:,.0f} msg/s")
 
@@ -140,8 +160,9 @@ def main() -> int:
     started = time.time()
     worker = subprocess.Popen(worker_command(args.profile), env=env, cwd=ROOT, start_new_session=True)
     try:
-        count, first_ms, last_ms = asyncio.run(count_outcomes(
-            args.bootstrap, prefix + "requests.events.v1", len(commands), args.timeout))
+        count, first_ms, last_ms, cpu = asyncio.run(count_outcomes(
+            args.bootstrap, prefix + "requests.events.v1", len(commands), args.timeout,
+            worker_process(worker.pid, args.profile is not None)))
     finally:
         # py-spy writes its samples on SIGINT (SIGTERM would kill it first); the worker stops on either.
         os.killpg(worker.pid, signal.SIGINT if args.profile else signal.SIGTERM)
@@ -158,8 +179,14 @@ def main() -> int:
     total_s = last_ms / 1000.0 - started
     print(f"end to end: {total_s:.2f}s from worker start = {len(commands) / total_s:.0f} commands/s "
           f"(startup and recovery included)")
+    # On a shared machine the steadier comparison: commands per CPU second, the worker's and
+    # bare Faust's (the worker's CPU from the first outcome read to the last, about the span).
+    per_cpu = len(commands) / max(cpu, 1e-9)
+    print(f"worker CPU {cpu:.2f}s -> {per_cpu:,.0f} commands per CPU second "
+          f"({per_cpu / bare_per_cpu:.0%} of bare Faust's {bare_per_cpu:,.0f})")
     print_figures({"bench": "citizen_requests", "readings_per_s": rate, "messages_per_s": rate,
-                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw})
+                   "bare_faust_messages_per_s": bare, "raw_messages_per_s": raw,
+                   "readings_per_cpu_s": per_cpu, "bare_faust_messages_per_cpu_s": bare_per_cpu})
     return 0
 
 

@@ -181,22 +181,26 @@ class RequestsWorker(StreamService):
         batch = process_commands(self._load, [i.value for i in items], self.config,
                                  outcome_memory=self.knobs.outcome_memory,
                                  history_limit=self.knobs.history_limit)
+        # Each state serialised once: published, and the request of its record (the same
+        # request object when the batch's last change to it published a state).
+        encoded = {id(state): state.SerializeToString(deterministic=True) for state in batch.states.values()}
         for request_id, record in batch.records.items():
             self.record_writer.partition = partition_of[request_id]
-            self.record_writer[request_id.encode()] = encode_record(record)
+            self.record_writer[request_id.encode()] = encode_record(record, encoded.get(id(record.request)))
             self._track_deadline(request_id, record.request)
         await self.record_writer.flush()  # each changed record once, before the outputs
         metrics.record_outcomes(batch.processed)
         batch_headers: Headers | None = None  # the batch span: what untraced commands' outputs carry
         for index, (item, processed) in enumerate(zip(items, batch.processed, strict=True)):
             state = batch.states.get(index)
+            state_bytes = None if state is None else encoded[id(state)]
             if not traced(item):
                 batch_headers = inject_headers() if batch_headers is None else batch_headers
-                await self._emit(item.value.request_id, processed, state, batch_headers)
+                await self._emit(item.value.request_id, processed, state, batch_headers, state_bytes)
                 continue
             # A traced command (the gateway's) gets its own span, parent of its outputs.
             with message_span(item.record, group=self.app.conf.id):
-                await self._emit(item.value.request_id, processed, state)
+                await self._emit(item.value.request_id, processed, state, state_bytes=state_bytes)
 
     def _load(self, request_id: str) -> RequestRecord | None:
         raw = self.record_writer.get(request_id.encode())
@@ -217,12 +221,13 @@ class RequestsWorker(StreamService):
             self.deadlines[request_id] = due
 
     async def _emit(self, request_id: str, processed: Processed, state: pb.ServiceRequest | None,
-                    headers: Headers | None = None) -> None:
+                    headers: Headers | None = None, state_bytes: bytes | None = None) -> None:
         """Hands a request's events, then its state (and summary), to the producer.
 
         Handed over, not waited for one by one: Faust's commit flushes the producer before it
         commits the offsets, so outputs are on the broker before their commands count as done.
-        `headers`: the trace context to carry (a producer span per send when None)."""
+        `headers`: the trace context to carry (a producer span per send when None);
+        `state_bytes`: the state already serialised (deterministic), when the caller has it."""
         key = request_id.encode()
         for event in processed.events:
             await self._send(self.events_name, key, event.SerializeToString(deterministic=True), headers)
@@ -231,7 +236,9 @@ class RequestsWorker(StreamService):
                     "request_id": request_id, "category": event.request.category,
                     "opd": event.request.opd_code, "kind": pb.SlaKind.Name(event.sla_breach.kind)}})
         if state is not None:
-            await self._send(self.states_name, key, state.SerializeToString(deterministic=True), headers)
+            if state_bytes is None:
+                state_bytes = state.SerializeToString(deterministic=True)
+            await self._send(self.states_name, key, state_bytes, headers)
             summary = summary_of(state).SerializeToString(deterministic=True)
             # Its one partition given: the producer's partitioner (murmur2 in Python) skipped.
             await send_record(self.app, self.summaries_name, key, summary, partition=0, headers=[])

@@ -31,7 +31,7 @@ from citizen_requests.core.lifecycle import (
     handle_command,
     set_duplicates,
 )
-from citizen_requests.core.records import RequestRecord
+from citizen_requests.core.records import RequestRecord, StoredEvents
 from citizen_requests.core.routing import RequestsConfig
 from smartcity.v1 import requests_pb2 as pb
 
@@ -61,7 +61,8 @@ def _without_request(event: pb.RequestEvent) -> pb.RequestEvent:
     return copy
 
 
-def _replay(record: RequestRecord, command: pb.RequestCommand, events: list[pb.RequestEvent]) -> Processed:
+def _replay(record: RequestRecord, command: pb.RequestCommand,
+            events: Sequence[pb.RequestEvent]) -> Processed:
     """The stored outcome again, with the request as it stands now and the caller's correlation id."""
     replayed = []
     for stored in events:
@@ -83,7 +84,8 @@ def process_command(record: RequestRecord | None, command: pb.RequestCommand, co
     if seen is not None:
         return _replay(record, command, seen)
     outcome = handle_command(record.request, command, config, history_limit)
-    outcomes = [*record.outcomes, (command.command_id, [_without_request(e) for e in outcome.events])]
+    remembered = StoredEvents.of(_without_request(e) for e in outcome.events)
+    outcomes = [*record.outcomes, (command.command_id, remembered)]
     new_record = RequestRecord(outcome.request, outcomes[-outcome_memory:])
     return Processed(new_record, outcome.events, outcome.request if outcome.changed else None,
                      record_changed=True, outcome=outcome)

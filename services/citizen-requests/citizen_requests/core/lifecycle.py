@@ -18,6 +18,7 @@ the same events.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ SERVICE_ACTOR = pb.Actor(kind=pb.ACTOR_KIND_SYSTEM, id="citizen-requests")
 DEFAULT_HISTORY_LIMIT = 200
 
 _EVENT_NAMESPACE = uuid.UUID("0b7f3c52-2d7e-5c1a-8d40-6b5f0e3a9c11")
+_EVENT_NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
 
 
 class Rejection(Exception):
@@ -79,8 +81,15 @@ def sla_kind_name(kind: pb.SlaKind) -> str:
 
 
 def event_id(*parts: str) -> str:
-    """A deterministic event id: the same input yields the same id (consumers deduplicate on it)."""
-    return "evt-" + uuid.uuid5(_EVENT_NAMESPACE, "\x1f".join(parts)).hex[:24]
+    """A deterministic event id: the same input yields the same id (consumers deduplicate on it).
+
+    The first 24 hex digits of the name-based UUID (version 5) of the parts in our namespace,
+    computed straight from its SHA-1 (a fifth of `uuid.uuid5`'s cost, which builds a UUID
+    object): the same ids as ever (a test holds them equal to `uuid.uuid5`'s)."""
+    digest = bytearray(hashlib.sha1(_EVENT_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:12])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # the version: 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the variant: RFC 4122
+    return "evt-" + digest.hex()
 
 
 # ---- envelope validation (a command failing it is malformed: it goes to the dead-letter topic)
