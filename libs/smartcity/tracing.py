@@ -126,9 +126,14 @@ def extract_context(headers: HeadersIn) -> Context:
     return propagate.get_global_textmap().extract(_as_pairs(headers), getter=_HeadersGetter())
 
 
+def is_traced(context: Context) -> bool:
+    """Whether an extracted context holds a valid span context (a trace came with it)."""
+    return trace.get_current_span(context).get_span_context().is_valid
+
+
 def has_trace_context(headers: HeadersIn) -> bool:
     """Whether the headers carry a valid span context (a traced producer sent the message)."""
-    return trace.get_current_span(extract_context(headers)).get_span_context().is_valid
+    return is_traced(extract_context(headers))
 
 
 def _message_key(key: bytes | str | None) -> str | None:
@@ -177,7 +182,7 @@ def consumer_span(topic: str, key: bytes | str | None, headers: HeadersIn, *,
     that produced it (a new trace when the message carries no context; no span at all then
     with `only_traced`, for readers of whole topics such as the gateway's projector)."""
     parent = extract_context(headers)  # once: it costs about as much as starting the span
-    if only_traced and not trace.get_current_span(parent).get_span_context().is_valid:
+    if only_traced and not is_traced(parent):
         yield trace.INVALID_SPAN
         return
     with _tracer.start_as_current_span(

@@ -71,7 +71,7 @@ from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import Decoded
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
-from smartcity.tracing import Headers, inject_headers, message_span, producer_span
+from smartcity.tracing import Headers, inject_headers, is_traced, message_span, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -455,7 +455,7 @@ class RequestsWorker(StreamService):
 
 def traced(item: Decoded[pb.RequestCommand]) -> bool:
     """Whether the command came with a trace (its context was extracted once, when decoded)."""
-    return trace.get_current_span(item.trace_context).get_span_context().is_valid
+    return is_traced(item.trace_context)
 
 
 def key_is_request_id(key: str, command: pb.RequestCommand) -> str | None:
