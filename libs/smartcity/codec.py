@@ -84,9 +84,14 @@ def _is_set(message: Message, name: str) -> bool:
 def to_timestamp(seconds: float) -> Timestamp:
     """Seconds since the epoch (domain time) to a protobuf Timestamp."""
     stamp = Timestamp()
+    set_timestamp(stamp, seconds)
+    return stamp
+
+
+def set_timestamp(stamp: Timestamp, seconds: float) -> None:
+    """Sets a Timestamp (e.g. a field of a message kept and changed in place) to these seconds."""
     whole = math.floor(seconds)
     stamp.seconds, stamp.nanos = whole, round((seconds - whole) * 1e9) % 1_000_000_000
-    return stamp
 
 
 def from_timestamp(stamp: Timestamp) -> float:

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -36,7 +37,7 @@ from wifi_telemetry.core.privacy import (
 from wifi_telemetry.core.published import ap_view
 from wifi_telemetry.edge.collector import forward
 from wifi_telemetry.edge.readings import EdgeCollector, session_from_reading, telemetry_from_reading
-from wifi_telemetry.sim.simulator import WifiCity
+from wifi_telemetry.sim.simulator import SiteBatches, WifiCity, scaled_access_points
 from wifi_telemetry.sim.usage import demand
 
 T0 = 1_764_300_000.0
@@ -178,6 +179,52 @@ def test_simulated_city_reports_sessions_and_obeys_faults() -> None:
         city.apply_fault({"fault": "meteor", "target": "all"})
     with pytest.raises(ValueError, match="unknown target"):
         city.apply_fault({"fault": "offline", "target": "atlantis"})
+
+
+def test_the_kept_site_batches_encode_what_the_readings_do_through_faults() -> None:
+    # step_batches (batches kept and changed in place) against step (every reading a dict, built
+    # into messages by the edge code): two cities of one seed draw the same numbers.
+    aps = scaled_access_points(access_points(), 60)
+    general, kept = WifiCity(aps, seed=5, start=T0), WifiCity(aps, seed=5, start=T0)
+    batches = SiteBatches()
+    faults: dict[int, dict[str, Any]] = {
+        2: {"fault": "offline", "target": aps[0].ap_id, "duration_s": 3},  # a site's batch shrinks
+        3: {"fault": "cpu_high", "target": aps[1].site_id},
+        4: {"fault": "reboot", "target": aps[2].ap_id, "duration_s": 2},
+        8: {"fault": "clear", "target": "all"}}
+    for tick in range(12):
+        now = T0 + 10 * tick
+        if tick in faults:
+            general.apply_fault(faults[tick], now=now)
+            kept.apply_fault(faults[tick], now=now)
+        telemetry, sessions = general.step(now)
+        by_site: dict[str, list[wifi_pb2.ApTelemetry]] = {}
+        for reading in telemetry:
+            by_site.setdefault(reading["site_id"], []).append(telemetry_from_reading(reading))
+        expected = [wifi_pb2.ApTelemetryBatch(site_id=site, readings=messages)
+                    .SerializeToString(deterministic=True) for site, messages in by_site.items()]
+        got, kept_sessions = kept.step_batches(now, batches)
+        assert [batch.SerializeToString(deterministic=True) for batch in got] == expected, tick
+        assert kept_sessions == sessions
+    assert sum(len(b.readings) for b in got) == 60
+
+
+def test_a_client_s_bytes_count_the_time_its_ap_was_online_only() -> None:
+    aps = [ap for ap in access_points() if ap.site_id == "pendopo"][:1]
+    city = WifiCity(aps, seed=9, start=T0, load=1.0)
+    start = datetime(2025, 11, 29, 13, 0, tzinfo=UTC).timestamp()  # busy: clients connect
+    city.step(start)
+    ap = city.aps[aps[0].ap_id]
+    client = next(iter(ap.clients.values()))
+    rx_before = ap.rx
+    city.step(start + 10)
+    city.apply_fault({"fault": "offline", "target": ap.info.ap_id, "duration_s": 50}, now=start + 10)
+    for tick in range(2, 8):  # a step every 10 s: offline from +10 s to +60 s, online again after
+        city.step(start + 10 * tick)
+    assert ap.online_s == pytest.approx(30)  # 10 + 10 + 10 online, 50 offline
+    assert client.rx(ap.online_s) == int(client.up_bps * 30 / 8)
+    assert client.tx(ap.online_s) == int(client.down_bps * 30 / 8)
+    assert ap.rx - rx_before >= client.rx(ap.online_s) - client.rx(10)  # the AP counts its clients' bytes
 
 
 class FakeProducer:

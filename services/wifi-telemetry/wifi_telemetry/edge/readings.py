@@ -138,9 +138,19 @@ class EdgeCollector:
                            sessions: Iterable[Mapping[str, Any]]) -> None:
         """The readings as one ApTelemetryBatch and one ClientSessionBatch per site (keyed by
         site), as a site's controller that observes its APs together would send them."""
-        for site, messages in _by_site(telemetry_from_reading(r) for r in telemetry).items():
-            batch = wifi_pb2.ApTelemetryBatch(site_id=site, readings=messages)
-            await self._send(self.telemetry_batches_topic, site, batch.SerializeToString(deterministic=True))
+        await self.send_telemetry_batches(
+            wifi_pb2.ApTelemetryBatch(site_id=site, readings=messages)
+            for site, messages in _by_site(telemetry_from_reading(r) for r in telemetry).items())
+        await self.send_session_batches(sessions)
+
+    async def send_telemetry_batches(self, batches: Iterable[wifi_pb2.ApTelemetryBatch]) -> None:
+        """Sends ready batches (e.g. a controller's own, kept between polls), keyed by site."""
+        for batch in batches:
+            await self._send(self.telemetry_batches_topic, batch.site_id,
+                             batch.SerializeToString(deterministic=True))
+
+    async def send_session_batches(self, sessions: Iterable[Mapping[str, Any]]) -> None:
+        """Session readings as one ClientSessionBatch per site, the MACs hashed here."""
         for site, events in _by_site(session_from_reading(r, self.hasher) for r in sessions).items():
             session_batch = wifi_pb2.ClientSessionBatch(site_id=site, sessions=events)
             await self._send(self.session_batches_topic, site,

@@ -40,12 +40,14 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from smartcity.codec import set_timestamp
 from smartcity.inventory import AccessPointInfo, access_points, inventory_site, scaled_devices, site
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 from smartcity.simcontrol import ControlServer
+from smartcity.v1 import common_pb2, wifi_pb2
 from wifi_telemetry.edge.readings import EdgeCollector
 from wifi_telemetry.sim.usage import demand
 
@@ -53,6 +55,7 @@ log = logging.getLogger("wifi_telemetry.sim.simulator")
 
 FAULTS = ("offline", "reboot", "cpu_high", "memory_high", "clear")
 Reading = dict[str, Any]
+RADIOS = (("2.4GHz", 6, -90), ("5GHz", 36, -95))  # every simulated AP's radios: band, channel, noise
 
 
 @dataclass
@@ -62,8 +65,32 @@ class Client:
     connected_at: float
     down_bps: float
     up_bps: float
-    rx: int = 0
-    tx: int = 0
+    # The AP's online clock when the client joined: its byte totals are its rates times the time
+    # since (time offline carries no traffic), so no step walks every client to count bytes.
+    joined_online_s: float = 0.0
+
+    def rx(self, online_s: float) -> int:
+        return int(self.up_bps * (online_s - self.joined_online_s) / 8)
+
+    def tx(self, online_s: float) -> int:
+        return int(self.down_bps * (online_s - self.joined_online_s) / 8)
+
+
+class Heartbeat(NamedTuple):
+    """What changes from one heartbeat of an AP to the next (the rest is its inventory)."""
+
+    seq: int
+    observed_time: float
+    uptime_seconds: int
+    cpu_percent: float
+    memory_percent: float
+    clients: int
+    rx_bytes: int
+    tx_bytes: int
+    clients_2g: int
+    clients_5g: int
+    utilization_2g: float
+    utilization_5g: float
 
 
 @dataclass
@@ -78,6 +105,9 @@ class SimulatedAp:
     rx: int = 0
     tx: int = 0
     clients: dict[str, Client] = field(default_factory=dict)
+    up_bps: float = 0.0  # the sum of its clients' rates, kept as they come and go
+    down_bps: float = 0.0
+    online_s: float = 0.0  # seconds stepped while online (the clock of its clients' bytes)
     offline_until: float | None = None
     cpu_high_until: float | None = None
     mem_high_until: float | None = None
@@ -161,6 +191,7 @@ class WifiCity:
             ap.offline_until = now + duration if duration > 0 else None
             ap.boot_time = now + duration
             ap.rx = ap.tx = 0
+            ap.up_bps = ap.down_bps = 0.0
             ap.clients.clear()  # their disconnects are lost with the reboot, as on a real AP
         else:  # clear
             ap.offline_until = ap.cpu_high_until = ap.mem_high_until = None
@@ -174,8 +205,21 @@ class WifiCity:
 
     def step(self, now: float) -> tuple[list[Reading], list[Reading]]:
         """Advances every AP to `now`: (telemetry readings, session readings)."""
-        telemetry: list[Reading] = []
+        beats, sessions = self._advance(now)
+        return [self._reading(ap, beat) for ap, beat in beats], sessions
+
+    def step_batches(self, now: float, batches: SiteBatches) -> tuple[list[wifi_pb2.ApTelemetryBatch],
+                                                                       list[Reading]]:
+        """Advances every AP to `now` like `step`, its telemetry as one ApTelemetryBatch per
+        site (kept by `batches` from one step to the next and changed in place: what a site
+        controller sends, at a fraction of the cost of building every reading anew)."""
+        beats, sessions = self._advance(now)
+        return batches.update(beats), sessions
+
+    def _advance(self, now: float) -> tuple[list[tuple[SimulatedAp, Heartbeat]], list[Reading]]:
+        beats: list[tuple[SimulatedAp, Heartbeat]] = []
         sessions: list[Reading] = []
+        demands: dict[str, float] = {}  # by kind of site: the same for every AP of a kind
         with self._lock:
             for ap in self.aps.values():
                 if ap.offline_until is not None and now < ap.offline_until:
@@ -183,17 +227,20 @@ class WifiCity:
                     continue
                 dt = now - ap.last_step if ap.last_step is not None else 0.0
                 ap.last_step = now
-                sessions += self._churn(ap, now, dt)
+                busy = demands.get(ap.kind)
+                if busy is None:
+                    busy = demands[ap.kind] = demand(ap.kind, now)
+                sessions += self._churn(ap, now, dt, busy)
                 self._traffic(ap, dt)
-                telemetry.append(self._heartbeat(ap, now))
-        return telemetry, sessions
+                beats.append((ap, self._heartbeat(ap, now)))
+        return beats, sessions
 
-    def _churn(self, ap: SimulatedAp, now: float, dt: float) -> list[Reading]:
-        target = ap.info.capacity * min(1.0, demand(ap.kind, now) * self.load) * self.rng.uniform(0.9, 1.1)
+    def _churn(self, ap: SimulatedAp, now: float, dt: float, busy: float) -> list[Reading]:
+        target = ap.info.capacity * min(1.0, busy * self.load) * self.rng.uniform(0.9, 1.1)
         out: list[Reading] = []
         leave_p = min(1.0, dt / self.mean_session_s) if dt > 0 else 0.0
-        for mac in [m for m in ap.clients if self.rng.random() < leave_p]:
-            out.append(self._session(ap, ap.clients.pop(mac), "disconnect", now))
+        for mac in self._leaving(ap, leave_p):
+            out.append(self._session(ap, self._disconnect(ap, mac), "disconnect", now))
         # Arrivals keep the AP near its target: steady turnover plus catching up.
         rate = target * leave_p + max(0.0, target - len(ap.clients)) * (min(1.0, dt / 120) if dt > 0 else 1.0)
         for _ in range(self._poisson(rate)):
@@ -202,10 +249,19 @@ class WifiCity:
             mac = self._arriving_mac(ap)
             down = self.rng.lognormvariate(math.log(250_000), 0.9)
             client = Client(mac, uuid.UUID(int=self.rng.getrandbits(128)).hex[:16], now, down,
-                            down * self.rng.uniform(0.1, 0.3))
+                            down * self.rng.uniform(0.1, 0.3), joined_online_s=ap.online_s)
             ap.clients[mac] = client
+            ap.up_bps, ap.down_bps = ap.up_bps + client.up_bps, ap.down_bps + client.down_bps
             out.append(self._session(ap, client, "connect", now))
         return out
+
+    def _leaving(self, ap: SimulatedAp, leave_p: float) -> list[str]:
+        """The clients that leave this step, each with probability leave_p: their count drawn
+        once (Poisson, close to the binomial for a step's small probability), not a draw each."""
+        if leave_p >= 1.0:
+            return list(ap.clients)
+        count = min(len(ap.clients), self._poisson(len(ap.clients) * leave_p))
+        return self.rng.sample(list(ap.clients), count) if count else []
 
     def _arriving_mac(self, ap: SimulatedAp) -> str:
         pool = self.pools[ap.info.site_id]
@@ -215,33 +271,50 @@ class WifiCity:
                 return mac
         return self._new_mac()
 
-    def _traffic(self, ap: SimulatedAp, dt: float) -> None:
-        for client in ap.clients.values():
-            down, up = int(client.down_bps * dt / 8), int(client.up_bps * dt / 8)
-            client.rx, client.tx = client.rx + up, client.tx + down
-            ap.rx, ap.tx = ap.rx + up, ap.tx + down
+    @staticmethod
+    def _disconnect(ap: SimulatedAp, mac: str) -> Client:
+        client = ap.clients.pop(mac)
+        if ap.clients:
+            ap.up_bps, ap.down_bps = ap.up_bps - client.up_bps, ap.down_bps - client.down_bps
+        else:
+            ap.up_bps = ap.down_bps = 0.0  # no drift left over from the sums
+        return client
 
-    def _heartbeat(self, ap: SimulatedAp, now: float) -> Reading:
+    @staticmethod
+    def _traffic(ap: SimulatedAp, dt: float) -> None:
+        ap.online_s += dt
+        ap.rx, ap.tx = ap.rx + int(ap.up_bps * dt / 8), ap.tx + int(ap.down_bps * dt / 8)
+
+    def _heartbeat(self, ap: SimulatedAp, now: float) -> Heartbeat:
         ap.seq += 1
-        load = len(ap.clients) / max(1, ap.info.capacity)
+        clients = len(ap.clients)
+        load = clients / max(1, ap.info.capacity)
         cpu = ap.cpu_base + 45 * load + self.rng.gauss(0, 3)
         mem = ap.mem_base + 20 * load + self.rng.gauss(0, 1.5)
         if ap.cpu_high_until is not None and now < ap.cpu_high_until:
             cpu = self.rng.uniform(96, 99)
         if ap.mem_high_until is not None and now < ap.mem_high_until:
             mem = self.rng.uniform(97, 98.5)
-        on_5ghz = round(len(ap.clients) * 0.65)
+        on_5ghz = round(clients * 0.65)
+        return Heartbeat(ap.seq, now, max(0, int(now - ap.boot_time)), round(min(100, max(0, cpu)), 1),
+                         round(min(100, max(0, mem)), 1), clients, ap.rx, ap.tx, clients - on_5ghz, on_5ghz,
+                         round(min(1.0, 0.1 + 0.6 * load), 3), round(min(1.0, 0.05 + 0.5 * load), 3))
+
+    @staticmethod
+    def _reading(ap: SimulatedAp, beat: Heartbeat) -> Reading:
         return {
-            "ap_id": ap.info.ap_id, "site_id": ap.info.site_id, "seq": ap.seq, "observed_time": now,
-            "uptime_seconds": max(0, int(now - ap.boot_time)), "cpu_percent": round(min(100, max(0, cpu)), 1),
-            "memory_percent": round(min(100, max(0, mem)), 1), "clients": len(ap.clients),
-            "rx_bytes": ap.rx, "tx_bytes": ap.tx, "firmware": ap.firmware, "name": ap.info.name,
+            "ap_id": ap.info.ap_id, "site_id": ap.info.site_id, "seq": beat.seq,
+            "observed_time": beat.observed_time, "uptime_seconds": beat.uptime_seconds,
+            "cpu_percent": beat.cpu_percent, "memory_percent": beat.memory_percent, "clients": beat.clients,
+            "rx_bytes": beat.rx_bytes, "tx_bytes": beat.tx_bytes, "firmware": ap.firmware,
+            "name": ap.info.name,
             "latitude": ap.info.latitude, "longitude": ap.info.longitude,
             "radios": [
-                {"band": "2.4GHz", "channel": 6, "noise_dbm": -90, "clients": len(ap.clients) - on_5ghz,
-                 "channel_utilization_ratio": round(min(1.0, 0.1 + 0.6 * load), 3)},
-                {"band": "5GHz", "channel": 36, "noise_dbm": -95, "clients": on_5ghz,
-                 "channel_utilization_ratio": round(min(1.0, 0.05 + 0.5 * load), 3)},
+                {"band": band, "channel": channel, "noise_dbm": noise, "clients": clients,
+                 "channel_utilization_ratio": utilization}
+                for (band, channel, noise), clients, utilization in (
+                    (RADIOS[0], beat.clients_2g, beat.utilization_2g),
+                    (RADIOS[1], beat.clients_5g, beat.utilization_5g))
             ],
         }
 
@@ -250,7 +323,8 @@ class WifiCity:
         closing = kind == "disconnect"
         return {"ap_id": ap.info.ap_id, "site_id": ap.info.site_id, "kind": kind, "client_mac": client.mac,
                 "event_time": now, "session_id": client.session_id,
-                "rx_bytes": client.rx if closing else 0, "tx_bytes": client.tx if closing else 0}
+                "rx_bytes": client.rx(ap.online_s) if closing else 0,
+                "tx_bytes": client.tx(ap.online_s) if closing else 0}
 
     def _new_mac(self) -> str:
         # Locally administered, unicast: what phones with MAC randomisation present.
@@ -271,6 +345,54 @@ class WifiCity:
             k += 1
 
 
+class SiteBatches:
+    """Each site's ApTelemetryBatch, kept from one step to the next: a heartbeat sets the fields
+    that change (`Heartbeat`) on its AP's reading in place; a site's batch is made anew only
+    when the set of its APs that report changes (one offline, one back). A returned batch is
+    changed by the next `update`: serialise it before."""
+
+    def __init__(self) -> None:
+        self._sites: dict[str, tuple[tuple[str, ...], wifi_pb2.ApTelemetryBatch]] = {}
+
+    def update(self, beats: Iterable[tuple[SimulatedAp, Heartbeat]]) -> list[wifi_pb2.ApTelemetryBatch]:
+        by_site: dict[str, list[tuple[SimulatedAp, Heartbeat]]] = {}
+        for ap, beat in beats:
+            by_site.setdefault(ap.info.site_id, []).append((ap, beat))
+        batches = []
+        for site_id, members in by_site.items():
+            reporting = tuple(ap.info.ap_id for ap, _ in members)
+            kept = self._sites.get(site_id)
+            if kept is None or kept[0] != reporting:
+                kept = self._sites[site_id] = (reporting, self._new_batch(site_id, [ap for ap, _ in members]))
+            batch = kept[1]
+            for reading, (_, beat) in zip(batch.readings, members, strict=True):
+                self._set(reading, beat)
+            batches.append(batch)
+        return batches
+
+    @staticmethod
+    def _new_batch(site_id: str, aps: Sequence[SimulatedAp]) -> wifi_pb2.ApTelemetryBatch:
+        batch = wifi_pb2.ApTelemetryBatch(site_id=site_id)
+        for ap in aps:  # what does not change between heartbeats (the firmware of a simulated AP neither)
+            batch.readings.add(
+                ap_id=ap.info.ap_id, site_id=site_id, firmware=ap.firmware, name=ap.info.name,
+                location=common_pb2.GeoPoint(latitude=ap.info.latitude, longitude=ap.info.longitude),
+                radios=[wifi_pb2.RadioStats(band=band, channel=channel, noise_dbm=noise)
+                        for band, channel, noise in RADIOS])
+        return batch
+
+    @staticmethod
+    def _set(reading: wifi_pb2.ApTelemetry, beat: Heartbeat) -> None:
+        reading.seq = beat.seq
+        set_timestamp(reading.observed_time, beat.observed_time)
+        reading.uptime_seconds, reading.cpu_percent = beat.uptime_seconds, beat.cpu_percent
+        reading.memory_percent, reading.clients = beat.memory_percent, beat.clients
+        reading.rx_bytes, reading.tx_bytes = beat.rx_bytes, beat.tx_bytes
+        radio_2g, radio_5g = reading.radios
+        radio_2g.clients, radio_2g.channel_utilization_ratio = beat.clients_2g, beat.utilization_2g
+        radio_5g.clients, radio_5g.channel_utilization_ratio = beat.clients_5g, beat.utilization_5g
+
+
 def selected_access_points(sites: str) -> list[AccessPointInfo]:
     wanted = {s.strip() for s in sites.split(",") if s.strip()}
     aps = [ap for ap in access_points() if not wanted or ap.site_id in wanted]
@@ -284,12 +406,16 @@ def scaled_access_points(aps: Sequence[AccessPointInfo], count: int) -> list[Acc
     return scaled_devices(aps, count, "ap_id")
 
 
-async def send_readings(collector: EdgeCollector, telemetry: Iterable[Reading],
-                        sessions: Iterable[Reading], *, batches: bool = True) -> None:
-    """One batch message per site and kind (the default, WIFI_SIM_BATCHES), or one per reading."""
-    if batches:
-        await collector.send_batches(telemetry, sessions)
+async def send_step(collector: EdgeCollector, city: WifiCity, now: float,
+                    batches: SiteBatches | None) -> None:
+    """Steps the city to `now` and sends what it reported: one batch message per site and kind
+    (the default, WIFI_SIM_BATCHES), or one message per reading (`batches` None)."""
+    if batches is not None:
+        telemetry_batches, sessions = city.step_batches(now, batches)
+        await collector.send_telemetry_batches(telemetry_batches)
+        await collector.send_session_batches(sessions)
     else:
+        telemetry, sessions = city.step(now)
         for reading in sessions:
             await collector.send_session(reading)
         for reading in telemetry:
@@ -309,6 +435,7 @@ async def run(settings: PlatformSettings) -> None:
     control = ControlServer(env_str("SIM_CONTROL_HOST", "127.0.0.1"), env_int("SIM_CONTROL_PORT", 9111),
                             city.apply_fault, city.active_faults).start()
     collector = await EdgeCollector(settings).start()
+    site_batches = SiteBatches() if batches else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -318,8 +445,7 @@ async def run(settings: PlatformSettings) -> None:
     try:
         while not stop.is_set():
             started = time.time()
-            telemetry, sessions = city.step(started)
-            await send_readings(collector, telemetry, sessions, batches=batches)
+            await send_step(collector, city, started, site_batches)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, interval - (time.time() - started)))
     finally:
