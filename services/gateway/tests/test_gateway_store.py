@@ -3,6 +3,7 @@ listings and trails read back, contact fields apart, unusable files set aside.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,16 @@ from aiokafka.structs import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.adapters.history_store import HistoryStore, StoreLocked
+from gateway.adapters.history_store import (
+    _INSERT_EVENT,
+    _INSERT_REQUEST,
+    _ON_CONFLICT_REQUEST,
+    _SCHEMA,
+    HistoryStore,
+    StoreLocked,
+    _insert,
+    _statement,
+)
 from gateway.adapters.rebuild import trail_batch
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
@@ -652,3 +662,49 @@ def test_a_rebuild_reads_an_event_batch_as_trail_row_reads_each_record(partition
     assert carried == expected_carried
     assert +outcomes == +expected
     assert offsets == {(EVENTS, n): found[-1].offset + 1 for n, found in enumerate(partitions) if found}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # Sizes drawn first: lists grown element by element rarely pass a statement's 50 rows.
+    st.integers(0, 130).flatmap(
+        lambda n: st.lists(st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.integers(0, 60)), min_size=n, max_size=n)
+    ),
+    st.integers(0, 70).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, 70), st.integers(1, 9)), min_size=n, max_size=n, unique_by=lambda row: row[0]
+        )
+    ),
+)
+def test_rows_inserted_many_per_statement_are_inserted_as_one_statement_per_row_would(
+    events: list[tuple[str, int]], requests: list[tuple[int, int]]
+) -> None:
+    """history_store._insert (many rows per statement) against executemany of one row each:
+    the same rows, rowids (the trail's positions), ignored duplicates and upserted conflicts."""
+    answers = []
+    for many in (True, False):
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.executescript(_SCHEMA)
+        # Requests already stored, so that some of the batch's are conflicts.
+        db.executemany(
+            _statement(_INSERT_REQUEST, 11, 1, ""),
+            [(f"q{n}", 0, "OPD", "c", 1, "client", 0.0, None, 0.0, b"old", None) for n in range(0, 70, 3)],
+        )
+        event_rows = [(request_id, f"ev-{n}", f"body-{n}".encode()) for request_id, n in events]
+        request_rows = [
+            (f"q{n}", version, "OPD", "c", 2, "client", float(n), None, 1.0, b"new", None) for n, version in requests
+        ]
+        if many:
+            _insert(db, _INSERT_EVENT, 3, event_rows)
+            _insert(db, _INSERT_REQUEST, 11, request_rows, _ON_CONFLICT_REQUEST)
+        else:
+            db.executemany(_statement(_INSERT_EVENT, 3, 1, ""), event_rows)
+            db.executemany(_statement(_INSERT_REQUEST, 11, 1, _ON_CONFLICT_REQUEST), request_rows)
+        answers.append(
+            (
+                db.execute("SELECT rowid, * FROM events ORDER BY rowid").fetchall(),
+                db.execute("SELECT rowid, * FROM requests ORDER BY rowid").fetchall(),
+            )
+        )
+        db.close()
+    assert answers[0] == answers[1]
