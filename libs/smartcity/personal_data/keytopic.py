@@ -224,6 +224,6 @@ def _hold_fetches(consumer: AIOKafkaConsumer, max_wait_ms: int, min_bytes: int) 
     has no public setter: where its fetcher lacks these attributes, nothing changes (the
     follower gathers with its configured wait, as before)."""
     fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms") and hasattr(fetcher, "_fetch_min_bytes"):
+    if all(hasattr(fetcher, name) for name in ("_fetch_max_wait_ms", "_fetch_min_bytes")):
         fetcher._fetch_max_wait_ms = max_wait_ms
         fetcher._fetch_min_bytes = min_bytes

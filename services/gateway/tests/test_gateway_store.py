@@ -408,9 +408,7 @@ def test_requests_read_as_a_rebuild_reads_them_are_stored_as_the_full_messages_a
         assert RS.ServiceRequest.FromString(body) == RS.ServiceRequest.FromString(expected_body)
         assert (contact is None) == (expected_contact is None)
         if contact is not None and expected_contact is not None:
-            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(
-                expected_contact
-            )
+            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(expected_contact)
         assert b"siti@example.id" not in body
     answers = []
     for name, kind in (("full", RS.ServiceRequest), ("slim", StateRequest)):
@@ -668,11 +666,16 @@ def test_a_rebuild_reads_an_event_batch_as_trail_row_reads_each_record(partition
 @given(
     # Sizes drawn first: lists grown element by element rarely pass a statement's 50 rows.
     st.integers(0, 130).flatmap(
-        lambda n: st.lists(st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.integers(0, 60)), min_size=n, max_size=n)
+        lambda n: st.lists(
+            st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.integers(0, 60)), min_size=n, max_size=n
+        )
     ),
     st.integers(0, 70).flatmap(
         lambda n: st.lists(
-            st.tuples(st.integers(0, 70), st.integers(1, 9)), min_size=n, max_size=n, unique_by=lambda row: row[0]
+            st.tuples(st.integers(0, 70), st.integers(1, 9)),
+            min_size=n,
+            max_size=n,
+            unique_by=lambda row: row[0],
         )
     ),
 )
@@ -692,7 +695,8 @@ def test_rows_inserted_many_per_statement_are_inserted_as_one_statement_per_row_
         )
         event_rows = [(request_id, f"ev-{n}", f"body-{n}".encode()) for request_id, n in events]
         request_rows = [
-            (f"q{n}", version, "OPD", "c", 2, "client", float(n), None, 1.0, b"new", None) for n, version in requests
+            (f"q{n}", version, "OPD", "c", 2, "client", float(n), None, 1.0, b"new", None)
+            for n, version in requests
         ]
         if many:
             _insert(db, _INSERT_EVENT, 3, event_rows)

@@ -10,7 +10,8 @@
     the projector fills its memory from the store (open requests, counts), as a warm start
     does, seeks those partitions to the store's checkpoint and reads on from there.
 
-    in a worker, one batch at a time: fetch ─► decode ─► write (rows + offsets, one transaction)
+    in a worker: event loop   fetch batch n+1 ──────────────► fetch batch n+2 ...
+                 work thread     decode + write batch n (rows + offsets, one transaction) ...
 
 Why processes: a rebuild is Python work per record (Kafka record parsing, protobuf decoding,
 stripping contact fields, SQL parameters), bound by one interpreter lock; records of different
@@ -23,13 +24,16 @@ request id), so no two workers ever write the same request in the same phase.
 Each batch commits its rows with its offsets, so a worker (or the gateway) killed half-way
 leaves a store the next start resumes from. A worker whose gateway is gone stops by itself.
 
-Where a worker's time goes (each logs it; py-spy of a million-request rebuild): it is bound by
-CPU. Its writes run on its one thread: on a write thread of their own they overlapped nothing,
-and the thread's wall time was two and a half times its CPU time, waiting for the interpreter
-lock the decoding thread held (sqlite3 lets go of it for every row's step and must take it back
-for the next row's parameters), which slowed the decoding too. At a million requests, with
-the same in-run ceiling (49.9 s), the events took 56.6 s with the writes inline, 66.2 s with
-the write thread.
+Where a worker's time goes (each logs it): it is bound by CPU, and the two workers keep the
+two cores busy (the broker and the gateway take a tenth of a core). A batch is decoded and
+written on one thread, in order, while the event loop fetches the next: with both on the loop,
+the loop read no socket while it worked, so every batch that drained a partition's buffer
+waited for a whole fetch. (An earlier split, decoding on the loop and writing on a thread,
+overlapped nothing: the two threads took turns at the interpreter lock, sqlite3 letting go of
+it for every row's step.) The per-record work is written out for the millions of records
+(`trail_batch`, `history_store._insert`). At a million requests, in-run ceiling 81.4 s:
+events 70.6 s, worker CPU 54 s each (decode 20, write 26); with the thread alone (the
+per-record work as before), events 94.8 s and 73-75 s of CPU each beside the same ceiling.
 """
 
 from __future__ import annotations
@@ -248,17 +252,7 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
     spent = dict.fromkeys(("fetch", "decode", "write", "write cpu", "work wait"), 0.0)
-
-    def work(batch: dict[TopicPartition, list[Any]]) -> None:
-        began = time.perf_counter()
-        write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
-        decoded, cpu = time.perf_counter(), time.thread_time()
-        spent["decode"] += decoded - began
-        if wrote_to:
-            write()
-        spent["write"] += time.perf_counter() - decoded
-        spent["write cpu"] += time.thread_time() - cpu
-
+    work = functools.partial(_work, job.view, history, codec, outcomes, spent)
     loop = asyncio.get_running_loop()
     worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rebuild-work")
     working: asyncio.Future[None] | None = None
@@ -302,6 +296,25 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     spent["store lock"] = store.lock_wait_s
     spent["cpu"] = time.process_time()
     return outcomes, spent
+
+
+def _work(  # noqa: PLR0917
+    view: str,
+    history: RequestHistory,
+    codec: ProtoCodec[Any],
+    outcomes: Outcomes,
+    spent: dict[str, float],
+    batch: dict[TopicPartition, list[Any]],
+) -> None:
+    """One batch decoded and written (on the worker's work thread), the seconds counted."""
+    began = time.perf_counter()
+    write, wrote_to = _batch_write(view, batch, history, codec, outcomes)
+    decoded, cpu = time.perf_counter(), time.thread_time()
+    spent["decode"] += decoded - began
+    if wrote_to:
+        write()
+    spent["write"] += time.perf_counter() - decoded
+    spent["write cpu"] += time.thread_time() - cpu
 
 
 async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) -> None:
