@@ -429,7 +429,7 @@ def rebuild_phases(log: Path) -> dict[str, float]:
 Call = Callable[[], Awaitable[Any]]
 
 
-async def timed(calls: list[Call]) -> dict[str, float]:
+async def timed(calls: list[Call]) -> dict[str, Any]:
     latencies = []
     for call in calls:
         began = time.perf_counter()

@@ -223,7 +223,8 @@ def _hold_fetches(consumer: AIOKafkaConsumer, max_wait_ms: int, min_bytes: int) 
     """How long the broker holds the consumer's next fetches, and for how many bytes. aiokafka
     has no public setter: where its fetcher lacks these attributes, nothing changes (the
     follower gathers with its configured wait, as before)."""
-    fetcher = getattr(consumer, "_fetcher", None)
-    if all(hasattr(fetcher, name) for name in ("_fetch_max_wait_ms", "_fetch_min_bytes")):
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    held = ("_fetch_max_wait_ms", "_fetch_min_bytes")
+    if fetcher is not None and all(hasattr(fetcher, name) for name in held):
         fetcher._fetch_max_wait_ms = max_wait_ms
         fetcher._fetch_min_bytes = min_bytes
