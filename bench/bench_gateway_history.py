@@ -429,16 +429,21 @@ def rebuild_phases(log: Path) -> dict[str, float]:
 Call = Callable[[], Awaitable[Any]]
 
 
-async def timed(calls: list[Call]) -> dict[str, float]:
+async def timed(calls: list[Call]) -> dict[str, Any]:
     latencies = []
     for call in calls:
         began = time.perf_counter()
         await call()
         latencies.append((time.perf_counter() - began) * 1000)
-    latencies.sort()
+    # Which call was the slowest (0: the first): an outlier right after SERVING is early.
+    slowest = max(range(len(latencies)), key=latencies.__getitem__)
+    ordered = sorted(latencies)
     return {
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 2),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[max(0, int(len(ordered) * 0.99) - 1)], 2),
+        "slowest_ms": round(ordered[-1], 2),
+        "slowest_call": slowest,
+        "calls_over_20_ms": [n for n, ms in enumerate(latencies) if ms > 20],
     }
 
 

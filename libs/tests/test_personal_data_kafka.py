@@ -94,3 +94,31 @@ async def test_concurrent_submits_make_one_key_per_subject(kafka_bootstrap: str,
     records = await consume_all(kafka_bootstrap, keys.topic)
     for subject in subjects:
         assert sum(r.key.startswith(f"{subject}/".encode()) for r in records) == 1, subject
+
+
+async def test_an_idle_follower_waits_long_and_hears_another_replicas_key(kafka_bootstrap: str,
+                                                                        topic_prefix: str) -> None:
+    """A replica that gathers other replicas' keys (follow_wait_ms) holds its fetches long while
+    no key comes (not one fetch per gathering wait), and still learns a key another replica
+    makes; once keys come it gathers again."""
+    settings = PlatformSettings("gateway", kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    ring = Keyring({"k1": kek()}, "k1")
+    maker = await started(settings, ring)
+    follower = DataKeyTopic(settings, DataKeyStore(ring), follow_wait_ms=20)
+    await follower.start(timeout_s=30)
+    try:
+        fetcher = follower._consumer._fetcher  # type: ignore[union-attr]
+        for _ in range(100):  # the follower's first empty read
+            if fetcher._fetch_min_bytes == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes) == (500, 1)
+        await maker.ensure_key("subj-idle")
+        for _ in range(100):
+            if follower.store.record("subj-idle") is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert follower.store.record("subj-idle") is not None
+    finally:
+        await follower.stop()
+        await maker.stop()

@@ -3,16 +3,32 @@ listings and trails read back, contact fields apart, unusable files set aside.""
 
 from __future__ import annotations
 
+import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
+from aiokafka.structs import TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.adapters.history_store import HistoryStore, StoreLocked
+from gateway.adapters.history_store import (
+    _INSERT_EVENT,
+    _INSERT_REQUEST,
+    _ON_CONFLICT_REQUEST,
+    _SCHEMA,
+    HistoryStore,
+    StoreLocked,
+    _insert,
+    _statement,
+)
+from gateway.adapters.rebuild import trail_batch
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
     Known,
+    NotAnEvent,
     RequestBatch,
     RequestCounts,
     RequestFilter,
@@ -392,9 +408,7 @@ def test_requests_read_as_a_rebuild_reads_them_are_stored_as_the_full_messages_a
         assert RS.ServiceRequest.FromString(body) == RS.ServiceRequest.FromString(expected_body)
         assert (contact is None) == (expected_contact is None)
         if contact is not None and expected_contact is not None:
-            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(
-                expected_contact
-            )
+            assert RS.EncryptedContact.FromString(contact) == RS.EncryptedContact.FromString(expected_contact)
         assert b"siti@example.id" not in body
     answers = []
     for name, kind in (("full", RS.ServiceRequest), ("slim", StateRequest)):
@@ -567,3 +581,134 @@ def test_a_rebuild_that_never_built_them_gets_its_listing_indexes_before_it_serv
     store.leave_bulk_mode()  # caught up
     assert len(listing_indexes(store)) == 4
     store.close()
+
+
+@st.composite
+def _event_records(draw: Any) -> list[Any]:
+    """Records of an event topic as a rebuild reads them: events with and without ids, a
+    request, a request id, contact fields and history; messages in two parts (protobuf merges
+    them); tombstones; bytes that are no event; keys or none."""
+    records = []
+    for offset in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["event", "event", "event", "tombstone", "garbage"]))
+        key = draw(st.sampled_from([None, b"", b"key-r1", b"r\xc3\xa9q"]))
+        if kind == "tombstone":
+            records.append(_Record(offset, key, None))
+            continue
+        if kind == "garbage":
+            records.append(_Record(offset, key, b"\x0a\x05ab"))
+            continue
+        event = RS.RequestEvent(
+            event_id=draw(st.sampled_from(["", "ev-1", "ev-2"])),
+            request_id=draw(st.sampled_from(["", "r1", "r2"])),
+            note=draw(st.sampled_from(["", "a note"])),
+        )
+        if draw(st.booleans()):
+            request = service_request(
+                draw(st.sampled_from(["", "r1", "r2"])),
+                version=draw(st.integers(0, 9)),
+                reporter=draw(st.booleans()),
+            )
+            if draw(st.booleans()):
+                sealed(request)
+            for version in range(draw(st.integers(0, 3))):
+                request.history.add(version=version + 1, note="step")
+            event.request.CopyFrom(request)
+        value = event.SerializeToString()
+        if draw(st.booleans()):  # in two parts
+            own = RS.RequestEvent(event_id="ev-own")
+            own.request.version = 11
+            value += own.SerializeToString()
+        records.append(_Record(offset, key, value))
+    return records
+
+
+class _Record(NamedTuple):
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 1700000000000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_event_records(), min_size=1, max_size=3))
+def test_a_rebuild_reads_an_event_batch_as_trail_row_reads_each_record(partitions: list[list[Any]]) -> None:
+    """rebuild.trail_batch (one message parsed into again and again) against trail_row (the
+    general path, a message per record): the same rows, carried requests and outcomes."""
+    batch = [(TopicPartition(EVENTS, n), found) for n, found in enumerate(partitions)]
+    outcomes: Counter[str] = Counter()
+    rows, carried, offsets, _ = trail_batch(batch, outcomes)
+    expected_rows: list[TrailRow] = []
+    expected_carried: list[Carried] = []
+    expected: Counter[str] = Counter()
+    for tp, found in batch:
+        for record in found:
+            if record.value is None:
+                expected["tombstone"] += 1
+                continue
+            key = record.key.decode("utf-8", "replace") if record.key else ""
+            try:
+                row, request_id, version = trail_row(record.value, key, tp.partition, record.offset)
+            except NotAnEvent:
+                expected["undecodable"] += 1
+                continue
+            if request_id:
+                expected_carried.append((len(expected_rows), request_id, version, record.value))
+            expected_rows.append(row)
+            expected["ok"] += 1
+    assert rows == expected_rows
+    assert carried == expected_carried
+    assert +outcomes == +expected
+    assert offsets == {(EVENTS, n): found[-1].offset + 1 for n, found in enumerate(partitions) if found}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # Sizes drawn first: lists grown element by element rarely pass a statement's 50 rows.
+    st.integers(0, 130).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.sampled_from(["r1", "r2", "r3"]), st.integers(0, 60)), min_size=n, max_size=n
+        )
+    ),
+    st.integers(0, 70).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, 70), st.integers(1, 9)),
+            min_size=n,
+            max_size=n,
+            unique_by=lambda row: row[0],
+        )
+    ),
+)
+def test_rows_inserted_many_per_statement_are_inserted_as_one_statement_per_row_would(
+    events: list[tuple[str, int]], requests: list[tuple[int, int]]
+) -> None:
+    """history_store._insert (many rows per statement) against executemany of one row each:
+    the same rows, rowids (the trail's positions), ignored duplicates and upserted conflicts."""
+    answers = []
+    for many in (True, False):
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        db.executescript(_SCHEMA)
+        # Requests already stored, so that some of the batch's are conflicts.
+        db.executemany(
+            _statement(_INSERT_REQUEST, 11, 1, ""),
+            [(f"q{n}", 0, "OPD", "c", 1, "client", 0.0, None, 0.0, b"old", None) for n in range(0, 70, 3)],
+        )
+        event_rows = [(request_id, f"ev-{n}", f"body-{n}".encode()) for request_id, n in events]
+        request_rows = [
+            (f"q{n}", version, "OPD", "c", 2, "client", float(n), None, 1.0, b"new", None)
+            for n, version in requests
+        ]
+        if many:
+            _insert(db, _INSERT_EVENT, 3, event_rows)
+            _insert(db, _INSERT_REQUEST, 11, request_rows, _ON_CONFLICT_REQUEST)
+        else:
+            db.executemany(_statement(_INSERT_EVENT, 3, 1, ""), event_rows)
+            db.executemany(_statement(_INSERT_REQUEST, 11, 1, _ON_CONFLICT_REQUEST), request_rows)
+        answers.append(
+            (
+                db.execute("SELECT rowid, * FROM events ORDER BY rowid").fetchall(),
+                db.execute("SELECT rowid, * FROM requests ORDER BY rowid").fetchall(),
+            )
+        )
+        db.close()
+    assert answers[0] == answers[1]

@@ -10,7 +10,8 @@
     the projector fills its memory from the store (open requests, counts), as a warm start
     does, seeks those partitions to the store's checkpoint and reads on from there.
 
-    in a worker, one batch at a time: fetch ─► decode ─► write (rows + offsets, one transaction)
+    in a worker: event loop   fetch batch n+1 ──────────────► fetch batch n+2 ...
+                 work thread     decode + write batch n (rows + offsets, one transaction) ...
 
 Why processes: a rebuild is Python work per record (Kafka record parsing, protobuf decoding,
 stripping contact fields, SQL parameters), bound by one interpreter lock; records of different
@@ -23,18 +24,22 @@ request id), so no two workers ever write the same request in the same phase.
 Each batch commits its rows with its offsets, so a worker (or the gateway) killed half-way
 leaves a store the next start resumes from. A worker whose gateway is gone stops by itself.
 
-Where a worker's time goes (each logs it; py-spy of a million-request rebuild): it is bound by
-CPU. Its writes run on its one thread: on a write thread of their own they overlapped nothing,
-and the thread's wall time was two and a half times its CPU time, waiting for the interpreter
-lock the decoding thread held (sqlite3 lets go of it for every row's step and must take it back
-for the next row's parameters), which slowed the decoding too. At a million requests, with
-the same in-run ceiling (49.9 s), the events took 56.6 s with the writes inline, 66.2 s with
-the write thread.
+Where a worker's time goes (each logs it): it is bound by CPU, and the two workers keep the
+two cores busy (the broker and the gateway take a tenth of a core). A batch is decoded and
+written on one thread, in order, while the event loop fetches the next: with both on the loop,
+the loop read no socket while it worked, so every batch that drained a partition's buffer
+waited for a whole fetch. (An earlier split, decoding on the loop and writing on a thread,
+overlapped nothing: the two threads took turns at the interpreter lock, sqlite3 letting go of
+it for every row's step.) The per-record work is written out for the millions of records
+(`trail_batch`, `history_store._insert`). At a million requests, in-run ceiling 81.4 s:
+events 70.6 s, worker CPU 54 s each (decode 20, write 26); with the thread alone (the
+per-record work as before), events 94.8 s and 73-75 s of CPU each beside the same ceiling.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
@@ -57,7 +62,7 @@ from aiokafka.structs import TopicPartition
 
 from gateway.adapters.history_store import HistoryStore, mark_of
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
-from gateway.core.history import NotAnEvent, StateRequest, TrailRow, trail_row
+from gateway.core.history import TRAIL_PARSE_ERRORS, StateRequest, TrailEvent, TrailRow
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.request_rules import OPEN_STATUSES
@@ -226,8 +231,12 @@ def _plain_records() -> None:
 
 async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     """Reads the job's partitions into the store; returns the records' outcomes and the seconds
-    spent fetching, decoding, writing (wall and CPU) and waiting for the store's write lock (the
-    workers' transactions take turns)."""
+    spent waiting for fetches, decoding, writing (wall and CPU) and waiting for the store's
+    write lock (the workers' transactions take turns).
+
+    A batch is decoded and written on a thread of its own while the event loop fetches the
+    next one: with both on the loop, the loop read no socket while it worked, and each batch
+    that drained a partition's buffer waited a whole fetch (see the module doc)."""
     _plain_records()
     store = HistoryStore(job.store_path, job.store_topics, job.cache_mib).attach()
     history = RequestHistory(store, _NoMemory(), OPEN_STATUSES)
@@ -242,7 +251,11 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     )
     ends = {TopicPartition(topic, p): end for topic, p, _, end in job.partitions}
     outcomes: Outcomes = Counter()
-    spent = dict.fromkeys(("fetch", "decode", "write", "write cpu"), 0.0)
+    spent = dict.fromkeys(("fetch", "decode", "write", "write cpu", "work wait"), 0.0)
+    work = functools.partial(_work, job.view, history, codec, outcomes, spent)
+    loop = asyncio.get_running_loop()
+    worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rebuild-work")
+    working: asyncio.Future[None] | None = None
     await consumer.start()
     # Python's collector would run every 700 new objects, and a batch makes tens of thousands
     # (records, rows, tuples): a twentieth of a worker's time went to scanning them. They are
@@ -255,29 +268,53 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
         while ends:
             if os.getppid() != job.parent_pid:
                 raise SystemExit("the gateway that started this rebuild worker is gone")
-            batches += 1
-            if batches % _BATCHES_PER_COLLECTION == 0:
-                gc.collect()
             began = time.perf_counter()
             batch = await consumer.getmany(timeout_ms=500, max_records=_BATCH)
             fetched = time.perf_counter()
             spent["fetch"] += fetched - began
-            write, wrote_to = _batch_write(job.view, batch, history, codec, outcomes)
-            decoded, cpu = time.perf_counter(), time.thread_time()
-            spent["decode"] += decoded - fetched
-            if wrote_to:
-                # Here, not on a thread (see the module doc).
-                write()
-            spent["write"] += time.perf_counter() - decoded
-            spent["write cpu"] += time.thread_time() - cpu
+            # The batch before has its turn first (rows and offsets go in order).
+            if working is not None:
+                await working
+                working = None
+            spent["work wait"] += time.perf_counter() - fetched
+            batches += 1
+            if batches % _BATCHES_PER_COLLECTION == 0:
+                gc.collect()
+            if batch:
+                working = loop.run_in_executor(worker, work, batch)
             await _drop_partitions_read(consumer, ends)
+        if working is not None:
+            await working
     finally:
+        if working is not None:
+            with contextlib.suppress(BaseException):
+                await working
+        worker.shutdown()
         gc.enable()
         await consumer.stop()
         store.close()
     spent["store lock"] = store.lock_wait_s
     spent["cpu"] = time.process_time()
     return outcomes, spent
+
+
+def _work(  # noqa: PLR0917
+    view: str,
+    history: RequestHistory,
+    codec: ProtoCodec[Any],
+    outcomes: Outcomes,
+    spent: dict[str, float],
+    batch: dict[TopicPartition, list[Any]],
+) -> None:
+    """One batch decoded and written (on the worker's work thread), the seconds counted."""
+    began = time.perf_counter()
+    write, wrote_to = _batch_write(view, batch, history, codec, outcomes)
+    decoded, cpu = time.perf_counter(), time.thread_time()
+    spent["decode"] += decoded - began
+    if wrote_to:
+        write()
+    spent["write"] += time.perf_counter() - decoded
+    spent["write cpu"] += time.thread_time() - cpu
 
 
 async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) -> None:
@@ -335,14 +372,22 @@ def decode_batch(
 def trail_batch(
     batch: Iterable[tuple[TopicPartition, list[Any]]], outcomes: Outcomes
 ) -> tuple[list[TrailRow], list[Carried], dict[tuple[str, int], int], dict[tuple[str, int], str]]:
-    """A batch of the event topic as the trail stores it, without decoding its events whole
-    (`trail_row`): the rows, the events that carry a request (for `write_trail` to find the
-    newer ones), the offsets reached and the marks of the last records."""
+    """A batch of the event topic as the trail stores it, without decoding its events whole:
+    the rows, the events that carry a request (for `write_trail` to find the newer ones), the
+    offsets reached and the marks of the last records.
+
+    Each row is what `core.history.trail_row` makes of the record (a property test holds the
+    two together), written out here for the rebuild's millions of events: one message parsed
+    into again and again instead of one made per record, its methods looked up once, no call
+    per record (a third of the per-event Python work was making and calling)."""
     rows: list[TrailRow] = []
     carried: list[Carried] = []
     offsets: dict[tuple[str, int], int] = {}
     marks: dict[tuple[str, int], str] = {}
     ok = tombstones = 0
+    event = TrailEvent()
+    parse, has, serialize = event.ParseFromString, event.HasField, event.SerializeToString
+    add_row, carry = rows.append, carried.append
     for tp, found in batch:
         partition = tp.partition
         for record in found:
@@ -350,18 +395,26 @@ def trail_batch(
             if value is None:
                 tombstones += 1  # means nothing on a stream topic
                 continue
-            key = record.key.decode("utf-8", "replace") if record.key else ""
             try:
-                row, request_id, version = trail_row(value, key, partition, record.offset)
-            except NotAnEvent as exc:
+                parse(value)
+            except TRAIL_PARSE_ERRORS as exc:
                 log.warning(
                     "skipping undecodable record %s[%d]@%d: %s", tp.topic, partition, record.offset, exc
                 )
                 outcomes["undecodable"] += 1
                 continue
-            if request_id:
-                carried.append((len(rows), request_id, version, value))
-            rows.append(row)
+            if has("request"):
+                request = event.request
+                carried_id = request.request_id
+                if carried_id:
+                    carry((len(rows), carried_id, request.version, value))
+                request.ClearField("history")
+                request.ClearField("reporter")
+                request.ClearField("encrypted_reporter")
+            request_id = event.request_id
+            if not request_id and record.key:
+                request_id = record.key.decode("utf-8", "replace")
+            add_row((request_id, event.event_id or f"@{partition}:{record.offset}", serialize()))
             ok += 1
         if found:
             offsets[(tp.topic, partition)] = found[-1].offset + 1

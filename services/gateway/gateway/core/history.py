@@ -263,6 +263,11 @@ TrailEvent = _SLIM["TrailEvent"]
 TrailRow = tuple[str, str, bytes]
 
 
+# What parsing bytes that are no event raises (upb: DecodeError; other protobuf runtimes also
+# RuntimeError or ValueError).
+TRAIL_PARSE_ERRORS = (_ProtobufDecodeError, RuntimeError, ValueError)
+
+
 class NotAnEvent(ValueError):
     """Bytes that do not parse as a RequestEvent (as far as the trail reads them)."""
 
@@ -275,7 +280,7 @@ def trail_row(value: bytes, key: str, partition: int, offset: int) -> tuple[Trai
     history and both contact fields (plaintext and sealed) taken off."""
     try:
         event = TrailEvent.FromString(value)
-    except (_ProtobufDecodeError, RuntimeError, ValueError) as exc:
+    except TRAIL_PARSE_ERRORS as exc:
         raise NotAnEvent(str(exc)) from exc
     carried_id, carried_version = "", 0
     if event.HasField("request"):
