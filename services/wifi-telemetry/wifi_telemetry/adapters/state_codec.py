@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 import msgpack
 from faust.serializers import codecs
 
@@ -46,3 +47,17 @@ class StateCodec(codecs.Codec):
 
 
 STATE_CODEC = StateCodec()
+
+
+def use_state_codec(table: faust.Table) -> None:
+    """Makes `table` write and read its values with `STATE_CODEC`.
+
+    Faust takes a table's serializer from its value type (none here: JSON), and gives it to the
+    changelog topic it makes when the table is declared, which writes it into the schema the
+    table was given: the codec set in that schema alone is overridden. So it is set on all
+    three (the table, its changelog topic and their schema); the topic's clones (the
+    recovery's) take theirs from those."""
+    table.value_serializer = STATE_CODEC
+    changelog = table.changelog_topic
+    changelog.schema.update(value_serializer=STATE_CODEC)
+    changelog.value_serializer = STATE_CODEC  # type: ignore[attr-defined]

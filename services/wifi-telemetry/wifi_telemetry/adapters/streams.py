@@ -69,7 +69,7 @@ from wifi_telemetry.adapters.messages import (
     site_stats_proto,
     status_proto,
 )
-from wifi_telemetry.adapters.state_codec import STATE_CODEC
+from wifi_telemetry.adapters.state_codec import STATE_CODEC, use_state_codec
 from wifi_telemetry.config import WINDOWS, WifiConfig
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.privacy import client_hash_problem
@@ -311,9 +311,7 @@ class WifiTelemetryService(StreamService):
                                                         value_serializer=STATE_CODEC),
                                     extra_topic_configs={"segment.ms": "600000",
                                                          "min.cleanable.dirty.ratio": "0.2"})
-        # Faust takes a table's own serializer from its value type (none here: JSON); the
-        # records are written and read with the state codec (MessagePack, JSON still read).
-        self.table.value_serializer = STATE_CODEC
+        use_state_codec(self.table)
         # The processor writes through a buffer flushed once per batch of events, in the
         # order its crash safety needs (see processor.write_rank).
         self.writer = TableWriter(self.table, rank=write_rank)
