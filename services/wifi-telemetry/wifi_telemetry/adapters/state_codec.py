@@ -32,13 +32,14 @@ def is_msgpack_map(data: bytes) -> bool:
     return 0x80 <= first <= 0x8F or first in (0xDE, 0xDF)
 
 
-class StateCodec(codecs.Codec):
+class StateCodec(codecs.Codec):  # type: ignore[misc]  # Faust is not type-checked
     """A Faust codec: MessagePack for the records written, either layout for those read."""
 
     def _dumps(self, obj: Any) -> bytes:
         if not isinstance(obj, dict):  # the reader tells the layouts apart by a map's first byte
             raise TypeError(f"a state record is a dict, not {type(obj).__name__}")
-        return msgpack.packb(obj, use_bin_type=True)
+        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        return packed
 
     def _loads(self, s: bytes) -> Any:
         if is_msgpack_map(s):
