@@ -26,7 +26,6 @@ difference that shows once is a difference.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import re
@@ -54,6 +53,7 @@ from smartcity.inventory import access_points
 from smartcity.testing import REPO_ROOT, ServiceProcess, ThrowawayKafka, consume_all, free_port
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
+from wifi_telemetry.adapters.state_codec import STATE_CODEC
 from wifi_telemetry.sim.scenario import Fault, simulated_events
 
 # Not rerun on failure (the suite reruns integration tests): a run that differs once is a finding.
@@ -439,8 +439,9 @@ async def ap_records(bootstrap: str, prefix: str, ap_ids: Iterable[str]) -> dict
     for record in records:
         if record.key is None or record.value is None or not record.key.strip(b'"').startswith(b"site/"):
             continue
-        # The APs live in their site's record, each as AccessPointState.to_list.
-        for ap, entry in json.loads(record.value).get("ap", {}).items():
+        # The APs live in their site's record (MessagePack, see state_codec), each as
+        # AccessPointState.to_list.
+        for ap, entry in STATE_CODEC.loads(record.value).get("ap", {}).items():
             if ap in wanted:
                 out[ap] = {"av": entry[9], "seq": entry[6], "fs": entry[18]}
     return out

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from smartcity.health import Health
 from smartcity.ordering import Arrival
 from wifi_telemetry.config import HealthConfig, WifiConfig
-from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample
+from wifi_telemetry.core.domain import AccessPointModel, AccessPointState, Sample, encoded_checks
 from wifi_telemetry.core.published import ap_view
 
 T0 = 1_764_300_000.0  # 2025-11-28T03:20:00Z, a round minute
@@ -270,3 +270,27 @@ def test_the_common_case_shortcut_gives_what_the_general_path_gives(
         assert _offer_result(fast_result) == _offer_result(general_result)
         assert comparable(fast_state) == comparable(general_state)
         assert fast_state.open_until == general_state.open_until
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_STEPS, min_size=1, max_size=60))
+def test_the_checks_encoded_with_the_quiet_shortcut_are_those_made_one_by_one(
+        steps: list[tuple[int, float, float, float, int, int, int, bool]]) -> None:
+    """After every sample of a random run (checks failing, firing, recovering, silences), the
+    encoded checks equal the lists made one by one, and the state reads back from them."""
+    config = WifiConfig(health=HealthConfig(cpu_tolerance_s=30, memory_tolerance_s=20, memory_recovery_s=15))
+    m = AccessPointModel(config)
+    seq, t = 1, T0
+    state = None
+    for seq_step, t_step, cpu, mem, clients, _, _, _ in steps:
+        seq, t = max(seq + seq_step, 1), t + t_step
+        item = sample(seq, t, cpu=cpu, mem=mem, clients=clients)
+        state = state or m.new_state(item)
+        m.offer(state, item)
+        if t_step > 60:
+            state.health.check_silence(t + 3600)
+        one_by_one = {name: [c.failing_since, c.clear_since, c.firing, c.detail]
+                      for name, c in state.health.checks.items()}
+        assert encoded_checks(state.health) == one_by_one
+        read_back = AccessPointState.from_list(json.loads(json.dumps(state.to_list())), m)
+        assert comparable(read_back) == comparable(state)

@@ -69,6 +69,7 @@ from wifi_telemetry.adapters.messages import (
     site_stats_proto,
     status_proto,
 )
+from wifi_telemetry.adapters.state_codec import STATE_CODEC, use_state_codec
 from wifi_telemetry.config import WINDOWS, WifiConfig
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.privacy import client_hash_problem
@@ -109,14 +110,16 @@ CAUGHT_UP_LAG = 100
 # Edge batch messages taken at once (each holds many readings).
 EDGE_BATCHES_AT_ONCE = 50
 # Messages the processing agent takes at once, and readings applied between two flushes of
-# its state. Catching up, a batch of 1,000 messages of 20 readings (a 10,000-AP city's two
-# seconds) writes each site's record (its APs inside) once per two of its batches, where
-# batches of a second wrote it once per batch. But 1,000 edge batches of 200 readings are 200,000 readings,
-# seconds of work: the state is flushed every 20,000 readings on the way (each flush awaits
-# the producer, so the group's heartbeats get their turn), though the batch is still
+# its state. Live, a batch is what came within PROCESS_WITHIN_S (tens of messages). Catching
+# up, a batch of 4,000 messages of 20 readings (a 10,000-AP city's eight seconds) writes each
+# site's record (its APs inside) once per eight of its batches: encoding the records was a
+# third of the cost of a reading when written at every one. But 4,000 edge batches of 200
+# readings are 800,000 readings, many seconds of work: the state is flushed every 80,000
+# readings on the way (each flush awaits the producer: the loop's other tasks get their turn;
+# the group's heartbeats are sent by the consumer's own thread), though the batch is still
 # acknowledged, and its offsets committed, only as a whole.
-PROCESS_MAX_EVENTS = 1000
-FLUSH_EVERY_READINGS = 20_000
+PROCESS_MAX_EVENTS = 4000
+FLUSH_EVERY_READINGS = 80_000
 # A site statistics pass taking this long (wall clock), or over more windows of one site than
 # this (the default lateness keeps about 16), says so in the log, with its figures.
 SLOW_STATS_PASS_S = 0.5
@@ -305,9 +308,10 @@ class WifiTelemetryService(StreamService):
         # compact the changelog, so a restart (in-memory store: it reads the changelog) stays quick.
         self.table = self.app.Table("state", partitions=config.site_partitions,
                                     schema=faust.Schema(key_type=str, key_serializer="json",
-                                                        value_serializer="json"),
+                                                        value_serializer=STATE_CODEC),
                                     extra_topic_configs={"segment.ms": "600000",
                                                          "min.cleanable.dirty.ratio": "0.2"})
+        use_state_codec(self.table)
         # The processor writes through a buffer flushed once per batch of events, in the
         # order its crash safety needs (see processor.write_rank).
         self.writer = TableWriter(self.table, rank=write_rank)

@@ -76,6 +76,23 @@ class Sample(NamedTuple):
                    str(data[10]), float(data[11]), float(data[12]), str(data[13]))
 
 
+# A check that is not failing, not recovering and not firing, as `encoded_checks` writes it
+# (one list shared by every such check: nothing changes an encoded state, `from_list` copies).
+_QUIET_CHECK: list[Any] = [None, None, False, ""]
+
+
+def encoded_checks(health: DeviceHealth) -> dict[str, list[Any]]:
+    """The health's checks as lists (failing since, clear since, firing, detail), by name.
+
+    Nearly always every check is quiet: then the lists are the one shared quiet list, not two
+    made per AP per write (a property test compares this with the lists made one by one)."""
+    checks = health.checks
+    for check in checks.values():
+        if check.failing_since is not None or check.clear_since is not None or check.firing or check.detail:
+            return {name: [c.failing_since, c.clear_since, c.firing, c.detail] for name, c in checks.items()}
+    return dict.fromkeys(checks, _QUIET_CHECK)
+
+
 @dataclass
 class AccessPointState:
     """Everything the processor keeps per AP; `to_dict` is what the Faust table holds."""
@@ -143,9 +160,7 @@ class AccessPointState:
         return [
             self.ap_id, self.site_id, self.name, self.lat, self.lon, self.firmware, self.last_seq,
             [s.to_list() for _, s in sorted(self.pending.items())] if self.pending else [],
-            [int(health.health), health.health_since, health.last_seen,
-             {name: [c.failing_since, c.clear_since, c.firing, c.detail]
-              for name, c in health.checks.items()}],
+            [int(health.health), health.health_since, health.last_seen, encoded_checks(health)],
             [availability.first_seen,
              availability.changes if shared else [[t, d] for t, d in availability.changes]],
             self.uptime_s, self.rx_counter, self.tx_counter, self.rx_bps, self.tx_bps, self.clients,
