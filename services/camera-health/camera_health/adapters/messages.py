@@ -32,7 +32,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
     """Raises ValueError for a heartbeat that parsed but cannot be used (goes to the DLQ)."""
     # Every heartbeat passes here: a good one in one expression (NaN and inf fail the
     # comparisons), the reason worked out below only for a bad one.
-    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in _SOURCES_OR_NONE
+    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in SOURCES_OR_NONE
             and 0.0 <= hb.fps < math.inf and 0.0 <= hb.configured_fps < math.inf
             and 0.0 <= hb.packet_loss_percent <= 100.0 and 0.0 <= hb.storage_free_percent <= 100.0
             and 0.0 <= hb.probe_latency_ms < math.inf and all(f in TAMPER_NAMES for f in hb.tamper_flags)):
@@ -57,7 +57,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
         raise ValueError(f"unknown tamper flag(s) {unknown}")
 
 
-_SOURCES_OR_NONE = frozenset(("", *SOURCES))
+SOURCES_OR_NONE = frozenset(("", *SOURCES))
 HEARTBEATS = ProtoCodec(camera_pb2.CameraHeartbeat, validate_heartbeat)
 
 
@@ -85,7 +85,7 @@ def checked_sample(hb: camera_pb2.CameraHeartbeat) -> Sample | None:
     fps, configured_fps = hb.fps, hb.configured_fps
     packet_loss, storage_free, latency = hb.packet_loss_percent, hb.storage_free_percent, hb.probe_latency_ms
     flags = hb.tamper_flags
-    if not (camera_id and seq and hb.HasField("observed_time") and source in _SOURCES_OR_NONE
+    if not (camera_id and seq and hb.HasField("observed_time") and source in SOURCES_OR_NONE
             and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
             and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
             and 0.0 <= latency < math.inf and (not flags or all(f in TAMPER_NAMES for f in flags))):

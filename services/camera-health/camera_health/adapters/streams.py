@@ -45,7 +45,9 @@ from opentelemetry import trace
 
 from camera_health.adapters import metrics
 from camera_health.adapters.messages import (
+    SOURCES_OR_NONE,
     HEARTBEATS,
+    TAMPER_NAMES,
     StateEncoder,
     checked_sample,
     encode_incident,
@@ -55,7 +57,7 @@ from camera_health.adapters.messages import (
 from camera_health.adapters.routes import BARRIER_KEY, FORWARDED_BY_HEADER, CameraRoutes
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
-from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
+from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects, QuietLane
 from camera_health.core.model import AGENT, Sample
 from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
@@ -138,6 +140,9 @@ class _Batch:
         self.routed: Tally[str] = Tally()  # edge-batch heartbeats by route, counted once per batch
         self.quiet = 0  # heartbeats taken the short way (agent, applied)
         self.heard: set[str] = set()  # cameras with a heartbeat in the batch
+        # Cameras whose next agent heartbeats can take the short way, until another path
+        # touches them (on_sample, on_tick drop theirs).
+        self.lanes: dict[str, QuietLane] = {}
 
     def known(self, camera_id: str) -> bool:
         return camera_id in self.states or self.service.stored_state(camera_id) is not None
@@ -171,6 +176,14 @@ class _Batch:
             metrics.BATCH_ROUTES.labels(route).inc(count)
         if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
             self.service.observe_latency(self.service.heartbeats_name, self.oldest)
+
+
+def _checked(heartbeat: camera_pb2.CameraHeartbeat) -> Sample:
+    """The sample of a heartbeat the edge-batch loop already found valid."""
+    sample = checked_sample(heartbeat)
+    if sample is None:  # the loop's check is `checked_sample`'s: cannot happen
+        raise ValueError(f"heartbeat of {heartbeat.camera_id!r} passed the batch check, not checked_sample")
+    return sample
 
 
 def partitions() -> int:
@@ -361,35 +374,81 @@ class CameraHealthService(StreamService):
             return
         batch.contexts.append(decoded.trace_context)
         message = decoded.batch
-        site_id, routes, partition_of = message.site_id, self.routes, self.partition_of
-        # The loop of every heartbeat: `on_sample` written out for the quiet ones.
-        quietly, heard, changed = self.monitor.on_next_quiet_heartbeat, batch.heard, batch.changed
+        site_id, routes, partition_of, lanes = message.site_id, self.routes, self.partition_of, batch.lanes
+        ready, quiet_lane, heard, changed = routes.ready, self.monitor.quiet_lane, batch.heard, batch.changed
         good = forwarded = quiet = 0
         oldest = batch.oldest
+        # The loop of every heartbeat, written out: most are their camera's agent's next, quiet
+        # ones, taken through the camera's `QuietLane` with no sample made (what
+        # `CameraMonitor.on_next_quiet_heartbeat` does, field by field); any other goes the
+        # general way (`checked_sample`, then `on_sample`). A property test holds the two equal.
         for index, heartbeat in enumerate(message.heartbeats):
-            sample = checked_sample(heartbeat)
-            if sample is None or sample.site_id != site_id:
+            camera_id, seq, source = heartbeat.camera_id, heartbeat.seq, heartbeat.source
+            fps, configured_fps = heartbeat.fps, heartbeat.configured_fps
+            packet_loss, storage_free = heartbeat.packet_loss_percent, heartbeat.storage_free_percent
+            flags = heartbeat.tamper_flags
+            # `validate_heartbeat`'s condition, as `checked_sample` writes it, and the batch's site.
+            if not (camera_id and seq and heartbeat.HasField("observed_time") and source in SOURCES_OR_NONE
+                    and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
+                    and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
+                    and 0.0 <= heartbeat.probe_latency_ms < math.inf
+                    and (not flags or all(f in TAMPER_NAMES for f in flags)) and heartbeat.site_id == site_id):
                 await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
                 continue
             good += 1
-            camera_id = sample.camera_id
-            partition = partition_of(camera_id)
-            if not routes.direct(partition):
-                routes.forwarded(partition, sample)
-                batch.forwards.setdefault(partition, []).append(heartbeat)
-                forwarded += 1
+            lane = lanes.get(camera_id)
+            if lane is None:
+                partition = partition_of(camera_id)
+                if partition not in ready:
+                    sample = _checked(heartbeat)
+                    routes.forwarded(partition, sample)
+                    batch.forwards.setdefault(partition, []).append(heartbeat)
+                    forwarded += 1
+                    continue
+                state = batch.state(camera_id)
+                state.meta.partition = partition
+                lane = quiet_lane(state, partition)
+                if lane is None:
+                    self.on_sample(batch, _checked(heartbeat), partition)
+                    continue
+                lanes[camera_id] = lane
+            # A lane's partition was ready when it was made, and stays so for the batch.
+            stamp = heartbeat.observed_time
+            at = stamp.seconds + stamp.nanos / 1e9
+            health, cursor = lane.health, lane.cursor
+            last = health.last_seen
+            expected = lane.expected_fps or configured_fps
+            if not (seq == cursor.last_seq + 1 and (source == AGENT or not source) and not flags
+                    and heartbeat.recording and at - last <= lane.tolerance_s
+                    and packet_loss <= lane.packet_loss_max and storage_free >= lane.storage_min_free
+                    and (expected <= 0 or fps >= lane.fps_min_ratio * expected)):
+                self.on_sample(batch, _checked(heartbeat), lane.partition)  # drops the lane
                 continue
-            state = batch.state(camera_id)
-            state.meta.partition = partition
-            if quietly(state, sample):
-                quiet += 1
+            if not lane.armed:
+                lane.arm()
                 heard.add(camera_id)
                 changed.add(camera_id)
-                oldest = min(oldest, sample.at)
-            else:
-                self.on_sample(batch, sample, partition)
+            if at > last:
+                health.last_seen = at
+            meta = lane.meta  # CameraMonitor._update_meta of an agent heartbeat of this site
+            if site_id:
+                meta.site_id = site_id
+            name = heartbeat.name
+            if name:
+                meta.name = name
+            if heartbeat.HasField("location"):
+                location = heartbeat.location
+                meta.latitude, meta.longitude = location.latitude, location.longitude
+            meta.fps, meta.configured_fps, meta.recording, meta.agent_seq = fps, configured_fps, True, seq
+            cursor.last_seq = seq  # as SeqCursor.accept takes a next-in-line event
+            newest = cursor.newest_at
+            if newest is None or at > newest:
+                cursor.newest_at = at
+            quiet += 1
+            if at < oldest:
+                oldest = at
         batch.quiet += quiet
-        batch.oldest = min(batch.oldest, oldest)
+        batch.oldest = oldest
         batch.routed["forwarded"] += forwarded
         batch.routed["direct"] += good - forwarded
         if good:
@@ -449,6 +508,7 @@ class CameraHealthService(StreamService):
     def on_sample(self, batch: _Batch, sample: Sample, partition: int) -> None:
         """A heartbeat applied to its camera's state: most the short way (nothing to publish)."""
         camera_id = sample.camera_id
+        batch.lanes.pop(camera_id, None)  # the state may change in ways the lane does not know
         state = batch.state(camera_id)
         state.meta.partition = partition
         batch.heard.add(camera_id)
@@ -470,6 +530,7 @@ class CameraHealthService(StreamService):
             return
         if not batch.known(camera_id):
             return
+        batch.lanes.pop(camera_id, None)
         state = batch.state(camera_id)
         if not holds and state.health.last_seen is not None:
             # Computed before the worker stalled: neither a silence nor a gap to give up.
