@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -155,13 +156,24 @@ def encode_incident(event: IncidentEvent) -> bytes:
 class StateEncoder:
     """A camera's state as the table's bytes (JSON), its availability encoded again only when
     it changed: a state is written at every batch that touched the camera, its availability
-    (up to a week of change points) only changes with the camera's health."""
+    (up to a week of change points) only changes with the camera's health.
+
+    A camera that only took quiet heartbeats since its last write (`encode(..., quiet=True)`)
+    changed only in what a quiet heartbeat changes: its last_seen, its descriptive fields and
+    its agent cursor's seq and newest time. Its record is then the previous one's text with
+    those filled in again (a template kept per camera, made at its first quiet write): the same
+    bytes as the full encoding (a property test holds the two equal), at a fraction of the cost."""
 
     def __init__(self) -> None:
         # camera_id -> (what the availability was, its JSON)
         self._availability: dict[str, tuple[tuple[Any, ...], str]] = {}
+        # camera_id -> the text of its record around the holes (see `_template`)
+        self._templates: dict[str, list[str]] = {}
+        self._marker = uuid.uuid4().hex
 
-    def encode(self, state: CameraState) -> bytes:
+    def encode(self, state: CameraState, quiet: bool = False) -> bytes:
+        """The state's record. `quiet`: the camera changed only by quiet heartbeats (the
+        `QuietLane` way) since its previous `encode` of this encoder."""
         availability = state.availability
         changes = availability.changes
         # Change points are only appended (and old ones trimmed in the same call): the count
@@ -170,8 +182,33 @@ class StateEncoder:
         cached = self._availability.get(state.camera_id)
         if cached is None or cached[0] != version:
             cached = self._availability[state.camera_id] = (version, json.dumps(availability.to_dict()))
-        rest = json.dumps(CameraMonitor.dump_changing(state))
+        template = self._templates.get(state.camera_id) if quiet else None
+        if template is not None:
+            cursor = state.cursors[AGENT]
+            rest = "".join((template[0], _number(state.health.last_seen), template[1],
+                            json.dumps(dict(vars(state.meta))), template[2], _number(cursor.last_seq),
+                            template[3], _number(cursor.newest_at), template[4]))
+        else:
+            changing = CameraMonitor.dump_changing(state)
+            rest = json.dumps(changing)
+            if quiet:
+                self._templates[state.camera_id] = self._template(changing)
+            else:
+                self._templates.pop(state.camera_id, None)
         return f'{rest[:-1]}, "a": {cached[1]}}}'.encode()
+
+    def _template(self, changing: dict[str, Any]) -> list[str]:
+        """`dump_changing`'s JSON cut around what a quiet heartbeat changes, in text order:
+        last_seen, the descriptive fields, the agent cursor's seq and newest time."""
+        holes = [f"{self._marker}-{name}" for name in ("ls", "m", "seq", "at")]
+        marked = {**changing, "h": {**changing["h"], "ls": holes[0]}, "m": holes[1],
+                  "c": {**changing["c"], AGENT: {**changing["c"][AGENT], "seq": holes[2], "at": holes[3]}}}
+        text = json.dumps(marked)
+        pieces = []
+        for hole in holes:
+            before, _, text = text.partition(json.dumps(hole))
+            pieces.append(before)
+        return [*pieces, text]
 
     @staticmethod
     def decode(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
@@ -180,3 +217,11 @@ class StateEncoder:
 
     def forget(self) -> None:
         self._availability.clear()
+        self._templates.clear()
+
+
+def _number(value: float | int | None) -> str:
+    """A number as `json.dumps` writes it (a finite float is its repr)."""
+    if type(value) is float and math.isfinite(value) or type(value) is int:
+        return repr(value)
+    return json.dumps(value)

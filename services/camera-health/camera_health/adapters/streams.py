@@ -143,6 +143,8 @@ class _Batch:
         # Cameras whose next agent heartbeats can take the short way, until another path
         # touches them (on_sample, on_tick drop theirs).
         self.lanes: dict[str, QuietLane] = {}
+        # Cameras changed another way than through a lane: their records encoded in full.
+        self.general: set[str] = set()
 
     def known(self, camera_id: str) -> bool:
         return camera_id in self.states or self.service.stored_state(camera_id) is not None
@@ -297,10 +299,11 @@ class CameraHealthService(StreamService):
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
-                    self.writer[camera_id] = self.encoder.encode(state)
+                    self.writer[camera_id] = self.encoder.encode(state, quiet=camera_id not in batch.general)
                 await self.writer.flush()
         except BaseException:
             self.states.clear()  # changed in memory, maybe not in the table
+            self.encoder.forget()  # its templates may be of records never written
             self._generation = -1  # routes opened again (held heartbeats maybe unforwarded)
             raise
         self.clock.heard_all(batch.heard)
@@ -509,6 +512,7 @@ class CameraHealthService(StreamService):
         """A heartbeat applied to its camera's state: most the short way (nothing to publish)."""
         camera_id = sample.camera_id
         batch.lanes.pop(camera_id, None)  # the state may change in ways the lane does not know
+        batch.general.add(camera_id)
         state = batch.state(camera_id)
         state.meta.partition = partition
         batch.heard.add(camera_id)
@@ -531,6 +535,7 @@ class CameraHealthService(StreamService):
         if not batch.known(camera_id):
             return
         batch.lanes.pop(camera_id, None)
+        batch.general.add(camera_id)
         state = batch.state(camera_id)
         if not holds and state.health.last_seen is not None:
             # Computed before the worker stalled: neither a silence nor a gap to give up.
