@@ -111,7 +111,8 @@ def metrics_text(port: int, *names: str) -> str:
 
 
 def processed(port: int) -> float:
-    return sum(float(v) for v in PROCESSED.findall(metrics_text(port, "smartcity_camera_events_processed_total")))
+    text = metrics_text(port, "smartcity_camera_events_processed_total")
+    return sum(float(v) for v in PROCESSED.findall(text))
 
 
 def routed(port: int) -> dict[str, float]:

@@ -6,9 +6,9 @@ import json
 import logging
 import sys
 import time
-from urllib.parse import parse_qs
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 

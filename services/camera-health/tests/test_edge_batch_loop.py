@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import camera_health.adapters.streams as streams
+from camera_health.adapters import streams
 from camera_health.adapters.messages import TAMPER_FLAGS, checked_sample
 from camera_health.adapters.streams import CameraHealthService
 from camera_health.config import ServiceConfig, ThresholdBook, Thresholds
@@ -74,10 +74,12 @@ def build(plan: list[dict[str, Any]]) -> list[tuple[dict[str, Any], camera_pb2.C
         hb = camera_pb2.CameraHeartbeat(
             camera_id=camera, seq=seq, observed_time=to_timestamp(ats[camera]), source=source,
             site_id=step["site"], name=step["name"], fps=step["fps"], configured_fps=step["configured_fps"],
-            packet_loss_percent=step["packet_loss_percent"], storage_free_percent=step["storage_free_percent"],
-            recording=step["recording"], tamper_flags=list(step["tamper_flags"]))
+            packet_loss_percent=step["packet_loss_percent"],
+            storage_free_percent=step["storage_free_percent"], recording=step["recording"],
+            tamper_flags=list(step["tamper_flags"]))
         if step["location"] is not None:
-            hb.location.CopyFrom(common_pb2.GeoPoint(latitude=step["location"][0], longitude=step["location"][1]))
+            latitude, longitude = step["location"]
+            hb.location.CopyFrom(common_pb2.GeoPoint(latitude=latitude, longitude=longitude))
         out.append((step, hb))
     return out
 
@@ -99,20 +101,54 @@ class FakeWriter:
     async def flush(self) -> int:
         for key, (partition, value) in self._dirty.items():
             self.table[key] = value
-            await streams.send_record(None, "changelog", key.encode(), value, partition=partition)
+            await streams.send_record(None, "changelog", key.encode(), value,  # type: ignore[attr-defined]
+                                      partition=partition)
         count = len(self._dirty)
         self._dirty.clear()
         return count
 
 
-def run(service: CameraHealthService, monkeypatch: pytest.MonkeyPatch, beats: list[Any], sizes: list[int],
+def events_of(service: CameraHealthService, beats: list[Any], sizes: list[int]) -> list[Any]:
+    """The heartbeats as the agent's events: edge batches of `sizes`, and the single ones alone."""
+    events: list[Any] = []
+    pending: list[camera_pb2.CameraHeartbeat] = []
+    offset = 0
+
+    def event(topic: str, key: bytes, value: bytes) -> Any:
+        nonlocal offset
+        offset += 1
+        message = SimpleNamespace(topic=topic, partition=0, offset=offset, headers=[], key=key, value=value,
+                                  timestamp=0)
+        return SimpleNamespace(key=key, value=value, message=message, headers={})
+
+    def close() -> None:
+        if pending:
+            batch = camera_pb2.CameraHeartbeatBatch(site_id=SITE, heartbeats=pending)
+            events.append(event(service.batches_name, SITE.encode(), batch.SerializeToString()))
+            pending.clear()
+
+    for step, hb in beats:
+        if step["single"] and checked_sample(hb) is not None and hb.site_id == SITE:  # a bad one: in a batch
+            close()
+            events.append(event(service.heartbeats_name, hb.camera_id.encode(), hb.SerializeToString()))
+            continue
+        pending.append(hb)
+        if len(pending) >= sizes[len(events) % len(sizes)]:
+            close()
+    close()
+    return events
+
+
+def run(  # noqa: PLR0917
+        service: CameraHealthService, monkeypatch: pytest.MonkeyPatch, beats: list[Any], sizes: list[int],
         takes: list[int], short_way: bool) -> tuple[list[Any], list[Any], dict[str, bytes]]:
     """Feeds the heartbeats through `_process` (batches of `sizes`, events taken `takes` at a
     time); what was sent, what was dead-lettered, and the table at the end."""
     sent: list[Any] = []
     dead: list[Any] = []
 
-    async def send_record(app: Any, topic: str, key: bytes | None, value: bytes | None, **options: Any) -> Any:
+    async def send_record(app: Any, topic: str, key: bytes | None, value: bytes | None,
+                          **options: Any) -> Any:
         sent.append((topic, key, value, options.get("partition")))
         future = asyncio.get_running_loop().create_future()
         future.set_result(SimpleNamespace(offset=0))
@@ -138,30 +174,7 @@ def run(service: CameraHealthService, monkeypatch: pytest.MonkeyPatch, beats: li
     for partition in every:
         service.routes.barrier_sent(partition, 0)
         service.routes.read(partition, 0)
-    events, pending, offset = [], [], 0
-
-    def event(topic: str, key: bytes, value: bytes) -> Any:
-        nonlocal offset
-        offset += 1
-        message = SimpleNamespace(topic=topic, partition=0, offset=offset, headers=[], key=key, value=value,
-                                  timestamp=0)
-        return SimpleNamespace(key=key, value=value, message=message, headers={})
-
-    def close() -> None:
-        if pending:
-            batch = camera_pb2.CameraHeartbeatBatch(site_id=SITE, heartbeats=pending)
-            events.append(event(service.batches_name, SITE.encode(), batch.SerializeToString()))
-            pending.clear()
-
-    for step, hb in beats:
-        if step["single"] and checked_sample(hb) is not None and hb.site_id == SITE:  # a bad one: in a batch
-            close()
-            events.append(event(service.heartbeats_name, hb.camera_id.encode(), hb.SerializeToString()))
-            continue
-        pending.append(hb)
-        if len(pending) >= sizes[len(events) % len(sizes)]:
-            close()
-    close()
+    events = events_of(service, beats, sizes)
 
     async def feed() -> None:
         start = 0
@@ -190,14 +203,18 @@ def test_the_edge_batch_short_way_sends_and_keeps_what_the_general_way_does(
 
 
 def test_most_heartbeats_of_a_healthy_camera_take_the_short_way(service: CameraHealthService) -> None:
-    steps = [{"camera": "cam-a", "seq_step": 1, "dt": 10.0, "source": AGENT, "fps": 25.0, "configured_fps": 25.0,
-              "packet_loss_percent": 0.0, "storage_free_percent": 60.0, "recording": True, "tamper_flags": (),
-              "site": SITE, "name": "", "location": None, "single": False}] * 50
+    steps = [{"camera": "cam-a", "seq_step": 1, "dt": 10.0, "source": AGENT, "fps": 25.0,
+              "configured_fps": 25.0, "packet_loss_percent": 0.0, "storage_free_percent": 60.0,
+              "recording": True, "tamper_flags": (), "site": SITE, "name": "", "location": None,
+              "single": False}] * 50
     taken: list[int] = []
     original = CameraHealthService.on_sample
+
+    def on_sample(self: CameraHealthService, batch: Any, sample: Any, partition: int) -> None:
+        taken.append(sample.seq)
+        original(self, batch, sample, partition)
+
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(CameraHealthService, "on_sample",
-                            lambda self, batch, sample, partition: (taken.append(sample.seq),
-                                                                    original(self, batch, sample, partition)))
+        monkeypatch.setattr(CameraHealthService, "on_sample", on_sample)
         run(service, monkeypatch, build(steps), [50], [1], short_way=True)
     assert taken == [1]  # the first (a new camera), no more

@@ -222,6 +222,6 @@ class StateEncoder:
 
 def _number(value: float | int | None) -> str:
     """A number as `json.dumps` writes it (a finite float is its repr)."""
-    if type(value) is float and math.isfinite(value) or type(value) is int:
+    if (type(value) is float and math.isfinite(value)) or type(value) is int:
         return repr(value)
     return json.dumps(value)

@@ -45,8 +45,8 @@ from opentelemetry import trace
 
 from camera_health.adapters import metrics
 from camera_health.adapters.messages import (
-    SOURCES_OR_NONE,
     HEARTBEATS,
+    SOURCES_OR_NONE,
     TAMPER_NAMES,
     StateEncoder,
     checked_sample,
@@ -368,7 +368,8 @@ class CameraHealthService(StreamService):
         for partition, future in pending:
             self.routes.barrier_sent(partition, (await future).offset)
 
-    async def on_edge_batch(self, batch: _Batch, event: Any) -> None:
+    # The loop is written out on purpose (a call per heartbeat costs more than most of its steps).
+    async def on_edge_batch(self, batch: _Batch, event: Any) -> None:  # noqa: PLR0915
         """An edge batch, decoded once (dead-lettered whole when it is no batch): each heartbeat
         checked and made a sample in one pass (a bad one dead-lettered alone, with the batch's
         offset and its index), then applied here or forwarded (routes.py)."""
@@ -377,9 +378,9 @@ class CameraHealthService(StreamService):
             return
         batch.contexts.append(decoded.trace_context)
         message = decoded.batch
-        site_id, routes, partition_of, lanes = message.site_id, self.routes, self.partition_of, batch.lanes
-        ready, quiet_lane, heard, changed = routes.ready, self.monitor.quiet_lane, batch.heard, batch.changed
-        good = forwarded = quiet = 0
+        site_id, lanes, heard, changed = message.site_id, batch.lanes, batch.heard, batch.changed
+        good = quiet = 0
+        forwarded_before = batch.routed["forwarded"]
         oldest = batch.oldest
         # The loop of every heartbeat, written out: most are their camera's agent's next, quiet
         # ones, taken through the camera's `QuietLane` with no sample made (what
@@ -395,33 +396,24 @@ class CameraHealthService(StreamService):
                     and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
                     and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
                     and 0.0 <= heartbeat.probe_latency_ms < math.inf
-                    and (not flags or all(f in TAMPER_NAMES for f in flags)) and heartbeat.site_id == site_id):
+                    and (not flags or all(f in TAMPER_NAMES for f in flags))
+                    and heartbeat.site_id == site_id):
                 await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
                 continue
             good += 1
             lane = lanes.get(camera_id)
             if lane is None:
-                partition = partition_of(camera_id)
-                if partition not in ready:
-                    sample = _checked(heartbeat)
-                    routes.forwarded(partition, sample)
-                    batch.forwards.setdefault(partition, []).append(heartbeat)
-                    forwarded += 1
+                lane = self._lane_or_route(batch, heartbeat)
+                if lane is None:  # forwarded, or applied the general way
                     continue
-                state = batch.state(camera_id)
-                state.meta.partition = partition
-                lane = quiet_lane(state, partition)
-                if lane is None:
-                    self.on_sample(batch, _checked(heartbeat), partition)
-                    continue
-                lanes[camera_id] = lane
-            # A lane's partition was ready when it was made, and stays so for the batch.
             stamp = heartbeat.observed_time
             at = stamp.seconds + stamp.nanos / 1e9
             health, cursor = lane.health, lane.cursor
-            last = health.last_seen
+            # Neither is None while the camera has a lane (`CameraMonitor.quiet_lane`).
+            last: float = health.last_seen  # type: ignore[assignment]
+            last_seq: int = cursor.last_seq  # type: ignore[assignment]
             expected = lane.expected_fps or configured_fps
-            if not (seq == cursor.last_seq + 1 and (source == AGENT or not source) and not flags
+            if not (seq == last_seq + 1 and (source == AGENT or not source) and not flags
                     and heartbeat.recording and at - last <= lane.tolerance_s
                     and packet_loss <= lane.packet_loss_max and storage_free >= lane.storage_min_free
                     and (expected <= 0 or fps >= lane.fps_min_ratio * expected)):
@@ -448,17 +440,35 @@ class CameraHealthService(StreamService):
             if newest is None or at > newest:
                 cursor.newest_at = at
             quiet += 1
-            if at < oldest:
-                oldest = at
+            oldest = min(oldest, at)
         batch.quiet += quiet
         batch.oldest = oldest
-        batch.routed["forwarded"] += forwarded
-        batch.routed["direct"] += good - forwarded
+        batch.routed["direct"] += good - (batch.routed["forwarded"] - forwarded_before)
         if good:
             EVENTS_CONSUMED.labels(self.service, self.batches_name, "ok").inc(good)
         if good < len(message.heartbeats):
             EVENTS_CONSUMED.labels(self.service, self.batches_name, "dead_letter").inc(
                 len(message.heartbeats) - good)
+
+    def _lane_or_route(self, batch: _Batch, heartbeat: camera_pb2.CameraHeartbeat) -> QuietLane | None:
+        """A valid edge-batch heartbeat of a camera without a lane in this batch: forwarded
+        when its partition is not applied here (routes.py), else its camera's new lane, to take
+        it the short way, or None once it was applied the general way (no lane for the camera)."""
+        camera_id = heartbeat.camera_id
+        partition = self.partition_of(camera_id)
+        if not self.routes.direct(partition):
+            self.routes.forwarded(partition, _checked(heartbeat))
+            batch.forwards.setdefault(partition, []).append(heartbeat)
+            batch.routed["forwarded"] += 1
+            return None
+        state = batch.state(camera_id)
+        state.meta.partition = partition
+        lane = self.monitor.quiet_lane(state, partition)
+        if lane is None:
+            self.on_sample(batch, _checked(heartbeat), partition)
+            return None
+        batch.lanes[camera_id] = lane  # a lane's partition stays direct for the batch
+        return lane
 
     async def _dead_letter_heartbeat(self, record: Any, index: int, message: camera_pb2.CameraHeartbeatBatch,
                                      heartbeat: camera_pb2.CameraHeartbeat) -> None:

@@ -96,8 +96,20 @@ class QuietLane:
     `on_next_quiet_heartbeat` does. The edge-batch loop (adapters/streams.py) writes that out
     per heartbeat; a lane is dropped as soon as any other path touches its camera."""
 
-    __slots__ = ("state", "health", "meta", "cursor", "agent_checks", "tolerance_s", "packet_loss_max",
-                 "storage_min_free", "fps_min_ratio", "expected_fps", "partition", "armed")
+    __slots__ = (
+        "agent_checks",
+        "armed",
+        "cursor",
+        "expected_fps",
+        "fps_min_ratio",
+        "health",
+        "meta",
+        "packet_loss_max",
+        "partition",
+        "state",
+        "storage_min_free",
+        "tolerance_s",
+    )
 
     def __init__(self, state: CameraState, cursor: SeqCursor[Sample], agent_checks: tuple[Any, ...],
                  thresholds: Thresholds, partition: int) -> None:
