@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
-from camera_health.core.domain import CameraMonitor, CameraState
+from camera_health.core.domain import CameraMeta, CameraMonitor, CameraState
 from camera_health.core.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
 from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
@@ -170,6 +170,8 @@ class StateEncoder:
         # camera_id -> the text of its record around the holes (see `_template`)
         self._templates: dict[str, list[str]] = {}
         self._marker = uuid.uuid4().hex
+        # (site_id, name) -> the start of a meta's JSON up to its latitude
+        self._named: dict[tuple[str, str], str] = {}
 
     def encode(self, state: CameraState, quiet: bool = False) -> bytes:
         """The state's record. `quiet`: the camera changed only by quiet heartbeats (the
@@ -186,7 +188,7 @@ class StateEncoder:
         if template is not None:
             cursor = state.cursors[AGENT]
             rest = "".join((template[0], _number(state.health.last_seen), template[1],
-                            json.dumps(dict(vars(state.meta))), template[2], _number(cursor.last_seq),
+                            self._meta(state.meta), template[2], _number(cursor.last_seq),
                             template[3], _number(cursor.newest_at), template[4]))
         else:
             changing = CameraMonitor.dump_changing(state)
@@ -196,6 +198,17 @@ class StateEncoder:
             else:
                 self._templates.pop(state.camera_id, None)
         return f'{rest[:-1]}, "a": {cached[1]}}}'.encode()
+
+    def _meta(self, m: CameraMeta) -> str:
+        """`json.dumps(dict(vars(m)))`, written out (the fields in CameraMeta's order)."""
+        named = self._named.get((m.site_id, m.name))
+        if named is None:
+            named = self._named[(m.site_id, m.name)] = (
+                f'{{"site_id": {json.dumps(m.site_id)}, "name": {json.dumps(m.name)}, "latitude": ')
+        return (f'{named}{_number(m.latitude)}, "longitude": {_number(m.longitude)}, "fps": {_number(m.fps)}, '
+                f'"configured_fps": {_number(m.configured_fps)}, "recording": {"true" if m.recording else "false"}, '
+                f'"agent_seq": {_number(m.agent_seq)}, "probe_seq": {_number(m.probe_seq)}, '
+                f'"partition": {_number(m.partition)}}}')
 
     def _template(self, changing: dict[str, Any]) -> list[str]:
         """`dump_changing`'s JSON cut around what a quiet heartbeat changes, in text order:
@@ -218,6 +231,7 @@ class StateEncoder:
     def forget(self) -> None:
         self._availability.clear()
         self._templates.clear()
+        self._named.clear()
 
 
 def _number(value: float | int | None) -> str:
