@@ -205,8 +205,10 @@ class StateEncoder:
         if named is None:
             named = self._named[(m.site_id, m.name)] = (
                 f'{{"site_id": {json.dumps(m.site_id)}, "name": {json.dumps(m.name)}, "latitude": ')
-        return (f'{named}{_number(m.latitude)}, "longitude": {_number(m.longitude)}, "fps": {_number(m.fps)}, '
-                f'"configured_fps": {_number(m.configured_fps)}, "recording": {"true" if m.recording else "false"}, '
+        recording = "true" if m.recording else "false"
+        return (f'{named}{_number(m.latitude)}, "longitude": {_number(m.longitude)}, '
+                f'"fps": {_number(m.fps)}, "configured_fps": {_number(m.configured_fps)}, '
+                f'"recording": {recording}, '
                 f'"agent_seq": {_number(m.agent_seq)}, "probe_seq": {_number(m.probe_seq)}, '
                 f'"partition": {_number(m.partition)}}}')
 
