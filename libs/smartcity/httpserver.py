@@ -19,6 +19,7 @@ class Request:
     method: str  # "GET" or "POST"
     path: str  # without the query string
     body: bytes
+    query: str = ""  # the query string (after "?"), "" when none
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class ThreadedHttpServer:
                 self._answer("POST", self.rfile.read(length))
 
             def _answer(self, method: str, body: bytes) -> None:
-                reply = route(Request(method, self.path.split("?", 1)[0], body))
+                path, _, query = self.path.partition("?")
+                reply = route(Request(method, path, body, query))
                 self.send_response(reply.code)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))

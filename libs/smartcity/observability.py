@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
 
@@ -94,12 +95,20 @@ class ObservabilityServer(ThreadedHttpServer):
         if request.method != "GET":
             return Reply(405, b"GET only\n")
         if request.path == "/metrics":
-            return Reply(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            return Reply(200, generate_latest(_registry_for(request.query)), CONTENT_TYPE_LATEST)
         if request.path == "/healthz":
             return _probe(self._live)
         if request.path == "/readyz":
             return _probe(self._ready)
         return Reply(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+
+def _registry_for(query: str) -> Any:
+    """The whole registry, or only the metrics named by `name[]=...` in the query (Prometheus'
+    own filter, as prometheus_client's server reads it): a poller that wants one counter then
+    costs the process one counter's exposition, not every series'."""
+    names = parse_qs(query).get("name[]")
+    return REGISTRY.restricted_registry(names) if names else REGISTRY
 
 
 def _probe(check: HealthCheck) -> Reply:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
-from camera_health.core.domain import CameraMonitor, CameraState
+from camera_health.core.domain import CameraMeta, CameraMonitor, CameraState
 from camera_health.core.model import AGENT, OPENED, SOURCES, IncidentEvent, Sample, StatusView
 from smartcity.codec import ProtoCodec, from_timestamp, to_timestamp
 from smartcity.health import Health, Reason
@@ -32,7 +33,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
     """Raises ValueError for a heartbeat that parsed but cannot be used (goes to the DLQ)."""
     # Every heartbeat passes here: a good one in one expression (NaN and inf fail the
     # comparisons), the reason worked out below only for a bad one.
-    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in _SOURCES_OR_NONE
+    if (hb.camera_id and hb.seq and hb.HasField("observed_time") and hb.source in SOURCES_OR_NONE
             and 0.0 <= hb.fps < math.inf and 0.0 <= hb.configured_fps < math.inf
             and 0.0 <= hb.packet_loss_percent <= 100.0 and 0.0 <= hb.storage_free_percent <= 100.0
             and 0.0 <= hb.probe_latency_ms < math.inf and all(f in TAMPER_NAMES for f in hb.tamper_flags)):
@@ -57,7 +58,7 @@ def validate_heartbeat(hb: camera_pb2.CameraHeartbeat) -> None:
         raise ValueError(f"unknown tamper flag(s) {unknown}")
 
 
-_SOURCES_OR_NONE = frozenset(("", *SOURCES))
+SOURCES_OR_NONE = frozenset(("", *SOURCES))
 HEARTBEATS = ProtoCodec(camera_pb2.CameraHeartbeat, validate_heartbeat)
 
 
@@ -85,7 +86,7 @@ def checked_sample(hb: camera_pb2.CameraHeartbeat) -> Sample | None:
     fps, configured_fps = hb.fps, hb.configured_fps
     packet_loss, storage_free, latency = hb.packet_loss_percent, hb.storage_free_percent, hb.probe_latency_ms
     flags = hb.tamper_flags
-    if not (camera_id and seq and hb.HasField("observed_time") and source in _SOURCES_OR_NONE
+    if not (camera_id and seq and hb.HasField("observed_time") and source in SOURCES_OR_NONE
             and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
             and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
             and 0.0 <= latency < math.inf and (not flags or all(f in TAMPER_NAMES for f in flags))):
@@ -155,13 +156,26 @@ def encode_incident(event: IncidentEvent) -> bytes:
 class StateEncoder:
     """A camera's state as the table's bytes (JSON), its availability encoded again only when
     it changed: a state is written at every batch that touched the camera, its availability
-    (up to a week of change points) only changes with the camera's health."""
+    (up to a week of change points) only changes with the camera's health.
+
+    A camera that only took quiet heartbeats since its last write (`encode(..., quiet=True)`)
+    changed only in what a quiet heartbeat changes: its last_seen, its descriptive fields and
+    its agent cursor's seq and newest time. Its record is then the previous one's text with
+    those filled in again (a template kept per camera, made at its first quiet write): the same
+    bytes as the full encoding (a property test holds the two equal), at a fraction of the cost."""
 
     def __init__(self) -> None:
         # camera_id -> (what the availability was, its JSON)
         self._availability: dict[str, tuple[tuple[Any, ...], str]] = {}
+        # camera_id -> the text of its record around the holes (see `_template`)
+        self._templates: dict[str, list[str]] = {}
+        self._marker = uuid.uuid4().hex
+        # (site_id, name) -> the start of a meta's JSON up to its latitude
+        self._named: dict[tuple[str, str], str] = {}
 
-    def encode(self, state: CameraState) -> bytes:
+    def encode(self, state: CameraState, quiet: bool = False) -> bytes:
+        """The state's record. `quiet`: the camera changed only by quiet heartbeats (the
+        `QuietLane` way) since its previous `encode` of this encoder."""
         availability = state.availability
         changes = availability.changes
         # Change points are only appended (and old ones trimmed in the same call): the count
@@ -170,8 +184,46 @@ class StateEncoder:
         cached = self._availability.get(state.camera_id)
         if cached is None or cached[0] != version:
             cached = self._availability[state.camera_id] = (version, json.dumps(availability.to_dict()))
-        rest = json.dumps(CameraMonitor.dump_changing(state))
+        template = self._templates.get(state.camera_id) if quiet else None
+        if template is not None:
+            cursor = state.cursors[AGENT]
+            rest = "".join((template[0], _number(state.health.last_seen), template[1],
+                            self._meta(state.meta), template[2], _number(cursor.last_seq),
+                            template[3], _number(cursor.newest_at), template[4]))
+        else:
+            changing = CameraMonitor.dump_changing(state)
+            rest = json.dumps(changing)
+            if quiet:
+                self._templates[state.camera_id] = self._template(changing)
+            else:
+                self._templates.pop(state.camera_id, None)
         return f'{rest[:-1]}, "a": {cached[1]}}}'.encode()
+
+    def _meta(self, m: CameraMeta) -> str:
+        """`json.dumps(dict(vars(m)))`, written out (the fields in CameraMeta's order)."""
+        named = self._named.get((m.site_id, m.name))
+        if named is None:
+            named = self._named[(m.site_id, m.name)] = (
+                f'{{"site_id": {json.dumps(m.site_id)}, "name": {json.dumps(m.name)}, "latitude": ')
+        recording = "true" if m.recording else "false"
+        return (f'{named}{_number(m.latitude)}, "longitude": {_number(m.longitude)}, '
+                f'"fps": {_number(m.fps)}, "configured_fps": {_number(m.configured_fps)}, '
+                f'"recording": {recording}, '
+                f'"agent_seq": {_number(m.agent_seq)}, "probe_seq": {_number(m.probe_seq)}, '
+                f'"partition": {_number(m.partition)}}}')
+
+    def _template(self, changing: dict[str, Any]) -> list[str]:
+        """`dump_changing`'s JSON cut around what a quiet heartbeat changes, in text order:
+        last_seen, the descriptive fields, the agent cursor's seq and newest time."""
+        holes = [f"{self._marker}-{name}" for name in ("ls", "m", "seq", "at")]
+        marked = {**changing, "h": {**changing["h"], "ls": holes[0]}, "m": holes[1],
+                  "c": {**changing["c"], AGENT: {**changing["c"][AGENT], "seq": holes[2], "at": holes[3]}}}
+        text = json.dumps(marked)
+        pieces = []
+        for hole in holes:
+            before, _, text = text.partition(json.dumps(hole))
+            pieces.append(before)
+        return [*pieces, text]
 
     @staticmethod
     def decode(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
@@ -180,3 +232,12 @@ class StateEncoder:
 
     def forget(self) -> None:
         self._availability.clear()
+        self._templates.clear()
+        self._named.clear()
+
+
+def _number(value: float | int | None) -> str:
+    """A number as `json.dumps` writes it (a finite float is its repr)."""
+    if (type(value) is float and math.isfinite(value)) or type(value) is int:
+        return repr(value)
+    return json.dumps(value)

@@ -63,6 +63,11 @@ class CameraRoutes(Generic[H]):
         """Whether a batch heartbeat of `partition` is applied here now."""
         return partition in self._ready
 
+    @property
+    def ready(self) -> frozenset[int] | set[int]:
+        """The partitions `direct` is true of (live: it only grows until the next `reset`)."""
+        return self._ready
+
     def forwarded(self, partition: int, heartbeat: H) -> None:
         """A batch heartbeat of `partition` was sent to by-camera: held when it is this worker's."""
         if partition in self.owned:

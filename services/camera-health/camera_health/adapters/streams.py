@@ -46,6 +46,8 @@ from opentelemetry import trace
 from camera_health.adapters import metrics
 from camera_health.adapters.messages import (
     HEARTBEATS,
+    SOURCES_OR_NONE,
+    TAMPER_NAMES,
     StateEncoder,
     checked_sample,
     encode_incident,
@@ -55,7 +57,7 @@ from camera_health.adapters.messages import (
 from camera_health.adapters.routes import BARRIER_KEY, FORWARDED_BY_HEADER, CameraRoutes
 from camera_health.config import ServiceConfig
 from camera_health.core.clock import ReceiptClock
-from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects
+from camera_health.core.domain import CameraMonitor, CameraState, MonitorEffects, QuietLane
 from camera_health.core.model import AGENT, Sample
 from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
@@ -138,6 +140,11 @@ class _Batch:
         self.routed: Tally[str] = Tally()  # edge-batch heartbeats by route, counted once per batch
         self.quiet = 0  # heartbeats taken the short way (agent, applied)
         self.heard: set[str] = set()  # cameras with a heartbeat in the batch
+        # Cameras whose next agent heartbeats can take the short way, until another path
+        # touches them (on_sample, on_tick drop theirs).
+        self.lanes: dict[str, QuietLane] = {}
+        # Cameras changed another way than through a lane: their records encoded in full.
+        self.general: set[str] = set()
 
     def known(self, camera_id: str) -> bool:
         return camera_id in self.states or self.service.stored_state(camera_id) is not None
@@ -171,6 +178,14 @@ class _Batch:
             metrics.BATCH_ROUTES.labels(route).inc(count)
         if self.events:  # latency per batch, of its oldest heartbeat: the batch's worst case
             self.service.observe_latency(self.service.heartbeats_name, self.oldest)
+
+
+def _checked(heartbeat: camera_pb2.CameraHeartbeat) -> Sample:
+    """The sample of a heartbeat the edge-batch loop already found valid."""
+    sample = checked_sample(heartbeat)
+    if sample is None:  # the loop's check is `checked_sample`'s: cannot happen
+        raise ValueError(f"heartbeat of {heartbeat.camera_id!r} passed the batch check, not checked_sample")
+    return sample
 
 
 def partitions() -> int:
@@ -284,10 +299,11 @@ class CameraHealthService(StreamService):
                 for camera_id in batch.changed:
                     state = self.states[camera_id] = batch.states[camera_id]
                     self.writer.partition = state.meta.partition
-                    self.writer[camera_id] = self.encoder.encode(state)
+                    self.writer[camera_id] = self.encoder.encode(state, quiet=camera_id not in batch.general)
                 await self.writer.flush()
         except BaseException:
             self.states.clear()  # changed in memory, maybe not in the table
+            self.encoder.forget()  # its templates may be of records never written
             self._generation = -1  # routes opened again (held heartbeats maybe unforwarded)
             raise
         self.clock.heard_all(batch.heard)
@@ -352,7 +368,8 @@ class CameraHealthService(StreamService):
         for partition, future in pending:
             self.routes.barrier_sent(partition, (await future).offset)
 
-    async def on_edge_batch(self, batch: _Batch, event: Any) -> None:
+    # The loop is written out on purpose (a call per heartbeat costs more than most of its steps).
+    async def on_edge_batch(self, batch: _Batch, event: Any) -> None:  # noqa: PLR0915
         """An edge batch, decoded once (dead-lettered whole when it is no batch): each heartbeat
         checked and made a sample in one pass (a bad one dead-lettered alone, with the batch's
         offset and its index), then applied here or forwarded (routes.py)."""
@@ -361,42 +378,97 @@ class CameraHealthService(StreamService):
             return
         batch.contexts.append(decoded.trace_context)
         message = decoded.batch
-        site_id, routes, partition_of = message.site_id, self.routes, self.partition_of
-        # The loop of every heartbeat: `on_sample` written out for the quiet ones.
-        quietly, heard, changed = self.monitor.on_next_quiet_heartbeat, batch.heard, batch.changed
-        good = forwarded = quiet = 0
+        site_id, lanes, heard, changed = message.site_id, batch.lanes, batch.heard, batch.changed
+        good = quiet = 0
+        forwarded_before = batch.routed["forwarded"]
         oldest = batch.oldest
+        # The loop of every heartbeat, written out: most are their camera's agent's next, quiet
+        # ones, taken through the camera's `QuietLane` with no sample made (what
+        # `CameraMonitor.on_next_quiet_heartbeat` does, field by field); any other goes the
+        # general way (`checked_sample`, then `on_sample`). A property test holds the two equal.
         for index, heartbeat in enumerate(message.heartbeats):
-            sample = checked_sample(heartbeat)
-            if sample is None or sample.site_id != site_id:
+            camera_id, seq, source = heartbeat.camera_id, heartbeat.seq, heartbeat.source
+            fps, configured_fps = heartbeat.fps, heartbeat.configured_fps
+            packet_loss, storage_free = heartbeat.packet_loss_percent, heartbeat.storage_free_percent
+            flags = heartbeat.tamper_flags
+            # `validate_heartbeat`'s condition, as `checked_sample` writes it, and the batch's site.
+            if not (camera_id and seq and heartbeat.HasField("observed_time") and source in SOURCES_OR_NONE
+                    and 0.0 <= fps < math.inf and 0.0 <= configured_fps < math.inf
+                    and 0.0 <= packet_loss <= 100.0 and 0.0 <= storage_free <= 100.0
+                    and 0.0 <= heartbeat.probe_latency_ms < math.inf
+                    and (not flags or all(f in TAMPER_NAMES for f in flags))
+                    and heartbeat.site_id == site_id):
                 await self._dead_letter_heartbeat(decoded.record, index, message, heartbeat)
                 continue
             good += 1
-            camera_id = sample.camera_id
-            partition = partition_of(camera_id)
-            if not routes.direct(partition):
-                routes.forwarded(partition, sample)
-                batch.forwards.setdefault(partition, []).append(heartbeat)
-                forwarded += 1
+            lane = lanes.get(camera_id)
+            if lane is None:
+                lane = self._lane_or_route(batch, heartbeat)
+                if lane is None:  # forwarded, or applied the general way
+                    continue
+            stamp = heartbeat.observed_time
+            at = stamp.seconds + stamp.nanos / 1e9
+            health, cursor = lane.health, lane.cursor
+            # Neither is None while the camera has a lane (`CameraMonitor.quiet_lane`).
+            last: float = health.last_seen  # type: ignore[assignment]
+            last_seq: int = cursor.last_seq  # type: ignore[assignment]
+            expected = lane.expected_fps or configured_fps
+            if not (seq == last_seq + 1 and (source == AGENT or not source) and not flags
+                    and heartbeat.recording and at - last <= lane.tolerance_s
+                    and packet_loss <= lane.packet_loss_max and storage_free >= lane.storage_min_free
+                    and (expected <= 0 or fps >= lane.fps_min_ratio * expected)):
+                self.on_sample(batch, _checked(heartbeat), lane.partition)  # drops the lane
                 continue
-            state = batch.state(camera_id)
-            state.meta.partition = partition
-            if quietly(state, sample):
-                quiet += 1
+            if not lane.armed:
+                lane.arm()
                 heard.add(camera_id)
                 changed.add(camera_id)
-                oldest = min(oldest, sample.at)
-            else:
-                self.on_sample(batch, sample, partition)
+            if at > last:
+                health.last_seen = at
+            meta = lane.meta  # CameraMonitor._update_meta of an agent heartbeat of this site
+            if site_id:
+                meta.site_id = site_id
+            name = heartbeat.name
+            if name:
+                meta.name = name
+            if heartbeat.HasField("location"):
+                location = heartbeat.location
+                meta.latitude, meta.longitude = location.latitude, location.longitude
+            meta.fps, meta.configured_fps, meta.recording, meta.agent_seq = fps, configured_fps, True, seq
+            cursor.last_seq = seq  # as SeqCursor.accept takes a next-in-line event
+            newest = cursor.newest_at
+            if newest is None or at > newest:
+                cursor.newest_at = at
+            quiet += 1
+            oldest = min(oldest, at)
         batch.quiet += quiet
-        batch.oldest = min(batch.oldest, oldest)
-        batch.routed["forwarded"] += forwarded
-        batch.routed["direct"] += good - forwarded
+        batch.oldest = oldest
+        batch.routed["direct"] += good - (batch.routed["forwarded"] - forwarded_before)
         if good:
             EVENTS_CONSUMED.labels(self.service, self.batches_name, "ok").inc(good)
         if good < len(message.heartbeats):
             EVENTS_CONSUMED.labels(self.service, self.batches_name, "dead_letter").inc(
                 len(message.heartbeats) - good)
+
+    def _lane_or_route(self, batch: _Batch, heartbeat: camera_pb2.CameraHeartbeat) -> QuietLane | None:
+        """A valid edge-batch heartbeat of a camera without a lane in this batch: forwarded
+        when its partition is not applied here (routes.py), else its camera's new lane, to take
+        it the short way, or None once it was applied the general way (no lane for the camera)."""
+        camera_id = heartbeat.camera_id
+        partition = self.partition_of(camera_id)
+        if not self.routes.direct(partition):
+            self.routes.forwarded(partition, _checked(heartbeat))
+            batch.forwards.setdefault(partition, []).append(heartbeat)
+            batch.routed["forwarded"] += 1
+            return None
+        state = batch.state(camera_id)
+        state.meta.partition = partition
+        lane = self.monitor.quiet_lane(state, partition)
+        if lane is None:
+            self.on_sample(batch, _checked(heartbeat), partition)
+            return None
+        batch.lanes[camera_id] = lane  # a lane's partition stays direct for the batch
+        return lane
 
     async def _dead_letter_heartbeat(self, record: Any, index: int, message: camera_pb2.CameraHeartbeatBatch,
                                      heartbeat: camera_pb2.CameraHeartbeat) -> None:
@@ -449,6 +521,8 @@ class CameraHealthService(StreamService):
     def on_sample(self, batch: _Batch, sample: Sample, partition: int) -> None:
         """A heartbeat applied to its camera's state: most the short way (nothing to publish)."""
         camera_id = sample.camera_id
+        batch.lanes.pop(camera_id, None)  # the state may change in ways the lane does not know
+        batch.general.add(camera_id)
         state = batch.state(camera_id)
         state.meta.partition = partition
         batch.heard.add(camera_id)
@@ -470,6 +544,8 @@ class CameraHealthService(StreamService):
             return
         if not batch.known(camera_id):
             return
+        batch.lanes.pop(camera_id, None)
+        batch.general.add(camera_id)
         state = batch.state(camera_id)
         if not holds and state.health.last_seen is not None:
             # Computed before the worker stalled: neither a silence nor a gap to give up.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
-from camera_health.config import ThresholdBook
+from camera_health.config import ThresholdBook, Thresholds
 from camera_health.core.checks import AGENT_CHECKS, check_specs, evaluate
 from camera_health.core.incidents import IncidentTracker
 from camera_health.core.model import AGENT, Availability3, IncidentEvent, Sample, StatusView
@@ -83,6 +83,56 @@ class MonitorEffects:
 
 
 Signature = tuple[Health, tuple[str, ...], str]
+
+
+class QuietLane:
+    """What `CameraMonitor.on_next_quiet_heartbeat` needs of one camera to take its next agent
+    heartbeats, found once (`CameraMonitor.quiet_lane`) instead of per heartbeat: the camera's
+    own conditions for the short way (health OK, nothing firing, no incident, the agent's
+    cursor with nothing waiting), which quiet heartbeats never change, and its thresholds.
+
+    A heartbeat then takes the short way when it is the agent's next seq, heard within the
+    tolerance and passes the checks' conditions; taking it changes the state as
+    `on_next_quiet_heartbeat` does. The edge-batch loop (adapters/streams.py) writes that out
+    per heartbeat; a lane is dropped as soon as any other path touches its camera."""
+
+    __slots__ = (
+        "agent_checks",
+        "armed",
+        "cursor",
+        "expected_fps",
+        "fps_min_ratio",
+        "health",
+        "meta",
+        "packet_loss_max",
+        "partition",
+        "state",
+        "storage_min_free",
+        "tolerance_s",
+    )
+
+    def __init__(self, state: CameraState, cursor: SeqCursor[Sample], agent_checks: tuple[Any, ...],
+                 thresholds: Thresholds, partition: int) -> None:
+        self.state = state
+        self.health = state.health
+        self.meta = state.meta
+        self.cursor = cursor
+        self.agent_checks = agent_checks
+        self.tolerance_s = state.health.heartbeat_tolerance_s
+        self.packet_loss_max = thresholds.packet_loss_max_percent
+        self.storage_min_free = thresholds.storage_min_free_percent
+        self.fps_min_ratio = thresholds.fps_min_ratio
+        self.expected_fps = thresholds.expected_fps  # 0: the heartbeat's configured fps
+        self.partition = partition
+        # Whether a heartbeat was taken through this lane yet (the first resets the agent
+        # checks' failing streaks: a quiet heartbeat passes them all).
+        self.armed = False
+
+    def arm(self) -> None:
+        """Before the first heartbeat taken: what every quiet heartbeat does once and for all."""
+        self.armed = True
+        for check in self.agent_checks:
+            check.failing_since = None
 
 
 class CameraMonitor:
@@ -159,6 +209,26 @@ class CameraMonitor:
         newest = cursor.newest_at
         cursor.newest_at = sample.at if newest is None or sample.at > newest else newest
         return True
+
+    def quiet_lane(self, state: CameraState, partition: int) -> QuietLane | None:
+        """The camera's lane for the short way (`QuietLane`), or None when its own state rules
+        the short way out (`_apply_quiet`'s and `on_next_quiet_heartbeat`'s conditions that do
+        not depend on the heartbeat). A property test holds heartbeats taken through it equal
+        to `on_heartbeat`."""
+        cursor = state.cursors.get(AGENT)
+        h = state.health
+        if (cursor is None or cursor.pending or cursor.last_seq is None or h.last_seen is None
+                or h.health is not Health.OK or state.incidents.current is not None):
+            return None
+        checks = h.checks
+        for check in checks.values():
+            if check.firing:
+                return None
+        try:
+            agent_checks = _agent_checks_of(checks)
+        except KeyError:
+            return None  # no agent heartbeat yet
+        return QuietLane(state, cursor, agent_checks, self.book.for_camera(state.camera_id), partition)
 
     def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
         """The silence timer: gives up overdue seq gaps, detects silence, refreshes the status."""
