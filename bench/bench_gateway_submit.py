@@ -9,8 +9,9 @@ Starts on loopback, from their entry points, the real citizen-requests worker an
 latency counts from its scheduled start, so a stall shows in every call it delays), as the
 citizen portal, each a new request with a reporter (sealed by the gateway: a new subject, so a
 new data key each time) unless --no-reporter. After a short warm-up it runs for a bounded time
-and prints p50, p99 and max latency, and the worker's share of it: from a command's timestamp
-(the gateway's producer) to its outcome event's (the worker's producer), read back from the topics.
+and prints p50, p99 and max latency, and where it goes, hop by hop (see HOPS: into the gateway,
+sealing and sending, the worker, back to the client), from the records' timestamps read back
+from the topics: each hop's p50 and p99, and what the slowest 1% of submits spent in each.
 
 The same run measures the ceilings, at the same rate with the same driver:
   - a bare grpc.aio server answering SubmitRequest with a fixed reply (the RPC alone);
@@ -57,14 +58,17 @@ from smartcity.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, requests_pb2
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", LOCAL_BOOTSTRAP)
 CENTER = (-7.38830, 109.36390)  # Alun-Alun
-Call = Callable[[], Awaitable[None]]
+Call = Callable[[], Awaitable[Any]]
 
 
 # ---- the open-loop driver
 
-async def open_loop(call: Call, rate: float, seconds: float, warmup_s: float = 2.0) -> dict[str, Any]:
+async def open_loop(call: Call, rate: float, seconds: float, warmup_s: float = 2.0,
+                    calls_seen: list[tuple[float, float, Any]] | None = None) -> dict[str, Any]:
     """Starts `call` every 1/rate s for warmup + seconds; latencies (ms) of the measured part,
-    each from the call's scheduled start. Every call is awaited before returning (bounded)."""
+    each from the call's scheduled start. Every call is awaited before returning (bounded).
+    `calls_seen` gets (scheduled start, end, what the call returned) of each measured call, the
+    times in epoch seconds."""
     latencies: list[float] = []
     failures: list[str] = []
     interval = 1.0 / rate
@@ -72,15 +76,19 @@ async def open_loop(call: Call, rate: float, seconds: float, warmup_s: float = 2
     warm = int(warmup_s * rate)
     loop = asyncio.get_running_loop()
     began = loop.time() + 0.05
+    to_epoch = time.time() - loop.time()
 
     async def one(index: int, due: float) -> None:
         try:
-            await call()
+            returned = await call()
         except Exception as exc:  # counted, and the first few shown: a benchmark keeps going
             failures.append(f"{type(exc).__name__}: {exc}"[:200])
             return
         if index >= warm:
-            latencies.append((loop.time() - due) * 1000.0)
+            ended = loop.time()
+            latencies.append((ended - due) * 1000.0)
+            if calls_seen is not None:
+                calls_seen.append((due + to_epoch, ended + to_epoch, returned))
 
     tasks = []
     for index in range(total):
@@ -126,7 +134,7 @@ def show(name: str, row: dict[str, Any]) -> None:
 def submit_call(stub: gateway_pb2_grpc.RequestServiceStub, with_reporter: bool) -> Call:
     numbers = count()
 
-    async def submit() -> None:
+    async def submit() -> str:
         n = next(numbers)
         request = gateway_pb2.SubmitRequestRequest(
             idempotency_key=f"bench-submit-{uuid.uuid4().hex}",
@@ -143,6 +151,7 @@ def submit_call(stub: gateway_pb2_grpc.RequestServiceStub, with_reporter: bool) 
         reply = await stub.SubmitRequest(request, metadata=auth("t-portal"), timeout=10)
         if reply.request.status != requests_pb2.REQUEST_STATUS_SUBMITTED:
             raise RuntimeError(f"unexpected status {reply.request.status}")
+        return str(reply.request.request_id)
 
     return submit
 
@@ -180,10 +189,10 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
             profilers = {} if profile is None else {
                 name: Profiler(pid, profile / f"{name}.txt") for name, pid in pids.items()}
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            measured_from = time.time() + 2.0  # after open_loop's warm-up
+            calls_seen: list[tuple[float, float, Any]] = []
             try:
-                row = await open_loop(call, rate, seconds)
-                row["measured_from"] = measured_from
+                row = await open_loop(call, rate, seconds, calls_seen=calls_seen)
+                row["calls_seen"] = calls_seen
                 # CPU per call, whatever else the machine runs: what the rate costs each process.
                 for name, pid in pids.items():
                     used = cpu_seconds(pid) - cpu_before[name]
@@ -197,25 +206,61 @@ async def measure_gateway(prefix: str, workdir: Path, rate: float, seconds: floa
             proc.stop()
 
 
-async def worker_stage(prefix: str, since: float) -> dict[str, Any]:
-    """Command to outcome event, in ms, of the submits made from `since` (epoch seconds): each
-    record's producer timestamp, so the worker's consumer fetch, batch wait and processing and
-    its producer, without the gateway's side (gRPC, sealing, reading the outcome back)."""
+# Where a submit's time goes, hop by hop, from the clocks the run already has (one machine):
+#   scheduled start ─gateway_in─► command's issued_time (the gateway took the call: gRPC,
+#   auth, validation) ─seal_send─► command record's timestamp (the gateway's producer: sealing,
+#   with the data key's publish when new, then the command handed over) ─worker─► its first
+#   outcome event's timestamp (the worker's producer: the command's produce and ack, the
+#   worker's fetch, batch wait and processing) ─back─► the reply at the client (the event's
+#   produce, the gateway's fetch, its read-model write, the answer over gRPC).
+HOPS = ("gateway_in", "seal_send", "worker", "back")
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+async def hop_breakdown(prefix: str, calls_seen: list[tuple[float, float, Any]]) -> dict[str, Any]:
+    """p50 and p99 of each hop (ms) over the measured submits, and what the slowest 1% of them
+    spent in each hop on average (`tail_*`: where p99 goes). Named as before for the worker's
+    hop (`worker_stage_*`)."""
     catalogue = load_catalogue()
     commands = await consume_all(BOOTSTRAP, catalogue["requests.commands.v1"].full_name(prefix),
                                  security=SECURITY)
     events = await consume_all(BOOTSTRAP, catalogue["requests.events.v1"].full_name(prefix),
                                security=SECURITY)
-    sent = {r.key: r.timestamp for r in commands if r.timestamp >= since * 1000.0}
-    first: dict[bytes, int] = {}
+    sent: dict[bytes, tuple[float, float]] = {}  # key -> (issued, record timestamp), epoch s
+    for record in commands:
+        command = requests_pb2.RequestCommand.FromString(record.value)
+        issued = command.issued_time.seconds + command.issued_time.nanos / 1e9
+        sent.setdefault(record.key, (issued, record.timestamp / 1000.0))
+    first: dict[bytes, float] = {}
     for record in events:
-        if record.key in sent:
-            first.setdefault(record.key, record.timestamp)
-    ordered = sorted(float(first[key] - sent[key]) for key in first)
-    if not ordered:
+        first.setdefault(record.key, record.timestamp / 1000.0)
+    rows: list[tuple[float, dict[str, float]]] = []
+    for due, ended, request_id in calls_seen:
+        key = str(request_id).encode()
+        if key not in sent or key not in first:
+            continue
+        issued, command_at = sent[key]
+        answered = first[key]
+        hops = {"gateway_in": issued - due, "seal_send": command_at - issued,
+                "worker": answered - command_at, "back": ended - answered}
+        rows.append(((ended - due) * 1000.0, {k: v * 1000.0 for k, v in hops.items()}))
+    if not rows:
         return {}
-    return {"worker_stage_p50_ms": statistics.median(ordered),
-            "worker_stage_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
+    figures: dict[str, Any] = {"hops_matched": len(rows)}
+    for hop in HOPS:
+        ordered = sorted(r[1][hop] for r in rows)
+        name = "worker_stage" if hop == "worker" else f"hop_{hop}"
+        figures[f"{name}_p50_ms"] = statistics.median(ordered)
+        figures[f"{name}_p99_ms"] = percentile(ordered, 0.99)
+    rows.sort(key=lambda r: r[0])
+    tail = rows[int(len(rows) * 0.99):] or rows[-1:]
+    for hop in HOPS:
+        figures[f"tail_{hop}_ms"] = statistics.fmean(r[1][hop] for r in tail)
+    figures["tail_total_ms"] = statistics.fmean(r[0] for r in tail)
+    return figures
 
 
 # ---- the ceilings
@@ -309,11 +354,16 @@ async def main(rate: float, seconds: float, ceiling_s: float, *, with_reporter: 
         gateway_row = await measure_gateway(prefix, workdir, rate, seconds, with_reporter=with_reporter,
                                             profile=profile)
         show("gateway SubmitRequest" + (" (with a reporter)" if with_reporter else ""), gateway_row)
-        stage = await worker_stage(prefix, gateway_row["measured_from"])
+        stage = await hop_breakdown(prefix, gateway_row.pop("calls_seen"))
         if stage:
             print(f"{'':44} of which command to outcome event (the worker): "
                   f"p50 {stage['worker_stage_p50_ms']:.1f} ms, p99 {stage['worker_stage_p99_ms']:.1f} ms",
                   flush=True)
+            for hop in HOPS:
+                name = "worker_stage" if hop == "worker" else f"hop_{hop}"
+                print(f"{'':44} hop {hop:10} p50 {stage[f'{name}_p50_ms']:8.1f}  p99 "
+                      f"{stage[f'{name}_p99_ms']:8.1f}  slowest 1%: {stage[f'tail_{hop}_ms']:8.1f} ms",
+                      flush=True)
     finally:
         await delete_topics(BOOTSTRAP, prefix, security=SECURITY)
     figures: dict[str, Any] = {"bench": "gateway_submit", "rate_per_s": rate, "seconds": seconds,

@@ -47,6 +47,7 @@ from typing import Any
 import faust
 from aiokafka.structs import TopicPartition
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from citizen_requests.adapters import metrics
 from citizen_requests.config import ServiceSettings, load_config
@@ -71,7 +72,7 @@ from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import Decoded
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
-from smartcity.tracing import Headers, inject_headers, is_traced, message_span, producer_span
+from smartcity.tracing import Headers, inject_headers, messaging_attributes, producer_span
 from smartcity.v1 import requests_pb2 as pb
 
 SERVICE = "citizen-requests"
@@ -169,8 +170,15 @@ class RequestsWorker(StreamService):
             items = await self.decode_all(events, self.codec, key_is_request_id)
             if not items:
                 continue
-            with tracer.start_as_current_span("request.commands",
-                                              links=span_links(i.trace_context for i in items)):
+            # One CONSUMER span per batch, linked to each command's trace (the gateway's
+            # producer span): a submit's trace is followed into the batch through its link, and
+            # the batch's outputs carry the batch span's context (one per batch, not a consumer
+            # span and producer spans per command: those were a sixth of the worker at 200/s).
+            first = items[0].record
+            with tracer.start_as_current_span(
+                    f"process {first.topic}", kind=SpanKind.CONSUMER,
+                    links=span_links(i.trace_context for i in items),
+                    attributes=batch_attributes(first.topic, items, self.app.conf.id)):
                 async with self.lock:
                     await self._apply_commands(items)
             oldest = min(from_timestamp(i.value.issued_time) for i in items)
@@ -190,17 +198,11 @@ class RequestsWorker(StreamService):
             self._track_deadline(request_id, record.request)
         await self.record_writer.flush()  # each changed record once, before the outputs
         metrics.record_outcomes(batch.processed)
-        batch_headers: Headers | None = None  # the batch span: what untraced commands' outputs carry
+        batch_headers = inject_headers()  # the batch span's context, on every output of the batch
         for index, (item, processed) in enumerate(zip(items, batch.processed, strict=True)):
             state = batch.states.get(index)
             state_bytes = None if state is None else encoded[id(state)]
-            if not traced(item):
-                batch_headers = inject_headers() if batch_headers is None else batch_headers
-                await self._emit(item.value.request_id, processed, state, batch_headers, state_bytes)
-                continue
-            # A traced command (the gateway's) gets its own span, parent of its outputs.
-            with message_span(item.record, group=self.app.conf.id):
-                await self._emit(item.value.request_id, processed, state, state_bytes=state_bytes)
+            await self._emit(item.value.request_id, processed, state, batch_headers, state_bytes)
 
     def _load(self, request_id: str) -> RequestRecord | None:
         raw = self.record_writer.get(request_id.encode())
@@ -453,9 +455,17 @@ class RequestsWorker(StreamService):
                 await self._emit(request_id, processed, processed.state)
 
 
-def traced(item: Decoded[pb.RequestCommand]) -> bool:
-    """Whether the command came with a trace (its context was extracted once, when decoded)."""
-    return is_traced(item.trace_context)
+def batch_attributes(topic: str, items: Sequence[Decoded[pb.RequestCommand]], group: str) -> dict[str, Any]:
+    """The messaging attributes of a batch's span: its topic and size, and the key, partition
+    and offset of its message when it holds one (the usual case at a few submits a second)."""
+    if len(items) == 1:
+        record = items[0].record
+        attributes = messaging_attributes("process", topic, items[0].value.request_id,
+                                          partition=record.partition, offset=record.offset, group=group)
+    else:
+        attributes = messaging_attributes("process", topic, group=group)
+    attributes["messaging.batch.message_count"] = len(items)
+    return attributes
 
 
 def key_is_request_id(key: str, command: pb.RequestCommand) -> str | None:
