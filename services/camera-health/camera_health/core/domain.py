@@ -43,6 +43,18 @@ TICK = "tick"
 _agent_checks_of = itemgetter(*AGENT_CHECKS)
 
 
+def _quiet_agent_checks(checks: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The agent's checks of a camera with no check firing, or None when one fires or the agent
+    has not been heard yet (its checks do not exist): the short way's shared precondition."""
+    for check in checks.values():
+        if check.firing:
+            return None
+    try:
+        return _agent_checks_of(checks)  # type: ignore[no-any-return]
+    except KeyError:
+        return None
+
+
 @dataclass
 class CameraMeta:
     """Descriptive fields of the camera, from its latest heartbeats."""
@@ -220,14 +232,9 @@ class CameraMonitor:
         if (cursor is None or cursor.pending or cursor.last_seq is None or h.last_seen is None
                 or h.health is not Health.OK or state.incidents.current is not None):
             return None
-        checks = h.checks
-        for check in checks.values():
-            if check.firing:
-                return None
-        try:
-            agent_checks = _agent_checks_of(checks)
-        except KeyError:
-            return None  # no agent heartbeat yet
+        agent_checks = _quiet_agent_checks(h.checks)
+        if agent_checks is None:
+            return None
         return QuietLane(state, cursor, agent_checks, self.book.for_camera(state.camera_id), partition)
 
     def on_tick(self, state: CameraState, now: float, refresh: bool) -> MonitorEffects:
@@ -303,14 +310,9 @@ class CameraMonitor:
                 and s.storage_free_percent >= t.storage_min_free_percent
                 and (expected <= 0 or s.fps >= t.fps_min_ratio * expected)):
             return False
-        checks = h.checks
-        for check in checks.values():
-            if check.firing:
-                return False
-        try:
-            agent_checks = _agent_checks_of(checks)
-        except KeyError:
-            return False  # a first agent heartbeat
+        agent_checks = _quiet_agent_checks(h.checks)
+        if agent_checks is None:
+            return False
         for check in agent_checks:
             check.failing_since = None
         h.last_seen = max(last, s.at)
