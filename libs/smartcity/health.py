@@ -199,27 +199,69 @@ def _time(change: tuple[float, bool]) -> float:
     return change[0]
 
 
+# Up to this many segments in a window are walked; more are read from the running totals (the
+# walk is exact to the last bit and cheap for a device that seldom changes).
+_SCAN_AT_MOST = 32
+
+
+def _scanned_down(changes: list[tuple[float, bool]], first: int, before_now: int,
+                  start: float, now: float) -> float:
+    """Down seconds in [start, now] of the segments first..before_now-1, walked one by one (the
+    last one ends at `now`)."""
+    down = 0.0
+    for index in range(first, before_now):
+        t, was_down = changes[index]
+        end = changes[index + 1][0] if index + 1 < before_now else now
+        lo, hi = max(t, start), min(end, now)
+        if was_down and hi > lo:
+            down += hi - lo
+    return down
+
+
+def _running_down(changes: list[tuple[float, bool]]) -> list[float]:
+    """Down seconds from the first change point to each one (`Availability._down_until`)."""
+    totals, total = [], 0.0
+    for index, (t, _down) in enumerate(changes):
+        if index:
+            previous_at, previous_down = changes[index - 1]
+            total += t - previous_at if previous_down else 0.0
+        totals.append(total)
+    return totals
+
+
 @dataclass
 class Availability:
     """Share of time a device was not CRITICAL, from its health changes in event time.
 
     Keeps the change points of the last week (plus the state before the oldest one), so memory
-    per device is bounded by how often it changes, and `ratio` is exact over any window.
+    per device is bounded by how often it changes, and `ratio` is exact over any window. A
+    flapping device has thousands of points a week: `ratio` reads the down time of whole
+    segments from running totals (`_down_until`, built on first use, kept up as points come
+    and go) instead of walking them, so a status costs the same whatever the device's history.
     """
 
     first_seen: float | None = None
     # (time, was_down) change points in ascending time order.
     changes: list[tuple[float, bool]] = field(default_factory=list)
+    # _down_until[i]: down seconds from changes[0] to changes[i] (only differences are read, so
+    # dropping the oldest point keeps it valid); None until a ratio needs it. Derived: neither
+    # stored nor compared.
+    _down_until: list[float] | None = field(default=None, compare=False, repr=False)
 
     def record(self, at: float, health: Health) -> None:
         down = health == Health.CRITICAL
         if self.first_seen is None:
             self.first_seen = at
-        if self.changes and self.changes[-1][1] == down:
+        changes = self.changes
+        if changes and changes[-1][1] == down:
             return
-        if self.changes and at < self.changes[-1][0]:
-            at = self.changes[-1][0]  # a change never goes back in time
-        self.changes.append((at, down))
+        if changes and at < changes[-1][0]:
+            at = changes[-1][0]  # a change never goes back in time
+        totals = self._down_until
+        if totals is not None:
+            last_at, last_down = changes[-1] if changes else (at, False)
+            totals.append((totals[-1] if totals else 0.0) + (at - last_at if last_down else 0.0))
+        changes.append((at, down))
         self._trim(at)
 
     def ratio(self, now: float, window_s: float) -> float:
@@ -231,19 +273,25 @@ class Availability:
             return 1.0 if not self._down_at(now) else 0.0
         changes = self.changes
         # Only the points from the one in force at `start` to the last before `now` can add
-        # down time (a segment that ends before the window adds none): a status asks for three
-        # windows over up to a week of points, so the rest is skipped, not scanned.
+        # down time (a segment that ends before the window adds none).
         before_now = bisect_left(changes, now, key=_time)
         index = max(0, bisect_right(changes, start, key=_time) - 1)
-        down = 0.0
-        while index < before_now:
-            t, was_down = changes[index]
-            end = changes[index + 1][0] if index + 1 < before_now else now
-            lo, hi = max(t, start), min(end, now)
-            if was_down and hi > lo:
-                down += hi - lo
-            index += 1
+        if before_now - index > _SCAN_AT_MOST:
+            down = self._down_between(index, before_now, start, now)
+        else:
+            down = _scanned_down(changes, index, before_now, start, now)
         return max(0.0, 1.0 - down / (now - start))
+
+    def _down_between(self, first: int, before_now: int, start: float, now: float) -> float:
+        """Down seconds in [start, now] of the segments first..before_now-1 (more than one): the
+        two ends cut to the window, the whole ones between from the running totals."""
+        totals = self._down_until
+        if totals is None:
+            totals = self._down_until = _running_down(self.changes)
+        changes, last = self.changes, before_now - 1
+        down = _scanned_down(changes, first, first + 1, start, changes[first + 1][0])
+        down += totals[last] - totals[first + 1]
+        return down + _scanned_down(changes, last, before_now, changes[last][0], now)
 
     def _down_at(self, at: float) -> bool:
         index = bisect_right(self.changes, at, key=_time) - 1
@@ -251,8 +299,11 @@ class Availability:
 
     def _trim(self, now: float) -> None:
         horizon = now - WEEK
-        while len(self.changes) > 1 and self.changes[1][0] <= horizon:
-            self.changes.pop(0)
+        keep_from = bisect_right(self.changes, horizon, key=_time) - 1  # the last at or before
+        if keep_from > 0:
+            del self.changes[:keep_from]
+            if self._down_until is not None:
+                del self._down_until[:keep_from]
 
     def to_dict(self) -> dict[str, Any]:
         return {"fs": self.first_seen, "c": [[t, d] for t, d in self.changes]}
