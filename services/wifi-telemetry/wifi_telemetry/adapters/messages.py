@@ -37,11 +37,18 @@ def _require_percent(name: str, value: float) -> None:
         raise ValueError(f"{name} {value} is not a percentage")
 
 
+def telemetry_is_valid(message: wifi_pb2.ApTelemetry) -> bool:
+    """A good reading in one expression (NaN fails the comparisons): True only when
+    `validate_telemetry` finds nothing (it may say False to a reading at the edge of a limit)."""
+    return bool(message.observed_time.seconds > EARLIEST_EVENT_TIME
+                and 0.0 <= message.cpu_percent <= 100.0 and 0.0 <= message.memory_percent <= 100.0
+                and message.ap_id.strip() and message.site_id.strip())
+
+
 def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
-    # Every reading of a batch passes here: a good one in one expression (NaN fails the
-    # comparisons), the reason worked out below only for a bad one.
-    if (message.observed_time.seconds > EARLIEST_EVENT_TIME and 0.0 <= message.cpu_percent <= 100.0
-            and 0.0 <= message.memory_percent <= 100.0 and message.ap_id.strip() and message.site_id.strip()):
+    # Every reading of a batch passes here: a good one at once, the reason worked out below
+    # only for a bad one.
+    if telemetry_is_valid(message):
         return
     _require_text(ap_id=message.ap_id, site_id=message.site_id)
     _require_time("observed_time", from_timestamp(message.observed_time))
@@ -49,10 +56,15 @@ def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
     _require_percent("memory_percent", message.memory_percent)
 
 
+def session_is_valid(message: wifi_pb2.ClientSession) -> bool:
+    """Like `telemetry_is_valid`, for `validate_session`."""
+    return bool(message.event_time.seconds > EARLIEST_EVENT_TIME and message.kind in _KINDS
+                and message.ap_id.strip() and message.site_id.strip() and message.session_id.strip())
+
+
 def validate_session(message: wifi_pb2.ClientSession) -> None:
     """Structure only; the client_hash is checked apart, so a raw MAC can be redacted first."""
-    if (message.event_time.seconds > EARLIEST_EVENT_TIME and message.kind in _KINDS
-            and message.ap_id.strip() and message.site_id.strip() and message.session_id.strip()):
+    if session_is_valid(message):
         return  # a good one at once, as for telemetry
     _require_text(ap_id=message.ap_id, site_id=message.site_id, session_id=message.session_id)
     if message.kind not in _KINDS:
