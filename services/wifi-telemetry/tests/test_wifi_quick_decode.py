@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from smartcity.codec import ProtoCodec
 from smartcity.dlq import DeadLetter, DeadLetterPublisher
@@ -31,11 +33,13 @@ TRACEPARENT = ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920
 _seconds = st.sampled_from([0, EARLIEST_EVENT_TIME - 1, EARLIEST_EVENT_TIME, EARLIEST_EVENT_TIME + 1,
                             1_764_000_000])
 _percent = st.sampled_from([0.0, -0.0, 50.0, 100.0, 100.000001, -1.0, math.nan, math.inf])
+# Every kind of session event, and one that is none.
+_kinds: st.SearchStrategy[Any] = st.sampled_from([*wifi_pb2.SessionEventKind.values(), 4])
 _text = st.sampled_from(["", " ", "ap-1", "rsud", "\t"])
 
 
 @st.composite
-def telemetry_values(draw: Any) -> bytes:
+def telemetry_values(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) == 0:  # no protobuf at all, or another message's bytes
         return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b""]))
     message = wifi_pb2.ApTelemetry(ap_id=draw(_text), site_id=draw(_text), seq=draw(st.integers(0, 9)),
@@ -46,25 +50,31 @@ def telemetry_values(draw: Any) -> bytes:
 
 
 @st.composite
-def session_values(draw: Any) -> bytes:
+def session_values(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) == 0:
         return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b""]))
     message = wifi_pb2.ClientSession(ap_id=draw(_text), site_id=draw(_text), session_id=draw(_text),
-                                     kind=draw(st.integers(0, 4)), client_hash="ab" * 32)
+                                     kind=draw(_kinds), client_hash="ab" * 32)
     message.event_time.seconds = draw(_seconds)
     message.event_time.nanos = draw(st.sampled_from([0, 1]))
     return message.SerializeToString()
 
 
-def events_of(values: list[bytes], keys: list[bytes | None], traced: list[bool]) -> list[Any]:
+def events_of(values: list[bytes], keys: list[bytes | None], with_trace: list[bool]) -> list[Any]:
+    topic = "city.wifi.ap-telemetry.v1"
     return [SimpleNamespace(key=key, value=value,
-                            message=SimpleNamespace(topic="city.wifi.ap-telemetry.v1", partition=2, offset=100 + n,
-                                                    headers=[TRACEPARENT] if trace else []))
-            for n, (value, key, trace) in enumerate(zip(values, keys, traced, strict=True))]
+                            message=SimpleNamespace(topic=topic, partition=2, offset=100 + n,
+                                                    headers=[TRACEPARENT] if carried else []))
+            for n, (value, key, carried) in enumerate(zip(values, keys, with_trace, strict=True))]
+
+
+def traced(context: Context) -> Any:
+    """What a trace context says (contexts compare by the identity of their span objects)."""
+    return trace.get_current_span(context).get_span_context()
 
 
 def consumed(outcome: str) -> float:
-    return EVENTS_CONSUMED.labels("wifi-telemetry", "city.wifi.ap-telemetry.v1", outcome)._value.get()
+    return float(EVENTS_CONSUMED.labels("wifi-telemetry", "city.wifi.ap-telemetry.v1", outcome)._value.get())
 
 
 def both_ways(events: list[Any], message_type: Any, quick: Callable[[Any], bool],
@@ -80,11 +90,11 @@ def both_ways(events: list[Any], message_type: Any, quick: Callable[[Any], bool]
         before = consumed("ok"), consumed("dead_letter")
         if general:
             items = await decode_all_or_dead_letter(events, codec, publisher, "wifi-telemetry")
-            taken = [(i.record.offset, i.value, i.trace_context) for i in items]
+            taken = [(i.record.offset, i.value, traced(i.trace_context)) for i in items]
         else:
             accepted = await decode_all_quickly(events, message_type, quick, codec, publisher=publisher,
                                                 service="wifi-telemetry")
-            taken = [(a.event.message.offset, a.value, a.trace_context) for a in accepted]
+            taken = [(a.event.message.offset, a.value, traced(a.trace_context)) for a in accepted]
         # Each letter as sent, but for the time it was made at.
         sent = [(letter.topic, letter.key, letter.value, [h for h in letter.headers if h[0] != "dlq.time"])
                 for letter in letters]

@@ -1,7 +1,9 @@
 """The Faust side of wifi-telemetry: thin adapters around `core/processor.py` and `core/published.py`.
 
-    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches): decode, validate
-    wifi.client-sessions.v1 ──────┘ (bad → <topic>.dlq), group by site
+    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches, gathered up to
+    wifi.client-sessions.v1 ──────┘ WIFI_INGEST_BATCH_WAIT_S): decode, validate (a quick
+                                      │ check, the general one for the rest; bad → <topic>.dlq),
+                                      │ group by site
                                       │  one ApTelemetryBatch / ClientSessionBatch per site
                                       ▼
                                <app>-by-site ─────────┐
