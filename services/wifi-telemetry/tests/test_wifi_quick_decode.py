@@ -26,8 +26,15 @@ from wifi_telemetry.adapters.messages import (
     SESSION_CODEC,
     TELEMETRY_CODEC,
     session_is_valid,
+    session_problem,
     telemetry_is_valid,
+    telemetry_problem,
 )
+
+# The general way as it stands without the quick expression (which the codecs share): every
+# field checked on its own.
+GENERAL_TELEMETRY = ProtoCodec(wifi_pb2.ApTelemetry, telemetry_problem)
+GENERAL_SESSION = ProtoCodec(wifi_pb2.ClientSession, session_problem)
 
 TRACEPARENT = ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 _seconds = st.sampled_from([0, EARLIEST_EVENT_TIME - 1, EARLIEST_EVENT_TIME, EARLIEST_EVENT_TIME + 1,
@@ -38,29 +45,40 @@ _kinds: st.SearchStrategy[Any] = st.sampled_from([*wifi_pb2.SessionEventKind.val
 _text = st.sampled_from(["", " ", "ap-1", "rsud", "\t"])
 
 
+def either(good: st.SearchStrategy[Any], any_value: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A field's value: as often a good one as any (else few readings would pass every check)."""
+    return st.one_of(good, any_value)
+
+
+_good_text = st.sampled_from(["ap-1", "rsud"])
+
+
 @st.composite
-def telemetry_values(draw: st.DrawFn) -> bytes:
-    if draw(st.integers(0, 9)) == 0:  # no protobuf at all, or another message's bytes
-        return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b""]))
-    message = wifi_pb2.ApTelemetry(ap_id=draw(_text), site_id=draw(_text), seq=draw(st.integers(0, 9)),
-                                   cpu_percent=draw(_percent), memory_percent=draw(_percent))
-    message.observed_time.seconds = draw(_seconds)
+def telemetry_values(draw: st.DrawFn) -> bytes | None:
+    if draw(st.integers(0, 9)) == 0:  # no protobuf at all, or a tombstone
+        return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b"", None]))
+    percent, text = either(st.just(50.0), _percent), either(_good_text, _text)
+    message = wifi_pb2.ApTelemetry(ap_id=draw(text), site_id=draw(text),
+                                   seq=draw(st.integers(0, 9)), cpu_percent=draw(percent),
+                                   memory_percent=draw(percent))
+    message.observed_time.seconds = draw(either(st.just(1_764_000_000), _seconds))
     message.observed_time.nanos = draw(st.sampled_from([0, 1, 999_999_999]))
     return message.SerializeToString()
 
 
 @st.composite
-def session_values(draw: st.DrawFn) -> bytes:
+def session_values(draw: st.DrawFn) -> bytes | None:
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b""]))
-    message = wifi_pb2.ClientSession(ap_id=draw(_text), site_id=draw(_text), session_id=draw(_text),
-                                     kind=draw(_kinds), client_hash="ab" * 32)
-    message.event_time.seconds = draw(_seconds)
+        return draw(st.sampled_from([b"\x0a\xff\xff not protobuf", b"\xff", b"", None]))
+    text = either(_good_text, _text)
+    message = wifi_pb2.ClientSession(ap_id=draw(text), site_id=draw(text), session_id=draw(text),
+                                     kind=draw(either(st.just(1), _kinds)), client_hash="ab" * 32)
+    message.event_time.seconds = draw(either(st.just(1_764_000_000), _seconds))
     message.event_time.nanos = draw(st.sampled_from([0, 1]))
     return message.SerializeToString()
 
 
-def events_of(values: list[bytes], keys: list[bytes | None], with_trace: list[bool]) -> list[Any]:
+def events_of(values: list[bytes | None], keys: list[bytes | None], with_trace: list[bool]) -> list[Any]:
     topic = "city.wifi.ap-telemetry.v1"
     return [SimpleNamespace(key=key, value=value,
                             message=SimpleNamespace(topic=topic, partition=2, offset=100 + n,
@@ -78,8 +96,9 @@ def consumed(outcome: str) -> float:
 
 
 def both_ways(events: list[Any], message_type: Any, quick: Callable[[Any], bool],
-              codec: ProtoCodec[Any]) -> tuple[Any, Any]:
-    """(taken, dead letters, counts) of the quick way and of the general way."""
+              codec: ProtoCodec[Any], general_codec: ProtoCodec[Any]) -> tuple[Any, Any]:
+    """(taken, dead letters, counts) of the quick way (with the service's `codec` for what it
+    does not pass) and of the general way (`general_codec`, every field checked)."""
     async def run(general: bool) -> tuple[list[Any], list[Any], tuple[float, float]]:
         letters: list[DeadLetter] = []
 
@@ -89,7 +108,7 @@ def both_ways(events: list[Any], message_type: Any, quick: Callable[[Any], bool]
         publisher = DeadLetterPublisher("wifi-telemetry", send)
         before = consumed("ok"), consumed("dead_letter")
         if general:
-            items = await decode_all_or_dead_letter(events, codec, publisher, "wifi-telemetry")
+            items = await decode_all_or_dead_letter(events, general_codec, publisher, "wifi-telemetry")
             taken = [(i.record.offset, i.value, traced(i.trace_context)) for i in items]
         else:
             accepted = await decode_all_quickly(events, message_type, quick, codec, publisher=publisher,
@@ -109,18 +128,20 @@ _keys = st.sampled_from([b"ap-1", None, b"\xff\xfe not text"])
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(telemetry_values(), _keys, st.booleans()), max_size=12))
 def test_quick_telemetry_decode_takes_and_dead_letters_what_the_general_one_does(
-        events: list[tuple[bytes, bytes | None, bool]]) -> None:
+        events: list[tuple[bytes | None, bytes | None, bool]]) -> None:
     made = events_of(*map(list, zip(*events, strict=True))) if events else []
-    quick, general = both_ways(made, wifi_pb2.ApTelemetry, telemetry_is_valid, TELEMETRY_CODEC)
+    quick, general = both_ways(made, wifi_pb2.ApTelemetry, telemetry_is_valid, TELEMETRY_CODEC,
+                               GENERAL_TELEMETRY)
     assert quick == general
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(session_values(), _keys, st.booleans()), max_size=12))
 def test_quick_session_decode_takes_and_dead_letters_what_the_general_one_does(
-        events: list[tuple[bytes, bytes | None, bool]]) -> None:
+        events: list[tuple[bytes | None, bytes | None, bool]]) -> None:
     made = events_of(*map(list, zip(*events, strict=True))) if events else []
-    quick, general = both_ways(made, wifi_pb2.ClientSession, session_is_valid, SESSION_CODEC)
+    quick, general = both_ways(made, wifi_pb2.ClientSession, session_is_valid, SESSION_CODEC,
+                               GENERAL_SESSION)
     assert quick == general
 
 
@@ -130,5 +151,5 @@ def test_a_quick_check_that_passes_a_bad_reading_is_caught(broken: Callable[[Any
     bad = wifi_pb2.ApTelemetry(ap_id="ap-1", site_id="rsud", cpu_percent=-1.0)
     bad.observed_time.seconds = EARLIEST_EVENT_TIME + 1
     made = events_of([bad.SerializeToString()], [b"ap-1"], [False])
-    quick, general = both_ways(made, wifi_pb2.ApTelemetry, broken, TELEMETRY_CODEC)
+    quick, general = both_ways(made, wifi_pb2.ApTelemetry, broken, TELEMETRY_CODEC, GENERAL_TELEMETRY)
     assert quick != general

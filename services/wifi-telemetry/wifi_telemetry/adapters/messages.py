@@ -46,10 +46,14 @@ def telemetry_is_valid(message: wifi_pb2.ApTelemetry) -> bool:
 
 
 def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
-    # Every reading of a batch passes here: a good one at once, the reason worked out below
-    # only for a bad one.
-    if telemetry_is_valid(message):
-        return
+    # Every reading of a batch passes here: a good one at once, the reason worked out (field
+    # by field) only for a bad one.
+    if not telemetry_is_valid(message):
+        telemetry_problem(message)
+
+
+def telemetry_problem(message: wifi_pb2.ApTelemetry) -> None:
+    """The general check of a reading, field by field: a ValueError naming what is wrong."""
     _require_text(ap_id=message.ap_id, site_id=message.site_id)
     _require_time("observed_time", from_timestamp(message.observed_time))
     _require_percent("cpu_percent", message.cpu_percent)
@@ -64,8 +68,12 @@ def session_is_valid(message: wifi_pb2.ClientSession) -> bool:
 
 def validate_session(message: wifi_pb2.ClientSession) -> None:
     """Structure only; the client_hash is checked apart, so a raw MAC can be redacted first."""
-    if session_is_valid(message):
-        return  # a good one at once, as for telemetry
+    if not session_is_valid(message):  # a good one at once, as for telemetry
+        session_problem(message)
+
+
+def session_problem(message: wifi_pb2.ClientSession) -> None:
+    """Like `telemetry_problem`, for `validate_session`."""
     _require_text(ap_id=message.ap_id, site_id=message.site_id, session_id=message.session_id)
     if message.kind not in _KINDS:
         raise ValueError(f"kind {message.kind} is not CONNECT, INTERIM_UPDATE or DISCONNECT")
