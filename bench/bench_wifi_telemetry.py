@@ -168,11 +168,12 @@ async def progress(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group
 
 async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], count: int, *,
                                worker: subprocess.Popen[bytes],
-                               log_path: Path, timeout_s: float) -> tuple[float, float, float, int]:
+                               log_path: Path, timeout_s: float) -> tuple[float, float, float, int, int]:
     """Seconds from the worker's start to its start of processing (its log says when) and to
     having committed everything (`count` messages on `topics`, and all they became on the
-    by-site topic), the CPU seconds the worker used in between, and how many of the `count`
-    messages were committed when it started processing."""
+    by-site topic), the CPU seconds the worker used in between, how many of the `count`
+    messages were committed when it started processing, and how many by-site messages the
+    worker made of them (single readings are re-keyed there, many to a message)."""
     group = f"{prefix}wifi-telemetry"
     by_site = f"{group}-by-site"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **SECURITY)
@@ -197,7 +198,7 @@ async def wait_until_processed(bootstrap: str, prefix: str, topics: list[str], c
             # acknowledged before their inputs are): its end offsets read after are final.
             if raw_end >= count and raw_done >= raw_end and site_done >= site_end:
                 return (first or 0.0, time.monotonic() - started, cpu_seconds(worker.pid) - first_cpu,
-                        first_done)
+                        first_done, site_end)
             await asyncio.sleep(0.25)
         raise SystemExit(f"not done after {timeout_s:.0f}s: raw {raw_done}/{raw_end}, "
                          f"by-site {site_done}/{site_end}")
@@ -217,6 +218,14 @@ def stats_pass_figures(log_path: Path) -> dict[str, Any]:
     print(f"site statistics passes slow or over many windows: {len(passes)}, the slowest {slowest:.2f}s; "
           f"windows kept for one site at most {widest}")
     return {"slow_stats_passes": len(passes), "stats_pass_max_s": slowest, "stats_windows_max": widest}
+
+
+def by_site_figures(readings: int, by_site: int) -> dict[str, Any]:
+    """How many by-site messages the worker made (single readings are re-keyed there, many to
+    a message: the fewer, the less the second stage costs per reading), printed."""
+    if by_site:
+        print(f"by-site messages: {by_site} ({readings / by_site:,.1f} readings a message)")
+    return {"by_site_messages": by_site}
 
 
 def processing(log_path: Path) -> bool:
@@ -278,7 +287,7 @@ async def main() -> int:
     worker = start_worker(args.bootstrap, prefix, data_dir, log_path)
     profiler = Profiler(worker.pid, args.py_spy) if args.py_spy else None
     try:
-        first, total, cpu, first_done = await wait_until_processed(
+        first, total, cpu, first_done, by_site = await wait_until_processed(
             args.bootstrap, prefix, inputs, len(records), worker=worker, log_path=log_path,
             timeout_s=args.timeout)
     finally:
@@ -302,7 +311,7 @@ async def main() -> int:
     readings_per_cpu = len(events) * after / max(cpu, 1e-9)
     print(f"worker CPU {cpu:.1f}s -> {readings_per_cpu:,.0f} readings, {per_cpu:,.0f} messages "
           f"per CPU second ({per_cpu / bare_per_cpu:.0%} of bare Faust's {bare_per_cpu:,.0f})")
-    passes = stats_pass_figures(log_path)
+    passes = {**stats_pass_figures(log_path), **by_site_figures(len(events), by_site)}
     shutil.rmtree(data_dir, ignore_errors=True)
     print_figures({"bench": "wifi_telemetry" + (f"_batch{args.batch}" if args.batch else ""),
                    "readings_per_s": rate, "messages_per_s": messages,

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import faust
+from google.protobuf.message import DecodeError as _ProtobufDecodeError
 from google.protobuf.message import Message
 from opentelemetry.context import Context
 
@@ -84,6 +85,52 @@ async def decode_all_or_dead_letter(events: Sequence[Any], codec: ProtoCodec[M],
     for (outcome, topic), count in counts.items():
         EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
     return items
+
+
+class Accepted(NamedTuple, Generic[M]):
+    """An event taken by `decode_all_quickly`: the Faust event, its value decoded, and the
+    trace context it carried (the empty one when it carried none)."""
+
+    event: Any
+    value: M
+    trace_context: Context
+
+
+async def decode_all_quickly(events: Sequence[Any], message_type: type[M], quick: Callable[[M], bool],
+                             codec: ProtoCodec[M], *, publisher: DeadLetterPublisher,
+                             service: str) -> list[Accepted[M]]:
+    """`decode_all_or_dead_letter` for the hot path, the same events taken in the same order
+    and the same ones dead-lettered: each value parsed, and when `quick` says it is valid (it
+    may say no to a valid one, never yes to an invalid one) and its key is text, taken with no
+    `SourceRecord` or `Decoded` made (half the cost of a single reading's decode); any other
+    goes the general way (decoded again by `codec`, validated, dead-lettered with its reason)."""
+    taken: list[Accepted[M]] = []
+    counts: dict[tuple[str, str], int] = {}
+    parse = message_type.FromString
+    for event in events:
+        message = event.message
+        try:
+            value = parse(event.value)
+            if event.key:
+                event.key.decode("utf-8")
+            good = quick(value)
+        except (_ProtobufDecodeError, RuntimeError, ValueError, TypeError):
+            good = False  # the general way says why
+        if good:
+            traced = getattr(message, "headers", None)
+            context = trace_context_of(headers_of(message)) if traced else _EMPTY_CONTEXT
+            taken.append(Accepted(event, value, context))
+            outcome = "ok"
+        else:
+            item = await _decode(event, codec, publisher, None)
+            if item is not None:
+                taken.append(Accepted(event, item.value, item.trace_context))
+            outcome = "dead_letter" if item is None else "ok"
+        counted = (outcome, message.topic)
+        counts[counted] = counts.get(counted, 0) + 1
+    for (outcome, topic), count in counts.items():
+        EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
+    return taken
 
 
 async def _decode(event: Any, codec: ProtoCodec[M], publisher: DeadLetterPublisher,

@@ -40,9 +40,11 @@ from smartcity.settings import PlatformSettings
 from smartcity.streams.app import create_app, internal_topic, raw_topic
 from smartcity.streams.batches import DecodedBatch, ItemCheck, decode_batch_or_dead_letter
 from smartcity.streams.dead_letters import (
+    Accepted,
     Decoded,
     Validator,
     decode_all_or_dead_letter,
+    decode_all_quickly,
     decode_or_dead_letter,
     decoded,
     faust_dead_letter_publisher,
@@ -115,6 +117,13 @@ class StreamService:
                          validate: Validator[M] | None = None) -> list[Decoded[M]]:
         """Events taken as a batch, decoded (counted once per batch); the rest dead-lettered."""
         return await decode_all_or_dead_letter(events, codec, self.dlq, self.service, validate)
+
+    async def decode_quickly(self, events: Sequence[Any], message_type: type[M], quick: Callable[[M], bool],
+                             codec: ProtoCodec[M]) -> list[Accepted[M]]:
+        """`decode_all` for the hot path: a value `quick` passes is taken as parsed (see
+        `decode_all_quickly`); any other goes through `codec` (validated or dead-lettered)."""
+        return await decode_all_quickly(events, message_type, quick, codec, publisher=self.dlq,
+                                        service=self.service)
 
     async def decode_batch(self, event: Any, codec: ProtoCodec[B], items_of: Callable[[B], Sequence[I]],
                            item_codec: ProtoCodec[I], *, check: ItemCheck[B, I] | None = None,

@@ -37,23 +37,43 @@ def _require_percent(name: str, value: float) -> None:
         raise ValueError(f"{name} {value} is not a percentage")
 
 
+def telemetry_is_valid(message: wifi_pb2.ApTelemetry) -> bool:
+    """A good reading in one expression (NaN fails the comparisons): True only when
+    `validate_telemetry` finds nothing (it may say False to a reading at the edge of a limit)."""
+    return bool(message.observed_time.seconds > EARLIEST_EVENT_TIME
+                and 0.0 <= message.cpu_percent <= 100.0 and 0.0 <= message.memory_percent <= 100.0
+                and message.ap_id.strip() and message.site_id.strip())
+
+
 def validate_telemetry(message: wifi_pb2.ApTelemetry) -> None:
-    # Every reading of a batch passes here: a good one in one expression (NaN fails the
-    # comparisons), the reason worked out below only for a bad one.
-    if (message.observed_time.seconds > EARLIEST_EVENT_TIME and 0.0 <= message.cpu_percent <= 100.0
-            and 0.0 <= message.memory_percent <= 100.0 and message.ap_id.strip() and message.site_id.strip()):
-        return
+    # Every reading of a batch passes here: a good one at once, the reason worked out (field
+    # by field) only for a bad one.
+    if not telemetry_is_valid(message):
+        telemetry_problem(message)
+
+
+def telemetry_problem(message: wifi_pb2.ApTelemetry) -> None:
+    """The general check of a reading, field by field: a ValueError naming what is wrong."""
     _require_text(ap_id=message.ap_id, site_id=message.site_id)
     _require_time("observed_time", from_timestamp(message.observed_time))
     _require_percent("cpu_percent", message.cpu_percent)
     _require_percent("memory_percent", message.memory_percent)
 
 
+def session_is_valid(message: wifi_pb2.ClientSession) -> bool:
+    """Like `telemetry_is_valid`, for `validate_session`."""
+    return bool(message.event_time.seconds > EARLIEST_EVENT_TIME and message.kind in _KINDS
+                and message.ap_id.strip() and message.site_id.strip() and message.session_id.strip())
+
+
 def validate_session(message: wifi_pb2.ClientSession) -> None:
     """Structure only; the client_hash is checked apart, so a raw MAC can be redacted first."""
-    if (message.event_time.seconds > EARLIEST_EVENT_TIME and message.kind in _KINDS
-            and message.ap_id.strip() and message.site_id.strip() and message.session_id.strip()):
-        return  # a good one at once, as for telemetry
+    if not session_is_valid(message):  # a good one at once, as for telemetry
+        session_problem(message)
+
+
+def session_problem(message: wifi_pb2.ClientSession) -> None:
+    """Like `telemetry_problem`, for `validate_session`."""
     _require_text(ap_id=message.ap_id, site_id=message.site_id, session_id=message.session_id)
     if message.kind not in _KINDS:
         raise ValueError(f"kind {message.kind} is not CONNECT, INTERIM_UPDATE or DISCONNECT")

@@ -1,7 +1,9 @@
 """The Faust side of wifi-telemetry: thin adapters around `core/processor.py` and `core/published.py`.
 
-    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches): decode, validate
-    wifi.client-sessions.v1 ──────┘ (bad → <topic>.dlq), group by site
+    wifi.ap-telemetry.v1 ─────────┐ ingest (events taken in batches, gathered up to
+    wifi.client-sessions.v1 ──────┘ WIFI_INGEST_BATCH_WAIT_S): decode, validate (a quick
+                                      │ check, the general one for the rest; bad → <topic>.dlq),
+                                      │ group by site
                                       │  one ApTelemetryBatch / ClientSessionBatch per site
                                       ▼
                                <app>-by-site ─────────┐
@@ -53,7 +55,7 @@ from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
 from smartcity.streams import StreamService, assigned_and_recovered
 from smartcity.streams.batches import TableWriter, event_batches, span_links
-from smartcity.streams.dead_letters import trace_context_of
+from smartcity.streams.dead_letters import Accepted, source_record, trace_context_of
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
 from smartcity.tracing import Headers, inject_headers, producer_span
@@ -66,8 +68,10 @@ from wifi_telemetry.adapters.messages import (
     redacted_session,
     sample_from_proto,
     session_from_proto,
+    session_is_valid,
     site_stats_proto,
     status_proto,
+    telemetry_is_valid,
 )
 from wifi_telemetry.adapters.state_codec import STATE_CODEC, use_state_codec
 from wifi_telemetry.config import WINDOWS, WifiConfig
@@ -340,14 +344,15 @@ class WifiTelemetryService(StreamService):
     # -- ingest: decode, validate, re-key by site in batches ------------------------------------
 
     async def ingest_telemetry(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream):
-            items = await self.decode_all(events, TELEMETRY_CODEC)
-            await self._forward(KIND_TELEMETRY_BATCH, items,
-                                [i.trace_context for i in items])
+        async for events in event_batches(stream, within_s=self.config.ingest_batch_wait_s):
+            items = await self.decode_quickly(events, wifi_pb2.ApTelemetry, telemetry_is_valid,
+                                              TELEMETRY_CODEC)
+            await self._forward(KIND_TELEMETRY_BATCH, items)
 
     async def ingest_sessions(self, stream: faust.StreamT) -> None:
-        async for events in event_batches(stream):
-            items = await self.decode_all(events, SESSION_CODEC)
+        async for events in event_batches(stream, within_s=self.config.ingest_batch_wait_s):
+            items = await self.decode_quickly(events, wifi_pb2.ClientSession, session_is_valid,
+                                              SESSION_CODEC)
             accepted = []
             for item in items:
                 problem = client_hash_problem(item.value.client_hash)
@@ -356,11 +361,10 @@ class WifiTelemetryService(StreamService):
                     continue
                 # The DLQ gets the event with its client id blanked: it may be a raw MAC.
                 redacted = redacted_session(item.value).SerializeToString(deterministic=True)
-                record = dataclasses.replace(item.record, value=redacted)
+                record = dataclasses.replace(source_record(item.event), value=redacted)
                 await self.dlq.publish(record, problem)
                 metrics.EVENTS.labels("session", "rejected").inc()
-            await self._forward(KIND_SESSION_BATCH, accepted,
-                                [i.trace_context for i in accepted])
+            await self._forward(KIND_SESSION_BATCH, accepted)
 
     async def ingest_edge_batches(self, stream: faust.StreamT) -> None:
         """Edge batches re-keyed to the by-site topic (only when not partitioned like it): each
@@ -379,10 +383,11 @@ class WifiTelemetryService(StreamService):
                     outgoing.append((kind, good[0].site_id, value))  # type: ignore[attr-defined]
             await self._send_by_site(outgoing, contexts)
 
-    async def _forward(self, kind: bytes, items: Sequence[Any], contexts: Sequence[Any]) -> None:
-        """Re-keys accepted single readings (decoded items) by their site, many per message."""
-        readings = [(item.value.site_id, item.record.value) for item in items]
-        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(readings)], contexts)
+    async def _forward(self, kind: bytes, items: Sequence[Accepted[Any]]) -> None:
+        """Re-keys accepted single readings by their site, many per message (their own bytes)."""
+        readings = [(item.value.site_id, item.event.value) for item in items]
+        await self._send_by_site([(kind, site, value) for site, value in batches_by_site(readings)],
+                                 [item.trace_context for item in items])
 
     async def _send_by_site(self, outgoing: Sequence[tuple[bytes, str, bytes]],
                             contexts: Sequence[Any]) -> None:
