@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
@@ -136,6 +137,33 @@ def has_trace_context(headers: HeadersIn) -> bool:
     return is_traced(extract_context(headers))
 
 
+class _Current:
+    """A started span, current until the block ends, then ended: what `start_as_current_span`
+    does, in one plain context manager instead of the four generator-based ones it stacks per
+    span (a quarter of a span's cost; spans were a seventh of the gateway's CPU per submit).
+    An exception (not a BaseException such as GeneratorExit) is recorded on the span and sets
+    its status to ERROR, as OpenTelemetry's `use_span` does, unless `on_exception` is False."""
+
+    __slots__ = ("span", "_on_exception", "_token")
+
+    def __init__(self, span: Span, on_exception: bool = True) -> None:
+        self.span = span
+        self._on_exception = on_exception
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        span = self.span
+        if self._on_exception and isinstance(exc, Exception) and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+
 def _message_key(key: bytes | str | None) -> str | None:
     if key is None:
         return None
@@ -169,8 +197,9 @@ def producer_span(topic: str, key: bytes | str | None = None,
     (the given ones plus the trace context of this span). `parent`: the span it continues
     when that is not the current one (a batch sends after its events' spans have ended)."""
     context = trace.set_span_in_context(parent) if parent is not None else None
-    with _tracer.start_as_current_span(f"send {topic}", context=context, kind=SpanKind.PRODUCER,
-                                       attributes=messaging_attributes("send", topic, key)):
+    span = _tracer.start_span(f"send {topic}", context=context, kind=SpanKind.PRODUCER,
+                              attributes=messaging_attributes("send", topic, key))
+    with _Current(span):
         yield inject_headers(headers)
 
 
@@ -185,11 +214,12 @@ def consumer_span(topic: str, key: bytes | str | None, headers: HeadersIn, *,
     if only_traced and not is_traced(parent):
         yield trace.INVALID_SPAN
         return
-    with _tracer.start_as_current_span(
+    span = _tracer.start_span(
         f"process {topic}", context=parent, kind=SpanKind.CONSUMER,
         attributes=messaging_attributes("process", topic, key, partition=partition, offset=offset,
                                         group=group),
-    ) as span:
+    )
+    with _Current(span):
         yield span
 
 
@@ -212,10 +242,9 @@ def rpc_server_span(full_method: str, metadata: Sequence[tuple[str, str]]) -> It
     span when its metadata carries one. Its status is set by `set_rpc_status`, not by an
     exception (an abort is an exception but not always an error)."""
     parent = extract_context([(k, v.encode("ascii", "replace")) for k, v in metadata])
-    with _tracer.start_as_current_span(
-        full_method.lstrip("/"), context=parent, kind=SpanKind.SERVER, attributes=rpc_attributes(full_method),
-        record_exception=False, set_status_on_exception=False,
-    ) as span:
+    span = _tracer.start_span(full_method.lstrip("/"), context=parent, kind=SpanKind.SERVER,
+                              attributes=rpc_attributes(full_method))
+    with _Current(span, on_exception=False):
         yield span
 
 

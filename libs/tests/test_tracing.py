@@ -135,3 +135,37 @@ def test_a_grpc_server_span_has_the_rpc_attributes_and_the_integer_status(
     caller = by_name(spans, "send t")
     assert span.parent is not None and caller.context is not None
     assert span.parent.span_id == caller.context.span_id
+
+
+def test_a_span_is_current_inside_its_block_and_an_error_in_it_marks_it_as_open_telemetry_does(
+        spans: InMemorySpanExporter) -> None:
+    # The spans' own context manager (one frame instead of start_as_current_span's four)
+    # against OpenTelemetry's start_as_current_span, the general path.
+    reference = trace.get_tracer("reference")
+    for raising in (None, ValueError("bad record"), KeyboardInterrupt()):
+        spans.clear()
+        for name, opened in (("ours", lambda: tracing.consumer_span("t", b"k", None)),
+                             ("theirs", lambda: reference.start_as_current_span("theirs"))):
+            try:
+                with opened() as span:
+                    assert trace.get_current_span() is span
+                    if raising is not None:
+                        raise raising
+            except (ValueError, KeyboardInterrupt):
+                pass
+            assert trace.get_current_span() is not span
+        ours = next(s for s in spans.get_finished_spans() if s.name == "process t")
+        theirs = by_name(spans, "theirs")
+        assert ours.status.status_code == theirs.status.status_code
+        assert ours.status.description == theirs.status.description
+        assert [e.name for e in ours.events] == [e.name for e in theirs.events]
+        assert ours.end_time is not None
+
+
+def test_a_grpc_server_span_leaves_its_status_to_set_rpc_status_even_when_the_call_raises(
+        spans: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError), tracing.rpc_server_span("/smartcity.v1.RequestService/GetRequest", []):
+        raise ValueError("aborted")
+    span = by_name(spans, "smartcity.v1.RequestService/GetRequest")
+    assert span.status.status_code == StatusCode.UNSET
+    assert not span.events
