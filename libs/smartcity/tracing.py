@@ -144,7 +144,7 @@ class _Current:
     An exception (not a BaseException such as GeneratorExit) is recorded on the span and sets
     its status to ERROR, as OpenTelemetry's `use_span` does, unless `on_exception` is False."""
 
-    __slots__ = ("span", "_on_exception", "_token")
+    __slots__ = ("_on_exception", "_token", "span")
 
     def __init__(self, span: Span, on_exception: bool = True) -> None:
         self.span = span
@@ -221,6 +221,39 @@ def consumer_span(topic: str, key: bytes | str | None, headers: HeadersIn, *,
     )
     with _Current(span):
         yield span
+
+
+def traced_runs(records: Sequence[Any], *, group: str | None = None) -> Iterator[Any]:
+    """The records of one partition, in order, each run of consecutive records that came with
+    the same trace context inside one CONSUMER span `process <topic>`, child of that context
+    (records without a trace: no span). The outputs of one batch of another service carry one
+    context: read back, they are one span, not one per record. The span has the attributes of
+    `consumer_span` for its first record (the key only when every record of the run has it), and
+    messaging.batch.message_count when the run holds more than one.
+
+    The span is current while the caller handles the run's records (a generator's `with` is in
+    the caller's context); the caller must not stop early without closing the generator."""
+    start = 0
+    while start < len(records):
+        headers = records[start].headers
+        end = start + 1
+        while end < len(records) and records[end].headers == headers:
+            end += 1
+        run = records[start:end]
+        start = end
+        parent = extract_context(headers) if headers else None
+        if parent is None or not is_traced(parent):
+            yield from run
+            continue
+        first = run[0]
+        keys = {record.key for record in run}
+        attributes = messaging_attributes("process", first.topic, first.key if len(keys) == 1 else None,
+                                          partition=first.partition, offset=first.offset, group=group)
+        if len(run) > 1:
+            attributes["messaging.batch.message_count"] = len(run)
+        with _Current(_tracer.start_span(f"process {first.topic}", context=parent, kind=SpanKind.CONSUMER,
+                                         attributes=attributes)):
+            yield from run
 
 
 def message_span(message: Any, *, group: str | None = None, only_traced: bool = False) -> Any:
