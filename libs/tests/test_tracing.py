@@ -224,3 +224,23 @@ def test_records_read_in_runs_have_the_parent_a_span_per_record_would_give_them(
                      if r.headers and (i == 0 or records[i - 1].headers != r.headers))
     assert len(runs) == len(traced) + run_starts
     assert trace.get_current_span() is trace.INVALID_SPAN or not trace.get_current_span().is_recording()
+
+
+def test_a_process_that_exports_nothing_records_no_span_but_carries_the_trace_on(
+        propagators: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartcity.settings import PlatformSettings
+
+    # The providers are used directly: the process's global one stays what the other tests use.
+    monkeypatch.setattr(trace, "set_tracer_provider", lambda provider: None)
+    quiet = tracing.setup_tracing(PlatformSettings("quiet-service"))
+    exporting = tracing.setup_tracing(PlatformSettings("exporting-service"), exporter=InMemorySpanExporter())
+    caller = TracerProvider().get_tracer("caller")
+    with caller.start_as_current_span("incoming") as incoming:
+        for provider, recording in ((quiet, False), (exporting, True)):
+            with provider.get_tracer("t").start_as_current_span("send") as span:
+                assert span.is_recording() is recording
+                headers = dict(tracing.inject_headers())
+            carried = trace.get_current_span(tracing.extract_context(headers)).get_span_context()
+            assert carried.trace_id == incoming.get_span_context().trace_id  # the same trace...
+            assert carried.span_id == span.get_span_context().span_id  # ...through this span
+            assert carried.trace_flags.sampled is recording
