@@ -3,8 +3,10 @@ attributed after OpenTelemetry's semantic conventions (spans recorded in memory)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,8 +149,10 @@ def test_a_span_is_current_inside_its_block_and_an_error_in_it_marks_it_as_open_
     reference = trace.get_tracer("reference")
     for raising in (None, ValueError("bad record"), KeyboardInterrupt()):
         spans.clear()
-        for opened in (lambda: tracing.consumer_span("t", b"k", None),
-                       lambda: reference.start_as_current_span("theirs")):
+        openers: list[Callable[[], AbstractContextManager[Any]]] = [
+            lambda: tracing.consumer_span("t", b"k", None),
+            lambda: reference.start_as_current_span("theirs")]
+        for opened in openers:
             try:
                 with opened() as span:
                     assert trace.get_current_span() is span
@@ -216,8 +220,7 @@ def test_records_read_in_runs_have_the_parent_a_span_per_record_would_give_them(
     assert [parent for parent, _ in seen_in_runs] == [parent for parent, _ in seen_alone]
     for (_, key_in_run), (_, key_alone) in zip(seen_in_runs, seen_alone, strict=True):
         assert key_in_run in (key_alone, None)
-    runs = [s for s in spans.get_finished_spans() if s.name == "process requests.events.v1"
-            and (s.attributes or {}).get("messaging.batch.message_count", 1) >= 1]
+    runs = [s for s in spans.get_finished_spans() if s.name == "process requests.events.v1"]
     traced = [r for r in records if r.headers]
     # One span per traced record alone, plus one per run of records of the same producer.
     run_starts = sum(1 for i, r in enumerate(records)

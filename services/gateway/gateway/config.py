@@ -136,7 +136,7 @@ class GatewayConfig:
             # Unset or empty: the development tokens.
             tokens_file=Path(env_str("GATEWAY_TOKENS_FILE", "") or DEV_TOKENS_FILE),
             **{name: _read(variable, defaults[name]) for name, variable in ENV_VARIABLES.items()},
-            event_loop=event_loop_from_env(defaults["event_loop"]),
+            event_loop=event_loop_from_env(cls.event_loop),
         )
         config.check()
         return config
