@@ -3,9 +3,14 @@ attributed after OpenTelemetry's semantic conventions (spans recorded in memory)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -135,3 +140,110 @@ def test_a_grpc_server_span_has_the_rpc_attributes_and_the_integer_status(
     caller = by_name(spans, "send t")
     assert span.parent is not None and caller.context is not None
     assert span.parent.span_id == caller.context.span_id
+
+
+def test_a_span_is_current_inside_its_block_and_an_error_in_it_marks_it_as_open_telemetry_does(
+        spans: InMemorySpanExporter) -> None:
+    # The spans' own context manager (one frame instead of start_as_current_span's four)
+    # against OpenTelemetry's start_as_current_span, the general path.
+    reference = trace.get_tracer("reference")
+    for raising in (None, ValueError("bad record"), KeyboardInterrupt()):
+        spans.clear()
+        openers: list[Callable[[], AbstractContextManager[Any]]] = [
+            lambda: tracing.consumer_span("t", b"k", None),
+            lambda: reference.start_as_current_span("theirs")]
+        for opened in openers:
+            try:
+                with opened() as span:
+                    assert trace.get_current_span() is span
+                    if raising is not None:
+                        raise raising
+            except (ValueError, KeyboardInterrupt):
+                pass
+            assert trace.get_current_span() is not span
+        ours = next(s for s in spans.get_finished_spans() if s.name == "process t")
+        theirs = by_name(spans, "theirs")
+        assert ours.status.status_code == theirs.status.status_code
+        assert ours.status.description == theirs.status.description
+        assert [e.name for e in ours.events] == [e.name for e in theirs.events]
+        assert ours.end_time is not None
+
+
+def test_a_grpc_server_span_leaves_its_status_to_set_rpc_status_even_when_the_call_raises(
+        spans: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError), tracing.rpc_server_span("/smartcity.v1.RequestService/GetRequest", []):
+        raise ValueError("aborted")
+    span = by_name(spans, "smartcity.v1.RequestService/GetRequest")
+    assert span.status.status_code == StatusCode.UNSET
+    assert not span.events
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What traced_runs reads of a consumed record (aiokafka's ConsumerRecord has these)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.tuples(st.integers(0, 3), st.sampled_from([b"req-1", b"req-2", None])),
+                     min_size=0, max_size=12))
+def test_records_read_in_runs_have_the_parent_a_span_per_record_would_give_them(
+        spans: InMemorySpanExporter, plan: list[tuple[int, bytes | None]]) -> None:
+    # plan: per record, which producer sent it (0: an untraced one) and its key.
+    spans.clear()
+    contexts: dict[int, tuple[tuple[str, bytes], ...]] = {0: ()}
+    for producer in (1, 2, 3):
+        with tracing.producer_span("requests.events.v1", f"p{producer}") as headers:
+            contexts[producer] = tuple(headers)
+    records = [_Record("requests.events.v1", 4, 100 + i, key, contexts[producer])
+               for i, (producer, key) in enumerate(plan)]
+
+    def parent_seen() -> tuple[int | None, str | None]:
+        """The producer span a record is handled under, and the key of that span."""
+        span = trace.get_current_span()
+        if not span.is_recording() or not isinstance(span, ReadableSpan) or span.parent is None:
+            return None, None
+        return span.parent.span_id, (span.attributes or {}).get("messaging.kafka.message.key")  # type: ignore[return-value]
+
+    seen_in_runs = []
+    for _record in tracing.traced_runs(records):
+        seen_in_runs.append(parent_seen())
+    seen_alone = []
+    for record in records:  # the general path: a span per record
+        with tracing.message_span(record, only_traced=True):
+            seen_alone.append(parent_seen())
+    assert [parent for parent, _ in seen_in_runs] == [parent for parent, _ in seen_alone]
+    for (_, key_in_run), (_, key_alone) in zip(seen_in_runs, seen_alone, strict=True):
+        assert key_in_run in (key_alone, None)
+    runs = [s for s in spans.get_finished_spans() if s.name == "process requests.events.v1"]
+    traced = [r for r in records if r.headers]
+    # One span per traced record alone, plus one per run of records of the same producer.
+    run_starts = sum(1 for i, r in enumerate(records)
+                     if r.headers and (i == 0 or records[i - 1].headers != r.headers))
+    assert len(runs) == len(traced) + run_starts
+    assert trace.get_current_span() is trace.INVALID_SPAN or not trace.get_current_span().is_recording()
+
+
+def test_a_process_that_exports_nothing_records_no_span_but_carries_the_trace_on(
+        propagators: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartcity.settings import PlatformSettings
+
+    # The providers are used directly: the process's global one stays what the other tests use.
+    monkeypatch.setattr(trace, "set_tracer_provider", lambda provider: None)
+    quiet = tracing.setup_tracing(PlatformSettings("quiet-service"))
+    exporting = tracing.setup_tracing(PlatformSettings("exporting-service"), exporter=InMemorySpanExporter())
+    caller = TracerProvider().get_tracer("caller")
+    with caller.start_as_current_span("incoming") as incoming:
+        for provider, recording in ((quiet, False), (exporting, True)):
+            with provider.get_tracer("t").start_as_current_span("send") as span:
+                assert span.is_recording() is recording
+                headers = dict(tracing.inject_headers())
+            carried = trace.get_current_span(tracing.extract_context(headers)).get_span_context()
+            assert carried.trace_id == incoming.get_span_context().trace_id  # the same trace...
+            assert carried.span_id == span.get_span_context().span_id  # ...through this span
+            assert carried.trace_flags.sampled is recording

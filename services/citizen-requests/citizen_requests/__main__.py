@@ -7,9 +7,13 @@ Runs the Faust worker in this process with /metrics, /healthz and /readyz on MET
 from __future__ import annotations
 
 from citizen_requests.adapters.streams import build_worker
+from citizen_requests.config import ServiceSettings
+from smartcity.event_loop import use_event_loop
 
 
 def main() -> None:
+    # Before Faust is built: its worker runs on the loop the policy gives.
+    use_event_loop(ServiceSettings.from_env().event_loop, current=True)
     # The ticks and summaries topics are agent sources Faust knows as internal: serve creates
     # them (and the tables' changelogs) before the worker joins its group.
     build_worker().serve()

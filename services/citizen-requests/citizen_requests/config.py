@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from citizen_requests.core.routing import CategoryConfig, RequestsConfig, SlaRule
+from smartcity.event_loop import event_loop_from_env
 from smartcity.settings import SettingsError, env_float, env_int, env_str
 from smartcity.v1 import requests_pb2 as pb
 
@@ -164,6 +165,7 @@ class ServiceSettings:
                                       this much; a busy stream fills its batches without waiting
     REQUESTS_BROKER_SESSION_TIMEOUT_S consumer session timeout: how fast a dead worker's partitions
                                       move to another one (default 30)
+    EVENT_LOOP                        uvloop or asyncio (default uvloop: see smartcity.event_loop)
     REQUESTS_DATADIR                  Faust's data directory, even for in-memory tables (default
                                       smartcity-faust under the system temp directory)
     """
@@ -178,6 +180,7 @@ class ServiceSettings:
     utc_offset_h: float = 7.0
     command_batch_wait_s: float = 0.01
     broker_session_timeout_s: float = 30.0
+    event_loop: str = "uvloop"
     # Kept out of the working tree.
     datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
 
@@ -197,6 +200,7 @@ class ServiceSettings:
             broker_session_timeout_s=env_float("REQUESTS_BROKER_SESSION_TIMEOUT_S",
                                                cls.broker_session_timeout_s),
             datadir=env_str("REQUESTS_DATADIR", cls.datadir),
+            event_loop=event_loop_from_env(cls.event_loop),
         )
         if settings.outcome_memory < 1 or settings.history_limit < 1:
             raise SettingsError("REQUESTS_OUTCOME_MEMORY and REQUESTS_HISTORY_LIMIT must be >= 1")

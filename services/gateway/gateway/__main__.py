@@ -7,6 +7,7 @@ import sys
 
 from gateway.adapters.server import serve
 from gateway.config import GatewayConfig
+from smartcity.event_loop import use_event_loop
 from smartcity.settings import SettingsError
 
 
@@ -17,6 +18,7 @@ def main() -> None:
         # A setting or secret that cannot work (e.g. no KEK keyring): say which, and stop.
         print(f"gateway: cannot start: {exc}", file=sys.stderr)
         sys.exit(2)
+    use_event_loop(config.event_loop)
     sys.exit(asyncio.run(serve(config)))
 
 

@@ -34,6 +34,7 @@
     GATEWAY_KEEPALIVE_TIMEOUT_S     ... and close it when the ping is not answered within (20)
     GATEWAY_KEEPALIVE_MIN_CLIENT_PING_S  shortest interval a client may ping at (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9104; 0 = off)
+    EVENT_LOOP                      uvloop or asyncio (uvloop: see smartcity.event_loop)
 plus the platform settings (KAFKA_BOOTSTRAP_SERVERS, SMARTCITY_TOPIC_PREFIX, ...) and the
 personal-data ones (PERSONAL_DATA_KEYRING, PERSONAL_DATA_SUBJECT_SALT_FILE, ...: see
 smartcity.personal_data.config and docs/personal-data.md): without a usable KEK keyring and
@@ -48,6 +49,7 @@ from typing import Any
 
 from gateway.core.api import ApiLimits
 from gateway.core.views import Views
+from smartcity.event_loop import event_loop_from_env
 from smartcity.personal_data.config import PersonalDataSettings
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 
@@ -94,6 +96,8 @@ class GatewayConfig:
     keepalive_time_s: float = 60.0
     keepalive_timeout_s: float = 20.0
     keepalive_min_client_ping_s: float = 10.0
+    # The event loop the process runs on (smartcity.event_loop: uvloop, or asyncio's own).
+    event_loop: str = "uvloop"
 
     @property
     def uses_dev_tokens(self) -> bool:
@@ -132,6 +136,7 @@ class GatewayConfig:
             # Unset or empty: the development tokens.
             tokens_file=Path(env_str("GATEWAY_TOKENS_FILE", "") or DEV_TOKENS_FILE),
             **{name: _read(variable, defaults[name]) for name, variable in ENV_VARIABLES.items()},
+            event_loop=event_loop_from_env(cls.event_loop),
         )
         config.check()
         return config

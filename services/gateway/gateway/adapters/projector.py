@@ -39,7 +39,7 @@ from smartcity.codec import ProtoCodec
 from smartcity.kafka import client_security, make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import admin_client, load_catalogue
-from smartcity.tracing import message_span
+from smartcity.tracing import traced_runs
 from smartcity.v1 import camera_pb2, requests_pb2, wifi_pb2
 
 log = logging.getLogger(__name__)
@@ -477,14 +477,11 @@ class Projector:
         for tp, records in batch.items():
             view = VIEW_TOPICS[self._topics[tp.topic]][1]
             is_stored, partition = view in STORED_VIEWS, tp.partition
-            for record in records:
+            # A span only for records a traced producer sent (not the whole history), one per
+            # run of records with the same trace context (one per batch of citizen-requests).
+            for record in traced_runs(records):
                 key = record.key.decode("utf-8", "replace") if record.key else ""
-                if record.headers:
-                    # A span only for records a traced producer sent (not the whole history).
-                    with message_span(record, only_traced=True):
-                        message = self._decode(tp, view, key, record, outcomes)
-                else:
-                    message = self._decode(tp, view, key, record, outcomes)
+                message = self._decode(tp, view, key, record, outcomes)
                 if not is_stored:
                     change = self._dispatch(view, key, message) if message is not None else None
                     if change is not None and live:
