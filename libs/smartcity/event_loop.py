@@ -8,8 +8,8 @@ gRPC call and of three Kafka requests, callbacks, task steps): under the gateway
 citizen-requests' load the standard loop's own Python was about a third of their CPU. uvloop
 runs the same coroutines (grpc.aio, aiokafka, Faust) with that part in C.
 
-EVENT_LOOP names the loop (`uvloop` or `asyncio`); each service states its default in its
-config.py. `asyncio` is the way back when uvloop misbehaves somewhere.
+EVENT_LOOP names the loop (`uvloop` or `asyncio`, default `DEFAULT_EVENT_LOOP`), read by each
+service's config.py. `asyncio` is the way back when uvloop misbehaves somewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import asyncio
 from smartcity.settings import SettingsError, env_str
 
 EVENT_LOOPS = ("uvloop", "asyncio")
+# Every service's default (its config.py names it): the stream workers gain about as much as
+# the gateway (camera-health and wifi-telemetry too: bench/ pairs in the commit).
+DEFAULT_EVENT_LOOP = "uvloop"
 
 
 def event_loop_from_env(default: str) -> str:

@@ -11,6 +11,7 @@ import logging
 
 from camera_health.adapters.streams import SERVICE, CameraHealthService, describe
 from camera_health.config import ServiceConfig
+from smartcity.event_loop import use_event_loop
 from smartcity.observability import configure_logging
 from smartcity.settings import PlatformSettings
 
@@ -20,6 +21,7 @@ METRICS_PORT = 9102
 def main() -> None:
     settings = PlatformSettings.from_env(SERVICE, default_metrics_port=METRICS_PORT)
     config = ServiceConfig.from_env()
+    use_event_loop(config.event_loop, current=True)  # before Faust is built: it runs on this loop
     configure_logging(settings)
     for line in describe(settings, config):
         logging.getLogger("camera_health").info(line)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from smartcity.event_loop import DEFAULT_EVENT_LOOP, event_loop_from_env
 from smartcity.settings import SettingsError, env_fields, env_float, env_str
 
 ENV_PREFIX = "CAMERA_"
@@ -131,6 +132,7 @@ class ServiceConfig:
     CAMERA_STATUS_INTERVAL_S          steady cadence of camera.status.v1 per camera (default 30)
     CAMERA_HEALTH_SESSION_TIMEOUT_S   Kafka group session timeout: how long a crashed worker
                                       holds its partitions (default 30)
+    EVENT_LOOP                        uvloop or asyncio (default uvloop: see smartcity.event_loop)
     """
 
     thresholds: ThresholdBook = field(default_factory=ThresholdBook)
@@ -139,11 +141,13 @@ class ServiceConfig:
     silence_check_interval_s: float = 5.0
     status_interval_s: float = 30.0
     session_timeout_s: float = 30.0
+    event_loop: str = DEFAULT_EVENT_LOOP  # EVENT_LOOP, as every service names it
 
     @classmethod
     def from_env(cls) -> ServiceConfig:
         config = cls(thresholds=ThresholdBook.from_env(),
-                     **env_fields(cls, ENV_PREFIX, skip={"session_timeout_s"}),
+                     **env_fields(cls, ENV_PREFIX, skip={"session_timeout_s", "event_loop"}),
+                     event_loop=event_loop_from_env(cls.event_loop),
                      # Named after the service like the other workers' group session timeouts.
                      session_timeout_s=env_float("CAMERA_HEALTH_SESSION_TIMEOUT_S", cls.session_timeout_s))
         if config.silence_check_interval_s <= 0 or config.status_interval_s <= 0:

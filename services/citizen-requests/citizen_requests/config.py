@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from citizen_requests.core.routing import CategoryConfig, RequestsConfig, SlaRule
-from smartcity.event_loop import event_loop_from_env
+from smartcity.event_loop import DEFAULT_EVENT_LOOP, event_loop_from_env
 from smartcity.settings import SettingsError, env_float, env_int, env_str
 from smartcity.v1 import requests_pb2 as pb
 
@@ -180,7 +180,7 @@ class ServiceSettings:
     utc_offset_h: float = 7.0
     command_batch_wait_s: float = 0.01
     broker_session_timeout_s: float = 30.0
-    event_loop: str = "uvloop"
+    event_loop: str = DEFAULT_EVENT_LOOP
     # Kept out of the working tree.
     datadir: str = str(Path(tempfile.gettempdir()) / "smartcity-faust")
 

@@ -49,7 +49,7 @@ from typing import Any
 
 from gateway.core.api import ApiLimits
 from gateway.core.views import Views
-from smartcity.event_loop import event_loop_from_env
+from smartcity.event_loop import DEFAULT_EVENT_LOOP, event_loop_from_env
 from smartcity.personal_data.config import PersonalDataSettings
 from smartcity.settings import PlatformSettings, SettingsError, env_float, env_int, env_str
 
@@ -97,7 +97,7 @@ class GatewayConfig:
     keepalive_timeout_s: float = 20.0
     keepalive_min_client_ping_s: float = 10.0
     # The event loop the process runs on (smartcity.event_loop: uvloop, or asyncio's own).
-    event_loop: str = "uvloop"
+    event_loop: str = DEFAULT_EVENT_LOOP
 
     @property
     def uses_dev_tokens(self) -> bool:

@@ -6,6 +6,7 @@ Configuration: the platform's settings (smartcity.settings) and wifi_telemetry.c
 
 from __future__ import annotations
 
+from smartcity.event_loop import use_event_loop
 from smartcity.settings import PlatformSettings
 from wifi_telemetry.adapters.streams import WifiTelemetryService
 from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
@@ -13,7 +14,9 @@ from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
 
 def main() -> None:
     settings = PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT)
-    WifiTelemetryService(settings, WifiConfig.from_env()).serve()
+    config = WifiConfig.from_env()
+    use_event_loop(config.event_loop, current=True)  # before Faust is built: it runs on this loop
+    WifiTelemetryService(settings, config).serve()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ Every threshold, tolerance, window and cadence is here so a demo or a test can s
     WIFI_INGEST_BATCH_WAIT_S        how long the re-key stage gathers single
                                     readings into one batch (see streams.py)        0.1
     WIFI_DATA_DIR                   Faust's local data directory                    <tmp>/smartcity
+    EVENT_LOOP                      uvloop or asyncio (smartcity.event_loop)        uvloop
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartcity.event_loop import DEFAULT_EVENT_LOOP, event_loop_from_env
 from smartcity.settings import env_fields
 
 ENV_PREFIX = "WIFI_"
@@ -82,10 +84,12 @@ class WifiConfig:
     # for up to this much latency (edge batches, read directly, do not wait here).
     ingest_batch_wait_s: float = 0.1
     data_dir: str = str(Path(tempfile.gettempdir()) / "smartcity")
+    event_loop: str = DEFAULT_EVENT_LOOP  # EVENT_LOOP, as every service names it
 
     @classmethod
     def from_env(cls) -> WifiConfig:
-        config = cls(health=HealthConfig.from_env(), **env_fields(cls, ENV_PREFIX))
+        config = cls(health=HealthConfig.from_env(), **env_fields(cls, ENV_PREFIX, skip={"event_loop"}),
+                     event_loop=event_loop_from_env(cls.event_loop))
         config.validate()
         return config
 
