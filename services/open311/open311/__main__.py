@@ -7,10 +7,13 @@ import sys
 
 from open311.adapters.server import serve
 from open311.config import Open311Config
+from smartcity.event_loop import use_event_loop
 
 
 def main() -> None:
-    sys.exit(asyncio.run(serve(Open311Config.from_env())))
+    config = Open311Config.from_env()
+    use_event_loop(config.event_loop)  # the loop asyncio.run makes
+    sys.exit(asyncio.run(serve(config)))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@
     OPEN311_UTC_OFFSET_H            the offset of the times it answers (7, WIB)
     OPEN311_SHUTDOWN_GRACE_S        time in-flight requests get after SIGTERM (10)
     METRICS_PORT                    /metrics, /healthz, /readyz (9105; 0 = off)
+    EVENT_LOOP                      uvloop or asyncio (uvloop: see smartcity.event_loop)
 plus the platform settings (LOG_LEVEL, LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT, ...).
 """
 
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from open311.core.catalogue import DEFAULT_SERVICES_FILE
+from smartcity.event_loop import DEFAULT_EVENT_LOOP, event_loop_from_env
 from smartcity.settings import PlatformSettings, SettingsError, env_fields, env_str
 
 SERVICE_NAME = "open311"
@@ -65,6 +67,7 @@ class Open311Config:
     list_cache_s: float = 1.0
     utc_offset_h: float = 7.0
     shutdown_grace_s: float = 10.0
+    event_loop: str = DEFAULT_EVENT_LOOP  # EVENT_LOOP, as every service names it
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -89,7 +92,8 @@ class Open311Config:
         origins = env_str("OPEN311_CORS_ORIGINS", ",".join(d.cors_origins))
         config = cls(
             platform=PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT),
-            **env_fields(cls, "OPEN311_"),
+            **env_fields(cls, "OPEN311_", skip={"event_loop"}),
+            event_loop=event_loop_from_env(d.event_loop),
             services_file=Path(env_str("OPEN311_SERVICES_FILE", "") or d.services_file),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         )
