@@ -416,6 +416,7 @@ async def start_and_wait(
         await gateway.wait_serving(timeout_s=3600)
     finally:
         sampler.cancel()
+    serving_at[0] = time.perf_counter()
     return gateway, time.perf_counter() - began, peak[0]
 
 
@@ -427,14 +428,18 @@ def rebuild_phases(log: Path) -> dict[str, float]:
 
 
 Call = Callable[[], Awaitable[Any]]
+# When the gateway last reported SERVING (perf_counter): slow calls are told by when they began
+# after it, to match them with what the gateway did then (its log, the machine's disk).
+serving_at = [0.0]
 
 
 async def timed(calls: list[Call]) -> dict[str, Any]:
-    latencies = []
+    latencies, began_at = [], []
     for call in calls:
         began = time.perf_counter()
         await call()
         latencies.append((time.perf_counter() - began) * 1000)
+        began_at.append(began - serving_at[0])
     # Which call was the slowest (0: the first): an outlier right after SERVING is early.
     slowest = max(range(len(latencies)), key=latencies.__getitem__)
     ordered = sorted(latencies)
@@ -444,6 +449,9 @@ async def timed(calls: list[Call]) -> dict[str, Any]:
         "slowest_ms": round(ordered[-1], 2),
         "slowest_call": slowest,
         "calls_over_20_ms": [n for n, ms in enumerate(latencies) if ms > 20],
+        # Seconds after SERVING each of those began.
+        "calls_over_20_ms_at_s": [round(began_at[n], 2) for n, ms in enumerate(latencies) if ms > 20],
+        "first_call_at_s": round(began_at[0], 2),
     }
 
 
