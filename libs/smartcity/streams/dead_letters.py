@@ -75,16 +75,31 @@ async def decode_all_or_dead_letter(events: Sequence[Any], codec: ProtoCodec[M],
     """Events taken as a batch, decoded; what cannot be goes to the dead-letter topic. The
     consumed counter moves once per batch and topic, not once per event."""
     items: list[Decoded[M]] = []
-    counts: dict[tuple[str, str], int] = {}
+    consumed = _BatchConsumed()
     for event in events:
         item = await _decode(event, codec, publisher, validate)
-        counted = ("ok" if item is not None else "dead_letter", event.message.topic)
-        counts[counted] = counts.get(counted, 0) + 1
+        consumed.add(item is not None, event.message.topic)
         if item is not None:
             items.append(item)
-    for (outcome, topic), count in counts.items():
-        EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
+    consumed.count(service)
     return items
+
+
+class _BatchConsumed:
+    """The consumed counter's moves of one batch, per outcome and topic, made once at its end."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def add(self, ok: bool, topic: str) -> None:
+        counted = ("ok" if ok else "dead_letter", topic)
+        self._counts[counted] = self._counts.get(counted, 0) + 1
+
+    def count(self, service: str) -> None:
+        for (outcome, topic), count in self._counts.items():
+            EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
 
 
 class Accepted(NamedTuple, Generic[M]):
@@ -105,7 +120,7 @@ async def decode_all_quickly(events: Sequence[Any], message_type: type[M], quick
     `SourceRecord` or `Decoded` made (half the cost of a single reading's decode); any other
     goes the general way (decoded again by `codec`, validated, dead-lettered with its reason)."""
     taken: list[Accepted[M]] = []
-    counts: dict[tuple[str, str], int] = {}
+    consumed = _BatchConsumed()
     parse = message_type.FromString
     for event in events:
         message = event.message
@@ -120,16 +135,13 @@ async def decode_all_quickly(events: Sequence[Any], message_type: type[M], quick
             traced = getattr(message, "headers", None)
             context = trace_context_of(headers_of(message)) if traced else _EMPTY_CONTEXT
             taken.append(Accepted(event, value, context))
-            outcome = "ok"
         else:
             item = await _decode(event, codec, publisher, None)
             if item is not None:
                 taken.append(Accepted(event, item.value, item.trace_context))
-            outcome = "dead_letter" if item is None else "ok"
-        counted = (outcome, message.topic)
-        counts[counted] = counts.get(counted, 0) + 1
-    for (outcome, topic), count in counts.items():
-        EVENTS_CONSUMED.labels(service, topic, outcome).inc(count)
+            good = item is not None
+        consumed.add(good, message.topic)
+    consumed.count(service)
     return taken
 
 

@@ -125,13 +125,18 @@ def both_ways(events: list[Any], message_type: Any, quick: Callable[[Any], bool]
 _keys = st.sampled_from([b"ap-1", None, b"\xff\xfe not text"])
 
 
+def both_ways_of(events: list[tuple[bytes | None, bytes | None, bool]], *args: Any) -> tuple[Any, Any]:
+    """`both_ways` of the events drawn as (value, key, traced) tuples."""
+    made = events_of(*map(list, zip(*events, strict=True))) if events else []
+    return both_ways(made, *args)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(telemetry_values(), _keys, st.booleans()), max_size=12))
 def test_quick_telemetry_decode_takes_and_dead_letters_what_the_general_one_does(
         events: list[tuple[bytes | None, bytes | None, bool]]) -> None:
-    made = events_of(*map(list, zip(*events, strict=True))) if events else []
-    quick, general = both_ways(made, wifi_pb2.ApTelemetry, telemetry_is_valid, TELEMETRY_CODEC,
-                               GENERAL_TELEMETRY)
+    quick, general = both_ways_of(events, wifi_pb2.ApTelemetry, telemetry_is_valid, TELEMETRY_CODEC,
+                                  GENERAL_TELEMETRY)
     assert quick == general
 
 
@@ -139,9 +144,8 @@ def test_quick_telemetry_decode_takes_and_dead_letters_what_the_general_one_does
 @given(st.lists(st.tuples(session_values(), _keys, st.booleans()), max_size=12))
 def test_quick_session_decode_takes_and_dead_letters_what_the_general_one_does(
         events: list[tuple[bytes | None, bytes | None, bool]]) -> None:
-    made = events_of(*map(list, zip(*events, strict=True))) if events else []
-    quick, general = both_ways(made, wifi_pb2.ClientSession, session_is_valid, SESSION_CODEC,
-                               GENERAL_SESSION)
+    quick, general = both_ways_of(events, wifi_pb2.ClientSession, session_is_valid, SESSION_CODEC,
+                                  GENERAL_SESSION)
     assert quick == general
 
 
