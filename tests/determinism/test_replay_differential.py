@@ -405,7 +405,8 @@ async def settle(outputs: Outputs, timeout_s: float, workers: Workers,
             caught_up_at = time.monotonic()
         assert time.monotonic() < deadline, (
             f"the services did not finish the input in time: behind: {behind}, not yet silent: {unsilenced}, "
-            f"outputs: { {t: len(r) for t, r in outputs.records.items()} }")
+            f"outputs: { {t: len(r) for t, r in outputs.records.items()} }\n"
+            + "\n".join(f"{w.argv[-1]}, its log's end:\n{w.log_tail(60)}" for w in running))
     assert caught_up_at is not None
     print(f"{outputs.prefix}: finished {time.monotonic() - caught_up_at:.1f} s after the catch-up")
     await outputs.poll(STATS_AFTER_SILENCE_S)
