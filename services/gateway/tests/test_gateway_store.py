@@ -728,7 +728,8 @@ def _state_records(draw: Any) -> list[Any]:
     for offset in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(["request", "request", "request", "request", "tombstone", "garbage"]))
         request_id = draw(st.sampled_from(["", "r1", "r2", "r3"]))
-        key = request_id.encode() if draw(st.booleans()) else draw(st.sampled_from([None, b"", b"r\xc3\xa9q"]))
+        others = st.sampled_from([None, b"", b"r\xc3\xa9q"])
+        key = request_id.encode() if draw(st.booleans()) else draw(others)
         if kind == "tombstone":
             records.append(_Record(offset, key, None))
             continue
