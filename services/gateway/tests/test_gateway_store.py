@@ -23,8 +23,9 @@ from gateway.adapters.history_store import (
     StoreLocked,
     _insert,
     _statement,
+    mark_of,
 )
-from gateway.adapters.rebuild import trail_batch
+from gateway.adapters.rebuild import decode_record, state_batch, trail_batch
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
     Known,
@@ -44,6 +45,7 @@ from gateway.core.history import (
 from gateway.core.views import Views
 from gateway_testing import incident
 from gateway_testing import service_request as _service_request
+from smartcity.codec import ProtoCodec
 from smartcity.request_rules import OPEN_STATUSES
 from smartcity.v1 import requests_pb2
 
@@ -711,4 +713,85 @@ def test_rows_inserted_many_per_statement_are_inserted_as_one_statement_per_row_
             )
         )
         db.close()
+    assert answers[0] == answers[1]
+
+
+STATES = TOPICS[1]
+
+
+@st.composite
+def _state_records(draw: Any) -> list[Any]:
+    """Records of one partition of the state topic: versions of a few requests (newer, older,
+    the same again; moved to another OPD or time; sealed, plaintext or no contact; histories),
+    tombstones, bytes that are no request."""
+    records = []
+    for offset in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["request", "request", "request", "request", "tombstone", "garbage"]))
+        request_id = draw(st.sampled_from(["", "r1", "r2", "r3"]))
+        others = st.sampled_from([None, b"", b"r\xc3\xa9q"])
+        key = request_id.encode() if draw(st.booleans()) else draw(others)
+        if kind == "tombstone":
+            records.append(_Record(offset, key, None))
+            continue
+        if kind == "garbage":
+            records.append(_Record(offset, key, b"\x0a\x05ab"))
+            continue
+        request = service_request(
+            request_id,
+            version=draw(st.integers(0, 5)),
+            status=draw(st.sampled_from([RS.REQUEST_STATUS_SUBMITTED, RS.REQUEST_STATUS_CLOSED])),
+            opd_code=draw(st.sampled_from(["DPMPTSP", "PUPR"])),
+            requested=draw(st.sampled_from([1_700_000_000.0, 1_700_000_000.123456789, 0.0])),
+            reporter=draw(st.booleans()),
+        )
+        request.updated_time.seconds = draw(st.integers(0, 3))
+        request.updated_time.nanos = draw(st.sampled_from([0, 1, 999_999_999]))
+        if draw(st.booleans()):
+            sealed(request, subject=draw(st.sampled_from(["subject-a", "subject-b"])))
+        for version in range(draw(st.integers(0, 2))):
+            request.history.add(version=version + 1, note="step")
+        records.append(_Record(offset, key, request.SerializeToString()))
+    return records
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_state_records(), min_size=1, max_size=3), min_size=1, max_size=3))
+def test_a_rebuild_writes_a_state_batch_as_the_decoded_requests_are_written(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[list[Any]]]
+) -> None:
+    """rebuild.state_batch + RequestHistory.write_states (rows made straight from the records,
+    one message parsed into again and again) against the general path (each record decoded,
+    then RequestHistory.write): batch after batch, the same rows, byte for byte, the same
+    counts, checkpoint and outcomes."""
+    answers = []
+    for fast in (True, False):
+        store = store_at(tmp_path_factory.mktemp("store") / "h.sqlite3")
+        history = RequestHistory(store, Views(), OPEN_STATUSES)
+        codec: ProtoCodec[Any] = ProtoCodec(StateRequest)
+        outcomes: Counter[str] = Counter()
+        for partitions in batches:
+            batch = [(TopicPartition(STATES, n), found) for n, found in enumerate(partitions)]
+            if fast:
+                arrivals, offsets, marks = state_batch(batch, outcomes)
+                history.write_states(arrivals, offsets, marks)
+                continue
+            records = []
+            for tp, found in batch:
+                for record in found:
+                    message = decode_record(codec, tp, record, outcomes)
+                    if message is not None or record.value is None:
+                        key = record.key.decode("utf-8", "replace") if record.key else ""
+                        records.append(HistoryRecord("requests", tp.partition, record.offset, key, message))
+            offsets = {(tp.topic, tp.partition): found[-1].offset + 1 for tp, found in batch if found}
+            marks = {(tp.topic, tp.partition): mark_of(found[-1]) for tp, found in batch if found}
+            history.write(records, offsets, True, marks)
+        answers.append(
+            (
+                store._r.execute("SELECT * FROM requests ORDER BY request_id").fetchall(),
+                store.counts(),
+                store._r.execute("SELECT * FROM offsets ORDER BY topic, partition").fetchall(),
+                +outcomes,
+            )
+        )
+        store.close()
     assert answers[0] == answers[1]

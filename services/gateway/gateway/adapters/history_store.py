@@ -493,6 +493,20 @@ class HistoryStore:
         with self._write_lock:
             self._commit(requests, known, events, incidents, offsets, bodies, marks or {})
 
+    def commit_rows(
+        self,
+        requests: RequestBatch,
+        offsets: Mapping[Partition, int],
+        marks: Mapping[Partition, str] | None = None,
+    ) -> None:
+        """One transaction, as `commit`, of a batch a rebuild read off the state topic: its
+        winners are `StateRow`s (the rows themselves, made from the records), each written
+        whole (an upsert: while rebuilding, the listing indexes are not there to spare)."""
+        upserts = [row for row in requests.winners.values() if row is not None]
+        deletes = [(request_id,) for request_id, row in requests.winners.items() if row is None]
+        with self._write_lock:
+            self._write(upserts, (), deletes, (), (), requests.count_deltas, offsets, marks or {})
+
     def _commit(  # noqa: PLR0917
         self,
         requests: RequestBatch,
@@ -503,52 +517,70 @@ class HistoryStore:
         bodies: Mapping[str, tuple[bytes, bytes | None, str | None]] | None,
         marks: Mapping[Partition, str],
     ) -> None:
+        upserts: list[Sequence[Any]] = []
+        updates: list[Sequence[Any]] = []
+        deletes: list[Sequence[Any]] = []
+        for request_id, request in requests.winners.items():
+            if request is None:
+                deletes.append((request_id,))
+                continue
+            body, contact, subject = bodies[request_id] if bodies is not None else stored_parts(request)
+            before = known.get(request_id)
+            if before is not None and before.placed_as(request):
+                updates.append(
+                    (
+                        request.version,
+                        int(request.status),
+                        subject,
+                        from_timestamp(request.updated_time),
+                        body,
+                        contact,
+                        request_id,
+                    )
+                )
+                continue
+            upserts.append(
+                (
+                    request_id,
+                    request.version,
+                    request.opd_code,
+                    request.category,
+                    int(request.status),
+                    request.submitted_by_client,
+                    listing_time(request),
+                    subject,
+                    from_timestamp(request.updated_time),
+                    body,
+                    contact,
+                )
+            )
+        self._write(upserts, updates, deletes, events, incidents, requests.count_deltas, offsets, marks)
+
+    def _write(  # noqa: PLR0917
+        self,
+        upserts: Sequence[Sequence[Any]],
+        updates: Sequence[Sequence[Any]],
+        deletes: Sequence[Sequence[Any]],
+        events: Sequence[tuple[str, str, bytes]],
+        incidents: Sequence[Any],
+        count_deltas: Mapping[CountKey, int],
+        offsets: Mapping[Partition, int],
+        marks: Mapping[Partition, str],
+    ) -> None:
+        """The transaction of a batch: rows in the requests table's column order (`upserts`),
+        `_UPDATE_REQUEST`'s parameters, ids to delete, trail rows, incidents, count moves and
+        the offsets read up to."""
         db = self._w
         began = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         self.lock_wait_s += time.perf_counter() - began
         try:
-            upserts, updates, deletes = [], [], []
-            for request_id, request in requests.winners.items():
-                if request is None:
-                    deletes.append((request_id,))
-                    continue
-                body, contact, subject = bodies[request_id] if bodies is not None else stored_parts(request)
-                before = known.get(request_id)
-                if before is not None and before.placed_as(request):
-                    updates.append(
-                        (
-                            request.version,
-                            int(request.status),
-                            subject,
-                            from_timestamp(request.updated_time),
-                            body,
-                            contact,
-                            request_id,
-                        )
-                    )
-                    continue
-                upserts.append(
-                    (
-                        request_id,
-                        request.version,
-                        request.opd_code,
-                        request.category,
-                        int(request.status),
-                        request.submitted_by_client,
-                        listing_time(request),
-                        subject,
-                        from_timestamp(request.updated_time),
-                        body,
-                        contact,
-                    )
-                )
             _insert(db, _INSERT_REQUEST, 11, upserts, _ON_CONFLICT_REQUEST)
             db.executemany(_UPDATE_REQUEST, updates)
             db.executemany("DELETE FROM requests WHERE request_id = ?", deletes)
             _insert(db, _INSERT_EVENT, 3, events)
             db.executemany(_UPSERT_INCIDENT, [_incident_row(i) for i in incidents])
-            deltas = [(*key, n) for key, n in requests.count_deltas.items() if n]
+            deltas = [(*key, n) for key, n in count_deltas.items() if n]
             if deltas:
                 db.executemany(_ADD_COUNT, deltas)
                 db.execute("DELETE FROM request_counts WHERE n = 0")

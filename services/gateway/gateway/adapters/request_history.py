@@ -27,6 +27,7 @@ from gateway.core.history import (
     RequestBatch,
     RequestCounts,
     RequestFilter,
+    StateRow,
     StoredEvent,
     TrailRow,
     event_key,
@@ -136,6 +137,21 @@ class RequestHistory:
             for request_id, key, event in trail
         ]
         self.store.commit(batch, known, events, incidents, offsets, bodies=bodies, marks=marks)
+        return batch
+
+    def write_states(
+        self,
+        arrivals: list[tuple[str, StateRow | None]],
+        offsets: dict[Partition, int],
+        marks: dict[Partition, str] | None = None,
+    ) -> RequestBatch:
+        """Writes one batch of the state topic read by a rebuild (`rebuild.state_batch` made
+        its rows straight from the records: (request id, row or None for a tombstone), in
+        arrival order) with the offsets it was read up to, in one transaction: planned as
+        `write` plans requests, so the store ends as `write` of the decoded records leaves it."""
+        known = self.store.known({request_id for request_id, _ in arrivals})
+        batch = plan_requests(arrivals, known)
+        self.store.commit_rows(batch, offsets, marks)
         return batch
 
     def write_trail(

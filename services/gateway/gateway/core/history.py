@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as _ProtobufDecodeError
@@ -261,6 +261,24 @@ StateRequest = _SLIM["StateRequest"]
 TrailEvent = _SLIM["TrailEvent"]
 # A trail row: (request id, event key, stored event bytes), as HistoryStore.commit takes it.
 TrailRow = tuple[str, str, bytes]
+
+
+class StateRow(NamedTuple):
+    """A request as a rebuild reads it off the state topic: its row of the store's requests
+    table, column for column, made straight from the record (rebuild.state_batch). It has the
+    attributes `plan_requests` and `count_key` read of a request, so it is planned as one."""
+
+    request_id: str
+    version: int
+    opd_code: str
+    category: str
+    status: int
+    submitted_by_client: str
+    listing_time: float
+    subject_id: str | None
+    updated_time: float
+    body: bytes  # `stored_request` of the request: no contact fields
+    contact: bytes | None  # the sealed contact as the topic carried it
 
 
 # What parsing bytes that are no event raises (upb: DecodeError; other protobuf runtimes also
