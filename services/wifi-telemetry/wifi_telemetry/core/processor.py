@@ -498,6 +498,7 @@ class SiteProcessor:
         result = TelemetryResult(offer.outcome, state, offer.changes, offer.reboots, offer.skipped_gaps,
                                  offer.rx_bytes, offer.tx_bytes)
         if offer.outcome is Arrival.DUPLICATE:
+            self._mend_index(state, partition)
             return result
         if known is None:
             self._moved(state, None, partition)
@@ -519,6 +520,19 @@ class SiteProcessor:
             self._update_site(state, offer.retired, offer.peak_minutes, partition)
         self._write_ap(state, partition)
         return result
+
+    def _mend_index(self, state: AccessPointState, partition: int) -> None:
+        """A heartbeat replayed after a crash whose site record survived and whose index record
+        (written after it) did not: the index is written again, else the AP would stay found
+        only through its site until the site's next read (`load_ap` would not find it)."""
+        ap_id = state.ap_id
+        if ap_id in self._unwritten_index or ap_id in self._legacy:
+            return
+        index = self.store.get(index_key(ap_id))
+        if index is None or str(index["s"]) != state.site_id:
+            self._unwritten_index[ap_id] = (state.site_id, partition)
+            if not self.write_behind:
+                self._write_extras(None)
 
     def _update_site(self, state: AccessPointState, retired: dict[str, list[int]],
                      peak_minutes: set[str], partition: int) -> None:
