@@ -154,6 +154,36 @@ def extract_context(headers: HeadersIn) -> Context:
     return propagate.get_global_textmap().extract(_as_pairs(headers), getter=_HeadersGetter())
 
 
+class _Extracted:
+    """The contexts of the last headers read back (`_extracted`), for one propagator."""
+
+    __slots__ = ("contexts", "propagator")
+
+    def __init__(self) -> None:
+        self.propagator: TextMapPropagator | None = None
+        self.contexts: dict[tuple[tuple[str, bytes | None], ...], Context] = {}
+
+
+_extracted_cache = _Extracted()
+_EXTRACTED_KEPT = 64
+
+
+def _extracted(headers: Sequence[tuple[str, bytes | None]]) -> Context:
+    """`extract_context` of a record's headers, remembered for the next records with the same
+    headers: the outputs of one batch of another service, spread over partitions and topics,
+    carry one context, and extracting it cost the gateway a fiftieth of its CPU per submit.
+    (An extracted context is immutable; a new global propagator starts afresh.)"""
+    cache = _extracted_cache
+    propagator = propagate.get_global_textmap()
+    if cache.propagator is not propagator or len(cache.contexts) >= _EXTRACTED_KEPT:
+        cache.propagator, cache.contexts = propagator, {}
+    key = tuple(headers)
+    context = cache.contexts.get(key)
+    if context is None:
+        context = cache.contexts[key] = extract_context(key)
+    return context
+
+
 def is_traced(context: Context) -> bool:
     """Whether an extracted context holds a valid span context (a trace came with it)."""
     return trace.get_current_span(context).get_span_context().is_valid
@@ -290,7 +320,7 @@ def traced_runs(records: Sequence[Any], *, group: str | None = None) -> Iterator
             end += 1
         run = records[start:end]
         start = end
-        parent = extract_context(headers) if headers else None
+        parent = _extracted(headers) if headers else None
         if parent is None or not is_traced(parent):
             yield from run
             continue
