@@ -79,17 +79,6 @@ def make_consumer(settings: PlatformSettings, *topics: str, group_id: str | None
     return AIOKafkaConsumer(*topics, **(config | overrides))
 
 
-def hold_fetches(consumer: AIOKafkaConsumer, max_wait_ms: int, min_bytes: int) -> None:
-    """How long the broker holds the consumer's next fetches, and for how many bytes. aiokafka
-    has no public setter: where its fetcher lacks these attributes, nothing changes (the
-    consumer keeps the wait it was made with)."""
-    fetcher: Any = getattr(consumer, "_fetcher", None)
-    held = ("_fetch_max_wait_ms", "_fetch_min_bytes")
-    if fetcher is not None and all(hasattr(fetcher, name) for name in held):
-        fetcher._fetch_max_wait_ms = max_wait_ms
-        fetcher._fetch_min_bytes = min_bytes
-
-
 class KafkaAuthenticationError(RuntimeError):
     """The broker refused the client's credentials or TLS setup: retrying will not help."""
 

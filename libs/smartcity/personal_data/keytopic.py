@@ -22,7 +22,7 @@ from aiokafka.structs import TopicPartition
 
 from smartcity import topic_names
 from smartcity.codec import DecodeError, ProtoCodec
-from smartcity.kafka import hold_fetches, make_consumer, make_producer
+from smartcity.kafka import make_consumer, make_producer
 from smartcity.personal_data.keystore import DataKeyStore, kek_check_subject, record_key
 from smartcity.settings import PlatformSettings
 from smartcity.topics import load_catalogue
@@ -143,7 +143,7 @@ class DataKeyTopic:
         while True:
             read = await self._read_batch(self._consumer)
             if self._follow_wait_ms is not None:
-                hold_fetches(self._consumer, *((self._follow_wait_ms, _FOLLOW_MIN_BYTES) if read else
+                _hold_fetches(self._consumer, *((self._follow_wait_ms, _FOLLOW_MIN_BYTES) if read else
                                                 (_IDLE_WAIT_MS, 1)))
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -217,3 +217,14 @@ class DataKeyTopic:
                 await self.touch()
             except Exception as exc:  # the next round retries; compaction only waits longer
                 log.warning("could not rewrite the kek-check on %s: %r", self.topic, exc)
+
+
+def _hold_fetches(consumer: AIOKafkaConsumer, max_wait_ms: int, min_bytes: int) -> None:
+    """How long the broker holds the consumer's next fetches, and for how many bytes. aiokafka
+    has no public setter: where its fetcher lacks these attributes, nothing changes (the
+    follower gathers with its configured wait, as before)."""
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    held = ("_fetch_max_wait_ms", "_fetch_min_bytes")
+    if fetcher is not None and all(hasattr(fetcher, name) for name in held):
+        fetcher._fetch_max_wait_ms = max_wait_ms
+        fetcher._fetch_min_bytes = min_bytes

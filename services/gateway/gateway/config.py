@@ -88,12 +88,6 @@ class GatewayConfig:
     # replicas' keys, and one fetch per key (200/s at 200 submits/s) costs more than the rest of
     # the follower. A key reaches the other replicas up to this much later.
     data_key_follow_wait_ms: int = 20
-    # Live, after a fetch that brought records the broker holds the projector's next fetch up
-    # to this long, gathering what comes meanwhile into one batch (one store commit); after an
-    # empty one it answers at the first record. Each fetch lists every partition the gateway
-    # reads, and each batch is a commit: per submit they weighed more than the records. A
-    # submit's outcome may reach its caller up to this much later. 0: every fetch answered at once.
-    views_gather_ms: int = 5
     shutdown_grace_s: float = 10.0
     # Connection lifetime: without it a watch stream stays on the replica it first reached, and
     # replicas added by a scale-out get no watchers. gRPC core adds +-10 % jitter to the age.
@@ -173,8 +167,6 @@ class GatewayConfig:
             raise SettingsError(
                 f"GATEWAY_DATA_KEY_FOLLOW_WAIT_MS must be >= 0, got {self.data_key_follow_wait_ms}"
             )
-        if self.views_gather_ms < 0:
-            raise SettingsError(f"GATEWAY_VIEWS_GATHER_MS must be >= 0, got {self.views_gather_ms}")
         if self.rebuild_workers < 0:
             raise SettingsError(f"GATEWAY_REBUILD_WORKERS must be >= 0, got {self.rebuild_workers}")
         if self.store_path in (Path(""), Path(".")) or self.store_path.is_dir():
@@ -208,7 +200,6 @@ ENV_VARIABLES = {
     "store_check_at_open_mib": "GATEWAY_STORE_CHECK_AT_OPEN_MIB",
     "rebuild_workers": "GATEWAY_REBUILD_WORKERS",
     "data_key_follow_wait_ms": "GATEWAY_DATA_KEY_FOLLOW_WAIT_MS",
-    "views_gather_ms": "GATEWAY_VIEWS_GATHER_MS",
     "shutdown_grace_s": "GATEWAY_SHUTDOWN_GRACE_S",
     "max_connection_age_s": "GATEWAY_MAX_CONNECTION_AGE_S",
     "max_connection_age_grace_s": "GATEWAY_MAX_CONNECTION_AGE_GRACE_S",

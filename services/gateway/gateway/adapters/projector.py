@@ -36,7 +36,7 @@ from gateway.adapters.request_history import HistoryRecord, RequestHistory
 from gateway.core.history import RequestBatch
 from gateway.core.views import Change, Views
 from smartcity.codec import ProtoCodec
-from smartcity.kafka import client_security, hold_fetches, make_consumer
+from smartcity.kafka import client_security, make_consumer
 from smartcity.settings import PlatformSettings
 from smartcity.topics import admin_client, load_catalogue
 from smartcity.tracing import traced_runs
@@ -74,10 +74,6 @@ _INLINE_RECORDS = 50
 # Live commits between two copies of the store's log into its file (on a thread).
 _COMMITS_PER_LOG_COPY = 100
 _PROGRESS_LOG_S = 10.0
-# While gathering: more than a live fetch ever holds, so the gather time decides.
-_GATHER_MIN_BYTES = 1024 * 1024
-# The consumer's own wait (aiokafka's default): an idle fetch is answered at the first record.
-_IDLE_WAIT_MS = 500
 # The longest the start waits to read again the last record the store read of each partition.
 _PROBE_TIMEOUT_S = 10.0
 # Request records to read before a rebuild is worth worker processes (each costs a second or
@@ -105,12 +101,8 @@ class Projector:
         on_event: OnEvent,
         *,
         rebuild_workers: int = 0,
-        gather_ms: int = 0,
     ) -> None:
         self._settings = settings
-        # Live: how long the broker holds a fetch after one that brought records (0: never).
-        self._gather_ms = gather_ms
-        self._gathering = False
         # Worker processes for a rebuild from the beginning (0: this process reads everything).
         self._rebuild_workers = rebuild_workers
         self._parallel: asyncio.Task[None] | None = None
@@ -408,8 +400,6 @@ class Projector:
             batch = await self._consumer.getmany(
                 timeout_ms=500, max_records=_MAX_BATCH if live else _REBUILD_BATCH
             )
-            if live and self._gather_ms:
-                self._gather_while_records_come(bool(batch))
             self._applying = True
             try:
                 changes, events, stored, offsets, marks = self._apply_batch(batch, live)
@@ -452,19 +442,6 @@ class Projector:
                 await self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()
-
-    def _gather_while_records_come(self, came: bool) -> None:
-        """While records come, the broker holds each fetch up to the gather time (records that
-        come meanwhile make one batch); once a fetch comes back empty, it answers at the first
-        record again (an idle gateway fetches twice a second, not 200 times)."""
-        if came == self._gathering:
-            return
-        self._gathering = came
-        assert self._consumer is not None
-        if came:
-            hold_fetches(self._consumer, self._gather_ms, _GATHER_MIN_BYTES)
-        else:
-            hold_fetches(self._consumer, _IDLE_WAIT_MS, 1)
 
     def _copy_log_now_and_then(self) -> None:
         """Every so many live commits, the store's log is copied into its file on a thread (the

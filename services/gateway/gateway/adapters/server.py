@@ -123,7 +123,6 @@ class Gateway:
             self._route_change,
             self.bus.on_event,
             rebuild_workers=config.rebuild_workers,
-            gather_ms=config.views_gather_ms,
         )
         self.api.catch_up = self._read_requests_up_to_now
         self.api.not_ready_reason = lambda: self.projector.catching_up
