@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, errors
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from smartcity.partitioning import KeyPartitioner
 from smartcity.settings import KafkaSecurity, PlatformSettings
 
 
@@ -55,6 +56,7 @@ def producer_config(settings: PlatformSettings) -> dict[str, Any]:
         "enable_idempotence": True,
         "linger_ms": 5,
         "compression_type": None,
+        "partitioner": KeyPartitioner(),
     }
 
 

@@ -247,3 +247,35 @@ def test_a_process_that_exports_nothing_records_no_span_but_carries_the_trace_on
             assert carried.trace_id == incoming.get_span_context().trace_id  # the same trace...
             assert carried.span_id == span.get_span_context().span_id  # ...through this span
             assert carried.trace_flags.sampled is recording
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parent=st.one_of(
+    st.none(),
+    st.builds(lambda trace_id, span_id, flags, remote, state: trace.SpanContext(
+        trace_id, span_id, is_remote=remote, trace_flags=trace.TraceFlags(flags),
+        trace_state=trace.TraceState(state)),
+        st.integers(0, 2**128 - 1), st.integers(0, 2**64 - 1), st.integers(0, 255), st.booleans(),
+        st.lists(st.tuples(st.sampled_from(["vendor", "other@tenant", "x"]),
+                           st.sampled_from(["1", "abc", "z-9"])), max_size=3, unique_by=lambda kv: kv[0]))))
+def test_a_quiet_process_makes_the_span_the_sdk_makes_when_it_samples_nothing(
+        monkeypatch: pytest.MonkeyPatch, parent: trace.SpanContext | None) -> None:
+    # The shortcut (spans made directly while nothing is exported) against the SDK's tracer under
+    # ALWAYS_OFF, the general path: same trace, flags, state and remoteness; a new valid span id.
+    from smartcity.settings import PlatformSettings
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trace, "set_tracer_provider", lambda provider: None)
+        quiet = tracing.setup_tracing(PlatformSettings("quiet-service"))
+        patch.setattr(trace, "get_tracer_provider", lambda: quiet)
+        context = None if parent is None else trace.set_span_in_context(trace.NonRecordingSpan(parent))
+        ours = tracing._unsampled_span(context)
+        theirs = quiet.get_tracer("reference").start_span("reference", context=context)
+    assert ours is not None and not ours.is_recording()
+    mine, sdk = ours.get_span_context(), theirs.get_span_context()
+    assert (mine.trace_id == sdk.trace_id) is (parent is not None and parent.is_valid)
+    assert (mine.is_valid, mine.is_remote, mine.trace_flags, mine.trace_state) == (
+        sdk.is_valid, sdk.is_remote, sdk.trace_flags, sdk.trace_state)
+    assert mine.span_id != 0
+    # Once the process's provider is not the quiet one (one that exports), the SDK decides again.
+    assert tracing._unsampled_span(context) is None

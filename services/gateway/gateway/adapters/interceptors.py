@@ -181,8 +181,7 @@ class _Call:
 
     def record(self) -> None:
         set_rpc_status(self.code, self.message)
-        metrics.RPCS.labels(self.method, self.code).inc()
-        metrics.RPC_LATENCY.labels(self.method, self.code).observe(time.perf_counter() - self._start)
+        metrics.count_rpc(self.method, self.code, time.perf_counter() - self._start)
 
 
 def status_details(error: ApiError) -> tuple[tuple[str, bytes], ...]:
