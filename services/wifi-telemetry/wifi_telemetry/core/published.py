@@ -118,6 +118,27 @@ def site_windows(site: SiteState, views: Mapping[str, ApView], window: str, late
     return sorted((k for k in keys if kept_for(k, now, lateness_s)), key=lambda k: split_bucket_key(k)[1])
 
 
+def kept_windows(site: SiteState, views: Mapping[str, ApView], lateness_s: float) -> dict[str, list[str]]:
+    """`site_windows` of every window size at once (name -> keys, oldest first): the keys of the
+    site and of its APs' buckets gathered in one set (a set update per AP, in C), then split by
+    size, instead of one scan of every AP's buckets per size."""
+    keys = site.windows()
+    now = 0.0
+    for view in views.values():
+        state = view.state
+        keys.update(state.buckets)
+        seen = state.last_seen or 0.0
+        now = max(now, seen)
+    by_size: dict[str, list[tuple[int, str]]] = {window: [] for window in WINDOW_SIZES}
+    for key in keys:
+        if kept_for(key, now, lateness_s):
+            window, start = split_bucket_key(key)
+            starts = by_size.get(window)
+            if starts is not None:
+                starts.append((start, key))
+    return {window: [key for _, key in sorted(found)] for window, found in by_size.items()}
+
+
 def site_stats(site: SiteState, views: Mapping[str, ApView], key: str, unique_users: int,
                sessions_started: int) -> SiteStats:
     """The statistics of window `key` of a site from its state and its APs' views."""
