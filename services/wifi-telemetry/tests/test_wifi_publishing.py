@@ -19,7 +19,14 @@ from wifi_telemetry.config import HealthConfig, WifiConfig
 from wifi_telemetry.core import publishing
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.processor import CONNECT, SessionEvent, SiteProcessor, stored_ids
-from wifi_telemetry.core.published import ApView, ap_view, change_view, kept_windows, site_windows
+from wifi_telemetry.core.published import (
+    ApView,
+    SiteStatsCache,
+    ap_view,
+    change_view,
+    kept_windows,
+    site_windows,
+)
 from wifi_telemetry.core.publishing import Publisher, TickOutput
 
 T0 = datetime(2025, 11, 28, 16, 58, tzinfo=UTC).timestamp()  # 23:58 WIB: the day turns during a run
@@ -165,7 +172,7 @@ def _fails_somewhere() -> bool:
 
 
 @pytest.mark.parametrize("broken", ["no silence marks", "no moved-AP sites", "no look after a flip",
-                                    "deadline on the moment"])
+                                    "deadline on the moment", "newest window not made"])
 def test_the_comparison_fails_when_the_shortcut_is_broken(broken: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     if broken == "no silence marks":  # a site whose AP fell silent is not looked at
@@ -188,6 +195,13 @@ def test_the_comparison_fails_when_the_shortcut_is_broken(broken: str,
             return tick(self, now, live, *args)
 
         monkeypatch.setattr(Publisher, "tick", tick_without_flip)
+    elif broken == "newest window not made":  # only the windows noted: the site's "now" goes stale
+        stats = SiteStatsCache.stats
+
+        def stats_of_noted(self: SiteStatsCache, *args: Any, always: set[str] | None = None) -> Any:
+            return stats(self, *args, always=None if always is None else set())
+
+        monkeypatch.setattr(SiteStatsCache, "stats", stats_of_noted)
     else:
         monkeypatch.setattr(publishing, "DEADLINE_EARLY_S", 0.0)
     assert _fails_somewhere()

@@ -14,8 +14,11 @@ processor notes per site; the views change otherwise only when an AP's silence b
 then its status is due (its deadline is that moment) and says so. So a site neither named by
 the processor nor holding an AP whose published health or silence moved since the last pass
 would publish nothing in a pass over every site (`changed_stats` finds nothing changed), and
-is not looked at. A site listing an AP that now reports for another site (it moved) sees that
-AP's silence without being named: such sites are looked at on every pass.
+is not looked at. Within a site looked at, only the windows the processor noted, and the newest
+of each size (it also says what the site is now), are made again and compared: the others'
+numbers are those they had when last compared. A site listing an AP that now reports for
+another site (it moved) sees that AP's silence without being named: such sites are looked at on
+every pass.
 
 Every AP and every site is looked at (a full pass, the way before) only when the deadlines may
 not hold: after a rebalance (`generation`), once the processor read its records again
@@ -45,7 +48,7 @@ from wifi_telemetry.core.published import (
     changed_stats,
     kept_windows,
 )
-from wifi_telemetry.core.windows import SESSIONS, USERS
+from wifi_telemetry.core.windows import SESSIONS, USERS, split_bucket_key
 
 # A deadline is set this much before the moment it is for: a status is due when
 # `now - published >= interval` or silent when `now - seen > tolerance`, the deadline pops when
@@ -237,14 +240,19 @@ class Publisher:
         if site is None:
             return 0, []
         keys = kept_windows(site, site_views, self.config.allowed_lateness_s)
+        # The shortcut makes only the windows that changed and the newest of each size (the
+        # others would publish nothing); the reference makes every kept window, as before.
+        always = {window_keys[-1] for window_keys in keys.values() if window_keys}
         current = self.stats_cache.stats(
             site, site_views, [key for window, _ in WINDOWS for key in keys[window]],
-            None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
+            None if changes is None else changes.get(site_id), self._distinct_counts(site_id),
+            always=always if self.incremental else None)
         kept, due = len(current), []
         for window, _ in WINDOWS:
             window_keys = keys[window]
             window_stats, current = current[:len(window_keys)], current[len(window_keys):]
-            due.extend(changed_stats(self.published.stats.setdefault((site_id, window), {}), window_stats))
+            said = self.published.stats.setdefault((site_id, window), {})
+            due.extend(changed_stats(said, window_stats, [split_bucket_key(key)[1] for key in window_keys]))
         return kept, due
 
     def _distinct_counts(self, site_id: str) -> Callable[[str], tuple[int, int]]:
