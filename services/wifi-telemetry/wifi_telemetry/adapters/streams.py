@@ -83,7 +83,7 @@ from wifi_telemetry.core.processor import (
     stored_ids,
     write_rank,
 )
-from wifi_telemetry.core.published import ApView, change_view
+from wifi_telemetry.core.published import ApView, change_view, view_as_of_now
 from wifi_telemetry.core.publishing import Publisher
 
 log = logging.getLogger(__name__)
@@ -548,14 +548,13 @@ class WifiTelemetryService(StreamService):
         owned = self._owned_partitions()
         out = self.publisher.tick(now, self.caught_up(), owned, self.app.consumer_generation_id,
                                   lambda: self._record_ids(owned))
-        # Encoded before the first send: the states go on taking readings while they are sent.
-        statuses = [(view.state.ap_id, status_proto(view, now).SerializeToString(deterministic=True))
-                    for view in out.statuses]
+        # The statistics are numbers, encoded before the first send; a status is encoded at its
+        # send (below): the states go on taking readings while the pass's messages are sent.
         stats = [(s.key, site_stats_proto(s, now).SerializeToString(deterministic=True)) for s in out.stats]
         if out.stats_pass:
             metrics.set_site_gauges(out.gauge_views)
         took = time.monotonic() - started
-        await self._send_all(self.status_out.get_topic_name(), topic_names.WIFI_AP_STATUS, statuses)
+        await self._send_statuses(out.statuses, now)
         if not out.stats_pass:
             return
         await self._send_all(self.stats_out.get_topic_name(), topic_names.WIFI_SITE_STATS, stats)
@@ -564,6 +563,21 @@ class WifiTelemetryService(StreamService):
                      "a site), %d made again, %d published", took,
                      "every site" if out.full else "changed sites", out.sites, out.windows, out.widest,
                      out.made, len(stats))
+
+    async def _send_statuses(self, views: Sequence[ApView], now: float) -> None:
+        """Sends a pass's statuses in one producer span. A view whose state took readings since
+        (while earlier ones were being sent) is made again first: a batch may meanwhile have
+        published the AP's newer status, which an older one sent after it would overwrite."""
+        topic, model = self.status_out.get_topic_name(), self.processor.model
+        clock = now if self.publisher.live else None
+        with producer_span(topic) as headers:
+            for built in views:
+                view = view_as_of_now(model, built, clock)
+                if view is not built:
+                    self.publisher.record_status(view, now)
+                value = status_proto(view, now).SerializeToString(deterministic=True)
+                await send_record(self.app, topic, view.state.ap_id.encode(), value, headers=headers)
+        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc(len(views))
 
     async def _send_all(self, topic: str, name: str, records: Sequence[tuple[str, bytes]]) -> None:
         """Sends a pass's records of one topic in one producer span (not one per message)."""

@@ -26,8 +26,8 @@ not hold: after a rebalance (`generation`), once the processor read its records 
 up does silence show, and only then are silences scheduled). `incremental=False` makes every
 stats pass a full one: the reference the property tests hold the shortcut to, output for output.
 
-Everything here is synchronous: the caller encodes what a tick returns before its first send,
-so no batch applied while the messages are being sent can change what they say.
+Everything here is synchronous: what a tick returns is of the state at the tick. The caller
+sends it afterwards, a status made again (and recorded again) if its AP took readings meanwhile.
 """
 
 from __future__ import annotations
