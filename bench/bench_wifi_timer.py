@@ -8,8 +8,9 @@ time over `--minutes`, some client sessions) in one `SiteProcessor`, then, for e
 changed sites, repeats: one new reading for every AP of that many sites, then one stats pass
 (`Publisher.tick`), in three ways on the same state, one after the other:
 
-    full, as before   every AP and site, each site's windows found size by size (`site_windows`,
-                      the code before this bench): the in-run ceiling the others are judged by
+    full, as before   every AP and site, each site's windows found size by size (`site_windows`),
+                      availability without its never-down shortcut (`Availability._ratio`): the
+                      code before this bench, the in-run ceiling the others are judged by
     full              every AP and site, the windows of every size found at once (`kept_windows`)
     incremental       the APs due and the sites changed (core/publishing.py)
 
@@ -31,6 +32,7 @@ from typing import Any
 
 from benchkit import print_figures  # a sibling module (bench/ is on sys.path)
 
+from smartcity.health import Availability
 from wifi_telemetry.config import WINDOWS, HealthConfig, WifiConfig
 from wifi_telemetry.core import publishing
 from wifi_telemetry.core.domain import Sample
@@ -40,6 +42,7 @@ from wifi_telemetry.core.publishing import Publisher
 from wifi_telemetry.core.windows import SiteState
 
 T0 = 1_764_000_000.0
+RATIO = Availability.ratio
 OWNED = {0}
 
 
@@ -85,7 +88,7 @@ class City:
 
 
 def one_pass(city: City, publisher: Publisher, changed: int, *, incremental: bool,
-             windows: Callable[..., dict[str, list[str]]]) -> tuple[float, int, int]:
+             windows: Callable[..., dict[str, list[str]]], before: bool = False) -> tuple[float, int, int]:
     """New readings for `changed` sites, then one stats pass: (CPU s, statuses, statistics)."""
     city.t += 5.0
     for site in city.sites[:changed]:
@@ -93,11 +96,14 @@ def one_pass(city: City, publisher: Publisher, changed: int, *, incremental: boo
     city.processor.flush()
     publisher.incremental = incremental
     publishing.kept_windows = windows  # type: ignore[attr-defined]
+    if before:  # availability without its never-down shortcut, as before
+        Availability.ratio = Availability._ratio  # type: ignore[method-assign]
     now = city.t + 1.0
     started = time.process_time()
     out = publisher.tick(now, True, OWNED, 1, city.all_ids)
     took = time.process_time() - started
     publishing.kept_windows = kept_windows  # type: ignore[attr-defined]
+    Availability.ratio = RATIO  # type: ignore[method-assign]
     assert out.stats_pass
     return took, len(out.statuses), len(out.stats)
 
@@ -118,7 +124,7 @@ def main() -> None:
     publisher = Publisher(city.processor.config, city.processor)
     one_pass(city, publisher, len(city.sites), incremental=False, windows=kept_windows)  # all published once
     ways: dict[str, dict[str, Any]] = {
-        "full_before": {"incremental": False, "windows": windows_size_by_size},
+        "full_before": {"incremental": False, "windows": windows_size_by_size, "before": True},
         "full": {"incremental": False, "windows": kept_windows},
         "incremental": {"incremental": True, "windows": kept_windows},
     }

@@ -266,11 +266,16 @@ class Availability:
 
     def ratio(self, now: float, window_s: float) -> float:
         """Up time / observed time over [now - window, now]; 1.0 before anything was seen."""
+        changes = self.changes
+        if len(changes) < 2 and not (changes and changes[0][1]):
+            return 1.0  # never down (most devices): no down time in any window, as `_ratio` finds
+        return self._ratio(now, window_s)
+
+    def _ratio(self, now: float, window_s: float) -> float:
+        """`ratio` the general way."""
         if self.first_seen is None:
             return 1.0
         changes = self.changes
-        if len(changes) < 2 and not (changes and changes[0][1]):
-            return 1.0  # never down (most devices): no down time in any window, as computed below
         start = max(now - window_s, self.first_seen)
         if now <= start:
             return 1.0 if not self._down_at(now) else 0.0
