@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wifi_telemetry.adapters.messages import site_stats_proto, status_proto
@@ -149,6 +149,7 @@ def _equal(step: int, quick: dict[str, Any], full: dict[str, Any]) -> None:
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10_000))
+@example(seed=1057)  # a moved AP's stale copy in its old site's record, published after a re-read
 def test_the_shortcut_publishes_what_a_pass_over_everything_publishes(seed: int) -> None:
     _run(seed, 160, _equal)
 
