@@ -266,12 +266,19 @@ class Availability:
 
     def ratio(self, now: float, window_s: float) -> float:
         """Up time / observed time over [now - window, now]; 1.0 before anything was seen."""
+        changes = self.changes
+        if len(changes) < 2 and not (changes and changes[0][1]):
+            return 1.0  # never down (most devices): no down time in any window, as `_ratio` finds
+        return self._ratio(now, window_s)
+
+    def _ratio(self, now: float, window_s: float) -> float:
+        """`ratio` the general way."""
         if self.first_seen is None:
             return 1.0
+        changes = self.changes
         start = max(now - window_s, self.first_seen)
         if now <= start:
             return 1.0 if not self._down_at(now) else 0.0
-        changes = self.changes
         # Only the points from the one in force at `start` to the last before `now` can add
         # down time (a segment that ends before the window adds none).
         before_now = bisect_left(changes, now, key=_time)

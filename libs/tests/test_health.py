@@ -168,7 +168,7 @@ def scanned_ratio(availability: Availability, now: float, window_s: float) -> fl
        st.floats(-3600, 8 * 86400), st.sampled_from([3600.0, 86400.0, 7 * 86400.0, 0.0]))
 def test_the_ratio_over_a_window_equals_a_scan_of_every_change(
         changes: list[tuple[float, bool]], now: float, window_s: float) -> None:
-    """Few points: walked, to the last bit."""
+    """Few points: walked, to the last bit (none or one up point: the never-down shortcut)."""
     availability = Availability()
     for at, down in sorted(changes):
         availability.record(at, Health.CRITICAL if down else Health.OK)

@@ -456,6 +456,17 @@ def test_an_ap_that_moves_to_another_site_carries_on_whichever_site_is_read_firs
             late.site_state(site_id)
         state = late.ap_state("ap-1")
         assert state is not None and state.last_seq == 2 and state.site_id == "alun-alun"
+    # Only the site it left read (another AP of it reported): the copy there is not taken for
+    # the AP's state, neither to publish nor to apply a reading for a third site to.
+    stale = SiteProcessor(WifiConfig(), store, write_behind=True)
+    stale.on_telemetry(tele("ap-2", 2, T0 + 20, site="pasar"))
+    state = stale.ap_state("ap-1")
+    assert state is not None and state.last_seq == 2 and state.site_id == "alun-alun"
+    stale = SiteProcessor(WifiConfig(), store, write_behind=True)
+    stale.site_state("pasar")
+    result = stale.on_telemetry(tele("ap-1", 3, T0 + 20, site="taman"))
+    assert result.outcome.name == "APPLIED" and result.state.last_seq == 3
+    assert result.state.first_seen == T0 and result.skipped_gaps == 0
 
 
 @settings(max_examples=60, deadline=None)

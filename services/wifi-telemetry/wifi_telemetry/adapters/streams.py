@@ -14,7 +14,8 @@
                                                            table "state": one changelog
                                                            record per changed site (its APs
                                                            inside) and shard per batch
-                       timer: AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
+                       timer (core/publishing.py: the APs due, the sites changed since its last pass):
+                              AccessPointStatus on change / cadence / silence ─► wifi.ap-status.v1
                               SiteWifiStats when changed                      ─► wifi.site-stats.v1
 
 Why by site: site statistics combine the APs of a site, and a Faust table is partitioned like
@@ -38,8 +39,7 @@ import logging
 import math
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ from opentelemetry import trace
 
 from smartcity import topic_names
 from smartcity.codec import ProtoCodec
-from smartcity.deadlines import Deadlines
 from smartcity.headers import header_value, headers_of
 from smartcity.ordering import Arrival
 from smartcity.settings import PlatformSettings
@@ -58,7 +57,7 @@ from smartcity.streams.batches import TableWriter, event_batches, span_links
 from smartcity.streams.dead_letters import Accepted, source_record, trace_context_of
 from smartcity.streams.sending import send_record
 from smartcity.topics import load_catalogue
-from smartcity.tracing import Headers, inject_headers, producer_span
+from smartcity.tracing import inject_headers, producer_span
 from smartcity.v1 import wifi_pb2
 from wifi_telemetry.adapters import metrics
 from wifi_telemetry.adapters.messages import (
@@ -74,7 +73,7 @@ from wifi_telemetry.adapters.messages import (
     telemetry_is_valid,
 )
 from wifi_telemetry.adapters.state_codec import STATE_CODEC, use_state_codec
-from wifi_telemetry.config import WINDOWS, WifiConfig
+from wifi_telemetry.config import WifiConfig
 from wifi_telemetry.core.domain import Sample
 from wifi_telemetry.core.privacy import client_hash_problem
 from wifi_telemetry.core.processor import (
@@ -84,19 +83,8 @@ from wifi_telemetry.core.processor import (
     stored_ids,
     write_rank,
 )
-from wifi_telemetry.core.published import (
-    ApView,
-    Said,
-    SiteStats,
-    SiteStatsCache,
-    WindowChanges,
-    ap_view,
-    change_view,
-    changed_stats,
-    site_windows,
-    view_as_of_now,
-)
-from wifi_telemetry.core.windows import SESSIONS, USERS
+from wifi_telemetry.core.published import ApView, change_view, view_as_of_now
+from wifi_telemetry.core.publishing import Publisher
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("wifi_telemetry")
@@ -269,18 +257,6 @@ class _Tally:
 _TELEMETRY_OUTCOME = {arrival: ("telemetry", str(arrival)) for arrival in Arrival}
 
 
-@dataclass
-class _Published:
-    """What was last published, to publish changes only (memory: a restart republishes all)."""
-
-    # ap_id -> (health, silent, last seq, when): what the AP's last status said.
-    health: dict[str, tuple[int, bool, int | None, float]] = field(default_factory=dict)
-    # (site, window) -> window start -> what its statistics said (per site and window, so a
-    # site's pass looks at its own windows, not at every site's).
-    stats: dict[tuple[str, str], dict[int, Said]] = field(default_factory=dict)
-    stats_at: float = 0.0
-
-
 class WifiTelemetryService(StreamService):
     """The app, its topics, the state table, five agents and the publishing timer."""
 
@@ -321,14 +297,8 @@ class WifiTelemetryService(StreamService):
         self.writer = TableWriter(self.table, rank=write_rank)
         self.processor = SiteProcessor(config, self.writer, write_behind=True)
         self._generation = -1
-        self.published = _Published()
-        # The site statistics' window parts, made again only for the windows that changed.
-        self.stats_cache = SiteStatsCache()
-        # When each AP's status must next be looked at (its cadence, or when it falls silent):
-        # a tick looks only at those, the full pass every stats interval at all of them.
-        self.status_due = Deadlines()
-        self._live = False
-        self._full_pass_generation = -1
+        # What the timer publishes: the statuses due, the statistics of the sites that changed.
+        self.publisher = Publisher(config, self.processor)
         # The AP and site record ids (with partitions) as of the table's scan in this generation.
         self._scanned_generation = -1
         self._scanned: tuple[dict[str, int], dict[str, int]] = ({}, {})
@@ -453,17 +423,16 @@ class WifiTelemetryService(StreamService):
             self.processor.flush()
             await self.writer.flush()  # state first: the statuses below are derived from it
             now = time.time()
-            for view in changes:  # marked before the sends, so the timer does not send them again
-                self.published.health[view.state.ap_id] = (int(view.health), view.silent,
-                                                         view.state.last_seq, now)
-            for view in changes:
+            # Encoded and marked before the sends, so the timer does not send them again.
+            statuses = [(view.state.ap_id, status_proto(view, now).SerializeToString(deterministic=True))
+                        for view in changes]
+            self.publisher.batch_published(changes, tally.aps, now)
+            topic = self.status_out.get_topic_name()
+            for view, (ap_id, value) in zip(changes, statuses, strict=True):
                 metrics.HEALTH_CHANGES.labels(view.state.site_id, metrics.health_label(view.health)).inc()
-                await self._publish_status(view, now)
-        for ap_id in tally.aps:
-            last = self.published.health.get(ap_id)
-            # Never published, or published silent (this may be its backlog): the next tick looks.
-            if last is None or last[1]:
-                self.status_due.set(ap_id, 0.0)
+                with producer_span(topic, ap_id) as own:
+                    await send_record(self.app, topic, ap_id.encode(), value, headers=own)
+                metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
         tally.record(self)
 
     async def _telemetry_edge_batch(self, event: Any,
@@ -531,24 +500,6 @@ class WifiTelemetryService(StreamService):
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def _publish_status(self, view: ApView, now: float, headers: Headers | None = None) -> None:
-        """Sends the AP's status: in a span of its own, or with the `headers` of the span of the
-        pass it belongs to (the timer's: one span per pass, not one per status)."""
-        ap_id = view.state.ap_id
-        # The status and what it said, both before the send: the state goes on changing meanwhile.
-        status = status_proto(view, now)
-        said = (int(view.health), view.silent, view.state.last_seq, now)
-        topic = self.status_out.get_topic_name()
-        value = status.SerializeToString(deterministic=True)
-        if headers is None:
-            with producer_span(topic, ap_id) as own:
-                await send_record(self.app, topic, ap_id.encode(), value, headers=own)
-            metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc()
-        else:
-            await send_record(self.app, topic, ap_id.encode(), value, headers=headers)
-        self.published.health[ap_id] = said
-        self._schedule(view, now)
-
     def caught_up(self) -> bool:
         """Whether no input partition has a backlog (only then is silence really silence)."""
         consumer = self.app.consumer
@@ -593,107 +544,44 @@ class WifiTelemetryService(StreamService):
             self._announced_ready = True
             log.info("wifi-telemetry ready: partitions assigned, state recovered")
         now = time.time()
-        self._live = live = self.caught_up()
+        started = time.monotonic()
         owned = self._owned_partitions()
-        full = (now - self.published.stats_at >= self.config.stats_interval_s
-                or self.app.consumer_generation_id != self._full_pass_generation)
-        if full:  # every owned AP: statuses, gauges and the sites' statistics
-            self.published.stats_at = now
-            self._full_pass_generation = self.app.consumer_generation_id
-            ap_ids, site_ids = self._record_ids(owned)
-        else:  # between: only the APs whose status is due
-            ap_ids, site_ids = self.status_due.pop_due(now), []
-        views = self._views(ap_ids, owned, now if live else None)
-        await self._publish_statuses(views, now, live)
-        if full:
-            metrics.set_site_gauges(views.values())
-            await self._publish_site_stats(views, site_ids, now)
-
-    def _views(self, ap_ids: Sequence[str], owned: set[int], now: float | None) -> dict[str, ApView]:
-        """The views of those APs of the owned partitions, from the processor's decoded records
-        (equal to the table's between batches: decoding every AP's record on every tick would
-        cost more than the readings themselves)."""
-        model = self.processor.model
-        return {state.ap_id: ap_view(model, state, now) for ap_id in ap_ids
-                if (state := self.processor.ap_state(ap_id)) is not None and state.partition in owned}
-
-    async def _publish_statuses(self, views: Mapping[str, ApView], now: float, live: bool) -> None:
-        with producer_span(self.status_out.get_topic_name()) as headers:
-            sent = await self._publish_due_statuses(views, now, live, headers)
-        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc(sent)
-
-    async def _publish_due_statuses(self, views: Mapping[str, ApView], now: float, live: bool,
-                                    headers: Headers) -> int:
-        sent = 0
-        for ap_id, built in views.items():
-            # Its state may have moved on while earlier statuses were being sent.
-            view = view_as_of_now(self.processor.model, built, now if live else None)
-            last = self.published.health.get(ap_id)
-            # A silent AP's status is not republished by its heartbeats (they stopped) but by a
-            # backlog of them, read after it went silent: its last status must carry them.
-            due = (last is None or last[0] != int(view.health) or last[1] != view.silent
-                   or (view.silent and last[2] != view.state.last_seq)
-                   or now - last[3] >= self.config.status_interval_s)
-            if due:
-                await self._publish_status(view, now, headers)
-                sent += 1
-            else:
-                self._schedule(view, last[3] if last is not None else now)
-        return sent
-
-    def _schedule(self, view: ApView, published_at: float) -> None:
-        """When the AP's status must next be looked at: its cadence, or the moment it falls
-        silent (while caught up; else the full pass shows the silence)."""
-        due = published_at + self.config.status_interval_s
-        seen = view.state.last_seen
-        if self._live and not view.silent and seen is not None:
-            due = min(due, seen + self.processor.model.health.heartbeat_tolerance_s)
-        self.status_due.set(view.state.ap_id, due)
-
-    async def _publish_site_stats(self, views: Mapping[str, ApView], site_ids: Sequence[str],
-                                  now: float) -> None:
-        """The statistics that changed, of every owned site, in one producer span (per pass,
-        as the statuses: not one per message)."""
-        changes = self.processor.take_changes()
-        if changes is None:  # the records were read again: nothing of the cache holds
-            self.stats_cache.clear()
-        started, made, windows, widest, published = time.monotonic(), self.stats_cache.made, 0, 0, 0
-        topic = self.stats_out.get_topic_name()
-        with producer_span(topic) as headers:
-            for site_id in site_ids:
-                kept, due = self._site_stats_due(site_id, views, changes)
-                windows, widest = windows + kept, max(widest, kept)
-                for stats in due:
-                    message = site_stats_proto(stats, now).SerializeToString(deterministic=True)
-                    await send_record(self.app, topic, stats.key.encode(), message, headers=headers)
-                published += len(due)
-        metrics.PUBLISHED.labels(topic_names.WIFI_SITE_STATS).inc(published)
+        out = self.publisher.tick(now, self.caught_up(), owned, self.app.consumer_generation_id,
+                                  lambda: self._record_ids(owned))
+        # The statistics are numbers, encoded before the first send; a status is encoded at its
+        # send (below): the states go on taking readings while the pass's messages are sent.
+        stats = [(s.key, site_stats_proto(s, now).SerializeToString(deterministic=True)) for s in out.stats]
+        if out.stats_pass:
+            metrics.set_site_gauges(out.gauge_views)
         took = time.monotonic() - started
-        if took >= SLOW_STATS_PASS_S or widest > MANY_WINDOWS:  # many sites, or many windows kept
-            log.info("site statistics pass took %.2f s: %d sites, %d windows kept (%d at most for a site), "
-                     "%d made again, %d published", took, len(site_ids), windows, widest,
-                     self.stats_cache.made - made, published)
+        await self._send_statuses(out.statuses, now)
+        if not out.stats_pass:
+            return
+        await self._send_all(self.stats_out.get_topic_name(), topic_names.WIFI_SITE_STATS, stats)
+        if took >= SLOW_STATS_PASS_S or out.widest > MANY_WINDOWS:  # many sites, or many windows kept
+            log.info("site statistics pass took %.2f s (%s): %d sites, %d windows kept (%d at most for "
+                     "a site), %d made again, %d published", took,
+                     "every site" if out.full else "changed sites", out.sites, out.windows, out.widest,
+                     out.made, len(stats))
 
-    def _site_stats_due(self, site_id: str, views: Mapping[str, ApView],
-                        changes: Mapping[str, WindowChanges] | None) -> tuple[int, list[SiteStats]]:
-        """How many windows the site keeps, and the statistics of those to publish now."""
-        site = self.processor.site_state(site_id)
-        if site is None:
-            return 0, []
-        site_views = {ap: views[ap] for ap in site.aps if ap in views}
-        keys = {window: site_windows(site, site_views, window, self.config.allowed_lateness_s)
-                for window, _ in WINDOWS}
-        current = self.stats_cache.stats(
-            site, site_views, [key for window_keys in keys.values() for key in window_keys],
-            None if changes is None else changes.get(site_id), self._distinct_counts(site_id))
-        kept, due = len(current), []
-        for window, window_keys in keys.items():
-            window_stats, current = current[:len(window_keys)], current[len(window_keys):]
-            due.extend(changed_stats(self.published.stats.setdefault((site_id, window), {}), window_stats))
-        return kept, due
+    async def _send_statuses(self, views: Sequence[ApView], now: float) -> None:
+        """Sends a pass's statuses in one producer span. A view whose state took readings since
+        (while earlier ones were being sent) is made again first: a batch may meanwhile have
+        published the AP's newer status, which an older one sent after it would overwrite."""
+        topic, model = self.status_out.get_topic_name(), self.processor.model
+        clock = now if self.publisher.live else None
+        with producer_span(topic) as headers:
+            for built in views:
+                view = view_as_of_now(model, built, clock)
+                if view is not built:
+                    self.publisher.record_status(view, now)
+                value = status_proto(view, now).SerializeToString(deterministic=True)
+                await send_record(self.app, topic, view.state.ap_id.encode(), value, headers=headers)
+        metrics.PUBLISHED.labels(topic_names.WIFI_AP_STATUS).inc(len(views))
 
-    def _distinct_counts(self, site_id: str) -> Callable[[str], tuple[int, int]]:
-        def counts(key: str) -> tuple[int, int]:
-            return (self.processor.distinct_count(site_id, USERS, key),
-                    self.processor.distinct_count(site_id, SESSIONS, key))
-        return counts
+    async def _send_all(self, topic: str, name: str, records: Sequence[tuple[str, bytes]]) -> None:
+        """Sends a pass's records of one topic in one producer span (not one per message)."""
+        with producer_span(topic) as headers:
+            for key, value in records:
+                await send_record(self.app, topic, key.encode(), value, headers=headers)
+        metrics.PUBLISHED.labels(name).inc(len(records))

@@ -18,7 +18,8 @@ layout, an AP not in its site's record is looked up there), and an AP read from 
 once its site's new record is written (after it, so a crash in between leaves it in one place
 or both, never in neither). An AP that moved to another site leaves a stale copy in its old
 site's record (dropping it there could reach the changelog before the new site's record, on
-another partition): when both are read, the one with the newer seq wins.
+another partition): when both are read, the one with the newer seq wins, and an AP's state is
+taken only once the record its index names was read too (its old site's alone holds the copy).
 
 Crash safety without transactions: all records of a site live in one changelog partition (the
 input is keyed by site), Kafka keeps a partition's writes in order and the worker commits an
@@ -216,6 +217,10 @@ class SiteProcessor:
         # equal; whoever changes the store otherwise (a rebalance, a table recovery) calls
         # `forget`.
         self._aps: dict[str, AccessPointState] = {}
+        # The APs whose state above is the newest the store holds: the record of the site their
+        # index names was read too (or they were written since). One read of another site's
+        # record may hold the stale copy an AP that moved left there (see `_ap`).
+        self._settled: set[str] = set()
         self._sites: dict[str, SiteState] = {}
         # Per site, the APs whose state its record holds (those reporting for it), and the
         # copies of APs that moved elsewhere it keeps (see the module's text).
@@ -251,9 +256,9 @@ class SiteProcessor:
     def forget(self) -> None:
         """Drops the decoded records (and what was not written yet): the store changed under
         the processor, or an event failed half-way."""
-        for held in (self._aps, self._sites, self._members, self._departed, self._encoded, self._legacy,
-                     self._unwritten_index, self._unwritten_legacy, self._marks, self._clocks, self._shards,
-                     self._unwritten, self._unwritten_marks, self._shard_names, self._changes,
+        for held in (self._aps, self._settled, self._sites, self._members, self._departed, self._encoded,
+                     self._legacy, self._unwritten_index, self._unwritten_legacy, self._marks, self._clocks,
+                     self._shards, self._unwritten, self._unwritten_marks, self._shard_names, self._changes,
                      self._distinct_counts):
             held.clear()
         self._changed_all = True
@@ -367,18 +372,24 @@ class SiteProcessor:
 
     def _ap(self, ap_id: str, site_id: str | None = None) -> AccessPointState | None:
         """The AP's newest state among the records read, its site's (`site_id`, when known)
-        read first; else looked up through its index record, else in the layout before."""
+        read first; else looked up through its index record, else in the layout before.
+
+        A state held from a record other than the one its index names may be the stale copy an
+        AP that moved left in its old site's record (read for another AP of that site): the
+        record the index names is read too, once, before the state is taken (else a pass after
+        a re-read published, and a reading was applied to, a state many seqs old)."""
         if site_id is not None and site_id not in self._sites:
             self._site(site_id)
         state = self._aps.get(ap_id)
-        if state is not None:
+        if state is not None and ap_id in self._settled:
             return state
         index = self.store.get(index_key(ap_id))
         if index is not None and str(index["s"]) not in self._sites:
             self._site(str(index["s"]))
             state = self._aps.get(ap_id)
-            if state is not None:
-                return state
+        if state is not None:
+            self._settled.add(ap_id)
+            return state
         raw = self.store.get(ap_key(ap_id))
         if raw is None:
             return None
@@ -386,6 +397,7 @@ class SiteProcessor:
         self._legacy[ap_id] = int(raw.get("p", -1))
         self._site(state.site_id)
         self._hold(self._aps.get(ap_id) or state)
+        self._settled.add(ap_id)
         return self._aps[ap_id]
 
     def _hold(self, state: AccessPointState) -> None:
@@ -421,6 +433,7 @@ class SiteProcessor:
     def _write_ap(self, state: AccessPointState, partition: int) -> None:
         ap_id = state.ap_id
         self._hold(state)
+        self._settled.add(ap_id)
         self._encoded.pop(ap_id, None)
         site = self._site(state.site_id)
         site.partition = partition

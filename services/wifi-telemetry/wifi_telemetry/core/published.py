@@ -118,6 +118,27 @@ def site_windows(site: SiteState, views: Mapping[str, ApView], window: str, late
     return sorted((k for k in keys if kept_for(k, now, lateness_s)), key=lambda k: split_bucket_key(k)[1])
 
 
+def kept_windows(site: SiteState, views: Mapping[str, ApView], lateness_s: float) -> dict[str, list[str]]:
+    """`site_windows` of every window size at once (name -> keys, oldest first): the keys of the
+    site and of its APs' buckets gathered in one set (a set update per AP, in C), then split by
+    size, instead of one scan of every AP's buckets per size."""
+    keys = site.windows()
+    now = 0.0
+    for view in views.values():
+        state = view.state
+        keys.update(state.buckets)
+        seen = state.last_seen or 0.0
+        now = max(now, seen)
+    by_size: dict[str, list[tuple[int, str]]] = {window: [] for window in WINDOW_SIZES}
+    for key in keys:
+        if kept_for(key, now, lateness_s):
+            window, start = split_bucket_key(key)
+            starts = by_size.get(window)
+            if starts is not None:
+                starts.append((start, key))
+    return {window: [key for _, key in sorted(found)] for window, found in by_size.items()}
+
+
 def site_stats(site: SiteState, views: Mapping[str, ApView], key: str, unique_users: int,
                sessions_started: int) -> SiteStats:
     """The statistics of window `key` of a site from its state and its APs' views."""
@@ -186,7 +207,8 @@ def combined_stats(site: SiteState, key: str, part: WindowPart, now: NowPart) ->
 Said = tuple[tuple[int | float, ...], tuple[int, int, int]]
 
 
-def changed_stats(said: dict[int, Said], current: Sequence[SiteStats]) -> list[SiteStats]:
+def changed_stats(said: dict[int, Said], current: Sequence[SiteStats | None],
+                  kept: Sequence[int] | None = None) -> list[SiteStats]:
     """Of the statistics of a site's kept windows of one size (oldest first), those to publish:
     the ones whose numbers changed since `said` (window start -> what was published, updated
     here), always ending with the newest one, so the compacted topic keeps the current window
@@ -196,10 +218,16 @@ def changed_stats(said: dict[int, Said], current: Sequence[SiteStats]) -> list[S
     an older one only when its own numbers did. Each message says the site's numbers "now" as of
     its publishing (updated_time): republishing every kept window for them (a dozen per site and
     size at the default lateness, thousands for a backlog of sessions read ahead of the
-    heartbeats) cost more than all the rest of the pass."""
+    heartbeats) cost more than all the rest of the pass.
+
+    None in `current`: a window not made again because nothing of it changed since it was last
+    compared here (`SiteStatsCache.stats` with `always`; never the newest), its start in `kept`
+    (every kept window's start, in `current`'s order; by default those of `current`)."""
     changed = []
     newest = current[-1] if current else None
     for stats in current:
+        if stats is None:
+            continue
         own = (stats.unique_users, stats.peak_clients, stats.rx_bytes, stats.tx_bytes,
                stats.availability_ratio, stats.sessions_started, stats.start, stats.end)
         now = (stats.clients_now, stats.access_points_total, stats.access_points_up)
@@ -207,10 +235,10 @@ def changed_stats(said: dict[int, Said], current: Sequence[SiteStats]) -> list[S
         if before is None or before[0] != own or (stats is newest and before[1] != now):
             said[stats.start] = (own, now)
             changed.append(stats)
-    if changed and changed[-1] is not newest:
-        changed.append(current[-1])
-    kept = {s.start for s in current}
-    for start in [start for start in said if start not in kept]:
+    if changed and changed[-1] is not newest and newest is not None:
+        changed.append(newest)
+    starts = {s.start for s in current if s is not None} if kept is None else set(kept)
+    for start in [start for start in said if start not in starts]:
         del said[start]
     return changed
 
@@ -244,9 +272,15 @@ class SiteStatsCache:
         self._parts.clear()
 
     def stats(self, site: SiteState, views: Mapping[str, ApView], keys: Sequence[str],
-              changes: WindowChanges | None, counts: Callable[[str], tuple[int, int]]) -> list[SiteStats]:
+              changes: WindowChanges | None, counts: Callable[[str], tuple[int, int]], *,
+              always: set[str] | None = None) -> list[SiteStats | None]:
         """The statistics of the site's windows `keys`; `changes` None: nothing changed since
-        the last call for this site; `counts(key)`: its unique users and sessions started."""
+        the last call for this site; `counts(key)`: its unique users and sessions started.
+
+        With `always` (the windows whose statistics also say what the site is now: the newest
+        of each size), a window outside it whose part is kept and unchanged gives None: its
+        own numbers are those it had at the last call (peaks only rise through readings, which
+        note the windows they touch), so `changed_stats` would find nothing to publish."""
         present = frozenset(views)
         held = self._parts.get(site.site_id)
         # An AP reporting for another site than this one (it moved) changes this one's numbers
@@ -262,7 +296,7 @@ class SiteStatsCache:
         # backlog of sessions read ahead of the heartbeats keeps, thousands of them, each
         # "changed" by every heartbeat that moves the site on.
         seen = max((view.as_of for view in views.values()), default=-math.inf)
-        out = []
+        out: list[SiteStats | None] = []
         for key in keys:
             part = parts.get(key)
             if part is None or (changes is not None and changes.touches(key)):
@@ -271,6 +305,9 @@ class SiteStatsCache:
                 else:
                     part = parts[key] = window_part(site, views, key, *counts(key))
                 self.made += 1
+            elif always is not None and key not in always:
+                out.append(None)
+                continue
             out.append(combined_stats(site, key, part, now))
         if len(parts) > len(keys):  # windows no longer kept
             wanted = set(keys)
