@@ -585,6 +585,15 @@ def test_a_rebuild_that_never_built_them_gets_its_listing_indexes_before_it_serv
     store.close()
 
 
+def _no_message(kind: str, offset: int, key: bytes | None) -> Any:
+    """The records that hold no message: a tombstone, bytes that do not parse (None otherwise)."""
+    if kind == "tombstone":
+        return _Record(offset, key, None)
+    if kind == "garbage":
+        return _Record(offset, key, b"\x0a\x05ab")
+    return None
+
+
 @st.composite
 def _event_records(draw: Any) -> list[Any]:
     """Records of an event topic as a rebuild reads them: events with and without ids, a
@@ -594,11 +603,8 @@ def _event_records(draw: Any) -> list[Any]:
     for offset in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(["event", "event", "event", "tombstone", "garbage"]))
         key = draw(st.sampled_from([None, b"", b"key-r1", b"r\xc3\xa9q"]))
-        if kind == "tombstone":
-            records.append(_Record(offset, key, None))
-            continue
-        if kind == "garbage":
-            records.append(_Record(offset, key, b"\x0a\x05ab"))
+        if (unparsed := _no_message(kind, offset, key)) is not None:
+            records.append(unparsed)
             continue
         event = RS.RequestEvent(
             event_id=draw(st.sampled_from(["", "ev-1", "ev-2"])),
@@ -730,11 +736,8 @@ def _state_records(draw: Any) -> list[Any]:
         request_id = draw(st.sampled_from(["", "r1", "r2", "r3"]))
         others = st.sampled_from([None, b"", b"r\xc3\xa9q"])
         key = request_id.encode() if draw(st.booleans()) else draw(others)
-        if kind == "tombstone":
-            records.append(_Record(offset, key, None))
-            continue
-        if kind == "garbage":
-            records.append(_Record(offset, key, b"\x0a\x05ab"))
+        if (unparsed := _no_message(kind, offset, key)) is not None:
+            records.append(unparsed)
             continue
         request = service_request(
             request_id,
