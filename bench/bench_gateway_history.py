@@ -427,6 +427,13 @@ def rebuild_phases(log: Path) -> dict[str, float]:
     return {match.group(1): float(match.group(2)) for match in found}
 
 
+def rebuild_workers(log: Path) -> list[str]:
+    """What each rebuild worker reported of its time ("rebuild worker <n> (<view>): fetch 1.0 s,
+    ..."), as the gateway logged it."""
+    found = re.finditer(r"rebuild worker (\d+ \(\w+\): .*)", log.read_text(errors="replace"))
+    return [match.group(1).strip() for match in found]
+
+
 Call = Callable[[], Awaitable[Any]]
 # When the gateway last reported SERVING (perf_counter): slow calls are told by when they began
 # after it, to match them with what the gateway did then (its log, the machine's disk).
@@ -561,12 +568,15 @@ async def one_size(  # noqa: PLR0917
         figures["cold_peak_tree_rss_mib"] = round(tree_peak, 1)
         figures["cold_vs_ceiling"] = round(cold_s / figures["ceiling_read"]["seconds"], 2)
         figures["cold_phases_s"] = rebuild_phases(gateway.proc.log_path)
+        figures["cold_workers"] = rebuild_workers(gateway.proc.log_path)
         print(
             f"[{requests}] cold start to SERVING {cold_s:.1f} s ({figures['cold_vs_ceiling']:.2f} x the "
             f"ceiling), peak RSS {figures['cold_peak_rss_mib']:.0f} MiB, with its rebuild workers "
             f"{tree_peak:.0f} MiB (sampled); rebuild phases {figures['cold_phases_s']}",
             flush=True,
         )
+        for worker in figures["cold_workers"]:
+            print(f"[{requests}]   rebuild worker {worker}", flush=True)
         figures["reads"] = await measure_reads(gateway, history, reads)
         figures["rss_after_reads_mib"] = round(rss_mib(gateway.proc.pid)[0], 1)
         gateway.proc.stop()
