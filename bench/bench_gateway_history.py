@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import json
 import os
@@ -65,6 +66,7 @@ from gateway_testing import (
 )
 from smartcity import inventory
 from smartcity.codec import to_timestamp
+from smartcity.ids import request_id_for
 from smartcity.settings import LOCAL_BOOTSTRAP
 from smartcity.testing import ServiceProcess
 from smartcity.topics import delete_topics, ensure_topics, load_catalogue
@@ -112,7 +114,14 @@ class History:
         self._templates = [self._template(k) for k in range(len(LIFECYCLE))]
 
     def request_id(self, i: int) -> str:
-        return f"req-h-{i:08d}"
+        """As citizen-requests derives it for a portal submit: a hash, so ids are in no order
+        (ids in submission order would put each batch's index entries side by side in the
+        store's b-trees, a flattering case no city's ids give)."""
+        return request_id_for("citizen-portal", f"bench-{i}")
+
+    def event_id(self, i: int, k: int) -> str:
+        """Shaped as citizen-requests' event ids (a name-based hash), in no order either."""
+        return "evt-" + hashlib.sha1(f"{i}\x1f{k}".encode()).hexdigest()[:24]
 
     def category(self, i: int) -> str:
         return CATEGORIES[self._category[i % len(self._category)]]
@@ -166,7 +175,7 @@ class History:
         category = self.category(i)
         submitted = self.submitted(i)
         own = RS.RequestEvent(
-            event_id=f"{i:08d}-{k}",
+            event_id=self.event_id(i, k),
             request_id=self.request_id(i),
             event_time=to_timestamp(submitted + LIFECYCLE[k][2] * 3600),
         )
