@@ -585,6 +585,50 @@ def test_a_rebuild_that_never_built_them_gets_its_listing_indexes_before_it_serv
     store.close()
 
 
+def trail_index(store: HistoryStore) -> list[Any]:
+    return store._w.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_trail'").fetchall()
+
+
+def test_a_rebuild_appends_the_trail_unindexed_and_keeps_an_event_held_twice_once_when_it_builds_the_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    assert trail_index(store) == [("CREATE UNIQUE INDEX events_trail ON events (request_id, event_key)",)]
+    store.begin_rebuild()
+    assert trail_index(store) == []  # appended row by row without it
+    first, second = service_request("r1"), service_request("r2")
+    a = [event_of(first, n) for n in range(3)]
+    b = [event_of(second, n) for n in range(2)]
+    write(store, [first, second], 5, events=[a[0], b[0], a[1], a[0]])  # a[0] twice in a batch
+    store.close()  # cut short: the next start resumes the rebuild, still without it
+    store = store_at(path)
+    assert store.rebuilding and trail_index(store) == []
+    store.begin_rebuild()  # (the resumed rebuild) the rows stay
+    write(store, [], 9, events=[b[1], a[1], a[2], b[0]])  # a[1] and b[0] again, later
+    assert store._r.execute("SELECT count(*) FROM events").fetchone() == (8,)
+    store.leave_bulk_mode()  # caught up: the index is built, the later copies go first
+    assert len(trail_index(store)) == 1
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
+    trail = store.list_events("r2", 0, 10)
+    assert [e.event.event_id for e in trail] == [e.event_id for e in b]
+    assert [e.position for e in trail] == [2, 5]  # the first arrivals keep their places
+    write(store, [], 10, events=[a[2]])  # live: a redelivered event is ignored again
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
+    plan = store._r.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE request_id = 'r1'").fetchall()
+    assert any("events_trail" in str(step) for step in plan), plan
+    store.close()
+
+
+def test_a_rebuild_that_had_rows_already_keeps_the_trail_index(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    request = service_request("r1")
+    write(store, [request], 1, events=[event_of(request, 0)])
+    store.begin_rebuild()  # not empty (a resumed rebuild's rows): nothing is dropped
+    assert len(trail_index(store)) == 1
+    store.close()
+
+
 def _no_message(kind: str, offset: int, key: bytes | None) -> Any:
     """The records that hold no message: a tombstone, bytes that do not parse (None otherwise)."""
     if kind == "tombstone":

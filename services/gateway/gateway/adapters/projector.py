@@ -437,8 +437,10 @@ class Projector:
                     self._history.remember(await pending)
                     pending = None
                 if self._history.store.rebuilding:
-                    # Off the event loop: a rebuild's listing indexes (seconds at a million).
+                    # Off the event loop: a rebuild's listing indexes and the trail's index
+                    # (seconds at a million requests).
                     await asyncio.to_thread(self._history.store.build_indexes)
+                    await asyncio.to_thread(self._history.store.build_trail_index)
                 await self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()
