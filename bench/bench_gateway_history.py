@@ -437,10 +437,14 @@ def rebuild_phases(log: Path) -> dict[str, float]:
 
 
 def rebuild_workers(log: Path) -> list[str]:
-    """What each rebuild worker reported of its time ("rebuild worker <n> (<view>): fetch 1.0 s,
-    ..."), as the gateway logged it."""
-    found = re.finditer(r"rebuild worker (\d+ \(\w+\): .*)", log.read_text(errors="replace"))
-    return [match.group(1).strip() for match in found]
+    """What each rebuild worker reported of its time ("worker <n> (<view>): fetch 1.0 s, ..."),
+    and the store's steps between and after the phases (the requests settled, index builds),
+    as the gateway logged them."""
+    found = re.finditer(
+        r"rebuild (worker \d+ \(\w+\): .*)|rebuild: (between the phases .*)|history store: (built .*)",
+        log.read_text(errors="replace"),
+    )
+    return [next(group for group in match.groups() if group).strip() for match in found]
 
 
 Call = Callable[[], Awaitable[Any]]
@@ -585,7 +589,7 @@ async def one_size(  # noqa: PLR0917
             flush=True,
         )
         for worker in figures["cold_workers"]:
-            print(f"[{requests}]   rebuild worker {worker}", flush=True)
+            print(f"[{requests}]   {worker}", flush=True)
         figures["reads"] = await measure_reads(gateway, history, reads)
         figures["rss_after_reads_mib"] = round(rss_mib(gateway.proc.pid)[0], 1)
         gateway.proc.stop()

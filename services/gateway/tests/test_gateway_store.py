@@ -546,7 +546,10 @@ def test_an_unsynced_rebuild_resumes_after_a_crash_but_not_after_the_machine_wen
 
 
 def listing_indexes(store: HistoryStore) -> set[str]:
-    rows = store._w.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'requests_%'")
+    rows = store._w.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'requests_%'"
+        " AND name != 'requests_id'"
+    )
     return {name for (name,) in rows}
 
 
@@ -582,6 +585,51 @@ def test_a_rebuild_that_never_built_them_gets_its_listing_indexes_before_it_serv
     write(store, [service_request("r1")], 1)
     store.leave_bulk_mode()  # caught up
     assert len(listing_indexes(store)) == 4
+    store.close()
+
+
+def trail_index(store: HistoryStore) -> list[Any]:
+    found = store._w.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_trail'")
+    return found.fetchall()
+
+
+def test_a_rebuild_appends_the_trail_unindexed_and_keeps_an_event_held_twice_once_when_it_builds_the_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = store_at(path)
+    assert trail_index(store) == [("CREATE UNIQUE INDEX events_trail ON events (request_id, event_key)",)]
+    store.begin_rebuild()
+    assert trail_index(store) == []  # appended row by row without it
+    first, second = service_request("r1"), service_request("r2")
+    a = [event_of(first, n) for n in range(3)]
+    b = [event_of(second, n) for n in range(2)]
+    write(store, [first, second], 5, events=[a[0], b[0], a[1], a[0]])  # a[0] twice in a batch
+    store.close()  # cut short: the next start resumes the rebuild, still without it
+    store = store_at(path)
+    assert store.rebuilding and trail_index(store) == []
+    store.begin_rebuild()  # (the resumed rebuild) the rows stay
+    write(store, [], 9, events=[b[1], a[1], a[2], b[0]])  # a[1] and b[0] again, later
+    assert store._r.execute("SELECT count(*) FROM events").fetchone() == (8,)
+    store.leave_bulk_mode()  # caught up: the index is built, the later copies go first
+    assert len(trail_index(store)) == 1
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
+    trail = store.list_events("r2", 0, 10)
+    assert [e.event.event_id for e in trail] == [e.event_id for e in b]
+    assert [e.position for e in trail] == [2, 5]  # the first arrivals keep their places
+    write(store, [], 10, events=[a[2]])  # live: a redelivered event is ignored again
+    assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
+    plan = store._r.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE request_id = 'r1'").fetchall()
+    assert any("events_trail" in str(step) for step in plan), plan
+    store.close()
+
+
+def test_a_rebuild_that_had_rows_already_keeps_the_trail_index(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    request = service_request("r1")
+    write(store, [request], 1, events=[event_of(request, 0)])
+    store.begin_rebuild()  # not empty (a resumed rebuild's rows): nothing is dropped
+    assert len(trail_index(store)) == 1
     store.close()
 
 
@@ -764,17 +812,22 @@ def test_a_rebuild_writes_a_state_batch_as_the_decoded_requests_are_written(
 ) -> None:
     """rebuild.state_batch + RequestHistory.write_states (rows made straight from the records,
     one message parsed into again and again) against the general path (each record decoded,
-    then RequestHistory.write): batch after batch, the same rows, byte for byte, the same
-    counts, checkpoint and outcomes."""
+    then RequestHistory.write): the same rows, byte for byte, the same counts, checkpoint and
+    outcomes. And so when a rebuild's workers append them to an empty store without the
+    requests' index (versions of a request in several batches, tombstones before and after
+    them), once the store settles them."""
     answers = []
-    for fast in (True, False):
+    for path in ("fast", "general", "appended"):
         store = store_at(tmp_path_factory.mktemp("store") / "h.sqlite3")
+        if path == "appended":
+            store.begin_rebuild()
+            assert store.append_requests()
         history = RequestHistory(store, Views(), OPEN_STATUSES)
         codec: ProtoCodec[Any] = ProtoCodec(StateRequest)
         outcomes: Counter[str] = Counter()
         for partitions in batches:
             batch = [(TopicPartition(STATES, n), found) for n, found in enumerate(partitions)]
-            if fast:
+            if path != "general":
                 arrivals, offsets, marks = state_batch(batch, outcomes)
                 history.write_states(arrivals, offsets, marks)
                 continue
@@ -788,6 +841,11 @@ def test_a_rebuild_writes_a_state_batch_as_the_decoded_requests_are_written(
             offsets = {(tp.topic, tp.partition): found[-1].offset + 1 for tp, found in batch if found}
             marks = {(tp.topic, tp.partition): mark_of(found[-1]) for tp, found in batch if found}
             history.write(records, offsets, True, marks)
+        if path == "appended":
+            store.settle_requests()
+            assert not store.appending and store._r.execute("SELECT * FROM appended_deletes").fetchall() == []
+            plan = store._r.execute("EXPLAIN QUERY PLAN SELECT body FROM requests WHERE request_id = 'r1'")
+            assert any("requests_id" in str(step) for step in plan.fetchall())
         answers.append(
             (
                 store._r.execute("SELECT * FROM requests ORDER BY request_id").fetchall(),
@@ -797,4 +855,4 @@ def test_a_rebuild_writes_a_state_batch_as_the_decoded_requests_are_written(
             )
         )
         store.close()
-    assert answers[0] == answers[1]
+    assert answers[0] == answers[1] == answers[2]

@@ -168,6 +168,9 @@ class Projector:
             self._hand_requests_to_workers(consumer, resume)
         else:
             self._pause_trails_until_states_are_read(consumer)
+        if self._parallel is None:
+            # A rebuild cut short while its workers appended requests, resumed here.
+            await asyncio.to_thread(store.settle_requests)
         self._load_memory()
         log.info(
             "%s; views from %d partitions, %d records to read at most",
@@ -318,6 +321,9 @@ class Projector:
         if not handed:
             return
         consumer.pause(*handed)
+        # An empty store: the state topic's workers append its requests, settled between the
+        # phases (HistoryStore.append_requests).
+        self._history.store.append_requests()
         self._parallel = asyncio.create_task(self._rebuild_in_parallel(phases, handed), name="rebuild")
         self._parallel.add_done_callback(self._on_parallel_done)
 
@@ -344,7 +350,9 @@ class Projector:
         # The listing indexes are built while the workers read the event topic: the build takes
         # its turn at the file, and the workers decode on meanwhile (their writes queue).
         outcomes = await ParallelRebuild().run(
-            phases, after_first=lambda: asyncio.to_thread(store.build_indexes)
+            phases,
+            between=lambda: asyncio.to_thread(store.settle_requests),
+            after_first=lambda: asyncio.to_thread(store.build_indexes),
         )
         for name, view in PHASES:
             for outcome, n in outcomes.get(view, {}).items():
@@ -437,8 +445,10 @@ class Projector:
                     self._history.remember(await pending)
                     pending = None
                 if self._history.store.rebuilding:
-                    # Off the event loop: a rebuild's listing indexes (seconds at a million).
+                    # Off the event loop: a rebuild's listing indexes and the trail's index
+                    # (seconds at a million requests).
                     await asyncio.to_thread(self._history.store.build_indexes)
+                    await asyncio.to_thread(self._history.store.build_trail_index)
                 await self._mark_caught_up()
             elif not live:
                 self._resume_trails_once_states_are_read()

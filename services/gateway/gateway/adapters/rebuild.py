@@ -126,15 +126,23 @@ class ParallelRebuild:
         self._context = multiprocessing.get_context("spawn")
 
     async def run(
-        self, phases: Sequence[list[Job]], after_first: Callable[[], Awaitable[None]] | None = None
+        self,
+        phases: Sequence[list[Job]],
+        between: Callable[[], Awaitable[None]] | None = None,
+        after_first: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Outcomes]:
-        """The phases one after the other; `after_first` runs beside the phases after the first
-        one (the store's listing indexes, built while the event topic is read) and is waited
-        for at the end."""
+        """The phases one after the other; `between` runs after the first phase and before the
+        next (the appended requests settled: the event topic's workers look them up), and
+        `after_first` beside the phases after the first one (the store's listing indexes,
+        built while the event topic is read), waited for at the end."""
         outcomes: dict[str, Outcomes] = {}
         beside: asyncio.Task[None] | None = None
         try:
             for number, jobs in enumerate(phases):
+                if number == 1 and between is not None:
+                    began = time.monotonic()
+                    await between()
+                    log.info("rebuild: between the phases %.1f s", time.monotonic() - began)
                 if number == 1 and after_first is not None:
                     beside = asyncio.ensure_future(after_first())
                 await self._phase(jobs, outcomes)

@@ -149,6 +149,14 @@ class RequestHistory:
         its rows straight from the records: (request id, row or None for a tombstone), in
         arrival order) with the offsets it was read up to, in one transaction: planned as
         `write` plans requests, so the store ends as `write` of the decoded records leaves it."""
+        if self.store.appending:
+            # No requests' index to look up or upsert by (HistoryStore.append_requests): the
+            # batch's own winners are appended, after the tombstones of the requests it deletes.
+            batch = plan_requests(arrivals, {})
+            deleted = list(dict.fromkeys(request_id for request_id, row in arrivals if row is None))
+            rows = [row for row in batch.winners.values() if row is not None]
+            self.store.append_rows(rows, deleted, offsets, marks or {})
+            return batch
         known = self.store.known({request_id for request_id, _ in arrivals})
         batch = plan_requests(arrivals, known)
         self.store.commit_rows(batch, offsets, marks)
