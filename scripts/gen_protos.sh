@@ -19,8 +19,8 @@ if [ "${1:-}" = "--check" ]; then
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   generate "$tmp"
-  if ! diff -r -q "$tmp/smartcity/v1" libs/smartcity/v1 >/dev/null; then
-    diff -r -q "$tmp/smartcity/v1" libs/smartcity/v1 || true
+  if ! diff -r -q -x __pycache__ "$tmp/smartcity/v1" libs/smartcity/v1 >/dev/null; then
+    diff -r -q -x __pycache__ "$tmp/smartcity/v1" libs/smartcity/v1 || true
     echo "Generated protobuf code is stale: run 'make protos' and commit libs/smartcity/v1." >&2
     exit 1
   fi
