@@ -6,7 +6,10 @@
                                                                      │ transaction per batch
                                                                      ▼ (rows + offsets)
                                                                history store (SQLite, WAL)
-    during phase 2 the gateway builds the requests' listing indexes (dropped for phase 1); then
+    into an empty store, phase 1 appends the requests without their id index; between the
+    phases the store settles them (one row per request, the index, the counts); during phase 2
+    the gateway builds the requests' listing indexes (dropped for phase 1), and phase 2 appends
+    the trail without its unique index, built once the projector has read to the end; then
     the projector fills its memory from the store (open requests, counts), as a warm start
     does, seeks those partitions to the store's checkpoint and reads on from there.
 
@@ -37,6 +40,10 @@ per-record work as before), events 94.8 s and 73-75 s of CPU each beside the sam
 State records made into rows straight from the records (`state_batch`), not decoded and
 planned as requests whose columns the commit then picks: at a million requests, the requests
 phase 31.1 -> 20.1 s, worker CPU 23.4 -> 15.5 s each (write 16.1 -> 7.5 s).
+(Those figures were of request ids in submission order, which a city's hashed ids are not. With
+hashed ids, every batch's commit rewrote most pages of the unique indexes: at a million
+requests, cold 366.7 s, events phase 318.8 s; appending without them, and building them after
+(HistoryStore.append_requests, build_trail_index), 126-140 s, events phase 84-95 s.)
 """
 
 from __future__ import annotations
