@@ -470,24 +470,15 @@ class HistoryStore:
         """One transaction, as `commit`, of a batch of the state topic while appending: the
         requests its tombstones delete (each request's rows so far), then its rows (in the
         requests table's column order, at most one per request, later than its tombstone)."""
-        with self._write_lock:
-            db = self._w
-            began = time.perf_counter()
-            db.execute("BEGIN IMMEDIATE")
-            self.lock_wait_s += time.perf_counter() - began
-            try:
-                if deleted:
-                    (upto,) = db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()
-                    db.executemany(
-                        "INSERT INTO appended_deletes (request_id, upto) VALUES (?, ?)",
-                        [(request_id, upto) for request_id in deleted],
-                    )
-                _insert(db, _INSERT_REQUEST, 11, rows)
-                _write_offsets(db, offsets, marks)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with self._write_lock, self._batch() as db:
+            if deleted:
+                (upto,) = db.execute("SELECT coalesce(max(rowid), 0) FROM requests").fetchone()
+                db.executemany(
+                    "INSERT INTO appended_deletes (request_id, upto) VALUES (?, ?)",
+                    [(request_id, upto) for request_id in deleted],
+                )
+            _insert(db, _INSERT_REQUEST, 11, rows)
+            _write_offsets(db, offsets, marks)
 
     def settle_requests(self) -> None:
         """The end of appending: of each request's rows, the one the upserts would have left
@@ -497,16 +488,11 @@ class HistoryStore:
             if not self.appending:
                 return
             db = self._w
-            name, columns = _REQUEST_INDEX
             tombstones = [_DELETE_TOMBSTONED, "DELETE FROM appended_deletes"]
             if db.execute("SELECT 1 FROM appended_deletes LIMIT 1").fetchone() is None:
                 tombstones = []
-            create = f"CREATE UNIQUE INDEX {name} ON {columns}"
             recount = ["DELETE FROM request_counts", _RECOUNT]
-            try:
-                _build(db, self.path, [*tombstones, create, *recount], [name])
-            except sqlite3.IntegrityError:  # a request appended more than once
-                _build(db, self.path, [*tombstones, _DROP_SUPERSEDED, create, *recount], [name])
+            _build_unique(db, self.path, _REQUEST_INDEX, _DROP_SUPERSEDED, before=tombstones, after=recount)
             self.appending = False
 
     def build_trail_index(self) -> None:
@@ -703,11 +689,7 @@ class HistoryStore:
         """The transaction of a batch: rows in the requests table's column order (`upserts`),
         `_UPDATE_REQUEST`'s parameters, ids to delete, trail rows, incidents, count moves and
         the offsets read up to."""
-        db = self._w
-        began = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        self.lock_wait_s += time.perf_counter() - began
-        try:
+        with self._batch() as db:
             _insert(db, _INSERT_REQUEST, 11, upserts, _ON_CONFLICT_REQUEST)
             db.executemany(_UPDATE_REQUEST, updates)
             db.executemany("DELETE FROM requests WHERE request_id = ?", deletes)
@@ -718,6 +700,17 @@ class HistoryStore:
                 db.executemany(_ADD_COUNT, deltas)
                 db.execute("DELETE FROM request_counts WHERE n = 0")
             _write_offsets(db, offsets, marks)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[sqlite3.Connection]:
+        """A batch's write transaction: committed whole or rolled back; the wait for SQLite's
+        write lock (another process writing) counted in `lock_wait_s`."""
+        db = self._w
+        began = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        self.lock_wait_s += time.perf_counter() - began
+        try:
+            yield db
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -863,14 +856,29 @@ def _create_indexes(db: sqlite3.Connection, path: Path) -> None:
 def _create_trail_index(db: sqlite3.Connection, path: Path) -> None:
     """The trail's unique index, unless there. Where the rows hold an event twice (appended
     while the index was not there), its later copies go first."""
-    name, columns = _TRAIL_INDEX
-    if _has_index(db, name):
-        return
+    if not _has_index(db, _TRAIL_INDEX[0]):
+        _build_unique(db, path, _TRAIL_INDEX, _DROP_LATER_COPIES)
+
+
+def _build_unique(
+    db: sqlite3.Connection,
+    path: Path,
+    index: tuple[str, str],
+    drop_copies: str,
+    *,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+) -> None:
+    """A unique index (name, "table (columns)") over rows appended without it, in one
+    transaction with the statements `before` and `after` it. Where the rows hold a key more than
+    once (the build fails), `drop_copies` first keeps one row per key, and the build is run
+    again: the usual case costs one sort."""
+    name, columns = index
     create = f"CREATE UNIQUE INDEX {name} ON {columns}"
     try:
-        _build(db, path, [create], [name])
+        _build(db, path, [*before, create, *after], [name])
     except sqlite3.IntegrityError:
-        _build(db, path, [_DROP_LATER_COPIES, create], [name])
+        _build(db, path, [*before, drop_copies, create, *after], [name])
 
 
 def _write_offsets(
