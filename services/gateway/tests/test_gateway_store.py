@@ -28,6 +28,7 @@ from gateway.adapters.history_store import (
 from gateway.adapters.rebuild import decode_record, state_batch, trail_batch
 from gateway.adapters.request_history import Carried, HistoryRecord, RequestHistory
 from gateway.core.history import (
+    TRAIL_PARTITION_BITS,
     Known,
     NotAnEvent,
     RequestBatch,
@@ -40,6 +41,7 @@ from gateway.core.history import (
     plan_requests,
     stored_event,
     stored_request,
+    trail_position,
     trail_row,
 )
 from gateway.core.views import Views
@@ -93,7 +95,10 @@ def write(
     arrivals = [(r.request_id, r) for r in requests]
     known = store.known({r for r, _ in arrivals})
     batch = plan_requests(arrivals, known)
-    rows = [(e.request_id, event_key(e, 0, offset + i), stored_event(e)) for i, e in enumerate(events)]
+    rows = [
+        (e.request_id, event_key(e, 0, offset + i), trail_position(0, offset + i), stored_event(e))
+        for i, e in enumerate(events)
+    ]
     store.commit(batch, known, rows, incidents, {(EVENTS, 0): offset})
     return batch
 
@@ -376,8 +381,9 @@ def test_a_trail_row_read_without_decoding_is_the_stored_event_without_history_o
     event = event_of(request, 2)
     event.note = "looked at it"
     canonical = event.SerializeToString(deterministic=True)
-    (request_id, key, body), carried_id, version = trail_row(canonical, "key-r1", 4, 17)
+    (request_id, key, position, body), carried_id, version = trail_row(canonical, "key-r1", 4, 17)
     assert (request_id, key, carried_id, version) == ("r1", "ev-r1-2", "r1", 3)
+    assert position == trail_position(4, 17) == 18 << TRAIL_PARTITION_BITS | 4
     assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(event))
     assert b"siti@example.id" not in body and b"sealed-bytes" not in body
     # Fields in any order and a message given in two parts (protobuf merges them) read the same.
@@ -386,13 +392,13 @@ def test_a_trail_row_read_without_decoding_is_the_stored_event_without_history_o
     head = RS.RequestEvent()
     head.CopyFrom(event)
     head.ClearField("event_id")
-    (_, key, body), _, version = trail_row(head.SerializeToString() + own.SerializeToString(), "", 0, 0)
+    (_, key, _, body), _, version = trail_row(head.SerializeToString() + own.SerializeToString(), "", 0, 0)
     merged = RS.RequestEvent.FromString(head.SerializeToString() + own.SerializeToString())
     assert (key, version) == ("ev-x", 4)
     assert RS.RequestEvent.FromString(body) == RS.RequestEvent.FromString(stored_event(merged))
     # No event id, no request id, no request: the key and the record's place stand in.
     bare = RS.RequestEvent(type=RS.REQUEST_EVENT_TYPE_COMMAND_REJECTED).SerializeToString()
-    assert trail_row(bare, "r9", 2, 5) == (("r9", "@2:5", bare), "", 0)
+    assert trail_row(bare, "r9", 2, 5) == (("r9", "@2:5", trail_position(2, 5), bare), "", 0)
 
 
 def test_requests_read_as_a_rebuild_reads_them_are_stored_as_the_full_messages_are(tmp_path: Path) -> None:
@@ -449,7 +455,8 @@ def test_a_stored_event_that_does_not_decode_is_skipped_by_the_trail(tmp_path: P
     good = stored_event(event_of(service_request("r1"), 1))
     # Parses as far as trail_row reads (it never opens the actor) but is no RequestEvent.
     bad = RS.RequestEvent(event_id="ev-bad").SerializeToString() + b"\x3a\x02\xff\xff"
-    store.commit(RequestBatch(), {}, [("r1", "ev-bad", bad), ("r1", "ev-1", good)], (), {(EVENTS, 0): 2})
+    rows: list[TrailRow] = [("r1", "ev-bad", 1, bad), ("r1", "ev-1", 2, good)]
+    store.commit(RequestBatch(), {}, rows, (), {(EVENTS, 0): 2})
     assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == ["ev-r1-1"]
     store.close()
 
@@ -616,7 +623,8 @@ def test_a_rebuild_appends_the_trail_unindexed_and_keeps_an_event_held_twice_onc
     assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
     trail = store.list_events("r2", 0, 10)
     assert [e.event.event_id for e in trail] == [e.event_id for e in b]
-    assert [e.position for e in trail] == [2, 5]  # the first arrivals keep their places
+    # The first arrivals keep their places (the events of a batch written at offset n sit at n, n+1...).
+    assert [e.position for e in trail] == [trail_position(0, 6), trail_position(0, 9)]
     write(store, [], 10, events=[a[2]])  # live: a redelivered event is ignored again
     assert [e.event.event_id for e in store.list_events("r1", 0, 10)] == [e.event_id for e in a]
     plan = store._r.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE request_id = 'r1'").fetchall()
@@ -718,6 +726,64 @@ def test_a_rebuild_reads_an_event_batch_as_trail_row_reads_each_record(partition
     assert offsets == {(EVENTS, n): found[-1].offset + 1 for n, found in enumerate(partitions) if found}
 
 
+def _event_topic(requests: int, events_each: int) -> dict[int, list[_Record]]:
+    """An event topic of two partitions as citizen-requests fills it (a request's events on
+    one partition), with one event delivered twice, later (a producer's retry)."""
+    partitions: dict[int, list[_Record]] = {0: [], 1: []}
+    for n in range(events_each):
+        for r in range(requests):
+            request = service_request(f"r{r}", version=n + 1)
+            found = partitions[r % 2]
+            value = event_of(request, n).SerializeToString()
+            found.append(_Record(len(found), request.request_id.encode(), value))
+    again = partitions[1][0]
+    partitions[1].append(_Record(len(partitions[1]), again.key, again.value))
+    return partitions
+
+
+def _trails(history: RequestHistory, requests: int) -> dict[str, list[list[tuple[int, str]]]]:
+    """Each request's trail, read two events a page, as (position, event id) per page."""
+    trails = {}
+    for r in range(requests):
+        pages, after, more = [], 0, True
+        while more:
+            page, more = history.trail(f"r{r}", after, 2)
+            pages.append([(e.position, e.event.event_id) for e in page])
+            after = page[-1].position if page else after
+        trails[f"r{r}"] = pages
+    return trails
+
+
+def test_replicas_fed_the_same_topic_by_other_paths_and_batches_store_events_at_one_place(
+    tmp_path: Path,
+) -> None:
+    """A page token of one replica reads on from the same place on another: a replica that
+    read the topic live, record by record and partition 1 first, and one that rebuilt it in
+    one batch of both (without decoding, index built after) store every event at one place."""
+    partitions = _event_topic(requests=5, events_each=3)
+    live = RequestHistory(store_at(tmp_path / "live.sqlite3"), Views(), OPEN_STATUSES)
+    for partition in (1, 0):
+        for record in partitions[partition]:
+            assert record.key is not None and record.value is not None
+            event = RS.RequestEvent.FromString(record.value)
+            found = HistoryRecord("events", partition, record.offset, record.key.decode(), event)
+            live.write([found], {(EVENTS, partition): record.offset + 1})
+    rebuilt = RequestHistory(store_at(tmp_path / "rebuilt.sqlite3"), Views(), OPEN_STATUSES)
+    rebuilt.store.begin_rebuild()
+    batch = [(TopicPartition(EVENTS, p), found) for p, found in partitions.items()]
+    rows, carried, offsets, _ = trail_batch(batch, Counter())
+    rebuilt.write_trail(rows, carried, offsets)
+    rebuilt.store.leave_bulk_mode()
+    expected = _trails(live, 5)
+    assert expected == _trails(rebuilt, 5)
+    # Three events a request, two a page: the redelivered copy is dropped, the order kept.
+    assert [len(page) for page in expected["r1"]] == [2, 1]
+    assert [key for page in expected["r1"] for _, key in page] == ["ev-r1-0", "ev-r1-1", "ev-r1-2"]
+    assert expected["r1"][0][0][0] == trail_position(1, 0)
+    live.store.close()
+    rebuilt.store.close()
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     # Sizes drawn first: lists grown element by element rarely pass a statement's 50 rows.
@@ -749,16 +815,16 @@ def test_rows_inserted_many_per_statement_are_inserted_as_one_statement_per_row_
             _statement(_INSERT_REQUEST, 11, 1, ""),
             [(f"q{n}", 0, "OPD", "c", 1, "client", 0.0, None, 0.0, b"old", None) for n in range(0, 70, 3)],
         )
-        event_rows = [(request_id, f"ev-{n}", f"body-{n}".encode()) for request_id, n in events]
+        event_rows = [(request_id, f"ev-{n}", n, f"body-{n}".encode()) for request_id, n in events]
         request_rows = [
             (f"q{n}", version, "OPD", "c", 2, "client", float(n), None, 1.0, b"new", None)
             for n, version in requests
         ]
         if many:
-            _insert(db, _INSERT_EVENT, 3, event_rows)
+            _insert(db, _INSERT_EVENT, 4, event_rows)
             _insert(db, _INSERT_REQUEST, 11, request_rows, _ON_CONFLICT_REQUEST)
         else:
-            db.executemany(_statement(_INSERT_EVENT, 3, 1, ""), event_rows)
+            db.executemany(_statement(_INSERT_EVENT, 4, 1, ""), event_rows)
             db.executemany(_statement(_INSERT_REQUEST, 11, 1, _ON_CONFLICT_REQUEST), request_rows)
         answers.append(
             (

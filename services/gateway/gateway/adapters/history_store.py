@@ -13,7 +13,8 @@ never the source of truth: every replica builds its own, so replicas stay interc
                  (opd_code | status, listing_time, request_id) per OPD, per closing status,
                  subject_id (erasure and retention find a contact's requests); a rebuild
                  into an empty store builds all but the first after the rows (build_indexes)
-    events(position = rowid, request_id, event_key, body = RequestEvent without its request's
+    events(request_id, event_key, position = where the event topic holds the event (the same
+           in every replica: page tokens carry it), body = RequestEvent without its request's
            history and contact fields)          unique index (request_id, event_key): trail +
                                                 dedup; a rebuild into an empty store builds it
                                                 once the event topic is read (build_trail_index)
@@ -67,6 +68,7 @@ from gateway.core.history import (
     RequestBatch,
     RequestFilter,
     StoredEvent,
+    TrailRow,
     listing_time,
     stored_parts,
     with_contact,
@@ -79,7 +81,8 @@ log = logging.getLogger(__name__)
 # 3: 32 KiB pages; rows of finished requests rebuilt before it lack their subject_id.
 # 4: the trail's and the requests' unique indexes are named indexes (a rebuild drops them), not
 # the tables' constraints; appended_deletes.
-SCHEMA_VERSION = 4
+# 5: events.position, the event's place in the topic (trail_position), for what was the rowid.
+SCHEMA_VERSION = 5
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
@@ -131,7 +134,8 @@ CREATE TABLE requests (
     updated_time REAL NOT NULL,
     body BLOB NOT NULL,
     contact BLOB);
-CREATE TABLE events (request_id TEXT NOT NULL, event_key TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE events (
+    request_id TEXT NOT NULL, event_key TEXT NOT NULL, position INTEGER NOT NULL, body BLOB NOT NULL);
 CREATE TABLE appended_deletes (request_id TEXT NOT NULL, upto INTEGER NOT NULL);
 CREATE UNIQUE INDEX {_REQUEST_INDEX[0]} ON {_REQUEST_INDEX[1]};
 CREATE UNIQUE INDEX {_TRAIL_INDEX[0]} ON {_TRAIL_INDEX[1]};
@@ -182,7 +186,7 @@ GROUP BY opd_code, category, status, submitted_by
 _DROP_LATER_COPIES = """
 DELETE FROM events WHERE rowid IN (
     SELECT rowid FROM (
-        SELECT rowid, row_number() OVER (PARTITION BY request_id, event_key ORDER BY rowid) AS arrival
+        SELECT rowid, row_number() OVER (PARTITION BY request_id, event_key ORDER BY position) AS arrival
         FROM events)
     WHERE arrival > 1)
 """
@@ -206,7 +210,7 @@ ON CONFLICT (request_id) DO UPDATE SET
     listing_time = excluded.listing_time, subject_id = excluded.subject_id,
     updated_time = excluded.updated_time, body = excluded.body, contact = excluded.contact
 """
-_INSERT_EVENT = "INSERT OR IGNORE INTO events (request_id, event_key, body)"
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (request_id, event_key, position, body)"
 # A new version of a request the listings already place right: SQLite then updates only the
 # indexes of the columns set here (the status index), not the listing ones.
 _UPDATE_REQUEST = """
@@ -595,7 +599,7 @@ class HistoryStore:
         self,
         requests: RequestBatch,
         known: Mapping[str, Known],
-        events: Sequence[tuple[str, str, bytes]],
+        events: Sequence[TrailRow],
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
         *,
@@ -630,7 +634,7 @@ class HistoryStore:
         self,
         requests: RequestBatch,
         known: Mapping[str, Known],
-        events: Sequence[tuple[str, str, bytes]],
+        events: Sequence[TrailRow],
         incidents: Sequence[Any],
         offsets: Mapping[Partition, int],
         bodies: Mapping[str, tuple[bytes, bytes | None, str | None]] | None,
@@ -680,7 +684,7 @@ class HistoryStore:
         upserts: Sequence[Sequence[Any]],
         updates: Sequence[Sequence[Any]],
         deletes: Sequence[Sequence[Any]],
-        events: Sequence[tuple[str, str, bytes]],
+        events: Sequence[TrailRow],
         incidents: Sequence[Any],
         count_deltas: Mapping[CountKey, int],
         offsets: Mapping[Partition, int],
@@ -693,7 +697,7 @@ class HistoryStore:
             _insert(db, _INSERT_REQUEST, 11, upserts, _ON_CONFLICT_REQUEST)
             db.executemany(_UPDATE_REQUEST, updates)
             db.executemany("DELETE FROM requests WHERE request_id = ?", deletes)
-            _insert(db, _INSERT_EVENT, 3, events)
+            _insert(db, _INSERT_EVENT, 4, events)
             db.executemany(_UPSERT_INCIDENT, [_incident_row(i) for i in incidents])
             deltas = [(*key, n) for key, n in count_deltas.items() if n]
             if deltas:
@@ -801,7 +805,8 @@ class HistoryStore:
         ).fetchone()
         contact = contact_row[0] if contact_row else None
         rows = self._r.execute(
-            "SELECT rowid, body FROM events WHERE request_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+            "SELECT position, body FROM events WHERE request_id = ? AND position > ?"
+            " ORDER BY position LIMIT ?",
             (request_id, after, limit),
         )
         found = []

@@ -72,7 +72,14 @@ from aiokafka.structs import TopicPartition
 
 from gateway.adapters.history_store import HistoryStore, mark_of
 from gateway.adapters.request_history import Carried, RequestHistory
-from gateway.core.history import TRAIL_PARSE_ERRORS, StateRequest, StateRow, TrailEvent, TrailRow
+from gateway.core.history import (
+    TRAIL_PARSE_ERRORS,
+    TRAIL_PARTITION_BITS,
+    StateRequest,
+    StateRow,
+    TrailEvent,
+    TrailRow,
+)
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
 from smartcity.request_rules import OPEN_STATUSES
@@ -457,7 +464,7 @@ def trail_batch(
     for tp, found in batch:
         partition = tp.partition
         for record in found:
-            value = record.value
+            offset, value = record.offset, record.value
             if value is None:
                 tombstones += 1  # means nothing on a stream topic
                 continue
@@ -480,7 +487,8 @@ def trail_batch(
             request_id = event.request_id
             if not request_id and record.key:
                 request_id = record.key.decode("utf-8", "replace")
-            add_row((request_id, event.event_id or f"@{partition}:{record.offset}", serialize()))
+            position = (offset + 1) << TRAIL_PARTITION_BITS | partition  # trail_position, inlined
+            add_row((request_id, event.event_id or f"@{partition}:{offset}", position, serialize()))
             ok += 1
         if found:
             offsets[(tp.topic, partition)] = found[-1].offset + 1

@@ -34,6 +34,7 @@ from gateway.core.history import (
     plan_requests,
     stored_event,
     stored_parts,
+    trail_position,
 )
 from smartcity.v1 import requests_pb2
 
@@ -100,7 +101,7 @@ class RequestHistory:
         `owned`: the messages are the caller's to spend (while rebuilding: nobody else reads
         them), so contact fields and histories are stripped off them instead of off copies."""
         arrivals: list[Arrival] = []
-        trail: list[tuple[str, str, Any]] = []
+        trail: list[tuple[str, str, int, Any]] = []
         carried: list[Arrival] = []  # the requests the trail's events carry
         incidents: list[Any] = []
         deleted = False
@@ -113,7 +114,8 @@ class RequestHistory:
                 if message.HasField("request") and message.request.request_id:
                     carried.append((message.request.request_id, message.request))
                 key = event_key(message, record.partition, record.offset)
-                trail.append((message.request_id or record.key, key, message))
+                position = trail_position(record.partition, record.offset)
+                trail.append((message.request_id or record.key, key, position, message))
             elif record.view == "incidents" and message is not None:
                 incidents.append(message)
         arrivals.extend(self._newer_than_stored(carried, deleted))
@@ -132,9 +134,10 @@ class RequestHistory:
             (
                 request_id,
                 key,
+                position,
                 stored_event(event, in_place=owned and event.request.status not in open_statuses),
             )
-            for request_id, key, event in trail
+            for request_id, key, position, event in trail
         ]
         self.store.commit(batch, known, events, incidents, offsets, bodies=bodies, marks=marks)
         return batch

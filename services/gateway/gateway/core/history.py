@@ -259,8 +259,22 @@ _SLIM = _slim_types()
 # the store's columns use of a request, under the same names (so it goes through them as is).
 StateRequest = _SLIM["StateRequest"]
 TrailEvent = _SLIM["TrailEvent"]
-# A trail row: (request id, event key, stored event bytes), as HistoryStore.commit takes it.
-TrailRow = tuple[str, str, bytes]
+# A trail row: (request id, event key, trail position, stored event bytes), as
+# HistoryStore.commit takes it.
+TrailRow = tuple[str, str, int, bytes]
+
+# Bits of a trail position that hold the event's partition (`trail_position`).
+TRAIL_PARTITION_BITS = 10
+
+
+def trail_position(partition: int, offset: int) -> int:
+    """An event's place in its request's trail: where the event topic holds it, so every
+    replica's store gives an event the same position and a page token of one replica reads
+    on from the same place on another (a store's own row ids depend on how its rebuild's
+    workers took turns). A request's events share one partition (keyed by the request), so
+    its trail runs in offset order; the partition in the low bits keeps positions unique.
+    Positions start above 0, the token of a trail's first page (`after` 0)."""
+    return (offset + 1) << TRAIL_PARTITION_BITS | partition
 
 
 class StateRow(NamedTuple):
@@ -310,6 +324,7 @@ def trail_row(value: bytes, key: str, partition: int, offset: int) -> tuple[Trai
     row = (
         event.request_id or key,
         event.event_id or f"@{partition}:{offset}",
+        trail_position(partition, offset),
         event.SerializeToString(),
     )
     return row, carried_id, carried_version
@@ -372,7 +387,7 @@ class RequestFilter:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    position: int  # order of arrival in the trail; page tokens carry it
+    position: int  # where the event topic holds it (trail_position); page tokens carry it
     event: Any
 
 
