@@ -68,6 +68,15 @@ class RewindingConsumer(_FaustConsumer):  # type: ignore[misc]
     Assumes one stream reads a topic (true of every service here); a partition seen taken by
     two streams falls back to rewinding to the lowest dropped offset (duplicates, no loss).
     A new generation (rebalance) starts afresh: Faust seeks to the committed offsets itself.
+
+    And a commit that fails does not count as made. Faust (0.15) notes the offsets of a commit
+    as committed whether or not the broker took them. A commit fails when the group rebalanced
+    under it (the broker restarting, a member joining); if the new generation's seek to the
+    committed offsets ran while the commit was in flight, Faust then overwrites what the seek
+    found with the failed commit's offsets, and once the records read again are processed it
+    sees nothing newer to commit: the partition's committed offset stays behind until the next
+    rebalance (seen as a camera-health partition's lag stuck after a broker restart). So such
+    a failed commit puts back the offsets the seek found.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,6 +91,8 @@ class RewindingConsumer(_FaustConsumer):  # type: ignore[misc]
         self._rounds_started = 0  # fetch rounds (calls of getmany) begun
         self._rounds_ended = 0
         self._rounds_mark = 0  # rounds begun when the last rewind paused its partitions
+        self._seeks = 0  # seeks to the committed offsets (`perform_seek`) made
+        self._sought: dict[Any, int | None] = {}  # TP -> committed offset the last seek found
         deliver: Callable[[Any], Awaitable[None]] = getattr(self, "callback")  # noqa: B009  (the conductor; untyped for mypy)
 
         async def callback(message: Any) -> None:
@@ -188,6 +199,32 @@ class RewindingConsumer(_FaustConsumer):  # type: ignore[misc]
         finally:
             self._rounds_ended += 1
 
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._seeks += 1
+        self._sought = {tp: self._committed_offset.get(tp) for tp in self.assignment()}
+
+    async def _commit_offsets(self, offsets: Mapping[Any, int], start_new_transaction: bool = True) -> bool:
+        seeks = self._seeks
+        did_commit: bool = await super()._commit_offsets(offsets, start_new_transaction)
+        if not did_commit and seeks != self._seeks:
+            self._undo_commit(offsets)
+        return did_commit
+
+    def _undo_commit(self, offsets: Mapping[Any, int]) -> None:
+        """Puts back, for the partitions of a commit that failed across a seek, what the seek
+        found (see the class doc); the records after it are being read again."""
+        undone: dict[Any, int | None] = {}
+        for tp in offsets:
+            if tp not in self._sought:
+                self._committed_offset.pop(tp, None)  # not ours any more
+            elif self._committed_offset.get(tp) != self._sought[tp]:
+                undone[tp] = self._sought[tp]
+                self._committed_offset[tp] = self._sought[tp]
+        if undone:
+            log.warning("a commit failed across a rebalance; committed offsets put back to what the"
+                        " seek found: %s", _offsets_text(undone))
+
     def _new_generation(self) -> None:
         self._epoch += 1
         self._taken.clear()
@@ -205,7 +242,7 @@ class RewindingConsumer(_FaustConsumer):  # type: ignore[misc]
         await super().on_partitions_assigned(assigned, generation_id)
 
 
-def _offsets_text(offsets: Mapping[Any, int]) -> str:
+def _offsets_text(offsets: Mapping[Any, int | None]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in sorted(offsets.items()))
 
 
