@@ -47,8 +47,10 @@ from gateway.core.history import (
 from gateway.core.views import Views
 from gateway_testing import incident
 from gateway_testing import service_request as _service_request
+from smartcity import topic_names
 from smartcity.codec import ProtoCodec
 from smartcity.request_rules import OPEN_STATUSES
+from smartcity.topics import load_catalogue
 from smartcity.v1 import requests_pb2
 
 RS = requests_pb2
@@ -752,6 +754,15 @@ def _trails(history: RequestHistory, requests: int) -> dict[str, list[list[tuple
             after = page[-1].position if page else after
         trails[f"r{r}"] = pages
     return trails
+
+
+def test_every_partition_of_the_event_topic_fits_a_trail_position() -> None:
+    assert load_catalogue()[topic_names.REQUESTS_EVENTS].partitions <= 1 << TRAIL_PARTITION_BITS
+    assert trail_position(1023, 0) == 1 << TRAIL_PARTITION_BITS | 1023
+    with pytest.raises(ValueError, match="partition 1024 does not fit"):
+        trail_position(1024, 0)
+    with pytest.raises(ValueError, match="partition 1024 does not fit"):
+        trail_batch([(TopicPartition(EVENTS, 1024), [])], Counter())
 
 
 def test_replicas_fed_the_same_topic_by_other_paths_and_batches_store_events_at_one_place(
