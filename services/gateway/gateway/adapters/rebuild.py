@@ -79,7 +79,7 @@ from gateway.core.history import (
     StateRow,
     TrailEvent,
     TrailRow,
-    trail_position,
+    check_trail_partition,
 )
 from smartcity.codec import DecodeError, ProtoCodec
 from smartcity.kafka import make_consumer
@@ -464,7 +464,7 @@ def trail_batch(
     add_row, carry = rows.append, carried.append
     for tp, found in batch:
         partition = tp.partition
-        trail_position(partition, 0)  # the check of the partition (inlined below)
+        check_trail_partition(partition)  # once a partition: `trail_position` is inlined below
         for record in found:
             offset, value = record.offset, record.value
             if value is None:

@@ -274,10 +274,15 @@ def trail_position(partition: int, offset: int) -> int:
     workers took turns). A request's events share one partition (keyed by the request), so
     its trail runs in offset order; the partition in the low bits keeps positions unique.
     Positions start above 0, the token of a trail's first page (`after` 0)."""
+    check_trail_partition(partition)
+    return (offset + 1) << TRAIL_PARTITION_BITS | partition
+
+
+def check_trail_partition(partition: int) -> None:
+    """Raises ValueError when the partition does not fit a trail position's low bits."""
     if not 0 <= partition < 1 << TRAIL_PARTITION_BITS:
         raise ValueError(f"event partition {partition} does not fit a trail position's "
                          f"{TRAIL_PARTITION_BITS} bits (the event topic has too many partitions)")
-    return (offset + 1) << TRAIL_PARTITION_BITS | partition
 
 
 class StateRow(NamedTuple):
