@@ -537,7 +537,8 @@ async def paged(stub: Any, request: Any, token: str, page: int) -> Call:
 async def one_size(  # noqa: PLR0917
     requests: int, reads: int, aps: int, cameras: int, keep_topics: bool, reuse: str = ""
 ) -> dict[str, Any]:
-    prefix = reuse or f"benchh{uuid.uuid4().hex[:8]}."
+    # A kept history's prefix as the run printed it, its closing dot given or not.
+    prefix = (reuse.rstrip(".") + ".") if reuse else f"benchh{uuid.uuid4().hex[:8]}."
     if keep_topics or reuse:
         # A kept history's folder is found again by its prefix: the gateway's secrets (its KEK
         # keyring made the data keys on the history's topic) are in it.
@@ -567,6 +568,12 @@ async def one_size(  # noqa: PLR0917
             )
         figures["ceiling_read"] = await read_ceiling(prefix)
         ceiling = figures["ceiling_read"]
+        if reuse and ceiling["records"] < requests * len(LIFECYCLE):
+            raise SystemExit(
+                f"--history {reuse}: {ceiling['records']} records under the prefix {prefix}, not the "
+                f"{requests * len(LIFECYCLE)} events of {requests} requests "
+                "(a kept run's prefix and --requests?)"
+            )
         print(
             f"[{requests}] bare consumer: {ceiling['records']} records in {ceiling['seconds']:.1f} s "
             f"(read {ceiling['read_seconds']:.1f} s, decode {ceiling['decode_seconds']:.1f} s)",

@@ -488,6 +488,18 @@ def test_a_rebuilt_trail_takes_a_carried_request_only_when_newer_than_the_stored
     history.store.close()
 
 
+def test_newer_than_stored_compares_every_pair_across_statements(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "h.sqlite3")
+    write(store, [service_request(f"r{i:04d}", version=5) for i in range(600)], offset=600)
+    # Older, equal, newer and never-stored requests, more pairs than one statement compares.
+    pairs = [(f"r{i:04d}", 4 + i % 3) for i in range(600)] + [(f"new{i}", 1) for i in range(400)]
+    newer = store.newer_than_stored(pairs)
+    expected = {(f"r{i:04d}", 6) for i in range(600) if i % 3 == 2} | {(f"new{i}", 1) for i in range(400)}
+    assert newer == expected
+    assert store.newer_than_stored([]) == set()
+    store.close()
+
+
 def test_a_store_built_from_another_kafka_cluster_is_set_aside(tmp_path: Path) -> None:
     store = store_at(tmp_path / "h.sqlite3")
     store.bind_cluster("cluster-a")

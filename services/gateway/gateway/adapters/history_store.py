@@ -86,6 +86,9 @@ SCHEMA_VERSION = 5
 RESOLVED = camera_pb2.INCIDENT_PHASE_RESOLVED
 # Variables per `IN (...)` lookup (SQLite allows far more; this keeps statements small).
 _LOOKUP_CHUNK = 500
+# (request id, version) pairs per `newer_than_stored` statement: two variables each, within the
+# 999 of the oldest SQLite builds.
+_COMPARE_CHUNK = 450
 _BUSY_TIMEOUT_MS = 60_000
 # Bytes per page of a new file (SQLite's default is 4 KiB). A rebuild appends millions of rows
 # of a few hundred bytes and their index entries: larger pages mean fewer page splits and b-tree
@@ -583,9 +586,20 @@ class HistoryStore:
             for request_id, version, opd, category, status, client, placed in rows
         }
 
-    def versions(self, request_ids: Collection[str]) -> dict[str, int]:
-        """The stored version of the requests among `request_ids` (what a catch-up compares)."""
-        return dict(self._lookup("request_id, version", request_ids))
+    def newer_than_stored(self, carried: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Of the (request id, version) pairs, those newer than the stored version of their
+        request (or of a request not stored): what a catch-up compares.
+
+        Compared in SQL, one statement per chunk: a rebuild asks this of every event (each
+        carries its request), nearly all older than what the state topic gave, and fetching
+        each stored version into Python cost more than the index probes themselves (rows made
+        one by one, the interpreter lock let go and taken back per row)."""
+        newer: set[tuple[str, int]] = set()
+        for start in range(0, len(carried), _COMPARE_CHUNK):
+            chunk = carried[start : start + _COMPARE_CHUNK]
+            values = list(itertools.chain.from_iterable(chunk))
+            newer.update(self._w.execute(_compare_statement(len(chunk)), values))
+        return newer
 
     def _lookup(self, columns: str, request_ids: Collection[str]) -> Iterator[Any]:
         ids = list(request_ids)
@@ -952,6 +966,18 @@ def _insert(
         )
     if whole < len(rows):
         db.executemany(_statement(insert, width, 1, tail), rows[whole:])
+
+
+@functools.cache
+def _compare_statement(pairs: int) -> str:
+    """`newer_than_stored`'s query of so many pairs: the requests' unique index probed per pair."""
+    values = ", ".join(["(?, ?)"] * pairs)
+    return (
+        f"WITH carried (request_id, version) AS (VALUES {values}) "
+        "SELECT carried.request_id, carried.version FROM carried "
+        "LEFT JOIN requests ON requests.request_id = carried.request_id "
+        "WHERE requests.version IS NULL OR carried.version > requests.version"
+    )
 
 
 @functools.cache

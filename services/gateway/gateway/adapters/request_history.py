@@ -179,11 +179,11 @@ class RequestHistory:
         newest: only the events carrying a newer one are decoded whole, and their requests
         planned as `write` plans them. Another gateway may read the event topic before the
         state topic catches up (a request submitted a moment ago): the event's version wins."""
-        stored = self.store.versions({request_id for _, request_id, _, _ in carried})
+        newer = self.store.newer_than_stored([(request_id, version) for _, request_id, version, _ in carried])
         arrivals: list[Arrival] = []
         dropped: set[int] = set()
         for index, request_id, version, value in carried:
-            if version <= stored.get(request_id, -1):
+            if (request_id, version) not in newer:
                 continue
             try:
                 arrivals.append((request_id, requests_pb2.RequestEvent.FromString(value).request))
@@ -209,8 +209,8 @@ class RequestHistory:
         With a tombstone in the batch all of them go (after a delete, any version counts)."""
         if deleted or not carried:
             return carried
-        stored = self.store.versions({request_id for request_id, _ in carried})
-        return [(rid, request) for rid, request in carried if request.version > stored.get(rid, -1)]
+        newer = self.store.newer_than_stored([(rid, request.version) for rid, request in carried])
+        return [(rid, request) for rid, request in carried if (rid, request.version) in newer]
 
     def _is_open(self, request: Any) -> bool:
         return request.status in self._open_statuses
