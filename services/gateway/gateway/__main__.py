@@ -15,15 +15,18 @@ def main() -> None:
     from gateway.adapters.server import serve  # (see the module doc)
     from gateway.config import GatewayConfig
     from smartcity.event_loop import use_event_loop
+    from smartcity.gc_thresholds import gc_thresholds_from_env, use_gc_thresholds
     from smartcity.settings import SettingsError
 
     try:
         config = GatewayConfig.from_env()
+        thresholds = gc_thresholds_from_env()
     except SettingsError as exc:
         # A setting or secret that cannot work (e.g. no KEK keyring): say which, and stop.
         print(f"gateway: cannot start: {exc}", file=sys.stderr)
         sys.exit(2)
     use_event_loop(config.event_loop)
+    use_gc_thresholds(thresholds)  # see smartcity.gc_thresholds
     sys.exit(asyncio.run(serve(config)))
 
 

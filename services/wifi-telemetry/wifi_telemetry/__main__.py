@@ -7,6 +7,7 @@ Configuration: the platform's settings (smartcity.settings) and wifi_telemetry.c
 from __future__ import annotations
 
 from smartcity.event_loop import use_event_loop
+from smartcity.gc_thresholds import gc_thresholds_from_env, use_gc_thresholds
 from smartcity.settings import PlatformSettings
 from wifi_telemetry.adapters.streams import WifiTelemetryService
 from wifi_telemetry.config import DEFAULT_METRICS_PORT, SERVICE_NAME, WifiConfig
@@ -16,6 +17,7 @@ def main() -> None:
     settings = PlatformSettings.from_env(SERVICE_NAME, DEFAULT_METRICS_PORT)
     config = WifiConfig.from_env()
     use_event_loop(config.event_loop, current=True)  # before Faust is built: it runs on this loop
+    use_gc_thresholds(gc_thresholds_from_env())  # see smartcity.gc_thresholds
     WifiTelemetryService(settings, config).serve()
 
 
