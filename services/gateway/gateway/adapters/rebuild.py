@@ -149,44 +149,71 @@ class ParallelRebuild:
         """The phases one after the other; `between` runs after the first phase and before the
         next (the appended requests settled: the event topic's workers look them up), and
         `after_first` beside the phases after the first one (the store's listing indexes,
-        built while the event topic is read), waited for at the end."""
+        built while the event topic is read), waited for at the end.
+
+        A phase's workers are started before `between` and read once it is done: a process
+        spawned takes a second or so (an interpreter, its imports, a broker connection) that
+        `between`, one SQLite statement on one core, leaves the other core for."""
         outcomes: dict[str, Outcomes] = {}
         beside: asyncio.Task[None] | None = None
+        started: list[_Started] = []
         try:
             for number, jobs in enumerate(phases):
+                go = self._context.Event()
+                started = [self._start(job, go) for job in jobs]
                 if number == 1 and between is not None:
                     began = time.monotonic()
                     await between()
                     log.info("rebuild: between the phases %.1f s", time.monotonic() - began)
+                go.set()
                 if number == 1 and after_first is not None:
                     beside = asyncio.ensure_future(after_first())
-                await self._phase(jobs, outcomes)
+                await self._phase(started, outcomes)
             if beside is not None:
                 await beside
         finally:
             if beside is not None and not beside.done():
                 beside.cancel()
+            for worker in started:
+                await worker.end()
         return outcomes
 
-    async def _phase(self, jobs: list[Job], outcomes: dict[str, Outcomes]) -> None:
-        began = time.monotonic()
-        for job, found in zip(jobs, await asyncio.gather(*[self._run(job) for job in jobs]), strict=True):
-            outcomes.setdefault(job.view, Counter()).update(found)
-        if jobs:
-            log.info(
-                "rebuild: %s read by %d workers in %.1f s (%s)",
-                jobs[0].view,
-                len(jobs),
-                time.monotonic() - began,
-                dict(outcomes.get(jobs[0].view, {})),
-            )
-
-    async def _run(self, job: Job) -> Outcomes:
-        """One job in a process of its own; cancelled (the gateway stops), the process is ended."""
+    def _start(self, job: Job, go: Any) -> _Started:
+        """A job's process started; it reads once `go` is set."""
         receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_job_main, args=(job, sender), name=f"rebuild-{job.number}")
+        process = self._context.Process(target=_job_main, args=(job, sender, go),
+                                        name=f"rebuild-{job.number}")
         process.start()
         sender.close()
+        return _Started(job, process, receiver)
+
+    async def _phase(self, started: list[_Started], outcomes: dict[str, Outcomes]) -> None:
+        began = time.monotonic()
+        for worker, found in zip(started, await asyncio.gather(*[w.result() for w in started]), strict=True):
+            outcomes.setdefault(worker.job.view, Counter()).update(found)
+        if started:
+            view = started[0].job.view
+            log.info(
+                "rebuild: %s read by %d workers in %.1f s (%s)",
+                view,
+                len(started),
+                time.monotonic() - began,
+                dict(outcomes.get(view, {})),
+            )
+
+
+@dataclass
+class _Started:
+    """A job's worker process and the end of the pipe its result comes through."""
+
+    job: Job
+    process: Any  # multiprocessing's SpawnProcess
+    receiver: Connection
+
+    async def result(self) -> Outcomes:
+        """The job's outcomes once its process sent them; the process ended either way
+        (cancelled: the gateway stops)."""
+        job, process, receiver = self.job, self.process, self.receiver
         try:
             while not receiver.poll():
                 if not process.is_alive() and not receiver.poll():
@@ -194,10 +221,7 @@ class ParallelRebuild:
                 await asyncio.sleep(0.05)
             done, found, spent = receiver.recv()
         finally:
-            receiver.close()
-            if process.is_alive() and process.exitcode is None:
-                process.terminate()
-            await asyncio.to_thread(process.join, 10)
+            await self.end()
         if done != "ok":
             raise RuntimeError(f"rebuild worker {job.number} failed: {found}")
         log.info(
@@ -208,17 +232,24 @@ class ParallelRebuild:
         )
         return Counter(found)
 
+    async def end(self) -> None:
+        """The process ended (terminated if still running) and joined; the pipe closed."""
+        self.receiver.close()
+        if self.process.is_alive() and self.process.exitcode is None:
+            self.process.terminate()
+        await asyncio.to_thread(self.process.join, 10)
+
 
 # ---------------- in the worker process ----------------
 
 
-def _job_main(job: Job, result: Connection) -> None:
-    """A worker's entry point: reads its partitions up to their ends into the store, then
-    sends ("ok", outcomes, seconds spent per step) or ("failed", why, {})."""
+def _job_main(job: Job, result: Connection, go: Any) -> None:
+    """A worker's entry point: once `go` is set, reads its partitions up to their ends into the
+    store, then sends ("ok", outcomes, seconds spent per step) or ("failed", why, {})."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _die_with_the_gateway()
     try:
-        outcomes, spent = asyncio.run(_read_into_store(job))
+        outcomes, spent = asyncio.run(_read_into_store(job, go))
     except BaseException as exc:
         result.send(("failed", repr(exc), {}))
         raise
@@ -251,8 +282,9 @@ def _plain_records() -> None:
         records._consumer_record = lambda self, tp, record: record
 
 
-async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
-    """Reads the job's partitions into the store; returns the records' outcomes and the seconds
+async def _read_into_store(job: Job, go: Any) -> tuple[Outcomes, dict[str, float]]:
+    """Reads the job's partitions into the store once `go` (a multiprocessing Event) is set,
+    connected to the broker and assigned before; returns the records' outcomes and the seconds
     spent waiting for fetches, decoding, writing (wall and CPU) and waiting for the store's
     write lock (the workers' transactions take turns).
 
@@ -285,6 +317,7 @@ async def _read_into_store(job: Job) -> tuple[Outcomes, dict[str, float]]:
     gc.disable()
     try:
         await _assign(consumer, job)
+        spent["go wait"] = await _wait_for(go)
         batches = 0
         while ends:
             if os.getppid() != job.parent_pid:
@@ -342,6 +375,13 @@ async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) 
     for tp, end in list(ends.items()):
         if await consumer.position(tp) >= end:
             del ends[tp]
+
+
+async def _wait_for(go: Any) -> float:
+    """Waits until `go` (a multiprocessing Event) is set; returns the seconds waited."""
+    began = time.perf_counter()
+    await asyncio.to_thread(go.wait)
+    return time.perf_counter() - began
 
 
 async def _assign(consumer: Any, job: Job) -> None:
