@@ -137,6 +137,15 @@ class Progress:
     async def ends(self) -> int:
         return sum((await self.consumer.end_offsets(self.partitions)).values())
 
+    async def behind(self, most: int = 12) -> dict[str, int]:
+        """The partitions furthest behind their end offsets, with the records to go: says which
+        partitions a worker that never caught up left behind (one stuck, or all slow)."""
+        offsets = await self.admin.list_consumer_group_offsets(self.group)
+        ends = await self.consumer.end_offsets(self.partitions)
+        lag = {tp: end - (offsets[tp].offset if tp in offsets else 0) for tp, end in ends.items()}
+        furthest = sorted(lag.items(), key=lambda item: item[1], reverse=True)[:most]
+        return {f"{tp.topic}[{tp.partition}]": n for tp, n in furthest if n > 0}
+
 
 def start(target: Target, bootstrap: str, prefix: str, instance: str | None,
           log: Path) -> subprocess.Popen[bytes]:
@@ -205,6 +214,8 @@ async def one_kill(args: argparse.Namespace, target: Target, static: bool) -> di
             consuming = time.monotonic() - restarted
             after_consuming = await caught_up(progress, worker, args.timeout)
             lag0 = None if after_consuming is None else consuming + after_consuming
+            if lag0 is None:
+                print(f"never caught up; partitions behind: {await progress.behind()}")
     finally:
         if profiler is not None:
             print(profiler.stop())
