@@ -64,6 +64,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ class ParallelRebuild:
                 await worker.end()
         return outcomes
 
-    def _start(self, job: Job, go: Any) -> _Started:
+    def _start(self, job: Job, go: Event) -> _Started:
         """A job's process started; it reads once `go` is set."""
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(target=_job_main, args=(job, sender, go),
@@ -233,7 +234,10 @@ class _Started:
         return Counter(found)
 
     async def end(self) -> None:
-        """The process ended (terminated if still running) and joined; the pipe closed."""
+        """The process ended (terminated if still running) and joined; the pipe closed. Once:
+        `result` ends it, and the rebuild ends every worker of a phase it left half-way."""
+        if self.receiver.closed:
+            return
         self.receiver.close()
         if self.process.is_alive() and self.process.exitcode is None:
             self.process.terminate()
@@ -243,7 +247,7 @@ class _Started:
 # ---------------- in the worker process ----------------
 
 
-def _job_main(job: Job, result: Connection, go: Any) -> None:
+def _job_main(job: Job, result: Connection, go: Event) -> None:
     """A worker's entry point: once `go` is set, reads its partitions up to their ends into the
     store, then sends ("ok", outcomes, seconds spent per step) or ("failed", why, {})."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -282,8 +286,8 @@ def _plain_records() -> None:
         records._consumer_record = lambda self, tp, record: record
 
 
-async def _read_into_store(job: Job, go: Any) -> tuple[Outcomes, dict[str, float]]:
-    """Reads the job's partitions into the store once `go` (a multiprocessing Event) is set,
+async def _read_into_store(job: Job, go: Event) -> tuple[Outcomes, dict[str, float]]:
+    """Reads the job's partitions into the store once `go` is set,
     connected to the broker and assigned before; returns the records' outcomes and the seconds
     spent waiting for fetches, decoding, writing (wall and CPU) and waiting for the store's
     write lock (the workers' transactions take turns).
@@ -377,8 +381,8 @@ async def _drop_partitions_read(consumer: Any, ends: dict[TopicPartition, int]) 
             del ends[tp]
 
 
-async def _wait_for(go: Any) -> float:
-    """Waits until `go` (a multiprocessing Event) is set; returns the seconds waited."""
+async def _wait_for(go: Event) -> float:
+    """Waits until `go` is set; returns the seconds waited."""
     began = time.perf_counter()
     await asyncio.to_thread(go.wait)
     return time.perf_counter() - began
